@@ -1,0 +1,74 @@
+"""Exact head/tail splitting of a Keras model at a partition point.
+
+Keras 3 splits without cloning: the head is ``Model(inputs, t)`` and the tail
+``Model(t, outputs)`` for the cut's tensor ``t``; both share the full model's
+layers and weights, so head then tail computes exactly what the model computes.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from adaptsim.models.graph import ModelGraph, PointKind, analyse
+
+__all__ = ["InvalidPointError", "split"]
+
+
+class InvalidPointError(ValueError):
+    """A split asked for at a point that is not a valid partition point."""
+
+
+def _single(tensors):
+    return tensors[0] if len(tensors) == 1 else tensors
+
+
+def split(
+    model: keras.Model,
+    point: int,
+    *,
+    by: str = "ordinal",
+    graph: ModelGraph | None = None,
+) -> tuple[keras.Model, keras.Model]:
+    """Split ``model`` into (head, tail) at a partition point.
+
+    Args:
+        model: the full model.
+        point: the point's ordinal (``by="ordinal"``) or the index in
+            ``model.layers`` of the last layer on the edge (``by="layer"``).
+        by: how ``point`` is given.
+        graph: the model's analysis, when the caller already has it.
+
+    Raises:
+        InvalidPointError: out of range, or inside a block; names the nearest points.
+    """
+    graph = graph or analyse(model)
+    if by == "ordinal":
+        try:
+            p = graph.point(point)
+        except ValueError as exc:
+            raise InvalidPointError(str(exc)) from None
+    elif by == "layer":
+        matches = [q for q in graph.points if q.layer_index == point]
+        if not matches:
+            before, after = graph.nearest_points(point)
+            near = ", ".join(
+                f"point {q.ordinal} (after layer {q.layer_index} {q.layer_name})"
+                for q in (before, after)
+                if q is not None
+            )
+            raise InvalidPointError(
+                f"{graph.name}: layer {point} is not a valid partition point "
+                f"(it lies inside a block or out of range); nearest valid: {near}"
+            )
+        p = matches[-1]
+    else:
+        raise ValueError(f"by must be 'ordinal' or 'layer', not {by!r}")
+    inputs = _single(model.inputs)
+    outputs = _single(model.outputs)
+    head = keras.Model(inputs, p.tensor, name=f"{graph.name}_head_{p.ordinal}")
+    if p.kind is PointKind.ALL_EDGE:  # the cloud has nothing to run: an identity tail
+        t = keras.Input(shape=p.output_shape, dtype=p.tensor.dtype)
+        tail = keras.Model(t, t, name=f"{graph.name}_tail_{p.ordinal}")
+    else:
+        tail = keras.Model(p.tensor, outputs, name=f"{graph.name}_tail_{p.ordinal}")
+    return head, tail
