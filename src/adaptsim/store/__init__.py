@@ -1,0 +1,22 @@
+"""The measurement store: one versioned Parquet schema for every measurement."""
+
+from adaptsim.store.io import read_store, write_store
+from adaptsim.store.schema import (
+    COLUMNS,
+    CONDITION_COLUMNS,
+    SCHEMA_VERSION,
+    Record,
+    empty_frame,
+    validate_frame,
+)
+
+__all__ = [
+    "COLUMNS",
+    "CONDITION_COLUMNS",
+    "SCHEMA_VERSION",
+    "Record",
+    "empty_frame",
+    "read_store",
+    "validate_frame",
+    "write_store",
+]

@@ -1,0 +1,77 @@
+"""Reading and writing a store file: Parquet with the schema version in its metadata.
+
+Writes go to a temporary file next to the target and are renamed into place, so
+a failed or interrupted import never leaves a half-written store. Writing into an
+existing store replaces the rows of the sources being written and keeps the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adaptsim.errors import UserError
+from adaptsim.store.schema import SCHEMA_VERSION, validate_frame
+
+__all__ = ["read_store", "write_store"]
+
+_META_KEY = b"adaptsim"
+
+
+def read_store(path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Read a store; returns (frame, metadata). Raises UserError for a bad file."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"store {p} does not exist: create it with `adaptsim import ... --out {p}`")
+    try:
+        table = pq.read_table(p)
+    except (pa.ArrowException, OSError) as exc:
+        raise UserError(f"store {p} is not a Parquet file ({exc})") from None
+    raw = (table.schema.metadata or {}).get(_META_KEY)
+    if raw is None:
+        raise UserError(f"store {p} is Parquet but not an adaptsim store (no adaptsim metadata)")
+    meta = json.loads(raw)
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise UserError(
+            f"store {p} has schema version {meta.get('schema_version')}, this adaptsim reads "
+            f"{SCHEMA_VERSION}: re-import the data"
+        )
+    return validate_frame(table.to_pandas(), str(p)), meta
+
+
+def write_store(path: str | Path, frame: pd.DataFrame, sources: dict[str, dict]) -> pd.DataFrame:
+    """Write ``frame`` (rows of ``sources``) into the store at ``path``, atomically.
+
+    Args:
+        path: the store file; created, or merged into when it exists.
+        frame: new rows; every row's ``source`` must be a key of ``sources``.
+        sources: per source, its provenance (files, citation, import summary).
+
+    Returns:
+        The whole store as written.
+    """
+    p = Path(path)
+    frame = validate_frame(frame, "new rows")
+    meta = {"schema_version": SCHEMA_VERSION, "sources": {}}
+    if p.exists():
+        old, meta = read_store(p)
+        old = old[~old["source"].isin(list(sources))]
+        frame = pd.concat([old, frame], ignore_index=True) if len(old) else frame
+    meta["sources"].update(sources)
+    table = pa.Table.from_pandas(frame.reset_index(drop=True), preserve_index=False)
+    table = table.replace_schema_metadata(
+        {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
+    )
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp)
+        tmp.replace(p)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return frame
