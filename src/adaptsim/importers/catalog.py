@@ -13,7 +13,7 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["catalog_cuts", "normalise_layer_name"]
+__all__ = ["catalog_cuts", "catalog_model_points", "normalise_layer_name"]
 
 
 @cache
@@ -27,6 +27,13 @@ def catalog_cuts(model: str) -> pd.DataFrame:
     cat = _catalog()
     rows = cat[(cat["model"] == model) & (cat["ordinal"] >= 1) & (cat["kind"] != "all_edge")]
     return rows.reset_index(drop=True)
+
+
+def catalog_model_points(model: str) -> pd.DataFrame | None:
+    """Every point of a zoo model (ends included), or None for a model not in the zoo."""
+    cat = _catalog()
+    rows = cat[cat["model"] == model]
+    return rows.reset_index(drop=True) if len(rows) else None
 
 
 def normalise_layer_name(name: str) -> str:

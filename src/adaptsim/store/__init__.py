@@ -1,6 +1,7 @@
 """The measurement store: one versioned Parquet schema for every measurement."""
 
 from adaptsim.store.io import read_store, write_store
+from adaptsim.store.select import select_runs
 from adaptsim.store.schema import (
     COLUMNS,
     CONDITION_COLUMNS,
@@ -17,6 +18,7 @@ __all__ = [
     "Record",
     "empty_frame",
     "read_store",
+    "select_runs",
     "validate_frame",
     "write_store",
 ]

@@ -1,0 +1,234 @@
+"""Fitting calibrations from per-partition measurements (scipy).
+
+Per model, per edge stress level (CPU x memory): the median edge time of each
+point over every file at that level (all bandwidth and cloud conditions, 27 files
+in the AdaptiveDNN grid) is fitted with non-negative least squares to per-block
+times whose cumulative sums are the edge times; the cloud side likewise with
+the sums of the blocks after each point. Medians over repeats average the noise
+of single 2-inference lines; the non-negativity keeps edge times monotone in the
+point. The all-edge block (never measured: the cloud always ran the last layer)
+and, for Sequential models, the first block on the cloud (all-cloud is never
+measured) are derived from the other side's block time and the median
+edge/cloud speed ratio; the calibration notes say so.
+
+The link, per edge stress level, is fitted on the communication times (total -
+edge - cloud) with a robust (Huber) non-negative least squares over all bandwidth
+levels: ``overhead + per_byte * bytes + rate_factor * 8 * max(bytes - burst, 0) /
+bandwidth``; the token-bucket burst is chosen per model from a few candidates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import nnls
+
+from adaptsim.calibration.grid import StressGrid
+from adaptsim.calibration.model import Calibration, ModelCalibration
+from adaptsim.errors import UserError
+from adaptsim.importers.catalog import catalog_model_points
+
+__all__ = ["SPREAD_PROBS", "fit_calibration", "fit_model"]
+
+SPREAD_PROBS = tuple(np.round(np.linspace(0.0, 1.0, 21), 2).tolist())
+_MIN_S = 1e-4
+
+
+def _levels(rows: pd.DataFrame, col: str) -> np.ndarray:
+    return np.array(sorted(rows[col].unique()), dtype=np.float64)
+
+
+def _layout(model: str, rows: pd.DataFrame):
+    """Columns of the calibration: measured ordinals plus the ends the data lacks."""
+    first = rows.sort_values("point").drop_duplicates("point")
+    ordinals = first["point"].to_numpy(dtype=np.int64)
+    names = first["layer_name"].tolist()
+    out_bytes = first["output_bytes"].to_numpy(dtype=np.float64)
+    kinds = ["cut"] * len(ordinals)
+    notes = []
+    zoo = catalog_model_points(model)
+    sequential = zoo is not None and zoo["ordinal"].min() == 0
+    if sequential:
+        p0 = zoo[zoo["ordinal"] == 0].iloc[0]
+        ordinals = np.r_[0, ordinals]
+        names = ["input", *names]
+        out_bytes = np.r_[p0["output_bytes"], out_bytes]
+        kinds = ["all_cloud", *kinds]
+    elif ordinals[0] == 1:
+        kinds[0] = "all_cloud"  # functional: point 1 sends the raw input
+    if zoo is not None:
+        end = zoo[zoo["kind"] == "all_edge"].iloc[0]
+        end_bytes, end_name = float(end["output_bytes"]), str(end["layer_name"])
+    else:
+        end_bytes, end_name = float(out_bytes.min()), "output"
+        notes.append(f"{model} is not in the zoo: all-edge output bytes taken as {end_bytes:.0f}")
+    ordinals = np.r_[ordinals, ordinals[-1] + 1]
+    return ordinals, [*kinds, "all_edge"], [*names, end_name], np.r_[out_bytes, end_bytes], sequential, notes
+
+
+def _nnls_cumulative(cols: np.ndarray, y: np.ndarray, unknowns: np.ndarray, upper: bool):
+    """Solve y[r] = sum of x[j] over unknowns j <= cols[r] (or > cols[r] when upper)."""
+    a = (unknowns[None, :] > cols[:, None]) if upper else (unknowns[None, :] <= cols[:, None])
+    x, _ = nnls(a.astype(np.float64), y)
+    return x
+
+
+def _fit_side(rows, side, n, measured_cols, col_of, sequential):
+    """Per-block times at each stress level of one side (edge or cloud)."""
+    cpu_levels, mem_levels = _levels(rows, f"{side}_cpu_pct"), _levels(rows, f"{side}_mem_pct")
+    values = np.zeros((len(cpu_levels), len(mem_levels), n))
+    first, last = measured_cols.min(), measured_cols.max()
+    for i, cpu in enumerate(cpu_levels):
+        for j, mem in enumerate(mem_levels):
+            cell = rows[(rows[f"{side}_cpu_pct"] == cpu) & (rows[f"{side}_mem_pct"] == mem)]
+            if cell.empty:
+                raise UserError(
+                    f"{rows['model'].iloc[0]}: no measurements at {side} CPU {cpu:g}% and "
+                    f"memory {mem:g}%; a calibration needs every combination of measured levels"
+                )
+            med = cell.groupby("point")[f"{side}_s"].median()
+            cols = np.array([col_of[p] for p in med.index])
+            if side == "edge":
+                unknowns = np.arange(1 if sequential else 0, last + 1)
+                values[i, j, unknowns] = _nnls_cumulative(cols, med.to_numpy(), unknowns, False)
+            else:
+                unknowns = np.arange(first + 1, n)
+                values[i, j, unknowns] = _nnls_cumulative(cols, med.to_numpy(), unknowns, True)
+    return StressGrid(cpu_levels, mem_levels, values)
+
+
+def _speed_ratio(edge: np.ndarray, cloud: np.ndarray) -> float:
+    both = (edge > _MIN_S) & (cloud > _MIN_S)
+    return float(np.median(edge[both] / cloud[both])) if both.any() else 1.0
+
+
+def _link_rows(rows: pd.DataFrame, edge: StressGrid, cloud: StressGrid, col_of) -> pd.DataFrame:
+    """Per row, what the compute fits leave of the total: the link's share."""
+    cols = np.array([col_of[int(p)] for p in rows["point"]])
+    idx = np.arange(len(rows))
+    e, _ = StressGrid(edge.cpu_levels, edge.mem_levels, np.cumsum(edge.values, -1)).at(
+        rows["edge_cpu_pct"].to_numpy(), rows["edge_mem_pct"].to_numpy())
+    after = np.cumsum(cloud.values[..., ::-1], -1)[..., ::-1] - cloud.values
+    c, _ = StressGrid(cloud.cpu_levels, cloud.mem_levels, after).at(
+        rows["cloud_cpu_pct"].to_numpy(), rows["cloud_mem_pct"].to_numpy())
+    return rows.assign(link_s=rows["total_s"].to_numpy() - e[idx, cols] - c[idx, cols], col=cols)
+
+
+def _fit_link(rows, edge: StressGrid, cloud: StressGrid, col_of, out_bytes):
+    """Per edge stress level and point: (overhead_s, effective_bytes) of the link.
+
+    The link's share of each total (total minus the fitted edge and cloud times)
+    is taken as a median over the files at each bandwidth level, then fitted per
+    point with non-negative least squares to ``overhead_s + effective_bytes * 8 /
+    bandwidth``. Effective bytes are the payload as the link saw it: close to the
+    tensor's bytes where the data is clean, larger where the measured transfers
+    were slower than the bytes explain; a point seen at a single bandwidth gets
+    the median effective/actual byte ratio of the others.
+    """
+    n = len(out_bytes)
+    values = np.zeros((len(edge.cpu_levels), len(edge.mem_levels), n, 2))
+    lr = _link_rows(rows, edge, cloud, col_of)
+    for i, cpu in enumerate(edge.cpu_levels):
+        for j, mem in enumerate(edge.mem_levels):
+            cell = lr[(lr["edge_cpu_pct"] == cpu) & (lr["edge_mem_pct"] == mem)]
+            med = cell.groupby(["col", "bandwidth_mbps"])["link_s"].median().reset_index()
+            single = []
+            for col, grp in med.groupby("col"):
+                y = np.maximum(grp["link_s"].to_numpy(), 0.0)
+                x = 8.0 / (grp["bandwidth_mbps"].to_numpy() * 1e6)
+                if len(grp) >= 2:
+                    values[i, j, col], _ = nnls(np.column_stack([np.ones_like(x), x]), y)
+                else:
+                    single.append((col, y[0], x[0]))
+            multi = values[i, j, :, 1] > 0
+            ratio = np.median(values[i, j, multi, 1] / np.maximum(out_bytes[multi], 1)) if multi.any() else 1.0
+            for col, y, x in single:
+                eff = ratio * out_bytes[col]
+                values[i, j, col] = (max(y - eff * x, 0.0), eff)
+            missing = ~np.isin(np.arange(n), med["col"].unique())
+            if missing.any():  # ends never measured: overhead of the others, bytes as they are
+                over = np.median(values[i, j, ~missing, 0])
+                values[i, j, missing] = np.column_stack(
+                    [np.full(missing.sum(), over), ratio * out_bytes[missing]])
+    return StressGrid(edge.cpu_levels, edge.mem_levels, values)
+
+
+def _quantiles(log_ratio: np.ndarray) -> dict[str, list[float]]:
+    lr = log_ratio[np.isfinite(log_ratio)]
+    if not len(lr):
+        lr = np.zeros(1)
+    return {"probs": list(SPREAD_PROBS), "log_ratio": np.quantile(lr, SPREAD_PROBS).round(6).tolist()}
+
+
+def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
+    """Fit one model's calibration from its partition rows (one run per condition)."""
+    rows = rows[rows["record"] == "partition"]
+    if rows.empty:
+        raise UserError(f"{model}: no per-partition measurements to calibrate from")
+    ordinals, kinds, names, out_bytes, sequential, notes = _layout(model, rows)
+    n = len(ordinals)
+    col_of = {int(o): i for i, o in enumerate(ordinals)}
+    measured = np.array(sorted(col_of[int(p)] for p in rows["point"].unique()))
+    edge = _fit_side(rows, "edge", n, measured, col_of, sequential)
+    cloud = _fit_side(rows, "cloud", n, measured, col_of, sequential)
+    # Derive the blocks no measurement covers, from the other side and the speed ratio.
+    base_ratio = _speed_ratio(edge.values[0, 0, measured], cloud.values[0, 0, measured])
+    for i in range(len(edge.cpu_levels)):
+        for j in range(len(edge.mem_levels)):
+            r = _speed_ratio(edge.values[i, j, measured], cloud.values[0, 0, measured])
+            edge.values[i, j, n - 1] = r * cloud.values[0, 0, n - 1]
+    notes.append(f"all-edge block derived: cloud time of the last block x edge/cloud speed "
+                 f"ratio ({base_ratio:.2f} at no stress)")
+    if sequential:
+        first = measured.min()
+        for i in range(len(cloud.cpu_levels)):
+            for j in range(len(cloud.mem_levels)):
+                r = _speed_ratio(edge.values[0, 0, measured], cloud.values[i, j, measured])
+                cloud.values[i, j, first] = edge.values[0, 0, first] / r
+        notes.append("all-cloud: the first block's cloud time derived from its edge time and "
+                     "the speed ratio")
+    link = _fit_link(rows, edge, cloud, col_of, out_bytes)
+    bw_levels = tuple(float(b) for b in sorted(rows["bandwidth_mbps"].unique()))
+    cal = ModelCalibration(model, ordinals, tuple(kinds), tuple(names), out_bytes, edge, cloud,
+                           link, bw_levels, {}, {}, tuple(notes))
+    spread, quality = _in_sample(cal, rows, col_of)
+    return ModelCalibration(model, ordinals, tuple(kinds), tuple(names), out_bytes, edge, cloud,
+                            link, bw_levels, spread, quality, tuple(notes))
+
+
+def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
+    """Spread (log measured/predicted quantiles) and fit quality on the fitted rows."""
+    cond = ["edge_cpu_pct", "edge_mem_pct", "cloud_cpu_pct", "cloud_mem_pct", "bandwidth_mbps"]
+    pred = cal.predict(*(rows[c].to_numpy() for c in cond))
+    cols = np.array([col_of[int(p)] for p in rows["point"]])
+    idx = np.arange(len(rows))
+    spread, quality = {}, {}
+    for part, arr in (("edge", pred.edge_s), ("cloud", pred.cloud_s), ("comm", pred.comm_s)):
+        p = arr[idx, cols]
+        m = rows[f"{part}_s"].to_numpy()
+        ok = (p > 1e-3) & (m > 1e-3)
+        spread[part] = _quantiles(np.log(m[ok] / p[ok]))
+        quality[f"{part}_median_ape"] = round(float(np.median(np.abs(m[ok] / p[ok] - 1))), 4)
+    total = pred.total_s[idx, cols]
+    m = rows["total_s"].to_numpy()
+    ok = m > 0
+    quality["total_median_ape"] = round(float(np.median(np.abs(total[ok] / m[ok] - 1))), 4)
+    quality["rows"] = len(rows)
+    return spread, quality
+
+
+def fit_calibration(rows: pd.DataFrame, provenance: dict, models: list[str] | None = None,
+                    progress=None) -> Calibration:
+    """Fit every model in ``rows`` (or those named) into one calibration."""
+    names = sorted(rows["model"].unique())
+    if models:
+        unknown = sorted(set(models) - set(names))
+        if unknown:
+            raise UserError(f"--models: no measurements for {unknown}; the store has {names}")
+        names = [n for n in names if n in models]
+    out = {}
+    for name in names:
+        out[name] = fit_model(name, rows[rows["model"] == name])
+        if progress:
+            progress(name)
+    return Calibration(out, provenance)

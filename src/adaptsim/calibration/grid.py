@@ -1,0 +1,79 @@
+"""Piecewise-linear interpolation over a (CPU stress, memory stress) grid.
+
+Values are measured at a few stress levels per axis. Between levels they are
+interpolated linearly (bilinearly over both axes). Outside the measured range
+they are not silently extrapolated: :class:`ExtrapolationError` is raised unless
+the caller asks for linear extrapolation from the two nearest levels, and then
+the result says which queries were extrapolated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["ExtrapolationError", "StressGrid"]
+
+
+class ExtrapolationError(ValueError):
+    """A query outside the measured levels, without extrapolation allowed."""
+
+
+def _axis(levels: np.ndarray, q: np.ndarray, name: str, extrapolate: bool):
+    """Lower index and weight of the upper neighbour for each query."""
+    if len(levels) == 1:
+        off = ~np.isclose(q, levels[0])
+        if off.any() and not extrapolate:
+            raise ExtrapolationError(
+                f"{name} {q[off][0]:g} was never measured (only {levels[0]:g}); cannot interpolate"
+            )
+        return np.zeros(len(q), dtype=np.int64), np.zeros(len(q)), off
+    outside = (q < levels[0] - 1e-9) | (q > levels[-1] + 1e-9)
+    if outside.any() and not extrapolate:
+        raise ExtrapolationError(
+            f"{name} {q[outside][0]:g} lies outside the measured levels "
+            f"{levels[0]:g}..{levels[-1]:g}; adaptsim does not extrapolate silently"
+        )
+    lo = np.clip(np.searchsorted(levels, q, side="right") - 1, 0, len(levels) - 2)
+    w = (q - levels[lo]) / (levels[lo + 1] - levels[lo])
+    return lo, w, outside
+
+
+@dataclass(frozen=True)
+class StressGrid:
+    """Values on a grid of CPU x memory stress levels.
+
+    Attributes:
+        cpu_levels: increasing CPU stress levels, percent.
+        mem_levels: increasing memory stress levels, percent.
+        values: array of shape (len(cpu_levels), len(mem_levels), ...).
+    """
+
+    cpu_levels: np.ndarray
+    mem_levels: np.ndarray
+    values: np.ndarray
+
+    def at(self, cpu_pct, mem_pct, *, extrapolate: bool = False):
+        """Interpolated values for each (cpu, mem) query.
+
+        Returns:
+            (values of shape (n_queries, ...), bool array: query was extrapolated).
+        """
+        cpu = np.atleast_1d(np.asarray(cpu_pct, dtype=np.float64))
+        mem = np.atleast_1d(np.asarray(mem_pct, dtype=np.float64))
+        cpu, mem = np.broadcast_arrays(cpu, mem)
+        i, wi, oi = _axis(self.cpu_levels, cpu, "CPU stress %", extrapolate)
+        j, wj, oj = _axis(self.mem_levels, mem, "memory stress %", extrapolate)
+        v = self.values
+        i1 = np.minimum(i + 1, len(self.cpu_levels) - 1)
+        j1 = np.minimum(j + 1, len(self.mem_levels) - 1)
+        shape = (-1,) + (1,) * (v.ndim - 2)
+        wi, wj = wi.reshape(shape), wj.reshape(shape)
+        out = (
+            v[i, j] * (1 - wi) * (1 - wj)
+            + v[i1, j] * wi * (1 - wj)
+            + v[i, j1] * (1 - wi) * wj
+            + v[i1, j1] * wi * wj
+        )
+        return out, oi | oj

@@ -1,0 +1,270 @@
+"""A calibration: per model, latency as a function of conditions, with its spread.
+
+For one model on one (edge, cloud) host pair:
+
+- edge compute: per block, seconds at each measured (edge CPU %, edge memory %)
+  level; the edge time at point k is the sum of blocks 1..k;
+- cloud compute: per block, seconds at each (cloud CPU %, cloud memory %) level;
+  the cloud time at point k is the sum of the blocks after k;
+- link, per point at each edge stress level: ``comm_s = overhead_s +
+  effective_bytes * 8 / (bandwidth_mbps * 1e6)``: a fixed overhead (serialise,
+  connect, reply) and the payload as the link carried it (the tensor's bytes, or
+  more where the measured transfers were slower than the bytes explain). It is a
+  function of any bandwidth, so bandwidth never needs interpolating;
+- spread: empirical quantiles of log(measured / predicted) per part, for the
+  simulator to sample.
+
+Between stress levels values are interpolated; outside them they are not
+extrapolated silently (see :mod:`adaptsim.calibration.grid`).
+
+The file is JSON (``format: adaptsim-calibration``, ``version: 1``) holding
+provenance and fit quality; :func:`load_calibration` validates everything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from adaptsim.calibration.grid import StressGrid
+from adaptsim.errors import UserError
+
+__all__ = [
+    "DEFAULT_CALIBRATION",
+    "FORMAT",
+    "VERSION",
+    "Calibration",
+    "ModelCalibration",
+    "Prediction",
+    "load_calibration",
+    "save_calibration",
+]
+
+FORMAT = "adaptsim-calibration"
+VERSION = 1
+DEFAULT_CALIBRATION = "adaptivednn"  # the shipped calibration's name
+LINK_PARAMS = ("overhead_s", "effective_bytes")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted seconds per (condition, point); ``extrapolated`` per condition."""
+
+    edge_s: np.ndarray
+    cloud_s: np.ndarray
+    comm_s: np.ndarray
+    extrapolated: np.ndarray
+
+    @property
+    def total_s(self) -> np.ndarray:
+        return self.edge_s + self.cloud_s + self.comm_s
+
+
+@dataclass(frozen=True)
+class ModelCalibration:
+    """Calibrated latency model of one DNN; see the module docstring."""
+
+    model: str
+    ordinals: np.ndarray  # point ordinals, increasing, from all-cloud to all-edge
+    kinds: tuple[str, ...]  # all_cloud | cut | all_edge, per point
+    layer_names: tuple[str, ...]
+    output_bytes: np.ndarray
+    edge_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
+    cloud_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
+    link: StressGrid  # values (n_cpu, n_mem, n_points, 2): LINK_PARAMS, over edge stress
+    bandwidth_levels: tuple[float, ...]
+    spread: dict[str, dict[str, list[float]]]
+    quality: dict[str, float]
+    notes: tuple[str, ...] = ()
+    edge_cum: StressGrid = field(init=False, repr=False)
+    cloud_cum: StressGrid = field(init=False, repr=False)
+
+    def __post_init__(self):
+        e, c = self.edge_blocks, self.cloud_blocks
+        # Edge time at point k: blocks up to k. Cloud time at k: blocks after k.
+        object.__setattr__(self, "edge_cum", StressGrid(e.cpu_levels, e.mem_levels,
+                                                         np.cumsum(e.values, axis=-1)))
+        after = np.cumsum(c.values[..., ::-1], axis=-1)[..., ::-1] - c.values
+        object.__setattr__(self, "cloud_cum", StressGrid(c.cpu_levels, c.mem_levels, after))
+
+    @property
+    def n_points(self) -> int:
+        return len(self.ordinals)
+
+    def index_of(self, ordinal: int) -> int:
+        """Column of a point ordinal; raises UserError naming the valid ones."""
+        hits = np.flatnonzero(self.ordinals == ordinal)
+        if not len(hits):
+            raise UserError(
+                f"{self.model}: no point {ordinal} in the calibration "
+                f"(points {self.ordinals[0]}..{self.ordinals[-1]})"
+            )
+        return int(hits[0])
+
+    @staticmethod
+    def comm_s(link_params: np.ndarray, bandwidth_mbps) -> np.ndarray:
+        """Link seconds per (condition, point) from link params (n, points, 2) and bandwidths (n,)."""
+        bw = np.asarray(bandwidth_mbps, dtype=np.float64).reshape(-1, 1)
+        return link_params[..., 0] + link_params[..., 1] * 8.0 / (bw * 1e6)
+
+    def predict(
+        self,
+        edge_cpu_pct=0.0,
+        edge_mem_pct=0.0,
+        cloud_cpu_pct=0.0,
+        cloud_mem_pct=0.0,
+        bandwidth_mbps=50.0,
+        *,
+        extrapolate: bool = False,
+    ) -> Prediction:
+        """Predicted edge, cloud and link seconds of every point, per condition.
+
+        Arguments broadcast against each other; each gives one value per condition.
+        """
+        args = np.broadcast_arrays(
+            *(np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in
+              (edge_cpu_pct, edge_mem_pct, cloud_cpu_pct, cloud_mem_pct, bandwidth_mbps))
+        )
+        ecpu, emem, ccpu, cmem, bw = args
+        if (bw <= 0).any():
+            raise UserError("bandwidth must be positive to price a transfer")
+        edge, x1 = self.edge_cum.at(ecpu, emem, extrapolate=extrapolate)
+        cloud, x2 = self.cloud_cum.at(ccpu, cmem, extrapolate=extrapolate)
+        link, x3 = self.link.at(ecpu, emem, extrapolate=extrapolate)
+        comm = self.comm_s(link, bw)
+        return Prediction(np.maximum(edge, 0), np.maximum(cloud, 0), np.maximum(comm, 0),
+                          x1 | x2 | x3)
+
+    # -- serialisation ---------------------------------------------------------
+    def to_dict(self) -> dict:
+        def grid(g: StressGrid, names) -> dict:
+            return {"cpu_levels": g.cpu_levels.tolist(), "mem_levels": g.mem_levels.tolist(),
+                    "axes": ["cpu", "mem", names], "values": g.values.tolist()}
+
+        return {
+            "points": [
+                {"ordinal": int(o), "kind": k, "layer_name": n, "output_bytes": float(b)}
+                for o, k, n, b in zip(self.ordinals, self.kinds, self.layer_names,
+                                      self.output_bytes, strict=True)
+            ],
+            "edge_block_s": grid(self.edge_blocks, "point"),
+            "cloud_block_s": grid(self.cloud_blocks, "point"),
+            "link": {**grid(self.link, "point"), "params": list(LINK_PARAMS),
+                     "bandwidth_levels_mbps": list(self.bandwidth_levels)},
+            "spread": self.spread,
+            "quality": self.quality,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Calibrations of several models on one host pair, with provenance."""
+
+    models: dict[str, ModelCalibration]
+    provenance: dict
+    name: str = ""
+
+    def model(self, name: str) -> ModelCalibration:
+        """The named model's calibration; UserError listing the calibrated models."""
+        if name not in self.models:
+            raise UserError(
+                f"calibration {self.name or '(unnamed)'} has no model {name!r}; "
+                f"it calibrates {', '.join(sorted(self.models))}"
+            )
+        return self.models[name]
+
+
+def save_calibration(cal: Calibration, path: str | Path) -> None:
+    """Write the calibration as JSON, atomically."""
+    p = Path(path)
+    doc = {"format": FORMAT, "version": VERSION, "provenance": cal.provenance,
+           "models": {name: m.to_dict() for name, m in sorted(cal.models.items())}}
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.replace(p)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _grid(d: dict, where: str, shape: tuple[int, ...]) -> StressGrid:
+    try:
+        cpu = np.asarray(d["cpu_levels"], dtype=np.float64)
+        mem = np.asarray(d["mem_levels"], dtype=np.float64)
+        values = np.asarray(d["values"], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{where}: malformed grid ({exc})") from None
+    if cpu.ndim != 1 or mem.ndim != 1 or not len(cpu) or not len(mem):
+        raise UserError(f"{where}: stress levels must be non-empty lists")
+    if (np.diff(cpu) <= 0).any() or (np.diff(mem) <= 0).any():
+        raise UserError(f"{where}: stress levels must be strictly increasing")
+    if values.ndim != len(shape) + 2 or values.shape != (len(cpu), len(mem), *shape):
+        raise UserError(f"{where}: values have shape {values.shape}, expected "
+                        f"{(len(cpu), len(mem), *shape)} for its levels and points")
+    if not np.isfinite(values).all() or (values < 0).any():
+        raise UserError(f"{where}: values must be finite and non-negative")
+    return StressGrid(cpu, mem, values)
+
+
+def _model_from_dict(name: str, d: dict, where: str) -> ModelCalibration:
+    w = f"{where}: model {name}"
+    try:
+        points = d["points"]
+        ordinals = np.array([int(p["ordinal"]) for p in points])
+        kinds = tuple(str(p["kind"]) for p in points)
+        names = tuple(str(p["layer_name"]) for p in points)
+        out_bytes = np.array([float(p["output_bytes"]) for p in points])
+        link = d["link"]
+        bw_levels = tuple(float(b) for b in link["bandwidth_levels_mbps"])
+        spread, quality = d["spread"], d["quality"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{w}: missing or malformed field {exc}") from None
+    if not len(ordinals) or (np.diff(ordinals) <= 0).any():
+        raise UserError(f"{w}: point ordinals must be a non-empty increasing list")
+    if set(kinds) - {"all_cloud", "cut", "all_edge"}:
+        raise UserError(f"{w}: unknown point kinds {sorted(set(kinds))}")
+    n = len(ordinals)
+    edge = _grid(d["edge_block_s"], f"{w} edge_block_s", (n,))
+    cloud = _grid(d["cloud_block_s"], f"{w} cloud_block_s", (n,))
+    lk = _grid(link, f"{w} link", (n, len(LINK_PARAMS)))
+    if not (edge.cpu_levels.shape == lk.cpu_levels.shape
+            and np.allclose(edge.cpu_levels, lk.cpu_levels)
+            and np.allclose(edge.mem_levels, lk.mem_levels)):
+        raise UserError(f"{w}: link and edge_block_s levels differ; they share edge stress levels")
+    for part, q in spread.items():
+        if len(q.get("probs", [])) != len(q.get("log_ratio", [])) or len(q.get("probs", [])) < 2:
+            raise UserError(f"{w}: spread {part} needs matching probs and log_ratio lists")
+    return ModelCalibration(name, ordinals, kinds, names, out_bytes, edge, cloud, lk, bw_levels, spread, quality, tuple(d.get("notes", [])))
+
+
+def load_calibration(path: str | Path | None = None) -> Calibration:
+    """Load and validate a calibration file; ``None`` loads the shipped default."""
+    if path is None or str(path) == DEFAULT_CALIBRATION:
+        ref = resources.files("adaptsim").joinpath("data/calibration_adaptivednn.json")
+        text, where = ref.read_text(), f"shipped calibration {DEFAULT_CALIBRATION}"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"calibration {p} does not exist: build one with `adaptsim calibrate`")
+        text, where = p.read_text(), str(p)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{where}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UserError(f"{where}: not an adaptsim calibration (format must be {FORMAT!r})")
+    if doc.get("version") != VERSION:
+        raise UserError(f"{where}: calibration version {doc.get('version')}, this adaptsim reads "
+                        f"{VERSION}: re-run `adaptsim calibrate`")
+    models = doc.get("models")
+    if not isinstance(models, dict) or not models:
+        raise UserError(f"{where}: no models calibrated")
+    cal_models = {n: _model_from_dict(n, m, where) for n, m in models.items()}
+    return Calibration(cal_models, doc.get("provenance", {}), name=where)
