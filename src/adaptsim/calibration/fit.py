@@ -11,10 +11,9 @@ and, for Sequential models, the first block on the cloud (all-cloud is never
 measured) are derived from the other side's block time and the median
 edge/cloud speed ratio; the calibration notes say so.
 
-The link, per edge stress level, is fitted on the communication times (total -
-edge - cloud) with a robust (Huber) non-negative least squares over all bandwidth
-levels: ``overhead + per_byte * bytes + rate_factor * 8 * max(bytes - burst, 0) /
-bandwidth``; the token-bucket burst is chosen per model from a few candidates.
+The link, per edge stress level and point, is what the compute fits leave of the
+total: a table of medians per measured bandwidth level, and a law fitted to it
+(``overhead + effective_bytes * 8 / bandwidth``, non-negative least squares).
 """
 
 from __future__ import annotations
@@ -27,8 +26,9 @@ from adaptsim.calibration.grid import StressGrid
 from adaptsim.calibration.model import Calibration, ModelCalibration
 from adaptsim.errors import UserError
 from adaptsim.importers.catalog import catalog_model_points
+from adaptsim.store import select_runs
 
-__all__ = ["SPREAD_PROBS", "fit_calibration", "fit_model"]
+__all__ = ["SPREAD_PROBS", "calibration_rows", "fit_calibration", "fit_model"]
 
 SPREAD_PROBS = tuple(np.round(np.linspace(0.0, 1.0, 21), 2).tolist())
 _MIN_S = 1e-4
@@ -63,7 +63,14 @@ def _layout(model: str, rows: pd.DataFrame):
         end_bytes, end_name = float(out_bytes.min()), "output"
         notes.append(f"{model} is not in the zoo: all-edge output bytes taken as {end_bytes:.0f}")
     ordinals = np.r_[ordinals, ordinals[-1] + 1]
-    return ordinals, [*kinds, "all_edge"], [*names, end_name], np.r_[out_bytes, end_bytes], sequential, notes
+    return (
+        ordinals,
+        [*kinds, "all_edge"],
+        [*names, end_name],
+        np.r_[out_bytes, end_bytes],
+        sequential,
+        notes,
+    )
 
 
 def _nnls_cumulative(cols: np.ndarray, y: np.ndarray, unknowns: np.ndarray, upper: bool):
@@ -107,57 +114,81 @@ def _link_rows(rows: pd.DataFrame, edge: StressGrid, cloud: StressGrid, col_of) 
     cols = np.array([col_of[int(p)] for p in rows["point"]])
     idx = np.arange(len(rows))
     e, _ = StressGrid(edge.cpu_levels, edge.mem_levels, np.cumsum(edge.values, -1)).at(
-        rows["edge_cpu_pct"].to_numpy(), rows["edge_mem_pct"].to_numpy())
+        rows["edge_cpu_pct"].to_numpy(), rows["edge_mem_pct"].to_numpy()
+    )
     after = np.cumsum(cloud.values[..., ::-1], -1)[..., ::-1] - cloud.values
     c, _ = StressGrid(cloud.cpu_levels, cloud.mem_levels, after).at(
-        rows["cloud_cpu_pct"].to_numpy(), rows["cloud_mem_pct"].to_numpy())
+        rows["cloud_cpu_pct"].to_numpy(), rows["cloud_mem_pct"].to_numpy()
+    )
     return rows.assign(link_s=rows["total_s"].to_numpy() - e[idx, cols] - c[idx, cols], col=cols)
 
 
 def _fit_link(rows, edge: StressGrid, cloud: StressGrid, col_of, out_bytes):
-    """Per edge stress level and point: (overhead_s, effective_bytes) of the link.
+    """The link per edge stress level and point: a law and a table over bandwidth levels.
 
     The link's share of each total (total minus the fitted edge and cloud times)
-    is taken as a median over the files at each bandwidth level, then fitted per
-    point with non-negative least squares to ``overhead_s + effective_bytes * 8 /
-    bandwidth``. Effective bytes are the payload as the link saw it: close to the
-    tensor's bytes where the data is clean, larger where the measured transfers
-    were slower than the bytes explain; a point seen at a single bandwidth gets
-    the median effective/actual byte ratio of the others.
+    is taken as a median over the files at each (edge stress, bandwidth) level:
+    that is the table. Per point, non-negative least squares fits the law
+    ``overhead_s + effective_bytes * 8 / bandwidth`` to the table's column.
+    Effective bytes are the payload as the link saw it: close to the tensor's
+    bytes where the data is clean, larger where transfers were slower than the
+    bytes explain. A point seen at a single bandwidth gets the median
+    effective/actual byte ratio of the others; ends never measured get the
+    others' median overhead and their own bytes.
+
+    Returns:
+        (law grid (..., points, 2), table grid (..., points, bandwidth levels), levels).
     """
     n = len(out_bytes)
-    values = np.zeros((len(edge.cpu_levels), len(edge.mem_levels), n, 2))
     lr = _link_rows(rows, edge, cloud, col_of)
+    bw_levels = np.array(sorted(lr["bandwidth_mbps"].unique()), dtype=np.float64)
+    law = np.zeros((len(edge.cpu_levels), len(edge.mem_levels), n, 2))
+    table = np.full((len(edge.cpu_levels), len(edge.mem_levels), n, len(bw_levels)), np.nan)
+    x_levels = 8.0 / (bw_levels * 1e6)
     for i, cpu in enumerate(edge.cpu_levels):
         for j, mem in enumerate(edge.mem_levels):
             cell = lr[(lr["edge_cpu_pct"] == cpu) & (lr["edge_mem_pct"] == mem)]
-            med = cell.groupby(["col", "bandwidth_mbps"])["link_s"].median().reset_index()
-            single = []
-            for col, grp in med.groupby("col"):
-                y = np.maximum(grp["link_s"].to_numpy(), 0.0)
-                x = 8.0 / (grp["bandwidth_mbps"].to_numpy() * 1e6)
-                if len(grp) >= 2:
-                    values[i, j, col], _ = nnls(np.column_stack([np.ones_like(x), x]), y)
-                else:
-                    single.append((col, y[0], x[0]))
-            multi = values[i, j, :, 1] > 0
-            ratio = np.median(values[i, j, multi, 1] / np.maximum(out_bytes[multi], 1)) if multi.any() else 1.0
-            for col, y, x in single:
+            med = cell.groupby(["col", "bandwidth_mbps"])["link_s"].median().clip(lower=0.0)
+            for (col, bw), v in med.items():
+                table[i, j, col, np.searchsorted(bw_levels, bw)] = v
+            seen = np.isfinite(table[i, j]).sum(axis=1)
+            for col in np.flatnonzero(seen >= 2):
+                ok = np.isfinite(table[i, j, col])
+                a = np.column_stack([np.ones(ok.sum()), x_levels[ok]])
+                law[i, j, col], _ = nnls(a, table[i, j, col, ok])
+            multi = seen >= 2
+            ratio = (
+                np.median(law[i, j, multi, 1] / np.maximum(out_bytes[multi], 1))
+                if multi.any()
+                else 1.0
+            )
+            over = np.median(law[i, j, multi, 0]) if multi.any() else 0.0
+            for col in np.flatnonzero(seen < 2):
                 eff = ratio * out_bytes[col]
-                values[i, j, col] = (max(y - eff * x, 0.0), eff)
-            missing = ~np.isin(np.arange(n), med["col"].unique())
-            if missing.any():  # ends never measured: overhead of the others, bytes as they are
-                over = np.median(values[i, j, ~missing, 0])
-                values[i, j, missing] = np.column_stack(
-                    [np.full(missing.sum(), over), ratio * out_bytes[missing]])
-    return StressGrid(edge.cpu_levels, edge.mem_levels, values)
+                if seen[col] == 1:
+                    k = np.flatnonzero(np.isfinite(table[i, j, col]))[0]
+                    law[i, j, col] = (max(table[i, j, col, k] - eff * x_levels[k], 0.0), eff)
+                else:
+                    law[i, j, col] = (over, eff)
+            # Gaps in the table (a point not measured at some level) follow the law.
+            gaps = ~np.isfinite(table[i, j])
+            filled = law[i, j, :, :1] + law[i, j, :, 1:] * x_levels[None, :]
+            table[i, j][gaps] = filled[gaps]
+    return (
+        StressGrid(edge.cpu_levels, edge.mem_levels, law),
+        StressGrid(edge.cpu_levels, edge.mem_levels, table),
+        bw_levels,
+    )
 
 
 def _quantiles(log_ratio: np.ndarray) -> dict[str, list[float]]:
     lr = log_ratio[np.isfinite(log_ratio)]
     if not len(lr):
         lr = np.zeros(1)
-    return {"probs": list(SPREAD_PROBS), "log_ratio": np.quantile(lr, SPREAD_PROBS).round(6).tolist()}
+    return {
+        "probs": list(SPREAD_PROBS),
+        "log_ratio": np.quantile(lr, SPREAD_PROBS).round(6).tolist(),
+    }
 
 
 def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
@@ -177,23 +208,34 @@ def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
         for j in range(len(edge.mem_levels)):
             r = _speed_ratio(edge.values[i, j, measured], cloud.values[0, 0, measured])
             edge.values[i, j, n - 1] = r * cloud.values[0, 0, n - 1]
-    notes.append(f"all-edge block derived: cloud time of the last block x edge/cloud speed "
-                 f"ratio ({base_ratio:.2f} at no stress)")
+    notes.append(
+        f"all-edge block derived: cloud time of the last block x edge/cloud speed "
+        f"ratio ({base_ratio:.2f} at no stress)"
+    )
     if sequential:
         first = measured.min()
         for i in range(len(cloud.cpu_levels)):
             for j in range(len(cloud.mem_levels)):
                 r = _speed_ratio(edge.values[0, 0, measured], cloud.values[i, j, measured])
                 cloud.values[i, j, first] = edge.values[0, 0, first] / r
-        notes.append("all-cloud: the first block's cloud time derived from its edge time and "
-                     "the speed ratio")
-    link = _fit_link(rows, edge, cloud, col_of, out_bytes)
-    bw_levels = tuple(float(b) for b in sorted(rows["bandwidth_mbps"].unique()))
-    cal = ModelCalibration(model, ordinals, tuple(kinds), tuple(names), out_bytes, edge, cloud,
-                           link, bw_levels, {}, {}, tuple(notes))
-    spread, quality = _in_sample(cal, rows, col_of)
-    return ModelCalibration(model, ordinals, tuple(kinds), tuple(names), out_bytes, edge, cloud,
-                            link, bw_levels, spread, quality, tuple(notes))
+        notes.append(
+            "all-cloud: the first block's cloud time derived from its edge time and the speed ratio"
+        )
+    law, table, bw_levels = _fit_link(rows, edge, cloud, col_of, out_bytes)
+    parts = (
+        model,
+        ordinals,
+        tuple(kinds),
+        tuple(names),
+        out_bytes,
+        edge,
+        cloud,
+        law,
+        table,
+        tuple(bw_levels.tolist()),
+    )
+    spread, quality = _in_sample(ModelCalibration(*parts, {}, {}, tuple(notes)), rows, col_of)
+    return ModelCalibration(*parts, spread, quality, tuple(notes))
 
 
 def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
@@ -217,8 +259,26 @@ def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
     return spread, quality
 
 
-def fit_calibration(rows: pd.DataFrame, provenance: dict, models: list[str] | None = None,
-                    progress=None) -> Calibration:
+def calibration_rows(frame: pd.DataFrame, models: list[str] | None = None) -> pd.DataFrame:
+    """The per-partition rows a calibration is fitted on: one run per model and condition."""
+    rows = select_runs(frame)
+    if rows.empty:
+        raise UserError(
+            "the store has no per-partition measurements to calibrate from "
+            "(import AdaptiveDNN data or profile a host first)"
+        )
+    names = sorted(rows["model"].unique())
+    if models:
+        unknown = sorted(set(models) - set(names))
+        if unknown:
+            raise UserError(f"--models: no measurements for {unknown}; the store has {names}")
+        rows = rows[rows["model"].isin(models)]
+    return rows
+
+
+def fit_calibration(
+    rows: pd.DataFrame, provenance: dict, models: list[str] | None = None, progress=None
+) -> Calibration:
     """Fit every model in ``rows`` (or those named) into one calibration."""
     names = sorted(rows["model"].unique())
     if models:

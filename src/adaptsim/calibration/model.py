@@ -6,11 +6,14 @@ For one model on one (edge, cloud) host pair:
   level; the edge time at point k is the sum of blocks 1..k;
 - cloud compute: per block, seconds at each (cloud CPU %, cloud memory %) level;
   the cloud time at point k is the sum of the blocks after k;
-- link, per point at each edge stress level: ``comm_s = overhead_s +
-  effective_bytes * 8 / (bandwidth_mbps * 1e6)``: a fixed overhead (serialise,
-  connect, reply) and the payload as the link carried it (the tensor's bytes, or
-  more where the measured transfers were slower than the bytes explain). It is a
-  function of any bandwidth, so bandwidth never needs interpolating;
+- link, per point at each edge stress level: a law ``comm_s = overhead_s +
+  effective_bytes * 8 / (bandwidth_mbps * 1e6)`` (a fixed overhead to serialise,
+  connect and reply, and the payload as the link carried it: the tensor's bytes,
+  or more where the measured transfers were slower than the bytes explain), and
+  the measured medians at each bandwidth level. Between measured levels the link
+  time is interpolated linearly in 1/bandwidth (exact for the law); outside them
+  it follows the law's slope from the nearest level, and the prediction is
+  flagged as extrapolated. The simulator prices transfers with the law;
 - spread: empirical quantiles of log(measured / predicted) per part, for the
   simulator to sample.
 
@@ -77,6 +80,7 @@ class ModelCalibration:
     edge_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
     cloud_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
     link: StressGrid  # values (n_cpu, n_mem, n_points, 2): LINK_PARAMS, over edge stress
+    link_table: StressGrid  # values (n_cpu, n_mem, n_points, n_bw): medians per bandwidth level
     bandwidth_levels: tuple[float, ...]
     spread: dict[str, dict[str, list[float]]]
     quality: dict[str, float]
@@ -87,8 +91,9 @@ class ModelCalibration:
     def __post_init__(self):
         e, c = self.edge_blocks, self.cloud_blocks
         # Edge time at point k: blocks up to k. Cloud time at k: blocks after k.
-        object.__setattr__(self, "edge_cum", StressGrid(e.cpu_levels, e.mem_levels,
-                                                         np.cumsum(e.values, axis=-1)))
+        object.__setattr__(
+            self, "edge_cum", StressGrid(e.cpu_levels, e.mem_levels, np.cumsum(e.values, axis=-1))
+        )
         after = np.cumsum(c.values[..., ::-1], axis=-1)[..., ::-1] - c.values
         object.__setattr__(self, "cloud_cum", StressGrid(c.cpu_levels, c.mem_levels, after))
 
@@ -106,11 +111,35 @@ class ModelCalibration:
             )
         return int(hits[0])
 
-    @staticmethod
-    def comm_s(link_params: np.ndarray, bandwidth_mbps) -> np.ndarray:
-        """Link seconds per (condition, point) from link params (n, points, 2) and bandwidths (n,)."""
-        bw = np.asarray(bandwidth_mbps, dtype=np.float64).reshape(-1, 1)
-        return link_params[..., 0] + link_params[..., 1] * 8.0 / (bw * 1e6)
+    def link_s(self, law: np.ndarray, table: np.ndarray, bandwidth_mbps: np.ndarray):
+        """Link seconds per (condition, point), and whether bandwidth was extrapolated.
+
+        Args:
+            law: (n, points, 2) overhead and effective bytes at each condition's stress.
+            table: (n, points, levels) measured medians at each condition's stress.
+            bandwidth_mbps: (n,) bandwidths.
+        """
+        x = 8.0 / (bandwidth_mbps * 1e6)  # seconds per byte
+        xl = 8.0 / (np.asarray(self.bandwidth_levels) * 1e6)  # decreasing with level
+        order = np.argsort(xl)
+        xl, table = xl[order], table[..., order]
+        rows = np.arange(len(x))
+        if len(xl) == 1:
+            near = np.zeros(len(x), dtype=np.int64)
+            out = table[rows, :, near] + law[..., 1] * (x - xl[near])[:, None]
+            return out, ~np.isclose(x, xl[0])
+        outside = (x < xl[0] * (1 - 1e-9)) | (x > xl[-1] * (1 + 1e-9))
+        lo = np.clip(np.searchsorted(xl, x, side="right") - 1, 0, len(xl) - 2)
+        w = np.clip((x - xl[lo]) / (xl[lo + 1] - xl[lo]), 0.0, 1.0)[:, None]
+        inside = table[rows, :, lo] * (1 - w) + table[rows, :, lo + 1] * w
+        near = np.where(x < xl[0], 0, len(xl) - 1)
+        beyond = table[rows, :, near] + law[..., 1] * (x - xl[near])[:, None]
+        return np.where(outside[:, None], beyond, inside), outside
+
+    def law_s(self, edge_cpu_pct, edge_mem_pct, *, extrapolate: bool = False):
+        """The link law (overhead_s, effective_bytes) per point at one edge stress."""
+        law, _ = self.link.at(edge_cpu_pct, edge_mem_pct, extrapolate=extrapolate)
+        return law[0, :, 0], law[0, :, 1]
 
     def predict(
         self,
@@ -127,35 +156,47 @@ class ModelCalibration:
         Arguments broadcast against each other; each gives one value per condition.
         """
         args = np.broadcast_arrays(
-            *(np.atleast_1d(np.asarray(a, dtype=np.float64)) for a in
-              (edge_cpu_pct, edge_mem_pct, cloud_cpu_pct, cloud_mem_pct, bandwidth_mbps))
+            *(
+                np.atleast_1d(np.asarray(a, dtype=np.float64))
+                for a in (edge_cpu_pct, edge_mem_pct, cloud_cpu_pct, cloud_mem_pct, bandwidth_mbps)
+            )
         )
         ecpu, emem, ccpu, cmem, bw = args
         if (bw <= 0).any():
             raise UserError("bandwidth must be positive to price a transfer")
         edge, x1 = self.edge_cum.at(ecpu, emem, extrapolate=extrapolate)
         cloud, x2 = self.cloud_cum.at(ccpu, cmem, extrapolate=extrapolate)
-        link, x3 = self.link.at(ecpu, emem, extrapolate=extrapolate)
-        comm = self.comm_s(link, bw)
-        return Prediction(np.maximum(edge, 0), np.maximum(cloud, 0), np.maximum(comm, 0),
-                          x1 | x2 | x3)
+        law, x3 = self.link.at(ecpu, emem, extrapolate=extrapolate)
+        table, _ = self.link_table.at(ecpu, emem, extrapolate=extrapolate)
+        comm, x4 = self.link_s(law, table, bw)
+        return Prediction(
+            np.maximum(edge, 0), np.maximum(cloud, 0), np.maximum(comm, 0), x1 | x2 | x3 | x4
+        )
 
     # -- serialisation ---------------------------------------------------------
     def to_dict(self) -> dict:
         def grid(g: StressGrid, names) -> dict:
-            return {"cpu_levels": g.cpu_levels.tolist(), "mem_levels": g.mem_levels.tolist(),
-                    "axes": ["cpu", "mem", names], "values": g.values.tolist()}
+            return {
+                "cpu_levels": g.cpu_levels.tolist(),
+                "mem_levels": g.mem_levels.tolist(),
+                "axes": ["cpu", "mem", names],
+                "values": g.values.tolist(),
+            }
 
         return {
             "points": [
                 {"ordinal": int(o), "kind": k, "layer_name": n, "output_bytes": float(b)}
-                for o, k, n, b in zip(self.ordinals, self.kinds, self.layer_names,
-                                      self.output_bytes, strict=True)
+                for o, k, n, b in zip(
+                    self.ordinals, self.kinds, self.layer_names, self.output_bytes, strict=True
+                )
             ],
             "edge_block_s": grid(self.edge_blocks, "point"),
             "cloud_block_s": grid(self.cloud_blocks, "point"),
-            "link": {**grid(self.link, "point"), "params": list(LINK_PARAMS),
-                     "bandwidth_levels_mbps": list(self.bandwidth_levels)},
+            "link": {**grid(self.link, "point"), "params": list(LINK_PARAMS)},
+            "link_table": {
+                **grid(self.link_table, "point"),
+                "bandwidth_levels_mbps": list(self.bandwidth_levels),
+            },
             "spread": self.spread,
             "quality": self.quality,
             "notes": list(self.notes),
@@ -183,12 +224,16 @@ class Calibration:
 def save_calibration(cal: Calibration, path: str | Path) -> None:
     """Write the calibration as JSON, atomically."""
     p = Path(path)
-    doc = {"format": FORMAT, "version": VERSION, "provenance": cal.provenance,
-           "models": {name: m.to_dict() for name, m in sorted(cal.models.items())}}
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "provenance": cal.provenance,
+        "models": {name: m.to_dict() for name, m in sorted(cal.models.items())},
+    }
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(json.dumps(doc, indent=1))
+        tmp.write_text(json.dumps(doc, separators=(",", ":")))
         tmp.replace(p)
     finally:
         tmp.unlink(missing_ok=True)
@@ -206,8 +251,10 @@ def _grid(d: dict, where: str, shape: tuple[int, ...]) -> StressGrid:
     if (np.diff(cpu) <= 0).any() or (np.diff(mem) <= 0).any():
         raise UserError(f"{where}: stress levels must be strictly increasing")
     if values.ndim != len(shape) + 2 or values.shape != (len(cpu), len(mem), *shape):
-        raise UserError(f"{where}: values have shape {values.shape}, expected "
-                        f"{(len(cpu), len(mem), *shape)} for its levels and points")
+        raise UserError(
+            f"{where}: values have shape {values.shape}, expected "
+            f"{(len(cpu), len(mem), *shape)} for its levels and points"
+        )
     if not np.isfinite(values).all() or (values < 0).any():
         raise UserError(f"{where}: values must be finite and non-negative")
     return StressGrid(cpu, mem, values)
@@ -222,7 +269,7 @@ def _model_from_dict(name: str, d: dict, where: str) -> ModelCalibration:
         names = tuple(str(p["layer_name"]) for p in points)
         out_bytes = np.array([float(p["output_bytes"]) for p in points])
         link = d["link"]
-        bw_levels = tuple(float(b) for b in link["bandwidth_levels_mbps"])
+        bw_levels = tuple(float(b) for b in d["link_table"]["bandwidth_levels_mbps"])
         spread, quality = d["spread"], d["quality"]
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{w}: missing or malformed field {exc}") from None
@@ -234,14 +281,37 @@ def _model_from_dict(name: str, d: dict, where: str) -> ModelCalibration:
     edge = _grid(d["edge_block_s"], f"{w} edge_block_s", (n,))
     cloud = _grid(d["cloud_block_s"], f"{w} cloud_block_s", (n,))
     lk = _grid(link, f"{w} link", (n, len(LINK_PARAMS)))
-    if not (edge.cpu_levels.shape == lk.cpu_levels.shape
-            and np.allclose(edge.cpu_levels, lk.cpu_levels)
-            and np.allclose(edge.mem_levels, lk.mem_levels)):
+    if not bw_levels or min(bw_levels) <= 0 or list(bw_levels) != sorted(set(bw_levels)):
+        raise UserError(f"{w}: bandwidth levels must be positive and increasing")
+    lt = _grid(d["link_table"], f"{w} link_table", (n, len(bw_levels)))
+    if not (
+        edge.cpu_levels.shape == lk.cpu_levels.shape
+        and np.allclose(edge.cpu_levels, lk.cpu_levels)
+        and np.allclose(edge.mem_levels, lk.mem_levels)
+    ):
         raise UserError(f"{w}: link and edge_block_s levels differ; they share edge stress levels")
+    if not np.allclose(lt.cpu_levels, lk.cpu_levels) or not np.allclose(
+        lt.mem_levels, lk.mem_levels
+    ):
+        raise UserError(f"{w}: link_table and link levels differ")
     for part, q in spread.items():
         if len(q.get("probs", [])) != len(q.get("log_ratio", [])) or len(q.get("probs", [])) < 2:
             raise UserError(f"{w}: spread {part} needs matching probs and log_ratio lists")
-    return ModelCalibration(name, ordinals, kinds, names, out_bytes, edge, cloud, lk, bw_levels, spread, quality, tuple(d.get("notes", [])))
+    return ModelCalibration(
+        name,
+        ordinals,
+        kinds,
+        names,
+        out_bytes,
+        edge,
+        cloud,
+        lk,
+        lt,
+        bw_levels,
+        spread,
+        quality,
+        tuple(d.get("notes", [])),
+    )
 
 
 def load_calibration(path: str | Path | None = None) -> Calibration:
@@ -261,8 +331,10 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"{where}: not an adaptsim calibration (format must be {FORMAT!r})")
     if doc.get("version") != VERSION:
-        raise UserError(f"{where}: calibration version {doc.get('version')}, this adaptsim reads "
-                        f"{VERSION}: re-run `adaptsim calibrate`")
+        raise UserError(
+            f"{where}: calibration version {doc.get('version')}, this adaptsim reads "
+            f"{VERSION}: re-run `adaptsim calibrate`"
+        )
     models = doc.get("models")
     if not isinstance(models, dict) or not models:
         raise UserError(f"{where}: no models calibrated")

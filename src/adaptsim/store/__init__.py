@@ -1,7 +1,6 @@
 """The measurement store: one versioned Parquet schema for every measurement."""
 
 from adaptsim.store.io import read_store, write_store
-from adaptsim.store.select import select_runs
 from adaptsim.store.schema import (
     COLUMNS,
     CONDITION_COLUMNS,
@@ -10,6 +9,7 @@ from adaptsim.store.schema import (
     empty_frame,
     validate_frame,
 )
+from adaptsim.store.select import select_runs
 
 __all__ = [
     "COLUMNS",

@@ -1,0 +1,206 @@
+"""Calibration: interpolation, fitting, the file format and its check."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from adaptsim.calibration import (
+    ExtrapolationError,
+    StressGrid,
+    fit_model,
+    load_calibration,
+    save_calibration,
+)
+from adaptsim.calibration.check import check_calibration, noise_floor, regret
+from adaptsim.calibration.fit import calibration_rows, fit_calibration
+from adaptsim.cli import app
+from adaptsim.errors import UserError
+from adaptsim.importers import import_adaptivednn
+from adaptsim.store import COLUMNS, read_store
+
+
+@pytest.fixture(scope="module")
+def lenet_rows(tmp_path_factory):
+    store = tmp_path_factory.mktemp("s") / "store.parquet"
+    from pathlib import Path
+
+    import_adaptivednn([Path(__file__).parent / "data/adaptivednn/2020-05-27"], store)
+    frame, _ = read_store(store)
+    return calibration_rows(frame)
+
+
+def test_speed_interpolation_follows_cpu_sharing():
+    # One core shared with a hog at p %: speed 1 - p/200, time 1 / speed.
+    g = StressGrid(np.array([0.0, 100.0]), np.array([0.0]), np.array([[[1.0]], [[2.0]]]))
+    v, extrap = g.at([50.0], [0.0])
+    assert v[0, 0] == pytest.approx(1 / 0.75)
+    assert not extrap[0]
+    with pytest.raises(ExtrapolationError, match="outside the measured levels"):
+        g.at([120.0], [0.0])
+    v, extrap = g.at([120.0], [0.0], extrapolate=True)
+    assert extrap[0] and v[0, 0] > 2.0
+
+
+def test_single_level_axis_refuses_other_levels():
+    g = StressGrid(np.array([0.0]), np.array([0.0]), np.ones((1, 1, 3)))
+    assert g.at([0.0], [0.0])[0].shape == (1, 3)
+    with pytest.raises(ExtrapolationError, match="never measured"):
+        g.at([50.0], [0.0])
+
+
+def _synthetic_rows(block_edge, block_cloud, out_bytes, rng, noise=0.02):
+    """Per-partition rows generated from known block times (a fitting check, not a mock)."""
+    rows = []
+    n = len(block_edge)
+    for ecpu, slow in ((0.0, 1.0), (50.0, 4 / 3), (100.0, 2.0)):
+        for bw in (10.0, 50.0):
+            for rep in range(5):
+                for k in range(1, n + 1):
+                    edge = slow * sum(block_edge[:k]) * rng.lognormal(0, noise)
+                    cloud = sum(block_cloud[k:]) * rng.lognormal(0, noise)
+                    comm = 0.004 + out_bytes[k - 1] * 8 / (bw * 1e6)
+                    rows.append(
+                        {
+                            "source": "synthetic",
+                            "provenance": f"f{rep}:{k}",
+                            "record": "partition",
+                            "host_role": "edge+cloud",
+                            "model": "toy",
+                            "point": k,
+                            "layer_index": float(k - 1),
+                            "layer_name": f"l{k}",
+                            "output_bytes": float(out_bytes[k - 1]),
+                            "edge_cpu_pct": ecpu,
+                            "edge_mem_pct": 0.0,
+                            "cloud_cpu_pct": 0.0,
+                            "cloud_mem_pct": 0.0,
+                            "bandwidth_mbps": bw,
+                            "edge_cpu_quota": np.nan,
+                            "repeats": 1,
+                            "stat": "sample",
+                            "edge_s": edge,
+                            "cloud_s": cloud,
+                            "comm_s": comm,
+                            "total_s": edge + cloud + comm,
+                            "flags": "",
+                        }
+                    )
+    frame = pd.DataFrame(rows)
+    for c in COLUMNS:
+        if c not in frame:
+            frame[c] = "" if c.endswith(("host", "arch", "cpu")) else np.nan
+    return frame[list(COLUMNS)]
+
+
+def test_nnls_recovers_block_times():
+    rng = np.random.default_rng(1)
+    e = [0.002, 0.30, 0.05, 0.40, 0.01]
+    c = [0.0, 0.03, 0.005, 0.04, 0.002]
+    out_bytes = [600_000, 3_000_000, 800_000, 400_000, 4_000]
+    cal = fit_model("toy", _synthetic_rows(e, c, out_bytes, rng))
+    # columns: ordinals 1..5 (point 1 treated as the raw-input point) + all-edge 6
+    assert cal.ordinals.tolist() == [1, 2, 3, 4, 5, 6]
+    # Per-block times are differences of noisy sums; their sums are what is recovered.
+    np.testing.assert_allclose(np.cumsum(cal.edge_blocks.values[0, 0, :5]), np.cumsum(e), rtol=0.03)
+    np.testing.assert_allclose(
+        np.cumsum(cal.edge_blocks.values[2, 0, :5]), 2 * np.cumsum(e), rtol=0.03
+    )
+    assert (cal.edge_blocks.values >= 0).all()
+    p = cal.predict(edge_cpu_pct=[50.0], bandwidth_mbps=[25.0])
+    truth = (
+        4 / 3 * np.cumsum(e) + (np.sum(c) - np.cumsum(c)) + 0.004 + np.array(out_bytes) * 8 / 25e6
+    )
+    np.testing.assert_allclose(p.total_s[0, :5], truth, rtol=0.05)
+    # The link law recovers the bytes it was generated from (small payloads within the
+    # compute noise: 10 kB is 1.6 ms at 50 Mbit/s).
+    np.testing.assert_allclose(cal.link.values[0, 0, :5, 1], out_bytes, rtol=0.02, atol=10_000)
+
+
+def test_edge_times_monotone_and_ends_present(lenet_rows):
+    cal = fit_model("lenet", lenet_rows)
+    assert cal.kinds[0] == "all_cloud" and cal.ordinals[0] == 0  # Sequential: point 0
+    assert cal.kinds[-1] == "all_edge" and cal.ordinals[-1] == 11
+    p = cal.predict(0, 0, 0, 0, 50)
+    assert (np.diff(p.edge_s[0]) >= -1e-12).all()
+    assert (np.diff(p.cloud_s[0]) <= 1e-12).all()
+    assert p.edge_s[0, 0] == 0 and p.cloud_s[0, -1] == 0
+    assert (p.total_s > 0).all()
+
+
+def test_save_load_roundtrip_and_validation(lenet_rows, tmp_path):
+    cal = fit_calibration(lenet_rows, {"source": "test"})
+    path = tmp_path / "cal.json"
+    save_calibration(cal, path)
+    back = load_calibration(path)
+    a = cal.model("lenet").predict([0, 50], [0, 100], [50, 0], [0, 0], [10, 25])
+    b = back.model("lenet").predict([0, 50], [0, 100], [50, 0], [0, 0], [10, 25])
+    np.testing.assert_allclose(a.total_s, b.total_s, rtol=1e-5)
+    with pytest.raises(UserError, match=r"has no model 'vgg16'.*calibrates lenet"):
+        back.model("vgg16")
+    doc = json.loads(path.read_text())
+    for row in doc["models"]["lenet"]["edge_block_s"]["values"]:
+        for cell in row:
+            cell.pop()  # the last block goes missing everywhere
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match="edge_block_s: values have shape"):
+        load_calibration(path)
+    path.write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        load_calibration(path)
+
+
+def test_shipped_calibration_has_all_models():
+    cal = load_calibration()
+    assert sorted(cal.models) == sorted(
+        ["alexnet", "densenet121", "lenet", "mobilenet", "resnet50", "resnet50v2", "vgg16", "vgg19"]
+    )
+    vgg19 = cal.model("vgg19")
+    p = vgg19.predict([0, 100], [0, 0], [0, 0], [0, 0], [50, 10])
+    # Stress and low bandwidth make every point slower than the baseline.
+    assert (p.total_s[1] > p.total_s[0]).all()
+
+
+def test_regret_by_hand():
+    measured = np.array([[1.0, 2.0, 1.04], [3.0, np.nan, 1.0]])
+    predicted = np.array([[2.0, 3.0, 1.0], [0.5, 0.1, 2.0]])
+    # row 0: picks point 2 (1.04) vs best 1.0; row 1: point 1 is unmeasured, picks 0 (3.0).
+    np.testing.assert_allclose(regret(predicted, measured), [0.04, 2.0])
+
+
+def test_noise_floor_pairs_cloud_memory_repeats(lenet_rows):
+    floor = noise_floor("lenet", lenet_rows)
+    assert len(floor) == 81 * 6  # 81 groups of 3 files, every ordered pair
+    assert floor["regret"].min() >= 0
+
+
+@pytest.mark.slow
+def test_check_reports_cv_and_floor(lenet_rows):
+    summary, detail = check_calibration(lenet_rows, ["lenet"])
+    assert list(summary["model"]) == ["lenet", "all"]
+    row = summary.iloc[0]
+    assert row["conditions"] == 243 * 5  # each condition held out once per factor
+    assert 0 <= row["within_5pct"] <= 1 and 0 <= row["floor_within_5pct"] <= 1
+    assert set(detail["kind"]) == {"cv", "floor"}
+
+
+runner = CliRunner()
+
+
+def test_cli_calibrate_with_check(tmp_path):
+    from pathlib import Path
+
+    store = tmp_path / "s.parquet"
+    import_adaptivednn([Path(__file__).parent / "data/adaptivednn/2020-05-27"], store)
+    out = tmp_path / "cal.json"
+    r = runner.invoke(app, ["calibrate", str(store), "--out", str(out), "--check"])
+    assert r.exit_code == 0, r.output
+    assert load_calibration(out).model("lenet")
+    check = pd.read_csv(tmp_path / "cal.check.csv")
+    assert {"within_5pct", "floor_within_5pct", "median_ape", "floor_median_ape"} <= set(check)
+    bad = runner.invoke(app, ["calibrate", str(tmp_path / "none.parquet"), "--out", str(out)])
+    assert bad.exit_code == 2 and "does not exist" in bad.stderr
