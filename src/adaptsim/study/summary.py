@@ -1,0 +1,127 @@
+"""summary.md: the answers to the study's three questions, generated from its tables."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+__all__ = ["write_summary"]
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1f} %"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)
+    ]
+    return "\n".join(lines)
+
+
+def write_summary(
+    header: dict,
+    best: pd.DataFrame,
+    sens: pd.DataFrame,
+    gains: pd.DataFrame,
+    combined: pd.DataFrame,
+) -> str:
+    """The markdown text of summary.md."""
+    out = ["# The case for adaptive DNN partitioning: study summary", ""]
+    out.append(
+        f"Source: {header['source']} ({header['kind']}). Models: "
+        f"{', '.join(header['models'])}. Conditions: {header['conditions']} "
+        f"(missing from the full grid: {header['missing']}). Best-point ties "
+        "(equal to the microsecond, lowest ordinal wins): "
+        f"{int(best['tie'].sum())}."
+    )
+    out.append("")
+
+    # Q1
+    out += ["## Q1: are DNNs sensitive to operating conditions?", ""]
+    changing = sens[sens["changes"] == "Y"]
+    n_models = sens["model"].nunique()
+    sensitive_models = changing["model"].nunique()
+    out.append(
+        f"{sensitive_models} of {n_models} models change their best partition point when "
+        "a single factor moves with the others at baseline."
+    )
+    for factor, grp in sens.groupby("factor", sort=False):
+        ys = grp[grp["changes"] == "Y"]["model"].tolist()
+        out.append(
+            f"- {factor}: {len(ys)} of {len(grp)} models" + (f" ({', '.join(ys)})" if ys else "")
+        )
+    diversity = (
+        best.groupby("model")["best_point"]
+        .nunique()
+        .sort_values(ascending=False)
+        .rename("distinct_best_points")
+        .reset_index()
+    )
+    out += [
+        "",
+        "Distinct best points over all conditions (most diverse first):",
+        "",
+        _table(diversity),
+        "",
+    ]
+
+    # Q2
+    out += ["## Q2: how much does re-partitioning gain over the baseline split?", ""]
+    if gains.empty:
+        out.append("No gains: the baseline condition (no stress, highest bandwidth) is missing.")
+    else:
+        pays = gains[gains["gain_pct"] > 0]
+        out.append(
+            f"Re-partitioning beats the split chosen at baseline in {len(pays)} of "
+            f"{len(gains)} single-factor conditions."
+        )
+        per = gains.groupby("factor", sort=False)["gain_pct"].agg(["median", "max"]).round(2)
+        for factor, row in per.iterrows():
+            top = gains[gains["factor"] == factor].sort_values("gain_pct").iloc[-1]
+            out.append(
+                f"- {factor}: median gain {_pct(row['median'])}, max {_pct(row['max'])} "
+                f"({top['model']} at {top['level']:g}: point {top['static_point']} -> "
+                f"{top['best_point']}, {top['static_latency_s']:.3f} s -> "
+                f"{top['best_latency_s']:.3f} s)"
+            )
+        top = gains.sort_values("gain_pct", ascending=False).head(5)
+        out += ["", "Largest single-factor gains:", "", _table(top), ""]
+
+    # Q3
+    out += ["## Q3: do single conditions and combinations affect them alike?", ""]
+    if combined.empty:
+        out.append("Not answerable: the baseline condition is missing.")
+    else:
+        single = combined[combined["factors_moved"] == 1]
+        multi = combined[combined["factors_moved"] >= 2]
+        for label, part in (("one factor moved", single), ("two or more factors moved", multi)):
+            if part.empty:
+                continue
+            out.append(
+                f"- {label}: {len(part)} conditions; re-partitioning pays in "
+                f"{_pct(100 * part['repartition'].mean())} of them; gain median "
+                f"{_pct(part['gain_pct'].median())}, p90 "
+                f"{_pct(part['gain_pct'].quantile(0.9))}, max {_pct(part['gain_pct'].max())}"
+            )
+        if not single.empty and not multi.empty:
+            verdict = (
+                "larger"
+                if multi["gain_pct"].median() > single["gain_pct"].median()
+                else "not larger"
+            )
+            out.append("")
+            out.append(
+                f"Combinations give {verdict} gains than single factors (median "
+                f"{_pct(multi['gain_pct'].median())} vs {_pct(single['gain_pct'].median())})."
+            )
+        per_model = (
+            combined.groupby("model")
+            .agg(max_gain_pct=("gain_pct", "max"), repartition_share=("repartition", "mean"))
+            .round(3)
+            .reset_index()
+        )
+        out += ["", "Per model, over every condition:", "", _table(per_model), ""]
+    out.append(f"_Generated by adaptsim {header['version']} in {header['elapsed_s']:.2f} s._")
+    return "\n".join(out) + "\n"
