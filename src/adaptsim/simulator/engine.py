@@ -1,0 +1,319 @@
+"""The SimPy simulation of one policy on one scenario and seed.
+
+Actors are SimPy processes named after what they are: ``arrivals`` (frames reach
+the edge, periodic or Poisson), ``controller`` (a periodic policy decides) and,
+in the naive engine, one ``request`` process per frame holding SimPy resources.
+The fast engine serves each frame when it arrives, analytically: every stage is
+a FIFO queue whose service times are known when the frame enters it, so its
+start is ``max(arrival at the stage, when the server frees)`` (the Lindley
+recursion), the uplink integrates the bytes through the bandwidth trace
+(:class:`~adaptsim.simulator.link.Link`), and the cloud's ``c`` servers are a heap
+of free times. Because the edge and the uplink are single FIFO servers, frames
+leave each stage in arrival order, so serving them in arrival order is exact.
+
+Service times come from the calibration at the stress in force when the stage
+starts (cumulative block sums precomputed per stress level), times a noise
+factor drawn from the calibration's spread (vectorised, up front). Everything
+random comes from one ``numpy.random.Generator`` seeded per run, drawn in a fixed
+order, so the same scenario and seed give the same records bit for bit.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+from adaptsim.simulator.link import Link
+from adaptsim.simulator.policies import Conditions, Observation, View, resolve_policy
+from adaptsim.simulator.scenario import ArrivalKind, Scenario
+from adaptsim.simulator.traces import EPS_S
+
+__all__ = ["RECORD_COLUMNS", "Tables", "run_policy"]
+
+RECORD_COLUMNS = (
+    "request",
+    "arrival_s",
+    "point",
+    "switched",
+    "edge_wait_s",
+    "edge_s",
+    "uplink_wait_s",
+    "uplink_s",
+    "cloud_wait_s",
+    "cloud_s",
+    "latency_s",
+    "done_s",
+    "payload_bytes",
+)
+
+
+class Tables:
+    """Per-(edge CPU %, edge memory %) lookups of the calibration, cached per stress level.
+
+    For each stress level: cumulative edge seconds per point, and the link law's
+    overhead and effective bytes per point.
+    """
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        m = scenario.model
+        self.cloud_s = m.cloud_cum.at(scenario.cloud_cpu_pct, scenario.cloud_mem_pct)[0][0]
+        self._cache: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def at(self, cpu: float, mem: float):
+        key = (cpu, mem)
+        hit = self._cache.get(key)
+        if hit is None:
+            m = self.scenario.model
+            edge = m.edge_cum.at(cpu, mem)[0][0]
+            law = m.link.at(cpu, mem)[0][0]
+            hit = (edge, law[:, 0].copy(), law[:, 1].copy())
+            self._cache[key] = hit
+        return hit
+
+
+class _Stress:
+    """The stress level in force at a time, remembering the current step (times only grow)."""
+
+    def __init__(self, scenario: Scenario, tables: Tables):
+        self.cpu, self.mem, self.tables = scenario.edge_cpu, scenario.edge_mem, tables
+        self._start = self._end = -1.0
+        self._row = None
+
+    def row(self, t: float):
+        if not (self._start <= t < self._end - EPS_S):
+            self._row = self.tables.at(self.cpu.at(t), self.mem.at(t))
+            self._start = t
+            self._end = min(self.cpu.next_change(t), self.mem.next_change(t))
+        return self._row
+
+
+def _noise(scenario: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Multiplicative service noise per request: columns edge, link, cloud."""
+    u = rng.random((n, 3))
+    if not scenario.service_noise:
+        return np.ones((n, 3))
+    out = np.empty((n, 3))
+    for j, part in enumerate(("edge", "comm", "cloud")):
+        q = scenario.model.spread.get(part)
+        out[:, j] = np.exp(np.interp(u[:, j], q["probs"], q["log_ratio"])) if q else 1.0
+    return out
+
+
+def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
+    """All arrival times in [0, duration), periodic or Poisson."""
+    if scenario.arrival_kind is ArrivalKind.periodic:
+        return np.arange(0.0, scenario.duration_s, 1.0 / scenario.rate_hz)
+    n_guess = int(scenario.duration_s * scenario.rate_hz * 1.5) + 20
+    times = np.cumsum(rng.exponential(1.0 / scenario.rate_hz, n_guess))
+    while times[-1] < scenario.duration_s:
+        more = times[-1] + np.cumsum(rng.exponential(1.0 / scenario.rate_hz, n_guess))
+        times = np.r_[times, more]
+    return times[times < scenario.duration_s]
+
+
+@dataclass
+class RunStats:
+    repartitions: int = 0
+    switching_s: float = 0.0
+
+
+class _Run:
+    """State of one simulation run (one policy, one seed)."""
+
+    def __init__(self, scenario: Scenario, policy_spec, seed: int, tables: Tables | None):
+        self.sc = scenario
+        self.rng = np.random.default_rng(seed)
+        self.arrivals = arrival_times(scenario, self.rng)
+        self.noise = _noise(scenario, self.rng, len(self.arrivals))
+        n_readings = int(scenario.duration_s / scenario.observe_period_s) + 2
+        self.monitor_noise = (
+            np.exp(self.rng.normal(0.0, scenario.observe_noise, (n_readings, 3)))
+            if scenario.observe_noise > 0
+            else np.ones((n_readings, 3))
+        )
+        self.policy = resolve_policy(policy_spec, scenario.model, base_dir=Path(scenario.base_dir))
+        self.tables = tables or Tables(scenario)
+        self.link = Link(scenario.bandwidth)
+        self.edge_stress = _Stress(scenario, self.tables)
+        self.link_stress = _Stress(scenario, self.tables)
+        m = scenario.model
+        self.col = {int(o): i for i, o in enumerate(m.ordinals)}
+        self.view = View(
+            model=m,
+            cloud_cpu_pct=scenario.cloud_cpu_pct,
+            cloud_mem_pct=scenario.cloud_mem_pct,
+            arrival_rate_hz=scenario.rate_hz,
+            cloud_servers=scenario.cloud_servers,
+        )
+        if getattr(self.policy, "clairvoyant", False):
+            self.view._truth = self.truth
+            self.view._lookahead = self.lookahead
+        self.free_switching = getattr(self.policy, "free_switching", False)
+        self.wants_finished = getattr(self.policy, "uses_finished", True)
+        self.stats = RunStats()
+        self.edge_free = 0.0
+        self.link_free = 0.0
+        self.cloud_free = [0.0] * scenario.cloud_servers
+        self.pending: list[tuple[float, int, tuple]] = []
+        self._reading_index = -1
+        self.current: int | None = None  # set, without cost, by the first decision
+        self._switched = False
+        self._i = 0
+        self.cols: dict[str, list] = {c: [] for c in RECORD_COLUMNS}
+        self.payload = scenario.model.output_bytes.tolist()
+
+    # -- conditions -------------------------------------------------------------
+    def truth(self, t: float) -> Conditions:
+        sc = self.sc
+        return Conditions(sc.bandwidth.at(t), sc.edge_cpu.at(t), sc.edge_mem.at(t))
+
+    def _update_view(self, now: float) -> None:
+        v = self.view
+        v.now_s = now
+        v.current_point = self.current if self.current is not None else self._deployed()
+        m = int(now / self.sc.observe_period_s + 1e-9)
+        if m != self._reading_index:
+            self._reading_index = m
+            t = max(0.0, m * self.sc.observe_period_s - self.sc.observe_delay_s)
+            true = self.truth(t)
+            f = self.monitor_noise[min(m, len(self.monitor_noise) - 1)]
+            v.monitor = Conditions(
+                true.bandwidth_mbps * f[0],
+                min(true.edge_cpu_pct * f[1], 100.0),
+                min(true.edge_mem_pct * f[2], 100.0),
+            )
+        finished = []
+        while self.pending and self.pending[0][0] <= now:
+            _, _, obs = heapq.heappop(self.pending)
+            if self.wants_finished:
+                finished.append(Observation(*obs))
+        v.finished = finished
+
+    def _deployed(self) -> int:
+        """Before any decision, the split in place is the best for the conditions at t = 0."""
+        return self.view.best_point(self.truth(0.0))
+
+    def decide(self, now: float) -> None:
+        self._update_view(now)
+        point = int(self.policy.decide(self.view))
+        if point not in self.col:
+            raise ValueError(
+                f"policy {self.policy.name} chose point {point}, which "
+                f"{self.sc.model.model} does not have"
+            )
+        if self.current is None:  # deployment: the first decision sets the split, free
+            self.current = point
+            return
+        if point != self.current:
+            self.stats.repartitions += 1
+            if not self.free_switching and self.sc.pause_s > 0:
+                self.edge_free = max(self.edge_free, now) + self.sc.pause_s
+                self.stats.switching_s += self.sc.pause_s
+            self.current = point
+            self._switched = True
+
+    # -- service ----------------------------------------------------------------
+    def lookahead(self) -> np.ndarray:
+        """Completion time of the current request at every point (the oracle's view)."""
+        i, a = self._i, self.view.now_s
+        fe, fl, fc = self.noise[i]
+        edge_start = max(a, self.edge_free)
+        edge_cum, _, _ = self.edge_stress.row(edge_start)
+        done = np.empty(len(edge_cum))
+        cloud_first = self.cloud_free[0]
+        owl = self.sc.one_way_latency_s
+        for k in range(len(edge_cum)):
+            e = edge_cum[k] * fe
+            edge_end = edge_start + e if e > 0 else a
+            ls = max(edge_end, self.link_free)
+            _, over, eb = self.tables.at(self.sc.edge_cpu.at(ls), self.sc.edge_mem.at(ls))
+            fin = self.link.finish(ls + over[k] * fl, eb[k] * fl)
+            c = self.tables.cloud_s[k] * fc
+            end = max(fin + owl, cloud_first) + c if c > 0 else fin + owl
+            done[k] = end + owl
+        return done
+
+    def serve(self, i: int) -> None:
+        """Serve request i at its arrival time (see the module docstring)."""
+        a = self.arrivals[i]
+        self._i = i
+        if self.policy.period_s is None:
+            self.decide(a)
+        k = self.col[self.current]
+        fe, fl, fc = self.noise[i]
+        owl = self.sc.one_way_latency_s
+        edge_cum, _, _ = self.edge_stress.row(max(a, self.edge_free))
+        e = edge_cum[k] * fe
+        if e > 0:
+            es = a if a > self.edge_free else self.edge_free
+            edge_end = es + e
+            self.edge_free = edge_end
+        else:  # all-cloud: the edge computes nothing
+            es = edge_end = a
+        ls = edge_end if edge_end > self.link_free else self.link_free
+        _, over, eb = self.link_stress.row(ls)
+        payload = eb[k] * fl
+        fin = self.link.finish(ls + over[k] * fl, payload)
+        self.link_free = fin
+        c = self.tables.cloud_s[k] * fc
+        arrive = fin + owl
+        if c > 0:
+            free = self.cloud_free[0]
+            cs = arrive if arrive > free else free
+            ce = cs + c
+            heapq.heapreplace(self.cloud_free, ce)
+        else:
+            cs = ce = arrive
+        done = ce + owl
+        cols = self.cols
+        cols["request"].append(i)
+        cols["arrival_s"].append(a)
+        cols["point"].append(self.current)
+        cols["switched"].append(self._switched)
+        cols["edge_wait_s"].append(es - a)
+        cols["edge_s"].append(e)
+        cols["uplink_wait_s"].append(ls - edge_end)
+        cols["uplink_s"].append(fin - ls)
+        cols["cloud_wait_s"].append(cs - arrive)
+        cols["cloud_s"].append(c)
+        cols["latency_s"].append(done - a)
+        cols["done_s"].append(done)
+        cols["payload_bytes"].append(self.payload[k])
+        self._switched = False
+        heapq.heappush(
+            self.pending, (done, i, (done, self.current, done - a, e, fin - ls, self.payload[k]))
+        )
+
+
+def arrivals(env: simpy.Environment, run: _Run):
+    """Frames reach the edge; each is served the moment it arrives."""
+    timeout = env.timeout
+    serve = run.serve
+    for i, a in enumerate(run.arrivals.tolist()):
+        if a > env.now:
+            yield timeout(a - env.now)
+        serve(i)
+
+
+def controller(env: simpy.Environment, run: _Run):
+    """A periodic policy decides every ``period_s`` seconds, from t = 0."""
+    period = run.policy.period_s
+    while env.now < run.sc.duration_s:
+        run.decide(env.now)
+        yield env.timeout(period)
+
+
+def run_policy(scenario: Scenario, policy_spec, seed: int, tables: Tables | None = None):
+    """Simulate one policy with one seed; returns (record columns, RunStats, policy name)."""
+    run = _Run(scenario, policy_spec, seed, tables)
+    env = simpy.Environment()
+    if run.policy.period_s is not None:
+        env.process(controller(env, run))
+    env.process(arrivals(env, run))
+    env.run()
+    return run.cols, run.stats, run.policy.name

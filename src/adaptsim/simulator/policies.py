@@ -1,0 +1,338 @@
+"""Split policies: who decides the partition point, when, and from what.
+
+A policy is an object with a ``decide(view) -> ordinal`` method and a
+``period_s`` attribute (``None``: it decides at every request; a number: every
+that many seconds). ``view`` (a :class:`View`) is all it may see: the time, the
+current point, the latest condition reading of the monitor (delayed and noisy as
+the scenario says), the requests that finished since its last decision, and the
+calibration's predictions. Only policies marked ``clairvoyant`` (the oracle and
+static-best, which by definition use the truth) may ask the view for the truth.
+
+Built-ins, by registry name: ``static`` (``point``), ``all-edge``, ``all-cloud``,
+``static-best`` (best for the true conditions at t = 0: the paper's baseline),
+``oracle`` (best for the true conditions of each request, looking ahead through
+the real link and queues, switching free: the upper bound), ``reactive`` (EWMA of
+the monitor's readings, a switching threshold and hysteresis). A user policy is
+``module:callable`` or ``path/to/file.py:callable``: a class (instantiated with
+``params``) or a plain function ``decide(view) -> ordinal``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from adaptsim.calibration import ModelCalibration
+from adaptsim.errors import UserError
+
+__all__ = [
+    "REGISTRY",
+    "Conditions",
+    "Observation",
+    "Policy",
+    "View",
+    "resolve_policy",
+]
+
+
+@dataclass(frozen=True)
+class Conditions:
+    """Operating conditions at the edge."""
+
+    bandwidth_mbps: float
+    edge_cpu_pct: float = 0.0
+    edge_mem_pct: float = 0.0
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One finished request as the edge sees it once its result is back."""
+
+    time_s: float
+    point: int
+    latency_s: float
+    edge_s: float
+    uplink_s: float
+    payload_bytes: float
+
+
+@dataclass
+class View:
+    """What a policy may consult at a decision. The engine owns and updates it."""
+
+    model: ModelCalibration
+    cloud_cpu_pct: float
+    cloud_mem_pct: float
+    arrival_rate_hz: float = 0.0
+    cloud_servers: int = 1
+    now_s: float = 0.0
+    current_point: int = 0
+    monitor: Conditions | None = None
+    finished: list[Observation] = field(default_factory=list)
+    _truth: Callable[[float], Conditions] | None = None
+    _lookahead: Callable[[], np.ndarray] | None = None
+
+    @property
+    def ordinals(self) -> np.ndarray:
+        return self.model.ordinals
+
+    def predict(self, cond: Conditions):
+        """Predicted edge, link and cloud seconds of every point under ``cond`` (no queueing)."""
+        return self.model.predict(
+            min(max(cond.edge_cpu_pct, 0.0), 100.0),
+            min(max(cond.edge_mem_pct, 0.0), 100.0),
+            self.cloud_cpu_pct,
+            self.cloud_mem_pct,
+            max(cond.bandwidth_mbps, 1e-6),
+            extrapolate=True,
+        )
+
+    def predict_total(self, cond: Conditions) -> np.ndarray:
+        """Predicted end-to-end seconds of every point under ``cond`` (no queueing)."""
+        return self.predict(cond).total_s[0]
+
+    def stable(self, cond: Conditions) -> np.ndarray:
+        """Points whose every stage keeps up with the arrival rate under ``cond``.
+
+        A point whose edge, link or cloud time exceeds the time between frames
+        builds a queue without bound, whatever its single-frame latency.
+        """
+        if self.arrival_rate_hz <= 0:
+            return np.ones(len(self.model.ordinals), dtype=bool)
+        p = self.predict(cond)
+        gap = 1.0 / self.arrival_rate_hz
+        return (p.edge_s[0] < gap) & (p.comm_s[0] < gap) & (p.cloud_s[0] / self.cloud_servers < gap)
+
+    def best_point(self, cond: Conditions) -> int:
+        """The point with the lowest predicted latency under ``cond`` (lowest ordinal on ties)."""
+        return int(self.model.ordinals[int(np.argmin(self.predict_total(cond)))])
+
+    def truth(self, t: float | None = None) -> Conditions:
+        """The true conditions at ``t`` (default now). Clairvoyant policies only."""
+        if self._truth is None:
+            raise PermissionError("only clairvoyant policies may see the true conditions")
+        return self._truth(self.now_s if t is None else t)
+
+    def lookahead(self) -> np.ndarray:
+        """Exact completion time of this request at every point. Clairvoyant policies only."""
+        if self._lookahead is None:
+            raise PermissionError("only clairvoyant policies may look ahead")
+        return self._lookahead()
+
+
+class Policy(Protocol):
+    name: str
+    period_s: float | None
+
+    def decide(self, view: View) -> int: ...
+
+
+@dataclass
+class Static:
+    point: int
+    name: str = "static"
+    period_s: float | None = None
+    clairvoyant: bool = False
+
+    def decide(self, view: View) -> int:
+        return self.point
+
+
+@dataclass
+class StaticBest:
+    """Best for the true conditions at t = 0, then never changes (the paper's baseline)."""
+
+    name: str = "static-best"
+    period_s: float | None = None
+    clairvoyant: bool = True
+    _point: int | None = None
+
+    def decide(self, view: View) -> int:
+        if self._point is None:
+            self._point = view.best_point(view.truth(0.0))
+        return self._point
+
+
+@dataclass
+class Oracle:
+    """Per request, the point that finishes first given the true future: the upper bound."""
+
+    name: str = "oracle"
+    period_s: float | None = None
+    clairvoyant: bool = True
+    free_switching: bool = True
+
+    def decide(self, view: View) -> int:
+        return int(view.ordinals[int(np.argmin(view.lookahead()))])
+
+
+@dataclass
+class Reactive:
+    """EWMA of the monitor's readings; switch when the predicted gain beats a threshold.
+
+    Candidates are the points that keep up with the arrival rate at the estimated
+    conditions (see :meth:`View.stable`), when there are any.
+
+    Args:
+        alpha: EWMA weight of a new reading (1 = trust the latest reading only).
+        threshold: relative predicted gain needed to consider switching.
+        hysteresis: how many decisions in a row must agree before switching.
+        period_s: decision period (``None`` or 0: every request).
+    """
+
+    alpha: float = 0.3
+    threshold: float = 0.1
+    hysteresis: int = 2
+    period_s: float | None = 1.0
+    name: str = "reactive"
+    clairvoyant: bool = False
+    _estimate: np.ndarray | None = None
+    _seen: Conditions | None = None
+    _streak: int = 0
+    _candidate: int | None = None
+
+    def __post_init__(self):
+        if not 0 < self.alpha <= 1:
+            raise ValueError("alpha must be in (0, 1]")
+        if self.threshold < 0 or self.hysteresis < 1:
+            raise ValueError("threshold must be >= 0 and hysteresis >= 1")
+        if not self.period_s:
+            self.period_s = None
+
+    def decide(self, view: View) -> int:
+        m = view.monitor
+        if m is not None and m is not self._seen:
+            x = np.array([m.bandwidth_mbps, m.edge_cpu_pct, m.edge_mem_pct])
+            self._estimate = (
+                x
+                if self._estimate is None
+                else (self.alpha * x + (1 - self.alpha) * self._estimate)
+            )
+            self._seen = m
+        if self._estimate is None:
+            return view.current_point
+        est = Conditions(*self._estimate.tolist())
+        pred = view.predict_total(est)
+        ords = view.ordinals
+        stable = view.stable(est)
+        best = (
+            int(np.argmin(np.where(stable, pred, np.inf))) if stable.any() else int(np.argmin(pred))
+        )
+        cur = int(np.flatnonzero(ords == view.current_point)[0])
+        if best != cur and pred[cur] - pred[best] > self.threshold * pred[cur]:
+            self._streak = self._streak + 1 if self._candidate == best else 1
+            self._candidate = best
+        else:
+            self._streak, self._candidate = 0, None
+        if self._streak >= self.hysteresis:
+            self._streak, self._candidate = 0, None
+            return int(ords[best])
+        return view.current_point
+
+
+@dataclass
+class FunctionPolicy:
+    """A user's plain function ``decide(view) -> ordinal`` as a policy."""
+
+    fn: Callable[[View], int]
+    name: str
+    period_s: float | None = None
+    clairvoyant: bool = False
+
+    def decide(self, view: View) -> int:
+        return int(self.fn(view))
+
+
+def _ends(model: ModelCalibration) -> tuple[int, int]:
+    return int(model.ordinals[0]), int(model.ordinals[-1])
+
+
+REGISTRY: dict[str, Callable[..., object]] = {
+    "static": lambda model, point: Static(int(point)),
+    "all-edge": lambda model: Static(_ends(model)[1], name="all-edge"),
+    "all-cloud": lambda model: Static(_ends(model)[0], name="all-cloud"),
+    "static-best": lambda model: StaticBest(),
+    "oracle": lambda model: Oracle(),
+    "reactive": lambda model, **kw: Reactive(**kw),
+}
+
+
+def _load_user(target: str, base_dir: Path | None, where: str):
+    mod_name, _, attr = target.rpartition(":")
+    if not mod_name or not attr:
+        raise UserError(
+            f"{where}: policy {target!r} is neither a built-in "
+            f"({', '.join(REGISTRY)}) nor module:callable / file.py:callable"
+        )
+    if mod_name.endswith(".py"):
+        path = Path(mod_name)
+        path = path if path.is_absolute() or base_dir is None else base_dir / path
+        if not path.is_file():
+            raise UserError(f"{where}: policy file {path} does not exist")
+        name = f"adaptsim_user_policy_{abs(hash(str(path.resolve())))}"
+        module = sys.modules.get(name)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:  # the user's code: report, don't crash
+                raise UserError(
+                    f"{where}: importing {path} failed: {type(exc).__name__}: {exc}"
+                ) from None
+            sys.modules[name] = module
+    else:
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as exc:
+            raise UserError(f"{where}: cannot import module {mod_name!r} ({exc})") from None
+    fn = getattr(module, attr, None)
+    if fn is None or not callable(fn):
+        raise UserError(f"{where}: {mod_name} has no callable {attr!r}")
+    return fn
+
+
+def resolve_policy(
+    spec, model: ModelCalibration, *, where: str = "policy", base_dir: Path | None = None
+):
+    """Build a fresh policy object from a scenario's policy spec (raises UserError)."""
+    params = dict(spec.params)
+    label = spec.label
+    if spec.policy in REGISTRY:
+        factory = REGISTRY[spec.policy]
+        try:
+            policy = factory(model, **params)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{where}: bad params for {spec.policy!r}: {exc}") from None
+    else:
+        target = _load_user(spec.policy, base_dir, where)
+        if inspect.isclass(target):
+            try:
+                policy = target(**params)
+            except Exception as exc:
+                raise UserError(f"{where}: {spec.policy}({params}) failed: {exc}") from None
+        else:
+            period = params.pop("period_s", None)
+            if params:
+                raise UserError(
+                    f"{where}: a function policy takes only period_s, not {sorted(params)}"
+                )
+            policy = FunctionPolicy(target, name=spec.policy, period_s=period or None)
+        if not hasattr(policy, "decide"):
+            raise UserError(f"{where}: {spec.policy} does not build an object with decide(view)")
+        policy.period_s = getattr(policy, "period_s", None) or None
+    if isinstance(policy, Static) and policy.point not in set(model.ordinals.tolist()):
+        raise UserError(
+            f"{where}: point {policy.point} is not a point of {model.model} "
+            f"({model.ordinals[0]}..{model.ordinals[-1]})"
+        )
+    policy.name = label or getattr(policy, "name", spec.policy)
+    return policy

@@ -1,0 +1,294 @@
+"""Time-varying conditions: piecewise-constant traces and the readers for real ones.
+
+A :class:`Trace` is a step function of time: value ``values[j]`` holds on
+``[times[j], times[j+1])``. Past its end it either loops (period = its duration)
+or holds its last value. File traces are shifted to start at t = 0.
+
+Readers (``format``):
+
+- ``two_column``: ``time_s value`` per line, whitespace separated (the Norway
+  HSDPA and FCC traces); blank lines and ``#`` comments skipped.
+- ``csv``: a header row; ``time_column`` and ``value_column`` name the columns.
+- ``mahimahi``: one line per 1500-byte delivery opportunity, integer ms since the
+  start, repeated ms = several packets; turned into Mbit/s per ``bin_ms`` bin.
+- ``gnettrack``: G-NetTrack Pro CSV: ``Timestamp`` as ``YYYY.MM.DD_hh.mm.ss``, a
+  bitrate column in kbit/s (``value_column``, default ``UL_bitrate``); duplicate
+  timestamps are averaged, gaps hold the previous value.
+
+Bad traces (non-monotonic time, negative or NaN values, empty, unknown format)
+raise :class:`adaptsim.errors.UserError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from adaptsim.errors import UserError, where
+
+__all__ = ["EPS_S", "End", "Trace", "TraceFormat", "read_trace"]
+
+EPS_S = 1e-9  # times this close to a step boundary are on it
+
+
+class End(StrEnum):
+    """What a trace does after its last step."""
+
+    loop = "loop"
+    hold = "hold"
+
+
+class TraceFormat(StrEnum):
+    two_column = "two_column"
+    csv = "csv"
+    mahimahi = "mahimahi"
+    gnettrack = "gnettrack"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A piecewise-constant function of time (see the module docstring).
+
+    Attributes:
+        times: step start times, seconds, strictly increasing, ``times[0] == 0``.
+        values: the value on each step.
+        duration_s: where the trace ends (the last step's end).
+        end: loop or hold past ``duration_s``.
+        label: where it came from, for reports.
+    """
+
+    times: tuple[float, ...]
+    values: tuple[float, ...]
+    duration_s: float
+    end: End = End.hold
+    label: str = ""
+
+    @classmethod
+    def constant(cls, value: float, label: str = "") -> Trace:
+        return cls((0.0,), (float(value),), 1.0, End.hold, label or f"constant {value:g}")
+
+    @classmethod
+    def steps(cls, steps, end: End = End.hold, label: str = "", where_: str = "steps") -> Trace:
+        """From ``[[time_s, value], ...]`` (inline YAML steps)."""
+        times = [float(t) for t, _ in steps]
+        values = [float(v) for _, v in steps]
+        _check(times, values, where_, [None] * len(times))
+        last = times[-1] - times[-2] if len(times) > 1 else 1.0
+        return cls(tuple(times), tuple(values), times[-1] + last, end, label or "inline steps")
+
+    def _local(self, t: float) -> float:
+        """Time within the trace (looped traces wrap around)."""
+        if self.end is End.loop and t >= self.duration_s:
+            return math.fmod(t, self.duration_s)
+        return t
+
+    def at(self, t: float) -> float:
+        """The value at time ``t`` (seconds).
+
+        A time within a nanosecond before a step counts as on it: wrapping a looped
+        trace (``fmod``) can land a hair short of the step it should reach.
+        """
+        i = bisect.bisect_right(self.times, self._local(t) + EPS_S) - 1
+        return self.values[max(i, 0)]
+
+    def next_change(self, t: float) -> float:
+        """The time of the first step after ``t`` (inf when the value holds for good)."""
+        local = self._local(t)
+        base = t - local
+        i = bisect.bisect_right(self.times, local + EPS_S)
+        if i < len(self.times):
+            return base + self.times[i]
+        return base + self.duration_s if self.end is End.loop else math.inf
+
+    def breakpoints(self, until_s: float) -> list[float]:
+        """Every step start in ``[0, until_s]``, loops unrolled."""
+        if self.end is End.hold:
+            return [t for t in self.times if t <= until_s]
+        out, base = [], 0.0
+        while base <= until_s:
+            out += [base + t for t in self.times if base + t <= until_s]
+            base += self.duration_s
+        return out
+
+    def scaled(self, factor: float) -> Trace:
+        return Trace(
+            self.times,
+            tuple(v * factor for v in self.values),
+            self.duration_s,
+            self.end,
+            f"{self.label} x{factor:g}" if factor != 1 else self.label,
+        )
+
+    def with_end(self, end: End) -> Trace:
+        return Trace(self.times, self.values, self.duration_s, end, self.label)
+
+    def mean(self) -> float:
+        """Time-weighted mean over one period."""
+        t = np.r_[self.times, self.duration_s]
+        return float(np.sum(np.diff(t) * np.asarray(self.values)) / self.duration_s)
+
+
+def _check(times: list[float], values: list[float], path, lines: list[int | None]) -> None:
+    if not times:
+        raise UserError(f"{path}: empty trace; it needs at least one time/value row")
+    for i, (t, v) in enumerate(zip(times, values, strict=True)):
+        at = where(path, lines[i])
+        if not (math.isfinite(t) and math.isfinite(v)):
+            raise UserError(f"{at}: time and value must be numbers, not NaN or infinite")
+        if v < 0:
+            raise UserError(f"{at}: negative value {v:g}; traces hold rates and loads >= 0")
+        if i and t <= times[i - 1]:
+            raise UserError(
+                f"{at}: time {t:g} does not increase (previous {times[i - 1]:g}); "
+                "sort the trace or remove duplicate times"
+            )
+
+
+def _finish(times, values, lines, path, end: End) -> Trace:
+    _check(times, values, path, lines)
+    t0 = times[0]
+    times = [t - t0 for t in times]
+    last = times[-1] - times[-2] if len(times) > 1 else 1.0
+    return Trace(tuple(times), tuple(values), times[-1] + last, end, Path(path).name)
+
+
+def _two_column(path: Path):
+    times, values, lines = [], [], []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        s = line.split("#", 1)[0].split()
+        if not s:
+            continue
+        if len(s) != 2:
+            raise UserError(
+                f"{where(path, n)}: expected two columns 'time_s value', found {len(s)}"
+            )
+        try:
+            t, v = float(s[0]), float(s[1])
+        except ValueError:
+            raise UserError(f"{where(path, n)}: non-numeric value in {line.strip()!r}") from None
+        times.append(t)
+        values.append(v)
+        lines.append(n)
+    return times, values, lines
+
+
+def _csv(path: Path, time_column: str, value_column: str):
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None:
+            raise UserError(f"{path}: empty CSV file")
+        for col in (time_column, value_column):
+            if col not in reader.fieldnames:
+                raise UserError(
+                    f"{where(path, 1)}: no column {col!r}; columns are {reader.fieldnames}"
+                )
+        times, values, lines = [], [], []
+        for n, row in enumerate(reader, start=2):
+            try:
+                times.append(float(row[time_column]))
+                values.append(float(row[value_column]))
+            except (TypeError, ValueError):
+                raise UserError(
+                    f"{where(path, n)}: non-numeric {time_column}/{value_column}"
+                ) from None
+            lines.append(n)
+    return times, values, lines
+
+
+def _mahimahi(path: Path, bin_ms: int):
+    stamps = []
+    for n, line in enumerate(path.read_text().splitlines(), start=1):
+        s = line.strip()
+        if not s:
+            continue
+        try:
+            ms = int(s)
+        except ValueError:
+            raise UserError(
+                f"{where(path, n)}: expected an integer millisecond, got {s!r}"
+            ) from None
+        if ms < 0 or (stamps and ms < stamps[-1]):
+            raise UserError(f"{where(path, n)}: millisecond stamps must be >= 0 and non-decreasing")
+        stamps.append(ms)
+    if not stamps:
+        raise UserError(f"{path}: empty Mahimahi trace")
+    n_bins = stamps[-1] // bin_ms + 1
+    counts = np.bincount(np.asarray(stamps) // bin_ms, minlength=n_bins)
+    mbps = counts * 1500 * 8 / (bin_ms / 1000) / 1e6
+    times = (np.arange(n_bins) * bin_ms / 1000).tolist()
+    return times, mbps.tolist(), [None] * n_bins
+
+
+def _gnettrack(path: Path, value_column: str):
+    with path.open(newline="") as fh:
+        reader = csv.DictReader(fh, skipinitialspace=True)
+        if reader.fieldnames is None:
+            raise UserError(f"{path}: empty CSV file")
+        if "Timestamp" not in reader.fieldnames or value_column not in reader.fieldnames:
+            raise UserError(
+                f"{where(path, 1)}: a G-NetTrack CSV needs 'Timestamp' and {value_column!r} columns"
+            )
+        per_second: dict[float, list[float]] = {}
+        first_line: dict[float, int] = {}
+        for n, row in enumerate(reader, start=2):
+            try:
+                ts = datetime.strptime(row["Timestamp"].strip(), "%Y.%m.%d_%H.%M.%S").timestamp()
+            except ValueError:
+                raise UserError(
+                    f"{where(path, n)}: timestamp {row['Timestamp']!r} is not YYYY.MM.DD_hh.mm.ss"
+                ) from None
+            raw = (row[value_column] or "").strip()
+            if raw in ("", "-"):
+                continue  # a gap: the previous value holds
+            try:
+                kbps = float(raw)
+            except ValueError:
+                raise UserError(
+                    f"{where(path, n)}: {value_column} {raw!r} is not a number"
+                ) from None
+            if per_second and ts < max(per_second):
+                raise UserError(f"{where(path, n)}: timestamps go backwards")
+            per_second.setdefault(ts, []).append(kbps / 1000.0)
+            first_line.setdefault(ts, n)
+    stamps = sorted(per_second)
+    return stamps, [float(np.mean(per_second[t])) for t in stamps], [first_line[t] for t in stamps]
+
+
+def read_trace(
+    path: str | Path,
+    fmt: TraceFormat = TraceFormat.two_column,
+    *,
+    end: End = End.loop,
+    scale: float = 1.0,
+    time_column: str = "time_s",
+    value_column: str | None = None,
+    bin_ms: int = 100,
+) -> Trace:
+    """Read a trace file; see the module docstring for the formats."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"trace file {p} does not exist")
+    try:
+        fmt = TraceFormat(fmt)
+    except ValueError:
+        raise UserError(
+            f"{p}: unknown trace format {fmt!r}; use one of "
+            f"{', '.join(f.value for f in TraceFormat)}"
+        ) from None
+    if fmt is TraceFormat.two_column:
+        times, values, lines = _two_column(p)
+    elif fmt is TraceFormat.csv:
+        times, values, lines = _csv(p, time_column, value_column or "value")
+    elif fmt is TraceFormat.mahimahi:
+        times, values, lines = _mahimahi(p, bin_ms)
+    else:
+        times, values, lines = _gnettrack(p, value_column or "UL_bitrate")
+    trace = _finish(times, values, lines, p, end)
+    return trace.scaled(scale) if scale != 1.0 else trace
