@@ -145,6 +145,7 @@ class _Run:
         self.col = {int(o): i for i, o in enumerate(m.ordinals)}
         self.view = View(
             model=m,
+            tables=self.tables,
             cloud_cpu_pct=scenario.cloud_cpu_pct,
             cloud_mem_pct=scenario.cloud_mem_pct,
             arrival_rate_hz=scenario.rate_hz,

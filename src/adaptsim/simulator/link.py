@@ -24,7 +24,7 @@ class Link:
 
     def __init__(self, trace: Trace):
         self.trace = trace
-        self._t = list(trace.times) + [trace.duration_s]
+        self._t = [*trace.times, trace.duration_s]
         rate = [v * 1e6 / 8.0 for v in trace.values]  # bytes per second
         cum = [0.0]
         for j, r in enumerate(rate):

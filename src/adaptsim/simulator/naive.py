@@ -32,6 +32,7 @@ class _NaiveRun(_Run):
         self.uplink = simpy.Resource(env, capacity=1)
         self.cloud = simpy.Resource(env, capacity=scenario.cloud_servers)
         self.rows: list[tuple] = []
+        self._blocks: dict[tuple, list[float]] = {}
 
     def decide(self, now: float) -> None:
         before = self.current
@@ -46,12 +47,13 @@ class _NaiveRun(_Run):
             yield self.env.timeout(seconds)
 
     def _blocks_sum(self, side: str, k: int, cpu: float, mem: float) -> float:
-        m = self.sc.model
-        if side == "edge":
-            blocks = m.edge_blocks.at(cpu, mem)[0][0]
-            return float(sum(blocks[: k + 1]))
-        blocks = m.cloud_blocks.at(cpu, mem)[0][0]
-        return float(sum(blocks[k + 1 :]))
+        """Sum the blocks on this side of point k, anew for every request."""
+        key = (side, cpu, mem)
+        blocks = self._blocks.get(key)
+        if blocks is None:  # interpolating the grid is not what the baseline is about
+            grid = self.sc.model.edge_blocks if side == "edge" else self.sc.model.cloud_blocks
+            blocks = self._blocks[key] = grid.at(cpu, mem)[0][0].tolist()
+        return float(sum(blocks[: k + 1])) if side == "edge" else float(sum(blocks[k + 1 :]))
 
     def _transfer(self, payload: float):
         """Send ``payload`` bytes through the bandwidth trace, one step at a time."""

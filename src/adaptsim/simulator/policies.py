@@ -36,6 +36,7 @@ from adaptsim.errors import UserError
 __all__ = [
     "REGISTRY",
     "Conditions",
+    "Estimate",
     "Observation",
     "Policy",
     "View",
@@ -64,11 +65,25 @@ class Observation:
     payload_bytes: float
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """Predicted seconds per point: edge compute, link, cloud compute."""
+
+    edge_s: np.ndarray
+    comm_s: np.ndarray
+    cloud_s: np.ndarray
+
+    @property
+    def total_s(self) -> np.ndarray:
+        return self.edge_s + self.comm_s + self.cloud_s
+
+
 @dataclass
 class View:
     """What a policy may consult at a decision. The engine owns and updates it."""
 
     model: ModelCalibration
+    tables: object  # adaptsim.simulator.engine.Tables: calibration lookups per stress level
     cloud_cpu_pct: float
     cloud_mem_pct: float
     arrival_rate_hz: float = 0.0
@@ -84,20 +99,23 @@ class View:
     def ordinals(self) -> np.ndarray:
         return self.model.ordinals
 
-    def predict(self, cond: Conditions):
-        """Predicted edge, link and cloud seconds of every point under ``cond`` (no queueing)."""
-        return self.model.predict(
-            min(max(cond.edge_cpu_pct, 0.0), 100.0),
-            min(max(cond.edge_mem_pct, 0.0), 100.0),
-            self.cloud_cpu_pct,
-            self.cloud_mem_pct,
-            max(cond.bandwidth_mbps, 1e-6),
-            extrapolate=True,
-        )
+    def predict(self, cond: Conditions) -> Estimate:
+        """Predicted edge, link and cloud seconds of every point under ``cond`` (no queueing).
+
+        Uses the same calibration tables and link law the simulator serves with.
+        Stress is clamped to the calibrated range and rounded to whole percent
+        (the tables are cached per level).
+        """
+        e = self.model.edge_blocks
+        cpu = round(min(max(cond.edge_cpu_pct, e.cpu_levels[0]), e.cpu_levels[-1]))
+        mem = round(min(max(cond.edge_mem_pct, e.mem_levels[0]), e.mem_levels[-1]))
+        edge, over, eff_bytes = self.tables.at(float(cpu), float(mem))
+        comm = over + eff_bytes * 8.0 / (max(cond.bandwidth_mbps, 1e-6) * 1e6)
+        return Estimate(edge, comm, self.tables.cloud_s)
 
     def predict_total(self, cond: Conditions) -> np.ndarray:
         """Predicted end-to-end seconds of every point under ``cond`` (no queueing)."""
-        return self.predict(cond).total_s[0]
+        return self.predict(cond).total_s
 
     def stable(self, cond: Conditions) -> np.ndarray:
         """Points whose every stage keeps up with the arrival rate under ``cond``.
@@ -109,7 +127,7 @@ class View:
             return np.ones(len(self.model.ordinals), dtype=bool)
         p = self.predict(cond)
         gap = 1.0 / self.arrival_rate_hz
-        return (p.edge_s[0] < gap) & (p.comm_s[0] < gap) & (p.cloud_s[0] / self.cloud_servers < gap)
+        return (p.edge_s < gap) & (p.comm_s < gap) & (p.cloud_s / self.cloud_servers < gap)
 
     def best_point(self, cond: Conditions) -> int:
         """The point with the lowest predicted latency under ``cond`` (lowest ordinal on ties)."""

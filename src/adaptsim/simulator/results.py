@@ -154,6 +154,14 @@ def write_results(results: Results, out_dir: str | Path) -> list[Path]:
         "points": {
             str(int(o)): n for o, n in zip(sc.model.ordinals, sc.model.layer_names, strict=True)
         },
+        "traces": {
+            name: [[t, trace.at(t)] for t in trace.breakpoints(sc.duration_s)]
+            for name, trace in (
+                ("bandwidth_mbps", sc.bandwidth),
+                ("edge_cpu_pct", sc.edge_cpu),
+                ("edge_mem_pct", sc.edge_mem),
+            )
+        },
     }
     paths = [out / "records.parquet", out / "summary.csv", out / "run.json"]
     _atomic(paths[0], lambda p: results.records.to_parquet(p, index=False))
