@@ -13,8 +13,9 @@ from __future__ import annotations
 class BandwidthRule:
     """Pick one of two points by a bandwidth threshold on the monitor's reading."""
 
-    def __init__(self, low_point: int, high_point: int, threshold_mbps: float,
-                 period_s: float = 1.0):
+    def __init__(
+        self, low_point: int, high_point: int, threshold_mbps: float, period_s: float = 1.0
+    ):
         self.low_point, self.high_point = low_point, high_point
         self.threshold_mbps = threshold_mbps
         self.period_s = period_s

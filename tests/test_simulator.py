@@ -1,0 +1,344 @@
+"""The simulator's contract: determinism, Lindley, traces, properties, scenarios, CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from adaptsim.cli import app
+from adaptsim.errors import UserError
+from adaptsim.simulator import load_scenario, run_scenario, scenario_from_dict
+from adaptsim.simulator.engine import run_policy
+from adaptsim.simulator.naive import run_policy_naive
+from adaptsim.simulator.scenario import PolicySpec
+
+REPO = Path(__file__).resolve().parent.parent
+SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
+CAL_CACHE: dict = {}
+runner = CliRunner()
+
+
+def scenario(**overrides):
+    doc = {
+        "name": "t",
+        "model": "alexnet",
+        "duration_s": 20.0,
+        "arrivals": {"kind": "periodic", "rate_hz": 5.0},
+        "deadline_s": 1.0,
+        "one_way_latency_s": 0.01,
+        "traces": {"bandwidth_mbps": {"constant": 20.0}},
+        "service": {"noise": False},
+        "policies": [{"policy": "static", "params": {"point": 6}}],
+    }
+    for key, value in overrides.items():
+        doc[key] = value
+    return scenario_from_dict(doc, "test scenario", REPO / "scenarios", CAL_CACHE)
+
+
+def test_same_seed_same_records_bit_for_bit():
+    sc = load_scenario(REPO / "scenarios/combined.yaml").shortened(120.0, (7,))
+    a = run_scenario(sc).records
+    b = run_scenario(sc).records
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    c = run_scenario(sc.shortened(120.0, (8,))).records
+    assert not a["latency_s"].equals(c["latency_s"])
+
+
+def test_departures_follow_the_lindley_recursion():
+    # Constant conditions, deterministic service, frames faster than the link: queues form.
+    # Point 3 (pool1, 280 kB) makes the uplink the bottleneck at 20 Mbit/s.
+    sc = scenario(
+        arrivals={"kind": "periodic", "rate_hz": 20.0},
+        duration_s=5.0,
+        cloud={"servers": 1},
+        policies=[{"policy": "static", "params": {"point": 3}}],
+    )
+    cols, _, _ = run_policy(sc, sc.policies[0], 0)
+    m = sc.model
+    k = int(np.flatnonzero(m.ordinals == 3)[0])
+    e = m.edge_cum.at(0, 0)[0][0, k]
+    law = m.link.at(0, 0)[0][0, k]
+    link_s = law[0] + law[1] * 8 / 20e6
+    c = m.cloud_cum.at(0, 0)[0][0, k]
+    owl = 0.01
+    edge_free = link_free = cloud_free = 0.0
+    expected = []
+    for a in np.arange(0.0, 5.0, 1 / 20.0):
+        edge_free = max(a, edge_free) + e
+        link_free = max(edge_free, link_free) + link_s
+        cloud_free = max(link_free + owl, cloud_free) + c
+        expected.append(cloud_free + owl)
+    assert max(cols["uplink_wait_s"]) > 1.0  # the link really queues
+    # Equal up to float rounding of the link's capacity integral (1e-9 s).
+    np.testing.assert_allclose(cols["done_s"], expected, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        PolicySpec(policy="reactive", params={"period_s": 1.0}),
+        PolicySpec(policy="reactive", params={"period_s": 0}),
+        PolicySpec(policy="static-best"),
+    ],
+)
+def test_fast_engine_matches_naive_simpy(policy):
+    """Two implementations (analytic vs one SimPy process per request) agree."""
+    sc = load_scenario(REPO / "scenarios/combined.yaml").shortened(300.0)
+    a, sa, _ = run_policy(sc, policy, 3)
+    b, sb, _ = run_policy_naive(sc, policy, 3)
+    assert sa == sb
+    for col in a:
+        np.testing.assert_allclose(
+            np.asarray(a[col], float), np.asarray(b[col], float), rtol=1e-9, atol=1e-9, err_msg=col
+        )
+
+
+def test_transfer_straddling_a_bandwidth_step_in_a_run():
+    # All-cloud sends the raw input (alexnet: 602112 B). 8 Mbit/s until t=0.1, then 0
+    # until t=1, then 80 Mbit/s: the first frame's bytes cross both changes.
+    sc = scenario(
+        traces={"bandwidth_mbps": {"steps": [[0, 8], [0.1, 0], [1.0, 80]], "end": "hold"}},
+        arrivals={"kind": "periodic", "rate_hz": 0.1},
+        duration_s=1.0,
+        policies=[{"policy": "all-cloud"}],
+    )
+    cols, _, _ = run_policy(sc, sc.policies[0], 0)
+    m = sc.model
+    over, eff = m.link.at(0, 0)[0][0, 0]
+    start = over  # frame 0 starts sending after the overhead
+    sent_by_stall = max(0.1 - start, 0) * 1e6
+    expected_fin = 1.0 + (eff - sent_by_stall) / 10e6
+    assert cols["uplink_s"][0] == pytest.approx(expected_fin, rel=1e-9)
+    assert cols["uplink_s"][0] > 0.9  # stalled through the zero interval
+
+
+def _worst_case_s(sc, min_bw):
+    m = sc.model
+    edge = m.edge_cum.values.max()
+    law = m.link.values
+    link = (law[..., 0] + law[..., 1] * 8 / (min_bw * 1e6)).max()
+    return edge + link + m.cloud_cum.values.max() + 2 * sc.one_way_latency_s
+
+
+steps_st = st.lists(st.tuples(st.floats(0.5, 5.0), st.floats(1.0, 60.0)), min_size=1, max_size=6)
+
+
+def _steps(pairs):
+    t, out = 0.0, []
+    for dur, v in pairs:
+        out.append([round(t, 3), round(v, 3)])
+        t += dur
+    return out
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    bw=steps_st,
+    cpu=st.lists(st.sampled_from([0.0, 25.0, 50.0, 100.0]), min_size=1, max_size=4),
+    model=st.sampled_from(["lenet", "alexnet", "mobilenet"]),
+    seed=st.integers(0, 50),
+)
+def test_no_policy_beats_the_oracle_without_queueing(bw, cpu, model, seed):
+    base = scenario(
+        model=model,
+        traces={
+            "bandwidth_mbps": {"steps": _steps(bw), "end": "loop"},
+            "edge_cpu_pct": {"steps": [[3.0 * i, c] for i, c in enumerate(cpu)], "end": "loop"},
+        },
+    )
+    gap = 2.0 * _worst_case_s(base, 1.0)
+    sc = scenario(
+        model=model,
+        duration_s=12 * gap,
+        arrivals={"kind": "periodic", "rate_hz": 1.0 / gap},
+        traces={
+            "bandwidth_mbps": {"steps": _steps(bw), "end": "loop"},
+            "edge_cpu_pct": {"steps": [[3.0 * i, c] for i, c in enumerate(cpu)], "end": "loop"},
+        },
+        observe={"period_s": 1.0, "delay_s": 0.5, "noise": 0.2},
+        repartition={"pause_s": 0.0},
+        policies=[
+            {"policy": "oracle"},
+            {"policy": "static-best"},
+            {"policy": "all-edge"},
+            {"policy": "all-cloud"},
+            {"policy": "reactive", "params": {"period_s": 0}},
+            {"policy": "static", "params": {"point": 3}},
+        ],
+        seeds=[seed],
+    )
+    rec = run_scenario(sc).records
+    assert (rec["edge_wait_s"] == 0).all() and (rec["uplink_wait_s"] == 0).all()
+    oracle = rec[rec["policy"] == "oracle"].set_index("request")["latency_s"]
+    for policy, r in rec.groupby("policy"):
+        diff = r.set_index("request")["latency_s"] - oracle
+        assert (diff >= -1e-9).all(), policy
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    bw=steps_st,
+    rate=st.floats(0.2, 40.0),
+    model=st.sampled_from(["lenet", "alexnet"]),
+    poisson=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_latencies_and_parts_are_non_negative(bw, rate, model, poisson, seed):
+    sc = scenario(
+        model=model,
+        duration_s=15.0,
+        arrivals={"kind": "poisson" if poisson else "periodic", "rate_hz": rate},
+        traces={
+            "bandwidth_mbps": {"steps": _steps(bw), "end": "loop"},
+            "edge_cpu_pct": {"steps": [[0, 0], [5, 100], [10, 50]]},
+        },
+        service={"noise": True},
+        repartition={"pause_s": 0.05},
+        policies=[{"policy": "reactive", "params": {"period_s": 0.5}}, {"policy": "oracle"}],
+        seeds=[seed],
+    )
+    rec = run_scenario(sc).records
+    for col in (
+        "latency_s",
+        "edge_wait_s",
+        "edge_s",
+        "uplink_wait_s",
+        "uplink_s",
+        "cloud_wait_s",
+        "cloud_s",
+    ):
+        assert (rec[col] >= 0).all(), col
+    parts = (
+        rec[["edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s", "cloud_s"]].sum(
+            axis=1
+        )
+        + 2 * 0.01
+    )
+    np.testing.assert_allclose(rec["latency_s"], parts, rtol=1e-9, atol=1e-9)
+
+
+def test_all_edge_sends_only_the_output():
+    sc = scenario(model="vgg16", policies=[{"policy": "all-edge"}], duration_s=10.0)
+    rec = run_scenario(sc).records
+    assert (rec["payload_bytes"] == 1000 * 4).all()
+    assert (rec["cloud_s"] == 0).all() and (rec["edge_s"] > 1.0).all()
+
+
+def test_repartitions_and_switching_are_counted():
+    sc = scenario(
+        model="vgg19",
+        duration_s=60.0,
+        arrivals={"kind": "periodic", "rate_hz": 0.25},
+        traces={"bandwidth_mbps": {"steps": [[0, 50], [20, 3], [40, 50]]}},
+        repartition={"pause_s": 0.5},
+        policies=[{"policy": "reactive", "params": {"alpha": 1.0, "hysteresis": 1}}],
+    )
+    res = run_scenario(sc)
+    row = res.summary.iloc[0]
+    assert row["repartitions"] >= 2
+    assert row["switching_s"] == pytest.approx(0.5 * row["repartitions"])
+    assert res.records["point"].nunique() >= 2
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_shipped_scenario_runs(path):
+    sc = load_scenario(path).shortened(60.0, (1,))
+    res = run_scenario(sc)
+    assert len(res.summary) == len(sc.policies)
+    assert np.isfinite(res.records["latency_s"]).all()
+    assert res.summary["mean_s"].gt(0).all()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d.pop("model"), "field model: Field required"),
+        (lambda d: d.update(duration_s=-1), "field duration_s: Input should be greater than 0"),
+        (lambda d: d.update(colour="red"), "field colour: Extra inputs are not permitted"),
+        (lambda d: d.update(model="resnet152"), "'resnet152' is not in calibration"),
+        (
+            lambda d: d["traces"].update(edge_cpu_pct={"constant": 150}),
+            "traces.edge_cpu_pct: value 150 lies outside the calibrated levels 0..100",
+        ),
+        (
+            lambda d: d["traces"].update(bandwidth_mbps={"constant": 5, "file": "x.txt"}),
+            "give exactly one of constant, steps or file",
+        ),
+        (lambda d: d.update(policies=[{"policy": "clever"}]), "policy 'clever' is neither"),
+        (
+            lambda d: d.update(policies=[{"policy": "static", "params": {"point": 99}}]),
+            "point 99 is not a point of vgg19",
+        ),
+        (lambda d: d.update(policies=[{"policy": "nope.py:f"}]), "policy file .*nope.py does not"),
+        (
+            lambda d: d.update(policies=[{"policy": "reactive", "params": {"alpha": 3}}]),
+            "bad params for 'reactive': alpha must be in",
+        ),
+    ],
+)
+def test_bad_scenarios_are_one_line_errors(tmp_path, change, message):
+    doc = yaml.safe_load((REPO / "scenarios/vehicle_trace.yaml").read_text())
+    change(doc)
+    shutil.copytree(REPO / "scenarios/traces", tmp_path / "traces")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(UserError, match=message):
+        load_scenario(path)
+    r = runner.invoke(app, ["run", str(path)])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert str(path) in r.stderr
+
+
+def test_user_policies_from_a_file():
+    sc = load_scenario(REPO / "scenarios/user_policy.yaml").shortened(200.0, (1,))
+    res = run_scenario(sc)
+    assert set(res.summary["policy"]) >= {"bandwidth-rule", "cheapest-now"}
+    rule = res.records[res.records["policy"] == "bandwidth-rule"]
+    assert set(rule["point"]) <= {7, 12}
+
+
+def test_cli_run_and_report(tmp_path):
+    out = tmp_path / "res"
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            str(REPO / "scenarios/busy_edge.yaml"),
+            "--duration",
+            "100",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--report",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    for name in (
+        "records.parquet",
+        "summary.csv",
+        "run.json",
+        "report.html",
+        "report.md",
+        "latency_cdf.png",
+        "timeline.png",
+    ):
+        assert (out / name).is_file(), name
+    rec = pd.read_parquet(out / "records.parquet")
+    assert set(rec["seed"]) == {4} and rec["arrival_s"].max() < 100
+    assert "<img" in (out / "report.html").read_text()
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["model"] == "resnet50"
+    again = runner.invoke(app, ["report", str(out)])
+    assert again.exit_code == 0
+    bad = runner.invoke(app, ["report", str(tmp_path)])
+    assert bad.exit_code == 2 and "not an adaptsim results folder" in bad.stderr
