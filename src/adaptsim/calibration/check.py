@@ -25,16 +25,10 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.calibration.fit import fit_model
+from adaptsim.store import FACTORS
 
 __all__ = ["FACTORS", "check_calibration", "cross_validate", "noise_floor", "regret"]
 
-FACTORS = {
-    "edge_cpu": "edge_cpu_pct",
-    "edge_mem": "edge_mem_pct",
-    "cloud_cpu": "cloud_cpu_pct",
-    "cloud_mem": "cloud_mem_pct",
-    "bandwidth": "bandwidth_mbps",
-}
 _COND = list(FACTORS.values())
 
 
@@ -84,7 +78,7 @@ def cross_validate(model: str, rows: pd.DataFrame) -> pd.DataFrame:
             train, test = rows[rows[col] != level], rows[rows[col] == level]
             cal = fit_model(model, train)
             conds, meas = _matrix(test, cal.ordinals)
-            pred = cal.predict(*(conds[c].to_numpy() for c in _COND), extrapolate=True)
+            pred = cal.predict_at(conds, extrapolate=True)
             detail.append(
                 conds.assign(
                     model=model,

@@ -243,8 +243,7 @@ def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
 
 def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
     """Spread (log measured/predicted quantiles) and fit quality on the fitted rows."""
-    cond = ["edge_cpu_pct", "edge_mem_pct", "cloud_cpu_pct", "cloud_mem_pct", "bandwidth_mbps"]
-    pred = cal.predict(*(rows[c].to_numpy() for c in cond))
+    pred = cal.predict_at(rows)
     cols = np.array([col_of[int(p)] for p in rows["point"]])
     idx = np.arange(len(rows))
     spread, quality = {}, {}

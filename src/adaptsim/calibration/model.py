@@ -27,13 +27,13 @@ provenance and fit quality; :func:`load_calibration` validates everything.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from adaptsim.atomic import write_atomic
 from adaptsim.calibration.grid import StressGrid
 from adaptsim.errors import UserError
 
@@ -173,6 +173,17 @@ class ModelCalibration:
             np.maximum(edge, 0), np.maximum(cloud, 0), np.maximum(comm, 0), x1 | x2 | x3 | x4
         )
 
+    def predict_at(self, conditions, *, extrapolate: bool = False) -> Prediction:
+        """``predict`` for a table of conditions with the store's column names."""
+        return self.predict(
+            conditions["edge_cpu_pct"].to_numpy(),
+            conditions["edge_mem_pct"].to_numpy(),
+            conditions["cloud_cpu_pct"].to_numpy(),
+            conditions["cloud_mem_pct"].to_numpy(),
+            conditions["bandwidth_mbps"].to_numpy(),
+            extrapolate=extrapolate,
+        )
+
     # -- serialisation ---------------------------------------------------------
     def to_dict(self) -> dict:
         def grid(g: StressGrid, names) -> dict:
@@ -230,13 +241,7 @@ def save_calibration(cal: Calibration, path: str | Path) -> None:
         "provenance": cal.provenance,
         "models": {name: m.to_dict() for name, m in sorted(cal.models.items())},
     }
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(doc, separators=(",", ":")))
-        tmp.replace(p)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(p, lambda tmp: tmp.write_text(json.dumps(doc, separators=(",", ":"))))
 
 
 def _grid(d: dict, where: str, shape: tuple[int, ...]) -> StressGrid:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptsim.atomic import write_atomic
 from adaptsim.models.graph import ModelGraph, analyse
 from adaptsim.models.zoo import ZOO_NAMES, build_model
 
@@ -59,10 +60,7 @@ def write_catalog(path: Path = CATALOG_PATH) -> pd.DataFrame:
         frame.insert(0, "model", name)
         frames.append(frame)
     table = pd.concat(frames, ignore_index=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(path)
+    write_atomic(path, lambda tmp: table.to_csv(tmp, index=False))
     return table
 
 

@@ -9,7 +9,6 @@ re-partitions and time spent switching.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adaptsim.atomic import write_atomic
 from adaptsim.simulator.engine import Tables, run_policy
 from adaptsim.simulator.scenario import Scenario
 
@@ -122,15 +122,6 @@ def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> 
     return pd.DataFrame(rows)
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_results(results: Results, out_dir: str | Path) -> list[Path]:
     """records.parquet, summary.csv and run.json (scenario facts) into ``out_dir``."""
     out = Path(out_dir)
@@ -164,7 +155,7 @@ def write_results(results: Results, out_dir: str | Path) -> list[Path]:
         },
     }
     paths = [out / "records.parquet", out / "summary.csv", out / "run.json"]
-    _atomic(paths[0], lambda p: results.records.to_parquet(p, index=False))
-    _atomic(paths[1], lambda p: results.summary.to_csv(p, index=False))
-    _atomic(paths[2], lambda p: p.write_text(json.dumps(meta, indent=1)))
+    write_atomic(paths[0], lambda p: results.records.to_parquet(p, index=False))
+    write_atomic(paths[1], lambda p: results.summary.to_csv(p, index=False))
+    write_atomic(paths[2], lambda p: p.write_text(json.dumps(meta, indent=1)))
     return paths

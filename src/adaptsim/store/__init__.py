@@ -4,6 +4,7 @@ from adaptsim.store.io import read_store, write_store
 from adaptsim.store.schema import (
     COLUMNS,
     CONDITION_COLUMNS,
+    FACTORS,
     SCHEMA_VERSION,
     Record,
     empty_frame,
@@ -14,6 +15,7 @@ from adaptsim.store.select import select_runs
 __all__ = [
     "COLUMNS",
     "CONDITION_COLUMNS",
+    "FACTORS",
     "SCHEMA_VERSION",
     "Record",
     "empty_frame",

@@ -8,13 +8,13 @@ existing store replaces the rows of the sources being written and keeps the rest
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from adaptsim.atomic import write_atomic
 from adaptsim.errors import UserError
 from adaptsim.store.schema import SCHEMA_VERSION, validate_frame
 
@@ -67,11 +67,5 @@ def write_store(path: str | Path, frame: pd.DataFrame, sources: dict[str, dict])
     table = table.replace_schema_metadata(
         {**(table.schema.metadata or {}), _META_KEY: json.dumps(meta).encode()}
     )
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp)
-        tmp.replace(p)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(p, lambda tmp: pq.write_table(table, tmp))
     return frame

@@ -31,6 +31,7 @@ from adaptsim.errors import UserError
 __all__ = [
     "COLUMNS",
     "CONDITION_COLUMNS",
+    "FACTORS",
     "SCHEMA_VERSION",
     "Record",
     "empty_frame",
@@ -38,6 +39,15 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+
+# The five varied factors of a condition, by short name -> column.
+FACTORS = {
+    "edge_cpu": "edge_cpu_pct",
+    "edge_mem": "edge_mem_pct",
+    "bandwidth": "bandwidth_mbps",
+    "cloud_cpu": "cloud_cpu_pct",
+    "cloud_mem": "cloud_mem_pct",
+}
 
 CONDITION_COLUMNS = (
     "edge_cpu_pct",

@@ -15,17 +15,11 @@ import pandas as pd
 
 from adaptsim.calibration import Calibration
 from adaptsim.errors import UserError
+from adaptsim.store import FACTORS
 
 __all__ = ["FACTORS", "LatencyGrid", "from_calibration", "from_store_rows", "to_frame"]
 
 # factor -> condition column; the study's factors in the order the paper lists them
-FACTORS = {
-    "edge_cpu": "edge_cpu_pct",
-    "edge_mem": "edge_mem_pct",
-    "bandwidth": "bandwidth_mbps",
-    "cloud_cpu": "cloud_cpu_pct",
-    "cloud_mem": "cloud_mem_pct",
-}
 COND_COLUMNS = list(FACTORS.values())
 
 
@@ -97,13 +91,7 @@ def from_calibration(cal: Calibration, model: str) -> LatencyGrid:
     conds = pd.DataFrame(
         list(itertools.product(*(levels[c] for c in COND_COLUMNS))), columns=COND_COLUMNS
     )
-    p = m.predict(
-        conds["edge_cpu_pct"],
-        conds["edge_mem_pct"],
-        conds["cloud_cpu_pct"],
-        conds["cloud_mem_pct"],
-        conds["bandwidth_mbps"],
-    )
+    p = m.predict_at(conds)
     return LatencyGrid(
         model,
         conds,

@@ -6,9 +6,7 @@ interrupted study leaves complete files only.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 
@@ -16,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim import __version__
+from adaptsim.atomic import write_atomic
 from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
 from adaptsim.study.analysis import (
@@ -74,15 +73,6 @@ def load_grids(path: str | Path | None, source: Source | None, models: list[str]
     return [from_calibration(cal, n) for n in names], source
 
 
-def _write(path: Path, writer: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        writer(tmp)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def run_study(
     path: str | Path | None,
     out_dir: str | Path,
@@ -121,11 +111,11 @@ def run_study(
         "version": __version__,
     }
 
-    _write(out / "latency.parquet", lambda p: latency.to_parquet(p, index=False))
-    _write(out / "best_points.csv", lambda p: best.to_csv(p, index=False))
-    _write(out / "best_point_distribution.csv", lambda p: dist.to_csv(p, index=False))
-    _write(out / "sensitivity.csv", lambda p: sens.to_csv(p, index=False))
-    _write(out / "gains.csv", lambda p: gain.to_csv(p, index=False, float_format="%.10g"))
+    write_atomic(out / "latency.parquet", lambda p: latency.to_parquet(p, index=False))
+    write_atomic(out / "best_points.csv", lambda p: best.to_csv(p, index=False))
+    write_atomic(out / "best_point_distribution.csv", lambda p: dist.to_csv(p, index=False))
+    write_atomic(out / "sensitivity.csv", lambda p: sens.to_csv(p, index=False))
+    write_atomic(out / "gains.csv", lambda p: gain.to_csv(p, index=False, float_format="%.10g"))
     files = [
         out / n
         for n in (
@@ -140,7 +130,7 @@ def run_study(
         files += plot_distribution(dist, out)
     header["elapsed_s"] = time.perf_counter() - t0
     text = write_summary(header, best, sens, gain, combined)
-    _write(out / "summary.md", lambda p: p.write_text(text))
+    write_atomic(out / "summary.md", lambda p: p.write_text(text))
     files.append(out / "summary.md")
     result = StudyResult(
         latency=latency,
