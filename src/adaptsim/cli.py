@@ -275,9 +275,9 @@ def study(
 
 
 def _summary_table(summary) -> None:
-    from adaptsim.report.build import _pretty
+    from adaptsim.report.build import pretty_summary
 
-    _emit(_pretty(summary), OutputFormat.table, "policy comparison (all seeds pooled)")
+    _emit(pretty_summary(summary), OutputFormat.table, "policy comparison (all seeds pooled)")
 
 
 @app.command()

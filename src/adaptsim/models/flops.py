@@ -25,7 +25,7 @@ def layer_flops(layer: keras.layers.Layer, in_shape: tuple, out_shape: tuple) ->
     if isinstance(layer, keras.layers.DepthwiseConv2D):
         kh, kw = layer.kernel_size
         return 2 * out_elems * kh * kw
-    if isinstance(layer, keras.layers.Conv2D):  # also covers Conv2DTranspose-free zoo
+    if isinstance(layer, keras.layers.Conv2D):
         kh, kw = layer.kernel_size
         cin = int(in_shape[-1]) // max(1, getattr(layer, "groups", 1))
         return 2 * out_elems * kh * kw * cin

@@ -17,7 +17,7 @@ import pandas as pd
 from adaptsim.errors import UserError
 from adaptsim.report.plots import plot_cdf, plot_timeline
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "pretty_summary"]
 
 _COLUMNS = {
     "policy": "policy",
@@ -34,7 +34,8 @@ _COLUMNS = {
 }
 
 
-def _pretty(summary: pd.DataFrame) -> pd.DataFrame:
+def pretty_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary with units in the headers and rounded values, for people."""
     s = summary.copy()
     for c in ("mean_s", "p50_s", "p95_s", "p99_s"):
         s[c] = s[c].map(lambda v: f"{v:.3f}")
@@ -81,7 +82,7 @@ def build_report(results_dir: str | Path) -> list[Path]:
         meta["duration_s"],
         results / "timeline.png",
     )
-    table = _pretty(summary)
+    table = pretty_summary(summary)
     oracle = summary[summary["policy"] == "oracle"]
     static = summary[summary["policy"] == "static-best"]
     facts = [

@@ -159,6 +159,7 @@ class Static:
     name: str = "static"
     period_s: float | None = None
     clairvoyant: bool = False
+    uses_finished: bool = False  # the engine may skip building Observation objects
 
     def decide(self, view: View) -> int:
         return self.point
@@ -171,6 +172,7 @@ class StaticBest:
     name: str = "static-best"
     period_s: float | None = None
     clairvoyant: bool = True
+    uses_finished: bool = False
     _point: int | None = None
 
     def decide(self, view: View) -> int:
@@ -186,6 +188,7 @@ class Oracle:
     name: str = "oracle"
     period_s: float | None = None
     clairvoyant: bool = True
+    uses_finished: bool = False
     free_switching: bool = True
 
     def decide(self, view: View) -> int:
@@ -212,6 +215,7 @@ class Reactive:
     period_s: float | None = 1.0
     name: str = "reactive"
     clairvoyant: bool = False
+    uses_finished: bool = False
     _estimate: np.ndarray | None = None
     _seen: Conditions | None = None
     _streak: int = 0

@@ -34,12 +34,6 @@ class Results:
     interrupted: bool = False
 
 
-def _values_at(trace, t: np.ndarray) -> np.ndarray:
-    local = np.mod(t, trace.duration_s) if trace.end.value == "loop" else t
-    idx = np.searchsorted(np.asarray(trace.times), local, side="right") - 1
-    return np.asarray(trace.values)[np.maximum(idx, 0)]
-
-
 def run_scenario(
     scenario: Scenario,
     progress: Callable[[str, int, int], None] | None = None,
@@ -78,9 +72,9 @@ def run_scenario(
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not records.empty:
         t = records["arrival_s"].to_numpy()
-        records["bandwidth_mbps"] = _values_at(scenario.bandwidth, t)
-        records["edge_cpu_pct"] = _values_at(scenario.edge_cpu, t)
-        records["edge_mem_pct"] = _values_at(scenario.edge_mem, t)
+        records["bandwidth_mbps"] = scenario.bandwidth.at_many(t)
+        records["edge_cpu_pct"] = scenario.edge_cpu.at_many(t)
+        records["edge_mem_pct"] = scenario.edge_mem.at_many(t)
         records["deadline_met"] = records["latency_s"] <= scenario.deadline_s
     runs_frame = pd.DataFrame(runs)
     return Results(

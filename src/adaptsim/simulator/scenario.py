@@ -9,7 +9,7 @@ the file and the field. The simulator itself never reads files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -141,8 +141,6 @@ class Scenario:
 
     def shortened(self, duration_s: float, seeds: tuple[int, ...] | None = None) -> Scenario:
         """The same scenario over a shorter time (and optionally fewer seeds), for tests."""
-        from dataclasses import replace
-
         return replace(self, duration_s=min(duration_s, self.duration_s), seeds=seeds or self.seeds)
 
 

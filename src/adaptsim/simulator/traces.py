@@ -98,6 +98,17 @@ class Trace:
         i = bisect.bisect_right(self.times, self._local(t) + EPS_S) - 1
         return self.values[max(i, 0)]
 
+    def at_many(self, t: np.ndarray) -> np.ndarray:
+        """``at`` for an array of times (vectorised)."""
+        t = np.asarray(t, dtype=np.float64)
+        local = (
+            np.where(t >= self.duration_s, np.fmod(t, self.duration_s), t)
+            if (self.end is End.loop)
+            else t
+        )
+        idx = np.searchsorted(np.asarray(self.times), local + EPS_S, side="right") - 1
+        return np.asarray(self.values)[np.maximum(idx, 0)]
+
     def next_change(self, t: float) -> float:
         """The time of the first step after ``t`` (inf when the value holds for good)."""
         local = self._local(t)
