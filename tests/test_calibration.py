@@ -204,3 +204,41 @@ def test_cli_calibrate_with_check(tmp_path):
     assert {"within_5pct", "floor_within_5pct", "median_ape", "floor_median_ape"} <= set(check)
     bad = runner.invoke(app, ["calibrate", str(tmp_path / "none.parquet"), "--out", str(out)])
     assert bad.exit_code == 2 and "does not exist" in bad.stderr
+
+
+def test_per_block_calibration_from_scission(tmp_path):
+    from pathlib import Path
+
+    from adaptsim.importers import import_scission
+
+    store = tmp_path / "s.parquet"
+    import_scission(Path(__file__).parent / "data/scission/blocks.csv", store)
+    out = tmp_path / "pi.json"
+    r = runner.invoke(
+        app,
+        [
+            "calibrate",
+            str(store),
+            "--out",
+            str(out),
+            "--edge-host",
+            "device-raspi4",
+            "--cloud-host",
+            "cloud-6700k(NoGPU)",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    m = load_calibration(out).model("vgg19")
+    frame, _ = read_store(store)
+    pi = frame[(frame["edge_host"] == "device-raspi4") & (frame["model"] == "vgg19")]
+    cloud = frame[(frame["cloud_host"] == "cloud-6700k(NoGPU)") & (frame["model"] == "vgg19")]
+    p = m.predict(0, 0, 0, 0, 1.6)
+    # all-edge: every Pi block; all-cloud: every 6700K block; ping 100 ms as the overhead.
+    assert p.edge_s[0, -1] == pytest.approx(pi["edge_s"].sum(), rel=1e-5)
+    assert p.cloud_s[0, 0] == pytest.approx(cloud["cloud_s"].sum(), rel=1e-5)
+    assert p.comm_s[0, 0] == pytest.approx(0.1 + 224 * 224 * 3 * 4 * 8 / 1.6e6, rel=1e-5)
+    with pytest.raises(ExtrapolationError):
+        m.predict(50, 0, 0, 0, 1.6)  # one stress level only: no silent extrapolation
+    # Without hosts, the error names them.
+    r = runner.invoke(app, ["calibrate", str(store), "--out", str(out)])
+    assert r.exit_code == 2 and "--edge-host" in r.stderr and "device-raspi4" in r.stderr

@@ -175,8 +175,18 @@ def calibrate(
     check_out: Annotated[
         Path | None, typer.Option(help="CSV for the check (default: OUT with .check.csv).")
     ] = None,
+    edge_host: Annotated[
+        str | None, typer.Option(help="Per-block data: the host that plays the edge.")
+    ] = None,
+    cloud_host: Annotated[
+        str | None, typer.Option(help="Per-block data: the host that plays the cloud.")
+    ] = None,
 ) -> None:
-    """Fit latency models (per block x stress, link) from measurements."""
+    """Fit latency models (per block x stress, link) from measurements.
+
+    Per-partition data (AdaptiveDNN, own profiles) gives per-block times by NNLS at
+    every stress level; per-block data (Scission) needs --edge-host and --cloud-host.
+    """
     import time
 
     import pandas as pd
@@ -188,6 +198,23 @@ def calibrate(
 
     t0 = time.perf_counter()
     frame, meta = read_store(store)
+    if edge_host or cloud_host:
+        if not (edge_host and cloud_host) or check:
+            raise UserError(
+                "per-block calibration needs both --edge-host and --cloud-host, "
+                "and has no --check (it has a single condition)"
+            )
+        from adaptsim.calibration.blocks import fit_from_blocks
+
+        network = [r for src in meta["sources"].values() for r in src.get("network", [])]
+        cal = fit_from_blocks(frame, edge_host, cloud_host, network, models)
+        save_calibration(cal, out)
+        err.print(
+            f"calibrated {len(cal.models)} models ({', '.join(sorted(cal.models))}) "
+            f"from per-block data; wrote {out}",
+            markup=False,
+        )
+        return
     rows = calibration_rows(frame, models)
     provenance = {
         "store": str(Path(store).resolve()),

@@ -265,10 +265,14 @@ def calibration_rows(frame: pd.DataFrame, models: list[str] | None = None) -> pd
     """The per-partition rows a calibration is fitted on: one run per model and condition."""
     rows = select_runs(frame)
     if rows.empty:
-        raise UserError(
-            "the store has no per-partition measurements to calibrate from "
-            "(import AdaptiveDNN data or profile a host first)"
+        hosts = sorted(set(frame["edge_host"]) - {""})
+        hint = (
+            f"; it has per-block data: pass --edge-host and --cloud-host (hosts: "
+            f"{', '.join(hosts)})"
+            if (frame["record"] == "block").any()
+            else ""
         )
+        raise UserError("the store has no per-partition measurements to calibrate from" + hint)
     names = sorted(rows["model"].unique())
     if models:
         unknown = sorted(set(models) - set(names))

@@ -70,7 +70,11 @@ def write_summary(
     # Q2
     out += ["## Q2: how much does re-partitioning gain over the baseline split?", ""]
     if gains.empty:
-        out.append("No gains: the baseline condition (no stress, highest bandwidth) is missing.")
+        out.append(
+            "No single-factor gains to report: no factor was measured at a level other than "
+            "its baseline, or the baseline (no stress, highest bandwidth) was not measured."
+        )
+        out.append("")
     else:
         pays = gains[gains["gain_pct"] > 0]
         out.append(
@@ -91,8 +95,11 @@ def write_summary(
 
     # Q3
     out += ["## Q3: do single conditions and combinations affect them alike?", ""]
-    if combined.empty:
-        out.append("Not answerable: the baseline condition is missing.")
+    if combined.empty or (combined["factors_moved"] == 0).all():
+        out.append(
+            "Not answerable: the baseline condition is missing, or no condition moves "
+            "a factor off its baseline."
+        )
     else:
         single = combined[combined["factors_moved"] == 1]
         multi = combined[combined["factors_moved"] >= 2]
