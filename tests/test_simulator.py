@@ -82,6 +82,7 @@ def test_departures_follow_the_lindley_recursion():
     np.testing.assert_allclose(cols["done_s"], expected, rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", ["combined", "busy_edge"])
 @pytest.mark.parametrize(
     "policy",
     [
@@ -90,16 +91,22 @@ def test_departures_follow_the_lindley_recursion():
         PolicySpec(policy="static-best"),
     ],
 )
-def test_fast_engine_matches_naive_simpy(policy):
+def test_fast_engine_matches_naive_simpy(name, policy):
     """Two implementations (analytic vs one SimPy process per request) agree."""
-    sc = load_scenario(REPO / "scenarios/combined.yaml").shortened(300.0)
+    sc = load_scenario(REPO / f"scenarios/{name}.yaml").shortened(300.0)
     a, sa, _ = run_policy(sc, policy, 3)
     b, sb, _ = run_policy_naive(sc, policy, 3)
     assert sa == sb
     for col in a:
         np.testing.assert_allclose(
-            np.asarray(a[col], float), np.asarray(b[col], float), rtol=1e-9, atol=1e-9, err_msg=col
+            np.asarray(a[col], float),
+            np.asarray(b[col], float),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=col,
         )
+    if name == "busy_edge" and policy.policy == "reactive":
+        assert 1 in set(a["point"]) and len(set(a["point"])) > 1  # switches to all-cloud too
 
 
 def test_transfer_straddling_a_bandwidth_step_in_a_run():

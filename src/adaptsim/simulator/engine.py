@@ -9,7 +9,9 @@ start is ``max(arrival at the stage, when the server frees)`` (the Lindley
 recursion), the uplink integrates the bytes through the bandwidth trace
 (:class:`~adaptsim.simulator.link.Link`), and the cloud's ``c`` servers are a heap
 of free times. Because the edge and the uplink are single FIFO servers, frames
-leave each stage in arrival order, so serving them in arrival order is exact.
+leave each stage in arrival order, so serving them in arrival order is exact
+(frames split all-cloud pass the edge too, with nothing to compute: the edge
+application takes frames one at a time, in order).
 
 Service times come from the calibration at the stress in force when the stage
 starts (cumulative block sums precomputed per stress level), times a noise
@@ -230,7 +232,7 @@ class _Run:
         owl = self.sc.one_way_latency_s
         for k in range(len(edge_cum)):
             e = edge_cum[k] * fe
-            edge_end = edge_start + e if e > 0 else a
+            edge_end = edge_start + e
             ls = max(edge_end, self.link_free)
             _, over, eb = self.tables.at(self.sc.edge_cpu.at(ls), self.sc.edge_mem.at(ls))
             fin = self.link.finish(ls + over[k] * fl, eb[k] * fl)
@@ -250,12 +252,11 @@ class _Run:
         owl = self.sc.one_way_latency_s
         edge_cum, _, _ = self.edge_stress.row(max(a, self.edge_free))
         e = edge_cum[k] * fe
-        if e > 0:
-            es = a if a > self.edge_free else self.edge_free
-            edge_end = es + e
-            self.edge_free = edge_end
-        else:  # all-cloud: the edge computes nothing
-            es = edge_end = a
+        # Every frame passes the edge in order, all-cloud ones with nothing to compute:
+        # the edge application takes frames one at a time.
+        es = a if a > self.edge_free else self.edge_free
+        edge_end = es + e
+        self.edge_free = edge_end
         ls = edge_end if edge_end > self.link_free else self.link_free
         _, over, eb = self.link_stress.row(ls)
         payload = eb[k] * fl

@@ -76,15 +76,12 @@ class _NaiveRun(_Run):
         k = self.col[point]
         fe, fl, fc = self.noise[i]
         owl = sc.one_way_latency_s
-        es = edge_end = a
-        e = self._blocks_sum("edge", k, sc.edge_cpu.at(a), sc.edge_mem.at(a)) * fe
-        if e > 0:
-            with self.edge.request() as req:
-                yield req
-                es = env.now
-                e = self._blocks_sum("edge", k, sc.edge_cpu.at(es), sc.edge_mem.at(es)) * fe
-                yield env.timeout(e)
-            edge_end = env.now
+        with self.edge.request() as req:  # all-cloud frames pass too, computing nothing
+            yield req
+            es = env.now
+            e = self._blocks_sum("edge", k, sc.edge_cpu.at(es), sc.edge_mem.at(es)) * fe
+            yield env.timeout(e)
+        edge_end = env.now
         with self.uplink.request() as req:
             yield req
             ls = env.now
