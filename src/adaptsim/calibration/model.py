@@ -97,20 +97,6 @@ class ModelCalibration:
         after = np.cumsum(c.values[..., ::-1], axis=-1)[..., ::-1] - c.values
         object.__setattr__(self, "cloud_cum", StressGrid(c.cpu_levels, c.mem_levels, after))
 
-    @property
-    def n_points(self) -> int:
-        return len(self.ordinals)
-
-    def index_of(self, ordinal: int) -> int:
-        """Column of a point ordinal; raises UserError naming the valid ones."""
-        hits = np.flatnonzero(self.ordinals == ordinal)
-        if not len(hits):
-            raise UserError(
-                f"{self.model}: no point {ordinal} in the calibration "
-                f"(points {self.ordinals[0]}..{self.ordinals[-1]})"
-            )
-        return int(hits[0])
-
     def link_s(self, law: np.ndarray, table: np.ndarray, bandwidth_mbps: np.ndarray):
         """Link seconds per (condition, point), and whether bandwidth was extrapolated.
 
@@ -135,11 +121,6 @@ class ModelCalibration:
         near = np.where(x < xl[0], 0, len(xl) - 1)
         beyond = table[rows, :, near] + law[..., 1] * (x - xl[near])[:, None]
         return np.where(outside[:, None], beyond, inside), outside
-
-    def law_s(self, edge_cpu_pct, edge_mem_pct, *, extrapolate: bool = False):
-        """The link law (overhead_s, effective_bytes) per point at one edge stress."""
-        law, _ = self.link.at(edge_cpu_pct, edge_mem_pct, extrapolate=extrapolate)
-        return law[0, :, 0], law[0, :, 1]
 
     def predict(
         self,

@@ -12,8 +12,6 @@ from __future__ import annotations
 import bisect
 import math
 
-import numpy as np
-
 from adaptsim.simulator.traces import End, Trace
 
 __all__ = ["Link"]
@@ -75,8 +73,3 @@ class Link:
         if payload_bytes <= 0:
             return start_s
         return self.time_at(self.capacity(start_s) + payload_bytes)
-
-    def finish_many(self, start_s: float, payload_bytes: np.ndarray) -> np.ndarray:
-        """``finish`` for several payloads starting together (the oracle's look-ahead)."""
-        c0 = self.capacity(start_s)
-        return np.array([self.time_at(c0 + b) if b > 0 else start_s for b in payload_bytes])

@@ -137,9 +137,6 @@ class Trace:
             f"{self.label} x{factor:g}" if factor != 1 else self.label,
         )
 
-    def with_end(self, end: End) -> Trace:
-        return Trace(self.times, self.values, self.duration_s, end, self.label)
-
     def mean(self) -> float:
         """Time-weighted mean over one period."""
         t = np.r_[self.times, self.duration_s]
