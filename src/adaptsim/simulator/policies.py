@@ -117,15 +117,16 @@ class View:
         """Predicted end-to-end seconds of every point under ``cond`` (no queueing)."""
         return self.predict(cond).total_s
 
-    def stable(self, cond: Conditions) -> np.ndarray:
+    def stable(self, cond: Conditions, predicted: Estimate | None = None) -> np.ndarray:
         """Points whose every stage keeps up with the arrival rate under ``cond``.
 
         A point whose edge, link or cloud time exceeds the time between frames
-        builds a queue without bound, whatever its single-frame latency.
+        builds a queue without bound, whatever its single-frame latency. Pass
+        ``predicted`` (``predict(cond)``) when already at hand.
         """
         if self.arrival_rate_hz <= 0:
             return np.ones(len(self.model.ordinals), dtype=bool)
-        p = self.predict(cond)
+        p = predicted if predicted is not None else self.predict(cond)
         gap = 1.0 / self.arrival_rate_hz
         return (p.edge_s < gap) & (p.comm_s < gap) & (p.cloud_s / self.cloud_servers < gap)
 
@@ -242,9 +243,10 @@ class Reactive:
         if self._estimate is None:
             return view.current_point
         est = Conditions(*self._estimate.tolist())
-        pred = view.predict_total(est)
+        estimate = view.predict(est)
+        pred = estimate.total_s
         ords = view.ordinals
-        stable = view.stable(est)
+        stable = view.stable(est, estimate)
         best = (
             int(np.argmin(np.where(stable, pred, np.inf))) if stable.any() else int(np.argmin(pred))
         )
