@@ -161,6 +161,101 @@ def import_scission_cmd(
     )
 
 
+def _levels(text: str, option: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} {text!r}: give comma-separated numbers, e.g. 0,50,100") from None
+
+
+class Role(StrEnum):
+    edge = "edge"
+    cloud = "cloud"
+    link = "link"
+
+
+@app.command()
+@_guard
+def profile(
+    host: Annotated[Role, typer.Option("--host", help="What this host is measured as.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="The store (Parquet) to write into.")
+    ] = Path("profiles.parquet"),
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models", "-m", help="Zoo models, repeated or comma-separated (default: all)."
+        ),
+    ] = None,
+    cpu_stress: Annotated[str, typer.Option(help="CPU stress levels, % per core.")] = "0,50,100",
+    mem_stress: Annotated[
+        str, typer.Option(help="Memory stress levels, % of --mem-budget-bytes.")
+    ] = "0,50,100",
+    mem_budget_bytes: Annotated[
+        int | None,
+        typer.Option(help="Bytes that 100 % memory stress holds (default: 1/8 of RAM, <= 2 GiB)."),
+    ] = None,
+    cpu_quota: Annotated[
+        float | None,
+        typer.Option(help="Edge only: throttle to this many cores (cgroup v1), e.g. 0.5."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="TensorFlow intra-op threads (default: usable cores).")
+    ] = None,
+    repeats: Annotated[int, typer.Option(help="Timings per point and condition.")] = 10,
+    bandwidth: Annotated[
+        str, typer.Option(help="Link only: bandwidth levels, Mbit/s.")
+    ] = "5,10,25,50",
+    max_transfer_s: Annotated[
+        float, typer.Option(help="Link only: the largest payload takes about this long.")
+    ] = 0.5,
+    host_name: Annotated[
+        str | None, typer.Option(help="Name recorded for this host (default: hostname).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the order points are timed in.")] = 0,
+) -> None:
+    """Measure this host: per-point times under real stress (edge/cloud), or the link."""
+    import time
+
+    from adaptsim.profiler import ComputePlan, LinkPlan, profile_compute, profile_link
+
+    t0 = time.perf_counter()
+    say = lambda line: err.print(line, markup=False, highlight=False)  # noqa: E731
+    if host is Role.link:
+        rows = profile_link(
+            LinkPlan(_levels(bandwidth, "--bandwidth"), repeats, max_transfer_s, host=host_name,
+                     seed=seed),
+            out,
+            say,
+        )  # fmt: skip
+    else:
+        from adaptsim.models import ZOO_NAMES
+
+        names = [m.strip() for v in (models or ZOO_NAMES) for m in v.split(",") if m.strip()]
+        plan = ComputePlan(
+            host.value,
+            names,
+            _levels(cpu_stress, "--cpu-stress"),
+            _levels(mem_stress, "--mem-stress"),
+            repeats,
+            mem_budget_bytes if mem_budget_bytes is not None else _default_mem_budget(),
+            cpu_quota,
+            threads,
+            host_name,
+            seed,
+        )
+        rows = profile_compute(plan, out, say)
+    n = int((rows["stat"] == "median").sum())
+    say(f"wrote {n} medians (+ samples) to {out} in {time.perf_counter() - t0:.1f} s")
+
+
+def _default_mem_budget() -> int:
+    from adaptsim.profiler.host import host_facts
+
+    ram = host_facts()["memory_bytes"]
+    return int(min(ram / 8, 2 << 30)) if ram == ram else 1 << 30
+
+
 @app.command()
 @_guard
 def calibrate(
@@ -184,20 +279,28 @@ def calibrate(
 ) -> None:
     """Fit latency models (per block x stress, link) from measurements.
 
-    Per-partition data (AdaptiveDNN, own profiles) gives per-block times by NNLS at
-    every stress level; per-block data (Scission) needs --edge-host and --cloud-host.
+    Per-partition data (AdaptiveDNN) gives per-block times by NNLS at every stress
+    level; own profiles (`adaptsim profile` edge, cloud and link) are composed per
+    condition first (--edge-host/--cloud-host pick hosts when several were
+    profiled); per-block data (Scission) needs --edge-host and --cloud-host.
     """
     import time
 
     import pandas as pd
 
     from adaptsim.calibration import save_calibration
-    from adaptsim.calibration.check import check_calibration
     from adaptsim.calibration.fit import calibration_rows, fit_calibration
     from adaptsim.store import read_store
 
     t0 = time.perf_counter()
     frame, meta = read_store(store)
+    from adaptsim.calibration.profiles import has_profiles
+
+    if has_profiles(frame) and not (frame["host_role"] == "edge+cloud").any():
+        _calibrate_profiles(
+            frame, meta, store, out, models, check, check_out, edge_host, cloud_host
+        )
+        return
     if edge_host or cloud_host:
         if not (edge_host and cloud_host) or check:
             raise UserError(
@@ -244,8 +347,15 @@ def calibrate(
     )
     if not check:
         return
+    _check(rows, sorted(cal.models), out, check_out, None, "the near-repeat noise floor")
+
+
+def _check(rows, names, out: Path, check_out: Path | None, floor, floor_name: str) -> None:
+    """Run the leave-one-level-out check, write its CSVs and print the summary."""
+    from adaptsim.calibration.check import check_calibration
+
     summary, detail = check_calibration(
-        rows, sorted(cal.models), progress=lambda m: err.print(f"  checked {m}", markup=False)
+        rows, names, progress=lambda m: err.print(f"  checked {m}", markup=False), floor=floor
     )
     path = check_out or out.with_suffix(".check.csv")
     summary.to_csv(path, index=False)
@@ -253,9 +363,47 @@ def calibrate(
     _emit(
         summary,
         OutputFormat.table,
-        "leave-one-level-out check vs the near-repeat noise floor "
+        f"leave-one-level-out check vs {floor_name} "
         f"(regret = measured time of predicted best / measured best - 1); wrote {path}",
     )
+
+
+def _calibrate_profiles(frame, meta, store, out, models, check, check_out, edge_host, cloud_host):
+    """``calibrate`` on own profiles: compose edge, cloud and link, fit, optionally check."""
+    import dataclasses
+    import time
+
+    from adaptsim.calibration import save_calibration
+    from adaptsim.calibration.fit import fit_calibration
+    from adaptsim.calibration.profiles import compose, profile_spread, split_half_floor
+
+    t0 = time.perf_counter()
+    rows = compose(frame, models, edge_host, cloud_host)
+    names = sorted(rows["model"].unique())
+    used = {f"profile:link:{h}" for h in rows["edge_host"].unique()} | {
+        s for s in meta["sources"] if s.startswith("profile:") and s.split(":")[-1] in names
+    }
+    provenance = {
+        "store": str(Path(store).resolve()),
+        "sources": {k: v for k, v in meta["sources"].items() if k in used},
+        "method": "adaptsim.calibration.profiles: edge, cloud and link profiles composed per "
+        "condition, then adaptsim.calibration.fit (NNLS per block, speed interpolation); "
+        "spread from the repeats",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    cal = fit_calibration(rows, provenance, names)
+    spread = profile_spread(frame, names)
+    cal.models.update({n: dataclasses.replace(m, spread=spread) for n, m in cal.models.items()})
+    save_calibration(cal, out)
+    err.print(
+        f"calibrated {len(names)} models ({', '.join(names)}) from own profiles "
+        f"({len(rows)} composed rows) in {time.perf_counter() - t0:.2f} s; wrote {out}",
+        markup=False,
+    )
+    if not check:
+        return
+    floor = lambda m, _rows: split_half_floor(frame, m, edge_host, cloud_host)  # noqa: E731
+    _check(rows, names, out, check_out, floor, "the split-half floor of the repeats")
 
 
 class StudySource(StrEnum):

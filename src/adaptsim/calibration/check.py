@@ -16,7 +16,9 @@ extrapolation: the link model is a function of any bandwidth.
 The noise floor is measured the same way on the data alone: files that differ
 only in cloud memory stress are treated as repeats; the best point picked from
 one is scored on the other, and their per-point differences are the floor's
-per-point error.
+per-point error. Beside both, the ``siblings`` reference predicts each held-out
+file by the mean of the measured files that differ from it only in the held-out
+factor: how far the data's own neighbours carry, with no model at all.
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ import pandas as pd
 from adaptsim.calibration.fit import fit_model
 from adaptsim.store import FACTORS
 
-__all__ = ["FACTORS", "check_calibration", "cross_validate", "noise_floor", "regret"]
+__all__ = [
+    "FACTORS",
+    "check_calibration",
+    "cross_validate",
+    "noise_floor",
+    "regret",
+    "siblings",
+]
 
 _COND = list(FACTORS.values())
 
@@ -110,6 +119,38 @@ def noise_floor(model: str, rows: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def siblings(model: str, rows: pd.DataFrame) -> pd.DataFrame:
+    """A data-only reference for the CV: each held-out file predicted by its siblings.
+
+    For every factor and condition, the prediction is the mean measured total of the
+    conditions that differ from it only in that factor (the other levels a
+    leave-one-level-out fold keeps). It shows how far the data's own neighbours
+    carry; in the cloud-memory folds they are the floor's near-repeats.
+    """
+    ordinals = np.array(sorted(rows["point"].unique()))
+    conds, meas = _matrix(rows, ordinals)
+    out = []
+    for factor, col in FACTORS.items():
+        others = [c for c in _COND if c != col]
+        for idx in conds.groupby(others).indices.values():
+            if len(idx) < 2:
+                continue
+            group = meas[idx]
+            with np.errstate(all="ignore"):
+                sums, counts = np.nansum(group, axis=0), np.isfinite(group).sum(axis=0)
+                pred = (sums[None, :] - np.nan_to_num(group)) / (
+                    counts[None, :] - np.isfinite(group)
+                )
+            out.append(
+                conds.iloc[idx].assign(
+                    model=model, factor=factor, regret=regret(pred, group), ape=_ape(pred, group)
+                )
+            )
+    if not out:
+        return pd.DataFrame(columns=[*_COND, "model", "factor", "regret", "ape"])
+    return pd.concat(out, ignore_index=True)
+
+
 def _stats(frame: pd.DataFrame) -> dict:
     r = frame["regret"].to_numpy(dtype=np.float64)
     r = r[np.isfinite(r)]
@@ -124,28 +165,35 @@ def _stats(frame: pd.DataFrame) -> dict:
     }
 
 
-def check_calibration(rows: pd.DataFrame, models: list[str], progress=None):
+def check_calibration(rows: pd.DataFrame, models: list[str], progress=None, floor=None):
     """CV and floor for each model; returns (summary table, per-condition detail).
 
     The detail has one row per held-out condition and fold (``kind`` = ``cv``) and
-    one per ordered near-repeat pair (``kind`` = ``floor``).
+    one per floor comparison (``kind`` = ``floor``). ``floor(model, rows)`` gives the
+    floor's rows; by default the near-repeat pairs of :func:`noise_floor`.
     """
-    cvs, floors, summary = [], [], []
+    floor = floor or noise_floor
+    cvs, floors, sibs, summary = [], [], [], []
     for model in models:
         mrows = rows[rows["model"] == model]
         cvs.append(cross_validate(model, mrows))
-        floors.append(noise_floor(model, mrows))
-        summary.append(_row(model, cvs[-1], floors[-1]))
+        floors.append(floor(model, mrows))
+        sibs.append(siblings(model, mrows))
+        summary.append(_row(model, cvs[-1], floors[-1], sibs[-1]))
         if progress:
             progress(model)
     cv, floor = pd.concat(cvs, ignore_index=True), pd.concat(floors, ignore_index=True)
-    summary.append(_row("all", cv, floor))
-    detail = pd.concat([cv.assign(kind="cv"), floor.assign(kind="floor")], ignore_index=True)
+    sib = pd.concat(sibs, ignore_index=True)
+    summary.append(_row("all", cv, floor, sib))
+    detail = pd.concat(
+        [cv.assign(kind="cv"), floor.assign(kind="floor"), sib.assign(kind="siblings")],
+        ignore_index=True,
+    )
     return pd.DataFrame(summary), detail
 
 
-def _row(model: str, cv: pd.DataFrame, floor: pd.DataFrame) -> dict:
-    c, f = _stats(cv), _stats(floor)
+def _row(model: str, cv: pd.DataFrame, floor: pd.DataFrame, sib: pd.DataFrame) -> dict:
+    c, f, s = _stats(cv), _stats(floor), _stats(sib)
     interp = _stats(cv[~cv["extrapolated"].astype(bool)])
     return {
         "model": model,
@@ -160,4 +208,6 @@ def _row(model: str, cv: pd.DataFrame, floor: pd.DataFrame) -> dict:
         "floor_median_ape": round(f["median_ape"], 4),
         "interp_within_5pct": round(interp["within_5pct"], 3),
         "interp_median_ape": round(interp["median_ape"], 4),
+        "siblings_within_5pct": round(s["within_5pct"], 3),
+        "siblings_median_ape": round(s["median_ape"], 4),
     }

@@ -51,14 +51,17 @@ def _layout(model: str, rows: pd.DataFrame):
     notes = []
     zoo = catalog_model_points(model)
     sequential = zoo is not None and zoo["ordinal"].min() == 0
-    if sequential:
+    if sequential and ordinals[0] != 0:  # all-cloud not measured (AdaptiveDNN)
         p0 = zoo[zoo["ordinal"] == 0].iloc[0]
         ordinals = np.r_[0, ordinals]
         names = ["input", *names]
         out_bytes = np.r_[p0["output_bytes"], out_bytes]
         kinds = ["all_cloud", *kinds]
-    elif ordinals[0] == 1:
+    elif ordinals[0] <= 1:
         kinds[0] = "all_cloud"  # functional: point 1 sends the raw input
+    if zoo is not None and ordinals[-1] == zoo["ordinal"].max():  # all-edge measured (profiles)
+        kinds[-1] = "all_edge"
+        return ordinals, kinds, names, out_bytes, sequential, notes
     if zoo is not None:
         end = zoo[zoo["kind"] == "all_edge"].iloc[0]
         end_bytes, end_name = float(end["output_bytes"]), str(end["layer_name"])
@@ -207,15 +210,16 @@ def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
     cloud = _fit_side(rows, "cloud", n, measured, col_of, sequential)
     # Derive the blocks no measurement covers, from the other side and the speed ratio.
     base_ratio = _speed_ratio(edge.values[0, 0, measured], cloud.values[0, 0, measured])
-    for i in range(len(edge.cpu_levels)):
-        for j in range(len(edge.mem_levels)):
-            r = _speed_ratio(edge.values[i, j, measured], cloud.values[0, 0, measured])
-            edge.values[i, j, n - 1] = r * cloud.values[0, 0, n - 1]
-    notes.append(
-        f"all-edge block derived: cloud time of the last block x edge/cloud speed "
-        f"ratio ({base_ratio:.2f} at no stress)"
-    )
-    if sequential:
+    if n - 1 not in measured:
+        for i in range(len(edge.cpu_levels)):
+            for j in range(len(edge.mem_levels)):
+                r = _speed_ratio(edge.values[i, j, measured], cloud.values[0, 0, measured])
+                edge.values[i, j, n - 1] = r * cloud.values[0, 0, n - 1]
+        notes.append(
+            f"all-edge block derived: cloud time of the last block x edge/cloud speed "
+            f"ratio ({base_ratio:.2f} at no stress)"
+        )
+    if sequential and measured.min() > 0:
         first = measured.min()
         for i in range(len(cloud.cpu_levels)):
             for j in range(len(cloud.mem_levels)):
@@ -262,8 +266,16 @@ def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
 
 
 def calibration_rows(frame: pd.DataFrame, models: list[str] | None = None) -> pd.DataFrame:
-    """The per-partition rows a calibration is fitted on: one run per model and condition."""
+    """The per-partition rows a calibration is fitted on: one run per model and condition.
+
+    A store of own profiles only (edge, cloud and link halves) gives its composed
+    rows (:func:`adaptsim.calibration.profiles.compose`).
+    """
     rows = select_runs(frame)
+    from adaptsim.calibration.profiles import compose, has_profiles  # it imports this module
+
+    if rows.empty and has_profiles(frame):
+        return compose(frame, models)
     if rows.empty:
         hosts = sorted(set(frame["edge_host"]) - {""})
         hint = (

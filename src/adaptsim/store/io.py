@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from adaptsim.atomic import write_atomic
 from adaptsim.errors import UserError
-from adaptsim.store.schema import SCHEMA_VERSION, validate_frame
+from adaptsim.store.schema import READABLE_VERSIONS, SCHEMA_VERSION, validate_frame
 
 __all__ = ["read_store", "write_store"]
 
@@ -36,11 +36,12 @@ def read_store(path: str | Path) -> tuple[pd.DataFrame, dict]:
     if raw is None:
         raise UserError(f"store {p} is Parquet but not an adaptsim store (no adaptsim metadata)")
     meta = json.loads(raw)
-    if meta.get("schema_version") != SCHEMA_VERSION:
+    if meta.get("schema_version") not in READABLE_VERSIONS:
         raise UserError(
             f"store {p} has schema version {meta.get('schema_version')}, this adaptsim reads "
-            f"{SCHEMA_VERSION}: re-import the data"
+            f"{', '.join(map(str, READABLE_VERSIONS))}: re-import the data"
         )
+    meta["schema_version"] = SCHEMA_VERSION  # a superset: written back as the newest
     return validate_frame(table.to_pandas(), str(p)), meta
 
 

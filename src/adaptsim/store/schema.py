@@ -1,14 +1,20 @@
-"""The measurement store's schema (version 1).
+"""The measurement store's schema (version 2).
 
 One row is one timing of one model split on a pair of hosts under one condition:
 
 - ``record`` = ``partition``: the edge ran points 1..k, the cloud the rest;
   ``edge_s``, ``cloud_s``, ``comm_s`` (serialise + transfer + reply) and
   ``total_s`` are filled. ``point`` is the 1-based ordinal of the valid cut.
+  A profiler times the two halves on their own hosts: ``host_role`` = ``edge``
+  rows hold the head's time in ``edge_s`` under edge conditions, ``cloud`` rows
+  the tail's time in ``cloud_s`` under cloud conditions; the other columns are NaN.
 - ``record`` = ``block``: one block (the layers between two consecutive points)
   timed alone on one host; its time is in ``edge_s`` when ``host_role`` is
   ``edge`` and in ``cloud_s`` when it is ``cloud``. ``point`` is the ordinal of
   the point that ends the block.
+- ``record`` = ``link`` (``host_role`` = ``link``, no model, point 0): one
+  payload of ``output_bytes`` sent over a link shaped to ``bandwidth_mbps``, its
+  seconds (send to reply) in ``comm_s``.
 
 Conditions are in the units their names say; stress is a percentage of what the
 stress tool was asked for (stress-ng ``-l`` for CPU, ``--vm-bytes`` for memory),
@@ -32,13 +38,16 @@ __all__ = [
     "COLUMNS",
     "CONDITION_COLUMNS",
     "FACTORS",
+    "READABLE_VERSIONS",
     "SCHEMA_VERSION",
     "Record",
     "empty_frame",
     "validate_frame",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions this adaptsim reads: 2 added link rows and per-host partition halves.
+READABLE_VERSIONS = (1, 2)
 
 # The five varied factors of a condition, by short name -> column.
 FACTORS = {
@@ -102,8 +111,8 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Record))
 _STRINGS = {f.name for f in fields(Record) if f.type == "str"}
 _INTS = {"point", "repeats"}
 _CHOICES = {
-    "record": {"partition", "block"},
-    "host_role": {"edge+cloud", "edge", "cloud"},
+    "record": {"partition", "block", "link"},
+    "host_role": {"edge+cloud", "edge", "cloud", "link"},
     "stat": {"mean", "median", "sample"},
 }
 

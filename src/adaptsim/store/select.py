@@ -20,8 +20,12 @@ _KEY = ["model", *CONDITION_COLUMNS[:5]]
 
 
 def select_runs(frame: pd.DataFrame, min_coverage: float = 0.5) -> pd.DataFrame:
-    """Partition rows, one run per (model, condition); see the module docstring."""
-    part = frame[frame["record"] == "partition"]
+    """End-to-end partition rows, one run per (model, condition); see the module docstring.
+
+    A profiler's per-host halves (``host_role`` edge or cloud) are not end-to-end
+    and are left out.
+    """
+    part = frame[(frame["record"] == "partition") & (frame["host_role"] == "edge+cloud")]
     out = []
     for _, rows in part.groupby("model", sort=True):
         sources = sorted(rows["source"].unique())

@@ -1,0 +1,266 @@
+"""``adaptsim profile``: measure this host as the edge, the cloud, or the link.
+
+Compute (``--host edge`` or ``cloud``): for every model, and every combination
+of the CPU and memory stress levels, stress-ng is started, each point's head
+(edge) or tail (cloud) is timed ``repeats`` times, and the median plus every
+sample are written to the store (schema: :mod:`adaptsim.store.schema`). Memory
+stress is a percentage of ``mem_budget_bytes``. ``cpu_quota`` (edge only) runs
+the whole profile under a cgroup CPU quota, to emulate a slower edge CPU.
+
+Link (``--host link``): for every bandwidth level, a veth pair between two network
+namespaces is shaped with tc and payloads from 1 kB up to ``max_transfer_s`` worth
+of bytes are sent ``repeats`` times each.
+
+Each finished (model, condition) is written at once, atomically, under the source
+``profile:<role>:<host>:<model>`` (``profile:link:<host>``): a new profile of the
+same model on the same host replaces the old one, and Ctrl-C keeps what finished.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adaptsim.errors import UserError
+from adaptsim.profiler.host import host_facts
+from adaptsim.store import COLUMNS, write_store
+
+__all__ = ["ComputePlan", "LinkPlan", "profile_compute", "profile_link"]
+
+ROLES = ("edge", "cloud", "link")
+
+
+@dataclass
+class ComputePlan:
+    """What a compute profile measures; see the module docstring."""
+
+    role: str
+    models: list[str]
+    cpu_levels_pct: list[float] = field(default_factory=lambda: [0.0, 50.0, 100.0])
+    mem_levels_pct: list[float] = field(default_factory=lambda: [0.0, 50.0, 100.0])
+    repeats: int = 10
+    mem_budget_bytes: int = 1 << 30
+    cpu_quota: float | None = None
+    threads: int | None = None
+    host: str | None = None
+    seed: int = 0
+
+    def conditions(self) -> list[tuple[float, float]]:
+        return list(itertools.product(self.cpu_levels_pct, self.mem_levels_pct))
+
+    def validate(self) -> None:
+        if self.role not in ("edge", "cloud"):
+            raise UserError(f"--host {self.role}: a compute profile is edge or cloud")
+        if self.repeats < 1:
+            raise UserError(f"--repeats {self.repeats}: give at least 1")
+        for name, levels in (
+            ("--cpu-stress", self.cpu_levels_pct),
+            ("--mem-stress", self.mem_levels_pct),
+        ):
+            if not levels or any(not 0 <= v <= 100 for v in levels):
+                raise UserError(f"{name} {levels}: give levels in 0-100, e.g. 0,50,100")
+            if len(set(levels)) != len(levels):
+                raise UserError(f"{name} {levels}: a level is repeated")
+        if self.cpu_quota is not None and self.role != "edge":
+            raise UserError("--cpu-quota emulates a slower edge CPU: use it with --host edge")
+        if any(v > 0 for v in self.mem_levels_pct) and self.mem_budget_bytes <= 0:
+            raise UserError("--mem-budget-bytes must be positive when memory stress is asked")
+
+
+@dataclass
+class LinkPlan:
+    """What a link profile measures."""
+
+    bandwidths_mbps: list[float] = field(default_factory=lambda: [5.0, 10.0, 25.0, 50.0])
+    repeats: int = 10
+    max_transfer_s: float = 0.5
+    sizes: int = 6
+    host: str | None = None
+    seed: int = 0
+
+
+def _base(facts: dict, role: str) -> dict:
+    row = dict.fromkeys(COLUMNS, np.nan)
+    for side in ("edge", "cloud"):
+        mine = role in (side, "link")
+        row[f"{side}_host"] = facts["host"] if mine else ""
+        row[f"{side}_arch"] = facts["arch"] if mine else ""
+        row[f"{side}_cpu"] = facts["cpu"] if mine else ""
+        row[f"{side}_cores"] = facts["cores"] if mine else np.nan
+        row[f"{side}_memory_bytes"] = facts["memory_bytes"] if mine else np.nan
+    row["flags"] = ""
+    return row
+
+
+def _rows(base: dict, values: np.ndarray, column: str, points: list[dict]) -> list[dict]:
+    """A median row and one row per repeat for each point: values is (repeats, points)."""
+    out = []
+    med = np.median(values, axis=0)
+    for j, p in enumerate(points):
+        out.append({**base, **p, "repeats": len(values), "stat": "median", column: med[j]})
+        for v in values[:, j]:
+            out.append({**base, **p, "repeats": 1, "stat": "sample", column: v})
+    return out
+
+
+def _tf_threads(threads: int | None) -> int:
+    import tensorflow as tf
+
+    from adaptsim.profiler.host import usable_cores
+
+    n = threads or usable_cores()
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:  # already initialised in this process: keep what it has
+        n = tf.config.threading.get_intra_op_parallelism_threads() or n
+    return n
+
+
+def profile_compute(
+    plan: ComputePlan, out: Path, progress: Callable[[str], None] = print
+) -> pd.DataFrame:
+    """Run a compute profile; returns the rows written (see the module docstring)."""
+    plan.validate()
+    from contextlib import nullcontext
+
+    from adaptsim.models import analyse, build_model, canonical_name
+    from adaptsim.profiler.cgroup import CpuQuota
+    from adaptsim.profiler.stress import Stress, require_stress_ng
+    from adaptsim.profiler.timing import SplitTimer
+
+    names = [canonical_name(m) for m in plan.models]
+    if any(v > 0 for v in (*plan.cpu_levels_pct, *plan.mem_levels_pct)):
+        require_stress_ng()
+    facts = host_facts(plan.host)
+    threads = _tf_threads(plan.threads)
+    rng = np.random.default_rng(plan.seed)
+    conditions = plan.conditions()
+    total, done = len(names) * len(conditions), 0
+    written = []
+    quota = CpuQuota(plan.cpu_quota) if plan.cpu_quota else nullcontext()
+    with quota:
+        for name in names:
+            t0 = time.perf_counter()
+            model = build_model(name)
+            graph = analyse(model)
+            timer = SplitTimer(model, graph, plan.role, rng)
+            progress(
+                f"{name}: {len(graph.points)} points compiled in {time.perf_counter() - t0:.1f} s"
+            )
+            points = [
+                {"model": name, "point": p.ordinal, "layer_index": float(p.layer_index),
+                 "layer_name": p.layer_name, "output_bytes": float(p.output_bytes)}
+                for p in graph.points
+            ]  # fmt: skip
+            source = f"profile:{plan.role}:{facts['host']}:{name}"
+            prov = {
+                "kind": "adaptsim profile",
+                "role": plan.role,
+                "host": facts,
+                "tensorflow": _tf_version(),
+                "threads": threads,
+                "cpu_quota": plan.cpu_quota,
+                "mem_budget_bytes": plan.mem_budget_bytes,
+                "repeats": plan.repeats,
+                "seed": plan.seed,
+                "method": "heads and tails timed directly as tf.function calls (profiler.timing)",
+                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "conditions_done": [],
+                "conditions_planned": [list(c) for c in conditions],
+            }
+            rows: list[dict] = []
+            for cpu, mem in conditions:
+                t1 = time.perf_counter()
+                with Stress(cpu, int(mem / 100.0 * plan.mem_budget_bytes)):
+                    values = np.array([timer.once(rng) for _ in range(plan.repeats)])
+                base = _base(facts, plan.role)
+                base.update(
+                    source=source,
+                    provenance=f"adaptsim profile --host {plan.role}",
+                    record="partition",
+                    host_role=plan.role,
+                )
+                base[f"{plan.role}_cpu_pct"] = cpu
+                base[f"{plan.role}_mem_pct"] = mem
+                if plan.role == "edge":
+                    base["edge_cpu_quota"] = plan.cpu_quota or 1.0
+                rows += _rows(base, values, f"{plan.role}_s", points)
+                prov["conditions_done"].append([cpu, mem])
+                write_store(out, pd.DataFrame(rows), {source: prov})
+                done += 1
+                med = np.median(values, axis=0)
+                progress(
+                    f"[{done}/{total}] {name} {plan.role} CPU {cpu:g}% memory {mem:g}%: "
+                    f"{plan.repeats} repeats in {time.perf_counter() - t1:.1f} s, "
+                    f"whole model {med.max():.4f} s"
+                )
+            written.append(pd.DataFrame(rows))
+    return pd.concat(written, ignore_index=True)
+
+
+def _tf_version() -> str:
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def profile_link(
+    plan: LinkPlan, out: Path, progress: Callable[[str], None] = print
+) -> pd.DataFrame:
+    """Run a link profile; returns the rows written."""
+    from adaptsim.profiler.link import link_available, probe_sizes, transfer_times
+
+    why = link_available()
+    if why:
+        raise UserError(f"--host link {why}")
+    if plan.repeats < 1 or not plan.bandwidths_mbps or min(plan.bandwidths_mbps) <= 0:
+        raise UserError("--host link needs positive --bandwidth levels and --repeats >= 1")
+    facts = host_facts(plan.host)
+    source = f"profile:link:{facts['host']}"
+    prov = {
+        "kind": "adaptsim profile",
+        "role": "link",
+        "host": facts,
+        "method": "veth pair between two network namespaces, tc tbf on the edge side; "
+        "time from first byte sent to a 1-byte reply; no netem (no added delay)",
+        "repeats": plan.repeats,
+        "seed": plan.seed,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "bandwidths_done": [],
+    }
+    rows: list[dict] = []
+    for k, bw in enumerate(plan.bandwidths_mbps):
+        t0 = time.perf_counter()
+        sizes = probe_sizes(bw, plan.max_transfer_s, plan.sizes)
+        pairs = np.array(transfer_times(bw, sizes, plan.repeats, plan.seed + k))
+        base = _base(facts, "link")
+        base.update(
+            source=source,
+            provenance="adaptsim profile --host link",
+            record="link",
+            host_role="link",
+            model="",
+            point=0,
+            layer_index=np.nan,
+            layer_name="",
+            bandwidth_mbps=bw,
+        )
+        for size in sizes:
+            v = pairs[pairs[:, 0] == size, 1]
+            rows += _rows({**base, "output_bytes": float(size)}, v[:, None], "comm_s", [{}])
+        prov["bandwidths_done"].append(bw)
+        write_store(out, pd.DataFrame(rows), {source: prov})
+        top = pairs[pairs[:, 0] == max(sizes), 1]
+        progress(
+            f"[{k + 1}/{len(plan.bandwidths_mbps)}] link {bw:g} Mbit/s: {len(sizes)} sizes x "
+            f"{plan.repeats} in {time.perf_counter() - t0:.1f} s, "
+            f"{max(sizes) * 8 / np.median(top) / 1e6:.2f} Mbit/s achieved"
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,343 @@
+"""The profiler: real TensorFlow timings, real stress-ng, real cgroups, a real shaped link.
+
+Tests that need root or a kernel feature are marked ``needs_root`` or skip with the
+reason; the composition and calibration of profiles is also tested on a small
+hand-made store, so the arithmetic is checked where the profiler cannot run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from adaptsim.calibration import load_calibration
+from adaptsim.calibration.profiles import compose, link_law, split_half_floor
+from adaptsim.cli import app
+from adaptsim.errors import UserError
+from adaptsim.profiler import ComputePlan, LinkPlan, profile_compute, profile_link
+from adaptsim.profiler.cgroup import CpuQuota, cpu_quota_available
+from adaptsim.profiler.stress import Stress
+from adaptsim.store import COLUMNS, read_store, write_store
+
+needs_stress_ng = pytest.mark.skipif(
+    shutil.which("stress-ng") is None, reason="needs stress-ng (./scripts/setup.sh as root)"
+)
+
+
+def _group_pids(pgid: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:
+                out.append(int(d.name))
+    return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    f = stat[stat.rindex(")") + 2 :].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- compute profiles (real TensorFlow) ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lenet_edge(tmp_path_factory):
+    store = tmp_path_factory.mktemp("p") / "profile.parquet"
+    plan = ComputePlan("edge", ["lenet"], [0.0], [0.0], repeats=4, host="edge-a")
+    rows = profile_compute(plan, store, progress=lambda _: None)
+    return store, rows
+
+
+def test_compute_profile_writes_a_median_and_every_repeat(lenet_edge):
+    store, rows = lenet_edge
+    frame, meta = read_store(store)
+    assert len(rows) == len(frame)  # what profile_compute returns is what it wrote
+    med = frame[frame["stat"] == "median"].sort_values("point")
+    samples = frame[frame["stat"] == "sample"]
+    assert list(med["point"]) == list(range(12))  # LeNet: point 0 (all-cloud) .. 11 (all-edge)
+    assert len(samples) == 4 * 12 and (med["repeats"] == 4).all()
+    assert set(frame["host_role"]) == {"edge"} and set(frame["record"]) == {"partition"}
+    assert frame["cloud_s"].isna().all() and frame["edge_host"].eq("edge-a").all()
+    # the edge runs nothing at all-cloud; every other head takes time
+    assert med["edge_s"].iloc[0] == 0.0 and (med["edge_s"].iloc[1:] > 0).all()
+    again = samples.groupby("point")["edge_s"].median().sort_index()
+    np.testing.assert_allclose(again.to_numpy(), med["edge_s"].to_numpy())
+    prov = meta["sources"]["profile:edge:edge-a:lenet"]
+    assert prov["repeats"] == 4 and prov["conditions_done"] == [[0.0, 0.0]]
+    assert frame["output_bytes"].iloc[0] > 0 and med["edge_cpu_quota"].eq(1.0).all()
+
+
+def test_cloud_profile_times_tails(tmp_path):
+    store = tmp_path / "p.parquet"
+    profile_compute(ComputePlan("cloud", ["lenet"], [0.0], [0.0], repeats=2), store, lambda _: None)
+    frame, _ = read_store(store)
+    med = frame[frame["stat"] == "median"].sort_values("point")
+    assert med["cloud_s"].iloc[-1] == 0.0  # all-edge leaves the cloud nothing
+    assert (med["cloud_s"].iloc[:-1] > 0).all() and med["edge_s"].isna().all()
+
+
+def test_ctrl_c_keeps_finished_conditions(tmp_path):
+    store = tmp_path / "p.parquet"
+    seen = []
+
+    def interrupt(line):
+        seen.append(line)
+        if line.startswith("[1/"):
+            raise KeyboardInterrupt
+
+    plan = ComputePlan("edge", ["lenet"], [0.0], [0.0, 10.0], repeats=2, mem_budget_bytes=1 << 20)
+    with pytest.raises(KeyboardInterrupt):
+        profile_compute(plan, store, interrupt)
+    frame, meta = read_store(store)
+    assert set(frame["edge_mem_pct"]) == {0.0}  # the first condition, whole; not the second
+    assert len(frame) == 12 * 3
+    assert meta["sources"]["profile:edge:" + frame["edge_host"].iloc[0] + ":lenet"][
+        "conditions_done"
+    ] == [[0.0, 0.0]]
+
+
+def test_bad_profile_requests_are_one_line_exit_2(tmp_path):
+    runner = CliRunner()
+    cases = [
+        (["--host", "edge", "-m", "nosuch"], "unknown model"),
+        (["--host", "edge", "-m", "lenet", "--cpu-stress", "0,150"], "0-100"),
+        (["--host", "cloud", "-m", "lenet", "--cpu-quota", "0.5"], "--host edge"),
+        (["--host", "edge", "-m", "lenet", "--repeats", "0"], "at least 1"),
+        (["--host", "link", "--bandwidth", "10,abc"], "comma-separated"),
+    ]
+    for args, text in cases:
+        res = runner.invoke(app, ["profile", *args, "--out", str(tmp_path / "s.parquet")])
+        assert res.exit_code == 2, (args, res.output)
+        assert text in res.output and "Traceback" not in res.output
+        assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "s.parquet").exists()
+
+
+# -- stress-ng and the cgroup quota (real processes) -----------------------------------
+
+
+@needs_stress_ng
+def test_cpu_stress_runs_busy_workers_and_stops_them():
+    with Stress(100, 0, settle_s=0.5) as s:
+        pgid = s._proc.pid
+        workers = [p for p in _group_pids(pgid) if p != pgid]
+        assert len(workers) >= os.cpu_count() or len(workers) >= 1
+        before = sum(_cpu_seconds(p) for p in workers)
+        time.sleep(1.0)
+        used = sum(_cpu_seconds(p) for p in workers) - before
+        assert used > 0.5  # the workers burn CPU (about one core each)
+    time.sleep(0.2)
+    assert _group_pids(pgid) == []
+
+
+@needs_stress_ng
+def test_memory_stress_is_resident_before_the_block_starts():
+    from adaptsim.profiler.stress import _group_rss_bytes
+
+    want = 96 << 20
+    with Stress(0, want) as s:
+        assert _group_rss_bytes(s._proc.pid) >= 0.9 * want
+        pgid = s._proc.pid
+    time.sleep(0.2)
+    assert _group_pids(pgid) == []
+
+
+def test_stress_rejects_levels_outside_0_100():
+    with pytest.raises(UserError, match="outside 0-100"):
+        Stress(120, 0)
+
+
+@pytest.mark.needs_root
+def test_cpu_quota_throttles_this_process():
+    why = cpu_quota_available()
+    if why:
+        pytest.skip(why)
+
+    def spin_ratio():
+        c0, w0 = time.process_time(), time.perf_counter()
+        while time.process_time() - c0 < 0.3:
+            pass
+        return (time.perf_counter() - w0) / (time.process_time() - c0)
+
+    free = spin_ratio()
+    with CpuQuota(0.2) as q:
+        group = q._group
+        throttled = spin_ratio()
+        assert str(os.getpid()) in (group / "cgroup.procs").read_text().split()
+    assert throttled > 2.5 * free  # 0.2 of a core: ~5x the wall time per CPU second
+    assert not group.exists()
+
+
+# -- the link (network namespaces and tc) ----------------------------------------------
+
+
+@pytest.mark.needs_root
+def test_shaped_link_delivers_the_asked_rate_and_cleans_up():
+    from adaptsim.profiler.link import transfer_times
+
+    pairs = np.array(transfer_times(10.0, [1000, 250_000], repeats=3, seed=1))
+    assert len(pairs) == 6
+    big = np.median(pairs[pairs[:, 0] == 250_000, 1])
+    small = np.median(pairs[pairs[:, 0] == 1000, 1])
+    rate_mbps = 250_000 * 8 / big / 1e6
+    assert 7.0 < rate_mbps < 10.5 and small < big / 20
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"as{os.getpid() % 100000}-" not in listed
+
+
+# -- composing and calibrating profiles ------------------------------------------------
+
+
+def _halves_store(path: Path, overhead_s=0.002, s_per_byte=8 / 10e6) -> Path:
+    """A hand-made profile store: LeNet halves at two stress levels, exact link probes."""
+    base = dict.fromkeys(COLUMNS, np.nan)
+    base.update(flags="", provenance="test", edge_host="e", cloud_host="c", repeats=1)
+    for k in ("edge_arch", "edge_cpu", "cloud_arch", "cloud_cpu"):
+        base[k] = ""
+    rows = []
+    points = range(12)  # LeNet's points 0..11, bytes from the catalog
+    from adaptsim.importers.catalog import catalog_model_points
+
+    cat = catalog_model_points("lenet").set_index("ordinal")
+    for side, slow in (("edge", 3.0), ("cloud", 1.0)):
+        for cpu in (0.0, 100.0):
+            for k in (0, 1):  # two repeats
+                for p in points:
+                    t = slow * (1 + cpu / 100) * 0.001 * (p if side == "edge" else 11 - p)
+                    rows.append(
+                        {**base, "source": f"profile:{side}:x:lenet", "record": "partition",
+                         "host_role": side, "model": "lenet", "point": p, "layer_index": p - 1,
+                         "layer_name": cat.loc[p, "layer_name"],
+                         "output_bytes": float(cat.loc[p, "output_bytes"]),
+                         f"{side}_cpu_pct": cpu, f"{side}_mem_pct": 0.0,
+                         "edge_cpu_quota": 1.0 if side == "edge" else np.nan,
+                         "stat": "sample", f"{side}_s": t * (1 + 0.01 * k)}
+                    )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    med = frame.groupby([c for c in frame.columns if c not in ("stat", "edge_s", "cloud_s")],
+                        dropna=False, as_index=False)[["edge_s", "cloud_s"]].median()  # fmt: skip
+    frame = pd.concat([frame, med.assign(stat="median", repeats=2)], ignore_index=True)
+    for bw in (5.0, 50.0):
+        for size in (1000.0, 100_000.0, 1_000_000.0):
+            t = overhead_s + size * s_per_byte * 10 / bw
+            for stat in ("median", "sample"):
+                rows = {**base, "source": "profile:link:x", "record": "link", "host_role": "link",
+                        "model": "", "point": 0, "layer_name": "", "output_bytes": size,
+                        "bandwidth_mbps": bw, "stat": stat, "comm_s": t}  # fmt: skip
+                frame = pd.concat([frame, pd.DataFrame([rows])], ignore_index=True)
+    write_store(path, frame, {s: {} for s in frame["source"].unique()})
+    return path
+
+
+def test_link_law_recovers_overhead_and_rate(tmp_path):
+    frame, _ = read_store(_halves_store(tmp_path / "s.parquet"))
+    law = link_law(frame[(frame["record"] == "link") & (frame["stat"] == "median")])
+    np.testing.assert_allclose(law["overhead_s"], [0.002, 0.002], rtol=1e-6)
+    np.testing.assert_allclose(law["s_per_byte"], [8 / 5e6, 8 / 50e6], rtol=1e-6)
+
+
+def test_compose_adds_edge_cloud_and_link_per_condition(tmp_path):
+    frame, _ = read_store(_halves_store(tmp_path / "s.parquet"))
+    rows = compose(frame)
+    assert len(rows) == 12 * 2 * 2 * 2  # points x edge CPU x cloud CPU x bandwidth
+    r = rows[
+        (rows["point"] == 5)
+        & (rows["edge_cpu_pct"] == 100)
+        & (rows["cloud_cpu_pct"] == 0)
+        & (rows["bandwidth_mbps"] == 5)
+    ].iloc[0]
+    edge = 3.0 * 2 * 0.001 * 5 * 1.005  # median of the two repeats
+    cloud = 1.0 * 1 * 0.001 * 6 * 1.005
+    comm = 0.002 + r["output_bytes"] * 8 / 5e6
+    assert r["total_s"] == pytest.approx(edge + cloud + comm)
+    assert r["host_role"] == "edge+cloud" and r["edge_host"] == "e" and r["cloud_host"] == "c"
+
+
+def test_calibrating_profiles_reproduces_the_composed_times(tmp_path):
+    store = _halves_store(tmp_path / "s.parquet")
+    res = CliRunner().invoke(app, ["calibrate", str(store), "--out", str(tmp_path / "c.json")])
+    assert res.exit_code == 0, res.output
+    cal = load_calibration(tmp_path / "c.json").model("lenet")
+    assert cal.kinds[0] == "all_cloud" and cal.kinds[-1] == "all_edge" and len(cal.kinds) == 12
+    frame, _ = read_store(store)
+    rows = compose(frame)
+    pred = cal.predict_at(rows)
+    cols = rows["point"].to_numpy()
+    got = pred.total_s[np.arange(len(rows)), cols]
+    np.testing.assert_allclose(got, rows["total_s"], rtol=0.02)
+    # the spread comes from the repeats: +-0.5 % around the median
+    q = np.array(cal.spread["edge"]["log_ratio"])
+    assert 0.001 < q.max() < 0.01 and -0.01 < q.min() < -0.001
+
+
+def test_split_half_floor_is_zero_for_identical_halves(tmp_path):
+    frame, _ = read_store(_halves_store(tmp_path / "s.parquet"))
+    floor = split_half_floor(frame, "lenet")
+    assert len(floor) == 2 * 2 * 2
+    assert (floor["regret"] == 0).all()  # halves differ by 1 %: the same point wins
+    assert floor["ape"].between(0.0, 0.02).all()
+
+
+def test_calibrate_names_the_missing_profile(tmp_path):
+    frame, _ = read_store(_halves_store(tmp_path / "s.parquet"))
+    write_store(tmp_path / "e.parquet", frame[frame["host_role"] == "edge"], {"e": {}})
+    res = CliRunner().invoke(
+        app, ["calibrate", str(tmp_path / "e.parquet"), "--out", str(tmp_path / "c.json")]
+    )
+    assert res.exit_code == 2 and "adaptsim profile --host cloud" in res.output
+    assert not (tmp_path / "c.json").exists()
+
+
+@pytest.mark.needs_root
+@needs_stress_ng
+def test_profile_edge_cloud_link_then_calibrate_and_check(tmp_path):
+    """The whole loop on real processes: stress, TF timings, tc link, fit, check."""
+    store = tmp_path / "own.parquet"
+    quiet = lambda _: None  # noqa: E731
+    edge = ComputePlan("edge", ["lenet"], [0.0, 100.0], [0.0], repeats=4)
+    profile_compute(edge, store, quiet)
+    profile_compute(ComputePlan("cloud", ["lenet"], [0.0, 50.0], [0.0], repeats=4), store, quiet)
+    profile_link(LinkPlan([5.0, 50.0], repeats=2, max_transfer_s=0.1, sizes=3), store, quiet)
+    out = tmp_path / "cal.json"
+    res = CliRunner().invoke(app, ["calibrate", str(store), "--out", str(out), "--check"])
+    assert res.exit_code == 0, res.output
+    cal = load_calibration(out).model("lenet")
+    low, high = cal.predict(edge_cpu_pct=[0.0, 100.0], bandwidth_mbps=50.0).edge_s[:, -1]
+    assert high > low > 0  # CPU stress slows the edge
+    check = pd.read_csv(tmp_path / "cal.check.csv")
+    assert set(check["model"]) == {"lenet", "all"} and check["conditions"].iloc[0] > 0
+
+
+def test_study_runs_on_a_profile_store(tmp_path):
+    store = _halves_store(tmp_path / "s.parquet")
+    res = CliRunner().invoke(
+        app, ["study", str(store), "--out", str(tmp_path / "st"), "--no-plots"]
+    )
+    assert res.exit_code == 0, res.output
+    best = pd.read_csv(tmp_path / "st" / "best_points.csv")
+    assert len(best) == 2 * 2 * 2 and set(best["model"]) == {"lenet"}
+    # at 5 Mbit/s with a 3x slower edge, LeNet's best is where its tensor is smallest
+    frame, _ = read_store(store)
+    rows = compose(frame)
+    slow = rows[
+        (rows["bandwidth_mbps"] == 5) & (rows["edge_cpu_pct"] == 0) & (rows["cloud_cpu_pct"] == 0)
+    ]
+    want = int(slow.loc[slow["total_s"].idxmin(), "point"])
+    got = best[
+        (best["bandwidth_mbps"] == 5) & (best["edge_cpu_pct"] == 0) & (best["cloud_cpu_pct"] == 0)
+    ]
+    assert int(got["best_point"].iloc[0]) == want
