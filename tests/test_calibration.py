@@ -185,7 +185,29 @@ def test_check_reports_cv_and_floor(lenet_rows):
     row = summary.iloc[0]
     assert row["conditions"] == 243 * 5  # each condition held out once per factor
     assert 0 <= row["within_5pct"] <= 1 and 0 <= row["floor_within_5pct"] <= 1
-    assert set(detail["kind"]) == {"cv", "floor"}
+    assert set(detail["kind"]) == {"cv", "floor", "siblings"}
+    assert (detail["kind"] == "siblings").sum() == 243 * 5  # one per condition and factor
+
+
+def test_siblings_predict_each_file_by_the_mean_of_the_others(lenet_rows):
+    from adaptsim.calibration.check import siblings
+
+    sib = siblings("lenet", lenet_rows)
+    mem = sib[sib["factor"] == "cloud_mem"]
+    assert len(mem) == 243
+    # by hand for one group: the file at cloud memory 0 vs the mean of 50 and 100
+    key = {"edge_cpu_pct": 0.0, "edge_mem_pct": 0.0, "bandwidth_mbps": 10.0, "cloud_cpu_pct": 0.0}
+    g = lenet_rows
+    for k, v in key.items():
+        g = g[g[k] == v]
+    wide = g.pivot_table(index="cloud_mem_pct", columns="point", values="total_s")
+    pred = wide.loc[[50.0, 100.0]].mean()
+    meas = wide.loc[0.0]
+    want = meas[pred.idxmin()] / meas.min() - 1
+    got = mem
+    for k, v in key.items():
+        got = got[got[k] == v]
+    assert got[got["cloud_mem_pct"] == 0.0]["regret"].iloc[0] == pytest.approx(want)
 
 
 runner = CliRunner()
