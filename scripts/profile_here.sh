@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Profile this machine as edge (CPU quota 1 core), cloud and link, then calibrate and
-# check: how docs/own_profiles was made. Needs root (tc, netns, cgroups) and stress-ng.
+# Profile this machine as edge (pinned to CPU 0: a 1-core edge, its stress on the same
+# core), cloud (all cores) and link, then calibrate and check: how docs/own_profiles was
+# made. Needs root (tc, netns) and stress-ng. Keep the machine otherwise idle meanwhile.
 # Usage: scripts/profile_here.sh [OUT_DIR] [MODELS]   (MODELS comma-separated)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ models=${2:-lenet,alexnet,mobilenet,resnet50}
 a=.venv/bin/adaptsim
 mkdir -p "$out"
 store="$out/own.parquet"
-$a profile --host edge --cpu-quota 1.0 -m "$models" --out "$store"
+$a profile --host edge --cpus 0 --cpu-stress 0,25,50,75,100 -m "$models" --out "$store"
 $a profile --host cloud -m "$models" --out "$store"
 $a profile --host link --out "$store"
 $a calibrate "$store" --out "$out/own_calibration.json" --check --check-out "$out/check.csv"

@@ -199,6 +199,10 @@ def profile(
         float | None,
         typer.Option(help="Edge only: throttle to this many cores (cgroup v1), e.g. 0.5."),
     ] = None,
+    cpus: Annotated[
+        str | None,
+        typer.Option(help="Pin the profile and its stress to these CPUs, e.g. 0 (a 1-core edge)."),
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="TensorFlow intra-op threads (default: usable cores).")
     ] = None,
@@ -230,6 +234,7 @@ def profile(
         )  # fmt: skip
     else:
         from adaptsim.models import ZOO_NAMES
+        from adaptsim.profiler.host import parse_cpus
 
         names = [m.strip() for v in (models or ZOO_NAMES) for m in v.split(",") if m.strip()]
         plan = ComputePlan(
@@ -243,6 +248,7 @@ def profile(
             threads,
             host_name,
             seed,
+            parse_cpus(cpus) if cpus else None,
         )
         rows = profile_compute(plan, out, say)
     n = int((rows["stat"] == "median").sum())

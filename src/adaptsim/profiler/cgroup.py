@@ -9,6 +9,8 @@ block ends; the process moves back to the group it came from.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 
 from adaptsim.errors import UserError
@@ -62,5 +64,12 @@ class CpuQuota:
         if self._group is None:
             return
         (self._home / "cgroup.procs").write_text(str(os.getpid()))
-        self._group.rmdir()
+        for _ in range(50):  # children (stress-ng) may take a moment to leave
+            try:
+                self._group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            print(f"adaptsim: warning: could not remove {self._group}", file=sys.stderr)
         self._group = None

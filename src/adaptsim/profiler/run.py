@@ -4,7 +4,9 @@ Compute (``--host edge`` or ``cloud``): for every model, and every combination
 of the CPU and memory stress levels, stress-ng is started, each point's head
 (edge) or tail (cloud) is timed ``repeats`` times, and the median plus every
 sample are written to the store (schema: :mod:`adaptsim.store.schema`). Memory
-stress is a percentage of ``mem_budget_bytes``. ``cpu_quota`` (edge only) runs
+stress is a percentage of ``mem_budget_bytes``. ``cpus`` pins the profile and its
+stress to those cores (a small edge: one core shared by the model and the
+stress, as on the study's single-core ARM edge); ``cpu_quota`` (edge only) runs
 the whole profile under a cgroup CPU quota, to emulate a slower edge CPU.
 
 Link (``--host link``): for every bandwidth level, a veth pair between two network
@@ -19,6 +21,7 @@ same model on the same host replaces the old one, and Ctrl-C keeps what finished
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.errors import UserError
-from adaptsim.profiler.host import host_facts
+from adaptsim.profiler.host import host_facts, pin_cpus
 from adaptsim.store import COLUMNS, write_store
 
 __all__ = ["ComputePlan", "LinkPlan", "profile_compute", "profile_link"]
@@ -50,6 +53,7 @@ class ComputePlan:
     threads: int | None = None
     host: str | None = None
     seed: int = 0
+    cpus: list[int] | None = None
 
     def conditions(self) -> list[tuple[float, float]]:
         return list(itertools.product(self.cpu_levels_pct, self.mem_levels_pct))
@@ -138,6 +142,10 @@ def profile_compute(
     names = [canonical_name(m) for m in plan.models]
     if any(v > 0 for v in (*plan.cpu_levels_pct, *plan.mem_levels_pct)):
         require_stress_ng()
+    mem_cpus = None
+    if plan.cpus:
+        mem_cpus = sorted(os.sched_getaffinity(0) - set(plan.cpus)) or None
+        pin_cpus(plan.cpus)  # before TensorFlow starts its thread pools
     facts = host_facts(plan.host)
     threads = _tf_threads(plan.threads)
     rng = np.random.default_rng(plan.seed)
@@ -160,25 +168,11 @@ def profile_compute(
                 for p in graph.points
             ]  # fmt: skip
             source = f"profile:{plan.role}:{facts['host']}:{name}"
-            prov = {
-                "kind": "adaptsim profile",
-                "role": plan.role,
-                "host": facts,
-                "tensorflow": _tf_version(),
-                "threads": threads,
-                "cpu_quota": plan.cpu_quota,
-                "mem_budget_bytes": plan.mem_budget_bytes,
-                "repeats": plan.repeats,
-                "seed": plan.seed,
-                "method": "heads and tails timed directly as tf.function calls (profiler.timing)",
-                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "conditions_done": [],
-                "conditions_planned": [list(c) for c in conditions],
-            }
+            prov = _compute_provenance(plan, facts, threads, mem_cpus)
             rows: list[dict] = []
             for cpu, mem in conditions:
                 t1 = time.perf_counter()
-                with Stress(cpu, int(mem / 100.0 * plan.mem_budget_bytes)):
+                with Stress(cpu, int(mem / 100.0 * plan.mem_budget_bytes), mem_cpus):
                     values = np.array([timer.once(rng) for _ in range(plan.repeats)])
                 base = _base(facts, plan.role)
                 base.update(
@@ -205,10 +199,26 @@ def profile_compute(
     return pd.concat(written, ignore_index=True)
 
 
-def _tf_version() -> str:
+def _compute_provenance(plan: ComputePlan, facts: dict, threads: int, mem_cpus) -> dict:
     import tensorflow as tf
 
-    return tf.__version__
+    return {
+        "kind": "adaptsim profile",
+        "role": plan.role,
+        "host": facts,
+        "tensorflow": tf.__version__,
+        "threads": threads,
+        "cpu_quota": plan.cpu_quota,
+        "cpus": plan.cpus,
+        "memory_stress_cpus": mem_cpus,
+        "mem_budget_bytes": plan.mem_budget_bytes,
+        "repeats": plan.repeats,
+        "seed": plan.seed,
+        "method": "heads and tails timed directly as tf.function calls (profiler.timing)",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "conditions_done": [],
+        "conditions_planned": [list(c) for c in plan.conditions()],
+    }
 
 
 def profile_link(

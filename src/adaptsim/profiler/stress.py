@@ -1,8 +1,8 @@
 """Real CPU and memory stress with stress-ng, for as long as a ``with`` block runs.
 
 CPU stress loads every usable core to the asked percentage (``--cpu N
---cpu-load P``). Memory stress holds a number of bytes with ``--vm 1 --vm-bytes B
---vm-keep`` (a large percentage fills slowly and overshoots its timeout, so
+--cpu-load P --cpu-load-slice 10``). Memory stress holds a number of bytes with
+``--vm 1 --vm-bytes B --vm-keep`` (a large percentage fills slowly and overshoots its timeout, so
 absolute bytes are given) and the block starts only once that memory is resident.
 stress-ng runs in its own process group, dies with this process
 (``PR_SET_PDEATHSIG``) and is stopped when the block ends, also on Ctrl-C.
@@ -38,10 +38,12 @@ def require_stress_ng() -> str:
     return path
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(cpus: list[int] | None = None) -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     os.setsid()
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
 
 def _group_rss_bytes(pgid: int) -> int:
@@ -68,45 +70,72 @@ class Stress:
     Args:
         cpu_pct: load per core, 0-100 (0: no CPU stressor).
         mem_bytes: bytes to hold resident (0: no memory stressor).
+        mem_cpus: CPUs the memory stressor runs on (default: this process's). A
+            pinned edge keeps its own cores for the model and the CPU stress, so
+            that memory stress presses on memory, not on the edge's core time.
         ready_timeout_s: how long to wait for the memory to become resident.
         settle_s: pause after start so the load is in place before timing.
     """
 
     def __init__(
-        self, cpu_pct: float, mem_bytes: int, ready_timeout_s: float = 120.0, settle_s: float = 1.0
+        self,
+        cpu_pct: float,
+        mem_bytes: int,
+        mem_cpus: list[int] | None = None,
+        ready_timeout_s: float = 120.0,
+        settle_s: float = 1.0,
     ):
         if not 0 <= cpu_pct <= 100:
             raise UserError(f"CPU stress {cpu_pct:g}% is outside 0-100")
         if mem_bytes < 0:
             raise UserError(f"memory stress of {mem_bytes} bytes is negative")
-        self.cpu_pct, self.mem_bytes = cpu_pct, int(mem_bytes)
+        self.cpu_pct, self.mem_bytes, self.mem_cpus = cpu_pct, int(mem_bytes), mem_cpus
         self.ready_timeout_s, self.settle_s = ready_timeout_s, settle_s
-        self._proc: subprocess.Popen | None = None
+        self._procs: list[subprocess.Popen] = []
 
     @property
     def idle(self) -> bool:
         return self.cpu_pct == 0 and self.mem_bytes == 0
 
-    def command(self) -> list[str]:
-        cmd = [require_stress_ng(), "--timeout", "6h", "--quiet"]
+    @property
+    def pids(self) -> list[int]:
+        """Process-group leaders of the running stressors."""
+        return [p.pid for p in self._procs]
+
+    def commands(self) -> list[list[str]]:
+        """One stress-ng command per stressor (CPU, memory).
+
+        CPU load comes in 10 ms busy slices (``--cpu-load-slice 10``): stress-ng's
+        default draws random busy periods of up to 0.5 s, which an inference of a
+        few tens of ms either misses or sits in, so the same level gave very
+        different timings from one repeat to the next.
+        """
+        base = [require_stress_ng(), "--timeout", "6h", "--quiet"]
+        out = []
         if self.cpu_pct > 0:
-            cmd += ["--cpu", str(usable_cores()), "--cpu-load", f"{self.cpu_pct:g}"]
+            out.append(
+                [*base, "--cpu", str(usable_cores()), "--cpu-load", f"{self.cpu_pct:g}"]
+                + (["--cpu-load-slice", "10"] if self.cpu_pct < 100 else [])
+            )
         if self.mem_bytes > 0:
-            cmd += ["--vm", "1", "--vm-bytes", str(self.mem_bytes), "--vm-keep"]
-        return cmd
+            out.append([*base, "--vm", "1", "--vm-bytes", str(self.mem_bytes), "--vm-keep"])
+        return out
 
     def __enter__(self) -> Stress:
-        if self.idle:
-            return self
-        self._proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
-        )
         try:
-            self._wait_ready()
+            for cmd in self.commands():
+                cpus = self.mem_cpus if "--vm" in cmd else None
+                self._procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.PIPE,
+                        preexec_fn=lambda cpus=cpus: _die_with_parent(cpus),
+                    )
+                )
+            if self._procs:
+                self._wait_ready()
         except BaseException:
             self.stop()
             raise
@@ -116,14 +145,15 @@ class Stress:
         deadline = time.monotonic() + self.ready_timeout_s
         want = self.mem_bytes * _RESIDENT_SHARE
         while True:
-            if self._proc.poll() is not None:
-                msg = (self._proc.stderr.read() or b"").decode(errors="replace").strip()
-                raise UserError(
-                    f"stress-ng exited at start (code {self._proc.returncode}): "
-                    f"{msg.splitlines()[-1] if msg else 'no message'}; command: "
-                    + " ".join(self.command())
-                )
-            if _group_rss_bytes(self._proc.pid) >= want:
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    msg = (proc.stderr.read() or b"").decode(errors="replace").strip()
+                    raise UserError(
+                        f"stress-ng exited at start (code {proc.returncode}): "
+                        f"{msg.splitlines()[-1] if msg else 'no message'}; command: "
+                        + " ".join(proc.args)
+                    )
+            if sum(_group_rss_bytes(pid) for pid in self.pids) >= want:
                 break
             if time.monotonic() > deadline:
                 raise UserError(
@@ -134,20 +164,19 @@ class Stress:
         time.sleep(self.settle_s)
 
     def stop(self) -> None:
-        if self._proc is None:
-            return
-        try:
-            os.killpg(self._proc.pid, signal.SIGTERM)
-            self._proc.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(self._proc.pid, signal.SIGKILL)
-            self._proc.wait()
-        finally:
-            if self._proc.stderr:
-                self._proc.stderr.close()
-            self._proc = None
+        for proc in self._procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+            finally:
+                if proc.stderr:
+                    proc.stderr.close()
+        self._procs = []
 
     def __exit__(self, *exc) -> None:
         self.stop()
