@@ -270,14 +270,15 @@ def _halves_store(path: Path, overhead_s=0.002, s_per_byte=8 / 10e6) -> Path:
     med = frame.groupby([c for c in frame.columns if c not in ("stat", "edge_s", "cloud_s")],
                         dropna=False, as_index=False)[["edge_s", "cloud_s"]].median()  # fmt: skip
     frame = pd.concat([frame, med.assign(stat="median", repeats=2)], ignore_index=True)
-    for bw in (5.0, 50.0):
-        for size in (1000.0, 100_000.0, 1_000_000.0):
-            t = overhead_s + size * s_per_byte * 10 / bw
-            for stat in ("median", "sample"):
-                rows = {**base, "source": "profile:link:x", "record": "link", "host_role": "link",
-                        "model": "", "point": 0, "layer_name": "", "output_bytes": size,
-                        "bandwidth_mbps": bw, "stat": stat, "comm_s": t}  # fmt: skip
-                frame = pd.concat([frame, pd.DataFrame([rows])], ignore_index=True)
+    probes = [
+        {**base, "source": "profile:link:x", "record": "link", "host_role": "link",
+         "model": "", "point": 0, "layer_name": "", "output_bytes": size,
+         "bandwidth_mbps": bw, "stat": stat, "comm_s": overhead_s + size * s_per_byte * 10 / bw}
+        for bw in (5.0, 50.0)
+        for size in (1000.0, 100_000.0, 1_000_000.0)
+        for stat in ("median", "sample")
+    ]  # fmt: skip
+    frame = pd.concat([frame, pd.DataFrame(probes)], ignore_index=True)
     write_store(path, frame, {s: {} for s in frame["source"].unique()})
     return path
 

@@ -256,10 +256,12 @@ def profile(
 
 
 def _default_mem_budget() -> int:
+    import math
+
     from adaptsim.profiler.host import host_facts
 
     ram = host_facts()["memory_bytes"]
-    return int(min(ram / 8, 2 << 30)) if ram == ram else 1 << 30
+    return 1 << 30 if math.isnan(ram) else int(min(ram / 8, 2 << 30))
 
 
 @app.command()

@@ -84,10 +84,10 @@ def link_law(link: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _side(rows: pd.DataFrame, side: str, stat_rows: pd.DataFrame | None = None) -> pd.DataFrame:
-    r = stat_rows if stat_rows is not None else rows[rows["stat"] == "median"]
+def _side(rows: pd.DataFrame, side: str) -> pd.DataFrame:
+    """The columns of one side's times that composition needs."""
     keep = ["model", "point", "layer_index", "layer_name", "output_bytes", f"{side}_cpu_pct"]
-    return r[[*keep, f"{side}_mem_pct", f"{side}_s"]]
+    return rows[[*keep, f"{side}_mem_pct", f"{side}_s"]]
 
 
 def _compose(edge: pd.DataFrame, cloud: pd.DataFrame, law: pd.DataFrame, quota: float):
@@ -124,8 +124,8 @@ def compose(
         )
     med_link = link[link["stat"] == "median"]
     rows = _compose(
-        _side(edge[edge["model"].isin(names)], "edge"),
-        _side(cloud[cloud["model"].isin(names)], "cloud"),
+        _side(edge[edge["model"].isin(names) & (edge["stat"] == "median")], "edge"),
+        _side(cloud[cloud["model"].isin(names) & (cloud["stat"] == "median")], "cloud"),
         link_law(med_link),
         float(edge["edge_cpu_quota"].iloc[0]),
     )
@@ -173,9 +173,9 @@ def _half(rows: pd.DataFrame, side: str, parity: int) -> pd.DataFrame:
         layer_index=("layer_index", "first"),
         layer_name=("layer_name", "first"),
         output_bytes=("output_bytes", "first"),
-        value=(f"{side}_s", "median"),
+        **{f"{side}_s": (f"{side}_s", "median")},
     )
-    return _side(agg, side, agg.rename(columns={"value": f"{side}_s"}))
+    return _side(agg, side)
 
 
 def split_half_floor(

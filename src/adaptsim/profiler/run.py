@@ -36,8 +36,6 @@ from adaptsim.store import COLUMNS, write_store
 
 __all__ = ["ComputePlan", "LinkPlan", "profile_compute", "profile_link"]
 
-ROLES = ("edge", "cloud", "link")
-
 
 @dataclass
 class ComputePlan:
