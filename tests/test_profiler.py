@@ -111,6 +111,35 @@ def test_ctrl_c_keeps_finished_conditions(tmp_path):
     ] == [[0.0, 0.0]]
 
 
+def test_rounds_split_the_repeats_over_visits(tmp_path):
+    store, lines = tmp_path / "p.parquet", []
+    plan = ComputePlan("cloud", ["lenet"], [0.0], [0.0], repeats=3, rounds=2)
+    profile_compute(plan, store, lines.append)
+    assert ["(round 1/2): 2 repeats" in lines[1], "(round 2/2): 1 repeats" in lines[2]] == [1, 1]
+    frame, meta = read_store(store)
+    samples = frame[frame["stat"] == "sample"]
+    assert len(samples) == 12 * 3 and (frame.loc[frame["stat"] == "median", "repeats"] == 3).all()
+    src = meta["sources"]["profile:cloud:" + frame["cloud_host"].iloc[0] + ":lenet"]
+    assert src["rounds"] == 2 and src["conditions_done"] == [[0.0, 0.0]]
+
+
+def test_ctrl_c_between_rounds_keeps_the_first_visit(tmp_path):
+    store = tmp_path / "p.parquet"
+
+    def interrupt(line):
+        if "round 1/2" in line:
+            raise KeyboardInterrupt
+
+    plan = ComputePlan("cloud", ["lenet"], [0.0], [0.0], repeats=4, rounds=2)
+    with pytest.raises(KeyboardInterrupt):
+        profile_compute(plan, store, interrupt)
+    frame, meta = read_store(store)
+    assert len(frame[frame["stat"] == "sample"]) == 12 * 2  # the first visit's 2 repeats
+    assert (frame.loc[frame["stat"] == "median", "repeats"] == 2).all()
+    src = meta["sources"]["profile:cloud:" + frame["cloud_host"].iloc[0] + ":lenet"]
+    assert src["conditions_done"] == []  # not finished: a rerun replaces it
+
+
 def test_bad_profile_requests_are_one_line_exit_2(tmp_path):
     runner = CliRunner()
     cases = [
@@ -118,6 +147,7 @@ def test_bad_profile_requests_are_one_line_exit_2(tmp_path):
         (["--host", "edge", "-m", "lenet", "--cpu-stress", "0,150"], "0-100"),
         (["--host", "cloud", "-m", "lenet", "--cpu-quota", "0.5"], "--host edge"),
         (["--host", "edge", "-m", "lenet", "--repeats", "0"], "at least 1"),
+        (["--host", "edge", "-m", "lenet", "--repeats", "2", "--rounds", "3"], "--rounds 3"),
         (["--host", "link", "--bandwidth", "10,abc"], "comma-separated"),
     ]
     for args, text in cases:
@@ -305,6 +335,35 @@ def test_compose_adds_edge_cloud_and_link_per_condition(tmp_path):
     comm = 0.002 + r["output_bytes"] * 8 / 5e6
     assert r["total_s"] == pytest.approx(edge + cloud + comm)
     assert r["host_role"] == "edge+cloud" and r["edge_host"] == "e" and r["cloud_host"] == "c"
+
+
+def test_compose_summarises_repeats_by_trimmed_mean_or_median(tmp_path):
+    frame, _ = read_store(_halves_store(tmp_path / "s.parquet"))
+    pick = (
+        (frame["host_role"] == "edge")
+        & (frame["point"] == 5)
+        & (frame["edge_cpu_pct"] == 0)
+        & (frame["stat"] == "sample")
+    )
+    one = frame[pick].iloc[0].to_dict()
+    # ten bimodal repeats, as a short inference gives under CPU stress: 6 x 1 ms, 4 x 4 ms
+    many = pd.DataFrame([{**one, "edge_s": v} for v in [1e-3] * 6 + [4e-3] * 4])
+    frame = pd.concat([frame[~pick], many], ignore_index=True)
+
+    def edge_s(rows):
+        return rows.loc[(rows["point"] == 5) & (rows["edge_cpu_pct"] == 0), "edge_s"].unique()
+
+    # the trimmed mean cuts one repeat at each end: (5 x 1 + 3 x 4) / 8 ms
+    np.testing.assert_allclose(edge_s(compose(frame)), [17 / 8 * 1e-3])
+    np.testing.assert_allclose(edge_s(compose(frame, summary="median")), [1e-3])
+    assert set(compose(frame)["stat"]) == {"mean"}
+
+
+def test_calibrate_rejects_an_unknown_summary(tmp_path):
+    store = _halves_store(tmp_path / "s.parquet")
+    out = tmp_path / "c.json"
+    res = CliRunner().invoke(app, ["calibrate", str(store), "--out", str(out), "--summary", "mode"])
+    assert res.exit_code == 2 and "--summary 'mode'" in res.output and not out.exists()
 
 
 def test_calibrating_profiles_reproduces_the_composed_times(tmp_path):

@@ -207,6 +207,13 @@ def profile(
         int | None, typer.Option(help="TensorFlow intra-op threads (default: usable cores).")
     ] = None,
     repeats: Annotated[int, typer.Option(help="Timings per point and condition.")] = 10,
+    rounds: Annotated[
+        int,
+        typer.Option(
+            help="Edge/cloud: split the repeats over this many visits of every condition, "
+            "each under a fresh stress-ng run."
+        ),
+    ] = 1,
     bandwidth: Annotated[
         str, typer.Option(help="Link only: bandwidth levels, Mbit/s.")
     ] = "5,10,25,50",
@@ -249,6 +256,7 @@ def profile(
             host_name,
             seed,
             parse_cpus(cpus) if cpus else None,
+            rounds,
         )
         rows = profile_compute(plan, out, say)
     n = int((rows["stat"] == "median").sum())
@@ -284,6 +292,13 @@ def calibrate(
     cloud_host: Annotated[
         str | None, typer.Option(help="Per-block data: the host that plays the cloud.")
     ] = None,
+    summary: Annotated[
+        str | None,
+        typer.Option(
+            help="Own profiles: how a point's repeats become its time, trimmed-mean "
+            "(10 % cut at each end; the default) or median."
+        ),
+    ] = None,
 ) -> None:
     """Fit latency models (per block x stress, link) from measurements.
 
@@ -306,9 +321,12 @@ def calibrate(
 
     if has_profiles(frame) and not (frame["host_role"] == "edge+cloud").any():
         _calibrate_profiles(
-            frame, meta, store, out, models, check, check_out, edge_host, cloud_host
-        )
+            frame, meta, store, out, models, check, check_out, edge_host, cloud_host,
+            summary or "trimmed-mean",
+        )  # fmt: skip
         return
+    if summary:
+        raise UserError("--summary applies to own profiles (adaptsim profile); this store has none")
     if edge_host or cloud_host:
         if not (edge_host and cloud_host) or check:
             raise UserError(
@@ -376,7 +394,9 @@ def _check(rows, names, out: Path, check_out: Path | None, floor, floor_name: st
     )
 
 
-def _calibrate_profiles(frame, meta, store, out, models, check, check_out, edge_host, cloud_host):
+def _calibrate_profiles(
+    frame, meta, store, out, models, check, check_out, edge_host, cloud_host, summary
+):
     """``calibrate`` on own profiles: compose edge, cloud and link, fit, optionally check."""
     import dataclasses
     import time
@@ -386,7 +406,7 @@ def _calibrate_profiles(frame, meta, store, out, models, check, check_out, edge_
     from adaptsim.calibration.profiles import compose, profile_spread, split_half_floor
 
     t0 = time.perf_counter()
-    rows = compose(frame, models, edge_host, cloud_host)
+    rows = compose(frame, models, edge_host, cloud_host, summary)
     names = sorted(rows["model"].unique())
     used = {f"profile:link:{h}" for h in rows["edge_host"].unique()} | {
         s for s in meta["sources"] if s.startswith("profile:") and s.split(":")[-1] in names
@@ -394,13 +414,13 @@ def _calibrate_profiles(frame, meta, store, out, models, check, check_out, edge_
     provenance = {
         "store": str(Path(store).resolve()),
         "sources": {k: v for k, v in meta["sources"].items() if k in used},
-        "method": "adaptsim.calibration.profiles: edge, cloud and link profiles composed per "
-        "condition, then adaptsim.calibration.fit (NNLS per block, speed interpolation); "
-        "spread from the repeats",
+        "method": f"adaptsim.calibration.profiles: the {summary} of each point's repeats, "
+        "edge, cloud and link composed per condition, then adaptsim.calibration.fit "
+        "(NNLS per block, speed interpolation); spread from the repeats",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     cal = fit_calibration(rows, provenance, names)
-    spread = profile_spread(frame, names)
+    spread = profile_spread(frame, names, summary)
     cal.models.update({n: dataclasses.replace(m, spread=spread) for n, m in cal.models.items()})
     save_calibration(cal, out)
     err.print(
@@ -410,7 +430,7 @@ def _calibrate_profiles(frame, meta, store, out, models, check, check_out, edge_
     )
     if not check:
         return
-    floor = lambda m, _rows: split_half_floor(frame, m, edge_host, cloud_host)  # noqa: E731
+    floor = lambda m, _rows: split_half_floor(frame, m, edge_host, cloud_host, summary)  # noqa: E731
     _check(rows, names, out, check_out, floor, "the split-half floor of the repeats")
 
 

@@ -7,13 +7,23 @@ composed into per-partition rows over every combination of measured levels
 (edge CPU x edge memory x cloud CPU x cloud memory x bandwidth), and those rows
 are fitted like any per-partition data (:mod:`adaptsim.calibration.fit`). The
 link at each measured bandwidth is a least-squares line through the probe
-medians, ``overhead_s + bytes * seconds_per_byte``.
+summaries, ``overhead_s + bytes * seconds_per_byte``.
 
-The spread comes from the repeats themselves: quantiles of log(sample / median)
+Each side's time at a condition is a summary of its repeats: by default the 10 %
+trimmed mean (the mean of the repeats without the lowest and highest tenth), or
+the median. Under CPU stress a short inference's time is spread wide and often
+bimodal (the stress's busy slice lands in it or not), and the median of such
+samples jumps between the modes; the trimmed mean estimates the expected time
+with less noise and still drops stray outliers. Measured on this project's own
+profiles (30 repeats): the leave-one-level-out check gave 88.9 % of held-out
+conditions within 5 % regret with the trimmed mean, 87.2 % with the median
+(docs/own_profiles).
+
+The spread comes from the repeats themselves: quantiles of log(sample / summary)
 of each side's samples and of the link probes.
 
-The noise floor of a profile is split-half: the medians of the odd repeats pick
-the best point, scored on the medians of the even repeats (and their per-point
+The noise floor of a profile is split-half: the summaries of the odd repeats pick
+the best point, scored on those of the even repeats (and their per-point
 differences give the floor's per-point error).
 """
 
@@ -22,15 +32,21 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
+from scipy.stats import trim_mean
 
 from adaptsim.calibration.check import regret
 from adaptsim.calibration.fit import _quantiles
 from adaptsim.errors import UserError
 from adaptsim.store import COLUMNS, FACTORS
 
-__all__ = ["compose", "has_profiles", "profile_spread", "split_half_floor"]
+__all__ = ["SUMMARIES", "compose", "has_profiles", "profile_spread", "split_half_floor"]
 
 _COND = list(FACTORS.values())
+_TRIM = 0.1  # share cut from each end for the trimmed mean
+SUMMARIES = {
+    "trimmed-mean": lambda v: float(trim_mean(v, _TRIM)),
+    "median": lambda v: float(np.median(v)),
+}
 
 
 def has_profiles(frame: pd.DataFrame) -> bool:
@@ -75,7 +91,7 @@ def _halves(frame: pd.DataFrame, edge_host: str | None, cloud_host: str | None):
 
 
 def link_law(link: pd.DataFrame) -> pd.DataFrame:
-    """Per bandwidth level: overhead_s and s_per_byte fitted to the probe medians."""
+    """Per bandwidth level: overhead_s and s_per_byte fitted to one time per probe size."""
     out = []
     for bw, g in link.groupby("bandwidth_mbps"):
         a = np.column_stack([np.ones(len(g)), g["output_bytes"].to_numpy()])
@@ -88,6 +104,42 @@ def _side(rows: pd.DataFrame, side: str) -> pd.DataFrame:
     """The columns of one side's times that composition needs."""
     keep = ["model", "point", "layer_index", "layer_name", "output_bytes", f"{side}_cpu_pct"]
     return rows[[*keep, f"{side}_mem_pct", f"{side}_s"]]
+
+
+def _every_other(samples: pd.DataFrame, key: list[str], parity: int | None) -> pd.DataFrame:
+    """Every other repeat (parity 0 or 1) of each group; all of them for None."""
+    if parity is None:
+        return samples
+    k = samples.groupby(key).cumcount()
+    if not (k % 2 == parity).any():  # a single repeat serves both halves
+        return samples
+    return samples[k % 2 == parity]
+
+
+def _summarise(rows: pd.DataFrame, side: str, summary: str, parity=None) -> pd.DataFrame:
+    """One side's time per (model, point, condition): a summary of its repeats."""
+    s = rows[rows["stat"] == "sample"]
+    if s.empty:  # a store with summaries only
+        return _side(rows[rows["stat"] == "median"], side)
+    key = ["model", "point", f"{side}_cpu_pct", f"{side}_mem_pct"]
+    s = _every_other(s, key, parity)
+    agg = s.groupby(key, as_index=False).agg(
+        layer_index=("layer_index", "first"),
+        layer_name=("layer_name", "first"),
+        output_bytes=("output_bytes", "first"),
+        **{f"{side}_s": (f"{side}_s", SUMMARIES[summary])},
+    )
+    return _side(agg, side)
+
+
+def _link_summary(link: pd.DataFrame, summary: str, parity=None) -> pd.DataFrame:
+    """The link law fitted to a summary of each (bandwidth, size)'s probes."""
+    s = link[link["stat"] == "sample"]
+    if s.empty:
+        return link_law(link[link["stat"] == "median"])
+    key = ["bandwidth_mbps", "output_bytes"]
+    s = _every_other(s, key, parity)
+    return link_law(s.groupby(key, as_index=False)["comm_s"].agg(SUMMARIES[summary]))
 
 
 def _compose(edge: pd.DataFrame, cloud: pd.DataFrame, law: pd.DataFrame, quota: float):
@@ -106,8 +158,15 @@ def compose(
     models: list[str] | None = None,
     edge_host: str | None = None,
     cloud_host: str | None = None,
+    summary: str = "trimmed-mean",
 ) -> pd.DataFrame:
-    """Per-partition rows (store columns) composed from edge, cloud and link profiles."""
+    """Per-partition rows (store columns) composed from edge, cloud and link profiles.
+
+    ``summary`` (a key of :data:`SUMMARIES`) is how each point's repeats become
+    its time; the rows' ``stat`` is ``mean`` for the trimmed mean.
+    """
+    if summary not in SUMMARIES:
+        raise UserError(f"--summary {summary!r}: choose one of {', '.join(SUMMARIES)}")
     edge, cloud, link = _halves(frame, edge_host, cloud_host)
     names = sorted(set(edge["model"]) & set(cloud["model"]))
     if models:
@@ -122,11 +181,10 @@ def compose(
             f"no model is profiled on both sides (edge: {sorted(set(edge['model']))}, "
             f"cloud: {sorted(set(cloud['model']))})"
         )
-    med_link = link[link["stat"] == "median"]
     rows = _compose(
-        _side(edge[edge["model"].isin(names) & (edge["stat"] == "median")], "edge"),
-        _side(cloud[cloud["model"].isin(names) & (cloud["stat"] == "median")], "cloud"),
-        link_law(med_link),
+        _summarise(edge[edge["model"].isin(names)], "edge", summary),
+        _summarise(cloud[cloud["model"].isin(names)], "cloud", summary),
+        _link_summary(link, summary),
         float(edge["edge_cpu_quota"].iloc[0]),
     )
     hosts = {
@@ -136,46 +194,33 @@ def compose(
     }
     rows = rows.assign(
         source="profile:composed",
-        provenance="composed from edge, cloud and link profiles",
+        provenance=f"composed from edge, cloud and link profiles ({summary} of the repeats)",
         record="partition",
         host_role="edge+cloud",
         repeats=int(edge["repeats"].max()),
-        stat="median",
+        stat="median" if summary == "median" else "mean",
         flags="",
         **hosts,
     )
     return rows.loc[:, list(COLUMNS)].reset_index(drop=True)
 
 
-def profile_spread(frame: pd.DataFrame, models: list[str]) -> dict[str, dict]:
-    """Spread quantiles (log sample / median) of the edge, cloud and link repeats."""
+def profile_spread(
+    frame: pd.DataFrame, models: list[str], summary: str = "trimmed-mean"
+) -> dict[str, dict]:
+    """Spread quantiles (log sample / summary) of the edge, cloud and link repeats."""
     out = {}
     for part, role in (("edge", "edge"), ("cloud", "cloud"), ("comm", "link")):
-        r = frame[frame["host_role"] == role]
+        r = frame[(frame["host_role"] == role) & (frame["stat"] == "sample")]
         if role != "link":
             r = r[r["model"].isin(models)]
         col = f"{part}_s"
         key = [c for c in ("model", "point", *_COND, "output_bytes") if c in r.columns]
-        med = r[r["stat"] == "median"][[*key, col]].rename(columns={col: "median"})
-        s = r[r["stat"] == "sample"][[*key, col]].merge(med, on=key)
-        ok = (s[col] > 1e-4) & (s["median"] > 1e-4)
-        out[part] = _quantiles(np.log(s.loc[ok, col].to_numpy() / s.loc[ok, "median"].to_numpy()))
+        v = r[col].to_numpy()
+        centre = r.groupby(key, dropna=False)[col].transform(SUMMARIES[summary]).to_numpy()
+        ok = (v > 1e-4) & (centre > 1e-4)
+        out[part] = _quantiles(np.log(v[ok] / centre[ok]))
     return out
-
-
-def _half(rows: pd.DataFrame, side: str, parity: int) -> pd.DataFrame:
-    """Medians of every other repeat (parity 0 or 1) of one side's samples."""
-    s = rows[rows["stat"] == "sample"].copy()
-    key = ["model", "point", f"{side}_cpu_pct", f"{side}_mem_pct"]
-    s["k"] = s.groupby(key).cumcount()
-    s = s[s["k"] % 2 == parity]
-    agg = s.groupby(key, as_index=False).agg(
-        layer_index=("layer_index", "first"),
-        layer_name=("layer_name", "first"),
-        output_bytes=("output_bytes", "first"),
-        **{f"{side}_s": (f"{side}_s", "median")},
-    )
-    return _side(agg, side)
 
 
 def split_half_floor(
@@ -183,6 +228,7 @@ def split_half_floor(
     model: str,
     edge_host: str | None = None,
     cloud_host: str | None = None,
+    summary: str = "trimmed-mean",
 ) -> pd.DataFrame:
     """The profile's noise floor for one model: a row per condition (see module doc)."""
     edge, cloud, link = _halves(frame, edge_host, cloud_host)
@@ -190,13 +236,11 @@ def split_half_floor(
     quota = float(edge["edge_cpu_quota"].iloc[0])
     composed = []
     for parity in (0, 1):
-        ls = link[link["stat"] == "sample"].copy()
-        ls["k"] = ls.groupby(["bandwidth_mbps", "output_bytes"]).cumcount()
-        if (ls["k"] % 2 == parity).any():  # a single probe repeat serves both halves
-            ls = ls[ls["k"] % 2 == parity]
-        lm = ls.groupby(["bandwidth_mbps", "output_bytes"], as_index=False)["comm_s"].median()
         rows = _compose(
-            _half(edge, "edge", parity), _half(cloud, "cloud", parity), link_law(lm), quota
+            _summarise(edge, "edge", summary, parity),
+            _summarise(cloud, "cloud", summary, parity),
+            _link_summary(link, summary, parity),
+            quota,
         )
         wide = rows.pivot_table(index=_COND, columns="point", values="total_s", aggfunc="first")
         composed.append(wide.sort_index())

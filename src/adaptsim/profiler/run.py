@@ -3,7 +3,13 @@
 Compute (``--host edge`` or ``cloud``): for every model, and every combination
 of the CPU and memory stress levels, stress-ng is started, each point's head
 (edge) or tail (cloud) is timed ``repeats`` times, and the median plus every
-sample are written to the store (schema: :mod:`adaptsim.store.schema`). Memory
+sample are written to the store (schema: :mod:`adaptsim.store.schema`). With
+``rounds`` > 1 the repeats are split over that many visits of every condition,
+each with its own stress-ng run, the conditions in a new seeded order each round:
+one run of a stress level settles into its own regime (measured here: the same
+CPU stress gave whole-model times 3 % apart, short heads 7 % apart, from one
+stress-ng run to the next), and pooling visits averages that regime out where
+more repeats of one visit cannot. Memory
 stress is a percentage of ``mem_budget_bytes``. ``cpus`` pins the profile and its
 stress to those cores (a small edge: one core shared by the model and the
 stress, as on the study's single-core ARM edge); ``cpu_quota`` (edge only) runs
@@ -52,6 +58,7 @@ class ComputePlan:
     host: str | None = None
     seed: int = 0
     cpus: list[int] | None = None
+    rounds: int = 1
 
     def conditions(self) -> list[tuple[float, float]]:
         return list(itertools.product(self.cpu_levels_pct, self.mem_levels_pct))
@@ -61,6 +68,11 @@ class ComputePlan:
             raise UserError(f"--host {self.role}: a compute profile is edge or cloud")
         if self.repeats < 1:
             raise UserError(f"--repeats {self.repeats}: give at least 1")
+        if not 1 <= self.rounds <= self.repeats:
+            raise UserError(
+                f"--rounds {self.rounds}: give 1 to --repeats ({self.repeats}); "
+                "each round times every condition at least once"
+            )
         for name, levels in (
             ("--cpu-stress", self.cpu_levels_pct),
             ("--mem-stress", self.mem_levels_pct),
@@ -73,6 +85,10 @@ class ComputePlan:
             raise UserError("--cpu-quota emulates a slower edge CPU: use it with --host edge")
         if any(v > 0 for v in self.mem_levels_pct) and self.mem_budget_bytes <= 0:
             raise UserError("--mem-budget-bytes must be positive when memory stress is asked")
+
+    def repeats_in_round(self, k: int) -> int:
+        """How many of the repeats round ``k`` (0-based) takes."""
+        return self.repeats // self.rounds + (k < self.repeats % self.rounds)
 
 
 @dataclass
@@ -148,7 +164,8 @@ def profile_compute(
     threads = _tf_threads(plan.threads)
     rng = np.random.default_rng(plan.seed)
     conditions = plan.conditions()
-    total, done = len(names) * len(conditions), 0
+    total_c = len(conditions)
+    total, done = len(names) * total_c * plan.rounds, 0
     written = []
     quota = CpuQuota(plan.cpu_quota) if plan.cpu_quota else nullcontext()
     with quota:
@@ -167,34 +184,49 @@ def profile_compute(
             ]  # fmt: skip
             source = f"profile:{plan.role}:{facts['host']}:{name}"
             prov = _compute_provenance(plan, facts, threads, mem_cpus)
-            rows: list[dict] = []
-            for cpu, mem in conditions:
-                t1 = time.perf_counter()
-                with Stress(cpu, int(mem / 100.0 * plan.mem_budget_bytes), mem_cpus):
-                    values = np.array([timer.once(rng) for _ in range(plan.repeats)])
-                base = _base(facts, plan.role)
-                base.update(
-                    source=source,
-                    provenance=f"adaptsim profile --host {plan.role}",
-                    record="partition",
-                    host_role=plan.role,
-                )
-                base[f"{plan.role}_cpu_pct"] = cpu
-                base[f"{plan.role}_mem_pct"] = mem
-                if plan.role == "edge":
-                    base["edge_cpu_quota"] = plan.cpu_quota or 1.0
-                rows += _rows(base, values, f"{plan.role}_s", points)
-                prov["conditions_done"].append([cpu, mem])
-                write_store(out, pd.DataFrame(rows), {source: prov})
-                done += 1
-                med = np.median(values, axis=0)
-                progress(
-                    f"[{done}/{total}] {name} {plan.role} CPU {cpu:g}% memory {mem:g}%: "
-                    f"{plan.repeats} repeats in {time.perf_counter() - t1:.1f} s, "
-                    f"whole model {med.max():.4f} s"
-                )
-            written.append(pd.DataFrame(rows))
+            samples: dict[tuple[float, float], list[np.ndarray]] = {}
+            for k in range(plan.rounds):
+                order = conditions if k == 0 else [conditions[i] for i in rng.permutation(total_c)]
+                for cpu, mem in order:
+                    t1 = time.perf_counter()
+                    n = plan.repeats_in_round(k)
+                    with Stress(cpu, int(mem / 100.0 * plan.mem_budget_bytes), mem_cpus):
+                        samples.setdefault((cpu, mem), []).append(
+                            np.array([timer.once(rng) for _ in range(n)])
+                        )
+                    if k == plan.rounds - 1:
+                        prov["conditions_done"].append([cpu, mem])
+                    frame = _condition_rows(plan, facts, source, points, samples)
+                    write_store(out, frame, {source: prov})
+                    done += 1
+                    med = np.median(np.concatenate(samples[(cpu, mem)]), axis=0)
+                    progress(
+                        f"[{done}/{total}] {name} {plan.role} CPU {cpu:g}% memory {mem:g}%"
+                        + (f" (round {k + 1}/{plan.rounds})" if plan.rounds > 1 else "")
+                        + f": {n} repeats in {time.perf_counter() - t1:.1f} s, "
+                        f"whole model {med.max():.4f} s"
+                    )
+            written.append(frame)
     return pd.concat(written, ignore_index=True)
+
+
+def _condition_rows(plan: ComputePlan, facts: dict, source: str, points, samples) -> pd.DataFrame:
+    """Median and sample rows of every condition timed so far."""
+    rows: list[dict] = []
+    for (cpu, mem), parts in samples.items():
+        base = _base(facts, plan.role)
+        base.update(
+            source=source,
+            provenance=f"adaptsim profile --host {plan.role}",
+            record="partition",
+            host_role=plan.role,
+        )
+        base[f"{plan.role}_cpu_pct"] = cpu
+        base[f"{plan.role}_mem_pct"] = mem
+        if plan.role == "edge":
+            base["edge_cpu_quota"] = plan.cpu_quota or 1.0
+        rows += _rows(base, np.concatenate(parts), f"{plan.role}_s", points)
+    return pd.DataFrame(rows)
 
 
 def _compute_provenance(plan: ComputePlan, facts: dict, threads: int, mem_cpus) -> dict:
@@ -211,6 +243,7 @@ def _compute_provenance(plan: ComputePlan, facts: dict, threads: int, mem_cpus) 
         "memory_stress_cpus": mem_cpus,
         "mem_budget_bytes": plan.mem_budget_bytes,
         "repeats": plan.repeats,
+        "rounds": plan.rounds,
         "seed": plan.seed,
         "method": "heads and tails timed directly as tf.function calls (profiler.timing)",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
