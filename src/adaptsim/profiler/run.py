@@ -6,10 +6,10 @@ of the CPU and memory stress levels, stress-ng is started, each point's head
 sample are written to the store (schema: :mod:`adaptsim.store.schema`). With
 ``rounds`` > 1 the repeats are split over that many visits of every condition,
 each with its own stress-ng run, the conditions in a new seeded order each round:
-one run of a stress level settles into its own regime (measured here: the same
-CPU stress gave whole-model times 3 % apart, short heads 7 % apart, from one
-stress-ng run to the next), and pooling visits averages that regime out where
-more repeats of one visit cannot. Memory
+one run of a stress level settles into its own regime (measured here: four runs
+of the same 50 % CPU stress gave AlexNet's longest head 56-61 ms and a head a
+third of the way in 42-49 ms, medians of 30 each), and pooling visits averages
+that regime out where more repeats of one visit cannot. Memory
 stress is a percentage of ``mem_budget_bytes``. ``cpus`` pins the profile and its
 stress to those cores (a small edge: one core shared by the model and the
 stress, as on the study's single-core ARM edge); ``cpu_quota`` (edge only) runs
