@@ -317,12 +317,12 @@ def calibrate(
 
     t0 = time.perf_counter()
     frame, meta = read_store(store)
-    from adaptsim.calibration.profiles import has_profiles
+    from adaptsim.calibration.profiles import DEFAULT_SUMMARY, has_profiles
 
     if has_profiles(frame) and not (frame["host_role"] == "edge+cloud").any():
         _calibrate_profiles(
             frame, meta, store, out, models, check, check_out, edge_host, cloud_host,
-            summary or "trimmed-mean",
+            summary or DEFAULT_SUMMARY,
         )  # fmt: skip
         return
     if summary:

@@ -32,21 +32,25 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
-from scipy.stats import trim_mean
 
 from adaptsim.calibration.check import regret
 from adaptsim.calibration.fit import _quantiles
 from adaptsim.errors import UserError
 from adaptsim.store import COLUMNS, FACTORS
 
-__all__ = ["SUMMARIES", "compose", "has_profiles", "profile_spread", "split_half_floor"]
+__all__ = [
+    "DEFAULT_SUMMARY",
+    "SUMMARIES",
+    "compose",
+    "has_profiles",
+    "profile_spread",
+    "split_half_floor",
+]
 
 _COND = list(FACTORS.values())
-_TRIM = 0.1  # share cut from each end for the trimmed mean
-SUMMARIES = {
-    "trimmed-mean": lambda v: float(trim_mean(v, _TRIM)),
-    "median": lambda v: float(np.median(v)),
-}
+_TRIM = 0.1  # share cut from each end for the trimmed mean (as scipy.stats.trim_mean)
+SUMMARIES = ("trimmed-mean", "median")
+DEFAULT_SUMMARY = SUMMARIES[0]
 
 
 def has_profiles(frame: pd.DataFrame) -> bool:
@@ -116,30 +120,35 @@ def _every_other(samples: pd.DataFrame, key: list[str], parity: int | None) -> p
     return samples[k % 2 == parity]
 
 
-def _summarise(rows: pd.DataFrame, side: str, summary: str, parity=None) -> pd.DataFrame:
-    """One side's time per (model, point, condition): a summary of its repeats."""
+def _group_summary(s: pd.DataFrame, key: list[str], col: str, summary: str) -> pd.Series:
+    """Per row, the summary of ``col`` over its group's rows (grouped by ``key``)."""
+    g = s.groupby(key, dropna=False)[col]
+    if summary == "median":
+        return g.transform("median")
+    n, rank = g.transform("size"), g.rank(method="first")
+    cut = np.floor(_TRIM * n)
+    inner = s[col].where((rank > cut) & (rank <= n - cut))
+    return inner.groupby([s[k] for k in key], dropna=False).transform("mean")
+
+
+def _summaries(rows: pd.DataFrame, key: list[str], col: str, summary: str, parity=None):
+    """One row per group of ``key``: the summary of its repeats (or the stored median)."""
     s = rows[rows["stat"] == "sample"]
     if s.empty:  # a store with summaries only
-        return _side(rows[rows["stat"] == "median"], side)
-    key = ["model", "point", f"{side}_cpu_pct", f"{side}_mem_pct"]
+        return rows[rows["stat"] == "median"]
     s = _every_other(s, key, parity)
-    agg = s.groupby(key, as_index=False).agg(
-        layer_index=("layer_index", "first"),
-        layer_name=("layer_name", "first"),
-        output_bytes=("output_bytes", "first"),
-        **{f"{side}_s": (f"{side}_s", SUMMARIES[summary])},
-    )
-    return _side(agg, side)
+    return s.assign(**{col: _group_summary(s, key, col, summary)}).drop_duplicates(key)
+
+
+def _summarise(rows: pd.DataFrame, side: str, summary: str, parity=None) -> pd.DataFrame:
+    """One side's time per (model, point, condition): a summary of its repeats."""
+    key = ["model", "point", f"{side}_cpu_pct", f"{side}_mem_pct"]
+    return _side(_summaries(rows, key, f"{side}_s", summary, parity), side)
 
 
 def _link_summary(link: pd.DataFrame, summary: str, parity=None) -> pd.DataFrame:
     """The link law fitted to a summary of each (bandwidth, size)'s probes."""
-    s = link[link["stat"] == "sample"]
-    if s.empty:
-        return link_law(link[link["stat"] == "median"])
-    key = ["bandwidth_mbps", "output_bytes"]
-    s = _every_other(s, key, parity)
-    return link_law(s.groupby(key, as_index=False)["comm_s"].agg(SUMMARIES[summary]))
+    return link_law(_summaries(link, ["bandwidth_mbps", "output_bytes"], "comm_s", summary, parity))
 
 
 def _compose(edge: pd.DataFrame, cloud: pd.DataFrame, law: pd.DataFrame, quota: float):
@@ -158,11 +167,11 @@ def compose(
     models: list[str] | None = None,
     edge_host: str | None = None,
     cloud_host: str | None = None,
-    summary: str = "trimmed-mean",
+    summary: str = DEFAULT_SUMMARY,
 ) -> pd.DataFrame:
     """Per-partition rows (store columns) composed from edge, cloud and link profiles.
 
-    ``summary`` (a key of :data:`SUMMARIES`) is how each point's repeats become
+    ``summary`` (one of :data:`SUMMARIES`) is how each point's repeats become
     its time; the rows' ``stat`` is ``mean`` for the trimmed mean.
     """
     if summary not in SUMMARIES:
@@ -206,7 +215,7 @@ def compose(
 
 
 def profile_spread(
-    frame: pd.DataFrame, models: list[str], summary: str = "trimmed-mean"
+    frame: pd.DataFrame, models: list[str], summary: str = DEFAULT_SUMMARY
 ) -> dict[str, dict]:
     """Spread quantiles (log sample / summary) of the edge, cloud and link repeats."""
     out = {}
@@ -217,7 +226,7 @@ def profile_spread(
         col = f"{part}_s"
         key = [c for c in ("model", "point", *_COND, "output_bytes") if c in r.columns]
         v = r[col].to_numpy()
-        centre = r.groupby(key, dropna=False)[col].transform(SUMMARIES[summary]).to_numpy()
+        centre = _group_summary(r, key, col, summary).to_numpy()
         ok = (v > 1e-4) & (centre > 1e-4)
         out[part] = _quantiles(np.log(v[ok] / centre[ok]))
     return out
@@ -228,7 +237,7 @@ def split_half_floor(
     model: str,
     edge_host: str | None = None,
     cloud_host: str | None = None,
-    summary: str = "trimmed-mean",
+    summary: str = DEFAULT_SUMMARY,
 ) -> pd.DataFrame:
     """The profile's noise floor for one model: a row per condition (see module doc)."""
     edge, cloud, link = _halves(frame, edge_host, cloud_host)

@@ -185,6 +185,7 @@ def profile_compute(
             source = f"profile:{plan.role}:{facts['host']}:{name}"
             prov = _compute_provenance(plan, facts, threads, mem_cpus)
             samples: dict[tuple[float, float], list[np.ndarray]] = {}
+            rows: dict[tuple[float, float], list[dict]] = {}  # per condition
             for k in range(plan.rounds):
                 order = conditions if k == 0 else [conditions[i] for i in rng.permutation(total_c)]
                 for cpu, mem in order:
@@ -196,10 +197,14 @@ def profile_compute(
                         )
                     if k == plan.rounds - 1:
                         prov["conditions_done"].append([cpu, mem])
-                    frame = _condition_rows(plan, facts, source, points, samples)
+                    values = np.concatenate(samples[(cpu, mem)])
+                    rows[(cpu, mem)] = _condition_rows(
+                        plan, facts, source, points, cpu, mem, values
+                    )
+                    frame = pd.DataFrame([r for cond in rows.values() for r in cond])
                     write_store(out, frame, {source: prov})
                     done += 1
-                    med = np.median(np.concatenate(samples[(cpu, mem)]), axis=0)
+                    med = np.median(values, axis=0)
                     progress(
                         f"[{done}/{total}] {name} {plan.role} CPU {cpu:g}% memory {mem:g}%"
                         + (f" (round {k + 1}/{plan.rounds})" if plan.rounds > 1 else "")
@@ -210,23 +215,20 @@ def profile_compute(
     return pd.concat(written, ignore_index=True)
 
 
-def _condition_rows(plan: ComputePlan, facts: dict, source: str, points, samples) -> pd.DataFrame:
-    """Median and sample rows of every condition timed so far."""
-    rows: list[dict] = []
-    for (cpu, mem), parts in samples.items():
-        base = _base(facts, plan.role)
-        base.update(
-            source=source,
-            provenance=f"adaptsim profile --host {plan.role}",
-            record="partition",
-            host_role=plan.role,
-        )
-        base[f"{plan.role}_cpu_pct"] = cpu
-        base[f"{plan.role}_mem_pct"] = mem
-        if plan.role == "edge":
-            base["edge_cpu_quota"] = plan.cpu_quota or 1.0
-        rows += _rows(base, np.concatenate(parts), f"{plan.role}_s", points)
-    return pd.DataFrame(rows)
+def _condition_rows(plan: ComputePlan, facts: dict, source: str, points, cpu, mem, values):
+    """Median and sample rows of one condition: values is (repeats, points)."""
+    base = _base(facts, plan.role)
+    base.update(
+        source=source,
+        provenance=f"adaptsim profile --host {plan.role}",
+        record="partition",
+        host_role=plan.role,
+    )
+    base[f"{plan.role}_cpu_pct"] = cpu
+    base[f"{plan.role}_mem_pct"] = mem
+    if plan.role == "edge":
+        base["edge_cpu_quota"] = plan.cpu_quota or 1.0
+    return _rows(base, values, f"{plan.role}_s", points)
 
 
 def _compute_provenance(plan: ComputePlan, facts: dict, threads: int, mem_cpus) -> dict:
