@@ -46,6 +46,26 @@ def test_speed_interpolation_follows_cpu_sharing():
     assert extrap[0] and v[0, 0] > 2.0
 
 
+def test_compute_grids_extrapolate_cpu_by_time_sharing_and_hold_memory():
+    # Measured at CPU 0 and 50 % (the 50 % level 5 % off the law) and memory 0 and 50 %.
+    values = np.array([[[1.0], [1.1]], [[1.4], [1.5]]])
+    levels = np.array([0.0, 50.0])
+    law = StressGrid(levels, levels, values, time_sharing=True)
+    plain = StressGrid(levels, levels, values)
+    v, extrap = law.at([100.0], [0.0], extrapolate=True)
+    # One parameter fitted to both levels: base = geometric mean of time * (1 - p/200).
+    assert extrap[0] and v[0, 0] == pytest.approx(np.sqrt(1.0 * 1.4 * 0.75) / 0.5)
+    # A straight line in speed through the two levels lands elsewhere (1 / (1 - 2 * 0.286)).
+    assert plain.at([100.0], [0.0], extrapolate=True)[0][0, 0] == pytest.approx(1 / (1 - 2 * 2 / 7))
+    # Beyond the memory levels the nearest one holds.
+    v, extrap = law.at([0.0], [100.0], extrapolate=True)
+    assert extrap[0] and v[0, 0] == pytest.approx(1.1)
+    # Inside the levels nothing changes.
+    np.testing.assert_allclose(law.at([25.0], [20.0])[0], plain.at([25.0], [20.0])[0])
+    with pytest.raises(ExtrapolationError):
+        law.at([100.0], [0.0])
+
+
 def test_single_level_axis_refuses_other_levels():
     g = StressGrid(np.array([0.0]), np.array([0.0]), np.ones((1, 1, 3)))
     assert g.at([0.0], [0.0])[0].shape == (1, 3)
@@ -61,8 +81,9 @@ def _synthetic_rows(block_edge, block_cloud, out_bytes, rng, noise=0.02):
         for bw in (10.0, 50.0):
             for rep in range(5):
                 for k in range(1, n + 1):
-                    edge = slow * sum(block_edge[:k]) * rng.lognormal(0, noise)
-                    cloud = sum(block_cloud[k:]) * rng.lognormal(0, noise)
+                    f_edge, f_cloud = rng.lognormal(0, noise, 2) if noise else (1.0, 1.0)
+                    edge = slow * sum(block_edge[:k]) * f_edge
+                    cloud = sum(block_cloud[k:]) * f_cloud
                     comm = 0.004 + out_bytes[k - 1] * 8 / (bw * 1e6)
                     rows.append(
                         {
@@ -121,6 +142,25 @@ def test_nnls_recovers_block_times():
     np.testing.assert_allclose(cal.link.values[0, 0, :5, 1], out_bytes, rtol=0.02, atol=10_000)
 
 
+def test_a_point_no_block_sum_reaches_gets_its_own_extra():
+    # The cloud sub-model starting after point 2 costs 0.2 s more than its blocks, as
+    # ResNet50's second point does in the AdaptiveDNN data (2.3 s against 0.7 s).
+    e = [0.002, 0.30, 0.05, 0.40, 0.01]
+    c = [0.0, 0.03, 0.005, 0.04, 0.002]
+    rows = _synthetic_rows(e, c, [600_000, 3_000_000, 800_000, 400_000, 4_000], None, noise=0.0)
+    bump = rows["point"] == 2
+    rows.loc[bump, ["cloud_s", "total_s"]] += 0.2
+    cal = fit_model("toy", rows)
+    extra = cal.cloud_extra.values[0, 0]
+    # The block just before point 2 and point 2's extra cannot be told apart (only the
+    # all-cloud point sees that block): the extra is the least that fits, 0.2 - 0.03.
+    assert extra[1] == pytest.approx(0.17, abs=1e-4) and np.delete(extra, 1) == pytest.approx(0.0)
+    cloud = cal.predict(0, 0, 0, 0, 50).cloud_s[0, :5]
+    np.testing.assert_allclose(cloud, np.sum(c) - np.cumsum(c) + np.r_[0, 0.2, 0, 0, 0], atol=1e-5)
+    assert cal.edge_extra.values.max() == 0.0
+    assert any("cloud per-point extras" in n and "[2]" in n for n in cal.notes)
+
+
 def test_edge_times_monotone_and_ends_present(lenet_rows):
     cal = fit_model("lenet", lenet_rows)
     assert cal.kinds[0] == "all_cloud" and cal.ordinals[0] == 0  # Sequential: point 0
@@ -143,6 +183,24 @@ def test_save_load_roundtrip_and_validation(lenet_rows, tmp_path):
     with pytest.raises(UserError, match=r"has no model 'vgg16'.*calibrates lenet"):
         back.model("vgg16")
     doc = json.loads(path.read_text())
+    assert doc["version"] == 2
+    # Version 1 files (before per-point extras) still load, with zero extras.
+    old = json.loads(path.read_text())
+    old["version"] = 1
+    for m in old["models"].values():
+        m.pop("edge_extra_s"), m.pop("cloud_extra_s")
+    (tmp_path / "v1.json").write_text(json.dumps(old))
+    v1 = load_calibration(tmp_path / "v1.json").model("lenet")
+    assert v1.edge_extra.values.max() == 0.0 and v1.cloud_extra.values.max() == 0.0
+    del old["models"]["lenet"]["spread"]
+    old["version"] = 2
+    (tmp_path / "v2.json").write_text(json.dumps(old))
+    with pytest.raises(UserError, match="missing or malformed field 'spread'"):
+        load_calibration(tmp_path / "v2.json")
+    old["models"]["lenet"]["spread"] = doc["models"]["lenet"]["spread"]
+    (tmp_path / "v2.json").write_text(json.dumps(old))
+    with pytest.raises(UserError, match="missing field 'edge_extra_s'"):
+        load_calibration(tmp_path / "v2.json")
     for row in doc["models"]["lenet"]["edge_block_s"]["values"]:
         for cell in row:
             cell.pop()  # the last block goes missing everywhere

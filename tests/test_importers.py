@@ -172,3 +172,39 @@ def test_store_rejects_foreign_parquet(tmp_path):
     pd.DataFrame({"a": np.arange(3)}).to_parquet(p)
     with pytest.raises(UserError, match="not an adaptsim store"):
         read_store(p)
+
+
+def _line(frame: pd.DataFrame) -> pd.Series:
+    return frame["provenance"].str.rsplit(":", n=1).str[1].astype(int)
+
+
+def test_resnet50_misplaced_lines_move_to_the_cuts_they_measured(data_dir, tmp_path):
+    d = data_dir / "adaptivednn_resnet50/2020-05-27"
+    frame, summaries = import_adaptivednn([d], tmp_path / "s.parquet")
+    line = _line(frame)
+    assert len(frame) == 3 * 23  # every line kept
+    moved3, moved23 = frame[line == 3], frame[line == 23]
+    assert (moved3["point"] == 23).all() and set(moved3["layer_name"]) == {"activation_58"}
+    assert (moved23["point"] == 24).all() and set(moved23["layer_name"]) == {"avg_pool"}
+    assert (moved23["output_bytes"] == 8192).all()
+    assert 3 not in set(frame["point"])  # conv1 was not measured
+    # What the move rests on: line 3's edge time is as long as the whole body's.
+    last = frame[line == 22]["edge_s"].to_numpy()
+    assert (moved3["edge_s"].to_numpy() > 0.9 * last).all()
+    notes = " ".join(summaries["adaptivednn-2020-05-27"].notes)
+    assert "line 3 -> ordinal 23, line 23 -> ordinal 24" in notes
+    assert "3 of 3 files as numbered" in notes
+
+
+def test_resnet50_lines_stay_ordinals_where_the_files_do_not_bear_a_move(data_dir, tmp_path):
+    src = data_dir / "adaptivednn_resnet50"
+    shutil.copytree(src, tmp_path / "d")
+    for f in (tmp_path / "d/2020-05-27/outputs_resnet50").iterdir():
+        lines = f.read_text().splitlines()
+        fourth = lines[3].split()
+        lines[2] = " ".join([*fourth[:3], "3"])  # line 3 now measures what line 4 does
+        f.write_text("\n".join(lines) + "\n")
+    frame, summaries = import_adaptivednn([tmp_path / "d/2020-05-27"], tmp_path / "s.parquet")
+    line = _line(frame)
+    assert (frame[line == 3]["point"] == 3).all() and (frame[line == 23]["point"] == 23).all()
+    assert any("not borne out" in n for n in summaries["adaptivednn-2020-05-27"].notes)

@@ -3,9 +3,11 @@
 For one model on one (edge, cloud) host pair:
 
 - edge compute: per block, seconds at each measured (edge CPU %, edge memory %)
-  level; the edge time at point k is the sum of blocks 1..k;
+  level; the edge time at point k is the sum of blocks 1..k, plus point k's extra;
 - cloud compute: per block, seconds at each (cloud CPU %, cloud memory %) level;
-  the cloud time at point k is the sum of the blocks after k;
+  the cloud time at point k is the sum of the blocks after k, plus point k's extra;
+- per-point extras (edge and cloud, at each level): what a sub-model split at that
+  point costs beyond its blocks, where the measurements show it (zero elsewhere);
 - link, per point at each edge stress level: a law ``comm_s = overhead_s +
   effective_bytes * 8 / (bandwidth_mbps * 1e6)`` (a fixed overhead to serialise,
   connect and reply, and the payload as the link carried it: the tensor's bytes,
@@ -20,8 +22,9 @@ For one model on one (edge, cloud) host pair:
 Between stress levels values are interpolated; outside them they are not
 extrapolated silently (see :mod:`adaptsim.calibration.grid`).
 
-The file is JSON (``format: adaptsim-calibration``, ``version: 1``) holding
+The file is JSON (``format: adaptsim-calibration``, ``version: 2``) holding
 provenance and fit quality; :func:`load_calibration` validates everything.
+Version 1 files (no per-point extras) are still read, with zero extras.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ __all__ = [
 ]
 
 FORMAT = "adaptsim-calibration"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # versions load_calibration accepts
 DEFAULT_CALIBRATION = "adaptivednn"  # the shipped calibration's name
 LINK_PARAMS = ("overhead_s", "effective_bytes")
 
@@ -85,17 +89,25 @@ class ModelCalibration:
     spread: dict[str, dict[str, list[float]]]
     quality: dict[str, float]
     notes: tuple[str, ...] = ()
+    edge_extra: StressGrid | None = None  # values (n_cpu, n_mem, n_points); None: zeros
+    cloud_extra: StressGrid | None = None  # values (n_cpu, n_mem, n_points); None: zeros
     edge_cum: StressGrid = field(init=False, repr=False)
     cloud_cum: StressGrid = field(init=False, repr=False)
 
     def __post_init__(self):
         e, c = self.edge_blocks, self.cloud_blocks
-        # Edge time at point k: blocks up to k. Cloud time at k: blocks after k.
-        object.__setattr__(
-            self, "edge_cum", StressGrid(e.cpu_levels, e.mem_levels, np.cumsum(e.values, axis=-1))
-        )
+        for name, grid in (("edge_extra", e), ("cloud_extra", c)):
+            if getattr(self, name) is None:
+                zeros = np.zeros_like(grid.values)
+                object.__setattr__(self, name, StressGrid(grid.cpu_levels, grid.mem_levels, zeros))
+        # Edge time at point k: blocks up to k. Cloud time at k: blocks after k. Plus extras.
+        before = np.cumsum(e.values, axis=-1) + self.edge_extra.values
         after = np.cumsum(c.values[..., ::-1], axis=-1)[..., ::-1] - c.values
-        object.__setattr__(self, "cloud_cum", StressGrid(c.cpu_levels, c.mem_levels, after))
+        after = after + self.cloud_extra.values
+        for name, g, v in (("edge_cum", e, before), ("cloud_cum", c, after)):
+            object.__setattr__(
+                self, name, StressGrid(g.cpu_levels, g.mem_levels, v, time_sharing=True)
+            )
 
     def link_s(self, law: np.ndarray, table: np.ndarray, bandwidth_mbps: np.ndarray):
         """Link seconds per (condition, point), and whether bandwidth was extrapolated.
@@ -184,6 +196,8 @@ class ModelCalibration:
             ],
             "edge_block_s": grid(self.edge_blocks, "point"),
             "cloud_block_s": grid(self.cloud_blocks, "point"),
+            "edge_extra_s": grid(self.edge_extra, "point"),
+            "cloud_extra_s": grid(self.cloud_extra, "point"),
             "link": {**grid(self.link, "point"), "params": list(LINK_PARAMS)},
             "link_table": {
                 **grid(self.link_table, "point"),
@@ -246,7 +260,7 @@ def _grid(d: dict, where: str, shape: tuple[int, ...]) -> StressGrid:
     return StressGrid(cpu, mem, values)
 
 
-def _model_from_dict(name: str, d: dict, where: str) -> ModelCalibration:
+def _model_from_dict(name: str, d: dict, where: str, version: int) -> ModelCalibration:
     w = f"{where}: model {name}"
     try:
         points = d["points"]
@@ -266,6 +280,18 @@ def _model_from_dict(name: str, d: dict, where: str) -> ModelCalibration:
     n = len(ordinals)
     edge = _grid(d["edge_block_s"], f"{w} edge_block_s", (n,))
     cloud = _grid(d["cloud_block_s"], f"{w} cloud_block_s", (n,))
+    extras = {}
+    for key, side, g in (("edge_extra_s", "edge", edge), ("cloud_extra_s", "cloud", cloud)):
+        if version < 2:
+            continue
+        if key not in d:
+            raise UserError(f"{w}: missing field {key!r}")
+        x = extras[f"{side}_extra"] = _grid(d[key], f"{w} {key}", (n,))
+        if not (
+            np.array_equal(x.cpu_levels, g.cpu_levels)
+            and np.array_equal(x.mem_levels, g.mem_levels)
+        ):
+            raise UserError(f"{w}: {key} and {side}_block_s levels differ; they must be the same")
     lk = _grid(link, f"{w} link", (n, len(LINK_PARAMS)))
     if not bw_levels or min(bw_levels) <= 0 or list(bw_levels) != sorted(set(bw_levels)):
         raise UserError(f"{w}: bandwidth levels must be positive and increasing")
@@ -297,6 +323,7 @@ def _model_from_dict(name: str, d: dict, where: str) -> ModelCalibration:
         spread,
         quality,
         tuple(d.get("notes", [])),
+        **extras,
     )
 
 
@@ -316,13 +343,14 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
         raise UserError(f"{where}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"{where}: not an adaptsim calibration (format must be {FORMAT!r})")
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if version not in READS:
         raise UserError(
-            f"{where}: calibration version {doc.get('version')}, this adaptsim reads "
-            f"{VERSION}: re-run `adaptsim calibrate`"
+            f"{where}: calibration version {version}, this adaptsim reads "
+            f"{', '.join(map(str, READS))}: re-run `adaptsim calibrate`"
         )
     models = doc.get("models")
     if not isinstance(models, dict) or not models:
         raise UserError(f"{where}: no models calibrated")
-    cal_models = {n: _model_from_dict(n, m, where) for n, m in models.items()}
+    cal_models = {n: _model_from_dict(n, m, where, version) for n, m in models.items()}
     return Calibration(cal_models, doc.get("provenance", {}), name=where)

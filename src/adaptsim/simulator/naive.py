@@ -32,7 +32,7 @@ class _NaiveRun(_Run):
         self.uplink = simpy.Resource(env, capacity=1)
         self.cloud = simpy.Resource(env, capacity=scenario.cloud_servers)
         self.rows: list[tuple] = []
-        self._blocks: dict[tuple, list[float]] = {}
+        self._blocks: dict[tuple, tuple[list[float], list[float]]] = {}
 
     def decide(self, now: float) -> None:
         before = self.current
@@ -47,13 +47,18 @@ class _NaiveRun(_Run):
             yield self.env.timeout(seconds)
 
     def _blocks_sum(self, side: str, k: int, cpu: float, mem: float) -> float:
-        """Sum the blocks on this side of point k, anew for every request."""
+        """Sum the blocks on this side of point k, plus k's extra, anew for every request."""
         key = (side, cpu, mem)
-        blocks = self._blocks.get(key)
-        if blocks is None:  # interpolating the grid is not what the baseline is about
-            grid = self.sc.model.edge_blocks if side == "edge" else self.sc.model.cloud_blocks
-            blocks = self._blocks[key] = grid.at(cpu, mem)[0][0].tolist()
-        return float(sum(blocks[: k + 1])) if side == "edge" else float(sum(blocks[k + 1 :]))
+        hit = self._blocks.get(key)
+        if hit is None:  # interpolating the grid is not what the baseline is about
+            m = self.sc.model
+            grids = (
+                (m.edge_blocks, m.edge_extra) if side == "edge" else (m.cloud_blocks, m.cloud_extra)
+            )
+            hit = self._blocks[key] = tuple(g.at(cpu, mem)[0][0].tolist() for g in grids)
+        blocks, extra = hit
+        done = sum(blocks[: k + 1]) if side == "edge" else sum(blocks[k + 1 :])
+        return float(done + extra[k])
 
     def _transfer(self, payload: float):
         """Send ``payload`` bytes through the bandwidth trace, one step at a time."""
