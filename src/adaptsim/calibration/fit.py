@@ -174,9 +174,10 @@ def _fit_link(rows, compute: ModelCalibration, col_of, out_bytes):
     ``overhead_s + effective_bytes * 8 / bandwidth`` to the table's column.
     Effective bytes are the payload as the link saw it: close to the tensor's
     bytes where the data is clean, larger where transfers were slower than the
-    bytes explain. A point seen at a single bandwidth gets the median
-    effective/actual byte ratio of the others; ends never measured get the
-    others' median overhead and their own bytes.
+    bytes explain. A point seen at a single bandwidth gets the effective/actual
+    byte ratio of the others (their effective bytes over their bytes, summed:
+    a small payload's transfer is lost in the overhead); ends never measured get
+    the others' median overhead and their own bytes times that ratio.
 
     Returns:
         (law grid (..., points, 2), table grid (..., points, bandwidth levels), levels).
@@ -196,7 +197,8 @@ def _fit_link(rows, compute: ModelCalibration, col_of, out_bytes):
         a = np.column_stack([np.ones(ok.sum()), x_levels[ok]])
         law[col], _ = nnls(a, table[col, ok])
     multi = seen >= 2
-    ratio = np.median(law[multi, 1] / np.maximum(out_bytes[multi], 1)) if multi.any() else 1.0
+    # Weighted by bytes: a small payload's transfer is lost in the overhead.
+    ratio = law[multi, 1].sum() / max(out_bytes[multi].sum(), 1.0) if multi.any() else 1.0
     over = np.median(law[multi, 0]) if multi.any() else 0.0
     for col in np.flatnonzero(seen < 2):
         eff = ratio * out_bytes[col]

@@ -348,7 +348,7 @@ def _read_model(model: str, folder: Path, source: str, cut_points, summary) -> d
                 ) from None
         else:
             ordinals = cut.astype(int)
-        if moves and len(arr) == n_lines and (ordinals == np.arange(1, n_lines + 1)).all():
+        if moves and (ordinals == np.arange(1, len(arr) + 1)).all():  # short files too
             ordinals = np.array([moves.get(int(o), int(o)) for o in ordinals])
         unknown = sorted(set(ordinals.tolist()) - set(pmap.output_bytes))
         if unknown:
