@@ -214,7 +214,8 @@ def _fit_link(rows, compute: ModelCalibration, col_of, out_bytes):
     shape = (len(edge.cpu_levels), len(edge.mem_levels))
 
     def grid(v):
-        return StressGrid(edge.cpu_levels, edge.mem_levels, np.broadcast_to(v, (*shape, *v.shape)))
+        every_level = np.broadcast_to(v, (*shape, *v.shape)).copy()
+        return StressGrid(edge.cpu_levels, edge.mem_levels, every_level)
 
     return grid(law), grid(table), bw_levels
 

@@ -88,7 +88,7 @@ class StressGrid:
         j1 = np.minimum(j + 1, len(self.mem_levels) - 1)
         shape = (-1,) + (1,) * (self.values.ndim - 2)
         law_rows = oi if self.time_sharing else np.zeros_like(oi)
-        law = self._time_sharing(cpu[law_rows], j[law_rows], wj[law_rows])
+        law = self._time_sharing(cpu[law_rows], j[law_rows], wj[law_rows]) if law_rows.any() else 0
         wi, wj = wi.reshape(shape), wj.reshape(shape)
 
         def blend(v):
@@ -110,7 +110,8 @@ class StressGrid:
         )
         ok = corners_ok & (speed > 0)  # extrapolated speed can reach zero: keep time then
         out = np.where(ok, 1.0 / np.where(ok, speed, 1.0), linear)
-        out[law_rows] = law
+        if law_rows.any():
+            out[law_rows] = law
         return out, oi | oj
 
     def _time_sharing(self, cpu: np.ndarray, j: np.ndarray, wj: np.ndarray) -> np.ndarray:

@@ -272,9 +272,9 @@ def _out_of_order(ordinals: np.ndarray, edge_s: np.ndarray) -> bool:
 def _misplaced(model: str, parsed, n_lines: int, n_cuts: int) -> tuple[dict[int, int], list[str]]:
     """The line moves of ``_MISPLACED`` for this model, if its files bear them out.
 
-    Edge work only grows with the point, so a move is kept when it puts the edge
-    times in order in more files than it leaves out of order; otherwise lines stay
-    ordinals.
+    Edge work only grows with the point, so a move is kept when it leaves fewer
+    files with their edge times out of order than the numbering does; otherwise
+    lines stay ordinals.
     """
     moves = _MISPLACED.get((model, n_lines, n_cuts))
     if not moves:
