@@ -172,6 +172,21 @@ def test_edge_times_monotone_and_ends_present(lenet_rows):
     assert (p.total_s > 0).all()
 
 
+def test_link_is_pooled_over_stress_levels(lenet_rows):
+    cal = fit_model("lenet", lenet_rows)
+    table = cal.link_table.values
+    assert (table == table[:1, :1]).all()  # the same at every edge stress level
+    # ... and it is the median, over every file, of what the compute leaves of the total.
+    rows = lenet_rows[lenet_rows["bandwidth_mbps"] == 25.0]
+    pred = cal.predict_at(rows)
+    cols = np.searchsorted(cal.ordinals, rows["point"].to_numpy())
+    idx = np.arange(len(rows))
+    left = rows["total_s"].to_numpy() - pred.edge_s[idx, cols] - pred.cloud_s[idx, cols]
+    medians = pd.Series(left).groupby(cols).median().clip(lower=0.0)
+    bw = cal.bandwidth_levels.index(25.0)
+    np.testing.assert_allclose(table[0, 0, medians.index, bw], medians.to_numpy(), atol=1e-12)
+
+
 def test_save_load_roundtrip_and_validation(lenet_rows, tmp_path):
     cal = fit_calibration(lenet_rows, {"source": "test"})
     path = tmp_path / "cal.json"
