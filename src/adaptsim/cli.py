@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import sys
 from collections.abc import Callable
 from enum import StrEnum
@@ -264,8 +265,6 @@ def profile(
 
 
 def _default_mem_budget() -> int:
-    import math
-
     from adaptsim.profiler.host import host_facts
 
     ram = host_facts()["memory_bytes"]

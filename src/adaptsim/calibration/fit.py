@@ -161,7 +161,7 @@ def _link_rows(rows: pd.DataFrame, compute: ModelCalibration, col_of) -> pd.Data
     return rows.assign(link_s=rows["total_s"].to_numpy() - e[idx, cols] - c[idx, cols], col=cols)
 
 
-def _fit_link(rows, compute: ModelCalibration, col_of, out_bytes):
+def _fit_link(rows, compute: ModelCalibration, col_of):
     """The link per point: a law and a table over bandwidth levels, at every edge stress level.
 
     The link's share of each total (total minus the fitted edge and cloud times)
@@ -182,6 +182,7 @@ def _fit_link(rows, compute: ModelCalibration, col_of, out_bytes):
     Returns:
         (law grid (..., points, 2), table grid (..., points, bandwidth levels), levels).
     """
+    out_bytes = compute.output_bytes
     n = len(out_bytes)
     lr = _link_rows(rows, compute, col_of)
     bw_levels = np.array(sorted(lr["bandwidth_mbps"].unique()), dtype=np.float64)
@@ -281,7 +282,7 @@ def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
         edge_extra=edge_extra,
         cloud_extra=cloud_extra,
     )
-    law, table, bw_levels = _fit_link(rows, compute, col_of, out_bytes)
+    law, table, bw_levels = _fit_link(rows, compute, col_of)
     cal = replace(compute, link=law, link_table=table, bandwidth_levels=tuple(bw_levels.tolist()))
     spread, quality = _in_sample(cal, rows, col_of)
     return replace(cal, spread=spread, quality=quality, notes=tuple(notes))

@@ -87,8 +87,7 @@ class StressGrid:
         i1 = np.minimum(i + 1, len(self.cpu_levels) - 1)
         j1 = np.minimum(j + 1, len(self.mem_levels) - 1)
         shape = (-1,) + (1,) * (self.values.ndim - 2)
-        law_rows = oi if self.time_sharing else np.zeros_like(oi)
-        law = self._time_sharing(cpu[law_rows], j[law_rows], wj[law_rows]) if law_rows.any() else 0
+        w_mem = wj
         wi, wj = wi.reshape(shape), wj.reshape(shape)
 
         def blend(v):
@@ -110,8 +109,8 @@ class StressGrid:
         )
         ok = corners_ok & (speed > 0)  # extrapolated speed can reach zero: keep time then
         out = np.where(ok, 1.0 / np.where(ok, speed, 1.0), linear)
-        if law_rows.any():
-            out[law_rows] = law
+        if self.time_sharing and oi.any():
+            out[oi] = self._time_sharing(cpu[oi], j[oi], w_mem[oi])
         return out, oi | oj
 
     def _time_sharing(self, cpu: np.ndarray, j: np.ndarray, wj: np.ndarray) -> np.ndarray:

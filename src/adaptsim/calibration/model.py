@@ -280,10 +280,9 @@ def _model_from_dict(name: str, d: dict, where: str, version: int) -> ModelCalib
     n = len(ordinals)
     edge = _grid(d["edge_block_s"], f"{w} edge_block_s", (n,))
     cloud = _grid(d["cloud_block_s"], f"{w} cloud_block_s", (n,))
-    extras = {}
-    for key, side, g in (("edge_extra_s", "edge", edge), ("cloud_extra_s", "cloud", cloud)):
-        if version < 2:
-            continue
+    extras = {}  # version 1 files have none: zeros
+    sides = (("edge_extra_s", "edge", edge), ("cloud_extra_s", "cloud", cloud))
+    for key, side, g in sides if version >= 2 else ():
         if key not in d:
             raise UserError(f"{w}: missing field {key!r}")
         x = extras[f"{side}_extra"] = _grid(d[key], f"{w} {key}", (n,))
