@@ -172,19 +172,47 @@ def test_edge_times_monotone_and_ends_present(lenet_rows):
     assert (p.total_s > 0).all()
 
 
-def test_link_is_pooled_over_stress_levels(lenet_rows):
+def test_link_follows_edge_and_cloud_cpu_with_a_pooled_slope(lenet_rows):
     cal = fit_model("lenet", lenet_rows)
-    table = cal.link_table.values
-    assert (table == table[:1, :1]).all()  # the same at every edge stress level
-    # ... and it is the median, over every file, of what the compute leaves of the total.
+    table, law = cal.link_table.values, cal.link.values
+    assert table.shape[:2] == (3, 3)  # edge CPU x cloud CPU levels
+    # Per (edge CPU, cloud CPU) cell, the table is the median over that cell's files of
+    # what the compute leaves of the total (pooled over both memory stresses).
     rows = lenet_rows[lenet_rows["bandwidth_mbps"] == 25.0]
     pred = cal.predict_at(rows)
     cols = np.searchsorted(cal.ordinals, rows["point"].to_numpy())
     idx = np.arange(len(rows))
     left = rows["total_s"].to_numpy() - pred.edge_s[idx, cols] - pred.cloud_s[idx, cols]
-    medians = pd.Series(left).groupby(cols).median().clip(lower=0.0)
     bw = cal.bandwidth_levels.index(25.0)
-    np.testing.assert_allclose(table[0, 0, medians.index, bw], medians.to_numpy(), atol=1e-12)
+    for i, e in enumerate(cal.link.cpu_levels):
+        for j, c in enumerate(cal.link.mem_levels):
+            cell = (rows["edge_cpu_pct"].to_numpy() == e) & (rows["cloud_cpu_pct"].to_numpy() == c)
+            medians = pd.Series(left[cell]).groupby(cols[cell]).median().clip(lower=0.0)
+            np.testing.assert_allclose(
+                table[i, j, medians.index, bw], medians.to_numpy(), atol=1e-12
+            )
+    assert not np.allclose(table[0, 0], table[0, 2])  # LeNet's link does follow cloud CPU
+    # The slope (effective bytes) is one for every cell; the overhead is the cell's:
+    # the median over bandwidth levels of the table less the bytes' time.
+    assert (law[..., 1] == law[:1, :1, :, 1]).all()
+    x = 8.0 / (np.array(cal.bandwidth_levels) * 1e6)
+    over = np.median(table - law[..., 1:] * x, axis=-1)
+    np.testing.assert_allclose(law[..., 0], np.maximum(over, 0.0), atol=1e-12)
+    # Predictions use the cell of the condition's edge and cloud CPU stress.
+    p = cal.predict(0, 0, [0, 100], 0, 25.0).comm_s
+    np.testing.assert_allclose(p, table[0, [0, 2], :, bw], atol=1e-12)
+
+
+def test_link_grid_holds_the_nearest_level_beyond_its_levels():
+    from adaptsim.calibration.model import link_grid
+
+    g = link_grid([0.0, 100.0], [0.0, 50.0], np.array([[[1.0], [2.0]], [[3.0], [4.0]]]))
+    v, extrap = g.at([150.0, 50.0], [80.0, 25.0], extrapolate=True)
+    assert extrap.tolist() == [True, False]
+    assert v[0, 0] == pytest.approx(4.0)  # edge and cloud beyond: the corner holds
+    assert 1.0 < v[1, 0] < 4.0
+    with pytest.raises(ExtrapolationError, match="cloud CPU stress % 80"):
+        g.at([0.0], [80.0])
 
 
 def test_save_load_roundtrip_and_validation(lenet_rows, tmp_path):
@@ -198,9 +226,22 @@ def test_save_load_roundtrip_and_validation(lenet_rows, tmp_path):
     with pytest.raises(UserError, match=r"has no model 'vgg16'.*calibrates lenet"):
         back.model("vgg16")
     doc = json.loads(path.read_text())
-    assert doc["version"] == 2
-    # Version 1 files (before per-point extras) still load, with zero extras.
+    assert doc["version"] == 3
+    assert doc["models"]["lenet"]["link"]["axes"] == ["edge_cpu", "cloud_cpu", "point"]
+    # Version 2 files kept the link per edge (CPU, memory) level: read at the first
+    # memory level, at every cloud CPU level.
     old = json.loads(path.read_text())
+    old["version"] = 2
+    lenet = cal.model("lenet")
+    for key in ("link", "link_table"):
+        g = old["models"]["lenet"][key]
+        g["cpu_levels"], g["mem_levels"] = g.pop("edge_cpu_levels"), [0.0, 50.0, 100.0]
+        g["values"] = np.stack([np.asarray(g["values"])[:, 0]] * 3, axis=1).tolist()
+    (tmp_path / "v2ok.json").write_text(json.dumps(old))
+    v2 = load_calibration(tmp_path / "v2ok.json").model("lenet")
+    np.testing.assert_allclose(v2.link.values, lenet.link.values[:, :1].repeat(3, axis=1))
+    np.testing.assert_allclose(v2.link.mem_levels, lenet.cloud_blocks.cpu_levels)
+    # Version 1 files (before per-point extras) still load, with zero extras.
     old["version"] = 1
     for m in old["models"].values():
         m.pop("edge_extra_s"), m.pop("cloud_extra_s")

@@ -17,9 +17,10 @@ measured) are derived from the other side's block time and the median
 edge/cloud speed ratio; the calibration notes say so.
 
 The link, per point, is what the compute fits leave of the total: a table of
-medians per measured bandwidth level over every file (pooled across stress
-levels), and a law fitted to it (``overhead + effective_bytes * 8 / bandwidth``,
-non-negative least squares). It is stored per edge stress level, the same at each.
+medians per measured bandwidth level at each (edge CPU, cloud CPU) stress level,
+and a law ``overhead + effective_bytes * 8 / bandwidth`` whose effective bytes
+are fitted (non-negative least squares) on every file together and whose
+overhead is each level's own.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from adaptsim.calibration.grid import StressGrid
-from adaptsim.calibration.model import Calibration, ModelCalibration
+from adaptsim.calibration.model import Calibration, ModelCalibration, link_grid
 from adaptsim.errors import UserError
 from adaptsim.importers.catalog import catalog_model_points
 from adaptsim.store import select_runs
@@ -161,35 +162,16 @@ def _link_rows(rows: pd.DataFrame, compute: ModelCalibration, col_of) -> pd.Data
     return rows.assign(link_s=rows["total_s"].to_numpy() - e[idx, cols] - c[idx, cols], col=cols)
 
 
-def _fit_link(rows, compute: ModelCalibration, col_of):
-    """The link per point: a law and a table over bandwidth levels, at every edge stress level.
-
-    The link's share of each total (total minus the fitted edge and cloud times)
-    is taken as a median over every file at each bandwidth level: that is the
-    table. It is pooled across stress levels because the link barely follows the
-    edge's stress (in the AdaptiveDNN data the median ratio to no stress is 0.94-1.02
-    for 6 of 8 models), and 27 times the files average the noise that per-level
-    medians kept (the leave-one-level-out check: 53 % within 5 % pooled, 50 % per
-    level). Per point, non-negative least squares fits the law
-    ``overhead_s + effective_bytes * 8 / bandwidth`` to the table's column.
-    Effective bytes are the payload as the link saw it: close to the tensor's
-    bytes where the data is clean, larger where transfers were slower than the
-    bytes explain. A point seen at a single bandwidth gets the effective/actual
-    byte ratio of the others (their effective bytes over their bytes, summed:
-    a small payload's transfer is lost in the overhead); ends never measured get
-    the others' median overhead and their own bytes times that ratio.
+def _link_cell(med: pd.Series, out_bytes: np.ndarray, bw_levels: np.ndarray):
+    """Law and table from medians per (column, bandwidth): one stress level's, or all pooled.
 
     Returns:
-        (law grid (..., points, 2), table grid (..., points, bandwidth levels), levels).
+        (law (points, 2), table (points, bandwidth levels)).
     """
-    out_bytes = compute.output_bytes
     n = len(out_bytes)
-    lr = _link_rows(rows, compute, col_of)
-    bw_levels = np.array(sorted(lr["bandwidth_mbps"].unique()), dtype=np.float64)
     law = np.zeros((n, 2))
     table = np.full((n, len(bw_levels)), np.nan)
     x_levels = 8.0 / (bw_levels * 1e6)
-    med = lr.groupby(["col", "bandwidth_mbps"])["link_s"].median().clip(lower=0.0)
     for (col, bw), v in med.items():
         table[col, np.searchsorted(bw_levels, bw)] = v
     seen = np.isfinite(table).sum(axis=1)
@@ -211,14 +193,61 @@ def _fit_link(rows, compute: ModelCalibration, col_of):
     # Gaps in the table (a point not measured at some level) follow the law.
     gaps = ~np.isfinite(table)
     table[gaps] = (law[:, :1] + law[:, 1:] * x_levels[None, :])[gaps]
-    edge = compute.edge_blocks
-    shape = (len(edge.cpu_levels), len(edge.mem_levels))
+    return law, table
 
-    def grid(v):
-        every_level = np.broadcast_to(v, (*shape, *v.shape)).copy()
-        return StressGrid(edge.cpu_levels, edge.mem_levels, every_level)
 
-    return grid(law), grid(table), bw_levels
+def _fit_link(rows, compute: ModelCalibration, col_of):
+    """The link per point: a law and a table over bandwidth levels, per (edge CPU, cloud CPU).
+
+    The link's share of each total (total minus the fitted edge and cloud times)
+    is taken as a median over the files at each bandwidth level, edge CPU level
+    and cloud CPU level (pooled over both memory stresses, which barely move it):
+    that is the table. The link follows both hosts' CPU stress: what the data
+    calls communication includes the edge's send and the cloud's receive, and in
+    the AdaptiveDNN data DenseNet121's 1.6 MB at 50 Mbit/s takes 0.73 s with the
+    edge idle and 0.27 s with it at 100 % CPU stress, and its 0.2 MB at point 21
+    takes 0.03 s with the cloud idle and 0.87 s with it at 100 %.
+
+    The law ``overhead_s + effective_bytes * 8 / bandwidth`` prices a transfer
+    at any bandwidth (the simulator's, and the table's slope beyond its levels).
+    Its effective bytes come from every file together: per point, non-negative
+    least squares on the table pooled over all stress levels (9 times the files
+    of one level: the slope from two or three bandwidth medians of one level
+    wanders). Its overhead is each level's own: the median, over bandwidth
+    levels, of the table less the bytes' time. Effective bytes are the payload
+    as the link saw it: close to the tensor's
+    bytes where the data is clean, larger where transfers were slower than the
+    bytes explain. A point seen at a single bandwidth gets the effective/actual
+    byte ratio of the others (their effective bytes over their bytes, summed:
+    a small payload's transfer is lost in the overhead); ends never measured get
+    the others' median overhead and their own bytes times that ratio.
+
+    Returns:
+        (law grid (..., points, 2), table grid (..., points, bandwidth levels), levels).
+    """
+    out_bytes = compute.output_bytes
+    lr = _link_rows(rows, compute, col_of)
+    bw_levels = _levels(lr, "bandwidth_mbps")
+    x_levels = 8.0 / (bw_levels * 1e6)
+    ecpu, ccpu = _levels(lr, "edge_cpu_pct"), _levels(lr, "cloud_cpu_pct")
+    n = len(out_bytes)
+    law = np.zeros((len(ecpu), len(ccpu), n, 2))
+    table = np.zeros((len(ecpu), len(ccpu), n, len(bw_levels)))
+    pooled = lr.groupby(["col", "bandwidth_mbps"])["link_s"].median().clip(lower=0.0)
+    eff = _link_cell(pooled, out_bytes, bw_levels)[0][:, 1]
+    keys = ["edge_cpu_pct", "cloud_cpu_pct", "col", "bandwidth_mbps"]
+    med = lr.groupby(keys)["link_s"].median().clip(lower=0.0)
+    for i, e in enumerate(ecpu):
+        for j, c in enumerate(ccpu):
+            if (e, c) not in med.index.droplevel([2, 3]):
+                raise UserError(
+                    f"{rows['model'].iloc[0]}: no measurements at edge CPU {e:g}% and cloud "
+                    f"CPU {c:g}%; a calibration needs every combination of measured levels"
+                )
+            table[i, j] = _link_cell(med.loc[(e, c)], out_bytes, bw_levels)[1]
+            over = np.median(table[i, j] - eff[:, None] * x_levels, axis=1)
+            law[i, j] = np.column_stack([np.maximum(over, 0.0), eff])
+    return link_grid(ecpu, ccpu, law), link_grid(ecpu, ccpu, table), bw_levels
 
 
 def _quantiles(log_ratio: np.ndarray) -> dict[str, list[float]]:

@@ -70,6 +70,8 @@ class StressGrid:
     mem_levels: np.ndarray
     values: np.ndarray
     time_sharing: bool = False
+    hold: bool = False  # beyond the measured levels, the nearest one holds (both axes)
+    names: tuple[str, str] = ("CPU stress %", "memory stress %")
 
     def at(self, cpu_pct, mem_pct, *, extrapolate: bool = False):
         """Interpolated values for each (cpu, mem) query.
@@ -80,10 +82,12 @@ class StressGrid:
         cpu = np.atleast_1d(np.asarray(cpu_pct, dtype=np.float64))
         mem = np.atleast_1d(np.asarray(mem_pct, dtype=np.float64))
         cpu, mem = np.broadcast_arrays(cpu, mem)
-        i, wi, oi = _axis(self.cpu_levels, cpu, "CPU stress %", extrapolate)
-        j, wj, oj = _axis(self.mem_levels, mem, "memory stress %", extrapolate)
-        if self.time_sharing:
+        i, wi, oi = _axis(self.cpu_levels, cpu, self.names[0], extrapolate)
+        j, wj, oj = _axis(self.mem_levels, mem, self.names[1], extrapolate)
+        if self.time_sharing or self.hold:
             wj = np.clip(wj, 0.0, 1.0)  # beyond the memory levels: the nearest one
+        if self.hold:
+            wi = np.clip(wi, 0.0, 1.0)
         i1 = np.minimum(i + 1, len(self.cpu_levels) - 1)
         j1 = np.minimum(j + 1, len(self.mem_levels) - 1)
         shape = (-1,) + (1,) * (self.values.ndim - 2)

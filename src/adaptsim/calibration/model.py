@@ -8,11 +8,14 @@ For one model on one (edge, cloud) host pair:
   the cloud time at point k is the sum of the blocks after k, plus point k's extra;
 - per-point extras (edge and cloud, at each level): what a sub-model split at that
   point costs beyond its blocks, where the measurements show it (zero elsewhere);
-- link, per point at each edge stress level: a law ``comm_s = overhead_s +
-  effective_bytes * 8 / (bandwidth_mbps * 1e6)`` (a fixed overhead to serialise,
-  connect and reply, and the payload as the link carried it: the tensor's bytes,
-  or more where the measured transfers were slower than the bytes explain), and
-  the measured medians at each bandwidth level. Between measured levels the link
+- link, per point at each (edge CPU %, cloud CPU %) level: a law ``comm_s =
+  overhead_s + effective_bytes * 8 / (bandwidth_mbps * 1e6)`` (an overhead to
+  serialise, connect, receive and reply, which follows both hosts' CPU stress,
+  and the payload as the link carried it: the tensor's bytes, or more where the
+  measured transfers were slower than the bytes explain), and the measured
+  medians at each bandwidth level. Between CPU levels the link is interpolated;
+  beyond them the nearest level holds (flagged as extrapolated). Between measured
+  bandwidth levels the link
   time is interpolated linearly in 1/bandwidth (exact for the law); outside them
   it follows the law's slope from the nearest level, and the prediction is
   flagged as extrapolated. The simulator prices transfers with the law;
@@ -22,9 +25,11 @@ For one model on one (edge, cloud) host pair:
 Between stress levels values are interpolated; outside them they are not
 extrapolated silently (see :mod:`adaptsim.calibration.grid`).
 
-The file is JSON (``format: adaptsim-calibration``, ``version: 2``) holding
+The file is JSON (``format: adaptsim-calibration``, ``version: 3``) holding
 provenance and fit quality; :func:`load_calibration` validates everything.
-Version 1 files (no per-point extras) are still read, with zero extras.
+Versions 1 and 2 are still read: their link, kept per edge (CPU, memory) level,
+is read at the first memory level and holds at every cloud CPU level; version 1
+has no per-point extras (zeros).
 """
 
 from __future__ import annotations
@@ -47,15 +52,29 @@ __all__ = [
     "Calibration",
     "ModelCalibration",
     "Prediction",
+    "link_grid",
     "load_calibration",
     "save_calibration",
 ]
 
 FORMAT = "adaptsim-calibration"
-VERSION = 2
-READS = (1, 2)  # versions load_calibration accepts
+VERSION = 3
+READS = (1, 2, 3)  # versions load_calibration accepts
 DEFAULT_CALIBRATION = "adaptivednn"  # the shipped calibration's name
 LINK_PARAMS = ("overhead_s", "effective_bytes")
+_STRESS_KEYS = ("cpu_levels", "mem_levels")  # compute grids: one host's CPU x memory stress
+_LINK_KEYS = ("edge_cpu_levels", "cloud_cpu_levels")  # link grids (version 3)
+
+
+def link_grid(edge_cpu: np.ndarray, cloud_cpu: np.ndarray, values: np.ndarray) -> StressGrid:
+    """A link grid over (edge CPU %, cloud CPU %); beyond the measured levels the nearest holds."""
+    return StressGrid(
+        np.asarray(edge_cpu, dtype=np.float64),
+        np.asarray(cloud_cpu, dtype=np.float64),
+        values,
+        hold=True,
+        names=("edge CPU stress %", "cloud CPU stress %"),
+    )
 
 
 @dataclass(frozen=True)
@@ -83,8 +102,8 @@ class ModelCalibration:
     output_bytes: np.ndarray
     edge_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
     cloud_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
-    link: StressGrid  # values (n_cpu, n_mem, n_points, 2): LINK_PARAMS, over edge stress
-    link_table: StressGrid  # values (n_cpu, n_mem, n_points, n_bw): medians per bandwidth level
+    link: StressGrid  # values (n_edge_cpu, n_cloud_cpu, n_points, 2): LINK_PARAMS
+    link_table: StressGrid  # values (n_edge_cpu, n_cloud_cpu, n_points, n_bw): medians per level
     bandwidth_levels: tuple[float, ...]
     spread: dict[str, dict[str, list[float]]]
     quality: dict[str, float]
@@ -159,8 +178,8 @@ class ModelCalibration:
             raise UserError("bandwidth must be positive to price a transfer")
         edge, x1 = self.edge_cum.at(ecpu, emem, extrapolate=extrapolate)
         cloud, x2 = self.cloud_cum.at(ccpu, cmem, extrapolate=extrapolate)
-        law, x3 = self.link.at(ecpu, emem, extrapolate=extrapolate)
-        table, _ = self.link_table.at(ecpu, emem, extrapolate=extrapolate)
+        law, x3 = self.link.at(ecpu, ccpu, extrapolate=extrapolate)
+        table, _ = self.link_table.at(ecpu, ccpu, extrapolate=extrapolate)
         comm, x4 = self.link_s(law, table, bw)
         return Prediction(
             np.maximum(edge, 0), np.maximum(cloud, 0), np.maximum(comm, 0), x1 | x2 | x3 | x4
@@ -178,12 +197,20 @@ class ModelCalibration:
         )
 
     # -- serialisation ---------------------------------------------------------
+    def link_at(self, edge_cpu_pct, cloud_cpu_pct, *, extrapolate: bool = False):
+        """The link law (overhead_s, effective_bytes) per point, for each (edge, cloud) CPU %.
+
+        Returns:
+            (array (n, points, 2), bool array: the query was extrapolated).
+        """
+        return self.link.at(edge_cpu_pct, cloud_cpu_pct, extrapolate=extrapolate)
+
     def to_dict(self) -> dict:
-        def grid(g: StressGrid, names) -> dict:
+        def grid(g: StressGrid, names, keys=_STRESS_KEYS) -> dict:
             return {
-                "cpu_levels": g.cpu_levels.tolist(),
-                "mem_levels": g.mem_levels.tolist(),
-                "axes": ["cpu", "mem", names],
+                keys[0]: g.cpu_levels.tolist(),
+                keys[1]: g.mem_levels.tolist(),
+                "axes": [k.removesuffix("_levels") for k in keys] + [names],
                 "values": g.values.tolist(),
             }
 
@@ -198,9 +225,9 @@ class ModelCalibration:
             "cloud_block_s": grid(self.cloud_blocks, "point"),
             "edge_extra_s": grid(self.edge_extra, "point"),
             "cloud_extra_s": grid(self.cloud_extra, "point"),
-            "link": {**grid(self.link, "point"), "params": list(LINK_PARAMS)},
+            "link": {**grid(self.link, "point", _LINK_KEYS), "params": list(LINK_PARAMS)},
             "link_table": {
-                **grid(self.link_table, "point"),
+                **grid(self.link_table, "point", _LINK_KEYS),
                 "bandwidth_levels_mbps": list(self.bandwidth_levels),
             },
             "spread": self.spread,
@@ -239,10 +266,10 @@ def save_calibration(cal: Calibration, path: str | Path) -> None:
     write_atomic(p, lambda tmp: tmp.write_text(json.dumps(doc, separators=(",", ":"))))
 
 
-def _grid(d: dict, where: str, shape: tuple[int, ...]) -> StressGrid:
+def _grid(d: dict, where: str, shape: tuple[int, ...], keys=_STRESS_KEYS) -> StressGrid:
     try:
-        cpu = np.asarray(d["cpu_levels"], dtype=np.float64)
-        mem = np.asarray(d["mem_levels"], dtype=np.float64)
+        cpu = np.asarray(d[keys[0]], dtype=np.float64)
+        mem = np.asarray(d[keys[1]], dtype=np.float64)
         values = np.asarray(d["values"], dtype=np.float64)
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{where}: malformed grid ({exc})") from None
@@ -291,20 +318,33 @@ def _model_from_dict(name: str, d: dict, where: str, version: int) -> ModelCalib
             and np.array_equal(x.mem_levels, g.mem_levels)
         ):
             raise UserError(f"{w}: {key} and {side}_block_s levels differ; they must be the same")
-    lk = _grid(link, f"{w} link", (n, len(LINK_PARAMS)))
     if not bw_levels or min(bw_levels) <= 0 or list(bw_levels) != sorted(set(bw_levels)):
         raise UserError(f"{w}: bandwidth levels must be positive and increasing")
-    lt = _grid(d["link_table"], f"{w} link_table", (n, len(bw_levels)))
-    if not (
-        edge.cpu_levels.shape == lk.cpu_levels.shape
-        and np.allclose(edge.cpu_levels, lk.cpu_levels)
-        and np.allclose(edge.mem_levels, lk.mem_levels)
-    ):
-        raise UserError(f"{w}: link and edge_block_s levels differ; they share edge stress levels")
-    if not np.allclose(lt.cpu_levels, lk.cpu_levels) or not np.allclose(
+    keys = _LINK_KEYS if version >= 3 else _STRESS_KEYS
+    lk = _grid(link, f"{w} link", (n, len(LINK_PARAMS)), keys)
+    lt = _grid(d["link_table"], f"{w} link_table", (n, len(bw_levels)), keys)
+    if not np.array_equal(lt.cpu_levels, lk.cpu_levels) or not np.array_equal(
         lt.mem_levels, lk.mem_levels
     ):
         raise UserError(f"{w}: link_table and link levels differ")
+    if version < 3:  # per edge (CPU, memory) level: the first memory level, at every cloud CPU
+        lk, lt = (
+            link_grid(
+                g.cpu_levels,
+                cloud.cpu_levels,
+                np.repeat(g.values[:, :1], len(cloud.cpu_levels), axis=1),
+            )
+            for g in (lk, lt)
+        )
+    if not (
+        np.array_equal(edge.cpu_levels, lk.cpu_levels)
+        and np.array_equal(cloud.cpu_levels, lk.mem_levels)
+    ):
+        raise UserError(
+            f"{w}: link CPU levels differ from edge_block_s and cloud_block_s CPU levels; "
+            "the link is kept at every (edge CPU, cloud CPU) level the compute is"
+        )
+    lk, lt = (link_grid(g.cpu_levels, g.mem_levels, g.values) for g in (lk, lt))
     for part, q in spread.items():
         if len(q.get("probs", [])) != len(q.get("log_ratio", [])) or len(q.get("probs", [])) < 2:
             raise UserError(f"{w}: spread {part} needs matching probs and log_ratio lists")

@@ -57,7 +57,7 @@ class Tables:
     """Per-(edge CPU %, edge memory %) lookups of the calibration, cached per stress level.
 
     For each stress level: cumulative edge seconds per point, and the link law's
-    overhead and effective bytes per point.
+    overhead and effective bytes per point (at the scenario's cloud CPU stress).
     """
 
     def __init__(self, scenario: Scenario):
@@ -72,7 +72,7 @@ class Tables:
         if hit is None:
             m = self.scenario.model
             edge = m.edge_cum.at(cpu, mem)[0][0]
-            law = m.link.at(cpu, mem)[0][0]
+            law = m.link_at(cpu, self.scenario.cloud_cpu_pct)[0][0]
             hit = (edge, law[:, 0].copy(), law[:, 1].copy())
             self._cache[key] = hit
         return hit

@@ -90,7 +90,7 @@ class _NaiveRun(_Run):
         with self.uplink.request() as req:
             yield req
             ls = env.now
-            law = sc.model.link.at(sc.edge_cpu.at(ls), sc.edge_mem.at(ls))[0][0]
+            law = sc.model.link_at(sc.edge_cpu.at(ls), sc.cloud_cpu_pct)[0][0]
             yield env.timeout(law[k, 0] * fl)
             yield from self._transfer(law[k, 1] * fl)
             fin = env.now
