@@ -15,8 +15,8 @@ the median. Under CPU stress a short inference's time is spread wide and often
 bimodal (the stress's busy slice lands in it or not), and the median of such
 samples jumps between the modes; the trimmed mean estimates the expected time
 with less noise and still drops stray outliers. Measured on this project's own
-profiles (30 repeats in 3 stress runs): the leave-one-level-out check gave 93.4 %
-of held-out conditions within 5 % regret with the trimmed mean, 92.5 % with the
+profiles (30 repeats in 3 stress runs): the leave-one-level-out check gave 94.0 %
+of held-out conditions within 5 % regret with the trimmed mean, 91.4 % with the
 median (docs/own_profiles).
 
 The spread comes from the repeats themselves: quantiles of log(sample / summary)
