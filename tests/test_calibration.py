@@ -257,6 +257,16 @@ def test_save_load_roundtrip_and_validation(lenet_rows, tmp_path):
     (tmp_path / "v2.json").write_text(json.dumps(old))
     with pytest.raises(UserError, match="missing field 'edge_extra_s'"):
         load_calibration(tmp_path / "v2.json")
+    bad = json.loads(json.dumps(doc))
+    for key in ("link", "link_table"):  # the link at other cloud CPU levels than the compute
+        bad["models"]["lenet"][key]["cloud_cpu_levels"] = [0.0, 40.0, 100.0]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(UserError, match="link CPU levels differ from edge_block_s"):
+        load_calibration(path)
+    bad["models"]["lenet"]["link"]["cloud_cpu_levels"] = [0.0, 50.0, 100.0]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(UserError, match="link_table and link levels differ"):
+        load_calibration(path)
     for row in doc["models"]["lenet"]["edge_block_s"]["values"]:
         for cell in row:
             cell.pop()  # the last block goes missing everywhere

@@ -16,8 +16,9 @@ every measured CPU level (a geometric mean of ``time * (1 - p / 200)``), and hol
 memory stress at the nearest measured level: in the AdaptiveDNN data 100 % CPU
 stress doubles every model's edge time (1.99-2.04x) while the 50 % level wanders
 (1.02-1.74x), so a straight line through two levels can miss by 3x, and memory
-stress alone changes edge times by under 1 %. Other grids extrapolate linearly
-from the two nearest levels.
+stress alone changes edge times by under 1 %. A ``hold`` grid (the link, over
+edge and cloud CPU stress) keeps the nearest level on both axes. Other grids
+extrapolate linearly from the two nearest levels.
 """
 
 from __future__ import annotations
@@ -64,13 +65,17 @@ class StressGrid:
         cpu_levels: increasing CPU stress levels, percent.
         mem_levels: increasing memory stress levels, percent.
         values: array of shape (len(cpu_levels), len(mem_levels), ...).
+        time_sharing: compute times: beyond the CPU levels the time-sharing law,
+            beyond the memory levels the nearest one.
+        hold: beyond the levels of either axis, the nearest one (the link).
+        names: the two axes as error messages name them.
     """
 
     cpu_levels: np.ndarray
     mem_levels: np.ndarray
     values: np.ndarray
     time_sharing: bool = False
-    hold: bool = False  # beyond the measured levels, the nearest one holds (both axes)
+    hold: bool = False
     names: tuple[str, str] = ("CPU stress %", "memory stress %")
 
     def at(self, cpu_pct, mem_pct, *, extrapolate: bool = False):

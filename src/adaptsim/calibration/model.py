@@ -196,7 +196,6 @@ class ModelCalibration:
             extrapolate=extrapolate,
         )
 
-    # -- serialisation ---------------------------------------------------------
     def link_at(self, edge_cpu_pct, cloud_cpu_pct, *, extrapolate: bool = False):
         """The link law (overhead_s, effective_bytes) per point, for each (edge, cloud) CPU %.
 
@@ -205,6 +204,7 @@ class ModelCalibration:
         """
         return self.link.at(edge_cpu_pct, cloud_cpu_pct, extrapolate=extrapolate)
 
+    # -- serialisation ---------------------------------------------------------
     def to_dict(self) -> dict:
         def grid(g: StressGrid, names, keys=_STRESS_KEYS) -> dict:
             return {
