@@ -64,6 +64,28 @@ def test_layer_index_convention_maps_to_ordinals(adnn, tmp_path):
     assert f["output_bytes"].iloc[0] == 224 * 224 * 3 * 4
 
 
+def test_an_input_line_that_repeated_the_next_cut_is_flagged_and_left_out(adnn, tmp_path):
+    from adaptsim.calibration.fit import calibration_rows
+
+    store = tmp_path / "s.parquet"
+    frame, summaries = import_adaptivednn([adnn / "2021-08-20"], store)
+    # weights_00001/00002 line 1 (layer 0, the raw input): block1_conv1's edge time and
+    # 12.8 MB transfer, as on line 2. weights_00000 line 1 sent the raw input (2 ms edge).
+    flagged = frame[frame["flags"].str.contains("input_is_next_cut")]
+    assert sorted(flagged["provenance"]) == [
+        "outputs_vgg19/weights_00001.txt:1",
+        "outputs_vgg19/weights_00002.txt:1",
+    ]
+    assert summaries["adaptivednn-2021-08-20"].flags["input_is_next_cut"] == 2
+    assert len(frame) == 3 * 25  # kept in the store
+    left_out: dict[str, int] = {}
+    rows = calibration_rows(read_store(store)[0], left_out=left_out)
+    assert left_out == {"input_is_next_cut": 2} and len(rows) == len(frame) - 2
+    assert rows[rows["point"] == 1]["provenance"].tolist() == ["outputs_vgg19/weights_00000.txt:1"]
+    r = runner.invoke(app, ["calibrate", str(store), "--out", str(tmp_path / "c.json")])
+    assert r.exit_code == 0 and "left out 2 rows flagged input_is_next_cut" in r.stderr
+
+
 def test_flags_are_kept_and_counted(adnn, tmp_path):
     frame, summaries = import_adaptivednn([adnn / "2020-05-27"], tmp_path / "s.parquet")
     s = summaries["adaptivednn-2020-05-27"]

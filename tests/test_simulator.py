@@ -243,7 +243,7 @@ def test_all_edge_sends_only_the_output():
 
 def test_repartitions_and_switching_are_counted():
     sc = scenario(
-        model="vgg19",
+        model="resnet50",
         duration_s=60.0,
         arrivals={"kind": "periodic", "rate_hz": 0.25},
         traces={"bandwidth_mbps": {"steps": [[0, 50], [20, 3], [40, 50]]}},
@@ -284,7 +284,7 @@ def test_every_shipped_scenario_runs(path):
         (lambda d: d.update(policies=[{"policy": "clever"}]), "policy 'clever' is neither"),
         (
             lambda d: d.update(policies=[{"policy": "static", "params": {"point": 99}}]),
-            "point 99 is not a point of vgg19",
+            "point 99 is not a point of resnet50",
         ),
         (lambda d: d.update(policies=[{"policy": "nope.py:f"}]), "policy file .*nope.py does not"),
         (

@@ -343,7 +343,10 @@ def calibrate(
             markup=False,
         )
         return
-    rows = calibration_rows(frame, models)
+    left_out: dict[str, int] = {}
+    rows = calibration_rows(frame, models, left_out)
+    for flag, n in left_out.items():
+        err.print(f"left out {n} rows flagged {flag} (see the import summary)", markup=False)
     provenance = {
         "store": str(Path(store).resolve()),
         "sources": {
@@ -358,6 +361,7 @@ def calibrate(
         .to_dict(orient="records"),
         "selection": "per model, a later source replaces an earlier one where it covers >= 50 %"
         " of the conditions (adaptsim.store.select_runs)",
+        "left_out": left_out,
         "method": "adaptsim.calibration.fit (medians, NNLS per block, speed interpolation)",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

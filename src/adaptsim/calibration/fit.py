@@ -34,6 +34,7 @@ from scipy.optimize import nnls
 from adaptsim.calibration.grid import StressGrid
 from adaptsim.calibration.model import Calibration, ModelCalibration, link_grid
 from adaptsim.errors import UserError
+from adaptsim.importers.adaptivednn import UNUSABLE_FLAGS
 from adaptsim.importers.catalog import catalog_model_points
 from adaptsim.store import select_runs
 
@@ -337,13 +338,23 @@ def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
     return spread, quality
 
 
-def calibration_rows(frame: pd.DataFrame, models: list[str] | None = None) -> pd.DataFrame:
+def calibration_rows(
+    frame: pd.DataFrame, models: list[str] | None = None, left_out: dict | None = None
+) -> pd.DataFrame:
     """The per-partition rows a calibration is fitted on: one run per model and condition.
 
-    A store of own profiles only (edge, cloud and link halves) gives its composed
-    rows (:func:`adaptsim.calibration.profiles.compose`).
+    Rows an importer flagged as not measuring what they are labelled
+    (``UNUSABLE_FLAGS``) are left out; ``left_out``, when given, receives their
+    count per flag. A store of own profiles only (edge, cloud and link halves)
+    gives its composed rows (:func:`adaptsim.calibration.profiles.compose`).
     """
     rows = select_runs(frame)
+    for flag in UNUSABLE_FLAGS:
+        bad = rows["flags"].str.split(",").apply(lambda f, flag=flag: flag in f)
+        if bad.any():
+            rows = rows[~bad]
+            if left_out is not None:
+                left_out[flag] = int(bad.sum())
     from adaptsim.calibration.profiles import compose, has_profiles  # it imports this module
 
     if rows.empty and has_profiles(frame):

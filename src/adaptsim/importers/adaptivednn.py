@@ -9,7 +9,8 @@ Keras layer index (2021-08-20 files); a file whose cuts include 0 uses the layer
 index. Three-column files number their lines as ordinals. Blank lines are skipped.
 
 Every row is kept. Suspicious rows are flagged (see ``FLAGS``) and counted in the
-import summary. Output bytes per point come from the project's own analysis of
+import summary; calibrations leave out those flagged as not measuring what their
+label says (``UNUSABLE_FLAGS``). Output bytes per point come from the project's own analysis of
 the Keras 3 models and are checked against the data's ``cut_points.csv``.
 """
 
@@ -29,7 +30,14 @@ from adaptsim.errors import UserError, where
 from adaptsim.importers.catalog import catalog_cuts, normalise_layer_name
 from adaptsim.store import COLUMNS, write_store
 
-__all__ = ["FLAGS", "LEVELS", "ImportSummary", "import_adaptivednn", "parse_code"]
+__all__ = [
+    "FLAGS",
+    "LEVELS",
+    "UNUSABLE_FLAGS",
+    "ImportSummary",
+    "import_adaptivednn",
+    "parse_code",
+]
 
 # digit -> value, per position of the file code
 LEVELS = {
@@ -48,7 +56,12 @@ FLAGS = {
     "edge_spike": "edge time above a later point's by >50% and >10 ms (edge work only grows)",
     "edge_outlier": "edge time off the median of the same point and edge condition by >2x",
     "cloud_outlier": "cloud time off the median of the same point and cloud condition by >2x",
+    "input_is_next_cut": "the input layer's line (raw input sent, no edge work) with at least "
+    "half the next cut's edge time and transfer, where that cut sends twice the bytes or more: "
+    "it measured that cut, not the raw input; calibrations leave it out",
 }
+# Flags that say a row did not measure what it is labelled: calibrations leave these out.
+UNUSABLE_FLAGS = ("input_is_next_cut",)
 
 _FOLDER_MODELS = {
     "alexnet": "alexnet",
@@ -387,19 +400,26 @@ def _flag(frame: pd.DataFrame) -> pd.Series:
     f["fast_transfer"] = frame["comm_s"] < min_transfer_s
     f["negative_comm"] = frame["comm_s"] < 0
     key = ["source", "model", "provenance_file"]
-    later_min = (
-        frame.assign(provenance_file=frame["provenance"].str.rsplit(":", n=1).str[0])
-        .sort_values("point", ascending=False)
-        .groupby(key, sort=False)["edge_s"]
-        .transform(lambda s: s.cummin().shift(1))
-    )
-    later_min = later_min.reindex(frame.index)
+    by_file = frame.assign(
+        provenance_file=frame["provenance"].str.rsplit(":", n=1).str[0]
+    ).sort_values("point", ascending=False)
+    later = by_file.groupby(key, sort=False)
+    later_min = later["edge_s"].transform(lambda s: s.cummin().shift(1)).reindex(frame.index)
     f["edge_spike"] = frame["edge_s"] > 1.5 * later_min + 0.010
     for side in ("edge", "cloud"):
         grp = ["source", "model", "point", f"{side}_cpu_pct", f"{side}_mem_pct"]
         med = frame.groupby(grp)[f"{side}_s"].transform("median")
         ratio = frame[f"{side}_s"] / med
         f[f"{side}_outlier"] = ((ratio > 2) | (ratio < 0.5)) & (med > 0.005)
+    # In 177 of the 178 VGG19 files of the 2021-08-20 re-run, the input layer's line has
+    # block1_conv1's edge time and its 12.8 MB transfer: it repeated the next cut.
+    nxt = later[["edge_s", "comm_s", "output_bytes"]].shift(1).reindex(frame.index)
+    f["input_is_next_cut"] = (
+        frame["layer_name"].str.startswith("input")
+        & (nxt["output_bytes"] >= 2 * frame["output_bytes"])
+        & (frame["edge_s"] >= 0.5 * nxt["edge_s"])
+        & (frame["comm_s"] >= 0.5 * nxt["comm_s"])
+    )
     names = np.array(list(f.columns))
     mask = f[list(names)].to_numpy()
     return pd.Series([",".join(names[row]) for row in mask], index=frame.index)

@@ -22,7 +22,9 @@ stress tool was asked for (stress-ng ``-l`` for CPU, ``--vm-bytes`` for memory),
 throttled, NaN = unknown). ``repeats`` is how many inferences stand behind the
 row and ``stat`` what the row is of them (``mean``, ``median`` or ``sample``).
 ``flags`` lists, comma-separated, what an importer found suspicious (rows are
-never dropped). Hosts are described on both sides; unknown values are empty/NaN.
+never dropped; calibrations leave out the rows an importer's ``UNUSABLE_FLAGS``
+mark as not measuring what they are labelled). Hosts are described on both
+sides; unknown values are empty/NaN.
 """
 
 from __future__ import annotations
