@@ -216,12 +216,12 @@ def _fit_link(rows, compute: ModelCalibration, col_of):
     of one level: the slope from two or three bandwidth medians of one level
     wanders). Its overhead is each level's own: the median, over bandwidth
     levels, of the table less the bytes' time. Effective bytes are the payload
-    as the link saw it: close to the tensor's
-    bytes where the data is clean, larger where transfers were slower than the
-    bytes explain. A point seen at a single bandwidth gets the effective/actual
-    byte ratio of the others (their effective bytes over their bytes, summed:
-    a small payload's transfer is lost in the overhead); ends never measured get
-    the others' median overhead and their own bytes times that ratio.
+    as the link saw it: close to the tensor's bytes where the data is clean,
+    larger where transfers were slower than the bytes explain. A point seen at a
+    single bandwidth gets the effective/actual byte ratio of the others (their
+    effective bytes over their bytes, summed: a small payload's transfer is lost
+    in the overhead); ends never measured get the others' median overhead and
+    their own bytes times that ratio.
 
     Returns:
         (law grid (..., points, 2), table grid (..., points, bandwidth levels), levels).

@@ -10,8 +10,9 @@ index. Three-column files number their lines as ordinals. Blank lines are skippe
 
 Every row is kept. Suspicious rows are flagged (see ``FLAGS``) and counted in the
 import summary; calibrations leave out those flagged as not measuring what their
-label says (``UNUSABLE_FLAGS``). Output bytes per point come from the project's own analysis of
-the Keras 3 models and are checked against the data's ``cut_points.csv``.
+label says (``UNUSABLE_FLAGS``). Output bytes per point come from the project's
+own analysis of the Keras 3 models and are checked against the data's
+``cut_points.csv``.
 """
 
 from __future__ import annotations
