@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the data adaptsim ships from the published measurements:
 #   src/adaptsim/data/calibration_adaptivednn.json  (the default calibration)
-#   docs/calibration_check*.csv                      (its leave-one-level-out check)
+#   docs/calibration_check*.csv                      (its leave-one-level-out check,
+#                                                    overall and per held-out factor)
 # Usage: scripts/build_defaults.sh [PATH/TO/shared/data]   (default: ../shared/data)
 # Only this script reads the shared data; adaptsim itself never does at run time.
 set -euo pipefail

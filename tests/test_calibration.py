@@ -348,6 +348,16 @@ def test_cli_calibrate_with_check(tmp_path):
     assert load_calibration(out).model("lenet")
     check = pd.read_csv(tmp_path / "cal.check.csv")
     assert {"within_5pct", "floor_within_5pct", "median_ape", "floor_median_ape"} <= set(check)
+    # Per held-out factor: the same cross-validation rows, split by the factor held out.
+    detail = pd.read_csv(tmp_path / "cal.check-detail.csv")
+    per = pd.read_csv(tmp_path / "cal.check-by-factor.csv").set_index(["model", "factor"])
+    assert len(per) == 2 * 5 and per["conditions"].eq(243).all()
+    cv = detail[(detail["kind"] == "cv") & (detail["factor"] == "edge_cpu")]
+    row = per.loc[("all", "edge_cpu")]
+    assert row["within_5pct"] == round(float((cv["regret"] <= 0.05).mean()), 3)
+    assert row["median_ape"] == round(float(cv["ape"].median()), 4)
+    lenet = check[check["model"] == "lenet"].iloc[0]  # the factors together make the whole
+    assert lenet["within_5pct"] == pytest.approx(per["within_5pct"].loc["lenet"].mean(), abs=2e-3)
     bad = runner.invoke(app, ["calibrate", str(tmp_path / "none.parquet"), "--out", str(out)])
     assert bad.exit_code == 2 and "does not exist" in bad.stderr
 

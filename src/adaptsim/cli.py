@@ -381,7 +381,7 @@ def calibrate(
 
 def _check(rows, names, out: Path, check_out: Path | None, floor, floor_name: str) -> None:
     """Run the leave-one-level-out check, write its CSVs and print the summary."""
-    from adaptsim.calibration.check import check_calibration
+    from adaptsim.calibration.check import by_factor, check_calibration
 
     summary, detail = check_calibration(
         rows, names, progress=lambda m: err.print(f"  checked {m}", markup=False), floor=floor
@@ -389,6 +389,7 @@ def _check(rows, names, out: Path, check_out: Path | None, floor, floor_name: st
     path = check_out or out.with_suffix(".check.csv")
     summary.to_csv(path, index=False)
     detail.to_csv(path.with_name(path.stem + "-detail.csv"), index=False)
+    by_factor(detail).to_csv(path.with_name(path.stem + "-by-factor.csv"), index=False)
     _emit(
         summary,
         OutputFormat.table,

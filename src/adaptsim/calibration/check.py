@@ -31,6 +31,7 @@ from adaptsim.store import FACTORS
 
 __all__ = [
     "FACTORS",
+    "by_factor",
     "check_calibration",
     "cross_validate",
     "noise_floor",
@@ -190,6 +191,31 @@ def check_calibration(rows: pd.DataFrame, models: list[str], progress=None, floo
         ignore_index=True,
     )
     return pd.DataFrame(summary), detail
+
+
+def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
+    """The check per held-out factor: a row per (model, factor) and per factor over all models.
+
+    From the cross-validation rows of :func:`check_calibration`'s detail: held-out
+    conditions, share within 5 % regret, median regret, median per-point error.
+    """
+    cv = detail[detail["kind"] == "cv"]
+    out = []
+    for model, frame in [*cv.groupby("model", sort=True), ("all", cv)]:
+        for factor in FACTORS:
+            s = _stats(frame[frame["factor"] == factor])
+            if s["n"]:
+                out.append(
+                    {
+                        "model": model,
+                        "factor": factor,
+                        "conditions": s["n"],
+                        "within_5pct": round(s["within_5pct"], 3),
+                        "median_regret": round(s["median_regret"], 4),
+                        "median_ape": round(s["median_ape"], 4),
+                    }
+                )
+    return pd.DataFrame(out)
 
 
 def _row(model: str, cv: pd.DataFrame, floor: pd.DataFrame, sib: pd.DataFrame) -> dict:
