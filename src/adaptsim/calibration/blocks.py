@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.calibration.grid import StressGrid
-from adaptsim.calibration.model import Calibration, ModelCalibration
+from adaptsim.calibration.model import Calibration, ModelCalibration, link_grid
 from adaptsim.errors import UserError
 from adaptsim.importers.catalog import catalog_model_points
 
@@ -119,8 +119,8 @@ def _model(name: str, e: pd.DataFrame, c: pd.DataFrame, overhead_s: float, bw: f
         out_bytes,
         StressGrid(_ZERO, _ZERO, edge[None, None, :]),
         StressGrid(_ZERO, _ZERO, cloud[None, None, :]),
-        StressGrid(_ZERO, _ZERO, law[None, None]),
-        StressGrid(_ZERO, _ZERO, table[None, None]),
+        link_grid(_ZERO, _ZERO, law[None, None]),
+        link_grid(_ZERO, _ZERO, table[None, None]),
         (bw,),
         {"edge": flat, "cloud": flat, "comm": flat},
         {"blocks": n - 1},
