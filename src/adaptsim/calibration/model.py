@@ -328,14 +328,13 @@ def _model_from_dict(name: str, d: dict, where: str, version: int) -> ModelCalib
     ):
         raise UserError(f"{w}: link_table and link levels differ")
     if version < 3:  # per edge (CPU, memory) level: the first memory level, at every cloud CPU
+        n_cloud = len(cloud.cpu_levels)
         lk, lt = (
-            link_grid(
-                g.cpu_levels,
-                cloud.cpu_levels,
-                np.repeat(g.values[:, :1], len(cloud.cpu_levels), axis=1),
-            )
+            link_grid(g.cpu_levels, cloud.cpu_levels, np.repeat(g.values[:, :1], n_cloud, axis=1))
             for g in (lk, lt)
         )
+    else:
+        lk, lt = (link_grid(g.cpu_levels, g.mem_levels, g.values) for g in (lk, lt))
     if not (
         np.array_equal(edge.cpu_levels, lk.cpu_levels)
         and np.array_equal(cloud.cpu_levels, lk.mem_levels)
@@ -344,7 +343,6 @@ def _model_from_dict(name: str, d: dict, where: str, version: int) -> ModelCalib
             f"{w}: link CPU levels differ from edge_block_s and cloud_block_s CPU levels; "
             "the link is kept at every (edge CPU, cloud CPU) level the compute is"
         )
-    lk, lt = (link_grid(g.cpu_levels, g.mem_levels, g.values) for g in (lk, lt))
     for part, q in spread.items():
         if len(q.get("probs", [])) != len(q.get("log_ratio", [])) or len(q.get("probs", [])) < 2:
             raise UserError(f"{w}: spread {part} needs matching probs and log_ratio lists")
