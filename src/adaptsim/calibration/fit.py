@@ -349,12 +349,6 @@ def calibration_rows(
     gives its composed rows (:func:`adaptsim.calibration.profiles.compose`).
     """
     rows = select_runs(frame)
-    for flag in UNUSABLE_FLAGS:
-        bad = rows["flags"].str.split(",").apply(lambda f, flag=flag: flag in f)
-        if bad.any():
-            rows = rows[~bad]
-            if left_out is not None:
-                left_out[flag] = int(bad.sum())
     from adaptsim.calibration.profiles import compose, has_profiles  # it imports this module
 
     if rows.empty and has_profiles(frame):
@@ -374,6 +368,12 @@ def calibration_rows(
         if unknown:
             raise UserError(f"--models: no measurements for {unknown}; the store has {names}")
         rows = rows[rows["model"].isin(models)]
+    for flag in UNUSABLE_FLAGS:  # after the model choice: count only what is left out of it
+        bad = rows["flags"].str.contains(rf"(?:^|,){flag}(?:,|$)")
+        if bad.any():
+            rows = rows[~bad]
+            if left_out is not None:
+                left_out[flag] = int(bad.sum())
     return rows
 
 
