@@ -350,12 +350,20 @@ def test_cli_calibrate_with_check(tmp_path):
     assert {"within_5pct", "floor_within_5pct", "median_ape", "floor_median_ape"} <= set(check)
     # Per held-out factor: the same cross-validation rows, split by the factor held out.
     detail = pd.read_csv(tmp_path / "cal.check-detail.csv")
-    per = pd.read_csv(tmp_path / "cal.check-by-factor.csv").set_index(["model", "factor"])
+    levels = pd.read_csv(tmp_path / "cal.check-by-factor.csv", dtype={"level": str})
+    per = levels[levels["level"] == "all"].set_index(["model", "factor"])
     assert len(per) == 2 * 5 and per["conditions"].eq(243).all()
     cv = detail[(detail["kind"] == "cv") & (detail["factor"] == "edge_cpu")]
     row = per.loc[("all", "edge_cpu")]
     assert row["within_5pct"] == round(float((cv["regret"] <= 0.05).mean()), 3)
     assert row["median_ape"] == round(float(cv["ape"].median()), 4)
+    # ... and per held-out level: 0 and 100 % lie beyond the two levels left to fit.
+    one = levels[(levels["model"] == "all") & (levels["factor"] == "edge_cpu")]
+    one = one[one["level"] != "all"].set_index("level")
+    assert list(one.index) == ["0", "50", "100"] and one["conditions"].sum() == 243
+    assert list(one["extrapolated"]) == [1.0, 0.0, 1.0]
+    top = cv[cv["level"] == 100]
+    assert one.loc["100", "median_ape"] == round(float(top["ape"].median()), 4)
     lenet = check[check["model"] == "lenet"].iloc[0]  # the factors together make the whole
     assert lenet["within_5pct"] == pytest.approx(per["within_5pct"].loc["lenet"].mean(), abs=2e-3)
     bad = runner.invoke(app, ["calibrate", str(tmp_path / "none.parquet"), "--out", str(out)])

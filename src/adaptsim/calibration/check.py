@@ -194,27 +194,37 @@ def check_calibration(rows: pd.DataFrame, models: list[str], progress=None, floo
 
 
 def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
-    """The check per held-out factor: a row per (model, factor) and per factor over all models.
+    """The check per held-out factor and level, per model and over all models.
 
     From the cross-validation rows of :func:`check_calibration`'s detail: held-out
-    conditions, share within 5 % regret, median regret, median per-point error.
+    conditions, share within 5 % regret, median regret, median per-point error. Each
+    factor has a row with ``level`` = ``all`` (every fold of that factor) and one per
+    held-out level; ``extrapolated`` is the share of that row's conditions that lay
+    beyond the levels left to fit (the end levels of a stress axis).
     """
     cv = detail[detail["kind"] == "cv"]
     out = []
     for model, frame in [*cv.groupby("model", sort=True), ("all", cv)]:
         for factor in FACTORS:
-            s = _stats(frame[frame["factor"] == factor])
-            if s["n"]:
-                out.append(
-                    {
-                        "model": model,
-                        "factor": factor,
-                        "conditions": s["n"],
-                        "within_5pct": round(s["within_5pct"], 3),
-                        "median_regret": round(s["median_regret"], 4),
-                        "median_ape": round(s["median_ape"], 4),
-                    }
-                )
+            folds = frame[frame["factor"] == factor]
+            parts = [("all", folds), *folds.groupby("level", sort=True)]
+            for level, part in parts:
+                s = _stats(part)
+                if s["n"]:
+                    out.append(
+                        {
+                            "model": model,
+                            "factor": factor,
+                            "level": level if level == "all" else f"{level:g}",
+                            "conditions": s["n"],
+                            "extrapolated": round(
+                                float(part["extrapolated"].astype(bool).mean()), 3
+                            ),
+                            "within_5pct": round(s["within_5pct"], 3),
+                            "median_regret": round(s["median_regret"], 4),
+                            "median_ape": round(s["median_ape"], 4),
+                        }
+                    )
     return pd.DataFrame(out)
 
 
