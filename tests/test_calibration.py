@@ -73,18 +73,24 @@ def test_single_level_axis_refuses_other_levels():
         g.at([50.0], [0.0])
 
 
-def _synthetic_rows(block_edge, block_cloud, out_bytes, rng, noise=0.02):
-    """Per-partition rows generated from known block times (a fitting check, not a mock)."""
+def _synthetic_rows(
+    block_edge, block_cloud, out_bytes, rng, noise=0.02, bandwidths=(10.0, 50.0), host_s=None
+):
+    """Per-partition rows generated from known block times (a fitting check, not a mock).
+
+    The link takes ``0.004 s + bytes * 8 / bandwidth``, or ``host_s[k]`` where that is longer.
+    """
     rows = []
     n = len(block_edge)
+    host_s = host_s or [0.0] * n
     for ecpu, slow in ((0.0, 1.0), (50.0, 4 / 3), (100.0, 2.0)):
-        for bw in (10.0, 50.0):
+        for bw in bandwidths:
             for rep in range(5):
                 for k in range(1, n + 1):
                     f_edge, f_cloud = rng.lognormal(0, noise, 2) if noise else (1.0, 1.0)
                     edge = slow * sum(block_edge[:k]) * f_edge
                     cloud = sum(block_cloud[k:]) * f_cloud
-                    comm = 0.004 + out_bytes[k - 1] * 8 / (bw * 1e6)
+                    comm = max(0.004 + out_bytes[k - 1] * 8 / (bw * 1e6), host_s[k - 1])
                     rows.append(
                         {
                             "source": "synthetic",
@@ -142,6 +148,28 @@ def test_nnls_recovers_block_times():
     np.testing.assert_allclose(cal.link.values[0, 0, :5, 1], out_bytes, rtol=0.02, atol=10_000)
 
 
+def test_link_law_is_the_slower_of_wire_and_hosts():
+    # Point 2 (3 MB) is wire-bound at 10 and 25 Mbit/s (2.4 and 0.96 s) and bound by
+    # its hosts' 0.7 s at 50 (0.48 s of wire), as DenseNet121's cuts are in the
+    # AdaptiveDNN data. A straight line through the three medians would flatten to
+    # the hosts and price a slower link below its wire.
+    e = [0.002, 0.30, 0.05, 0.40, 0.01]
+    c = [0.0, 0.03, 0.005, 0.04, 0.002]
+    out_bytes = [600_000, 3_000_000, 800_000, 400_000, 4_000]
+    host = [0.0, 0.7, 0.0, 0.0, 0.0]
+    rows = _synthetic_rows(e, c, out_bytes, None, 0.0, (10.0, 25.0, 50.0), host)
+    cal = fit_model("toy", rows)
+    law = cal.link.values[0, 0]
+    assert law[1] == pytest.approx([0.004, 3_000_000, 0.7], rel=1e-3)
+    np.testing.assert_allclose(law[[0, 2, 3], 1], np.array(out_bytes)[[0, 2, 3]], rtol=1e-3)
+    comm = cal.predict(0, 0, 0, 0, [2.0, 10.0, 50.0, 100.0]).comm_s[:, 1]
+    np.testing.assert_allclose(comm, [0.004 + 12.0, 2.404, 0.7, 0.7], rtol=1e-3)
+    # Fitted without the 10 Mbit/s files, it still prices them at the wire.
+    cal = fit_model("toy", rows[rows["bandwidth_mbps"] > 10])
+    p = cal.predict(0, 0, 0, 0, 10.0, extrapolate=True)
+    assert p.comm_s[0, 1] == pytest.approx(2.404, rel=1e-3) and p.extrapolated[0]
+
+
 def test_a_point_no_block_sum_reaches_gets_its_own_extra():
     # The cloud sub-model starting after point 2 costs 0.2 s more than its blocks, as
     # ResNet50's second point does in the AdaptiveDNN data (2.3 s against 0.7 s).
@@ -192,12 +220,9 @@ def test_link_follows_edge_and_cloud_cpu_with_a_pooled_slope(lenet_rows):
                 table[i, j, medians.index, bw], medians.to_numpy(), atol=1e-12
             )
     assert not np.allclose(table[0, 0], table[0, 2])  # LeNet's link does follow cloud CPU
-    # The slope (effective bytes) is one for every cell; the overhead is the cell's:
-    # the median over bandwidth levels of the table less the bytes' time.
+    # The wire bytes are one for every cell; overhead and host time are the cell's.
     assert (law[..., 1] == law[:1, :1, :, 1]).all()
-    x = 8.0 / (np.array(cal.bandwidth_levels) * 1e6)
-    over = np.median(table - law[..., 1:] * x, axis=-1)
-    np.testing.assert_allclose(law[..., 0], np.maximum(over, 0.0), atol=1e-12)
+    assert not np.allclose(law[0, 0, :, 0] + law[0, 0, :, 2], law[0, 2, :, 0] + law[0, 2, :, 2])
     # Predictions use the cell of the condition's edge and cloud CPU stress.
     p = cal.predict(0, 0, [0, 100], 0, 25.0).comm_s
     np.testing.assert_allclose(p, table[0, [0, 2], :, bw], atol=1e-12)
@@ -226,20 +251,29 @@ def test_save_load_roundtrip_and_validation(lenet_rows, tmp_path):
     with pytest.raises(UserError, match=r"has no model 'vgg16'.*calibrates lenet"):
         back.model("vgg16")
     doc = json.loads(path.read_text())
-    assert doc["version"] == 3
+    assert doc["version"] == 4
     assert doc["models"]["lenet"]["link"]["axes"] == ["edge_cpu", "cloud_cpu", "point"]
+    assert doc["models"]["lenet"]["link"]["params"] == ["overhead_s", "wire_bytes", "host_s"]
+    # Version 3 files had no host time: it loads as zero, the wire law alone.
+    old = json.loads(path.read_text())
+    old["version"] = 3
+    for m in old["models"].values():
+        m["link"]["values"] = np.asarray(m["link"]["values"])[..., :2].tolist()
+    (tmp_path / "v3.json").write_text(json.dumps(old))
+    lenet = cal.model("lenet")
+    v3 = load_calibration(tmp_path / "v3.json").model("lenet")
+    np.testing.assert_allclose(v3.link.values[..., :2], lenet.link.values[..., :2])
+    assert (v3.link.values[..., 2] == 0).all()
     # Version 2 files kept the link per edge (CPU, memory) level: read at the first
     # memory level, at every cloud CPU level.
-    old = json.loads(path.read_text())
     old["version"] = 2
-    lenet = cal.model("lenet")
     for key in ("link", "link_table"):
         g = old["models"]["lenet"][key]
         g["cpu_levels"], g["mem_levels"] = g.pop("edge_cpu_levels"), [0.0, 50.0, 100.0]
         g["values"] = np.stack([np.asarray(g["values"])[:, 0]] * 3, axis=1).tolist()
     (tmp_path / "v2ok.json").write_text(json.dumps(old))
     v2 = load_calibration(tmp_path / "v2ok.json").model("lenet")
-    np.testing.assert_allclose(v2.link.values, lenet.link.values[:, :1].repeat(3, axis=1))
+    np.testing.assert_allclose(v2.link.values, v3.link.values[:, :1].repeat(3, axis=1))
     np.testing.assert_allclose(v2.link.mem_levels, lenet.cloud_blocks.cpu_levels)
     # Version 1 files (before per-point extras) still load, with zero extras.
     old["version"] = 1

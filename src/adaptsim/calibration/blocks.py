@@ -108,8 +108,8 @@ def _model(name: str, e: pd.DataFrame, c: pd.DataFrame, overhead_s: float, bw: f
     edge = np.r_[0.0, e["edge_s"].to_numpy(dtype=np.float64)]
     cloud = np.r_[0.0, c["cloud_s"].to_numpy(dtype=np.float64)]
     n = len(ordinals)
-    law = np.stack([np.full(n, overhead_s), out_bytes], axis=-1)
-    table = law[:, :1] + law[:, 1:] * 8.0 / (bw * 1e6)
+    law = np.stack([np.full(n, overhead_s), out_bytes, np.zeros(n)], axis=-1)  # no host bound
+    table = law[:, :1] + law[:, 1:2] * 8.0 / (bw * 1e6)
     flat = {"probs": [0.0, 1.0], "log_ratio": [0.0, 0.0]}
     return ModelCalibration(
         name,

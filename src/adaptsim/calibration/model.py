@@ -52,18 +52,28 @@ __all__ = [
     "Calibration",
     "ModelCalibration",
     "Prediction",
+    "law_s",
     "link_grid",
     "load_calibration",
     "save_calibration",
 ]
 
 FORMAT = "adaptsim-calibration"
-VERSION = 3
-READS = (1, 2, 3)  # versions load_calibration accepts
+VERSION = 4
+READS = (1, 2, 3, 4)  # versions load_calibration accepts
 DEFAULT_CALIBRATION = "adaptivednn"  # the shipped calibration's name
-LINK_PARAMS = ("overhead_s", "effective_bytes")
+LINK_PARAMS = ("overhead_s", "wire_bytes", "host_s")
 _STRESS_KEYS = ("cpu_levels", "mem_levels")  # compute grids: one host's CPU x memory stress
 _LINK_KEYS = ("edge_cpu_levels", "cloud_cpu_levels")  # link grids (version 3)
+
+
+def law_s(law: np.ndarray, s_per_byte) -> np.ndarray:
+    """Link seconds by the law ``max(overhead_s + wire_bytes * s_per_byte, host_s)``.
+
+    ``law``'s last axis holds LINK_PARAMS; ``s_per_byte`` (8 / bits per second)
+    broadcasts against the rest.
+    """
+    return np.maximum(law[..., 0] + law[..., 1] * s_per_byte, law[..., 2])
 
 
 def link_grid(edge_cpu: np.ndarray, cloud_cpu: np.ndarray, values: np.ndarray) -> StressGrid:
@@ -131,8 +141,12 @@ class ModelCalibration:
     def link_s(self, law: np.ndarray, table: np.ndarray, bandwidth_mbps: np.ndarray):
         """Link seconds per (condition, point), and whether bandwidth was extrapolated.
 
+        The law's time, corrected by what the measured medians differ from it at
+        the measured bandwidth levels: exact at a level, interpolated linearly in
+        1/bandwidth between levels, the nearest level's beyond them (flagged).
+
         Args:
-            law: (n, points, 2) overhead and effective bytes at each condition's stress.
+            law: (n, points, 3) LINK_PARAMS at each condition's stress.
             table: (n, points, levels) measured medians at each condition's stress.
             bandwidth_mbps: (n,) bandwidths.
         """
@@ -140,18 +154,18 @@ class ModelCalibration:
         xl = 8.0 / (np.asarray(self.bandwidth_levels) * 1e6)  # decreasing with level
         order = np.argsort(xl)
         xl, table = xl[order], table[..., order]
+        at_levels = law_s(law[..., None, :], xl[None, None, :])
+        resid = table - at_levels
         rows = np.arange(len(x))
         if len(xl) == 1:
             near = np.zeros(len(x), dtype=np.int64)
-            out = table[rows, :, near] + law[..., 1] * (x - xl[near])[:, None]
-            return out, ~np.isclose(x, xl[0])
-        outside = (x < xl[0] * (1 - 1e-9)) | (x > xl[-1] * (1 + 1e-9))
-        lo = np.clip(np.searchsorted(xl, x, side="right") - 1, 0, len(xl) - 2)
-        w = np.clip((x - xl[lo]) / (xl[lo + 1] - xl[lo]), 0.0, 1.0)[:, None]
-        inside = table[rows, :, lo] * (1 - w) + table[rows, :, lo + 1] * w
-        near = np.where(x < xl[0], 0, len(xl) - 1)
-        beyond = table[rows, :, near] + law[..., 1] * (x - xl[near])[:, None]
-        return np.where(outside[:, None], beyond, inside), outside
+            fix, outside = resid[rows, :, near], ~np.isclose(x, xl[0])
+        else:
+            outside = (x < xl[0] * (1 - 1e-9)) | (x > xl[-1] * (1 + 1e-9))
+            lo = np.clip(np.searchsorted(xl, x, side="right") - 1, 0, len(xl) - 2)
+            w = np.clip((x - xl[lo]) / (xl[lo + 1] - xl[lo]), 0.0, 1.0)[:, None]
+            fix = resid[rows, :, lo] * (1 - w) + resid[rows, :, lo + 1] * w
+        return law_s(law, x[:, None]) + fix, outside
 
     def predict(
         self,
@@ -321,7 +335,11 @@ def _model_from_dict(name: str, d: dict, where: str, version: int) -> ModelCalib
     if not bw_levels or min(bw_levels) <= 0 or list(bw_levels) != sorted(set(bw_levels)):
         raise UserError(f"{w}: bandwidth levels must be positive and increasing")
     keys = _LINK_KEYS if version >= 3 else _STRESS_KEYS
-    lk = _grid(link, f"{w} link", (n, len(LINK_PARAMS)), keys)
+    n_params = len(LINK_PARAMS) if version >= 4 else 2  # before 4: no host_s (zero)
+    lk = _grid(link, f"{w} link", (n, n_params), keys)
+    if version < 4:
+        host = np.zeros((*lk.values.shape[:-1], 1))
+        lk = StressGrid(lk.cpu_levels, lk.mem_levels, np.concatenate([lk.values, host], axis=-1))
     lt = _grid(d["link_table"], f"{w} link_table", (n, len(bw_levels)), keys)
     if not np.array_equal(lt.cpu_levels, lk.cpu_levels) or not np.array_equal(
         lt.mem_levels, lk.mem_levels

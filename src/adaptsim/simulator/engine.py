@@ -57,14 +57,15 @@ class Tables:
     """Per-(edge CPU %, edge memory %) lookups of the calibration, cached per stress level.
 
     For each stress level: cumulative edge seconds per point, and the link law's
-    overhead and effective bytes per point (at the scenario's cloud CPU stress).
+    overhead, wire bytes and host seconds per point (at the scenario's cloud CPU
+    stress).
     """
 
     def __init__(self, scenario: Scenario):
         self.scenario = scenario
         m = scenario.model
         self.cloud_s = m.cloud_cum.at(scenario.cloud_cpu_pct, scenario.cloud_mem_pct)[0][0]
-        self._cache: dict[tuple[float, float], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._cache: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}
 
     def at(self, cpu: float, mem: float):
         key = (cpu, mem)
@@ -73,7 +74,7 @@ class Tables:
             m = self.scenario.model
             edge = m.edge_cum.at(cpu, mem)[0][0]
             law = m.link_at(cpu, self.scenario.cloud_cpu_pct)[0][0]
-            hit = (edge, law[:, 0].copy(), law[:, 1].copy())
+            hit = (edge, law[:, 0].copy(), law[:, 1].copy(), law[:, 2].copy())
             self._cache[key] = hit
         return hit
 
@@ -226,7 +227,7 @@ class _Run:
         i, a = self._i, self.view.now_s
         fe, fl, fc = self.noise[i]
         edge_start = max(a, self.edge_free)
-        edge_cum, _, _ = self.edge_stress.row(edge_start)
+        edge_cum = self.edge_stress.row(edge_start)[0]
         done = np.empty(len(edge_cum))
         cloud_first = self.cloud_free[0]
         owl = self.sc.one_way_latency_s
@@ -234,8 +235,8 @@ class _Run:
             e = edge_cum[k] * fe
             edge_end = edge_start + e
             ls = max(edge_end, self.link_free)
-            _, over, eb = self.tables.at(self.sc.edge_cpu.at(ls), self.sc.edge_mem.at(ls))
-            fin = self.link.finish(ls + over[k] * fl, eb[k] * fl)
+            _, over, eb, host = self.tables.at(self.sc.edge_cpu.at(ls), self.sc.edge_mem.at(ls))
+            fin = max(self.link.finish(ls + over[k] * fl, eb[k] * fl), ls + host[k] * fl)
             c = self.tables.cloud_s[k] * fc
             end = max(fin + owl, cloud_first) + c if c > 0 else fin + owl
             done[k] = end + owl
@@ -250,7 +251,7 @@ class _Run:
         k = self.col[self.current]
         fe, fl, fc = self.noise[i]
         owl = self.sc.one_way_latency_s
-        edge_cum, _, _ = self.edge_stress.row(max(a, self.edge_free))
+        edge_cum = self.edge_stress.row(max(a, self.edge_free))[0]
         e = edge_cum[k] * fe
         # Every frame passes the edge in order, all-cloud ones with nothing to compute:
         # the edge application takes frames one at a time.
@@ -258,9 +259,11 @@ class _Run:
         edge_end = es + e
         self.edge_free = edge_end
         ls = edge_end if edge_end > self.link_free else self.link_free
-        _, over, eb = self.link_stress.row(ls)
+        _, over, eb, host = self.link_stress.row(ls)
         payload = eb[k] * fl
         fin = self.link.finish(ls + over[k] * fl, payload)
+        if fin < ls + host[k] * fl:  # the hosts' sending and receiving bind, not the wire
+            fin = ls + host[k] * fl
         self.link_free = fin
         c = self.tables.cloud_s[k] * fc
         arrive = fin + owl

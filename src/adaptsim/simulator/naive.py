@@ -93,6 +93,8 @@ class _NaiveRun(_Run):
             law = sc.model.link_at(sc.edge_cpu.at(ls), sc.cloud_cpu_pct)[0][0]
             yield env.timeout(law[k, 0] * fl)
             yield from self._transfer(law[k, 1] * fl)
+            if env.now < ls + law[k, 2] * fl:  # the hosts' sending and receiving bind
+                yield env.timeout(ls + law[k, 2] * fl - env.now)
             fin = env.now
         yield env.timeout(owl)
         arrive = env.now

@@ -109,8 +109,8 @@ class View:
         e = self.model.edge_blocks
         cpu = round(min(max(cond.edge_cpu_pct, e.cpu_levels[0]), e.cpu_levels[-1]))
         mem = round(min(max(cond.edge_mem_pct, e.mem_levels[0]), e.mem_levels[-1]))
-        edge, over, eff_bytes = self.tables.at(float(cpu), float(mem))
-        comm = over + eff_bytes * 8.0 / (max(cond.bandwidth_mbps, 1e-6) * 1e6)
+        edge, over, wire_bytes, host = self.tables.at(float(cpu), float(mem))
+        comm = np.maximum(over + wire_bytes * 8.0 / (max(cond.bandwidth_mbps, 1e-6) * 1e6), host)
         return Estimate(edge, comm, self.tables.cloud_s)
 
     def predict_total(self, cond: Conditions) -> np.ndarray:
