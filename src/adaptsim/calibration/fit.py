@@ -18,9 +18,10 @@ edge/cloud speed ratio; the calibration notes say so.
 
 The link, per point, is what the compute fits leave of the total: a table of
 medians per measured bandwidth level at each (edge CPU, cloud CPU) stress level,
-and a law ``overhead + effective_bytes * 8 / bandwidth`` whose effective bytes
-are fitted (non-negative least squares) on every file together and whose
-overhead is each level's own.
+and a law ``max(overhead + wire_bytes * 8 / bandwidth, host)``: the slower of
+the wire and the hosts' own sending and receiving. Its wire bytes are the
+tensor's unless every file together says otherwise; overhead and host time are
+each level's own (see :func:`_fit_link`).
 """
 
 from __future__ import annotations
@@ -252,6 +253,10 @@ def _cell_law(table: np.ndarray, x_levels: np.ndarray, wire: np.ndarray) -> np.n
     seen = np.isfinite(table)
     for col in np.flatnonzero(seen.any(axis=1)):
         ok = seen[col]
+        if ok.sum() == 1:  # one level cannot show the hosts binding: the wire explains it
+            k = np.flatnonzero(ok)[0]
+            law[col] = (max(table[col, k] - wire[col] * x_levels[k], 0.0), wire[col], 0.0)
+            continue
         over, _, host, _ = _pipelined(x_levels[ok], table[col, ok], wire[col])
         law[col] = (over, wire[col], host)
     over = np.median(law[seen.any(axis=1), 0]) if seen.any() else 0.0

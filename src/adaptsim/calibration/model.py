@@ -9,25 +9,27 @@ For one model on one (edge, cloud) host pair:
 - per-point extras (edge and cloud, at each level): what a sub-model split at that
   point costs beyond its blocks, where the measurements show it (zero elsewhere);
 - link, per point at each (edge CPU %, cloud CPU %) level: a law ``comm_s =
-  overhead_s + effective_bytes * 8 / (bandwidth_mbps * 1e6)`` (an overhead to
-  serialise, connect, receive and reply, which follows both hosts' CPU stress,
-  and the payload as the link carried it: the tensor's bytes, or more where the
-  measured transfers were slower than the bytes explain), and the measured
-  medians at each bandwidth level. Between CPU levels the link is interpolated;
-  beyond them the nearest level holds (flagged as extrapolated). Between measured
-  bandwidth levels the link
-  time is interpolated linearly in 1/bandwidth (exact for the law); outside them
-  it follows the law's slope from the nearest level, and the prediction is
-  flagged as extrapolated. The simulator prices transfers with the law;
+  max(overhead_s + wire_bytes * 8 / (bandwidth_mbps * 1e6), host_s)`` (the wire
+  and the hosts' own sending and receiving overlap and the slower sets the
+  time: ``overhead_s`` to connect and reply, ``wire_bytes`` the payload as the
+  link carried it, ``host_s`` the hosts' time whatever the bandwidth, which
+  follows both hosts' CPU stress), and the measured medians at each bandwidth
+  level. Between CPU levels the link is interpolated; beyond them the nearest
+  level holds (flagged as extrapolated). At a measured bandwidth level the link
+  time is the median; between levels it is the law corrected by the medians'
+  differences from it, interpolated linearly in 1/bandwidth; beyond them the
+  law corrected by the nearest level's difference (flagged as extrapolated).
+  The simulator prices transfers with the law;
 - spread: empirical quantiles of log(measured / predicted) per part, for the
   simulator to sample.
 
 Between stress levels values are interpolated; outside them they are not
 extrapolated silently (see :mod:`adaptsim.calibration.grid`).
 
-The file is JSON (``format: adaptsim-calibration``, ``version: 3``) holding
+The file is JSON (``format: adaptsim-calibration``, ``version: 4``) holding
 provenance and fit quality; :func:`load_calibration` validates everything.
-Versions 1 and 2 are still read: their link, kept per edge (CPU, memory) level,
+Version 3 is still read with no host time (zero: the wire law alone); versions
+1 and 2 too: their link, kept per edge (CPU, memory) level,
 is read at the first memory level and holds at every cloud CPU level; version 1
 has no per-point extras (zeros).
 """
@@ -211,10 +213,10 @@ class ModelCalibration:
         )
 
     def link_at(self, edge_cpu_pct, cloud_cpu_pct, *, extrapolate: bool = False):
-        """The link law (overhead_s, effective_bytes) per point, for each (edge, cloud) CPU %.
+        """The link law per point (LINK_PARAMS), for each (edge CPU %, cloud CPU %).
 
         Returns:
-            (array (n, points, 2), bool array: the query was extrapolated).
+            (array (n, points, 3), bool array: the query was extrapolated).
         """
         return self.link.at(edge_cpu_pct, cloud_cpu_pct, extrapolate=extrapolate)
 
