@@ -37,7 +37,7 @@ from adaptsim.calibration.model import Calibration, ModelCalibration, link_grid
 from adaptsim.errors import UserError
 from adaptsim.importers.adaptivednn import UNUSABLE_FLAGS
 from adaptsim.importers.catalog import catalog_model_points
-from adaptsim.store import select_runs
+from adaptsim.store import FACTORS, select_runs
 
 __all__ = ["SPREAD_PROBS", "calibration_rows", "fit_calibration", "fit_model"]
 
@@ -156,13 +156,30 @@ def _speed_ratio(edge: np.ndarray, cloud: np.ndarray) -> float:
     return float(np.median(edge[both] / cloud[both])) if both.any() else 1.0
 
 
+def _conditions(rows: pd.DataFrame, keys: list[str]):
+    """Each distinct condition of ``keys`` once, and each row's index into them.
+
+    Grids give every point's value at a condition; asking once per condition, not
+    once per row (a row is one point), saves a factor of the number of points.
+    """
+    distinct = rows.drop_duplicates(keys)[keys]
+    return distinct, rows.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+
+
 def _link_rows(rows: pd.DataFrame, compute: ModelCalibration, col_of) -> pd.DataFrame:
     """Per row, what the compute fits leave of the total: the link's share."""
     cols = np.array([col_of[int(p)] for p in rows["point"]])
-    idx = np.arange(len(rows))
-    e, _ = compute.edge_cum.at(rows["edge_cpu_pct"].to_numpy(), rows["edge_mem_pct"].to_numpy())
-    c, _ = compute.cloud_cum.at(rows["cloud_cpu_pct"].to_numpy(), rows["cloud_mem_pct"].to_numpy())
-    return rows.assign(link_s=rows["total_s"].to_numpy() - e[idx, cols] - c[idx, cols], col=cols)
+    left = rows["total_s"].to_numpy()
+    for side, grid in (("edge", compute.edge_cum), ("cloud", compute.cloud_cum)):
+        conds, row_of = _conditions(rows, [f"{side}_cpu_pct", f"{side}_mem_pct"])
+        left = left - grid.at(*conds.to_numpy().T)[0][row_of, cols]
+    return rows.assign(link_s=left, col=cols)
+
+
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a short array, without its overhead (the link fits call it often)."""
+    s = np.sort(a)
+    return float(0.5 * (s[(len(s) - 1) // 2] + s[len(s) // 2]))
 
 
 def _pipelined(x: np.ndarray, m: np.ndarray, wire_bytes: float | None):
@@ -184,7 +201,8 @@ def _pipelined(x: np.ndarray, m: np.ndarray, wire_bytes: float | None):
     order = np.argsort(-x)  # slowest link first
     x, m = x[order], m[order]
     fits = []
-    for k in range(len(x) + 1):
+    # One level cannot show the hosts binding: with the bytes given, the wire explains it.
+    for k in [1] if len(x) == 1 and wire_bytes is not None else range(len(x) + 1):
         wire, host = slice(0, k), slice(k, None)
         w = wire_bytes
         if w is None:
@@ -195,8 +213,8 @@ def _pipelined(x: np.ndarray, m: np.ndarray, wire_bytes: float | None):
             else:
                 (over, w), _ = nnls(np.column_stack([np.ones(k), x[wire]]), m[wire])
         else:
-            over = max(float(np.median(m[wire] - w * x[wire])), 0.0) if k else 0.0
-        h = float(np.median(m[host])) if k < len(x) else 0.0
+            over = max(_median(m[wire] - w * x[wire]), 0.0) if k else 0.0
+        h = _median(m[host]) if k < len(x) else 0.0
         pred = np.maximum(over + w * x, h)
         err = float(np.sum((pred / np.maximum(m, _MIN_S) - 1.0) ** 2))
         fits.append((float(over), float(w), h, err))
@@ -235,7 +253,7 @@ def _wire_bytes(tables: np.ndarray, x_levels: np.ndarray, out_bytes: np.ndarray)
         pooled = np.nanmedian(tables[:, col], axis=0)
         ok = np.isfinite(pooled)
         own = [_pipelined(xc, mc, None)[1] for xc, mc in cells]
-        fitted = [_pipelined(x_levels[ok], pooled[ok], None)[1], float(np.nanmedian(own))]
+        fitted = [_pipelined(x_levels[ok], pooled[ok], None)[1], float(np.median(own))]
         options = [s for s in fitted if np.isfinite(s)]
         scores = [sum(_pipelined(xc, mc, s)[3] for xc, mc in cells) for s in options]
         tol = sum(len(xc) for xc, _ in cells) * 0.03**2
@@ -253,10 +271,6 @@ def _cell_law(table: np.ndarray, x_levels: np.ndarray, wire: np.ndarray) -> np.n
     seen = np.isfinite(table)
     for col in np.flatnonzero(seen.any(axis=1)):
         ok = seen[col]
-        if ok.sum() == 1:  # one level cannot show the hosts binding: the wire explains it
-            k = np.flatnonzero(ok)[0]
-            law[col] = (max(table[col, k] - wire[col] * x_levels[k], 0.0), wire[col], 0.0)
-            continue
         over, _, host, _ = _pipelined(x_levels[ok], table[col, ok], wire[col])
         law[col] = (over, wire[col], host)
     over = np.median(law[seen.any(axis=1), 0]) if seen.any() else 0.0
@@ -390,9 +404,9 @@ def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
 
 def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
     """Spread (log measured/predicted quantiles) and fit quality on the fitted rows."""
-    pred = cal.predict_at(rows)
+    conds, idx = _conditions(rows, list(FACTORS.values()))
+    pred = cal.predict_at(conds)
     cols = np.array([col_of[int(p)] for p in rows["point"]])
-    idx = np.arange(len(rows))
     spread, quality = {}, {}
     for part, arr in (("edge", pred.edge_s), ("cloud", pred.cloud_s), ("comm", pred.comm_s)):
         p = arr[idx, cols]

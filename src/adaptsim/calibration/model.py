@@ -66,7 +66,7 @@ READS = (1, 2, 3, 4)  # versions load_calibration accepts
 DEFAULT_CALIBRATION = "adaptivednn"  # the shipped calibration's name
 LINK_PARAMS = ("overhead_s", "wire_bytes", "host_s")
 _STRESS_KEYS = ("cpu_levels", "mem_levels")  # compute grids: one host's CPU x memory stress
-_LINK_KEYS = ("edge_cpu_levels", "cloud_cpu_levels")  # link grids (version 3)
+_LINK_KEYS = ("edge_cpu_levels", "cloud_cpu_levels")  # link grids (version 3 on)
 
 
 def law_s(law: np.ndarray, s_per_byte) -> np.ndarray:
@@ -114,7 +114,7 @@ class ModelCalibration:
     output_bytes: np.ndarray
     edge_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
     cloud_blocks: StressGrid  # values (n_cpu, n_mem, n_points): block ending at each point
-    link: StressGrid  # values (n_edge_cpu, n_cloud_cpu, n_points, 2): LINK_PARAMS
+    link: StressGrid  # values (n_edge_cpu, n_cloud_cpu, n_points, 3): LINK_PARAMS
     link_table: StressGrid  # values (n_edge_cpu, n_cloud_cpu, n_points, n_bw): medians per level
     bandwidth_levels: tuple[float, ...]
     spread: dict[str, dict[str, list[float]]]
