@@ -158,6 +158,15 @@ def test_bad_input_leaves_store_untouched(adnn, tmp_path, mutate, message):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_models_option_reads_only_the_folders_it_asks_for(adnn, tmp_path):
+    d = _copy(adnn, tmp_path)
+    shutil.copytree(d / "outputs_lenet", d / "outputs_foonet")
+    frame, _ = import_adaptivednn([d], tmp_path / "s.parquet", models=["lenet"])
+    assert set(frame["model"]) == {"lenet"} and len(frame) == 2430
+    with pytest.raises(UserError, match="unknown model 'foonet'"):  # unasked, it is named
+        import_adaptivednn([d], tmp_path / "t.parquet")
+
+
 def test_three_column_files_and_blank_lines(adnn, tmp_path):
     d = _copy(adnn, tmp_path)
     for p in (d / "outputs_lenet").iterdir():

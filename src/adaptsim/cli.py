@@ -122,7 +122,8 @@ def import_adaptivednn_cmd(
     dirs: Annotated[list[Path], typer.Argument(help="Folders holding outputs_<model>/ folders.")],
     out: StoreOut,
     models: Annotated[
-        list[str] | None, typer.Option("--models", "-m", help="Only these models.")
+        list[str] | None,
+        typer.Option("--models", "-m", help="Only these models (other folders are not read)."),
     ] = None,
     cut_points: Annotated[
         Path | None, typer.Option(help="cut_points.csv (default: found beside the folders).")
