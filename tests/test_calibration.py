@@ -16,7 +16,7 @@ from adaptsim.calibration import (
     load_calibration,
     save_calibration,
 )
-from adaptsim.calibration.check import check_calibration, noise_floor, regret
+from adaptsim.calibration.check import ape_columns, check_calibration, noise_floor, regret
 from adaptsim.calibration.fit import calibration_rows, fit_calibration
 from adaptsim.cli import app
 from adaptsim.errors import UserError
@@ -330,6 +330,17 @@ def test_regret_by_hand():
     np.testing.assert_allclose(regret(predicted, measured), [0.04, 2.0])
 
 
+def test_point_errors_by_hand():
+    measured = np.array([[1.0] * 10, [2.0, np.nan, 4.0, 0.0] + [np.nan] * 6])
+    predicted = np.array([[1.0 + k / 100 for k in range(10)], [1.0, 5.0, 5.0, 1.0] + [1.0] * 6])
+    cols = ape_columns(predicted, measured)
+    # row 0: errors 0 .. 9 %; row 1: only points 0 and 2 count (50 % and 25 %)
+    np.testing.assert_allclose(cols["ape"], [0.045, 0.375])
+    np.testing.assert_allclose(cols["ape_p90"], [0.081, 0.475])
+    none = ape_columns(np.ones((1, 2)), np.full((1, 2), np.nan))
+    assert np.isnan(none["ape"]).all() and np.isnan(none["ape_p90"]).all()
+
+
 def test_noise_floor_pairs_cloud_memory_repeats(lenet_rows):
     floor = noise_floor("lenet", lenet_rows)
     assert len(floor) == 81 * 6  # 81 groups of 3 files, every ordered pair
@@ -382,6 +393,8 @@ def test_cli_calibrate_with_check(tmp_path):
     assert load_calibration(out).model("lenet")
     check = pd.read_csv(tmp_path / "cal.check.csv")
     assert {"within_5pct", "floor_within_5pct", "median_ape", "floor_median_ape"} <= set(check)
+    assert (check["p90_ape"] >= check["median_ape"]).all()
+    assert (check["floor_p90_ape"] >= check["floor_median_ape"]).all()
     # Per held-out factor: the same cross-validation rows, split by the factor held out.
     detail = pd.read_csv(tmp_path / "cal.check-detail.csv")
     levels = pd.read_csv(tmp_path / "cal.check-by-factor.csv", dtype={"level": str})
@@ -391,6 +404,7 @@ def test_cli_calibrate_with_check(tmp_path):
     row = per.loc[("all", "edge_cpu")]
     assert row["within_5pct"] == round(float((cv["regret"] <= 0.05).mean()), 3)
     assert row["median_ape"] == round(float(cv["ape"].median()), 4)
+    assert row["p90_ape"] == round(float(cv["ape_p90"].median()), 4)
     # ... and per held-out level: 0 and 100 % lie beyond the two levels left to fit.
     one = levels[(levels["model"] == "all") & (levels["factor"] == "edge_cpu")]
     one = one[one["level"] != "all"].set_index("level")

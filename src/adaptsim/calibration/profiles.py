@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from adaptsim.calibration.check import regret
+from adaptsim.calibration.check import ape_columns, regret
 from adaptsim.calibration.fit import _quantiles
 from adaptsim.errors import UserError
 from adaptsim.store import COLUMNS, FACTORS
@@ -255,7 +255,8 @@ def split_half_floor(
         composed.append(wide.sort_index())
     a, b = composed
     if a.shape[0] == 0 or a.shape != b.shape:
-        return pd.DataFrame(columns=[*_COND, "model", "regret", "ape"])
+        return pd.DataFrame(columns=[*_COND, "model", "regret", "ape", "ape_p90"])
     ma, mb = a.to_numpy(), b.to_numpy()
-    ape = np.nanmedian(np.abs(ma / np.where(mb > 0, mb, np.nan) - 1), axis=1)
-    return a.index.to_frame(index=False).assign(model=model, regret=regret(ma, mb), ape=ape)
+    return a.index.to_frame(index=False).assign(
+        model=model, regret=regret(ma, mb), **ape_columns(ma, mb)
+    )
