@@ -71,10 +71,9 @@ def regret(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
         return chosen / best - 1.0
 
 
-def _ape(predicted: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the median and the 90th percentile of the points' absolute percentage errors.
-
-    Only the points measured in both count; a row with none gives NaN.
+def ape_columns(predicted: np.ndarray, measured: np.ndarray) -> dict[str, np.ndarray]:
+    """Per row, the points' absolute percentage errors: their median (``ape``) and
+    90th percentile (``ape_p90``). Only points measured in both count; none gives NaN.
     """
     ok = np.isfinite(measured) & (measured > 0) & np.isfinite(predicted)
     err = np.where(ok, np.abs(predicted / np.where(ok, measured, 1.0) - 1.0), np.nan)
@@ -83,12 +82,6 @@ def _ape(predicted: np.ndarray, measured: np.ndarray) -> tuple[np.ndarray, np.nd
         e = e[np.isfinite(e)]
         if len(e):
             med[i], p90[i] = np.median(e), np.quantile(e, 0.9)
-    return med, p90
-
-
-def ape_columns(predicted: np.ndarray, measured: np.ndarray) -> dict[str, np.ndarray]:
-    """Detail columns ``ape`` and ``ape_p90``: each row's median and p90 point error."""
-    med, p90 = _ape(predicted, measured)
     return {"ape": med, "ape_p90": p90}
 
 
