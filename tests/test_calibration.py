@@ -16,12 +16,18 @@ from adaptsim.calibration import (
     load_calibration,
     save_calibration,
 )
-from adaptsim.calibration.check import ape_columns, check_calibration, noise_floor, regret
+from adaptsim.calibration.check import (
+    ape_columns,
+    check_calibration,
+    floor_gain,
+    noise_floor,
+    regret,
+)
 from adaptsim.calibration.fit import calibration_rows, fit_calibration
 from adaptsim.cli import app
 from adaptsim.errors import UserError
 from adaptsim.importers import import_adaptivednn
-from adaptsim.store import COLUMNS, read_store
+from adaptsim.store import COLUMNS, FACTORS, read_store
 
 
 @pytest.fixture(scope="module")
@@ -341,6 +347,33 @@ def test_point_errors_by_hand():
     assert np.isnan(none["ape"]).all() and np.isnan(none["ape_p90"]).all()
 
 
+def _detail(kind: str, regret: np.ndarray, ape: np.ndarray) -> pd.DataFrame:
+    """Detail rows of one model: a condition per value (a made-up check's output)."""
+    n = len(regret)
+    conds = {c: np.arange(n) if c == "edge_cpu_pct" else np.zeros(n) for c in FACTORS.values()}
+    return pd.DataFrame(conds | {"model": "m", "kind": kind, "regret": regret, "ape": ape}).assign(
+        ape_p90=lambda f: 2 * f["ape"]
+    )
+
+
+def test_floor_gain_intervals_tell_a_real_gain_from_none():
+    rng = np.random.default_rng(1)
+    noise = rng.uniform(0.0, 0.2, 200)
+    same = pd.concat([_detail("cv", noise, noise), _detail("floor", noise, noise)])
+    g = floor_gain(same, np.random.default_rng(0), reps=300).set_index("model")
+    # identical CV and floor: no gain, and the interval (same draws for both) is 0 too
+    assert (g.loc["m"] == 0).all() and list(g.index) == ["m", "all"]
+    better = pd.concat([_detail("cv", noise / 4, noise / 2), _detail("floor", noise, noise)])
+    g = floor_gain(better, np.random.default_rng(0), reps=300).set_index("model").loc["m"]
+    assert g["gain_within_5pct"] == pytest.approx(
+        np.mean(noise / 4 <= 0.05) - np.mean(noise <= 0.05), abs=1e-4
+    )
+    assert g["gain_median_regret"] == pytest.approx(np.median(noise) * 3 / 4, abs=1e-4)
+    assert g["gain_p90_ape"] == pytest.approx(np.median(noise), abs=1e-4)
+    for name in ("within_5pct", "median_regret", "median_ape", "p90_ape"):
+        assert 0 < g[f"gain_{name}_lo"] <= g[f"gain_{name}"] <= g[f"gain_{name}_hi"]
+
+
 def test_noise_floor_pairs_cloud_memory_repeats(lenet_rows):
     floor = noise_floor("lenet", lenet_rows)
     assert len(floor) == 81 * 6  # 81 groups of 3 files, every ordered pair
@@ -395,6 +428,11 @@ def test_cli_calibrate_with_check(tmp_path):
     assert {"within_5pct", "floor_within_5pct", "median_ape", "floor_median_ape"} <= set(check)
     assert (check["p90_ape"] >= check["median_ape"]).all()
     assert (check["floor_p90_ape"] >= check["floor_median_ape"]).all()
+    gain = check["within_5pct"] - check["floor_within_5pct"]
+    np.testing.assert_allclose(check["gain_within_5pct"], gain, atol=1e-3)
+    assert (check["gain_median_ape_lo"] <= check["gain_median_ape"]).all()
+    assert (check["gain_median_ape"] <= check["gain_median_ape_hi"]).all()
+    assert "95 % bootstrap interval" in r.output
     # Per held-out factor: the same cross-validation rows, split by the factor held out.
     detail = pd.read_csv(tmp_path / "cal.check-detail.csv")
     levels = pd.read_csv(tmp_path / "cal.check-by-factor.csv", dtype={"level": str})

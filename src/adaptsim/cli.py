@@ -299,6 +299,7 @@ def calibrate(
             "(10 % cut at each end; the default) or median."
         ),
     ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the check's bootstrap intervals.")] = 0,
 ) -> None:
     """Fit latency models (per block x stress, link) from measurements.
 
@@ -322,7 +323,7 @@ def calibrate(
     if has_profiles(frame) and not (frame["host_role"] == "edge+cloud").any():
         _calibrate_profiles(
             frame, meta, store, out, models, check, check_out, edge_host, cloud_host,
-            summary or DEFAULT_SUMMARY,
+            summary or DEFAULT_SUMMARY, seed,
         )  # fmt: skip
         return
     if summary:
@@ -377,30 +378,51 @@ def calibrate(
     )
     if not check:
         return
-    _check(rows, sorted(cal.models), out, check_out, None, "the near-repeat noise floor")
+    _check(rows, sorted(cal.models), out, check_out, None, "the near-repeat noise floor", seed)
 
 
-def _check(rows, names, out: Path, check_out: Path | None, floor, floor_name: str) -> None:
+def _check(
+    rows, names, out: Path, check_out: Path | None, floor, floor_name: str, seed: int
+) -> None:
     """Run the leave-one-level-out check, write its CSVs and print the summary."""
+    import numpy as np
+
     from adaptsim.calibration.check import by_factor, check_calibration
 
     summary, detail = check_calibration(
-        rows, names, progress=lambda m: err.print(f"  checked {m}", markup=False), floor=floor
+        rows,
+        names,
+        progress=lambda m: err.print(f"  checked {m}", markup=False),
+        floor=floor,
+        rng=np.random.default_rng(seed),
     )
     path = check_out or out.with_suffix(".check.csv")
     summary.to_csv(path, index=False)
     detail.to_csv(path.with_name(path.stem + "-detail.csv"), index=False)
     by_factor(detail).to_csv(path.with_name(path.stem + "-by-factor.csv"), index=False)
+    gains = [c for c in summary.columns if c.startswith("gain_")]
     _emit(
-        summary,
+        summary.drop(columns=gains),
         OutputFormat.table,
         f"leave-one-level-out check vs {floor_name} "
         f"(regret = measured time of predicted best / measured best - 1); wrote {path}",
     )
+    table = summary[["model"]].copy()
+    for name in dict.fromkeys(c.removesuffix("_lo").removesuffix("_hi") for c in gains):
+        table[name.removeprefix("gain_")] = [
+            f"{r[name]:+.4f} [{r[name + '_lo']:+.4f}, {r[name + '_hi']:+.4f}]"
+            for _, r in summary.iterrows()
+        ]
+    _emit(
+        table,
+        OutputFormat.table,
+        "how much better than the floor (95 % bootstrap interval over the held-out "
+        "conditions; an interval above 0 is more than resampling noise)",
+    )
 
 
 def _calibrate_profiles(
-    frame, meta, store, out, models, check, check_out, edge_host, cloud_host, summary
+    frame, meta, store, out, models, check, check_out, edge_host, cloud_host, summary, seed
 ):
     """``calibrate`` on own profiles: compose edge, cloud and link, fit, optionally check."""
     import dataclasses
@@ -436,7 +458,7 @@ def _calibrate_profiles(
     if not check:
         return
     floor = lambda m, _rows: split_half_floor(frame, m, edge_host, cloud_host, summary)  # noqa: E731
-    _check(rows, names, out, check_out, floor, "the split-half floor of the repeats")
+    _check(rows, names, out, check_out, floor, "the split-half floor of the repeats", seed)
 
 
 class StudySource(StrEnum):

@@ -42,6 +42,7 @@ __all__ = [
     "by_factor",
     "check_calibration",
     "cross_validate",
+    "floor_gain",
     "noise_floor",
     "regret",
     "siblings",
@@ -184,12 +185,88 @@ def _stats(frame: pd.DataFrame) -> dict:
     }
 
 
-def check_calibration(rows: pd.DataFrame, models: list[str], progress=None, floor=None):
+# The scores floor_gain compares: (name, detail column, share within 5 % or median)
+_GAINS = (
+    ("within_5pct", "regret", "share"),
+    ("median_regret", "regret", "median"),
+    ("median_ape", "ape", "median"),
+    ("p90_ape", "ape_p90", "median"),
+)
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Median of ``values`` under each row of ``weights`` (reps x values); values sorted."""
+    cum = np.cumsum(weights, axis=1)
+    half = cum[:, -1:] / 2.0
+    lo = np.argmax(cum >= half, axis=1)  # the lower middle
+    hi = np.argmax(cum > half, axis=1)  # the upper middle (the same when odd)
+    return (values[lo] + values[hi]) / 2.0
+
+
+def _scores(frame: pd.DataFrame, keys: pd.Index, counts: np.ndarray) -> np.ndarray:
+    """(reps, len(_GAINS)): each score of ``frame`` with its clusters drawn ``counts`` times."""
+    out = []
+    for _, col, how in _GAINS:
+        vals = frame[col].to_numpy(dtype=np.float64)
+        ok = np.isfinite(vals)
+        order = np.argsort(vals[ok], kind="stable")
+        vals = vals[ok][order]
+        w = counts[:, keys.get_indexer(frame["_key"].to_numpy()[ok][order])]
+        if how == "share":
+            out.append((w * (vals <= 0.05)).sum(axis=1) / w.sum(axis=1))
+        else:
+            out.append(_weighted_median(vals, w))
+    return np.stack(out, axis=1)
+
+
+def floor_gain(detail: pd.DataFrame, rng: np.random.Generator, reps: int = 1000) -> pd.DataFrame:
+    """How much better than the floor the CV is, with 95 % bootstrap intervals.
+
+    A row per model and one for all: ``gain_within_5pct`` (CV minus floor) and
+    ``gain_median_regret``, ``gain_median_ape``, ``gain_p90_ape`` (floor minus CV),
+    each with ``_lo`` and ``_hi``; positive is better than the floor, and an
+    interval above 0 says the difference is more than the resampling noise. The resampling unit is a
+    measured condition (the CV's folds and the floor's pairs about it move
+    together), drawn with replacement within each model: the CV and the floor
+    are scored on the same draws.
+    """
+    cond = [c for c in _COND if c in detail.columns]
+    frame = detail[detail["kind"].isin(["cv", "floor"])].copy()
+    frame["_key"] = frame["model"].astype(str) + frame[cond].astype(str).agg("|".join, axis=1)
+    out = []
+    groups = [(m, g) for m, g in frame.groupby("model", sort=True)]
+    draws = {}
+    for m, g in groups:
+        keys = pd.Index(sorted(g["_key"].unique()))
+        picks = rng.integers(0, len(keys), size=(reps, len(keys)))
+        draws[m] = (keys, np.stack([np.bincount(p, minlength=len(keys)) for p in picks]))
+    for m, g in [*groups, ("all", frame)]:
+        names = [m] if m != "all" else [k for k, _ in groups]
+        keys = pd.Index(np.concatenate([draws[n][0] for n in names]))
+        counts = np.concatenate([draws[n][1] for n in names], axis=1)
+        ones = np.ones((1, len(keys)))
+        cv, fl = g[g["kind"] == "cv"], g[g["kind"] == "floor"]
+        if cv.empty or fl.empty:
+            continue
+        sign = np.array([-1.0 if how == "share" else 1.0 for *_, how in _GAINS])  # more: better
+        point = sign * (_scores(fl, keys, ones)[0] - _scores(cv, keys, ones)[0])
+        boot = sign * (_scores(fl, keys, counts) - _scores(cv, keys, counts))
+        row = {"model": m}
+        for i, (name, *_) in enumerate(_GAINS):
+            lo, hi = np.quantile(boot[:, i], [0.025, 0.975])
+            row |= {f"gain_{name}": point[i], f"gain_{name}_lo": lo, f"gain_{name}_hi": hi}
+        out.append(row)
+    return pd.DataFrame(out).round(4)
+
+
+def check_calibration(rows: pd.DataFrame, models: list[str], progress=None, floor=None, rng=None):
     """CV and floor for each model; returns (summary table, per-condition detail).
 
     The detail has one row per held-out condition and fold (``kind`` = ``cv``) and
     one per floor comparison (``kind`` = ``floor``). ``floor(model, rows)`` gives the
-    floor's rows; by default the near-repeat pairs of :func:`noise_floor`.
+    floor's rows; by default the near-repeat pairs of :func:`noise_floor`. The
+    summary carries :func:`floor_gain`'s columns, resampled with ``rng`` (default:
+    seed 0).
     """
     floor = floor or noise_floor
     cvs, floors, sibs, summary = [], [], [], []
@@ -208,7 +285,11 @@ def check_calibration(rows: pd.DataFrame, models: list[str], progress=None, floo
         [cv.assign(kind="cv"), floor.assign(kind="floor"), sib.assign(kind="siblings")],
         ignore_index=True,
     )
-    return pd.DataFrame(summary), detail
+    gains = floor_gain(detail, rng if rng is not None else np.random.default_rng(0))
+    summary = pd.DataFrame(summary)
+    if not gains.empty:
+        summary = summary.merge(gains, on="model", how="left")
+    return summary, detail
 
 
 def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
