@@ -345,6 +345,8 @@ def test_point_errors_by_hand():
     np.testing.assert_allclose(cols["ape_p90"], [0.081, 0.475])
     none = ape_columns(np.ones((1, 2)), np.full((1, 2), np.nan))
     assert np.isnan(none["ape"]).all() and np.isnan(none["ape_p90"]).all()
+    one = ape_columns(np.array([[1.2, 9.0]]), np.array([[1.0, np.nan]]))
+    np.testing.assert_allclose([one["ape"][0], one["ape_p90"][0]], [0.2, 0.2])
 
 
 def _detail(kind: str, regret: np.ndarray, ape: np.ndarray) -> pd.DataFrame:

@@ -78,12 +78,22 @@ def ape_columns(predicted: np.ndarray, measured: np.ndarray) -> dict[str, np.nda
     """
     ok = np.isfinite(measured) & (measured > 0) & np.isfinite(predicted)
     err = np.where(ok, np.abs(predicted / np.where(ok, measured, 1.0) - 1.0), np.nan)
-    med, p90 = np.full(len(err), np.nan), np.full(len(err), np.nan)
-    for i, e in enumerate(err):
-        e = e[np.isfinite(e)]
-        if len(e):
-            med[i], p90[i] = np.median(e), np.quantile(e, 0.9)
-    return {"ape": med, "ape_p90": p90}
+    return {"ape": _row_quantile(err, 0.5), "ape_p90": _row_quantile(err, 0.9)}
+
+
+def _row_quantile(values: np.ndarray, q: float) -> np.ndarray:
+    """Each row's ``q`` quantile over its finite values (linear, as np.quantile); NaN if none.
+
+    np.nanquantile does the same row by row in Python, 30x slower on a check's rows.
+    """
+    ordered = np.sort(values, axis=1)  # NaN last
+    n = np.isfinite(values).sum(axis=1)
+    pos = np.maximum(n - 1, 0) * q
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    rows = np.arange(len(values))
+    out = ordered[rows, lo] * (1 - (pos - lo)) + ordered[rows, hi] * (pos - lo)
+    return np.where(n > 0, out, np.nan)
 
 
 def cross_validate(model: str, rows: pd.DataFrame) -> pd.DataFrame:
