@@ -17,6 +17,7 @@ from adaptsim.calibration import (
     save_calibration,
 )
 from adaptsim.calibration.check import (
+    CheckInterrupted,
     ape_columns,
     check_calibration,
     floor_gain,
@@ -391,6 +392,30 @@ def test_check_reports_cv_and_floor(lenet_rows):
     assert 0 <= row["within_5pct"] <= 1 and 0 <= row["floor_within_5pct"] <= 1
     assert set(detail["kind"]) == {"cv", "floor", "siblings"}
     assert (detail["kind"] == "siblings").sum() == 243 * 5  # one per condition and factor
+
+
+def test_ctrl_c_during_the_check_keeps_the_models_it_finished(lenet_rows):
+    rows = lenet_rows[lenet_rows["bandwidth_mbps"] != 25]  # a smaller check, same code
+
+    # Ctrl-C arrives right after the first model is checked, before the second
+    # (the progress callback stands in for the user's keyboard).
+    def ctrl_c(_model):
+        raise KeyboardInterrupt
+
+    with pytest.raises(CheckInterrupted) as stop:
+        check_calibration(rows, ["lenet", "lenet"], progress=ctrl_c)
+    assert stop.value.models == ["lenet"]
+    assert list(stop.value.summary["model"]) == ["lenet", "all"]
+    assert set(stop.value.detail["kind"]) == {"cv", "floor", "siblings"}
+    whole, _ = check_calibration(rows, ["lenet"])
+    pd.testing.assert_frame_equal(stop.value.summary, whole)
+
+    def no_floor(_model, _rows):  # before any model is done: a plain interrupt
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as plain:
+        check_calibration(rows, ["lenet"], floor=no_floor)
+    assert not isinstance(plain.value, CheckInterrupted)
 
 
 def test_siblings_predict_each_file_by_the_mean_of_the_others(lenet_rows):

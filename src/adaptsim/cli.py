@@ -387,19 +387,36 @@ def _check(
     """Run the leave-one-level-out check, write its CSVs and print the summary."""
     import numpy as np
 
-    from adaptsim.calibration.check import by_factor, check_calibration
+    from adaptsim.atomic import write_atomic
+    from adaptsim.calibration.check import CheckInterrupted, by_factor, check_calibration
 
-    summary, detail = check_calibration(
-        rows,
-        names,
-        progress=lambda m: err.print(f"  checked {m}", markup=False),
-        floor=floor,
-        rng=np.random.default_rng(seed),
-    )
     path = check_out or out.with_suffix(".check.csv")
-    summary.to_csv(path, index=False)
-    detail.to_csv(path.with_name(path.stem + "-detail.csv"), index=False)
-    by_factor(detail).to_csv(path.with_name(path.stem + "-by-factor.csv"), index=False)
+
+    def write(summary, detail) -> None:
+        for p, frame in (
+            (path, summary),
+            (path.with_name(path.stem + "-detail.csv"), detail),
+            (path.with_name(path.stem + "-by-factor.csv"), by_factor(detail)),
+        ):
+            write_atomic(p, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+
+    try:
+        summary, detail = check_calibration(
+            rows,
+            names,
+            progress=lambda m: err.print(f"  checked {m}", markup=False),
+            floor=floor,
+            rng=np.random.default_rng(seed),
+        )
+    except CheckInterrupted as stop:
+        write(stop.summary, stop.detail)
+        err.print(
+            f"check interrupted: {path} holds the {len(stop.models)} of {len(names)} models "
+            f"checked ({', '.join(stop.models)})",
+            markup=False,
+        )
+        raise KeyboardInterrupt from None
+    write(summary, detail)
     gains = [c for c in summary.columns if c.startswith("gain_")]
     _emit(
         summary.drop(columns=gains),

@@ -38,6 +38,7 @@ from adaptsim.store import FACTORS
 
 __all__ = [
     "FACTORS",
+    "CheckInterrupted",
     "ape_columns",
     "by_factor",
     "check_calibration",
@@ -280,17 +281,36 @@ def check_calibration(rows: pd.DataFrame, models: list[str], progress=None, floo
     """
     floor = floor or noise_floor
     cvs, floors, sibs, summary = [], [], [], []
-    for model in models:
-        mrows = rows[rows["model"] == model]
-        cvs.append(cross_validate(model, mrows))
-        floors.append(floor(model, mrows))
-        sibs.append(siblings(model, mrows))
-        summary.append(_row(model, cvs[-1], floors[-1], sibs[-1]))
-        if progress:
-            progress(model)
+    try:
+        for model in models:
+            mrows = rows[rows["model"] == model]
+            cvs.append(cross_validate(model, mrows))
+            floors.append(floor(model, mrows))
+            sibs.append(siblings(model, mrows))
+            summary.append(_row(model, cvs[-1], floors[-1], sibs[-1]))
+            if progress:
+                progress(model)
+    except KeyboardInterrupt:
+        if not summary:
+            raise
+        done = [r["model"] for r in summary]
+        raise CheckInterrupted(done, *_assemble(cvs, floors, sibs, summary, rng)) from None
+    return _assemble(cvs, floors, sibs, summary, rng)
+
+
+class CheckInterrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`check_calibration`: the models checked so far, whole."""
+
+    def __init__(self, models: list[str], summary: pd.DataFrame, detail: pd.DataFrame):
+        super().__init__(f"check interrupted after {', '.join(models)}")
+        self.models, self.summary, self.detail = models, summary, detail
+
+
+def _assemble(cvs, floors, sibs, summary, rng):
+    """The summary (with its 'all' row and gains) and the detail of the checked models."""
     cv, floor = pd.concat(cvs, ignore_index=True), pd.concat(floors, ignore_index=True)
     sib = pd.concat(sibs, ignore_index=True)
-    summary.append(_row("all", cv, floor, sib))
+    summary = [*summary, _row("all", cv, floor, sib)]
     detail = pd.concat(
         [cv.assign(kind="cv"), floor.assign(kind="floor"), sib.assign(kind="siblings")],
         ignore_index=True,
