@@ -236,16 +236,19 @@ def floor_gain(detail: pd.DataFrame, rng: np.random.Generator, reps: int = 1000)
     A row per model and one for all: ``gain_within_5pct`` (CV minus floor) and
     ``gain_median_regret``, ``gain_median_ape``, ``gain_p90_ape`` (floor minus CV),
     each with ``_lo`` and ``_hi``; positive is better than the floor, and an
-    interval above 0 says the difference is more than the resampling noise. The resampling unit is a
-    measured condition (the CV's folds and the floor's pairs about it move
-    together), drawn with replacement within each model: the CV and the floor
-    are scored on the same draws.
+    interval above 0 says the difference is more than the resampling noise.
+    The resampling unit is a measured condition (the CV's folds and the floor's
+    pairs about it move together), drawn with replacement within each model: the
+    CV and the floor are scored on the same draws.
     """
     cond = [c for c in _COND if c in detail.columns]
     frame = detail[detail["kind"].isin(["cv", "floor"])].copy()
+    if frame.empty:
+        return pd.DataFrame(columns=["model"])
     frame["_key"] = frame["model"].astype(str) + frame[cond].astype(str).agg("|".join, axis=1)
+    sign = np.array([-1.0 if how == "share" else 1.0 for *_, how in _GAINS])  # more: better
     out = []
-    groups = [(m, g) for m, g in frame.groupby("model", sort=True)]
+    groups = list(frame.groupby("model", sort=True))
     draws = {}
     for m, g in groups:
         keys = pd.Index(sorted(g["_key"].unique()))
@@ -259,7 +262,6 @@ def floor_gain(detail: pd.DataFrame, rng: np.random.Generator, reps: int = 1000)
         cv, fl = g[g["kind"] == "cv"], g[g["kind"] == "floor"]
         if cv.empty or fl.empty:
             continue
-        sign = np.array([-1.0 if how == "share" else 1.0 for *_, how in _GAINS])  # more: better
         point = sign * (_scores(fl, keys, ones)[0] - _scores(cv, keys, ones)[0])
         boot = sign * (_scores(fl, keys, counts) - _scores(cv, keys, counts))
         row = {"model": m}
@@ -326,7 +328,8 @@ def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
     """The check per held-out factor and level, per model and over all models.
 
     From the cross-validation rows of :func:`check_calibration`'s detail: held-out
-    conditions, share within 5 % regret, median regret, median per-point error. Each
+    conditions, share within 5 % regret, median regret, median and p90 per-point
+    error (as in the summary). Each
     factor has a row with ``level`` = ``all`` (every fold of that factor) and one per
     held-out level; ``extrapolated`` is the share of that row's conditions that lay
     beyond the levels left to fit (the end levels of a stress axis).
