@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.calibration.grid import StressGrid
-from adaptsim.calibration.model import Calibration, ModelCalibration, link_grid
+from adaptsim.calibration.model import Calibration, ModelCalibration, law_s, link_grid
 from adaptsim.errors import UserError
 from adaptsim.importers.catalog import catalog_model_points
 
@@ -109,7 +109,7 @@ def _model(name: str, e: pd.DataFrame, c: pd.DataFrame, overhead_s: float, bw: f
     cloud = np.r_[0.0, c["cloud_s"].to_numpy(dtype=np.float64)]
     n = len(ordinals)
     law = np.stack([np.full(n, overhead_s), out_bytes, np.zeros(n)], axis=-1)  # no host bound
-    table = law[:, :1] + law[:, 1:2] * 8.0 / (bw * 1e6)
+    table = law_s(law, 8.0 / (bw * 1e6))[:, None]
     flat = {"probs": [0.0, 1.0], "log_ratio": [0.0, 0.0]}
     return ModelCalibration(
         name,

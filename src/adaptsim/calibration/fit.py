@@ -33,7 +33,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from adaptsim.calibration.grid import StressGrid
-from adaptsim.calibration.model import Calibration, ModelCalibration, link_grid
+from adaptsim.calibration.model import Calibration, ModelCalibration, law_s, link_grid
 from adaptsim.errors import UserError
 from adaptsim.importers.adaptivednn import UNUSABLE_FLAGS
 from adaptsim.importers.catalog import catalog_model_points
@@ -277,8 +277,7 @@ def _cell_law(table: np.ndarray, x_levels: np.ndarray, wire: np.ndarray) -> np.n
     for col in np.flatnonzero(~seen.any(axis=1)):  # never measured: the others' overhead
         law[col] = (over, wire[col], 0.0)
     gaps = ~seen
-    lawful = np.maximum(law[:, :1] + law[:, 1:2] * x_levels[None, :], law[:, 2:3])
-    table[gaps] = lawful[gaps]
+    table[gaps] = law_s(law[:, None, :], x_levels[None, :])[gaps]
     return law
 
 
@@ -320,9 +319,10 @@ def _fit_link(rows, compute: ModelCalibration, col_of):
     table = np.zeros((len(ecpu), len(ccpu), n, len(bw_levels)))
     keys = ["edge_cpu_pct", "cloud_cpu_pct", "col", "bandwidth_mbps"]
     med = lr.groupby(keys)["link_s"].median().clip(lower=0.0)
+    measured = set(med.index.droplevel([2, 3]))
     for i, e in enumerate(ecpu):
         for j, c in enumerate(ccpu):
-            if (e, c) not in med.index.droplevel([2, 3]):
+            if (e, c) not in measured:
                 raise UserError(
                     f"{rows['model'].iloc[0]}: no measurements at edge CPU {e:g}% and cloud "
                     f"CPU {c:g}%; a calibration needs every combination of measured levels"
