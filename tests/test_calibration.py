@@ -350,6 +350,38 @@ def test_point_errors_by_hand():
     np.testing.assert_allclose([one["ape"][0], one["ape_p90"][0]], [0.2, 0.2])
 
 
+def test_part_errors_say_which_part_misses():
+    from adaptsim.calibration.check import part_errors
+    from adaptsim.calibration.model import Prediction
+
+    # Two conditions, asked for in the opposite order to the store's sorted one; two points.
+    conds = pd.DataFrame({c: [0.0, 0.0] for c in FACTORS.values()}).assign(edge_cpu_pct=[50.0, 0.0])
+    rows = pd.DataFrame({c: [0.0] * 4 for c in FACTORS.values()}).assign(
+        edge_cpu_pct=[0.0, 0.0, 50.0, 50.0],
+        point=[1, 2, 1, 2],
+        edge_s=[1.0, 2.0, 2.0, 4.0],
+        cloud_s=[1.0, 0.0, 1.0, 0.0],
+        comm_s=[1.0, np.nan, 1.0, 0.0],
+    )
+    measured = np.array([[4.0, 4.0], [3.0, 2.0]])  # totals, per conds row
+    # The edge is right at 0 % and off by 1 s at 50 %; the link off by 0.5 s everywhere.
+    pred = Prediction(
+        edge_s=np.array([[3.0, 5.0], [1.0, 2.0]]),
+        cloud_s=np.array([[1.0, 0.0], [1.0, 0.0]]),
+        comm_s=np.array([[1.5, 0.5], [1.5, 0.5]]),
+        extrapolated=np.zeros(2, dtype=bool),
+    )
+    err = part_errors(pred, rows, conds, np.array([1, 2]), measured)
+    # at 50 %: the edge 1/4 + 1/4 of the totals, the link 1/8 + 1/8
+    np.testing.assert_allclose(
+        [err[f"{p}_err_share"][0] for p in ("edge", "cloud", "link")], [2 / 3, 0.0, 1 / 3]
+    )
+    # at 0 %, point 2's link was not measured: only point 1 counts, where the link alone misses
+    np.testing.assert_allclose(
+        [err[f"{p}_err_share"][1] for p in ("edge", "cloud", "link")], [0.0, 0.0, 1.0]
+    )
+
+
 def _detail(kind: str, regret: np.ndarray, ape: np.ndarray) -> pd.DataFrame:
     """Detail rows of one model: a condition per value (a made-up check's output)."""
     n = len(regret)
@@ -470,6 +502,9 @@ def test_cli_calibrate_with_check(tmp_path):
     assert row["within_5pct"] == round(float((cv["regret"] <= 0.05).mean()), 3)
     assert row["median_ape"] == round(float(cv["ape"].median()), 4)
     assert row["p90_ape"] == round(float(cv["ape_p90"].median()), 4)
+    shares = [f"mean_{part}_err_share" for part in ("edge", "cloud", "link")]
+    assert row[shares].sum() == pytest.approx(1.0, abs=2e-3)  # who carries the error, in all
+    assert row["mean_link_err_share"] == round(float(cv["link_err_share"].mean()), 3)
     # ... and per held-out level: 0 and 100 % lie beyond the two levels left to fit.
     one = levels[(levels["model"] == "all") & (levels["factor"] == "edge_cpu")]
     one = one[one["level"] != "all"].set_index("level")

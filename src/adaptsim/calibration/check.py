@@ -52,11 +52,47 @@ __all__ = [
 _COND = list(FACTORS.values())
 
 
-def _matrix(rows: pd.DataFrame, ordinals: np.ndarray):
-    """Measured total per (condition, point): (conditions frame, array with NaN gaps)."""
-    wide = rows.pivot_table(index=_COND, columns="point", values="total_s", aggfunc="first")
+def _matrix(rows: pd.DataFrame, ordinals: np.ndarray, value: str = "total_s", conds=None):
+    """Measured ``value`` per (condition, point): (conditions frame, array with NaN gaps).
+
+    ``conds``: the conditions (rows) to give, in order; default every measured one.
+    """
+    wide = rows.pivot_table(index=_COND, columns="point", values=value, aggfunc="first")
     wide = wide.reindex(columns=ordinals)
+    if conds is not None:
+        wide = wide.reindex(pd.MultiIndex.from_frame(conds[_COND]))
     return wide.index.to_frame(index=False), wide.to_numpy(dtype=np.float64)
+
+
+# The parts of a point's time: (detail column, Prediction attribute, store column)
+_PARTS = (
+    ("edge_err_share", "edge_s", "edge_s"),
+    ("cloud_err_share", "cloud_s", "cloud_s"),
+    ("link_err_share", "comm_s", "comm_s"),
+)
+
+
+def part_errors(pred, rows: pd.DataFrame, conds: pd.DataFrame, ordinals, measured) -> dict:
+    """Which part misses: per condition, each part's share of the prediction's error.
+
+    A part's error at a point is its absolute error over the point's measured total;
+    its share is its sum over the condition's points over the sum of all three
+    parts' (``edge_err_share``, ``cloud_err_share``, ``link_err_share``; they add up
+    to 1). Only points with every part measured count; none, or no error, gives NaN.
+    ``pred`` and ``measured`` (totals) are per ``conds`` row and ``ordinals`` column.
+    """
+    errs = []
+    for _, attr, col in _PARTS:
+        part = _matrix(rows, ordinals, col, conds)[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            errs.append(np.abs(getattr(pred, attr) - part) / measured)
+    errs = np.stack(errs)  # (parts, conditions, points)
+    ok = np.isfinite(errs).all(axis=0) & (measured > 0)
+    sums = np.where(ok, errs, 0.0).sum(axis=2)  # (parts, conditions)
+    total = sums.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(total > 0, sums / total, np.nan)
+    return {name: share[i] for i, (name, *_) in enumerate(_PARTS)}
 
 
 def regret(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -120,6 +156,7 @@ def cross_validate(model: str, rows: pd.DataFrame) -> pd.DataFrame:
                     level=level,
                     regret=regret(pred.total_s, meas),
                     **ape_columns(pred.total_s, meas),
+                    **part_errors(pred, test, conds, cal.ordinals, meas),
                     extrapolated=pred.extrapolated,
                 )
             )
@@ -329,7 +366,8 @@ def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
 
     From the cross-validation rows of :func:`check_calibration`'s detail: held-out
     conditions, share within 5 % regret, median regret, median and p90 per-point
-    error (as in the summary). Each
+    error (as in the summary), and the means of :func:`part_errors` (how much of
+    the error each of edge, cloud and link carries). Each
     factor has a row with ``level`` = ``all`` (every fold of that factor) and one per
     held-out level; ``extrapolated`` is the share of that row's conditions that lay
     beyond the levels left to fit (the end levels of a stress axis).
@@ -356,6 +394,10 @@ def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
                             "median_regret": round(s["median_regret"], 4),
                             "median_ape": round(s["median_ape"], 4),
                             "p90_ape": round(s["p90_ape"], 4),
+                            **{
+                                f"mean_{name}": round(float(part[name].mean()), 3)
+                                for name, *_ in _PARTS
+                            },
                         }
                     )
     return pd.DataFrame(out)
