@@ -8,7 +8,9 @@ condition:
 - regret: how much slower the predicted-best point truly is (measured) than the
   measured-best point, ``T[argmin predicted] / min T - 1``;
 - per-point absolute percentage error of the predicted total: the median over
-  the condition's points (``ape``) and their 90th percentile (``ape_p90``).
+  the condition's points (``ape``) and their 90th percentile (``ape_p90``);
+- which part misses: the edge's, the cloud's and the link's share of that
+  error (:func:`part_errors`).
 
 Summaries over the held-out conditions: the share within 5 % regret, the median
 and p90 regret, the median of ``ape`` (``median_ape``) and the median of
@@ -45,6 +47,7 @@ __all__ = [
     "cross_validate",
     "floor_gain",
     "noise_floor",
+    "part_errors",
     "regret",
     "siblings",
 ]
