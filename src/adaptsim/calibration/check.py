@@ -55,15 +55,10 @@ __all__ = [
 _COND = list(FACTORS.values())
 
 
-def _matrix(rows: pd.DataFrame, ordinals: np.ndarray, value: str = "total_s", conds=None):
-    """Measured ``value`` per (condition, point): (conditions frame, array with NaN gaps).
-
-    ``conds``: the conditions (rows) to give, in order; default every measured one.
-    """
-    wide = rows.pivot_table(index=_COND, columns="point", values=value, aggfunc="first")
+def _matrix(rows: pd.DataFrame, ordinals: np.ndarray):
+    """Measured total per (condition, point): (conditions frame, array with NaN gaps)."""
+    wide = rows.pivot_table(index=_COND, columns="point", values="total_s", aggfunc="first")
     wide = wide.reindex(columns=ordinals)
-    if conds is not None:
-        wide = wide.reindex(pd.MultiIndex.from_frame(conds[_COND]))
     return wide.index.to_frame(index=False), wide.to_numpy(dtype=np.float64)
 
 
@@ -84,9 +79,12 @@ def part_errors(pred, rows: pd.DataFrame, conds: pd.DataFrame, ordinals, measure
     to 1). Only points with every part measured count; none, or no error, gives NaN.
     ``pred`` and ``measured`` (totals) are per ``conds`` row and ``ordinals`` column.
     """
+    cols = [col for *_, col in _PARTS]
+    wide = rows.groupby([*_COND, "point"])[cols].first().unstack("point")
+    wide = wide.reindex(pd.MultiIndex.from_frame(conds[_COND]))
     errs = []
     for _, attr, col in _PARTS:
-        part = _matrix(rows, ordinals, col, conds)[1]
+        part = wide[col].reindex(columns=ordinals).to_numpy(dtype=np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             errs.append(np.abs(getattr(pred, attr) - part) / measured)
     errs = np.stack(errs)  # (parts, conditions, points)

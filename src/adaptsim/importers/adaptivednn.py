@@ -319,9 +319,9 @@ def _model_folders(d: Path, models: set[str] | None) -> list[tuple[str, Path]]:
     out = []
     for f in folders:
         key = f.name.removeprefix("outputs_").lower()
-        if key not in _FOLDER_MODELS and models is not None:
-            continue  # --models picks what to read: a folder it does not ask for is not read
         if key not in _FOLDER_MODELS:
+            if models is not None:
+                continue  # --models picks what to read: a folder it does not ask for is not read
             raise UserError(
                 f"{f}: unknown model {key!r}; known: {', '.join(sorted(_FOLDER_MODELS))}"
             )

@@ -235,12 +235,20 @@ class _Run:
             e = edge_cum[k] * fe
             edge_end = edge_start + e
             ls = max(edge_end, self.link_free)
-            _, over, eb, host = self.tables.at(self.sc.edge_cpu.at(ls), self.sc.edge_mem.at(ls))
-            fin = max(self.link.finish(ls + over[k] * fl, eb[k] * fl), ls + host[k] * fl)
+            law = self.tables.at(self.sc.edge_cpu.at(ls), self.sc.edge_mem.at(ls))
+            fin = self._sent(ls, k, fl, law)
             c = self.tables.cloud_s[k] * fc
             end = max(fin + owl, cloud_first) + c if c > 0 else fin + owl
             done[k] = end + owl
         return done
+
+    def _sent(self, ls: float, k: int, fl: float, law: tuple) -> float:
+        """When point k's transfer, started at ``ls``, ends: the wire's end or, if later,
+        the hosts' own sending and receiving (``law``: a :class:`Tables` entry)."""
+        _, over, wire_bytes, host = law
+        fin = self.link.finish(ls + over[k] * fl, wire_bytes[k] * fl)
+        host_end = ls + host[k] * fl
+        return fin if fin > host_end else host_end
 
     def serve(self, i: int) -> None:
         """Serve request i at its arrival time (see the module docstring)."""
@@ -259,11 +267,7 @@ class _Run:
         edge_end = es + e
         self.edge_free = edge_end
         ls = edge_end if edge_end > self.link_free else self.link_free
-        _, over, eb, host = self.link_stress.row(ls)
-        payload = eb[k] * fl
-        fin = self.link.finish(ls + over[k] * fl, payload)
-        if fin < ls + host[k] * fl:  # the hosts' sending and receiving bind, not the wire
-            fin = ls + host[k] * fl
+        fin = self._sent(ls, k, fl, self.link_stress.row(ls))
         self.link_free = fin
         c = self.tables.cloud_s[k] * fc
         arrive = fin + owl
