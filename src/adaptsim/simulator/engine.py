@@ -29,9 +29,11 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from adaptsim.simulator.draws import draw
 from adaptsim.simulator.link import Link
+from adaptsim.simulator.monitor import Monitor, true_conditions
 from adaptsim.simulator.policies import Conditions, Observation, View, resolve_policy
-from adaptsim.simulator.scenario import ArrivalKind, Scenario
+from adaptsim.simulator.scenario import Scenario
 from adaptsim.simulator.traces import EPS_S
 
 __all__ = ["RECORD_COLUMNS", "Tables", "run_policy"]
@@ -95,30 +97,6 @@ class _Stress:
         return self._row
 
 
-def _noise(scenario: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Multiplicative service noise per request: columns edge, link, cloud."""
-    u = rng.random((n, 3))
-    if not scenario.service_noise:
-        return np.ones((n, 3))
-    out = np.empty((n, 3))
-    for j, part in enumerate(("edge", "comm", "cloud")):
-        q = scenario.model.spread.get(part)
-        out[:, j] = np.exp(np.interp(u[:, j], q["probs"], q["log_ratio"])) if q else 1.0
-    return out
-
-
-def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
-    """All arrival times in [0, duration), periodic or Poisson."""
-    if scenario.arrival_kind is ArrivalKind.periodic:
-        return np.arange(0.0, scenario.duration_s, 1.0 / scenario.rate_hz)
-    n_guess = int(scenario.duration_s * scenario.rate_hz * 1.5) + 20
-    times = np.cumsum(rng.exponential(1.0 / scenario.rate_hz, n_guess))
-    while times[-1] < scenario.duration_s:
-        more = times[-1] + np.cumsum(rng.exponential(1.0 / scenario.rate_hz, n_guess))
-        times = np.r_[times, more]
-    return times[times < scenario.duration_s]
-
-
 @dataclass
 class RunStats:
     repartitions: int = 0
@@ -130,15 +108,10 @@ class _Run:
 
     def __init__(self, scenario: Scenario, policy_spec, seed: int, tables: Tables | None):
         self.sc = scenario
-        self.rng = np.random.default_rng(seed)
-        self.arrivals = arrival_times(scenario, self.rng)
-        self.noise = _noise(scenario, self.rng, len(self.arrivals))
-        n_readings = int(scenario.duration_s / scenario.observe_period_s) + 2
-        self.monitor_noise = (
-            np.exp(self.rng.normal(0.0, scenario.observe_noise, (n_readings, 3)))
-            if scenario.observe_noise > 0
-            else np.ones((n_readings, 3))
-        )
+        draws = draw(scenario, seed)
+        self.arrivals = draws.arrivals_s
+        self.noise = draws.noise
+        self.monitor = Monitor(scenario, draws.monitor_noise)
         self.policy = resolve_policy(policy_spec, scenario.model, base_dir=Path(scenario.base_dir))
         self.tables = tables or Tables(scenario)
         self.link = Link(scenario.bandwidth)
@@ -164,7 +137,6 @@ class _Run:
         self.link_free = 0.0
         self.cloud_free = [0.0] * scenario.cloud_servers
         self.pending: list[tuple[float, int, tuple]] = []
-        self._reading_index = -1
         self.current: int | None = None  # set, without cost, by the first decision
         self._switched = False
         self._i = 0
@@ -173,24 +145,13 @@ class _Run:
 
     # -- conditions -------------------------------------------------------------
     def truth(self, t: float) -> Conditions:
-        sc = self.sc
-        return Conditions(sc.bandwidth.at(t), sc.edge_cpu.at(t), sc.edge_mem.at(t))
+        return true_conditions(self.sc, t)
 
     def _update_view(self, now: float) -> None:
         v = self.view
         v.now_s = now
         v.current_point = self.current if self.current is not None else self._deployed()
-        m = int(now / self.sc.observe_period_s + 1e-9)
-        if m != self._reading_index:
-            self._reading_index = m
-            t = max(0.0, m * self.sc.observe_period_s - self.sc.observe_delay_s)
-            true = self.truth(t)
-            f = self.monitor_noise[min(m, len(self.monitor_noise) - 1)]
-            v.monitor = Conditions(
-                true.bandwidth_mbps * f[0],
-                min(true.edge_cpu_pct * f[1], 100.0),
-                min(true.edge_mem_pct * f[2], 100.0),
-            )
+        v.monitor = self.monitor.read(now)
         finished = []
         while self.pending and self.pending[0][0] <= now:
             _, _, obs = heapq.heappop(self.pending)

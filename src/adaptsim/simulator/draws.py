@@ -1,0 +1,69 @@
+"""Everything random in one run, drawn up front from one seeded generator.
+
+The fast engine, the naive SimPy engine and the real testbed all replay the same
+draws for the same scenario and seed: the arrival times, the multiplicative
+service noise per frame (edge, link, cloud) and the monitor's noise per reading.
+They are drawn in this fixed order from one ``numpy.random.Generator``, so the
+same scenario and seed give the same frames bit for bit, in any of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaptsim.simulator.scenario import ArrivalKind, Scenario
+
+__all__ = ["RunDraws", "arrival_times", "draw", "service_noise"]
+
+
+@dataclass(frozen=True)
+class RunDraws:
+    """The random inputs of one run (one policy, one seed)."""
+
+    arrivals_s: np.ndarray  # arrival time of every frame, in [0, duration)
+    noise: np.ndarray  # (frames, 3): service-time factors for edge, link, cloud
+    monitor_noise: np.ndarray  # (readings, 3): factors for bandwidth, edge CPU, edge memory
+
+
+def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
+    """All arrival times in [0, duration), periodic or Poisson."""
+    if scenario.arrival_kind is ArrivalKind.periodic:
+        return np.arange(0.0, scenario.duration_s, 1.0 / scenario.rate_hz)
+    n_guess = int(scenario.duration_s * scenario.rate_hz * 1.5) + 20
+    times = np.cumsum(rng.exponential(1.0 / scenario.rate_hz, n_guess))
+    while times[-1] < scenario.duration_s:
+        more = times[-1] + np.cumsum(rng.exponential(1.0 / scenario.rate_hz, n_guess))
+        times = np.r_[times, more]
+    return times[times < scenario.duration_s]
+
+
+def service_noise(scenario: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Multiplicative service noise per frame: columns edge, link, cloud.
+
+    The uniforms are drawn even when noise is off, so turning it off changes no
+    other draw.
+    """
+    u = rng.random((n, 3))
+    if not scenario.service_noise:
+        return np.ones((n, 3))
+    out = np.empty((n, 3))
+    for j, part in enumerate(("edge", "comm", "cloud")):
+        q = scenario.model.spread.get(part)
+        out[:, j] = np.exp(np.interp(u[:, j], q["probs"], q["log_ratio"])) if q else 1.0
+    return out
+
+
+def draw(scenario: Scenario, seed: int) -> RunDraws:
+    """The run's random inputs, in their fixed order, from ``default_rng(seed)``."""
+    rng = np.random.default_rng(seed)
+    arrivals = arrival_times(scenario, rng)
+    noise = service_noise(scenario, rng, len(arrivals))
+    n_readings = int(scenario.duration_s / scenario.observe_period_s) + 2
+    monitor_noise = (
+        np.exp(rng.normal(0.0, scenario.observe_noise, (n_readings, 3)))
+        if scenario.observe_noise > 0
+        else np.ones((n_readings, 3))
+    )
+    return RunDraws(arrivals, noise, monitor_noise)
