@@ -91,9 +91,11 @@ def paired_difference(per_seed: pd.DataFrame, policy: str, baseline: str, metric
     return Interval(est, est - half, est + half)
 
 
-def _gap(w: pd.DataFrame, policy: str) -> float:
-    sb, o, p = w[STATIC_BEST].mean(), w[ORACLE].mean(), w[policy].mean()
-    return float((sb - p) / (sb - o)) if sb != o else np.nan
+def _gap(sb: np.ndarray, o: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The gap closed of seed means along the last axis (NaN where there is no gap)."""
+    sb, o, p = sb.mean(axis=-1), o.mean(axis=-1), p.mean(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(sb != o, (sb - p) / (sb - o), np.nan)
 
 
 def gap_closed(
@@ -108,11 +110,12 @@ def gap_closed(
     w = _wide(per_seed, metric)
     if w.empty or not {policy, STATIC_BEST, ORACLE} <= set(w.columns):
         return Interval(np.nan, np.nan, np.nan)
-    est = _gap(w, policy)
+    sb, o, p = (w[c].to_numpy() for c in (STATIC_BEST, ORACLE, policy))
+    est = float(_gap(sb, o, p))
     if len(w) < 2 or not np.isfinite(est):
         return Interval(est, np.nan, np.nan)
-    draws = rng.integers(0, len(w), size=(_BOOTSTRAP_DRAWS, len(w)))
-    boot = np.array([_gap(w.iloc[idx], policy) for idx in draws])
+    idx = rng.integers(0, len(w), size=(_BOOTSTRAP_DRAWS, len(w)))
+    boot = _gap(sb[idx], o[idx], p[idx])
     boot = boot[np.isfinite(boot)]
     if len(boot) < _BOOTSTRAP_DRAWS // 2:
         return Interval(est, np.nan, np.nan)
