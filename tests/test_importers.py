@@ -65,7 +65,7 @@ def test_layer_index_convention_maps_to_ordinals(adnn, tmp_path):
 
 
 def test_an_input_line_that_repeated_the_next_cut_is_flagged_and_left_out(adnn, tmp_path):
-    from adaptsim.calibration.fit import calibration_rows
+    from adaptsim.calibration.build import measured_rows
 
     store = tmp_path / "s.parquet"
     frame, summaries = import_adaptivednn([adnn / "2021-08-20"], store)
@@ -78,9 +78,10 @@ def test_an_input_line_that_repeated_the_next_cut_is_flagged_and_left_out(adnn, 
     ]
     assert summaries["adaptivednn-2021-08-20"].flags["input_is_next_cut"] == 2
     assert len(frame) == 3 * 25  # kept in the store
-    left_out: dict[str, int] = {}
-    rows = calibration_rows(read_store(store)[0], left_out=left_out)
-    assert left_out == {"input_is_next_cut": 2} and len(rows) == len(frame) - 2
+    fit = measured_rows(store)
+    rows = fit.rows
+    assert fit.left_out_counts() == {"input_is_next_cut": 2} and len(rows) == len(frame) - 2
+    assert sorted(fit.left_out["provenance"]) == sorted(flagged["provenance"])
     assert rows[rows["point"] == 1]["provenance"].tolist() == ["outputs_vgg19/weights_00000.txt:1"]
     r = runner.invoke(app, ["calibrate", str(store), "--out", str(tmp_path / "c.json")])
     assert r.exit_code == 0 and "left out 2 rows flagged input_is_next_cut" in r.stderr
@@ -194,7 +195,7 @@ def test_cli_import_summary_and_errors(adnn, tmp_path):
     bad = runner.invoke(
         app, ["import", "adaptivednn", str(adnn / "2020-05-27"), "-m", "foo", "--out", str(store)]
     )
-    assert bad.exit_code == 2 and "--models: unknown ['foo']" in bad.stderr
+    assert bad.exit_code == 2 and "--models: foo not in the AdaptiveDNN models" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
 

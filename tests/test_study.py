@@ -91,6 +91,8 @@ def test_output_files_and_columns(lenet_study):
         "best_point",
         "best_latency_s",
         "gain_pct",
+        "flagged_static_latency_s",
+        "note",
     ]
     # one row per non-baseline level of each of the three factors
     assert sorted(gains["factor"].value_counts().to_dict().items()) == [

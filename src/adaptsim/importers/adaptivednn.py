@@ -29,7 +29,8 @@ import pandas as pd
 
 from adaptsim.errors import UserError, where
 from adaptsim.importers.catalog import catalog_cuts, normalise_layer_name
-from adaptsim.store import COLUMNS, write_store
+from adaptsim.store import COLUMNS, choose_models, write_store
+from adaptsim.units import seconds_per_byte
 
 __all__ = [
     "FLAGS",
@@ -399,7 +400,7 @@ def _flag(frame: pd.DataFrame) -> pd.Series:
     """Comma-separated flags per row (see FLAGS); rows are never dropped."""
     f = pd.DataFrame(index=frame.index)
     f["negative_time"] = (frame[["edge_s", "cloud_s", "total_s"]] < 0).any(axis=1)
-    min_transfer_s = frame["output_bytes"] * 8 / (frame["bandwidth_mbps"] * 1e6)
+    min_transfer_s = frame["output_bytes"] * seconds_per_byte(frame["bandwidth_mbps"])
     f["fast_transfer"] = frame["comm_s"] < min_transfer_s
     f["negative_comm"] = frame["comm_s"] < 0
     key = ["source", "model", "provenance_file"]
@@ -446,12 +447,10 @@ def import_adaptivednn(
     dirs = [Path(d) for d in dirs]
     wanted = None
     if models:
-        unknown = [m for m in models if m.lower() not in _FOLDER_MODELS]
-        if unknown:
-            raise UserError(
-                f"--models: unknown {unknown}; known: {', '.join(sorted(_FOLDER_MODELS))}"
-            )
-        wanted = {_FOLDER_MODELS[m.lower()] for m in models}
+        keys = choose_models(
+            [m.lower() for m in models], sorted(_FOLDER_MODELS), "the AdaptiveDNN models"
+        )
+        wanted = {_FOLDER_MODELS[k] for k in keys}
     cp = _read_cut_points(dirs, Path(cut_points) if cut_points else None)
     columns: dict[str, list] = {c: [] for c in COLUMNS}
     summaries: dict[str, ImportSummary] = {}

@@ -17,7 +17,14 @@ from adaptsim.calibration import Calibration
 from adaptsim.errors import UserError
 from adaptsim.store import FACTORS
 
-__all__ = ["FACTORS", "LatencyGrid", "from_calibration", "from_store_rows", "to_frame"]
+__all__ = [
+    "COND_COLUMNS",
+    "FACTORS",
+    "LatencyGrid",
+    "from_calibration",
+    "from_store_rows",
+    "to_frame",
+]
 
 # factor -> condition column; the study's factors in the order the paper lists them
 COND_COLUMNS = list(FACTORS.values())
