@@ -84,7 +84,7 @@ class _Reader:
         value = d[key]
         numeric = int in _tuple(kind) or float in _tuple(kind)
         if not isinstance(value, kind) or (numeric and isinstance(value, bool)):
-            names = " or ".join(_KIND_NAMES.get(k, k.__name__) for k in _tuple(kind))
+            names = "a number" if numeric else " or ".join(_KIND_NAMES[k] for k in _tuple(kind))
             self.fail(full, f"must be {names}, not {_json_type(value)}")
         return value
 
@@ -155,7 +155,7 @@ class _Reader:
         return spread
 
 
-_KIND_NAMES = {dict: "a JSON object", list: "a list", str: "a string", int: "a whole number"}
+_KIND_NAMES = {dict: "a JSON object", list: "a list", str: "a string"}
 
 
 def _tuple(kind) -> tuple:

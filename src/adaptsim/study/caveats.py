@@ -72,21 +72,25 @@ def caveat_lines(
         out.append(
             f"- {n} lines flagged `{flag}`" + (f" ({models})" if models else "") + f": {what}."
         )
+        if flag in PUBLISHED:
+            out += ["", f"  {PUBLISHED[flag]}"]
         if measured:
-            out.append(
+            out += [
+                "",
                 "  They are left out of this study: where the split chosen at baseline needs "
                 "one of them, gains.csv leaves its static latency and gain empty and says why "
-                "in its note column."
-            )
-            out += _flagged_cells(gains)
+                "in its note column.",
+            ]
+            cells = _flagged_cells(gains)
+            if cells:
+                out += ["", "  What those lines read where they were needed:", "", *cells]
         else:
-            out.append(
+            out += [
+                "",
                 "  The calibration was fitted without them: those cells are predicted from "
-                "the blocks and the link the other lines measured."
-            )
-        if flag in PUBLISHED:
-            out.append(f"  {PUBLISHED[flag]}")
-    out.append("")
+                "the blocks and the link the other lines measured.",
+            ]
+        out.append("")
     return out
 
 
