@@ -177,7 +177,10 @@ def run_study(
     grids, source = study_input.grids, study_input.source
     if not grids:
         raise UserError("no models to study")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"study folder {out}: cannot create it ({exc.strerror})") from None
     best = pd.concat([best_points(g) for g in grids], ignore_index=True)
     dist = pd.concat(
         [distribution(g, best[best["model"] == g.model]) for g in grids], ignore_index=True
