@@ -88,7 +88,7 @@ def read_measurements(store: str | Path | Measurements) -> Measurements:
     if isinstance(store, Measurements):
         return store
     frame, meta = read_store(store)
-    return Measurements(frame, meta, Path(store))
+    return Measurements(frame=frame, meta=meta, path=Path(store))
 
 
 def store_kind(frame: pd.DataFrame, hosts_given: bool = False) -> StoreKind:
@@ -341,7 +341,14 @@ def build_calibration(
         network = [r for src in m.meta["sources"].values() for r in src.get("network", [])]
         cal = fit_from_blocks(m.frame, edge_host, cloud_host, network, models)
         cal = Calibration(cal.models, {"store": m.name, **cal.provenance, "created": _created()})
-        return Built(cal, kind, None, None, "", time.perf_counter() - t0)
+        return Built(
+            calibration=cal,
+            kind=kind,
+            fit_rows=None,
+            floor=None,
+            floor_name="",
+            elapsed_s=time.perf_counter() - t0,
+        )
     summary = parse_summary(summary)
     fit = _fitting_rows(m, kind, models, edge_host, cloud_host, summary)
     names = sorted(fit.rows["model"].unique())
@@ -352,7 +359,14 @@ def build_calibration(
         floor_name = "the split-half floor of the repeats"
     provenance = {**_provenance(m, kind, fit, summary), "created": _created()}
     cal = fit_calibration(fit.rows, provenance, names, progress=progress, spread=spread)
-    return Built(cal, kind, fit, floor, floor_name, time.perf_counter() - t0)
+    return Built(
+        calibration=cal,
+        kind=kind,
+        fit_rows=fit,
+        floor=floor,
+        floor_name=floor_name,
+        elapsed_s=time.perf_counter() - t0,
+    )
 
 
 def _split_half(frame, edge_host, cloud_host, summary, model: str, _rows) -> pd.DataFrame:

@@ -196,7 +196,10 @@ class ModelCalibration:
         table, _ = self.link_table.at(ecpu, ccpu, extrapolate=extrapolate)
         comm, x4 = self.link_s(law, table, bw)
         return Prediction(
-            np.maximum(edge, 0), np.maximum(cloud, 0), np.maximum(comm, 0), x1 | x2 | x3 | x4
+            edge_s=np.maximum(edge, 0),
+            cloud_s=np.maximum(cloud, 0),
+            comm_s=np.maximum(comm, 0),
+            extrapolated=x1 | x2 | x3 | x4,
         )
 
     def predict_at(self, conditions, *, extrapolate: bool = False) -> Prediction:

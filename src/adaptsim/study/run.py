@@ -116,11 +116,11 @@ def load_grids(
     counts = cal.provenance.get("left_out", {})
     counts = counts if isinstance(counts, dict) else {}
     return StudyInput(
-        [from_calibration(cal, n) for n in names],
-        Source.calibrated,
-        _NONE,
-        counts,
-        str(path) if path else "shipped AdaptiveDNN calibration",
+        grids=[from_calibration(cal, n) for n in names],
+        source=Source.calibrated,
+        left_out=_NONE,
+        left_out_counts=counts,
+        name=str(path) if path else "shipped AdaptiveDNN calibration",
     )
 
 
@@ -148,7 +148,9 @@ def _from_store(path, source, models, edge_host, cloud_host, summary) -> StudyIn
         ]
     left_out = fit.left_out if fit is not None else _NONE
     counts = fit.left_out_counts() if fit is not None else {}
-    return StudyInput(grids, source, left_out, counts, str(path))
+    return StudyInput(
+        grids=grids, source=source, left_out=left_out, left_out_counts=counts, name=str(path)
+    )
 
 
 def run_study(
