@@ -145,6 +145,18 @@ def _copy(adnn, tmp_path):
             "weights_00003.txt: condition code",
         ),
         (lambda d: (d / "outputs_lenet").rename(d / "outputs_foonet"), "unknown model 'foonet'"),
+        (
+            lambda d: (d / "outputs_lenet/weights_00002.txt").write_bytes(b"\x00\x01PK\x03"),
+            "weights_00002.txt is a binary file",
+        ),
+        (
+            lambda d: (d / "outputs_lenet/weights_00002.txt").write_bytes(b"1 2 3 \xe9\n"),
+            "weights_00002.txt is not UTF-8",
+        ),
+        (
+            lambda d: (d / "cut_points.csv").write_bytes(b"\x00\x00\x00"),
+            "cut_points.csv is a binary",
+        ),
     ],
 )
 def test_bad_input_leaves_store_untouched(adnn, tmp_path, mutate, message):
@@ -240,3 +252,19 @@ def test_resnet50_lines_stay_ordinals_where_the_files_do_not_bear_a_move(data_di
     line = _line(frame)
     assert (frame[line == 3]["point"] == 3).all() and (frame[line == 23]["point"] == 23).all()
     assert any("not borne out" in n for n in summaries["adaptivednn-2020-05-27"].notes)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b"system,model\n\xff\xfe,1\n"), "is not UTF-8"),
+        (lambda p: p.write_bytes(b"\x00" * 32), "is a binary file"),
+        (lambda p: p.mkdir(), "is a folder"),
+    ],
+)
+def test_scission_files_that_are_not_csv_text_are_one_line(tmp_path, make, message):
+    bad = tmp_path / "blocks.csv"
+    make(bad)
+    r = runner.invoke(app, ["import", "scission", str(bad), "--out", str(tmp_path / "s.parquet")])
+    assert r.exit_code == 2 and message in r.stderr, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.parquet").exists()

@@ -18,6 +18,7 @@ own analysis of the Keras 3 models and are checked against the data's
 from __future__ import annotations
 
 import difflib
+import io
 import math
 import re
 import time
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.errors import UserError, where
+from adaptsim.files import input_file, read_text
 from adaptsim.importers.catalog import catalog_cuts, normalise_layer_name
 from adaptsim.store import COLUMNS, choose_models, write_store
 from adaptsim.units import seconds_per_byte
@@ -133,7 +135,7 @@ def _parse_file(path: Path) -> np.ndarray:
     """Rows of (total_s, edge_s, cloud_s, cut) with cut = -1 for three-column files."""
     rows = []
     ncols = None
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "AdaptiveDNN file").splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -169,9 +171,14 @@ def _read_cut_points(dirs: list[Path], explicit: Path | None) -> pd.DataFrame | 
         if explicit
         else [d / "cut_points.csv" for d in dirs] + [d.parent / "cut_points.csv" for d in dirs]
     )
+    if explicit is not None:
+        input_file(explicit, "cut points file")
     for c in candidates:
         if c is not None and c.is_file():
-            cp = pd.read_csv(c)
+            try:
+                cp = pd.read_csv(io.StringIO(read_text(c, "cut points file")))
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise UserError(f"{c}: not a readable CSV ({exc})".splitlines()[0]) from None
             need = {
                 "model",
                 "cut_ordinal",
