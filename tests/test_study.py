@@ -305,3 +305,17 @@ def test_study_on_own_profiles_composes_them_as_calibrate_does(tmp_path):
     np.testing.assert_allclose(merged["latency_s"], merged["total_s"])
     r = runner.invoke(app, ["study", str(own), "--out", str(tmp_path / "x"), "-m", "vgg99"])
     assert r.exit_code == 2 and r.stderr.startswith("adaptsim: error: --models: vgg99 not in")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--edge-host", "pi"], "the --edge-host, --cloud-host and --summary choose how a store"),
+        (["--summary", "median"], "a calibration is already built"),
+        (["--source", "measured"], "--source measured needs a measurement store"),
+    ],
+)
+def test_study_on_a_calibration_refuses_store_choices_by_their_flags(tmp_path, args, says):
+    r = runner.invoke(app, ["study", "--out", str(tmp_path / "o"), *args])
+    assert r.exit_code == 2 and says in r.stderr, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
