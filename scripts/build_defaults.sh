@@ -3,23 +3,31 @@
 #   src/adaptsim/data/calibration_adaptivednn.json  (the default calibration)
 #   docs/calibration_check*.csv                      (its leave-one-level-out check,
 #                                                    overall and per held-out factor)
-# Usage: scripts/build_defaults.sh [PATH/TO/shared/data]   (default: ../shared/data)
+# Usage: scripts/build_defaults.sh [PATH/TO/shared/data] [OUT]
+#   (default data: ../shared/data; with OUT, the files go to that folder instead,
+#   to compare a rebuild with what is shipped without touching it)
 # Only this script reads the shared data; adaptsim itself never does at run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 data=${1:-../shared/data}
+cal=src/adaptsim/data/calibration_adaptivednn.json
+check=docs/calibration_check.csv
+if [ -n "${2:-}" ]; then
+  mkdir -p "$2"
+  cal=$2/calibration_adaptivednn.json
+  check=$2/calibration_check.csv
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 .venv/bin/adaptsim import adaptivednn "$data/adaptivednn/2020-05-27" "$data/adaptivednn/2021-08-20" \
   --out "$tmp/store.parquet"
-mkdir -p docs
-.venv/bin/adaptsim calibrate "$tmp/store.parquet" --out src/adaptsim/data/calibration_adaptivednn.json \
-  --check --check-out docs/calibration_check.csv
-rm -f docs/calibration_check-detail.csv  # 1 MB; rebuilt by this script when wanted
+mkdir -p "$(dirname "$check")"
+.venv/bin/adaptsim calibrate "$tmp/store.parquet" --out "$cal" --check --check-out "$check"
+rm -f "${check%.csv}-detail.csv"  # 1 MB; rebuilt by this script when wanted
 # The provenance names a temporary store path; keep the sources, drop the path.
-.venv/bin/python - <<'PY'
-import json, pathlib
-p = pathlib.Path("src/adaptsim/data/calibration_adaptivednn.json")
+CAL="$cal" .venv/bin/python - <<'PY'
+import json, os, pathlib
+p = pathlib.Path(os.environ["CAL"])
 doc = json.loads(p.read_text())
 doc["provenance"]["store"] = "adaptivednn 2020-05-27 + 2021-08-20 (scripts/build_defaults.sh)"
 for src in doc["provenance"]["sources"].values():

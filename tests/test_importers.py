@@ -65,7 +65,7 @@ def test_layer_index_convention_maps_to_ordinals(adnn, tmp_path):
 
 
 def test_an_input_line_that_repeated_the_next_cut_is_flagged_and_left_out(adnn, tmp_path):
-    from adaptsim.calibration.fit import calibration_rows
+    from adaptsim.calibration.build import measured_rows
 
     store = tmp_path / "s.parquet"
     frame, summaries = import_adaptivednn([adnn / "2021-08-20"], store)
@@ -78,9 +78,10 @@ def test_an_input_line_that_repeated_the_next_cut_is_flagged_and_left_out(adnn, 
     ]
     assert summaries["adaptivednn-2021-08-20"].flags["input_is_next_cut"] == 2
     assert len(frame) == 3 * 25  # kept in the store
-    left_out: dict[str, int] = {}
-    rows = calibration_rows(read_store(store)[0], left_out=left_out)
-    assert left_out == {"input_is_next_cut": 2} and len(rows) == len(frame) - 2
+    fit = measured_rows(store)
+    rows = fit.rows
+    assert fit.left_out_counts() == {"input_is_next_cut": 2} and len(rows) == len(frame) - 2
+    assert sorted(fit.left_out["provenance"]) == sorted(flagged["provenance"])
     assert rows[rows["point"] == 1]["provenance"].tolist() == ["outputs_vgg19/weights_00000.txt:1"]
     r = runner.invoke(app, ["calibrate", str(store), "--out", str(tmp_path / "c.json")])
     assert r.exit_code == 0 and "left out 2 rows flagged input_is_next_cut" in r.stderr
@@ -144,6 +145,18 @@ def _copy(adnn, tmp_path):
             "weights_00003.txt: condition code",
         ),
         (lambda d: (d / "outputs_lenet").rename(d / "outputs_foonet"), "unknown model 'foonet'"),
+        (
+            lambda d: (d / "outputs_lenet/weights_00002.txt").write_bytes(b"\x00\x01PK\x03"),
+            "weights_00002.txt is a binary file",
+        ),
+        (
+            lambda d: (d / "outputs_lenet/weights_00002.txt").write_bytes(b"1 2 3 \xe9\n"),
+            "weights_00002.txt is not UTF-8",
+        ),
+        (
+            lambda d: (d / "cut_points.csv").write_bytes(b"\x00\x00\x00"),
+            "cut_points.csv is a binary",
+        ),
     ],
 )
 def test_bad_input_leaves_store_untouched(adnn, tmp_path, mutate, message):
@@ -194,7 +207,7 @@ def test_cli_import_summary_and_errors(adnn, tmp_path):
     bad = runner.invoke(
         app, ["import", "adaptivednn", str(adnn / "2020-05-27"), "-m", "foo", "--out", str(store)]
     )
-    assert bad.exit_code == 2 and "--models: unknown ['foo']" in bad.stderr
+    assert bad.exit_code == 2 and "--models: foo not in the AdaptiveDNN models" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
 
 
@@ -239,3 +252,19 @@ def test_resnet50_lines_stay_ordinals_where_the_files_do_not_bear_a_move(data_di
     line = _line(frame)
     assert (frame[line == 3]["point"] == 3).all() and (frame[line == 23]["point"] == 23).all()
     assert any("not borne out" in n for n in summaries["adaptivednn-2020-05-27"].notes)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p.write_bytes(b"system,model\n\xff\xfe,1\n"), "is not UTF-8"),
+        (lambda p: p.write_bytes(b"\x00" * 32), "is a binary file"),
+        (lambda p: p.mkdir(), "is a folder"),
+    ],
+)
+def test_scission_files_that_are_not_csv_text_are_one_line(tmp_path, make, message):
+    bad = tmp_path / "blocks.csv"
+    make(bad)
+    r = runner.invoke(app, ["import", "scission", str(bad), "--out", str(tmp_path / "s.parquet")])
+    assert r.exit_code == 2 and message in r.stderr, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "s.parquet").exists()

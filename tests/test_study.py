@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from adaptsim.calibration import load_calibration
 from adaptsim.cli import app
 from adaptsim.importers import import_adaptivednn
 from adaptsim.study import run_study
@@ -91,6 +92,8 @@ def test_output_files_and_columns(lenet_study):
         "best_point",
         "best_latency_s",
         "gain_pct",
+        "flagged_static_latency_s",
+        "note",
     ]
     # one row per non-baseline level of each of the three factors
     assert sorted(gains["factor"].value_counts().to_dict().items()) == [
@@ -161,3 +164,158 @@ def test_cli_study_on_shipped_calibration(tmp_path):
     assert (gains["gain_pct"] >= 0).all()
     bad = runner.invoke(app, ["study", "--source", "measured", "--out", str(tmp_path / "p")])
     assert bad.exit_code == 2 and "needs a measurement store" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def flagged_study(tmp_path_factory):
+    """LeNet (2020) beside VGG19's re-run (2021), whose raw-input lines at edge CPU 50 and
+    100 % repeat the next cut (flagged input_is_next_cut, left out)."""
+    tmp = tmp_path_factory.mktemp("flagged")
+    store = tmp / "s.parquet"
+    import_adaptivednn([DATA / "adaptivednn/2020-05-27", DATA / "adaptivednn/2021-08-20"], store)
+    return run_study(store, tmp / "out", plots=False), store
+
+
+def test_summary_names_the_model_of_each_maximum_and_prints_no_nan(flagged_study):
+    import re
+
+    result, _ = flagged_study
+    text, gains = result["summary"], result["gains"]
+    assert not re.search(r"\bnan\b", text, re.IGNORECASE)
+    known = gains[gains["gain_pct"].notna()]
+    # Each factor's line names the model and level whose gain is that factor's largest.
+    lines = re.findall(
+        r"^- (\w+): median gain .*?, max ([\d.]+) % \((\w+) at ([\d.]+):", text, re.M
+    )
+    assert {f for f, *_ in lines} == {"edge_cpu", "edge_mem", "bandwidth"}
+    for factor, top, model, level in lines:
+        best = known[known["factor"] == factor]["gain_pct"].max()
+        assert float(top) == pytest.approx(best, abs=0.05)
+        row = known[(known["factor"] == factor) & (known["model"] == model)]
+        assert row[row["level"] == float(level)]["gain_pct"].iloc[0] == best
+    # VGG19's static split (the raw input) has no usable line at edge CPU 50 and 100 %.
+    assert "re-partitioning" not in text.split("## Q2")[1].split("\n")[2]
+    assert "(2 more cannot be computed: gains.csv's note says why)" in text
+
+
+def test_gains_say_why_a_cell_is_empty_and_what_the_left_out_line_reads(flagged_study):
+    from adaptsim.store import read_store
+
+    result, store = flagged_study
+    gains = result["gains"]
+    empty = gains[gains["gain_pct"].isna()]
+    assert sorted(empty["level"]) == [50.0, 100.0] and set(empty["model"]) == {"vgg19"}
+    assert empty["static_latency_s"].isna().all()
+    assert empty["note"].str.contains("static point 1 .* flagged input_is_next_cut").all()
+    assert (gains[gains["gain_pct"].notna()]["note"].fillna("") == "").all()
+    frame, _ = read_store(store)
+    lines = frame[frame["flags"].str.contains("input_is_next_cut")]
+    for r in empty.itertuples():
+        line = lines[lines["edge_cpu_pct"] == r.level]
+        assert r.flagged_static_latency_s == pytest.approx(line["total_s"].iloc[0], abs=5e-4)
+    text = result["summary"]
+    caveats = text.split("## Data caveats")[1]
+    assert "2 lines flagged `input_is_next_cut` (vgg19 2)" in caveats
+    assert "14.307 s at the raw input against 3.254 s at its best point, a 77.26 % gain" in caveats
+    for r in empty.itertuples():
+        s, b = r.flagged_static_latency_s, r.best_latency_s
+        assert f"reads {s:.3f} s against {b:.3f} s" in caveats
+        assert f"would be {(s - b) / s * 100:.2f} %" in caveats
+
+
+def test_a_summary_without_left_out_lines_has_no_caveats(lenet_study):
+    assert "## Data caveats" not in lenet_study[0]["summary"]
+
+
+def test_study_reads_a_store_by_content_whatever_its_name(tmp_path):
+    store = tmp_path / "s.parquet"
+    import_adaptivednn([DATA / "study_tiny"], store)
+    want = pd.read_csv(_study(store, tmp_path / "a") / "best_points.csv")
+    for name in ("store.json", "store"):
+        renamed = tmp_path / name
+        renamed.write_bytes(store.read_bytes())
+        got = pd.read_csv(_study(renamed, tmp_path / f"o-{name}") / "best_points.csv")
+        pd.testing.assert_frame_equal(got, want)
+    lenet = tmp_path / "lenet.json"  # a Parquet store, whatever its name says
+    import_adaptivednn([DATA / "adaptivednn/2020-05-27"], lenet)
+    r = runner.invoke(app, ["calibrate", str(lenet), "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output
+    assert "lenet" in load_calibration(tmp_path / "c").models
+    junk = tmp_path / "notes.txt"
+    junk.write_text("hello")
+    r = runner.invoke(app, ["study", str(junk), "--out", str(tmp_path / "j")])
+    assert r.exit_code == 2 and "neither a measurement store" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "j").exists()
+
+
+def _study(path: Path, out: Path, *extra: str) -> Path:
+    r = runner.invoke(app, ["study", str(path), "--out", str(out), "--no-plots", *extra])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_study_on_per_block_data_takes_the_hosts_as_calibrate_does(tmp_path):
+    from adaptsim.importers import import_scission
+
+    store = tmp_path / "s.parquet"
+    import_scission(DATA / "scission/blocks.csv", store)
+    hosts = ["--edge-host", "device-raspi4", "--cloud-host", "cloud-6700k(NoGPU)"]
+    # Without hosts: the flags study has, not options it lacks.
+    r = runner.invoke(app, ["study", str(store), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--edge-host" in r.stderr and "--cloud-host" in r.stderr
+    assert "device-raspi4" in r.stderr and not (tmp_path / "x").exists()
+    r = runner.invoke(
+        app, ["study", str(store), "--out", str(tmp_path / "x"), *hosts, "--summary", "median"]
+    )
+    assert r.exit_code == 2 and "--summary applies to own profiles" in r.stderr
+    out = _study(store, tmp_path / "o", *hosts)
+    best = pd.read_csv(out / "best_points.csv")
+    # The same latencies as `adaptsim calibrate` with the same hosts gives.
+    r = runner.invoke(app, ["calibrate", str(store), "--out", str(tmp_path / "c.json"), *hosts])
+    assert r.exit_code == 0, r.output
+    for row in best.itertuples():
+        m = load_calibration(tmp_path / "c.json").model(row.model)
+        total = m.predict(0, 0, 0, 0, row.bandwidth_mbps).total_s[0]
+        assert row.best_latency_s == pytest.approx(total.min(), abs=5e-4)
+        assert row.best_point == m.ordinals[total.argmin()]
+    r = runner.invoke(
+        app, ["study", str(store), "--source", "measured", *hosts, "--out", str(tmp_path / "m")]
+    )
+    assert r.exit_code == 2 and "--source measured" in r.stderr
+
+
+def test_study_on_own_profiles_composes_them_as_calibrate_does(tmp_path):
+    from adaptsim.calibration.profiles import compose
+    from adaptsim.store import read_store
+
+    own = Path(__file__).parent.parent / "docs/own_profiles/own.parquet"
+    out = _study(own, tmp_path / "o", "-m", "lenet", "--summary", "median")
+    latency = pd.read_parquet(out / "latency.parquet")
+    rows = compose(read_store(own)[0], ["lenet"], summary="median")
+    key = [
+        "edge_cpu_pct",
+        "edge_mem_pct",
+        "bandwidth_mbps",
+        "cloud_cpu_pct",
+        "cloud_mem_pct",
+        "point",
+    ]
+    merged = latency.merge(rows, on=key)
+    assert len(merged) == len(rows) == len(latency)
+    np.testing.assert_allclose(merged["latency_s"], merged["total_s"])
+    r = runner.invoke(app, ["study", str(own), "--out", str(tmp_path / "x"), "-m", "vgg99"])
+    assert r.exit_code == 2 and r.stderr.startswith("adaptsim: error: --models: vgg99 not in")
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--edge-host", "pi"], "the --edge-host, --cloud-host and --summary choose how a store"),
+        (["--summary", "median"], "a calibration is already built"),
+        (["--source", "measured"], "--source measured needs a measurement store"),
+    ],
+)
+def test_study_on_a_calibration_refuses_store_choices_by_their_flags(tmp_path, args, says):
+    r = runner.invoke(app, ["study", "--out", str(tmp_path / "o"), *args])
+    assert r.exit_code == 2 and says in r.stderr, r.output
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()

@@ -2,13 +2,12 @@
 
 from adaptsim.calibration.fit import fit_calibration, fit_model
 from adaptsim.calibration.grid import ExtrapolationError, StressGrid
+from adaptsim.calibration.io import load_calibration, save_calibration
 from adaptsim.calibration.model import (
     DEFAULT_CALIBRATION,
     Calibration,
     ModelCalibration,
     Prediction,
-    load_calibration,
-    save_calibration,
 )
 
 __all__ = [

@@ -15,8 +15,11 @@ import pandas as pd
 
 from adaptsim.calibration.grid import StressGrid
 from adaptsim.calibration.model import Calibration, ModelCalibration, law_s, link_grid
+from adaptsim.calibration.spread import FLAT, PARTS
 from adaptsim.errors import UserError
 from adaptsim.importers.catalog import catalog_model_points
+from adaptsim.store import ChoiceError, choose_models
+from adaptsim.units import seconds_per_byte
 
 __all__ = ["fit_from_blocks", "network_link"]
 
@@ -62,15 +65,16 @@ def fit_from_blocks(
     hosts = sorted(set(blocks["edge_host"]) | set(blocks["cloud_host"]) - {""})
     for host, side in ((edge_host, "edge"), (cloud_host, "cloud")):
         if host not in set(blocks[f"{side}_host"]):
-            raise UserError(
-                f"--{side}-host {host!r}: no {side} blocks timed on it; hosts in the "
-                f"store: {', '.join(h for h in hosts if h)}"
+            raise ChoiceError(
+                f"{{{side}_host}} {{host!r}}: no {side} blocks timed on it; hosts in the "
+                "store: {hosts}",
+                host=host,
+                hosts=", ".join(h for h in hosts if h),
             )
     overhead_s, bw = network_link(network, edge_host, cloud_host)
     edge_models = set(blocks[blocks["edge_host"] == edge_host]["model"])
     names = sorted(edge_models & set(blocks[blocks["cloud_host"] == cloud_host]["model"]))
-    if models:
-        names = [n for n in names if n in models]
+    names = choose_models(models, names, f"the models timed on both {edge_host} and {cloud_host}")
     if not names:
         raise UserError(f"no model was timed on both {edge_host} and {cloud_host}")
     out = {}
@@ -109,20 +113,19 @@ def _model(name: str, e: pd.DataFrame, c: pd.DataFrame, overhead_s: float, bw: f
     cloud = np.r_[0.0, c["cloud_s"].to_numpy(dtype=np.float64)]
     n = len(ordinals)
     law = np.stack([np.full(n, overhead_s), out_bytes, np.zeros(n)], axis=-1)  # no host bound
-    table = law_s(law, 8.0 / (bw * 1e6))[:, None]
-    flat = {"probs": [0.0, 1.0], "log_ratio": [0.0, 0.0]}
+    table = law_s(law, seconds_per_byte(bw))[:, None]
     return ModelCalibration(
-        name,
-        ordinals,
-        kinds,
-        names,
-        out_bytes,
-        StressGrid(_ZERO, _ZERO, edge[None, None, :]),
-        StressGrid(_ZERO, _ZERO, cloud[None, None, :]),
-        link_grid(_ZERO, _ZERO, law[None, None]),
-        link_grid(_ZERO, _ZERO, table[None, None]),
-        (bw,),
-        {"edge": flat, "cloud": flat, "comm": flat},
-        {"blocks": n - 1},
-        ("per-block means without stress: one stress level only",),
+        model=name,
+        ordinals=ordinals,
+        kinds=kinds,
+        layer_names=names,
+        output_bytes=out_bytes,
+        edge_blocks=StressGrid(_ZERO, _ZERO, edge[None, None, :]),
+        cloud_blocks=StressGrid(_ZERO, _ZERO, cloud[None, None, :]),
+        link=link_grid(_ZERO, _ZERO, law[None, None]),
+        link_table=link_grid(_ZERO, _ZERO, table[None, None]),
+        bandwidth_levels=(bw,),
+        spread=dict.fromkeys(PARTS, FLAT),
+        quality={"blocks": n - 1},
+        notes=("per-block means without stress: one stress level only",),
     )

@@ -10,7 +10,9 @@ condition:
 - per-point absolute percentage error of the predicted total: the median over
   the condition's points (``ape``) and their 90th percentile (``ape_p90``);
 - which part misses: the edge's, the cloud's and the link's share of that
-  error (:func:`part_errors`).
+  error (:func:`~adaptsim.calibration.scores.part_errors`).
+
+The scores themselves live in :mod:`adaptsim.calibration.scores`.
 
 Summaries over the held-out conditions: the share within 5 % regret, the median
 and p90 regret, the median of ``ape`` (``median_ape``) and the median of
@@ -32,24 +34,25 @@ factor: how far the data's own neighbours carry, with no model at all.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
+from adaptsim.atomic import write_atomic
 from adaptsim.calibration.fit import fit_model
+from adaptsim.calibration.scores import ERROR_PARTS, ape_columns, part_errors, regret
 from adaptsim.store import FACTORS
 
 __all__ = [
-    "FACTORS",
     "CheckInterrupted",
-    "ape_columns",
     "by_factor",
     "check_calibration",
     "cross_validate",
     "floor_gain",
     "noise_floor",
-    "part_errors",
-    "regret",
     "siblings",
+    "write_check",
 ]
 
 _COND = list(FACTORS.values())
@@ -62,83 +65,11 @@ def _matrix(rows: pd.DataFrame, ordinals: np.ndarray):
     return wide.index.to_frame(index=False), wide.to_numpy(dtype=np.float64)
 
 
-# The parts of a point's time: (detail column, Prediction attribute, store column)
-_PARTS = (
-    ("edge_err_share", "edge_s", "edge_s"),
-    ("cloud_err_share", "cloud_s", "cloud_s"),
-    ("link_err_share", "comm_s", "comm_s"),
-)
-
-
-def part_errors(pred, rows: pd.DataFrame, conds: pd.DataFrame, ordinals, measured) -> dict:
-    """Which part misses: per condition, each part's share of the prediction's error.
-
-    A part's error at a point is its absolute error over the point's measured total;
-    its share is its sum over the condition's points over the sum of all three
-    parts' (``edge_err_share``, ``cloud_err_share``, ``link_err_share``; they add up
-    to 1). Only points with every part measured count; none, or no error, gives NaN.
-    ``pred`` and ``measured`` (totals) are per ``conds`` row and ``ordinals`` column.
-    """
-    cols = [col for *_, col in _PARTS]
-    wide = rows.groupby([*_COND, "point"])[cols].first().unstack("point")
-    wide = wide.reindex(pd.MultiIndex.from_frame(conds[_COND]))
-    errs = []
-    for _, attr, col in _PARTS:
-        part = wide[col].reindex(columns=ordinals).to_numpy(dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            errs.append(np.abs(getattr(pred, attr) - part) / measured)
-    errs = np.stack(errs)  # (parts, conditions, points)
-    ok = np.isfinite(errs).all(axis=0) & (measured > 0)
-    sums = np.where(ok, errs, 0.0).sum(axis=2)  # (parts, conditions)
-    total = sums.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(total > 0, sums / total, np.nan)
-    return {name: share[i] for i, (name, *_) in enumerate(_PARTS)}
-
-
-def regret(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
-    """Per row: measured time of the predicted-best point over the measured best, minus 1.
-
-    Only points measured in that row compete; rows with nothing measured give NaN.
-    """
-    avail = np.isfinite(measured)
-    pred = np.where(avail & np.isfinite(predicted), predicted, np.inf)
-    pick = np.argmin(pred, axis=1)
-    best = np.nanmin(np.where(avail, measured, np.nan), axis=1)
-    chosen = measured[np.arange(len(measured)), pick]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return chosen / best - 1.0
-
-
-def ape_columns(predicted: np.ndarray, measured: np.ndarray) -> dict[str, np.ndarray]:
-    """Per row, the points' absolute percentage errors: their median (``ape``) and
-    90th percentile (``ape_p90``). Only points measured in both count; none gives NaN.
-    """
-    ok = np.isfinite(measured) & (measured > 0) & np.isfinite(predicted)
-    err = np.where(ok, np.abs(predicted / np.where(ok, measured, 1.0) - 1.0), np.nan)
-    return {"ape": _row_quantile(err, 0.5), "ape_p90": _row_quantile(err, 0.9)}
-
-
-def _row_quantile(values: np.ndarray, q: float) -> np.ndarray:
-    """Each row's ``q`` quantile over its finite values (linear, as np.quantile); NaN if none.
-
-    np.nanquantile does the same row by row in Python, 30x slower on a check's rows.
-    """
-    ordered = np.sort(values, axis=1)  # NaN last
-    n = np.isfinite(values).sum(axis=1)
-    pos = np.maximum(n - 1, 0) * q
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
-    rows = np.arange(len(values))
-    out = ordered[rows, lo] * (1 - (pos - lo)) + ordered[rows, hi] * (pos - lo)
-    return np.where(n > 0, out, np.nan)
-
-
 def cross_validate(model: str, rows: pd.DataFrame) -> pd.DataFrame:
     """Leave-one-level-out CV of one model: a row per (held-out condition, fold).
 
-    ``regret`` as in :func:`regret`; ``ape`` the median absolute percentage error of
-    the predicted totals over that condition's points.
+    ``regret`` as in :func:`~adaptsim.calibration.scores.regret`; ``ape`` the median
+    absolute percentage error of the predicted totals over that condition's points.
     """
     detail = []
     for factor, col in FACTORS.items():
@@ -367,8 +298,9 @@ def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
 
     From the cross-validation rows of :func:`check_calibration`'s detail: held-out
     conditions, share within 5 % regret, median regret, median and p90 per-point
-    error (as in the summary), and the means of :func:`part_errors` (how much of
-    the error each of edge, cloud and link carries). Each
+    error (as in the summary), and the means of
+    :func:`~adaptsim.calibration.scores.part_errors` (how much of the error each of
+    edge, cloud and link carries). Each
     factor has a row with ``level`` = ``all`` (every fold of that factor) and one per
     held-out level; ``extrapolated`` is the share of that row's conditions that lay
     beyond the levels left to fit (the end levels of a stress axis).
@@ -397,7 +329,7 @@ def by_factor(detail: pd.DataFrame) -> pd.DataFrame:
                             "p90_ape": round(s["p90_ape"], 4),
                             **{
                                 f"mean_{name}": round(float(part[name].mean()), 3)
-                                for name, *_ in _PARTS
+                                for name, *_ in ERROR_PARTS
                             },
                         }
                     )
@@ -425,3 +357,21 @@ def _row(model: str, cv: pd.DataFrame, floor: pd.DataFrame, sib: pd.DataFrame) -
         "siblings_within_5pct": round(s["within_5pct"], 3),
         "siblings_median_ape": round(s["median_ape"], 4),
     }
+
+
+def write_check(summary: pd.DataFrame, detail: pd.DataFrame, path: Path) -> list[Path]:
+    """Write the check's files, each atomically: the summary at ``path``, the detail
+    (``<stem>-detail.csv``) and :func:`by_factor` (``<stem>-by-factor.csv``) beside it.
+
+    Returns:
+        The paths written.
+    """
+    paths = []
+    for p, frame in (
+        (path, summary),
+        (path.with_name(path.stem + "-detail.csv"), detail),
+        (path.with_name(path.stem + "-by-factor.csv"), by_factor(detail)),
+    ):
+        write_atomic(p, lambda tmp, frame=frame: frame.to_csv(tmp, index=False))
+        paths.append(p)
+    return paths

@@ -34,17 +34,14 @@ from scipy.optimize import nnls
 
 from adaptsim.calibration.grid import StressGrid
 from adaptsim.calibration.model import Calibration, ModelCalibration, law_s, link_grid
+from adaptsim.calibration.spread import PARTS, quantiles
 from adaptsim.errors import UserError
-from adaptsim.importers.adaptivednn import UNUSABLE_FLAGS
 from adaptsim.importers.catalog import catalog_model_points
-from adaptsim.store import FACTORS, select_runs
+from adaptsim.store import FACTORS, choose_models
+from adaptsim.units import seconds_per_byte
 
-__all__ = ["SPREAD_PROBS", "calibration_rows", "fit_calibration", "fit_model"]
+__all__ = ["fit_calibration", "fit_model"]
 
-# Quantiles of log(measured / predicted) kept as the spread. The extreme 1 % on each
-# side is left out: in the AdaptiveDNN data it holds clock glitches and 20-70x
-# outliers that are not the per-inference variation a simulator should replay.
-SPREAD_PROBS = (0.01, *np.round(np.linspace(0.05, 0.95, 19), 2).tolist(), 0.99)
 _MIN_S = 1e-4
 _TIE = 0.01  # relative RMS per level within which link fits count as equal
 
@@ -313,7 +310,7 @@ def _fit_link(rows, compute: ModelCalibration, col_of):
     n = len(out_bytes)
     lr = _link_rows(rows, compute, col_of)
     bw_levels = _levels(lr, "bandwidth_mbps")
-    x_levels = 8.0 / (bw_levels * 1e6)
+    x_levels = seconds_per_byte(bw_levels)
     ecpu, ccpu = _levels(lr, "edge_cpu_pct"), _levels(lr, "cloud_cpu_pct")
     law = np.zeros((len(ecpu), len(ccpu), n, 3))
     table = np.zeros((len(ecpu), len(ccpu), n, len(bw_levels)))
@@ -335,18 +332,16 @@ def _fit_link(rows, compute: ModelCalibration, col_of):
     return link_grid(ecpu, ccpu, law), link_grid(ecpu, ccpu, table), bw_levels
 
 
-def _quantiles(log_ratio: np.ndarray) -> dict[str, list[float]]:
-    lr = log_ratio[np.isfinite(log_ratio)]
-    if not len(lr):
-        lr = np.zeros(1)
-    return {
-        "probs": list(SPREAD_PROBS),
-        "log_ratio": np.quantile(lr, SPREAD_PROBS).round(6).tolist(),
-    }
+def fit_model(model: str, rows: pd.DataFrame, spread: dict | None = None) -> ModelCalibration:
+    """Fit one model's calibration from its partition rows (one run per condition).
 
-
-def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
-    """Fit one model's calibration from its partition rows (one run per condition)."""
+    Args:
+        model: the model's name.
+        rows: its per-partition rows (store columns), one run per condition.
+        spread: the spread to keep (per part, see :mod:`adaptsim.calibration.spread`);
+            None: the quantiles of the fit's own residuals. Own profiles pass the
+            spread of their repeats, which composed rows no longer show.
+    """
     rows = rows[rows["record"] == "partition"]
     if rows.empty:
         raise UserError(f"{model}: no per-partition measurements to calibrate from")
@@ -381,13 +376,13 @@ def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
         if len(at):
             notes.append(f"{side} per-point extras (beyond the blocks) at points {at.tolist()}")
     compute = ModelCalibration(
-        model,
-        ordinals,
-        tuple(kinds),
-        tuple(names),
-        out_bytes,
-        edge,
-        cloud,
+        model=model,
+        ordinals=ordinals,
+        kinds=tuple(kinds),
+        layer_names=tuple(names),
+        output_bytes=out_bytes,
+        edge_blocks=edge,
+        cloud_blocks=cloud,
         link=None,
         link_table=None,
         bandwidth_levels=(),
@@ -398,8 +393,13 @@ def fit_model(model: str, rows: pd.DataFrame) -> ModelCalibration:
     )
     law, table, bw_levels = _fit_link(rows, compute, col_of)
     cal = replace(compute, link=law, link_table=table, bandwidth_levels=tuple(bw_levels.tolist()))
-    spread, quality = _in_sample(cal, rows, col_of)
-    return replace(cal, spread=spread, quality=quality, notes=tuple(notes))
+    residual_spread, quality = _in_sample(cal, rows, col_of)
+    return replace(
+        cal,
+        spread=residual_spread if spread is None else spread,
+        quality=quality,
+        notes=tuple(notes),
+    )
 
 
 def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
@@ -408,11 +408,11 @@ def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
     pred = cal.predict_at(conds)
     cols = np.array([col_of[int(p)] for p in rows["point"]])
     spread, quality = {}, {}
-    for part, arr in (("edge", pred.edge_s), ("cloud", pred.cloud_s), ("comm", pred.comm_s)):
+    for part, arr in zip(PARTS, (pred.edge_s, pred.cloud_s, pred.comm_s), strict=True):
         p = arr[idx, cols]
         m = rows[f"{part}_s"].to_numpy()
         ok = (p > 1e-3) & (m > 1e-3)
-        spread[part] = _quantiles(np.log(m[ok] / p[ok]))
+        spread[part] = quantiles(np.log(m[ok] / p[ok]))
         quality[f"{part}_median_ape"] = round(float(np.median(np.abs(m[ok] / p[ok] - 1))), 4)
     total = pred.total_s[idx, cols]
     m = rows["total_s"].to_numpy()
@@ -422,58 +422,22 @@ def _in_sample(cal: ModelCalibration, rows: pd.DataFrame, col_of):
     return spread, quality
 
 
-def calibration_rows(
-    frame: pd.DataFrame, models: list[str] | None = None, left_out: dict | None = None
-) -> pd.DataFrame:
-    """The per-partition rows a calibration is fitted on: one run per model and condition.
-
-    Rows an importer flagged as not measuring what they are labelled
-    (``UNUSABLE_FLAGS``) are left out; ``left_out``, when given, receives their
-    count per flag. A store of own profiles only (edge, cloud and link halves)
-    gives its composed rows (:func:`adaptsim.calibration.profiles.compose`).
-    """
-    rows = select_runs(frame)
-    from adaptsim.calibration.profiles import compose, has_profiles  # it imports this module
-
-    if rows.empty and has_profiles(frame):
-        return compose(frame, models)
-    if rows.empty:
-        hosts = sorted(set(frame["edge_host"]) - {""})
-        hint = (
-            f"; it has per-block data: pass --edge-host and --cloud-host (hosts: "
-            f"{', '.join(hosts)})"
-            if (frame["record"] == "block").any()
-            else ""
-        )
-        raise UserError("the store has no per-partition measurements to calibrate from" + hint)
-    names = sorted(rows["model"].unique())
-    if models:
-        unknown = sorted(set(models) - set(names))
-        if unknown:
-            raise UserError(f"--models: no measurements for {unknown}; the store has {names}")
-        rows = rows[rows["model"].isin(models)]
-    for flag in UNUSABLE_FLAGS:  # after the model choice: count only what is left out of it
-        bad = rows["flags"].str.contains(rf"(?:^|,){flag}(?:,|$)")
-        if bad.any():
-            rows = rows[~bad]
-            if left_out is not None:
-                left_out[flag] = int(bad.sum())
-    return rows
-
-
 def fit_calibration(
-    rows: pd.DataFrame, provenance: dict, models: list[str] | None = None, progress=None
+    rows: pd.DataFrame,
+    provenance: dict,
+    models: list[str] | None = None,
+    progress=None,
+    spread: dict | None = None,
 ) -> Calibration:
-    """Fit every model in ``rows`` (or those named) into one calibration."""
-    names = sorted(rows["model"].unique())
-    if models:
-        unknown = sorted(set(models) - set(names))
-        if unknown:
-            raise UserError(f"--models: no measurements for {unknown}; the store has {names}")
-        names = [n for n in names if n in models]
+    """Fit every model in ``rows`` (or those named) into one calibration.
+
+    ``progress(model)`` is called after each model; ``spread``, when given, is
+    every model's spread (see :func:`fit_model`).
+    """
+    names = choose_models(models, sorted(rows["model"].unique()), "the store's measurements")
     out = {}
     for name in names:
-        out[name] = fit_model(name, rows[rows["model"] == name])
+        out[name] = fit_model(name, rows[rows["model"] == name], spread)
         if progress:
             progress(name)
     return Calibration(out, provenance)

@@ -27,7 +27,8 @@ Between stress levels values are interpolated; outside them they are not
 extrapolated silently (see :mod:`adaptsim.calibration.grid`).
 
 The file is JSON (``format: adaptsim-calibration``, ``version: 4``) holding
-provenance and fit quality; :func:`load_calibration` validates everything.
+provenance and fit quality; :mod:`adaptsim.calibration.io` writes it and reads it
+back, validating everything.
 Version 3 is still read with no host time (zero: the wire law alone); versions
 1 and 2 too: their link, kept per edge (CPU, memory) level,
 is read at the first memory level and holds at every cloud CPU level; version 1
@@ -36,37 +37,34 @@ has no per-point extras (zeros).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 
-from adaptsim.atomic import write_atomic
 from adaptsim.calibration.grid import StressGrid
 from adaptsim.errors import UserError
+from adaptsim.units import seconds_per_byte
 
 __all__ = [
     "DEFAULT_CALIBRATION",
     "FORMAT",
+    "LINK_KEYS",
+    "LINK_PARAMS",
+    "STRESS_KEYS",
     "VERSION",
     "Calibration",
     "ModelCalibration",
     "Prediction",
     "law_s",
     "link_grid",
-    "load_calibration",
-    "save_calibration",
 ]
 
 FORMAT = "adaptsim-calibration"
 VERSION = 4
-READS = (1, 2, 3, 4)  # versions load_calibration accepts
 DEFAULT_CALIBRATION = "adaptivednn"  # the shipped calibration's name
 LINK_PARAMS = ("overhead_s", "wire_bytes", "host_s")
-_STRESS_KEYS = ("cpu_levels", "mem_levels")  # compute grids: one host's CPU x memory stress
-_LINK_KEYS = ("edge_cpu_levels", "cloud_cpu_levels")  # link grids (version 3 on)
+STRESS_KEYS = ("cpu_levels", "mem_levels")  # compute grids: one host's CPU x memory stress
+LINK_KEYS = ("edge_cpu_levels", "cloud_cpu_levels")  # link grids (version 3 on)
 
 
 def law_s(law: np.ndarray, s_per_byte) -> np.ndarray:
@@ -152,8 +150,8 @@ class ModelCalibration:
             table: (n, points, levels) measured medians at each condition's stress.
             bandwidth_mbps: (n,) bandwidths.
         """
-        x = 8.0 / (bandwidth_mbps * 1e6)  # seconds per byte
-        xl = 8.0 / (np.asarray(self.bandwidth_levels) * 1e6)  # decreasing with level
+        x = seconds_per_byte(bandwidth_mbps)
+        xl = seconds_per_byte(np.asarray(self.bandwidth_levels))  # decreasing with level
         order = np.argsort(xl)
         xl, table = xl[order], table[..., order]
         at_levels = law_s(law[..., None, :], xl[None, None, :])
@@ -198,7 +196,10 @@ class ModelCalibration:
         table, _ = self.link_table.at(ecpu, ccpu, extrapolate=extrapolate)
         comm, x4 = self.link_s(law, table, bw)
         return Prediction(
-            np.maximum(edge, 0), np.maximum(cloud, 0), np.maximum(comm, 0), x1 | x2 | x3 | x4
+            edge_s=np.maximum(edge, 0),
+            cloud_s=np.maximum(cloud, 0),
+            comm_s=np.maximum(comm, 0),
+            extrapolated=x1 | x2 | x3 | x4,
         )
 
     def predict_at(self, conditions, *, extrapolate: bool = False) -> Prediction:
@@ -222,7 +223,7 @@ class ModelCalibration:
 
     # -- serialisation ---------------------------------------------------------
     def to_dict(self) -> dict:
-        def grid(g: StressGrid, names, keys=_STRESS_KEYS) -> dict:
+        def grid(g: StressGrid, names, keys=STRESS_KEYS) -> dict:
             return {
                 keys[0]: g.cpu_levels.tolist(),
                 keys[1]: g.mem_levels.tolist(),
@@ -241,9 +242,9 @@ class ModelCalibration:
             "cloud_block_s": grid(self.cloud_blocks, "point"),
             "edge_extra_s": grid(self.edge_extra, "point"),
             "cloud_extra_s": grid(self.cloud_extra, "point"),
-            "link": {**grid(self.link, "point", _LINK_KEYS), "params": list(LINK_PARAMS)},
+            "link": {**grid(self.link, "point", LINK_KEYS), "params": list(LINK_PARAMS)},
             "link_table": {
-                **grid(self.link_table, "point", _LINK_KEYS),
+                **grid(self.link_table, "point", LINK_KEYS),
                 "bandwidth_levels_mbps": list(self.bandwidth_levels),
             },
             "spread": self.spread,
@@ -268,146 +269,3 @@ class Calibration:
                 f"it calibrates {', '.join(sorted(self.models))}"
             )
         return self.models[name]
-
-
-def save_calibration(cal: Calibration, path: str | Path) -> None:
-    """Write the calibration as JSON, atomically."""
-    p = Path(path)
-    doc = {
-        "format": FORMAT,
-        "version": VERSION,
-        "provenance": cal.provenance,
-        "models": {name: m.to_dict() for name, m in sorted(cal.models.items())},
-    }
-    write_atomic(p, lambda tmp: tmp.write_text(json.dumps(doc, separators=(",", ":"))))
-
-
-def _grid(d: dict, where: str, shape: tuple[int, ...], keys=_STRESS_KEYS) -> StressGrid:
-    try:
-        cpu = np.asarray(d[keys[0]], dtype=np.float64)
-        mem = np.asarray(d[keys[1]], dtype=np.float64)
-        values = np.asarray(d["values"], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{where}: malformed grid ({exc})") from None
-    if cpu.ndim != 1 or mem.ndim != 1 or not len(cpu) or not len(mem):
-        raise UserError(f"{where}: stress levels must be non-empty lists")
-    if (np.diff(cpu) <= 0).any() or (np.diff(mem) <= 0).any():
-        raise UserError(f"{where}: stress levels must be strictly increasing")
-    if values.ndim != len(shape) + 2 or values.shape != (len(cpu), len(mem), *shape):
-        raise UserError(
-            f"{where}: values have shape {values.shape}, expected "
-            f"{(len(cpu), len(mem), *shape)} for its levels and points"
-        )
-    if not np.isfinite(values).all() or (values < 0).any():
-        raise UserError(f"{where}: values must be finite and non-negative")
-    return StressGrid(cpu, mem, values)
-
-
-def _model_from_dict(name: str, d: dict, where: str, version: int) -> ModelCalibration:
-    w = f"{where}: model {name}"
-    try:
-        points = d["points"]
-        ordinals = np.array([int(p["ordinal"]) for p in points])
-        kinds = tuple(str(p["kind"]) for p in points)
-        names = tuple(str(p["layer_name"]) for p in points)
-        out_bytes = np.array([float(p["output_bytes"]) for p in points])
-        link = d["link"]
-        bw_levels = tuple(float(b) for b in d["link_table"]["bandwidth_levels_mbps"])
-        spread, quality = d["spread"], d["quality"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UserError(f"{w}: missing or malformed field {exc}") from None
-    if not len(ordinals) or (np.diff(ordinals) <= 0).any():
-        raise UserError(f"{w}: point ordinals must be a non-empty increasing list")
-    if set(kinds) - {"all_cloud", "cut", "all_edge"}:
-        raise UserError(f"{w}: unknown point kinds {sorted(set(kinds))}")
-    n = len(ordinals)
-    edge = _grid(d["edge_block_s"], f"{w} edge_block_s", (n,))
-    cloud = _grid(d["cloud_block_s"], f"{w} cloud_block_s", (n,))
-    extras = {}  # version 1 files have none: zeros
-    sides = (("edge_extra_s", "edge", edge), ("cloud_extra_s", "cloud", cloud))
-    for key, side, g in sides if version >= 2 else ():
-        if key not in d:
-            raise UserError(f"{w}: missing field {key!r}")
-        x = extras[f"{side}_extra"] = _grid(d[key], f"{w} {key}", (n,))
-        if not (
-            np.array_equal(x.cpu_levels, g.cpu_levels)
-            and np.array_equal(x.mem_levels, g.mem_levels)
-        ):
-            raise UserError(f"{w}: {key} and {side}_block_s levels differ; they must be the same")
-    if not bw_levels or min(bw_levels) <= 0 or list(bw_levels) != sorted(set(bw_levels)):
-        raise UserError(f"{w}: bandwidth levels must be positive and increasing")
-    keys = _LINK_KEYS if version >= 3 else _STRESS_KEYS
-    n_params = len(LINK_PARAMS) if version >= 4 else 2  # before 4: no host_s (zero)
-    lk = _grid(link, f"{w} link", (n, n_params), keys)
-    if version < 4:
-        host = np.zeros((*lk.values.shape[:-1], 1))
-        lk = StressGrid(lk.cpu_levels, lk.mem_levels, np.concatenate([lk.values, host], axis=-1))
-    lt = _grid(d["link_table"], f"{w} link_table", (n, len(bw_levels)), keys)
-    if not np.array_equal(lt.cpu_levels, lk.cpu_levels) or not np.array_equal(
-        lt.mem_levels, lk.mem_levels
-    ):
-        raise UserError(f"{w}: link_table and link levels differ")
-    if version < 3:  # per edge (CPU, memory) level: the first memory level, at every cloud CPU
-        n_cloud = len(cloud.cpu_levels)
-        lk, lt = (
-            link_grid(g.cpu_levels, cloud.cpu_levels, np.repeat(g.values[:, :1], n_cloud, axis=1))
-            for g in (lk, lt)
-        )
-    else:
-        lk, lt = (link_grid(g.cpu_levels, g.mem_levels, g.values) for g in (lk, lt))
-    if not (
-        np.array_equal(edge.cpu_levels, lk.cpu_levels)
-        and np.array_equal(cloud.cpu_levels, lk.mem_levels)
-    ):
-        raise UserError(
-            f"{w}: link CPU levels differ from edge_block_s and cloud_block_s CPU levels; "
-            "the link is kept at every (edge CPU, cloud CPU) level the compute is"
-        )
-    for part, q in spread.items():
-        if len(q.get("probs", [])) != len(q.get("log_ratio", [])) or len(q.get("probs", [])) < 2:
-            raise UserError(f"{w}: spread {part} needs matching probs and log_ratio lists")
-    return ModelCalibration(
-        name,
-        ordinals,
-        kinds,
-        names,
-        out_bytes,
-        edge,
-        cloud,
-        lk,
-        lt,
-        bw_levels,
-        spread,
-        quality,
-        tuple(d.get("notes", [])),
-        **extras,
-    )
-
-
-def load_calibration(path: str | Path | None = None) -> Calibration:
-    """Load and validate a calibration file; ``None`` loads the shipped default."""
-    if path is None or str(path) == DEFAULT_CALIBRATION:
-        ref = resources.files("adaptsim").joinpath("data/calibration_adaptivednn.json")
-        text, where = ref.read_text(), f"shipped calibration {DEFAULT_CALIBRATION}"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise UserError(f"calibration {p} does not exist: build one with `adaptsim calibrate`")
-        text, where = p.read_text(), str(p)
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{where}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise UserError(f"{where}: not an adaptsim calibration (format must be {FORMAT!r})")
-    version = doc.get("version")
-    if version not in READS:
-        raise UserError(
-            f"{where}: calibration version {version}, this adaptsim reads "
-            f"{', '.join(map(str, READS))}: re-run `adaptsim calibrate`"
-        )
-    models = doc.get("models")
-    if not isinstance(models, dict) or not models:
-        raise UserError(f"{where}: no models calibrated")
-    cal_models = {n: _model_from_dict(n, m, where, version) for n, m in models.items()}
-    return Calibration(cal_models, doc.get("provenance", {}), name=where)

@@ -29,28 +29,54 @@ differences give the floor's per-point error).
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 
-from adaptsim.calibration.check import ape_columns, regret
-from adaptsim.calibration.fit import _quantiles
+from adaptsim.calibration.scores import ape_columns, regret
+from adaptsim.calibration.spread import PARTS, quantiles
 from adaptsim.errors import UserError
-from adaptsim.store import COLUMNS, FACTORS
+from adaptsim.store import COLUMNS, FACTORS, ChoiceError, choose_models
 
 __all__ = [
     "DEFAULT_SUMMARY",
     "SUMMARIES",
+    "Summary",
     "compose",
     "has_profiles",
+    "link_law",
+    "parse_summary",
     "profile_spread",
     "split_half_floor",
 ]
 
 _COND = list(FACTORS.values())
 _TRIM = 0.1  # share cut from each end for the trimmed mean (as scipy.stats.trim_mean)
-SUMMARIES = ("trimmed-mean", "median")
-DEFAULT_SUMMARY = SUMMARIES[0]
+
+
+class Summary(StrEnum):
+    """How a point's repeats become its time (see the module docstring)."""
+
+    trimmed_mean = "trimmed-mean"
+    median = "median"
+
+
+SUMMARIES = tuple(s.value for s in Summary)
+DEFAULT_SUMMARY = Summary.trimmed_mean
+
+
+def parse_summary(summary: str | Summary | None) -> Summary:
+    """``summary`` as a :class:`Summary` (None: the default), or a ChoiceError listing them."""
+    if summary is None:
+        return DEFAULT_SUMMARY
+    try:
+        return Summary(summary)
+    except ValueError:
+        raise ChoiceError(
+            "{summary} {value!r}: choose one of {known}", value=summary, known=", ".join(SUMMARIES)
+        ) from None
 
 
 def has_profiles(frame: pd.DataFrame) -> bool:
@@ -64,11 +90,16 @@ def _pick_host(rows: pd.DataFrame, side: str, host: str | None) -> pd.DataFrame:
     hosts = sorted(set(rows[f"{side}_host"]))
     if host is not None:
         if host not in hosts:
-            raise UserError(f"--{side}-host {host!r}: no {side} profile from it; profiled: {hosts}")
+            raise ChoiceError(
+                f"{{{side}_host}} {{host!r}}: no {side} profile from it; profiled: {{hosts}}",
+                host=host,
+                hosts=hosts,
+            )
         return rows[rows[f"{side}_host"] == host]
     if len(hosts) > 1:
-        raise UserError(
-            f"the store has {side} profiles from {hosts}: choose one with --{side}-host"
+        raise ChoiceError(
+            f"the store has {side} profiles from {{hosts}}: choose one with the {{{side}_host}}",
+            hosts=hosts,
         )
     return rows
 
@@ -167,24 +198,17 @@ def compose(
     models: list[str] | None = None,
     edge_host: str | None = None,
     cloud_host: str | None = None,
-    summary: str = DEFAULT_SUMMARY,
+    summary: str | Summary = DEFAULT_SUMMARY,
 ) -> pd.DataFrame:
     """Per-partition rows (store columns) composed from edge, cloud and link profiles.
 
-    ``summary`` (one of :data:`SUMMARIES`) is how each point's repeats become
-    its time; the rows' ``stat`` is ``mean`` for the trimmed mean.
+    ``summary`` (a :class:`Summary` or its value) is how each point's repeats
+    become its time; the rows' ``stat`` is ``mean`` for the trimmed mean.
     """
-    if summary not in SUMMARIES:
-        raise UserError(f"--summary {summary!r}: choose one of {', '.join(SUMMARIES)}")
+    summary = parse_summary(summary)
     edge, cloud, link = _halves(frame, edge_host, cloud_host)
     names = sorted(set(edge["model"]) & set(cloud["model"]))
-    if models:
-        unknown = sorted(set(models) - set(names))
-        if unknown:
-            raise UserError(
-                f"--models: {unknown} not profiled on both edge and cloud; both have {names}"
-            )
-        names = [n for n in names if n in models]
+    names = choose_models(models, names, "the models profiled on both edge and cloud")
     if not names:
         raise UserError(
             f"no model is profiled on both sides (edge: {sorted(set(edge['model']))}, "
@@ -207,7 +231,7 @@ def compose(
         record="partition",
         host_role="edge+cloud",
         repeats=int(edge["repeats"].max()),
-        stat="median" if summary == "median" else "mean",
+        stat="median" if summary is Summary.median else "mean",
         flags="",
         **hosts,
     )
@@ -215,11 +239,12 @@ def compose(
 
 
 def profile_spread(
-    frame: pd.DataFrame, models: list[str], summary: str = DEFAULT_SUMMARY
+    frame: pd.DataFrame, models: list[str], summary: str | Summary = DEFAULT_SUMMARY
 ) -> dict[str, dict]:
     """Spread quantiles (log sample / summary) of the edge, cloud and link repeats."""
+    summary = parse_summary(summary)
     out = {}
-    for part, role in (("edge", "edge"), ("cloud", "cloud"), ("comm", "link")):
+    for part, role in zip(PARTS, ("edge", "cloud", "link"), strict=True):
         r = frame[(frame["host_role"] == role) & (frame["stat"] == "sample")]
         if role != "link":
             r = r[r["model"].isin(models)]
@@ -228,7 +253,7 @@ def profile_spread(
         v = r[col].to_numpy()
         centre = _group_summary(r, key, col, summary).to_numpy()
         ok = (v > 1e-4) & (centre > 1e-4)
-        out[part] = _quantiles(np.log(v[ok] / centre[ok]))
+        out[part] = quantiles(np.log(v[ok] / centre[ok]))
     return out
 
 
@@ -237,9 +262,10 @@ def split_half_floor(
     model: str,
     edge_host: str | None = None,
     cloud_host: str | None = None,
-    summary: str = DEFAULT_SUMMARY,
+    summary: str | Summary = DEFAULT_SUMMARY,
 ) -> pd.DataFrame:
     """The profile's noise floor for one model: a row per condition (see module doc)."""
+    summary = parse_summary(summary)
     edge, cloud, link = _halves(frame, edge_host, cloud_host)
     edge, cloud = edge[edge["model"] == model], cloud[cloud["model"] == model]
     quota = float(edge["edge_cpu_quota"].iloc[0])

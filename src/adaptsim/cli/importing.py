@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import app, err, guard
+from adaptsim.cli.flags import as_flags
 
 import_app = typer.Typer(
     help="Import real published measurements into a store.", no_args_is_help=True
@@ -35,7 +36,8 @@ def import_adaptivednn_cmd(
     from adaptsim.importers import import_adaptivednn
 
     t0 = time.perf_counter()
-    _, summaries = import_adaptivednn(dirs, out, models, cut_points)
+    with as_flags():
+        _, summaries = import_adaptivednn(dirs, out, models, cut_points)
     for s in summaries.values():
         flagged = ", ".join(f"{k} {v}" for k, v in s.flags.items() if v) or "none"
         out_models = ", ".join(f"{m} {n}" for m, n in s.models.items())

@@ -18,6 +18,7 @@ own analysis of the Keras 3 models and are checked against the data's
 from __future__ import annotations
 
 import difflib
+import io
 import math
 import re
 import time
@@ -28,8 +29,10 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.errors import UserError, where
+from adaptsim.files import input_file, read_text
 from adaptsim.importers.catalog import catalog_cuts, normalise_layer_name
-from adaptsim.store import COLUMNS, write_store
+from adaptsim.store import COLUMNS, choose_models, write_store
+from adaptsim.units import seconds_per_byte
 
 __all__ = [
     "FLAGS",
@@ -132,7 +135,7 @@ def _parse_file(path: Path) -> np.ndarray:
     """Rows of (total_s, edge_s, cloud_s, cut) with cut = -1 for three-column files."""
     rows = []
     ncols = None
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path, "AdaptiveDNN file").splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -168,9 +171,14 @@ def _read_cut_points(dirs: list[Path], explicit: Path | None) -> pd.DataFrame | 
         if explicit
         else [d / "cut_points.csv" for d in dirs] + [d.parent / "cut_points.csv" for d in dirs]
     )
+    if explicit is not None:
+        input_file(explicit, "cut points file")
     for c in candidates:
         if c is not None and c.is_file():
-            cp = pd.read_csv(c)
+            try:
+                cp = pd.read_csv(io.StringIO(read_text(c, "cut points file")))
+            except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+                raise UserError(f"{c}: not a readable CSV ({exc})".splitlines()[0]) from None
             need = {
                 "model",
                 "cut_ordinal",
@@ -399,7 +407,7 @@ def _flag(frame: pd.DataFrame) -> pd.Series:
     """Comma-separated flags per row (see FLAGS); rows are never dropped."""
     f = pd.DataFrame(index=frame.index)
     f["negative_time"] = (frame[["edge_s", "cloud_s", "total_s"]] < 0).any(axis=1)
-    min_transfer_s = frame["output_bytes"] * 8 / (frame["bandwidth_mbps"] * 1e6)
+    min_transfer_s = frame["output_bytes"] * seconds_per_byte(frame["bandwidth_mbps"])
     f["fast_transfer"] = frame["comm_s"] < min_transfer_s
     f["negative_comm"] = frame["comm_s"] < 0
     key = ["source", "model", "provenance_file"]
@@ -446,12 +454,10 @@ def import_adaptivednn(
     dirs = [Path(d) for d in dirs]
     wanted = None
     if models:
-        unknown = [m for m in models if m.lower() not in _FOLDER_MODELS]
-        if unknown:
-            raise UserError(
-                f"--models: unknown {unknown}; known: {', '.join(sorted(_FOLDER_MODELS))}"
-            )
-        wanted = {_FOLDER_MODELS[m.lower()] for m in models}
+        keys = choose_models(
+            [m.lower() for m in models], sorted(_FOLDER_MODELS), "the AdaptiveDNN models"
+        )
+        wanted = {_FOLDER_MODELS[k] for k in keys}
     cp = _read_cut_points(dirs, Path(cut_points) if cut_points else None)
     columns: dict[str, list] = {c: [] for c in COLUMNS}
     summaries: dict[str, ImportSummary] = {}

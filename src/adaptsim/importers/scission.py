@@ -10,12 +10,14 @@ source's link facts (ping, bandwidth between the systems).
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from adaptsim.errors import UserError, where
+from adaptsim.files import read_text
 from adaptsim.store import COLUMNS, write_store
 
 __all__ = ["import_scission"]
@@ -56,19 +58,21 @@ def _number(text: str, path: Path, lineno: int, col: str) -> float:
 def _network_stats(folder: Path) -> list[dict]:
     stats = []
     for p in sorted(folder.glob("network_stats*.csv")):
-        with p.open(newline="") as fh:
-            for row in csv.DictReader(fh, skipinitialspace=True):
-                stats.append({"file": p.name, **{k.strip(): v.strip() for k, v in row.items()}})
+        text = read_text(p, "Scission network file")
+        for row in csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True):
+            cells = {k.strip(): (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+            stats.append({"file": p.name, **cells})
     return stats
 
 
 def import_scission(path: Path, out: Path) -> tuple[pd.DataFrame, dict]:
     """Read a Scission blocks CSV and write its rows into the store ``out``."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise UserError(f"{path}: no such file; pass scission_benchmark_blocks.csv")
+    text = read_text(path, "Scission blocks file")
     cols: dict[str, list] = {c: [] for c in COLUMNS}
-    with path.open(newline="") as fh:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:

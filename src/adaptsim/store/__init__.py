@@ -1,5 +1,6 @@
 """The measurement store: one versioned Parquet schema for every measurement."""
 
+from adaptsim.store.choice import WORDS, ChoiceError, choose_models
 from adaptsim.store.io import read_store, write_store
 from adaptsim.store.schema import (
     COLUMNS,
@@ -17,7 +18,10 @@ __all__ = [
     "CONDITION_COLUMNS",
     "FACTORS",
     "SCHEMA_VERSION",
+    "WORDS",
+    "ChoiceError",
     "Record",
+    "choose_models",
     "empty_frame",
     "read_store",
     "select_runs",

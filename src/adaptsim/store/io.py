@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from adaptsim.atomic import write_atomic
 from adaptsim.errors import UserError
+from adaptsim.files import FileKind, kind_of
 from adaptsim.store.schema import READABLE_VERSIONS, SCHEMA_VERSION, validate_frame
 
 __all__ = ["read_store", "write_store"]
@@ -26,8 +27,19 @@ _META_KEY = b"adaptsim"
 def read_store(path: str | Path) -> tuple[pd.DataFrame, dict]:
     """Read a store; returns (frame, metadata). Raises UserError for a bad file."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists() and not p.is_symlink():
         raise UserError(f"store {p} does not exist: create it with `adaptsim import ... --out {p}`")
+    kind = kind_of(p, "store")
+    if kind is FileKind.json:
+        raise UserError(
+            f"store {p} is JSON (a calibration?), not a measurement store: give the Parquet "
+            "store that `adaptsim import` or `adaptsim profile` wrote"
+        )
+    if kind is not FileKind.parquet:
+        raise UserError(
+            f"store {p} is not a Parquet file: give the store that `adaptsim import` or "
+            "`adaptsim profile` wrote"
+        )
     try:
         table = pq.read_table(p)
     except (pa.ArrowException, OSError) as exc:
@@ -35,7 +47,12 @@ def read_store(path: str | Path) -> tuple[pd.DataFrame, dict]:
     raw = (table.schema.metadata or {}).get(_META_KEY)
     if raw is None:
         raise UserError(f"store {p} is Parquet but not an adaptsim store (no adaptsim metadata)")
-    meta = json.loads(raw)
+    try:
+        meta = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        meta = None
+    if not isinstance(meta, dict) or not isinstance(meta.get("sources", {}), dict):
+        raise UserError(f"store {p}: its adaptsim metadata is damaged; re-import the data")
     if meta.get("schema_version") not in READABLE_VERSIONS:
         raise UserError(
             f"store {p} has schema version {meta.get('schema_version')}, this adaptsim reads "

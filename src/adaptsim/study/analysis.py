@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from adaptsim.study.latency import FACTORS, LatencyGrid
+from adaptsim.study.caveats import left_out_reason
+from adaptsim.study.latency import COND_COLUMNS, FACTORS, LatencyGrid
 
 __all__ = [
     "GAIN_FACTORS",
@@ -166,8 +167,37 @@ def _static_column(grid: LatencyGrid, best_col: np.ndarray) -> int | None:
     return int(best_col[rows[0]])
 
 
-def gains(grid: LatencyGrid) -> pd.DataFrame:
-    """Gain of re-partitioning over the baseline's best point, one factor at a time."""
+def _left_out_lines(grid: LatencyGrid, left_out: pd.DataFrame | None) -> dict:
+    """(condition..., point) -> (flags, total_s) of the grid model's left-out lines."""
+    if left_out is None or left_out.empty:
+        return {}
+    rows = left_out[left_out["model"] == grid.model]
+    keys = zip(*(rows[c] for c in COND_COLUMNS), rows["point"], strict=True)
+    return dict(zip(keys, zip(rows["flags"], rows["total_s"], strict=True), strict=True))
+
+
+def _gain_note(grid, i: int, static: int, s_lat: float, b_lat: float, lines: dict):
+    """Why a gains cell has no value ('' when it has one), and the left-out line's time."""
+    point, layer = int(grid.ordinals[static]), grid.layer_names[static]
+    if not np.isfinite(b_lat):
+        return "no point was measured at this condition", np.nan
+    if np.isfinite(s_lat):
+        return ("", np.nan) if s_lat > 0 else (f"static point {point} takes 0 s here", np.nan)
+    key = (*grid.conditions.iloc[i][COND_COLUMNS].tolist(), point)
+    if key in lines:
+        flags, total_s = lines[key]
+        return left_out_reason(point, layer, flags, total_s), float(total_s)
+    return f"static point {point} ({layer}) was not measured at this condition", np.nan
+
+
+def gains(grid: LatencyGrid, left_out: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Gain of re-partitioning over the baseline's best point, one factor at a time.
+
+    A cell that cannot be computed (the static point has no measurement there)
+    keeps its latency and gain empty and says why in ``note``; where the static
+    point's line was left out by an importer's flag (``left_out``: those rows),
+    ``flagged_static_latency_s`` gives what that line reads.
+    """
     base = grid.baseline()
     lat = grid.latency_s
     c = grid.conditions
@@ -181,7 +211,10 @@ def gains(grid: LatencyGrid) -> pd.DataFrame:
         "best_point",
         "best_latency_s",
         "gain_pct",
+        "flagged_static_latency_s",
+        "note",
     ]
+    lines = _left_out_lines(grid, left_out)
     best_col, _, _, _ = _rank(lat)
     static = _static_column(grid, best_col)
     if static is None:
@@ -194,6 +227,7 @@ def gains(grid: LatencyGrid) -> pd.DataFrame:
             if np.isclose(level, base[f]):
                 continue
             s_lat, b_lat = lat[i, static], lat[i, best_col[i]]
+            note, flagged_s = _gain_note(grid, i, static, s_lat, b_lat, lines)
             rows.append(
                 {
                     "model": grid.model,
@@ -204,6 +238,8 @@ def gains(grid: LatencyGrid) -> pd.DataFrame:
                     "best_point": int(grid.ordinals[best_col[i]]),
                     "best_latency_s": round(b_lat, 3),
                     "gain_pct": round((s_lat - b_lat) / s_lat * 100, 2) if s_lat > 0 else np.nan,
+                    "flagged_static_latency_s": round(flagged_s, 3),
+                    "note": note,
                 }
             )
     return pd.DataFrame(rows, columns=cols)

@@ -17,7 +17,14 @@ from adaptsim.calibration import Calibration
 from adaptsim.errors import UserError
 from adaptsim.store import FACTORS
 
-__all__ = ["FACTORS", "LatencyGrid", "from_calibration", "from_store_rows", "to_frame"]
+__all__ = [
+    "COND_COLUMNS",
+    "FACTORS",
+    "LatencyGrid",
+    "from_calibration",
+    "from_store_rows",
+    "to_frame",
+]
 
 # factor -> condition column; the study's factors in the order the paper lists them
 COND_COLUMNS = list(FACTORS.values())
@@ -69,12 +76,12 @@ def from_store_rows(model: str, rows: pd.DataFrame) -> LatencyGrid:
         arrays[part] = wide.reindex(index).to_numpy(dtype=np.float64)
     conds = index.to_frame(index=False)
     return LatencyGrid(
-        model,
-        conds,
-        ordinals,
-        tuple(names.loc[ordinals].astype(str)),
-        arrays.pop("total_s"),
-        arrays,
+        model=model,
+        conditions=conds,
+        ordinals=ordinals,
+        layer_names=tuple(names.loc[ordinals].astype(str)),
+        latency_s=arrays.pop("total_s"),
+        parts=arrays,
     )
 
 
@@ -93,12 +100,12 @@ def from_calibration(cal: Calibration, model: str) -> LatencyGrid:
     )
     p = m.predict_at(conds)
     return LatencyGrid(
-        model,
-        conds,
-        m.ordinals,
-        m.layer_names,
-        p.total_s,
-        {"edge_s": p.edge_s, "cloud_s": p.cloud_s, "comm_s": p.comm_s},
+        model=model,
+        conditions=conds,
+        ordinals=m.ordinals,
+        layer_names=m.layer_names,
+        latency_s=p.total_s,
+        parts={"edge_s": p.edge_s, "cloud_s": p.cloud_s, "comm_s": p.comm_s},
     )
 
 

@@ -7,6 +7,7 @@ interrupted study leaves complete files only.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
@@ -16,7 +17,16 @@ import pandas as pd
 from adaptsim import __version__
 from adaptsim.atomic import write_atomic
 from adaptsim.calibration import load_calibration
+from adaptsim.calibration.build import (
+    StoreKind,
+    build_calibration,
+    measured_rows,
+    read_measurements,
+    store_kind,
+)
 from adaptsim.errors import UserError
+from adaptsim.files import FileKind, kind_of
+from adaptsim.store import ChoiceError, choose_models
 from adaptsim.study.analysis import (
     best_points,
     combined_gains,
@@ -28,7 +38,7 @@ from adaptsim.study.latency import LatencyGrid, from_calibration, from_store_row
 from adaptsim.study.plots import plot_distribution
 from adaptsim.study.summary import write_summary
 
-__all__ = ["Source", "StudyResult", "load_grids", "run_study"]
+__all__ = ["Source", "StudyInput", "StudyResult", "load_grids", "run_study"]
 
 
 class Source(StrEnum):
@@ -42,35 +52,105 @@ class StudyResult(dict):
     """The study's tables by name (``best_points``, ``gains``, ...), plus ``files``."""
 
 
-def load_grids(path: str | Path | None, source: Source | None, models: list[str] | None):
-    """Latency grids per model from a store (.parquet) or a calibration (.json / default)."""
-    from adaptsim.calibration.fit import calibration_rows, fit_calibration
-    from adaptsim.store import read_store
+@dataclass(frozen=True)
+class StudyInput:
+    """The latencies a study analyses, and what was left out of them.
 
-    is_store = path is not None and str(path).endswith(".parquet")
-    source = source or (Source.measured if is_store else Source.calibrated)
-    if source is Source.measured and not is_store:
+    Attributes:
+        grids: one latency grid per model.
+        source: measured or calibrated.
+        left_out: rows left out by an importer's flags (when a store was read).
+        left_out_counts: lines left out per flag (from the rows or the
+            calibration's provenance).
+        name: where the latencies came from, for the summary's header.
+    """
+
+    grids: list[LatencyGrid]
+    source: Source
+    left_out: pd.DataFrame
+    left_out_counts: dict[str, int]
+    name: str
+
+
+_NONE = pd.DataFrame(columns=["model"])
+
+
+def load_grids(
+    path: str | Path | None,
+    source: Source | None = None,
+    models: list[str] | None = None,
+    *,
+    edge_host: str | None = None,
+    cloud_host: str | None = None,
+    summary: str | None = None,
+) -> StudyInput:
+    """Latency grids per model from a store or a calibration, recognised by content.
+
+    A store is read by the same rules as ``adaptsim calibrate``
+    (:mod:`adaptsim.calibration.build`): measured latencies are its per-partition
+    rows (own profiles composed), calibrated ones its calibration. Per-block data
+    has no end-to-end measurement: its study is calibrated. ``None``: the shipped
+    calibration.
+
+    Raises:
+        ChoiceError: a choice the input cannot meet; UserError: an unreadable input.
+    """
+    if path is not None and kind_of(path, "study input") is FileKind.parquet:
+        return _from_store(path, source, models, edge_host, cloud_host, summary)
+    if path is not None and kind_of(path, "study input") is FileKind.other:
         raise UserError(
-            "--source measured needs a measurement store (.parquet); "
-            "a calibration only has predictions"
+            f"study input {path} is neither a measurement store (Parquet) nor a calibration "
+            "(JSON): give one of them"
         )
-    if is_store:
-        frame, _ = read_store(path)
-        rows = calibration_rows(frame, models)
-        if source is Source.measured:
-            return [
-                from_store_rows(m, rows[rows["model"] == m]) for m in sorted(rows["model"].unique())
-            ], source
-        cal = fit_calibration(rows, {"store": str(path)})
+    if source is Source.measured:
+        raise ChoiceError(
+            "{source} measured needs a measurement store; a calibration only has predictions"
+        )
+    if edge_host or cloud_host or summary:
+        raise ChoiceError(
+            "the {edge_host}, {cloud_host} and {summary} choose how a store is calibrated; "
+            "a calibration is already built"
+        )
+    cal = load_calibration(path)
+    names = choose_models(models, sorted(cal.models), "the calibration")
+    counts = cal.provenance.get("left_out", {})
+    counts = counts if isinstance(counts, dict) else {}
+    return StudyInput(
+        grids=[from_calibration(cal, n) for n in names],
+        source=Source.calibrated,
+        left_out=_NONE,
+        left_out_counts=counts,
+        name=str(path) if path else "shipped AdaptiveDNN calibration",
+    )
+
+
+def _from_store(path, source, models, edge_host, cloud_host, summary) -> StudyInput:
+    m = read_measurements(path)
+    kind = store_kind(m.frame, hosts_given=bool(edge_host or cloud_host))
+    if source is None:
+        source = Source.calibrated if kind is StoreKind.blocks else Source.measured
+    if source is Source.calibrated:
+        built = build_calibration(
+            m, models, edge_host=edge_host, cloud_host=cloud_host, summary=summary
+        )
+        fit = built.fit_rows
+        grids = [from_calibration(built.calibration, n) for n in built.models]
     else:
-        cal = load_calibration(path)
-    names = sorted(cal.models)
-    if models:
-        unknown = sorted(set(models) - set(names))
-        if unknown:
-            raise UserError(f"--models: {unknown} not in the calibration; it has {names}")
-        names = [n for n in names if n in models]
-    return [from_calibration(cal, n) for n in names], source
+        if kind is StoreKind.blocks:
+            raise ChoiceError(
+                "{source} measured needs end-to-end or profiled measurements; per-block data "
+                "times each block alone: study its calibration (the default for it)"
+            )
+        fit = measured_rows(m, models, edge_host=edge_host, cloud_host=cloud_host, summary=summary)
+        rows = fit.rows
+        grids = [
+            from_store_rows(n, rows[rows["model"] == n]) for n in sorted(rows["model"].unique())
+        ]
+    left_out = fit.left_out if fit is not None else _NONE
+    counts = fit.left_out_counts() if fit is not None else {}
+    return StudyInput(
+        grids=grids, source=source, left_out=left_out, left_out_counts=counts, name=str(path)
+    )
 
 
 def run_study(
@@ -80,14 +160,29 @@ def run_study(
     source: Source | None = None,
     models: list[str] | None = None,
     plots: bool = True,
+    edge_host: str | None = None,
+    cloud_host: str | None = None,
+    summary: str | None = None,
 ) -> StudyResult:
-    """Run the study and write its files into ``out_dir``; returns the tables."""
+    """Run the study and write its files into ``out_dir``; returns the tables.
+
+    ``edge_host``, ``cloud_host`` and ``summary`` choose how a store is read, as
+    for ``adaptsim calibrate`` (see :func:`load_grids`).
+    """
     t0 = time.perf_counter()
-    grids, source = load_grids(path, source, models)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"study folder {out} is a file; give a folder for the study's files")
+    study_input = load_grids(
+        path, source, models, edge_host=edge_host, cloud_host=cloud_host, summary=summary
+    )
+    grids, source = study_input.grids, study_input.source
     if not grids:
         raise UserError("no models to study")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"study folder {out}: cannot create it ({exc.strerror})") from None
     best = pd.concat([best_points(g) for g in grids], ignore_index=True)
     dist = pd.concat(
         [distribution(g, best[best["model"] == g.model]) for g in grids], ignore_index=True
@@ -98,12 +193,12 @@ def run_study(
     sens = sens.sort_values(
         ["distinct_best_points_all", "model"], ascending=[False, True], kind="stable"
     ).reset_index(drop=True)
-    gain = pd.concat([gains(g) for g in grids], ignore_index=True)
+    gain = pd.concat([gains(g, study_input.left_out) for g in grids], ignore_index=True)
     combined = pd.concat([combined_gains(g) for g in grids], ignore_index=True)
     latency = to_frame(grids)
     missing = sum(_missing(g) for g in grids)
     header = {
-        "source": str(path) if path else "shipped AdaptiveDNN calibration",
+        "source": study_input.name,
         "kind": str(source),
         "models": [g.model for g in grids],
         "conditions": int(sum(len(g.conditions) for g in grids)),
@@ -129,7 +224,12 @@ def run_study(
     if plots:
         files += plot_distribution(dist, out)
     header["elapsed_s"] = time.perf_counter() - t0
-    text = write_summary(header, best, sens, gain, combined)
+    caveats = {
+        "counts": study_input.left_out_counts,
+        "left_out": study_input.left_out,
+        "measured": source is Source.measured,
+    }
+    text = write_summary(header, best, sens, gain, combined, caveats)
     write_atomic(out / "summary.md", lambda p: p.write_text(text))
     files.append(out / "summary.md")
     result = StudyResult(

@@ -1,0 +1,51 @@
+"""The library's choices as this command line's flags, and output paths checked early.
+
+Libraries name a choice in words (``ChoiceError``: "models", "edge host"); the
+commands that make those choices render the same message with their flags, so
+``calibrate``, ``study`` and ``import`` say ``--models`` and ``--edge-host`` alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from adaptsim.errors import UserError
+
+__all__ = ["FLAGS", "as_flags", "output_file"]
+
+# The library's choices (adaptsim.store.WORDS) by the flags that make them.
+FLAGS = {
+    "models": "--models",
+    "edge_host": "--edge-host",
+    "cloud_host": "--cloud-host",
+    "summary": "--summary",
+    "source": "--source",
+    "check": "--check",
+}
+
+
+@contextlib.contextmanager
+def as_flags():
+    """Re-raise a library :class:`~adaptsim.store.ChoiceError` naming this CLI's flags."""
+    from adaptsim.store import ChoiceError
+
+    try:
+        yield
+    except ChoiceError as exc:
+        raise UserError(exc.render(FLAGS)) from None
+
+
+def output_file(path: Path, what: str) -> Path:
+    """``path`` as a file this command can write, checked before any work starts."""
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a folder; give a file name")
+    for parent in path.parents:  # the nearest existing folder must take a new file
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} {path}: {parent} is not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"{what} {path}: {parent} is not writable")
+            break
+    return path
