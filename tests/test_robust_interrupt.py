@@ -183,3 +183,20 @@ def test_rerun_without_report_leaves_no_stale_report(tmp_path):
     assert r.exit_code == 0, r.stderr
     assert not (out / "report.html").exists() and not (out / "report.md").exists()
     assert json.loads((out / "run.json").read_text())["seeds"] == [9]
+
+
+def test_folders_left_by_a_killed_run_are_cleaned_up(tmp_path):
+    """kill -9 leaves a staging folder behind; the next run removes it (not a live one's)."""
+    doc = dict(SCENARIO, duration_s=10.0)
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that no longer runs
+    orphan = tmp_path / f".res.staging-{dead.pid}"
+    alive = tmp_path / ".res.staging-1"  # pid 1 always runs
+    for folder in (orphan, alive):
+        folder.mkdir()
+        (folder / "records.parquet").write_text("half")
+    r = runner.invoke(app, ["run", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "res")])
+    assert r.exit_code == 0, r.stderr
+    assert not orphan.exists() and alive.exists()
+    _assert_complete(tmp_path / "res", [1, 2, 3])

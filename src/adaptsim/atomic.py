@@ -9,6 +9,7 @@ folder untouched or the new one complete.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import signal
@@ -53,6 +54,20 @@ def sigint_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if caught:
         raise KeyboardInterrupt
+
+
+def _remove_orphans(parent: Path, name: str) -> None:
+    """Staging and old folders of ``name`` left by a process that was killed (kill -9)."""
+    for p in parent.glob(f".{glob.escape(name)}.*-*"):
+        kind, _, pid = p.name.rpartition("-")
+        if not (kind.endswith((".staging", ".old")) and pid.isdigit()) or not p.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass  # alive, or not ours to ask about: leave it
 
 
 class StagedFolder:
@@ -101,6 +116,7 @@ class StagedFolder:
                 parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UserError(f"{what} {t}: cannot create {parent} ({exc.strerror})") from None
+        _remove_orphans(parent, t.name)
         self.path = parent / f".{t.name}.staging-{os.getpid()}"
         shutil.rmtree(self.path, ignore_errors=True)
         try:

@@ -66,39 +66,17 @@ def run_scenario(
     Ctrl-C stops between runs and returns what finished, flagged ``interrupted``.
     """
     t0 = time.perf_counter()
-    tables = Tables(scenario)
-    frames, runs, errors = [], [], []
-    total = len(scenario.policies) * len(scenario.seeds)
-    done = 0
-    interrupted = False
+    done_runs: list[tuple[pd.DataFrame, dict]] = []  # one append per run: Ctrl-C can't split it
+    errors: list[str] = []
     # inf - inf (frames behind a link stalled for good) gives NaN parts, made inf below
     with np.errstate(invalid="ignore"):
         try:
-            for spec in scenario.policies:
-                for seed in scenario.seeds:
-                    try:
-                        cols, stats, name = run_policy(scenario, spec, seed, tables)
-                    except PolicyError as exc:
-                        errors.append(str(exc))
-                        done += len(scenario.seeds) - scenario.seeds.index(seed)
-                        break
-                    f = pd.DataFrame(cols)
-                    f.insert(0, "seed", seed)
-                    f.insert(0, "policy", name)
-                    frames.append(f)
-                    runs.append(
-                        {
-                            "policy": name,
-                            "seed": seed,
-                            "repartitions": stats.repartitions,
-                            "switching_s": stats.switching_s,
-                        }
-                    )
-                    done += 1
-                    if progress:
-                        progress(name, done, total)
+            _run_all(scenario, progress, done_runs, errors)
+            interrupted = False
         except KeyboardInterrupt:
             interrupted = True
+    frames = [f for f, _ in done_runs]
+    runs = [r for _, r in done_runs]
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if frames:  # runs that finished, possibly without a single frame (Poisson, short)
         finished = np.isfinite(records["done_s"].to_numpy(dtype=float))
@@ -122,6 +100,34 @@ def run_scenario(
         interrupted,
         tuple(errors),
     )
+
+
+def _run_all(scenario: Scenario, progress, done_runs: list, errors: list) -> None:
+    """Every policy x seed; a policy that fails stops its own seeds, not the others."""
+    tables = Tables(scenario)
+    total = len(scenario.policies) * len(scenario.seeds)
+    done = 0
+    for spec in scenario.policies:
+        for j, seed in enumerate(scenario.seeds):
+            try:
+                cols, stats, name = run_policy(scenario, spec, seed, tables)
+            except PolicyError as exc:
+                errors.append(str(exc))
+                done += len(scenario.seeds) - j
+                break
+            f = pd.DataFrame(cols)
+            f.insert(0, "seed", seed)
+            f.insert(0, "policy", name)
+            run = {
+                "policy": name,
+                "seed": seed,
+                "repartitions": stats.repartitions,
+                "switching_s": stats.switching_s,
+            }
+            done_runs.append((f, run))
+            done += 1
+            if progress:
+                progress(name, done, total)
 
 
 def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
