@@ -272,6 +272,18 @@ CASES: dict[str, Callable[[Workspace], tuple[list[str], str]]] = {
         [ws.edited_cal(lambda m: m["points"][3].update(output_bytes=-5))],
         "edited.json",
     ),
+    "calibration NaN spread": lambda ws: (
+        [ws.edited_cal(lambda m: m["spread"]["edge"]["log_ratio"].__setitem__(0, float("nan")))],
+        "edited.json",
+    ),
+    "calibration huge spread": lambda ws: (
+        [ws.edited_cal(lambda m: m["spread"]["cloud"]["log_ratio"].__setitem__(-1, 1e6))],
+        "edited.json",
+    ),
+    "calibration negative block time": lambda ws: (
+        [ws.edited_cal(lambda m: m["edge_block_s"]["values"][0][0].__setitem__(3, -0.5))],
+        "edited.json",
+    ),
     # -- policies ------------------------------------------------------------------
     "policy unknown": lambda ws: ([ws.with_policy({"policy": "clever"})], "policies.0"),
     "static point missing": lambda ws: ([ws.with_policy({"policy": "static"})], "policies.0"),

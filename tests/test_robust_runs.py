@@ -136,3 +136,28 @@ def test_a_link_dead_for_good_is_stated_and_counted(tmp_path):
     # frames that arrive once the link is dead never finish: about half of the 10 s
     assert (summary["unfinished_share"] >= 0.5).all()
     assert (summary["deadline_miss_rate"] >= summary["unfinished_share"]).all()
+
+
+def test_a_report_that_cannot_be_built_keeps_the_runs(tmp_path):
+    """Poisson arrivals over 0.5 s at 0.1/s: with seed 0 no frame arrives, so no report."""
+    path = _scenario(
+        tmp_path, "returns_numpy", duration_s=0.5, arrivals={"kind": "poisson", "rate_hz": 0.1}
+    )
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", path, "--out", str(out), "--report", "--seed", "0"])
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary["requests"]) == [0, 0, 0] and list(summary["seeds"]) == [1, 1, 1]
+    assert r.exit_code == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("adaptsim: error: no report: ") and str(out) in last
+    assert not (out / "report.html").exists()
+
+
+def test_default_results_folder_blocked_by_a_file_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").write_text("not a folder")
+    r = runner.invoke(app, ["run", _scenario(tmp_path, "returns_numpy")])
+    assert r.exit_code == 2
+    assert r.stderr.strip() == (
+        "adaptsim: error: results folder results/errs: results is a file, not a folder"
+    )

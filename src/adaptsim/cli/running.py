@@ -49,7 +49,8 @@ def run(
 
     sc = load_scenario(scenario).overridden(duration, tuple(seeds) if seeds else None)
     target = out or Path("results") / sc.name
-    with results_folder(target, make_parent=out is None) as staged:
+    where = "--out" if out else "results folder"
+    with results_folder(target, make_parent=out is None, what=where) as staged:
         with Progress(console=err, transient=True) as bar:
             task = bar.add_task(f"simulating {sc.name}", total=len(sc.policies) * len(sc.seeds))
             results = run_scenario(

@@ -178,9 +178,11 @@ def is_results_folder(path: Path) -> bool:
         return False
 
 
-def results_folder(target: str | Path, make_parent: bool = False) -> StagedFolder:
+def results_folder(
+    target: str | Path, make_parent: bool = False, what: str = "--out"
+) -> StagedFolder:
     """A staging folder for a run's results, swapped into ``target`` whole (checked now)."""
-    return StagedFolder(target, "--out", is_results_folder, make_parent=make_parent)
+    return StagedFolder(target, what, is_results_folder, make_parent=make_parent)
 
 
 def write_results(results: Results, out_dir: str | Path) -> list[Path]:
