@@ -101,6 +101,8 @@ def _run_interrupted(args: list[str], delay_s: float):
     return result
 
 
+# A SIGINT can land inside a weakref callback, which Python reports as "ignored": harmless.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_ctrl_c_at_random_moments_leaves_old_or_new_complete(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(SCENARIO))

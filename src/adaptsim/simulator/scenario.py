@@ -140,7 +140,7 @@ class LimitsSpec(_Strict):
 
 
 class ScenarioSpec(_Strict):
-    name: Annotated[str, Field(pattern=_NAME, max_length=120)]
+    name: str
     description: str = ""
     model: str
     calibration: str = DEFAULT_CALIBRATION
@@ -156,6 +156,16 @@ class ScenarioSpec(_Strict):
     policies: Annotated[list[PolicySpec], Field(min_length=1)]
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1)] = [0]
     limits: LimitsSpec = LimitsSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not re.match(_NAME, name) or len(name) > 120:
+            raise ValueError(
+                f"{name!r} must be one plain folder name (letters, digits, _ . + -; "
+                "no '/' or '..'): results go to results/NAME"
+            )
+        return name
 
     @field_validator("seeds")
     @classmethod
@@ -278,7 +288,7 @@ def _pydantic_line(exc: ValidationError, source: str) -> str:
     e = exc.errors()[0]
     loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: field {loc}: {e['msg']}{more}"
+    return f"{source}: field {loc}: {e['msg'].removeprefix('Value error, ')}{more}"
 
 
 def scenario_from_dict(
