@@ -41,6 +41,21 @@ returns_unknown = after(99)
 returns_bool = after(True)
 returns_float_whole = after(7.0)
 returns_numpy = after(np.int64(7))
+
+
+class BuildsOnce:
+    # builds when the scenario is loaded, fails when a run builds it again
+
+    built = 0
+
+    def __init__(self):
+        BuildsOnce.built += 1
+        if BuildsOnce.built > 1:
+            raise OSError("the camera is busy")
+        self.period_s = None
+
+    def decide(self, view):
+        return 6
 """
 
 
@@ -161,3 +176,12 @@ def test_default_results_folder_blocked_by_a_file_is_named(tmp_path, monkeypatch
     assert r.stderr.strip() == (
         "adaptsim: error: results folder results/errs: results is a file, not a folder"
     )
+
+
+def test_a_policy_that_fails_to_build_for_a_run_keeps_the_others(tmp_path):
+    out = tmp_path / "res"
+    r = runner.invoke(app, ["run", _scenario(tmp_path, "BuildsOnce"), "--out", str(out)])
+    assert r.exit_code == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "the camera is busy" in last and "(policy 'mine', seed 4)" in last
+    assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["all-edge", "all-cloud"]

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.atomic import StagedFolder, write_atomic
+from adaptsim.errors import UserError
 from adaptsim.simulator.decision import PolicyError
 from adaptsim.simulator.engine import RECORD_COLUMNS, Tables, run_policy
 from adaptsim.simulator.scenario import Scenario
@@ -113,6 +114,10 @@ def _run_all(scenario: Scenario, progress, done_runs: list, errors: list) -> Non
                 cols, stats, name = run_policy(scenario, spec, seed, tables)
             except PolicyError as exc:
                 errors.append(str(exc))
+                done += len(scenario.seeds) - j
+                break
+            except UserError as exc:  # e.g. a user policy class that fails to build this time
+                errors.append(f"{exc} (policy {spec.label or spec.policy!r}, seed {seed})")
                 done += len(scenario.seeds) - j
                 break
             f = pd.DataFrame(cols)
