@@ -60,8 +60,10 @@ def run(
                 ),
             )
         if results.runs.empty:
+            for line in results.errors[:-1]:
+                err.print(f"adaptsim: error: {line}", markup=False, highlight=False)
             if results.errors:
-                raise UserError(results.errors[0])
+                raise UserError(results.errors[-1])
             err.print(
                 "adaptsim: interrupted before any run finished; nothing written", markup=False
             )
