@@ -13,6 +13,8 @@ is finite and non-negative (or absent when no frame finished).
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -30,7 +32,15 @@ from adaptsim.simulator.draws import draw
 
 CAL_CACHE: dict = {}
 runner = CliRunner()
-WORK = Path(tempfile.mkdtemp(prefix=f"adaptsim-props-{__import__('os').getpid()}-"))
+WORK = Path(tempfile.mkdtemp(prefix=f"adaptsim-props-{os.getpid()}-"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_work():
+    """Hypothesis examples share one folder (fixtures are not reset per example)."""
+    yield
+    shutil.rmtree(WORK, ignore_errors=True)
+
 
 # One in RARE draws is adversarial, so that about half the documents run.
 RARE = 8
