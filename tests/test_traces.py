@@ -157,3 +157,11 @@ def test_zero_from_says_when_the_link_is_dead_for_good(times, values, end, zero_
     assert t.zero_from() == zero_from
     if zero_from is not None:
         assert math.isinf(Link(t).finish(zero_from + 1.0, 1.0))
+
+
+def test_row_count_is_bounded_before_parsing(tmp_path):
+    p = tmp_path / "long.txt"
+    p.write_text("".join(f"{i} 5\n" for i in range(3000)))
+    assert len(read_trace(p).times) == 3000
+    with pytest.raises(UserError, match=r"long.txt: 3e\+03 rows .*limit 2000 steps"):
+        read_trace(p, max_steps=2000)

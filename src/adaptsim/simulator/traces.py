@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptsim.errors import UserError, where
-from adaptsim.files import read_text
+from adaptsim.files import input_file, read_text
 
 __all__ = [
     "EPS_S",
@@ -320,6 +320,19 @@ def _gnettrack(path: Path, value_column: str):
     return stamps, [float(np.mean(per_second[t])) for t in stamps], [first_line[t] for t in stamps]
 
 
+def _rows_within(path: Path, max_steps: int) -> None:
+    """Refuse a file with more rows than ``max_steps`` before parsing it."""
+    rows = 0
+    with input_file(path, "trace file").open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            rows += chunk.count(b"\n")
+    if rows > max_steps + 1:
+        raise UserError(
+            f"{path}: {rows:.3g} rows (about {rows * 100 / 1e9:.2g} GB once read; limit "
+            f"{max_steps:g} steps): thin the trace or raise limits.max_trace_steps"
+        )
+
+
 def read_trace(
     path: str | Path,
     fmt: TraceFormat = TraceFormat.two_column,
@@ -333,8 +346,9 @@ def read_trace(
 ) -> Trace:
     """Read a trace file; see the module docstring for the formats.
 
-    ``max_steps`` bounds the steps a Mahimahi trace is binned into (its memory),
-    checked before they are made.
+    ``max_steps`` bounds the steps a trace may have (its memory), checked before
+    they are made: the rows of a two-column, CSV or G-NetTrack file, the bins of
+    a Mahimahi one.
     """
     p = Path(path)
     try:
@@ -344,6 +358,8 @@ def read_trace(
             f"{p}: unknown trace format {fmt!r}; use one of "
             f"{', '.join(f.value for f in TraceFormat)}"
         ) from None
+    if fmt is not TraceFormat.mahimahi:
+        _rows_within(p, max_steps)
     if fmt is TraceFormat.two_column:
         times, values, lines = _two_column(p)
     elif fmt is TraceFormat.csv:
