@@ -185,3 +185,14 @@ def test_a_policy_that_fails_to_build_for_a_run_keeps_the_others(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert "the camera is busy" in last and "(policy 'mine', seed 4)" in last
     assert list(pd.read_csv(out / "summary.csv")["policy"]) == ["all-edge", "all-cloud"]
+
+
+def test_a_failed_run_into_the_default_folder_leaves_no_empty_results(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = _scenario(tmp_path, "raises")
+    doc = yaml.safe_load((tmp_path / "s.yaml").read_text())
+    doc["policies"] = [doc["policies"][1]]  # only the failing policy: nothing to write
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc))
+    r = runner.invoke(app, ["run", path])
+    assert r.exit_code == 2 and "ZeroDivisionError" in r.stderr
+    assert not (tmp_path / "results").exists()

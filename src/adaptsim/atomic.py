@@ -9,6 +9,7 @@ folder untouched or the new one complete.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -109,7 +110,8 @@ class StagedFolder:
             )
         if parent.exists() and not parent.is_dir():
             raise UserError(f"{what} {t}: {parent} is a file, not a folder")
-        if not parent.exists():
+        self._made_parent = not parent.exists()
+        if self._made_parent:
             if not make_parent:
                 raise UserError(f"{what} {t}: folder {parent} does not exist; create it first")
             try:
@@ -146,6 +148,9 @@ class StagedFolder:
         """Remove the staging folder (the target stays as it was)."""
         if not self.committed:
             shutil.rmtree(self.path, ignore_errors=True)
+            if self._made_parent:  # leave no empty results/ behind either
+                with contextlib.suppress(OSError):
+                    self.target.parent.rmdir()
 
     def __enter__(self) -> StagedFolder:
         return self
