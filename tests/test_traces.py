@@ -96,3 +96,72 @@ def test_looping_trace_capacity_is_periodic():
     assert link.capacity(2.0) == pytest.approx(1e6)
     assert link.capacity(4.5) == pytest.approx(2.5e6)
     assert link.finish(0.5, 1e6) == pytest.approx(2.5)  # 0.5e6, stall to 2.0, 0.5e6
+
+
+def test_a_trace_is_defined_from_t0_inline_steps_must_start_there():
+    # A step trace says its value from t = 0: a later first step is refused, not guessed.
+    with pytest.raises(UserError, match=r"first step starts at 10 s.*add \[0, VALUE\]"):
+        Trace.steps([[10.0, 5.0], [20.0, 50.0]], End.hold, where_="s.yaml: traces.x.steps")
+    t = Trace.steps([[0.0, 5.0], [10.0, 50.0]], End.hold)
+    # the value, the link and the vectorised lookup agree at every time from 0 on
+    link = Link(t)
+    for time_s, value in [(0.0, 5.0), (9.99, 5.0), (10.0, 50.0), (1e6, 50.0)]:
+        assert t.at(time_s) == value and t.at_many([time_s])[0] == value
+    assert link.capacity(10.0) == pytest.approx(5e6 / 8 * 10)  # 10 s at 5 Mbit/s, nothing else
+
+
+def test_file_traces_are_shifted_to_start_at_zero(tmp_path):
+    p = tmp_path / "late.txt"
+    p.write_text("100 4\n101 8\n")
+    t = read_trace(p, end=End.hold)
+    assert t.times == (0.0, 1.0) and t.at(0.0) == 4.0 and t.at(1.0) == 8.0
+
+
+def test_binary_folder_and_non_utf8_traces_are_one_line_errors(tmp_path):
+    (tmp_path / "bin.txt").write_bytes(b"0 1\n\x00\x00\x00")
+    (tmp_path / "latin.txt").write_bytes("0 1 # caf\xe9\n".encode("latin-1"))
+    (tmp_path / "dir").mkdir()
+    for name, message in [
+        ("bin.txt", "bin.txt is a binary file"),
+        ("latin.txt", "latin.txt is not UTF-8"),
+        ("dir", "dir is a folder"),
+    ]:
+        for fmt in ("two_column", "csv", "mahimahi", "gnettrack"):
+            with pytest.raises(UserError, match=message):
+                read_trace(tmp_path / name, fmt)
+
+
+def test_mahimahi_bins_are_bounded_before_they_are_made(tmp_path):
+    p = tmp_path / "m.txt"
+    p.write_text("0\n1\n1000000000000\n")  # 1e12 ms: 1e10 bins of 100 ms
+    with pytest.raises(UserError, match=r"1e\+10 bins .*limits.max_trace_steps"):
+        read_trace(p, "mahimahi")
+    p.write_text("0\n1\n250000\n")  # 2501 bins: fine, unless the limit is lower
+    assert len(read_trace(p, "mahimahi").times) == 2501
+    with pytest.raises(UserError, match="limit 2000"):
+        read_trace(p, "mahimahi", max_steps=2000)
+
+
+@pytest.mark.parametrize(
+    "times, values, end, zero_from",
+    [
+        ((0.0, 5.0), (20.0, 0.0), End.hold, 5.0),
+        ((0.0, 5.0, 8.0), (20.0, 0.0, 0.0), End.hold, 5.0),
+        ((0.0, 5.0), (0.0, 20.0), End.hold, None),
+        ((0.0, 5.0), (20.0, 0.0), End.loop, None),  # it comes back every period
+        ((0.0,), (0.0,), End.hold, 0.0),
+    ],
+)
+def test_zero_from_says_when_the_link_is_dead_for_good(times, values, end, zero_from):
+    t = Trace(times, values, times[-1] + 1.0, end)
+    assert t.zero_from() == zero_from
+    if zero_from is not None:
+        assert math.isinf(Link(t).finish(zero_from + 1.0, 1.0))
+
+
+def test_row_count_is_bounded_before_parsing(tmp_path):
+    p = tmp_path / "long.txt"
+    p.write_text("".join(f"{i} 5\n" for i in range(3000)))
+    assert len(read_trace(p).times) == 3000
+    with pytest.raises(UserError, match=r"long.txt: 3e\+03 rows .*limit 2000 steps"):
+        read_trace(p, max_steps=2000)

@@ -1,12 +1,27 @@
-"""Writing files so that a crash or Ctrl-C never leaves a half-written one."""
+"""Writing files and folders so that a crash or Ctrl-C never leaves a half-written one.
+
+:func:`write_atomic` writes one file beside its target and renames it into place.
+:class:`StagedFolder` does the same for a whole folder (a run's results): the
+folder is built as a hidden sibling and swapped into place at the end, with
+Ctrl-C held back during the swap, so the target is always either the previous
+folder untouched or the new one complete.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import os
-from collections.abc import Callable
+import shutil
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["write_atomic"]
+from adaptsim.errors import UserError
+
+__all__ = ["StagedFolder", "sigint_deferred", "write_atomic"]
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -20,3 +35,125 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return p
+
+
+@contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C back for a few statements; raise it (KeyboardInterrupt) after them.
+
+    A Python-level handler, not a signal mask: a mask covers one thread only, and
+    the libraries adaptsim uses run threads of their own that would take the signal.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _remove_orphans(parent: Path, name: str) -> None:
+    """Staging and old folders of ``name`` left by a process that was killed (kill -9)."""
+    for p in parent.glob(f".{glob.escape(name)}.*-*"):
+        kind, _, pid = p.name.rpartition("-")
+        if not (kind.endswith((".staging", ".old")) and pid.isdigit()) or not p.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except OSError:
+            pass  # alive, or not ours to ask about: leave it
+
+
+class StagedFolder:
+    """A folder built beside its target and swapped into place whole.
+
+    Creating one checks the target up front (before any expensive work): it must
+    not be a file, an existing folder must be one ``replaceable`` accepts (so a
+    typo cannot wipe an unrelated folder), and its parent must exist (unless
+    ``make_parent``) and be writable: the hidden staging folder is created there
+    at once, which proves it.
+
+    Use as a context manager: leaving it by an exception (Ctrl-C included) removes
+    the staging folder and leaves the target as it was; :meth:`commit` swaps it in.
+
+    Args:
+        target: the folder to produce.
+        what: how error messages name it (e.g. ``--out``).
+        replaceable: whether an existing folder may be replaced.
+        make_parent: create a missing parent instead of refusing.
+    """
+
+    def __init__(
+        self,
+        target: str | Path,
+        what: str,
+        replaceable: Callable[[Path], bool],
+        make_parent: bool = False,
+    ):
+        self.target = Path(target)
+        t, parent = self.target, self.target.parent
+        if t.name in ("", ".", ".."):
+            raise UserError(f"{what} {t}: give a folder name (not '.', '..' or '/')")
+        if t.exists() and not t.is_dir():
+            raise UserError(f"{what} {t} is a file, not a folder; give a folder name")
+        if t.is_dir() and not replaceable(t):
+            raise UserError(
+                f"{what} {t} is a folder that does not hold adaptsim results; "
+                "give a new folder name (adaptsim replaces only its own results folders)"
+            )
+        if parent.exists() and not parent.is_dir():
+            raise UserError(f"{what} {t}: {parent} is a file, not a folder")
+        self._made_parent = not parent.exists()
+        if self._made_parent:
+            if not make_parent:
+                raise UserError(f"{what} {t}: folder {parent} does not exist; create it first")
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UserError(f"{what} {t}: cannot create {parent} ({exc.strerror})") from None
+        _remove_orphans(parent, t.name)
+        self.path = parent / f".{t.name}.staging-{os.getpid()}"
+        shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            self.path.mkdir()
+        except OSError as exc:
+            raise UserError(f"{what} {t}: cannot write in {parent} ({exc.strerror})") from None
+        self.committed = False
+
+    def commit(self) -> Path:
+        """Swap the staged folder into place (the previous one, if any, is removed)."""
+        trash = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
+        with sigint_deferred():
+            moved = self.target.exists()
+            if moved:
+                os.rename(self.target, trash)
+            try:
+                os.rename(self.path, self.target)
+            except OSError:
+                if moved:
+                    os.rename(trash, self.target)
+                raise
+            self.committed = True
+        shutil.rmtree(trash, ignore_errors=True)
+        return self.target
+
+    def discard(self) -> None:
+        """Remove the staging folder (the target stays as it was)."""
+        if not self.committed:
+            shutil.rmtree(self.path, ignore_errors=True)
+            if self._made_parent:  # leave no empty results/ behind either
+                with contextlib.suppress(OSError):
+                    self.target.parent.rmdir()
+
+    def __enter__(self) -> StagedFolder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()

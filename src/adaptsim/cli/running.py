@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import OutputFormat, app, emit, err, guard
+from adaptsim.errors import UserError
 
 
 def _summary_table(summary) -> None:
@@ -33,38 +34,85 @@ def run(
         list[int] | None, typer.Option("--seed", help="Override the scenario's seeds.")
     ] = None,
 ) -> None:
-    """Simulate the scenario's policies over its traces and compare them."""
+    """Simulate the scenario's policies over its traces and compare them.
+
+    Everything checkable is checked before simulating (the scenario, the
+    overrides, ``--out``). The results folder is built beside its target and
+    swapped in whole at the end: it is the previous one or the new one, never a
+    mix. A policy that fails stops its own runs; the others are kept and written,
+    and the command exits with 2.
+    """
     from rich.progress import Progress
 
     from adaptsim.simulator import load_scenario, run_scenario, write_results
+    from adaptsim.simulator.results import results_folder
 
-    sc = load_scenario(scenario)
-    if duration is not None or seeds:
-        sc = sc.shortened(duration or sc.duration_s, tuple(seeds) if seeds else None)
+    sc = load_scenario(scenario).overridden(duration, tuple(seeds) if seeds else None)
     target = out or Path("results") / sc.name
-    with Progress(console=err, transient=True) as bar:
-        task = bar.add_task(f"simulating {sc.name}", total=len(sc.policies) * len(sc.seeds))
-        results = run_scenario(
-            sc,
-            progress=lambda name, done, total: bar.update(
-                task, completed=done, description=f"{sc.name}: {name}"
-            ),
-        )
-    if results.records.empty:
-        err.print("adaptsim: interrupted before any run finished; nothing written", markup=False)
-        raise typer.Exit(130)
-    write_results(results, target)
+    where = "--out" if out else "results folder"
+    with results_folder(target, make_parent=out is None, what=where) as staged:
+        with Progress(console=err, transient=True) as bar:
+            task = bar.add_task(f"simulating {sc.name}", total=len(sc.policies) * len(sc.seeds))
+            results = run_scenario(
+                sc,
+                progress=lambda name, done, total: bar.update(
+                    task, completed=done, description=f"{sc.name}: {name}"
+                ),
+            )
+        if results.runs.empty:
+            for line in results.errors[:-1]:
+                err.print(f"adaptsim: error: {line}", markup=False, highlight=False)
+            if results.errors:
+                raise UserError(results.errors[-1])
+            err.print(
+                "adaptsim: interrupted before any run finished; nothing written", markup=False
+            )
+            raise typer.Exit(130)
+        write_results(results, staged.path)
+        report_error = None
+        if report:
+            from adaptsim.report import build_report
+
+            try:
+                build_report(staged.path)
+            except UserError as exc:  # the runs are kept; the report is what failed
+                report_error = f"no report: {exc}"
+        staged.commit()
     _summary_table(results.summary)
+    _censored_notes(results)
     n = len(results.records)
     err.print(f"{n} requests simulated in {results.wall_s:.2f} s; wrote {target}", markup=False)
-    if report:
-        from adaptsim.report import build_report
-
-        paths = build_report(target)
-        err.print(f"report: {paths[0]}", markup=False)
+    if report and report_error is None:
+        err.print(f"report: {target / 'report.html'}", markup=False)
     if results.interrupted:
         err.print("adaptsim: interrupted; the runs that finished were written", markup=False)
         raise typer.Exit(130)
+    problems = [*results.errors, *([report_error] if report_error else [])]
+    for line in problems[:-1]:
+        err.print(f"adaptsim: error: {line}", markup=False, highlight=False)
+    if problems:
+        raise UserError(f"{problems[-1]} (the runs that finished are in {target})")
+
+
+def _censored_notes(results) -> None:
+    """Say, per policy, how many frames never finished and that its statistics are censored."""
+    s = results.summary
+    if s.empty or "unfinished" not in s:
+        return
+    stall = results.scenario.bandwidth.zero_from()
+    why = (
+        f" (the uplink's bandwidth is 0 from t = {stall:g} s on)"
+        if stall is not None and stall < results.scenario.duration_s
+        else ""
+    )
+    for row in s[s["unfinished"] > 0].itertuples(index=False):
+        err.print(
+            f"adaptsim: warning: {row.policy}: {row.unfinished} of {row.requests} frames "
+            f"({100 * row.unfinished_share:.1f} %) never finished{why}; they count as "
+            "deadline misses and its latency statistics cover finished frames only (censored)",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("report")

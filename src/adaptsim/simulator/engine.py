@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from adaptsim.simulator.decision import checked_decision
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.link import Link
 from adaptsim.simulator.monitor import Monitor, true_conditions
@@ -107,7 +108,7 @@ class _Run:
     """State of one simulation run (one policy, one seed)."""
 
     def __init__(self, scenario: Scenario, policy_spec, seed: int, tables: Tables | None):
-        self.sc = scenario
+        self.sc, self.seed = scenario, seed
         draws = draw(scenario, seed)
         self.arrivals = draws.arrivals_s
         self.noise = draws.noise
@@ -165,12 +166,7 @@ class _Run:
 
     def decide(self, now: float) -> None:
         self._update_view(now)
-        point = int(self.policy.decide(self.view))
-        if point not in self.col:
-            raise ValueError(
-                f"policy {self.policy.name} chose point {point}, which "
-                f"{self.sc.model.model} does not have"
-            )
+        point = checked_decision(self.policy, self.view, self.col, self.seed, self.sc.model.model)
         if self.current is None:  # deployment: the first decision sets the split, free
             self.current = point
             return

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -223,10 +224,19 @@ class Reactive:
     _candidate: int | None = None
 
     def __post_init__(self):
+        self.alpha, self.threshold = (
+            _number(self.alpha, "alpha"),
+            _number(self.threshold, "threshold"),
+        )
+        self.hysteresis = _whole(self.hysteresis, "hysteresis")
         if not 0 < self.alpha <= 1:
             raise ValueError("alpha must be in (0, 1]")
         if self.threshold < 0 or self.hysteresis < 1:
             raise ValueError("threshold must be >= 0 and hysteresis >= 1")
+        if self.period_s is not None:
+            self.period_s = _number(self.period_s, "period_s")
+            if self.period_s < 0:
+                raise ValueError(f"period_s must be >= 0, not {self.period_s:g}")
         if not self.period_s:
             self.period_s = None
 
@@ -272,7 +282,28 @@ class FunctionPolicy:
     clairvoyant: bool = False
 
     def decide(self, view: View) -> int:
-        return int(self.fn(view))
+        return self.fn(view)  # checked by the engine: int() would turn 4.7 into 4 silently
+
+
+def _number(value, name: str) -> float:
+    """A finite real parameter (YAML 1.2 numbers such as ``5e-1`` included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    try:
+        x = float(value)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {value!r}") from None
+    if not math.isfinite(x):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    return x
+
+
+def _whole(value, name: str) -> int:
+    """An integral parameter: 4 or 4.0, never 4.7 silently truncated."""
+    x = _number(value, name)
+    if not x.is_integer():
+        raise ValueError(f"{name} must be a whole number, not {value!r}")
+    return int(x)
 
 
 def _ends(model: ModelCalibration) -> tuple[int, int]:
@@ -280,7 +311,7 @@ def _ends(model: ModelCalibration) -> tuple[int, int]:
 
 
 REGISTRY: dict[str, Callable[..., object]] = {
-    "static": lambda model, point: Static(int(point)),
+    "static": lambda model, point=None: Static(_whole(point, "point")),
     "all-edge": lambda model: Static(_ends(model)[1], name="all-edge"),
     "all-cloud": lambda model: Static(_ends(model)[0], name="all-cloud"),
     "static-best": lambda model: StaticBest(),

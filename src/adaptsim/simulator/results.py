@@ -4,6 +4,17 @@ Records are collected as lists during the run, turned into one DataFrame at the
 end, and written as Parquet; the summary has one row per policy (all seeds
 pooled): mean, p50, p95, p99 latency, deadline-miss rate, throughput, bytes sent,
 re-partitions and time spent switching.
+
+Every frame is accounted for. A frame whose transfer never ends (the uplink
+stalls for good) is *unfinished*: its latency is infinite in the records, it
+counts as a deadline miss, and the summary gives the count and share of such
+frames and flags the latency statistics (taken over the finished frames) as
+``censored``. There is no admission control, so no frame is dropped.
+
+A policy that fails in one run (a :class:`~adaptsim.simulator.decision.PolicyError`)
+stops that policy; the other policies' runs go on and every finished run is
+kept. Ctrl-C stops between runs; each policy's throughput divides by the seeds
+it actually ran.
 """
 
 from __future__ import annotations
@@ -17,11 +28,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from adaptsim.atomic import write_atomic
-from adaptsim.simulator.engine import Tables, run_policy
+from adaptsim.atomic import StagedFolder, write_atomic
+from adaptsim.errors import UserError
+from adaptsim.simulator.decision import PolicyError
+from adaptsim.simulator.engine import RECORD_COLUMNS, Tables, run_policy
 from adaptsim.simulator.scenario import Scenario
 
-__all__ = ["Results", "run_scenario", "summarise", "write_results"]
+__all__ = [
+    "Results",
+    "is_results_folder",
+    "results_folder",
+    "run_scenario",
+    "summarise",
+    "write_results",
+]
+
+# the times a frame that never finishes never reaches (inf for it, not NaN)
+_TIME_COLUMNS = tuple(c for c in RECORD_COLUMNS if c.endswith("_s") and c != "arrival_s")
 
 
 @dataclass
@@ -32,6 +55,7 @@ class Results:
     runs: pd.DataFrame  # one row per (policy, seed): repartitions, switching
     wall_s: float
     interrupted: bool = False
+    errors: tuple[str, ...] = ()  # one line per policy that failed (its runs stopped)
 
 
 def run_scenario(
@@ -43,40 +67,31 @@ def run_scenario(
     Ctrl-C stops between runs and returns what finished, flagged ``interrupted``.
     """
     t0 = time.perf_counter()
-    tables = Tables(scenario)
-    frames, runs = [], []
-    total = len(scenario.policies) * len(scenario.seeds)
-    done = 0
-    interrupted = False
-    try:
-        for spec in scenario.policies:
-            for seed in scenario.seeds:
-                cols, stats, name = run_policy(scenario, spec, seed, tables)
-                f = pd.DataFrame(cols)
-                f.insert(0, "seed", seed)
-                f.insert(0, "policy", name)
-                frames.append(f)
-                runs.append(
-                    {
-                        "policy": name,
-                        "seed": seed,
-                        "repartitions": stats.repartitions,
-                        "switching_s": stats.switching_s,
-                    }
-                )
-                done += 1
-                if progress:
-                    progress(name, done, total)
-    except KeyboardInterrupt:
-        interrupted = True
+    done_runs: list[tuple[pd.DataFrame, dict]] = []  # one append per run: Ctrl-C can't split it
+    errors: list[str] = []
+    # inf - inf (frames behind a link stalled for good) gives NaN parts, made inf below
+    with np.errstate(invalid="ignore"):
+        try:
+            _run_all(scenario, progress, done_runs, errors)
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = True
+    frames = [f for f, _ in done_runs]
+    runs = [r for _, r in done_runs]
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if not records.empty:
+    if frames:  # runs that finished, possibly without a single frame (Poisson, short)
+        finished = np.isfinite(records["done_s"].to_numpy(dtype=float))
+        # A frame that never finishes never ends any stage it had not left: inf, not NaN.
+        for c in _TIME_COLUMNS:
+            v = records[c].to_numpy(dtype=float)
+            records[c] = np.where(~finished & np.isnan(v), np.inf, v)
+        records["finished"] = finished
         t = records["arrival_s"].to_numpy()
         records["bandwidth_mbps"] = scenario.bandwidth.at_many(t)
         records["edge_cpu_pct"] = scenario.edge_cpu.at_many(t)
         records["edge_mem_pct"] = scenario.edge_mem.at_many(t)
         records["deadline_met"] = records["latency_s"] <= scenario.deadline_s
-    runs_frame = pd.DataFrame(runs)
+    runs_frame = pd.DataFrame(runs, columns=["policy", "seed", "repartitions", "switching_s"])
     return Results(
         scenario,
         records,
@@ -84,30 +99,71 @@ def run_scenario(
         runs_frame,
         time.perf_counter() - t0,
         interrupted,
+        tuple(errors),
     )
+
+
+def _run_all(scenario: Scenario, progress, done_runs: list, errors: list) -> None:
+    """Every policy x seed; a policy that fails stops its own seeds, not the others."""
+    tables = Tables(scenario)
+    total = len(scenario.policies) * len(scenario.seeds)
+    done = 0
+    for spec in scenario.policies:
+        for j, seed in enumerate(scenario.seeds):
+            try:
+                cols, stats, name = run_policy(scenario, spec, seed, tables)
+            except PolicyError as exc:
+                errors.append(str(exc))
+                done += len(scenario.seeds) - j
+                break
+            except UserError as exc:  # e.g. a user policy class that fails to build this time
+                errors.append(f"{exc} (policy {spec.label or spec.policy!r}, seed {seed})")
+                done += len(scenario.seeds) - j
+                break
+            f = pd.DataFrame(cols)
+            f.insert(0, "seed", seed)
+            f.insert(0, "policy", name)
+            run = {
+                "policy": name,
+                "seed": seed,
+                "repartitions": stats.repartitions,
+                "switching_s": stats.switching_s,
+            }
+            done_runs.append((f, run))
+            done += 1
+            if progress:
+                progress(name, done, total)
 
 
 def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """One row per policy, seeds pooled (re-partitions and switching summed over seeds)."""
-    if records.empty:
+    if runs.empty:
         return pd.DataFrame()
     rows = []
-    n_seeds = max(records["seed"].nunique(), 1)
-    for policy, r in records.groupby("policy", sort=False):
-        lat = r["latency_s"].to_numpy()
-        finite = lat[np.isfinite(lat)]
-        completed = np.isfinite(r["done_s"]) & (r["done_s"] <= scenario.duration_s)
+    for policy in runs["policy"].unique():
+        r = records[records["policy"] == policy]
+        done = r["done_s"].to_numpy(dtype=float)
+        finished = np.isfinite(done)
+        lat = r["latency_s"].to_numpy(dtype=float)[finished]
         rr = runs[runs["policy"] == policy]
+        n_seeds = int(rr["seed"].nunique())
+        in_time = finished & (done <= scenario.duration_s)
+        unfinished = int((~finished).sum())
         rows.append(
             {
                 "policy": policy,
+                "seeds": n_seeds,
                 "requests": len(r),
-                "mean_s": float(np.mean(finite)) if len(finite) else np.nan,
-                "p50_s": float(np.percentile(finite, 50)) if len(finite) else np.nan,
-                "p95_s": float(np.percentile(finite, 95)) if len(finite) else np.nan,
-                "p99_s": float(np.percentile(finite, 99)) if len(finite) else np.nan,
-                "deadline_miss_rate": float(1.0 - r["deadline_met"].mean()),
-                "throughput_rps": float(completed.sum() / (scenario.duration_s * n_seeds)),
+                "finished": int(finished.sum()),
+                "unfinished": unfinished,
+                "unfinished_share": unfinished / len(r) if len(r) else 0.0,
+                "censored": unfinished > 0,  # latency statistics cover finished frames only
+                "mean_s": float(np.mean(lat)) if len(lat) else np.nan,
+                "p50_s": float(np.percentile(lat, 50)) if len(lat) else np.nan,
+                "p95_s": float(np.percentile(lat, 95)) if len(lat) else np.nan,
+                "p99_s": float(np.percentile(lat, 99)) if len(lat) else np.nan,
+                "deadline_miss_rate": float(1.0 - r["deadline_met"].mean()) if len(r) else np.nan,
+                "throughput_rps": float(in_time.sum() / (scenario.duration_s * n_seeds)),
                 "bytes_sent": float(r["payload_bytes"].sum()),
                 "repartitions": int(rr["repartitions"].sum()),
                 "switching_s": float(rr["switching_s"].sum()),
@@ -116,8 +172,30 @@ def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> 
     return pd.DataFrame(rows)
 
 
+def is_results_folder(path: Path) -> bool:
+    """An empty folder, or one holding an adaptsim ``run.json`` (safe to replace)."""
+    if not any(path.iterdir()):
+        return True
+    meta = path / "run.json"
+    try:
+        return meta.is_file() and "scenario" in json.loads(meta.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def results_folder(
+    target: str | Path, make_parent: bool = False, what: str = "--out"
+) -> StagedFolder:
+    """A staging folder for a run's results, swapped into ``target`` whole (checked now)."""
+    return StagedFolder(target, what, is_results_folder, make_parent=make_parent)
+
+
 def write_results(results: Results, out_dir: str | Path) -> list[Path]:
-    """records.parquet, summary.csv and run.json (scenario facts) into ``out_dir``."""
+    """records.parquet, summary.csv and run.json (scenario facts) into ``out_dir``.
+
+    The CLI writes into a :func:`results_folder` staging folder, so that the
+    results folder is whole or absent.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sc = results.scenario
@@ -136,6 +214,7 @@ def write_results(results: Results, out_dir: str | Path) -> list[Path]:
         "pause_s": sc.pause_s,
         "wall_s": round(results.wall_s, 3),
         "interrupted": results.interrupted,
+        "errors": list(results.errors),
         "points": {
             str(int(o)): n for o, n in zip(sc.model.ordinals, sc.model.layer_names, strict=True)
         },

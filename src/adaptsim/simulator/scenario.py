@@ -5,27 +5,57 @@ with pydantic, reads the traces, loads the calibration and checks they fit
 together (the calibration has the model; stress traces stay within its measured
 levels; static points exist). Any problem is one :class:`UserError` line naming
 the file and the field. The simulator itself never reads files.
+
+What a run would cost is bounded before it starts (``limits``): the frames over
+all runs, the decisions and monitor readings of one run, and the trace steps it
+would record; a scenario over a limit is refused with the estimated size and the
+field that raises the limit, rather than ending in a MemoryError.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from adaptsim.calibration import DEFAULT_CALIBRATION, ModelCalibration, load_calibration
 from adaptsim.errors import UserError
-from adaptsim.simulator.traces import End, Trace, TraceFormat, read_trace
+from adaptsim.files import FileKind, input_file, kind_of, read_text
+from adaptsim.simulator.traces import (
+    MAX_TRACE_STEPS,
+    MAX_VALUE,
+    End,
+    Trace,
+    TraceFormat,
+    read_trace,
+)
 
 __all__ = ["ArrivalKind", "Scenario", "load_scenario", "scenario_from_dict"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+# YAML 1.2 floats that PyYAML (YAML 1.1) reads as strings: an exponent without a dot.
+_YAML12_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+# A scenario's name becomes a folder under results/: one plain path component.
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
 
 
 class ArrivalKind(StrEnum):
@@ -91,6 +121,23 @@ class PolicySpec(_Strict):
     label: str | None = None
     params: dict[str, Any] = {}
 
+    @field_validator("params")
+    @classmethod
+    def _yaml12_numbers(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """``5e-1`` is a number in YAML 1.2; PyYAML reads it as a string: make it one."""
+        return {
+            k: float(v) if isinstance(v, str) and _YAML12_FLOAT.match(v.strip()) else v
+            for k, v in params.items()
+        }
+
+
+class LimitsSpec(_Strict):
+    """Bounds on what a run may cost, checked before it starts (raise them here)."""
+
+    max_frames: Annotated[int, Field(ge=1)] = 2_000_000  # over all policies x seeds
+    max_decisions: Annotated[int, Field(ge=1)] = 1_000_000  # per run: decisions, readings
+    max_trace_steps: Annotated[int, Field(ge=1)] = MAX_TRACE_STEPS  # per trace, over the run
+
 
 class ScenarioSpec(_Strict):
     name: str
@@ -107,7 +154,28 @@ class ScenarioSpec(_Strict):
     observe: ObserveSpec = ObserveSpec()
     service: ServiceSpec = ServiceSpec()
     policies: Annotated[list[PolicySpec], Field(min_length=1)]
-    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1)] = [0]
+    limits: LimitsSpec = LimitsSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not re.match(_NAME, name) or len(name) > 120:
+            raise ValueError(
+                f"{name!r} must be one plain folder name (letters, digits, _ . + -; "
+                "no '/' or '..'): results go to results/NAME"
+            )
+        return name
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError("seeds repeat; give each seed once")
+        return seeds
+
+
+_DEFAULT_LIMITS = LimitsSpec()
 
 
 @dataclass(frozen=True)
@@ -138,13 +206,55 @@ class Scenario:
     policies: tuple[PolicySpec, ...]
     seeds: tuple[int, ...]
     base_dir: str = "."
+    limits: LimitsSpec = _DEFAULT_LIMITS
 
     def shortened(self, duration_s: float, seeds: tuple[int, ...] | None = None) -> Scenario:
         """The same scenario over a shorter time (and optionally fewer seeds), for tests."""
         return replace(self, duration_s=min(duration_s, self.duration_s), seeds=seeds or self.seeds)
 
+    def overridden(
+        self, duration_s: float | None = None, seeds: tuple[int, ...] | None = None
+    ) -> Scenario:
+        """The scenario with the command line's ``--duration`` / ``--seed``, validated.
 
-def _trace(spec: TraceSpec, base: Path, field: str, source: str) -> Trace:
+        They go through the same rules as the YAML fields: a duration is a finite
+        number of seconds > 0, and no longer than the scenario's (``--duration``
+        shortens a run; edit ``duration_s`` to lengthen it); seeds are distinct
+        integers >= 0. The limits are checked again for the new size.
+        """
+        out = self
+        if duration_s is not None:
+            d = float(duration_s)
+            if not (math.isfinite(d) and d > 0):
+                raise UserError(f"--duration {duration_s}: give a number of seconds > 0")
+            if d > self.duration_s:
+                raise UserError(
+                    f"--duration {d:g} is longer than {self.source}'s duration_s "
+                    f"{self.duration_s:g}; --duration only shortens a run (edit duration_s)"
+                )
+            out = replace(out, duration_s=d)
+        if seeds:
+            bad = [x for x in seeds if not 0 <= x < 2**63]
+            if bad:
+                raise UserError(f"--seed {bad[0]}: seeds are integers from 0 to 2**63 - 1")
+            if len(set(seeds)) != len(seeds):
+                raise UserError(f"--seed: seed {_first_repeat(seeds)} is given twice")
+            out = replace(out, seeds=tuple(seeds))
+        if out is not self:
+            _check_limits(out, "--duration/--seed")
+        return out
+
+
+def _first_repeat(values) -> object:
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
+def _trace(spec: TraceSpec, base: Path, field: str, source: str, limits: LimitsSpec) -> Trace:
     label = spec.label
     if spec.constant is not None:
         t = Trace.constant(spec.constant)
@@ -153,6 +263,7 @@ def _trace(spec: TraceSpec, base: Path, field: str, source: str) -> Trace:
     else:
         path = Path(spec.file)
         path = path if path.is_absolute() else base / path
+        input_file(path, f"{source}: field traces.{field}: trace file")
         t = read_trace(
             path,
             spec.format,
@@ -160,8 +271,14 @@ def _trace(spec: TraceSpec, base: Path, field: str, source: str) -> Trace:
             time_column=spec.time_column,
             value_column=spec.value_column,
             bin_ms=spec.bin_ms,
+            max_steps=limits.max_trace_steps,
         )
     t = t.scaled(spec.scale) if spec.scale != 1.0 else t
+    if max(t.values) > MAX_VALUE:
+        raise UserError(
+            f"{source}: field traces.{field}: value {max(t.values):g} (after scale "
+            f"{spec.scale:g}) exceeds {MAX_VALUE:g}; check the units and scale"
+        )
     if label:
         t = Trace(t.times, t.values, t.duration_s, t.end, label)
     return t
@@ -171,7 +288,7 @@ def _pydantic_line(exc: ValidationError, source: str) -> str:
     e = exc.errors()[0]
     loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: field {loc}: {e['msg']}{more}"
+    return f"{source}: field {loc}: {e['msg'].removeprefix('Value error, ')}{more}"
 
 
 def scenario_from_dict(
@@ -193,7 +310,7 @@ def scenario_from_dict(
         cal_path = str(base / cal_path)
     cache = calibration_cache if calibration_cache is not None else {}
     if cal_path not in cache:
-        cache[cal_path] = load_calibration(None if cal_path == DEFAULT_CALIBRATION else cal_path)
+        cache[cal_path] = _calibration(cal_path, source)
     cal = cache[cal_path]
     if spec.model not in cal.models:
         raise UserError(
@@ -201,24 +318,36 @@ def scenario_from_dict(
             f"{spec.calibration}; it calibrates {', '.join(sorted(cal.models))}"
         )
     m = cal.models[spec.model]
+    _check_model(m, f"calibration {spec.calibration}, model {spec.model}")
     traces = {
-        f: _trace(getattr(spec.traces, f), base, f, source)
+        f: _trace(getattr(spec.traces, f), base, f, source, spec.limits)
         for f in ("bandwidth_mbps", "edge_cpu_pct", "edge_mem_pct")
     }
     _within(traces["edge_cpu_pct"].values, m.edge_blocks.cpu_levels, "traces.edge_cpu_pct", source)
     _within(traces["edge_mem_pct"].values, m.edge_blocks.mem_levels, "traces.edge_mem_pct", source)
     _within([spec.cloud.cpu_pct], m.cloud_blocks.cpu_levels, "cloud.cpu_pct", source)
     _within([spec.cloud.mem_pct], m.cloud_blocks.mem_levels, "cloud.mem_pct", source)
-    if traces["bandwidth_mbps"].end is End.loop and max(traces["bandwidth_mbps"].values) <= 0:
+    if max(traces["bandwidth_mbps"].values) <= 0:
         raise UserError(
             f"{source}: field traces.bandwidth_mbps: the trace is zero throughout; "
             "no transfer could ever finish"
         )
     from adaptsim.simulator.policies import resolve_policy  # the registry checks names/params
 
+    names: dict[str, int] = {}
+    periods: list[float | None] = []
     for i, p in enumerate(spec.policies):
-        resolve_policy(p, m, where=f"{source}: field policies.{i}", base_dir=base)
-    return Scenario(
+        at = f"{source}: field policies.{i}"
+        policy = resolve_policy(p, m, where=at, base_dir=base)
+        periods.append(_period(policy, at))
+        name = str(policy.name)
+        if name in names:
+            raise UserError(
+                f"{at}: policy name {name!r} is also policies.{names[name]}'s; "
+                "give one of them a label"
+            )
+        names[name] = i
+    sc = Scenario(
         name=spec.name,
         description=spec.description,
         source=source,
@@ -243,7 +372,124 @@ def scenario_from_dict(
         policies=tuple(spec.policies),
         seeds=tuple(spec.seeds),
         base_dir=str(base),
+        limits=spec.limits,
     )
+    _check_limits(sc, source, min((x for x in periods if x), default=None))
+    return sc
+
+
+def _calibration(path: str, source: str):
+    """Load a scenario's calibration, recognising a file by its content first."""
+    if path == DEFAULT_CALIBRATION:
+        return load_calibration(None)
+    what = f"{source}: field calibration:"
+    kind = kind_of(path, what)
+    if kind is FileKind.parquet:
+        raise UserError(
+            f"{what} {path} is a Parquet measurement store, not a calibration; build one "
+            f"with `adaptsim calibrate {path} --out cal.json` and name cal.json here"
+        )
+    if kind is not FileKind.json:
+        read_text(path, what)  # binary or not UTF-8: say so
+        raise UserError(
+            f"{what} {path} is not a JSON calibration (it does not start with '{{'); "
+            "build one with `adaptsim calibrate`"
+        )
+    try:
+        return load_calibration(path)
+    except UnicodeDecodeError:
+        read_text(path, what)
+        raise
+    except (KeyError, AttributeError, TypeError, ValueError, IndexError) as exc:
+        raise UserError(
+            f"{what} {path} is not a valid adaptsim calibration ({type(exc).__name__}: "
+            f"{exc}); rebuild it with `adaptsim calibrate`"
+        ) from None
+
+
+def _check_model(m: ModelCalibration, where: str) -> None:
+    """Every value of the calibration the simulator uses is finite and >= 0."""
+    arrays = {
+        "output_bytes": m.output_bytes,
+        "edge blocks": m.edge_cum.values,
+        "cloud blocks": m.cloud_cum.values,
+        "link law": m.link.values,
+    }
+    for name, values in arrays.items():
+        v = np.asarray(values, dtype=float)
+        bad = ~np.isfinite(v) | (v < 0)
+        if bad.any():
+            raise UserError(
+                f"{where}: {name} holds {v[bad][0]:g}; times and bytes must be finite and "
+                ">= 0: rebuild the calibration with `adaptsim calibrate`"
+            )
+    for part, q in (m.spread or {}).items():
+        probs = np.asarray(q.get("probs", []), dtype=float)
+        ratio = np.asarray(q.get("log_ratio", []), dtype=float)
+        if (
+            len(probs) != len(ratio)
+            or not np.isfinite(ratio).all()
+            or np.abs(ratio).max(initial=0.0) > 20
+            or not np.isfinite(probs).all()
+            or (np.diff(probs) < 0).any()
+        ):
+            raise UserError(
+                f"{where}: spread.{part} is not a finite quantile table (probs rising, "
+                "log_ratio within +-20); rebuild the calibration with `adaptsim calibrate`"
+            )
+
+
+def _period(policy, where: str) -> float | None:
+    """A policy's decision period: ``None`` (every request) or a finite number > 0."""
+    period = getattr(policy, "period_s", None)
+    if period is None:
+        return None
+    ok = isinstance(period, numbers.Real) and not isinstance(period, bool)
+    if not ok or not math.isfinite(period) or period <= 0:
+        raise UserError(
+            f"{where}: period_s {period!r} must be a number of seconds > 0 "
+            "(or leave it out to decide at every request)"
+        )
+    return float(period)
+
+
+def _check_limits(sc: Scenario, source: str, period_s: float | None = None) -> None:
+    """Refuse, up front, a run too big for memory (with the estimate and the limit)."""
+    lim = sc.limits
+    runs = len(sc.policies) * len(sc.seeds)
+    frames = sc.duration_s * sc.rate_hz * runs
+    if frames > lim.max_frames:
+        raise UserError(
+            f"{source}: {sc.duration_s:g} s at {sc.rate_hz:g} frames/s x {runs} runs is about "
+            f"{frames:.3g} frames (about {frames * 300 / 1e9:.3g} GB of records; limit "
+            f"{lim.max_frames:g}): shorten duration_s or lower arrivals.rate_hz, "
+            "or raise limits.max_frames"
+        )
+    readings = sc.duration_s / sc.observe_period_s
+    if readings > lim.max_decisions:
+        raise UserError(
+            f"{source}: field observe.period_s: {sc.observe_period_s:g} s over "
+            f"{sc.duration_s:g} s is {readings:.3g} monitor readings per run (limit "
+            f"{lim.max_decisions:g}): lengthen the period or raise limits.max_decisions"
+        )
+    if period_s is not None and sc.duration_s / period_s > lim.max_decisions:
+        raise UserError(
+            f"{source}: a policy's period_s {period_s:g} s over {sc.duration_s:g} s is "
+            f"{sc.duration_s / period_s:.3g} decisions per run (limit {lim.max_decisions:g}): "
+            "lengthen period_s or raise limits.max_decisions"
+        )
+    for name, t in (
+        ("bandwidth_mbps", sc.bandwidth),
+        ("edge_cpu_pct", sc.edge_cpu),
+        ("edge_mem_pct", sc.edge_mem),
+    ):
+        steps = len(t.times) * (sc.duration_s / t.duration_s + 1 if t.end is End.loop else 1)
+        if steps > lim.max_trace_steps:
+            raise UserError(
+                f"{source}: field traces.{name}: {len(t.times)} steps looped over "
+                f"{sc.duration_s:g} s are {steps:.3g} steps to record (limit "
+                f"{lim.max_trace_steps:g}): shorten duration_s or raise limits.max_trace_steps"
+            )
 
 
 def _within(values, levels, field: str, source: str) -> None:
@@ -257,14 +503,17 @@ def _within(values, levels, field: str, source: str) -> None:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read, validate and resolve a scenario YAML file."""
-    p = Path(path)
-    if not p.is_file():
-        raise UserError(f"scenario {p} does not exist")
+    """Read, validate and resolve a scenario YAML file (recognised by its content)."""
+    p = input_file(path, "scenario")
+    if kind_of(p, "scenario") is FileKind.parquet:
+        raise UserError(f"scenario {p} is a Parquet file (a measurement store?), not YAML")
+    text = read_text(p, "scenario")
     try:
-        doc = yaml.safe_load(p.read_text())
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
         raise UserError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise UserError(f"{p}: YAML nested too deeply to be a scenario") from None
     return scenario_from_dict(doc, str(p), p.parent)

@@ -2,7 +2,10 @@
 
 A :class:`Trace` is a step function of time: value ``values[j]`` holds on
 ``[times[j], times[j+1])``. Past its end it either loops (period = its duration)
-or holds its last value. File traces are shifted to start at t = 0.
+or holds its last value. A trace says its value from t = 0 on: file traces are
+shifted so that their first row is at t = 0; inline ``steps`` must start at
+t = 0 (a first step later than that is refused, since the value before it would
+be a guess).
 
 Readers (``format``):
 
@@ -15,14 +18,16 @@ Readers (``format``):
   bitrate column in kbit/s (``value_column``, default ``UL_bitrate``); duplicate
   timestamps are averaged, gaps hold the previous value.
 
-Bad traces (non-monotonic time, negative or NaN values, empty, unknown format)
-raise :class:`adaptsim.errors.UserError` naming the file and line.
+Bad traces (non-monotonic time, negative or NaN values, empty, unknown format,
+binary or not UTF-8, too many steps for the memory they would take) raise
+:class:`adaptsim.errors.UserError` naming the file and line.
 """
 
 from __future__ import annotations
 
 import bisect
 import csv
+import io
 import math
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,10 +37,23 @@ from pathlib import Path
 import numpy as np
 
 from adaptsim.errors import UserError, where
+from adaptsim.files import input_file, read_text
 
-__all__ = ["EPS_S", "End", "Trace", "TraceFormat", "read_trace"]
+__all__ = [
+    "EPS_S",
+    "MAX_TIME_S",
+    "MAX_TRACE_STEPS",
+    "MAX_VALUE",
+    "End",
+    "Trace",
+    "TraceFormat",
+    "read_trace",
+]
 
 EPS_S = 1e-9  # times this close to a step boundary are on it
+MAX_TIME_S = 1e9  # about 32 years: later times are a unit mistake (ms for s), not a trace
+MAX_VALUE = 1e9  # Mbit/s or %: larger values would overflow the link's byte counts
+MAX_TRACE_STEPS = 1_000_000  # default bound on a trace's steps (raise: limits.max_trace_steps)
 
 
 class End(StrEnum):
@@ -80,11 +98,22 @@ class Trace:
         times = [float(t) for t, _ in steps]
         values = [float(v) for _, v in steps]
         _check(times, values, where_, [None] * len(times))
+        if times[0] != 0.0:
+            raise UserError(
+                f"{where_}: the first step starts at {times[0]:g} s; a trace must give its "
+                f"value from t = 0: add [0, VALUE] as the first step"
+            )
         last = times[-1] - times[-2] if len(times) > 1 else 1.0
         return cls(tuple(times), tuple(values), times[-1] + last, end, label or "inline steps")
 
     def _local(self, t: float) -> float:
-        """Time within the trace (looped traces wrap around)."""
+        """Time within the trace (looped traces wrap around).
+
+        ``t`` is infinite only for a frame that never finishes (behind a link that
+        stalled for good): any value will do for it, so the last step's.
+        """
+        if not math.isfinite(t):
+            return self.times[-1]
         if self.end is End.loop and t >= self.duration_s:
             return math.fmod(t, self.duration_s)
         return t
@@ -128,6 +157,15 @@ class Trace:
             base += self.duration_s
         return out
 
+    def zero_from(self) -> float | None:
+        """The time from which the value is 0 for good (``None``: it never is)."""
+        if self.end is End.loop:
+            return 0.0 if max(self.values) <= 0 else None
+        if self.values[-1] > 0:
+            return None
+        positive = [j for j, v in enumerate(self.values) if v > 0]
+        return self.times[positive[-1] + 1] if positive else 0.0
+
     def scaled(self, factor: float) -> Trace:
         return Trace(
             self.times,
@@ -152,6 +190,13 @@ def _check(times: list[float], values: list[float], path, lines: list[int | None
             raise UserError(f"{at}: time and value must be numbers, not NaN or infinite")
         if v < 0:
             raise UserError(f"{at}: negative value {v:g}; traces hold rates and loads >= 0")
+        if v > MAX_VALUE:
+            raise UserError(f"{at}: value {v:g} exceeds {MAX_VALUE:g}; check the units")
+        if t - times[0] > MAX_TIME_S:
+            raise UserError(
+                f"{at}: time {t:g} s is more than {MAX_TIME_S:g} s after the first row; "
+                "check the units (seconds)"
+            )
         if i and t <= times[i - 1]:
             raise UserError(
                 f"{at}: time {t:g} does not increase (previous {times[i - 1]:g}); "
@@ -169,7 +214,7 @@ def _finish(times, values, lines, path, end: End) -> Trace:
 
 def _two_column(path: Path):
     times, values, lines = [], [], []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(read_text(path, "trace file").splitlines(), start=1):
         s = line.split("#", 1)[0].split()
         if not s:
             continue
@@ -188,7 +233,7 @@ def _two_column(path: Path):
 
 
 def _csv(path: Path, time_column: str, value_column: str):
-    with path.open(newline="") as fh:
+    with io.StringIO(read_text(path, "trace file"), newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames is None:
             raise UserError(f"{path}: empty CSV file")
@@ -210,9 +255,9 @@ def _csv(path: Path, time_column: str, value_column: str):
     return times, values, lines
 
 
-def _mahimahi(path: Path, bin_ms: int):
+def _mahimahi(path: Path, bin_ms: int, max_steps: int):
     stamps = []
-    for n, line in enumerate(path.read_text().splitlines(), start=1):
+    for n, line in enumerate(read_text(path, "trace file").splitlines(), start=1):
         s = line.strip()
         if not s:
             continue
@@ -228,6 +273,12 @@ def _mahimahi(path: Path, bin_ms: int):
     if not stamps:
         raise UserError(f"{path}: empty Mahimahi trace")
     n_bins = stamps[-1] // bin_ms + 1
+    if n_bins > max_steps:
+        raise UserError(
+            f"{path}: the last stamp, {stamps[-1]} ms, makes {n_bins:.3g} bins of {bin_ms} ms "
+            f"(about {n_bins * 24 / 1e9:.3g} GB; limit {max_steps:g}): check the stamps are "
+            "ms since the start, raise bin_ms, or raise limits.max_trace_steps"
+        )
     counts = np.bincount(np.asarray(stamps) // bin_ms, minlength=n_bins)
     mbps = counts * 1500 * 8 / (bin_ms / 1000) / 1e6
     times = (np.arange(n_bins) * bin_ms / 1000).tolist()
@@ -235,7 +286,7 @@ def _mahimahi(path: Path, bin_ms: int):
 
 
 def _gnettrack(path: Path, value_column: str):
-    with path.open(newline="") as fh:
+    with io.StringIO(read_text(path, "trace file"), newline="") as fh:
         reader = csv.DictReader(fh, skipinitialspace=True)
         if reader.fieldnames is None:
             raise UserError(f"{path}: empty CSV file")
@@ -269,6 +320,19 @@ def _gnettrack(path: Path, value_column: str):
     return stamps, [float(np.mean(per_second[t])) for t in stamps], [first_line[t] for t in stamps]
 
 
+def _rows_within(path: Path, max_steps: int) -> None:
+    """Refuse a file with more rows than ``max_steps`` before parsing it."""
+    rows = 0
+    with input_file(path, "trace file").open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            rows += chunk.count(b"\n")
+    if rows > max_steps + 1:
+        raise UserError(
+            f"{path}: {rows:.3g} rows (about {rows * 100 / 1e9:.2g} GB once read; limit "
+            f"{max_steps:g} steps): thin the trace or raise limits.max_trace_steps"
+        )
+
+
 def read_trace(
     path: str | Path,
     fmt: TraceFormat = TraceFormat.two_column,
@@ -278,11 +342,15 @@ def read_trace(
     time_column: str = "time_s",
     value_column: str | None = None,
     bin_ms: int = 100,
+    max_steps: int = MAX_TRACE_STEPS,
 ) -> Trace:
-    """Read a trace file; see the module docstring for the formats."""
+    """Read a trace file; see the module docstring for the formats.
+
+    ``max_steps`` bounds the steps a trace may have (its memory), checked before
+    they are made: the rows of a two-column, CSV or G-NetTrack file, the bins of
+    a Mahimahi one.
+    """
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"trace file {p} does not exist")
     try:
         fmt = TraceFormat(fmt)
     except ValueError:
@@ -290,12 +358,14 @@ def read_trace(
             f"{p}: unknown trace format {fmt!r}; use one of "
             f"{', '.join(f.value for f in TraceFormat)}"
         ) from None
+    if fmt is not TraceFormat.mahimahi:
+        _rows_within(p, max_steps)
     if fmt is TraceFormat.two_column:
         times, values, lines = _two_column(p)
     elif fmt is TraceFormat.csv:
         times, values, lines = _csv(p, time_column, value_column or "value")
     elif fmt is TraceFormat.mahimahi:
-        times, values, lines = _mahimahi(p, bin_ms)
+        times, values, lines = _mahimahi(p, bin_ms, max_steps)
     else:
         times, values, lines = _gnettrack(p, value_column or "UL_bitrate")
     trace = _finish(times, values, lines, p, end)
