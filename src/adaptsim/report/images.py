@@ -1,4 +1,5 @@
-"""Plots of a simulation run: latency CDF per policy and a timeline."""
+"""Static PNG plots for report.md (terminals, diffs, markdown viewers): latency CDF
+per policy and a timeline, in the same colours as the interactive page."""
 
 from __future__ import annotations
 
@@ -14,13 +15,23 @@ import pandas as pd
 __all__ = ["plot_cdf", "plot_timeline"]
 
 
-def plot_cdf(records: pd.DataFrame, deadline_s: float, path: Path) -> Path:
-    """Empirical CDF of end-to-end latency, one line per policy (all seeds pooled)."""
+def plot_cdf(records: pd.DataFrame, deadline_s: float, path: Path, colours: dict[str, str]) -> Path:
+    """Empirical CDF of end-to-end latency, one line per policy (all seeds pooled).
+
+    Unfinished frames stay in the denominator (the curve ends below 1 by their share).
+    """
     fig, ax = plt.subplots(figsize=(7, 4))
     for policy, r in records.groupby("policy", sort=False):
-        lat = np.sort(r["latency_s"].to_numpy())
+        lat = np.sort(r["latency_s"].to_numpy(dtype=float))
+        n = len(lat)
         lat = lat[np.isfinite(lat)]
-        ax.step(lat, np.arange(1, len(lat) + 1) / len(lat), where="post", label=policy)
+        ax.step(
+            lat,
+            np.arange(1, len(lat) + 1) / n,
+            where="post",
+            label=policy,
+            color=colours.get(policy),
+        )
     ax.axvline(deadline_s, color="grey", linestyle="--", linewidth=1, label="deadline")
     hi = np.nanpercentile(records["latency_s"].replace(np.inf, np.nan), 99.5)
     ax.set_xlim(0, max(hi, deadline_s) * 1.05)
@@ -42,7 +53,12 @@ def _steps(ax, steps, end_s: float, **kw) -> None:
 
 
 def plot_timeline(
-    records: pd.DataFrame, seed: int, traces: dict, duration_s: float, path: Path
+    records: pd.DataFrame,
+    seed: int,
+    traces: dict,
+    duration_s: float,
+    path: Path,
+    colours: dict[str, str],
 ) -> Path:
     """Conditions, the split each policy chose, and the latency, over time (one seed).
 
@@ -52,15 +68,22 @@ def plot_timeline(
     r = records[records["seed"] == seed]
     fig, axes = plt.subplots(3, 1, figsize=(9, 7.5), sharex=True)
     ax = axes[0]
-    _steps(ax, traces["bandwidth_mbps"], duration_s, color="#3b6ea8", label="bandwidth (Mbit/s)")
+    _steps(ax, traces["bandwidth_mbps"], duration_s, color="#444444", label="bandwidth (Mbit/s)")
     ax.set_ylabel("Mbit/s")
     ax2 = ax.twinx()
-    _steps(ax2, traces["edge_cpu_pct"], duration_s, color="#c0504d", label="edge CPU stress %")
+    _steps(
+        ax2,
+        traces["edge_cpu_pct"],
+        duration_s,
+        color="#777777",
+        linestyle=":",
+        label="edge CPU stress %",
+    )
     _steps(
         ax2,
         traces["edge_mem_pct"],
         duration_s,
-        color="#9bbb59",
+        color="#777777",
         linestyle="--",
         label="edge memory stress %",
     )
@@ -73,8 +96,9 @@ def plot_timeline(
     n = r["policy"].nunique()
     for j, (policy, p) in enumerate(r.groupby("policy", sort=False)):
         offset = 0.3 * (j - (n - 1) / 2) / max(n - 1, 1)
-        axes[1].step(p["arrival_s"], p["point"] + offset, where="post", label=policy)
-        axes[2].plot(p["arrival_s"], p["latency_s"], ".", markersize=3, label=policy)
+        c = colours.get(policy)
+        axes[1].step(p["arrival_s"], p["point"] + offset, where="post", label=policy, color=c)
+        axes[2].plot(p["arrival_s"], p["latency_s"], ".", markersize=3, label=policy, color=c)
     axes[1].set_ylabel("partition point")
     axes[1].legend(fontsize=7, loc="upper right", ncol=2)
     axes[2].set_ylabel("latency (s)")
