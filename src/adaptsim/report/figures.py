@@ -176,6 +176,7 @@ def figure_block(
         f'<figure class="plot"{attr}>{div}<figcaption class="note">'
         f"{html.escape(caption)}</figcaption></figure>",
         md or f"*{caption}* (interactive in report.html)",
+        frozenset(t.type for t in fig.data),
     )
 
 

@@ -5,7 +5,10 @@ A :class:`Page` is a title, a lead paragraph and a list of :class:`Section`; eac
 section is a list of :class:`Block`, and every block carries its HTML and its
 markdown side by side, so ``report.html`` and ``report.md`` are written from the
 same strings. Plotly's JavaScript is embedded once, in the page's head (no CDN, no
-network): every figure block only carries its data.
+network): every figure block only carries its data. The JavaScript is plotly.js's
+official *cartesian* partial bundle (1.5 MB, vendored in ``vendor/``) when it
+holds every trace type on the page and matches the installed ``plotly``;
+otherwise the full bundle (4.8 MB) that the ``plotly`` package ships.
 """
 
 from __future__ import annotations
@@ -13,12 +16,14 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from adaptsim.atomic import write_atomic
 from adaptsim.report.tables import Table
 
 __all__ = [
+    "PARTIAL_TRACES",
     "Block",
     "Page",
     "Section",
@@ -26,17 +31,60 @@ __all__ = [
     "facts",
     "note",
     "paragraph",
+    "plotly_js",
     "table",
     "warnings",
 ]
 
+# Trace types in the vendored cartesian bundle (its README).
+PARTIAL_TRACES = frozenset(
+    {
+        "bar",
+        "box",
+        "contour",
+        "heatmap",
+        "histogram",
+        "histogram2d",
+        "histogram2dcontour",
+        "image",
+        "pie",
+        "scatter",
+        "scatterternary",
+        "violin",
+    }
+)
+_PARTIAL = "vendor/plotly-cartesian.min.js"
+
+
+def plotly_js(trace_types: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """Plotly's JavaScript for a page whose figures use ``trace_types``, and which it is.
+
+    Returns:
+        (script text, ``"cartesian"`` or ``"full"``)
+    """
+    from plotly.offline import get_plotlyjs, get_plotlyjs_version
+
+    if trace_types <= PARTIAL_TRACES:
+        ref = resources.files("adaptsim.report").joinpath(_PARTIAL)
+        if ref.is_file():
+            text = ref.read_text("utf-8")
+            m = re.search(r"plotly\.js \(cartesian - minified\) v(\S+)", text[:400])
+            if m and m.group(1) == get_plotlyjs_version():
+                return text, "cartesian"
+    return get_plotlyjs(), "full"
+
 
 @dataclass(frozen=True)
 class Block:
-    """A piece of a section, in HTML and in markdown (same content, same numbers)."""
+    """A piece of a section, in HTML and in markdown (same content, same numbers).
+
+    ``traces``: the Plotly trace types a figure block draws (the page picks the
+    JavaScript bundle that holds them all).
+    """
 
     html: str
     md: str
+    traces: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -154,7 +202,7 @@ class Page:
         lead: one line under the title (what was run).
         policy_colours: policy -> colour; when given, a row of checkboxes (with the
             colour swatches) toggles each policy on every figure marked ``toggle``.
-        plotly_js: embed Plotly's JavaScript (only needed when a section has a figure).
+        plotly_js: embed Plotly's JavaScript (done only when a block draws a figure).
     """
 
     title: str
@@ -185,10 +233,10 @@ class Page:
     def html(self) -> str:
         """The whole page as one self-contained HTML document (no external resources)."""
         js = ""
-        if self.plotly_js:
-            from plotly.offline import get_plotlyjs
-
-            js = f'<script type="text/javascript">{get_plotlyjs()}</script>'
+        types = frozenset().union(*(b.traces for s in self.sections for b in s.blocks))
+        if self.plotly_js and types:
+            text, _ = plotly_js(types)
+            js = f'<script type="text/javascript">{text}</script>'
         toc = "".join(
             f'<li><a href="#{s.anchor}">{html.escape(s.title)}</a></li>' for s in self.sections
         )

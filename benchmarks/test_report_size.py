@@ -1,0 +1,105 @@
+"""A 100,000-frame run's report: page size and load time in headless Chromium.
+
+Excluded from the default run (``-m benchmark`` runs it). The run is the shipped
+vehicle scenario at 1 frame/s over 6,667 s (5 policies x 3 seeds = 100,005
+frames). Load time: from ``goto`` to all three charts drawn, in a fresh page each
+time, median of five, next to Chromium's main-thread task time for the same
+loads (CDP ``Performance.getMetrics``: less sensitive to other processes on a
+shared machine) and the load of a blank page in the same browser (the floor).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from adaptsim.report import build_report
+from adaptsim.simulator import load_scenario, run_scenario, write_results
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DRAWN = (
+    "() => ['cdf-plot', 'timeline-plot', 'stages-plot']"
+    ".every(id => document.querySelector('#' + id + ' .main-svg'))"
+)
+
+
+def _big_run(folder: Path) -> Path:
+    doc = yaml.safe_load((REPO / "scenarios/vehicle_trace.yaml").read_text())
+    doc["duration_s"] = 6667
+    doc["arrivals"] = {"kind": "periodic", "rate_hz": 1.0}
+    doc["traces"]["bandwidth_mbps"]["file"] = str(REPO / "scenarios/traces/norway_car_3.txt")
+    path = folder / "big.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    out = folder / "big"
+    write_results(run_scenario(load_scenario(path)), out)
+    return out
+
+
+@pytest.mark.benchmark
+def test_large_run_report_is_light(tmp_path, capsys):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).is_file():
+        pytest.skip("Debian's chromium is not installed")
+    out = _big_run(tmp_path)
+    t0 = time.perf_counter()
+    build_report(out)
+    build_s = time.perf_counter() - t0
+    html = out / "report.html"
+    size_mb = html.stat().st_size / 1e6
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!doctype html><title>blank</title><p>blank</p>")
+    loads, tasks, blanks = [], [], []
+    with sync_api.sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=FLAGS
+        )
+        for _ in range(5):
+            page = ctx.new_page()
+            t0 = time.perf_counter()
+            page.goto(blank.as_uri(), wait_until="load")
+            blanks.append(time.perf_counter() - t0)
+            page.close()
+            page = ctx.new_page()
+            cdp = ctx.new_cdp_session(page)
+            cdp.send("Performance.enable")
+            t0 = time.perf_counter()
+            page.goto(html.as_uri(), wait_until="load")
+            page.wait_for_function(DRAWN)
+            loads.append(time.perf_counter() - t0)
+            metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+            tasks.append(metrics["TaskDuration"])
+            page.close()
+        ctx.close()
+    frames = len(pd.read_parquet(out / "records.parquet"))
+    result = {
+        "frames": frames,
+        "page_mb": round(size_mb, 2),
+        "build_s": round(build_s, 2),
+        "load_s": [round(x, 2) for x in loads],
+        "load_median_s": round(statistics.median(loads), 2),
+        "main_thread_task_median_s": round(statistics.median(tasks), 2),
+        "blank_page_median_s": round(statistics.median(blanks), 3),
+    }
+    with capsys.disabled():
+        print("\n" + json.dumps(result))
+    assert frames >= 100_000
+    assert size_mb < 10
+    assert statistics.median(loads) < 3
