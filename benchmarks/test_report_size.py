@@ -11,7 +11,6 @@ shared machine) and the load of a blank page in the same browser (the floor).
 from __future__ import annotations
 
 import json
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -21,20 +20,10 @@ import pytest
 import yaml
 
 from adaptsim.report import build_report
+from adaptsim.report.browser import missing, open_browser
 from adaptsim.simulator import load_scenario, run_scenario, write_results
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DRAWN = (
     "() => ['cdf-plot', 'timeline-plot', 'stages-plot']"
     ".every(id => document.querySelector('#' + id + ' .main-svg'))"
@@ -55,9 +44,8 @@ def _big_run(folder: Path) -> Path:
 
 @pytest.mark.benchmark
 def test_large_run_report_is_light(tmp_path, capsys):
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).is_file():
-        pytest.skip("Debian's chromium is not installed")
+    if missing():
+        pytest.skip(missing())
     out = _big_run(tmp_path)
     t0 = time.perf_counter()
     build_report(out)
@@ -67,10 +55,7 @@ def test_large_run_report_is_light(tmp_path, capsys):
     blank = tmp_path / "blank.html"
     blank.write_text("<!doctype html><title>blank</title><p>blank</p>")
     loads, tasks, blanks = [], [], []
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=FLAGS
-        )
+    with open_browser(tmp_path / "profile") as ctx:
         for _ in range(5):
             page = ctx.new_page()
             t0 = time.perf_counter()
@@ -87,7 +72,6 @@ def test_large_run_report_is_light(tmp_path, capsys):
             metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
             tasks.append(metrics["TaskDuration"])
             page.close()
-        ctx.close()
     frames = len(pd.read_parquet(out / "records.parquet"))
     result = {
         "frames": frames,

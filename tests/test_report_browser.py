@@ -1,6 +1,6 @@
 """The run report opened in a real headless Chromium (Debian's, driven by Playwright).
 
-Skipped with a reason where /usr/bin/chromium or the ``playwright`` package is
+Skipped with a reason where Debian's chromium or the ``playwright`` package is
 missing (``scripts/setup.sh`` installs both when run as root, as CI does). The
 numbers the page shows are checked against ones computed here from the records
 and summary.csv, not read back from the report's own code.
@@ -9,7 +9,6 @@ and summary.csv, not read back from the report's own code.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,30 +17,14 @@ import pytest
 from scipy import stats
 
 from adaptsim.report import build_report
+from adaptsim.report.browser import missing, open_browser
 from adaptsim.simulator import load_scenario, run_scenario, write_results
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="the playwright package is not installed (setup.sh, as root)"
-)
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).is_file(),
-        reason="Debian's chromium is not installed (setup.sh, as root)",
-    ),
+    pytest.mark.skipif(missing() is not None, reason=str(missing())),
 ]
 
 
@@ -59,14 +42,7 @@ def browser_page(report_dir, tmp_path_factory):
     """The report loaded in Chromium, with every console error and request collected."""
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh user-data-dir
     seen = {"errors": [], "requests": []}
-    with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(profile),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1200, "height": 900},
-        )
+    with open_browser(profile) as ctx:
         page = ctx.new_page()
         page.on("console", lambda m: m.type == "error" and seen["errors"].append(m.text))
         page.on("pageerror", lambda e: seen["errors"].append(str(e)))
@@ -76,7 +52,6 @@ def browser_page(report_dir, tmp_path_factory):
         page.wait_for_selector("#stages-plot .main-svg")
         page.wait_for_selector("#timeline-plot .main-svg")
         yield page, seen
-        ctx.close()
 
 
 def _per_seed(records: pd.DataFrame) -> pd.DataFrame:

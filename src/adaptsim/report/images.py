@@ -47,6 +47,8 @@ def plot_cdf(records: pd.DataFrame, deadline_s: float, path: Path, colours: dict
 
 
 def _steps(ax, steps, end_s: float, **kw) -> None:
+    if not steps:
+        return
     t = [x for x, _ in steps] + [end_s]
     v = [y for _, y in steps]
     ax.step(t, [*v, v[-1]], where="post", **kw)
@@ -68,30 +70,35 @@ def plot_timeline(
     r = records[records["seed"] == seed]
     fig, axes = plt.subplots(3, 1, figsize=(9, 7.5), sharex=True)
     ax = axes[0]
-    _steps(ax, traces["bandwidth_mbps"], duration_s, color="#444444", label="bandwidth (Mbit/s)")
-    ax.set_ylabel("Mbit/s")
-    ax2 = ax.twinx()
-    _steps(
-        ax2,
-        traces["edge_cpu_pct"],
-        duration_s,
-        color="#777777",
-        linestyle=":",
-        label="edge CPU stress %",
-    )
-    _steps(
-        ax2,
-        traces["edge_mem_pct"],
-        duration_s,
-        color="#777777",
-        linestyle="--",
-        label="edge memory stress %",
-    )
-    ax2.set_ylim(-5, 105)
-    ax2.set_ylabel("stress %")
-    handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-    ax.legend(handles, labels, fontsize=7, loc="upper right")
+    if traces.get("bandwidth_mbps"):
+        _steps(
+            ax, traces["bandwidth_mbps"], duration_s, color="#444444", label="bandwidth (Mbit/s)"
+        )
+        ax.set_ylabel("Mbit/s")
+        ax2 = ax.twinx()
+        _steps(
+            ax2,
+            traces.get("edge_cpu_pct"),
+            duration_s,
+            color="#777777",
+            linestyle=":",
+            label="edge CPU stress %",
+        )
+        _steps(
+            ax2,
+            traces.get("edge_mem_pct"),
+            duration_s,
+            color="#777777",
+            linestyle="--",
+            label="edge memory stress %",
+        )
+        ax2.set_ylim(-5, 105)
+        ax2.set_ylabel("stress %")
+        handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+        labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+        ax.legend(handles, labels, fontsize=7, loc="upper right")
+    else:  # a results folder from a version that did not record the traces
+        ax.text(0.5, 0.5, "conditions not recorded", ha="center", transform=ax.transAxes)
     ax.set_title(f"Conditions and decisions over time (seed {seed})")
     n = r["policy"].nunique()
     for j, (policy, p) in enumerate(r.groupby("policy", sort=False)):

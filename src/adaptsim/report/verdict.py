@@ -9,7 +9,8 @@ frames unfinished has censored latency statistics, so it cannot win on them);
 if none finished every frame, among all.
 
 Warnings say plainly what would make the numbers mislead: frames that never
-finished or finished after the run's end, dropped frames, queues that grew past
+finished, frames that arrived a deadline or more before the run's end and still
+finished after it (a backlog), dropped frames, queues that grew past
 the deadline (saturation), policies that failed or ran fewer seeds, an
 interrupted run, a single seed (no intervals).
 """
@@ -66,11 +67,14 @@ def run_warnings(records: pd.DataFrame, meta: dict) -> list[str]:
         short = ", ".join(f"{p} ({n})" for p, n in seeds_run.items() if n < seeds_run.max())
         out.append(
             f"Some policies ran fewer seeds than others: {short} of {seeds_run.max()}; "
-            "comparisons use only the seeds both policies ran."
+            "the paired comparisons use only the seeds every policy ran."
         )
     unfinished = _unfinished(records)
     done = records["done_s"].to_numpy(dtype=float)
-    late = np.isfinite(done) & (done > duration_s)
+    # A frame that arrives just before the end may well finish after it; one that
+    # arrived a deadline or more before the end and still finished late is a backlog.
+    arrival = records["arrival_s"].to_numpy(dtype=float)
+    late = np.isfinite(done) & (done > duration_s) & (arrival < duration_s - deadline_s)
     records = records.assign(_unf=unfinished.to_numpy(), _late=late)
     waits = [c for c in ("edge_wait_s", "uplink_wait_s", "cloud_wait_s") if c in records]
     for p, r in records.groupby("policy", sort=False):
@@ -85,8 +89,9 @@ def run_warnings(records: pd.DataFrame, meta: dict) -> list[str]:
         k = int(r["_late"].sum())
         if k:
             out.append(
-                f"{p}: {k} of {n} frames finished after the run's end ({duration_s:g} s): "
-                "a backlog was still being served."
+                f"{p}: {k} of {n} frames arrived at least a deadline before the run's end "
+                f"({duration_s:g} s) and finished after it: a backlog was still being served "
+                "(the summary's throughput leaves them out)."
             )
         if "dropped" in r and (d := int(r["dropped"].astype(bool).sum())):
             out.append(f"{p}: {d} of {n} frames were dropped.")
