@@ -33,7 +33,7 @@ def report_dir(tmp_path_factory) -> Path:
     """The shipped vehicle scenario, run in full and reported."""
     out = tmp_path_factory.mktemp("vehicle")
     write_results(run_scenario(load_scenario(REPO / "scenarios/vehicle_trace.yaml")), out)
-    build_report(out)
+    build_report(out, images=False)
     return out
 
 

@@ -221,11 +221,16 @@ def _command(meta: dict) -> str:
     )
 
 
-def build_report(results_dir: str | Path) -> list[Path]:
+def build_report(results_dir: str | Path, images: bool = True) -> list[Path]:
     """Write report.html, report.md and its two PNGs into the results folder.
 
+    Args:
+        results_dir: a folder written by ``adaptsim run``.
+        images: also draw the two PNGs that report.md shows (matplotlib; about half
+            of the time a report takes). Without them report.md points to the page.
+
     Returns:
-        [report.html, report.md, latency_cdf.png, timeline.png]
+        [report.html, report.md] and, with ``images``, [latency_cdf.png, timeline.png]
     """
     run = read_run(results_dir)
     records, meta, results = run.records, run.meta, run.path
@@ -260,16 +265,19 @@ def build_report(results_dir: str | Path) -> list[Path]:
         table(_scores_table(v)), table(summary_table(run.summary))
     )
 
-    cdf_png = plot_cdf(records, deadline_s, results / "latency_cdf.png", colours)
+    pngs = []
+    if images:
+        pngs.append(plot_cdf(records, deadline_s, results / "latency_cdf.png", colours))
+        pngs.append(
+            plot_timeline(records, int(seed), traces, duration_s, results / "timeline.png", colours)
+        )
+    md_cdf, md_tl = (f"![{p.stem}]({p.name})" for p in pngs) if pngs else ("", "")
     fig, cdf_note = cdf_figure(records, colours, deadline_s)
     page.section("Latency distribution", "cdf").add(
-        figure_block(fig, "cdf-plot", "Latency CDF per policy.", f"![latency CDF]({cdf_png.name})"),
+        figure_block(fig, "cdf-plot", "Latency CDF per policy.", md_cdf),
         note(cdf_note),
     )
 
-    tl_png = plot_timeline(
-        records, int(seed), traces, duration_s, results / "timeline.png", colours
-    )
     one = records[records["seed"] == seed]
     fig, tl_note = timeline_figure(
         one, colours, traces, duration_s, deadline_s, shown=v.best or policies[0]
@@ -279,7 +287,7 @@ def build_report(results_dir: str | Path) -> list[Path]:
             fig,
             "timeline-plot",
             f"Conditions, chosen partition point and latency over time (seed {seed}).",
-            f"![timeline]({tl_png.name})",
+            md_tl,
             toggle=False,
         ),
         note(tl_note),
@@ -298,4 +306,4 @@ def build_report(results_dir: str | Path) -> list[Path]:
         code(_command(meta)),
     )
     html_path, md_path = page.write(results)
-    return [html_path, md_path, cdf_png, tl_png]
+    return [html_path, md_path, *pngs]

@@ -140,40 +140,54 @@ def _diff_cells(row: pd.Series, col: str, metric: str, key: str) -> tuple[Cell, 
     )
 
 
+def _rel(pct: float) -> str:
+    """``4.1 % below`` / ``2.0 % above`` / ``equal to``, for a change in percent."""
+    if round(pct, 1) == 0:
+        return "equal to"
+    return f"{abs(pct):.1f} % {'below' if pct < 0 else 'above'}"
+
+
+def _is_fixed(policy: str) -> bool:
+    """Built-in policies that never re-partition (a user's may; they count as adaptive)."""
+    return policy in ("all-edge", "all-cloud") or policy.startswith("static")
+
+
 def _sentence(best: str, s: pd.DataFrame, n_seeds: int) -> str:
     row = s.loc[(best, "mean_s")]
     d, lo, hi = (row[f"vs_static_best_pct{k}"] for k in ("", "_lo", "_hi"))
     orc = s.loc[(ORACLE, "mean_s")]["vs_static_best_pct"]
     gap = row["gap_closed"]
-    span = f"{n_seeds} seeds"
+    span = f"95 % interval over {n_seeds} seeds"
     if not math.isfinite(d):
         return f"No verdict: the mean latency of {best} or static-best is undefined."
+    mean = f"{best}'s mean latency is {_rel(d)} static-best's"
     if not (math.isfinite(lo) and math.isfinite(hi)):
+        head = f"{mean} (one seed, so no interval: run more seeds before trusting it)"
+    elif lo == hi == 0:
         head = (
-            f"{best} is the best practical policy: mean latency {d:+.1f} % against "
-            "static-best (one seed, so no interval: run more seeds before trusting it)"
+            f"No practical policy beats static-best here: the best, {best}, matches it "
+            "exactly on every seed"
         )
     elif hi < 0:
-        head = (
-            f"Adapting pays here: {best} cuts mean latency by {-d:.1f} % against static-best "
-            f"(95 % interval over {span}: {-hi:.1f} to {-lo:.1f} %)"
-        )
+        lead = "A fixed split beats static-best here" if _is_fixed(best) else "Adapting pays here"
+        head = f"{lead}: {mean} ({span}: {-hi:.1f} to {-lo:.1f} % below)"
     elif lo > 0:
         head = (
-            f"No practical policy beats static-best here: the best, {best}, is {d:.1f} % "
-            f"slower in mean latency (95 % interval over {span}: {lo:.1f} to {hi:.1f} %)"
+            f"No practical policy beats static-best here: {mean} "
+            f"({span}: {lo:.1f} to {hi:.1f} % above)"
         )
     else:
         head = (
-            f"No clear winner: {best}, the best practical policy, is {d:+.1f} % against "
-            f"static-best in mean latency, and the 95 % interval over {span} "
-            f"({lo:+.1f} to {hi:+.1f} %) includes no change"
+            f"No clear winner: {mean}, but the {span} ({_rel(lo)} to {_rel(hi)}) includes no change"
         )
-    tail = ""
+    if not math.isfinite(orc) or round(orc, 1) >= 0:
+        return head + "; the oracle does no better than static-best, so there is nothing to gain."
+    tail = f"; the oracle's is {_rel(orc)} static-best's"
     if math.isfinite(gap):
-        tail = f"; it closes {100 * gap:.0f} % of the gap to the oracle"
-    if math.isfinite(orc):
-        tail += f" (the oracle, an upper bound, is {orc:+.1f} %)"
+        tail = (
+            f"; it closes {100 * gap:.0f} % of the gap to the oracle, whose mean is "
+            f"{_rel(orc)} static-best's"
+        )
     return head + tail + "."
 
 
