@@ -306,6 +306,7 @@ def timeline_figure(
         fixed += 1
     p_row, l_row = rows - 1, rows
     binned = 0.0
+    unfinished = 0
     per_policy = []
     for p in policies:
         r = records[records["policy"] == p].sort_values("arrival_s")
@@ -347,12 +348,31 @@ def timeline_figure(
             row=l_row,
             col=1,
         )
+        # Frames that never finished: a cross above the drawn latencies, never left out.
+        top = float(np.nanmax(lat[fin])) * 1.08 if fin.any() else deadline_s
+        fig.add_trace(
+            go.Scatter(
+                x=t[~fin],
+                y=np.full(int((~fin).sum()), top),
+                mode="markers",
+                marker=dict(color=colours[p], symbol="x", size=8),
+                name=p,
+                legendgroup=p,
+                showlegend=False,
+                visible=vis,
+                hovertemplate=f"{html.escape(p)}: arrived %{{x:.1f}} s, never finished"
+                "<extra></extra>",
+            ),
+            row=l_row,
+            col=1,
+        )
+        unfinished += int((~fin).sum())
         per_policy.append(p)
     fig.add_hline(y=deadline_s, line=dict(color="#777", dash="dash", width=1), row=l_row, col=1)
     n_pol = len(per_policy)
 
     def visible(which: str | None) -> list[bool]:
-        return [True] * fixed + [which is None or p == which for p in per_policy for _ in range(2)]
+        return [True] * fixed + [which is None or p == which for p in per_policy for _ in range(3)]
 
     buttons = [
         dict(label=p, method="update", args=[{"visible": visible(p)}]) for p in per_policy
@@ -380,6 +400,8 @@ def timeline_figure(
     fig.update_xaxes(title_text="time (s)", row=l_row, col=1)
     fig.update_yaxes(rangemode="tozero", row=l_row, col=1)
     note = "Choose the policy in the menu above the chart (or all of them); the conditions stay."
+    if unfinished:
+        note += f" Crosses above the latencies: {unfinished} frames that never finished."
     if binned:
         note += (
             f" Downsampled: per {binned:.3g} s bin the fastest and slowest frame are drawn "
