@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -190,6 +191,31 @@ def test_markdown_and_html_show_the_same_numbers(run_dir):
     sentence = re.search(r'id="verdict-sentence">(.*?)</p>', html).group(1)
     assert sentence.replace("&#x27;", "'") in md
     assert "![" not in md  # no image links without the images
+
+
+def test_scenario_and_the_command_that_reproduces_it(run_dir):
+    build_report(run_dir, images=False)
+    md = (run_dir / "report.md").read_text()
+    source = json.loads((run_dir / "run.json").read_text())["source"]
+    command = f"adaptsim run {source} --duration 300 --seed 1 --seed 2 --seed 3"
+    assert command in md and command in (run_dir / "report.html").read_text()
+    assert "file traces/norway_car_3.txt (x10, end: loop)" in md
+    assert "**arrivals:** periodic, 0.2 frames/s" in md
+    assert "**frames:** 900 in 15 runs" in md
+    assert "McNamee et al." in md  # the calibration's source
+
+
+def test_the_reproduce_command_gives_the_same_records(run_dir, tmp_path):
+    build_report(run_dir, images=False)
+    md = (run_dir / "report.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("adaptsim run "))
+    args = shlex.split(line)[1:]
+    args[args.index("--out") + 1] = str(tmp_path / "again")
+    args.remove("--report")
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    again = pd.read_parquet(tmp_path / "again" / "records.parquet")
+    pd.testing.assert_frame_equal(again, pd.read_parquet(run_dir / "records.parquet"))
 
 
 def test_page_is_self_contained(run_dir):

@@ -147,21 +147,33 @@ def _stage_table(means: pd.DataFrame) -> Table:
     return t
 
 
-def _trace_sources(meta: dict) -> dict[str, str]:
-    """Trace files named by the scenario YAML, if it is still where the run found it."""
+def _scenario_doc(meta: dict) -> dict:
+    """The scenario YAML, if it is still where the run found it (for what run.json lacks)."""
     src = meta.get("source")
     try:
         doc = yaml.safe_load(Path(src).read_text("utf-8")) if src else None
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
-    traces = (doc or {}).get("traces") if isinstance(doc, dict) else None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _trace_sources(doc: dict) -> dict[str, str]:
+    """Trace files the scenario names, with their scaling and end rule."""
+    traces = doc.get("traces")
     out = {}
-    for k, spec in (traces or {}).items() if isinstance(traces, dict) else []:
+    for k, spec in traces.items() if isinstance(traces, dict) else []:
         if isinstance(spec, dict) and spec.get("file"):
             extra = [f"x{spec['scale']:g}"] if isinstance(spec.get("scale"), int | float) else []
             extra += [f"end: {spec['end']}"] if spec.get("end") else []
             out[k] = f"file {spec['file']}" + (f" ({', '.join(extra)})" if extra else "")
     return out
+
+
+def _arrivals(doc: dict) -> str:
+    a = doc.get("arrivals")
+    if not isinstance(a, dict) or not isinstance(a.get("rate_hz"), int | float):
+        return "not recorded (the scenario file has moved)"
+    return f"{a.get('kind', 'periodic')}, {a['rate_hz']:g} frames/s"
 
 
 def _calibration_facts(name: str) -> list[tuple[str, str]]:
@@ -177,6 +189,8 @@ def _calibration_facts(name: str) -> list[tuple[str, str]]:
     hosts = {k: v for k, v in prov.items() if "host" in k.lower()}
     for k, v in hosts.items():
         out.append((f"calibration {k}", str(v)))
+    if not hosts:
+        out.append(("host facts", "not recorded in this calibration (see its sources)"))
     for src, d in (prov.get("sources") or {}).items():
         if isinstance(d, dict) and d.get("citation"):
             out.append((f"source {src}", str(d["citation"])))
@@ -187,7 +201,8 @@ def _calibration_facts(name: str) -> list[tuple[str, str]]:
 
 
 def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
-    sources = _trace_sources(meta)
+    doc = _scenario_doc(meta)
+    sources = _trace_sources(doc)
     labels = {
         "bandwidth_mbps": ("bandwidth trace", meta.get("bandwidth_trace", "")),
         "edge_cpu_pct": ("edge CPU stress trace", meta.get("edge_cpu_trace", "")),
@@ -197,6 +212,7 @@ def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
         ("scenario", f"{meta['scenario']} ({meta.get('source', 'source not recorded')})"),
         ("model", str(meta["model"])),
         ("simulated", f"{meta['duration_s']:g} s per run"),
+        ("arrivals", _arrivals(doc)),
         ("deadline", f"{meta['deadline_s']:g} s"),
         ("re-partition pause", f"{meta.get('pause_s', float('nan')):g} s"),
         ("seeds", ", ".join(str(s) for s in meta["seeds"])),
