@@ -98,9 +98,13 @@ def test_old_folder_without_newer_fields(copy):
     (copy / "run.json").write_text(json.dumps(m))
     rec = pd.read_parquet(copy / "records.parquet").drop(columns=["finished"], errors="ignore")
     rec.to_parquet(copy / "records.parquet", index=False)
-    paths = build_report(copy)
-    assert [p.name for p in paths[2:]] == ["latency_cdf.png", "timeline.png"]
+    r = runner.invoke(app, ["report", str(copy)])
+    assert r.exit_code == 0, r.output
+    paths = [copy / n for n in ("report.html", "report.md", "latency_cdf.png", "timeline.png")]
     assert all(p.is_file() for p in paths)
+    md = (copy / "report.md").read_text()
+    sentence = md.split("## Verdict\n\n")[1].splitlines()[0]
+    assert sentence in " ".join(r.stderr.split())  # the CLI says the verdict too
     for png in re.findall(r"!\[[^]]*\]\(([^)]+)\)", (copy / "report.md").read_text()):
         assert (copy / png).is_file(), png
     assert "No verdict" not in (copy / "report.md").read_text()

@@ -1,6 +1,7 @@
 """Reports: one self-contained HTML page (and its markdown twin) per result.
 
-``adaptsim report RESULTS`` (and ``run --report``) call :func:`build_report`. The
+``adaptsim report RESULTS`` (and ``run --report``) call :func:`build_report` (or
+:func:`run_report`, which also returns the verdict). The
 parts it is built from are public, so the validation report (measured vs
 simulated) and the sweep report (heatmaps over traces and models) are built the
 same way, not a third time:
@@ -30,7 +31,7 @@ Results folders (:mod:`adaptsim.report.folder`)
     :class:`~adaptsim.errors.UserError` for a missing, truncated or foreign folder.
 """
 
-from adaptsim.report.build import build_report, pretty_summary, summary_table
+from adaptsim.report.build import build_report, pretty_summary, run_report, summary_table
 from adaptsim.report.folder import RunFolder, read_run
 from adaptsim.report.page import (
     Block,
@@ -64,6 +65,7 @@ __all__ = [
     "paragraph",
     "pretty_summary",
     "read_run",
+    "run_report",
     "run_warnings",
     "summary_table",
     "table",

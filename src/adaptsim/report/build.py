@@ -34,7 +34,7 @@ from adaptsim.report.page import Block, Page, code, facts, note, paragraph, tabl
 from adaptsim.report.tables import Cell, Table, fmt_interval, fmt_number, fmt_pct
 from adaptsim.report.verdict import Verdict, verdict
 
-__all__ = ["build_report", "pretty_summary", "summary_table"]
+__all__ = ["build_report", "pretty_summary", "run_report", "summary_table"]
 
 _COLUMNS = {
     "policy": "policy",
@@ -248,6 +248,11 @@ def build_report(results_dir: str | Path, images: bool = True) -> list[Path]:
     Returns:
         [report.html, report.md] and, with ``images``, [latency_cdf.png, timeline.png]
     """
+    return run_report(results_dir, images)[0]
+
+
+def run_report(results_dir: str | Path, images: bool = True) -> tuple[list[Path], Verdict]:
+    """:func:`build_report`, also returning the verdict (for the CLI to print)."""
     run = read_run(results_dir)
     records, meta, results = run.records, run.meta, run.path
     policies = list(dict.fromkeys(records["policy"]))
@@ -322,4 +327,4 @@ def build_report(results_dir: str | Path, images: bool = True) -> list[Path]:
         code(_command(meta)),
     )
     html_path, md_path = page.write(results)
-    return [html_path, md_path, *pngs]
+    return [html_path, md_path, *pngs], v
