@@ -110,6 +110,28 @@ def test_old_folder_without_newer_fields(copy):
     assert "No verdict" not in (copy / "report.md").read_text()
 
 
+def test_newer_folder_with_more_columns(copy):
+    """Columns a newer `adaptsim run` may add (seeds, unfinished, censored...) are shown or
+    passed over, never a crash."""
+    summary = pd.read_csv(copy / "summary.csv")
+    summary.insert(1, "seeds", 3)
+    summary["unfinished"] = 0
+    summary["censored"] = False
+    summary["something_new"] = "x"
+    summary.to_csv(copy / "summary.csv", index=False)
+    rec = pd.read_parquet(copy / "records.parquet")
+    rec["finished"] = True
+    rec["dropped"] = False
+    rec.loc[rec.index[(rec["policy"] == "oracle")][:3], "dropped"] = True
+    _edit(copy, rec, placement={"edge": [0]})
+    build_report(copy, images=False)
+    html = (copy / "report.html").read_text()
+    header = _html_cells(html, "summary-table")[0]
+    assert header[:3] == ["policy", "seeds", "requests"] and "unfinished" in header
+    assert "something_new" not in html
+    assert "oracle: 3 of 180 frames were dropped." in html
+
+
 def test_unfinished_frames_and_a_failed_policy_are_warned_about(copy):
     rec = pd.read_parquet(copy / "records.parquet")
     victim = rec.index[(rec["policy"] == "reactive") & (rec["seed"] == 1)][-7:]
