@@ -252,7 +252,8 @@ def test_page_is_self_contained(run_dir):
     assert "<link" not in markup and "<script src" not in html
     js, which = plotly_js(frozenset({"scatter", "bar"}))
     assert which == "cartesian" and html.count(js) == 1  # the bundle, once
-    assert html.count("Plotly.newPlot") == 3
+    assert html.count('class="plotly-graph-div lazy-plot"') == 3
+    assert html.count('<script type="application/json"') == 3
     assert len(html) < 3_000_000
 
 

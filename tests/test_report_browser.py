@@ -48,9 +48,12 @@ def browser_page(report_dir, tmp_path_factory):
         page.on("pageerror", lambda e: seen["errors"].append(str(e)))
         page.on("request", lambda r: seen["requests"].append(r.url))
         page.goto((report_dir / "report.html").as_uri(), wait_until="load")
-        page.wait_for_selector("#cdf-plot .main-svg")
-        page.wait_for_selector("#stages-plot .main-svg")
-        page.wait_for_selector("#timeline-plot .main-svg")
+        # Charts far below the screen are drawn when the reader gets there.
+        seen["drawn_at_load"] = page.locator(".lazy-plot .main-svg").count()
+        for chart in ("#cdf-plot", "#timeline-plot", "#stages-plot"):
+            page.locator(chart).scroll_into_view_if_needed()
+            page.wait_for_selector(f"{chart} .main-svg")
+        seen["context"] = ctx
         yield page, seen
 
 
@@ -79,6 +82,7 @@ def _cell(page, key: str) -> str:
 def test_loads_offline_without_console_errors(browser_page):
     page, seen = browser_page
     assert seen["errors"] == [], seen["errors"]
+    assert seen["drawn_at_load"] < 3  # the stage chart, far down, waits for the reader
     foreign = [u for u in seen["requests"] if not u.startswith(("file:", "data:", "about:"))]
     assert foreign == [], f"network requests from an offline report: {foreign}"
     assert page.title() == "adaptsim: vehicle_trace"
@@ -175,3 +179,16 @@ def test_toggling_a_policy_hides_its_traces(browser_page, report_dir, tmp_path):
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000  # a rendered page, not a blank one
     assert seen["errors"] == []
+
+
+def test_a_policy_ticked_off_before_its_chart_is_drawn_stays_hidden(browser_page, report_dir):
+    _, seen = browser_page
+    page = seen["context"].new_page()
+    page.goto((report_dir / "report.html").as_uri(), wait_until="load")
+    assert page.locator("#stages-plot .main-svg").count() == 0
+    page.locator('#policy-toggle input[data-policy="oracle"]').uncheck()
+    page.locator("#stages-plot").scroll_into_view_if_needed()
+    page.wait_for_selector("#stages-plot .main-svg")
+    assert _shown(page, "stages-plot", "oracle") == ["legendonly"]
+    assert _shown(page, "stages-plot", "reactive") == [True]
+    page.close()

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 from adaptsim.report.page import Block
@@ -160,21 +161,21 @@ def envelope(t_s: np.ndarray, y: np.ndarray, max_points: int):
 def figure_block(
     fig: go.Figure, div_id: str, caption: str, md: str = "", toggle: bool = True
 ) -> Block:
-    """A figure as a page block: its data and a caption; Plotly's JS is the page's.
+    """A figure as a page block: its data (JSON) and a caption; Plotly's JS is the page's.
 
-    ``toggle`` lets the page's policy checkboxes show and hide its traces (matched
-    by ``legendgroup``).
+    The page draws a figure when it comes near the screen (and all of them before
+    printing), so a long report is readable at once and draws its charts as the
+    reader scrolls. ``toggle`` lets the page's policy checkboxes show and hide its
+    traces (matched by ``legendgroup``).
     """
-    div = fig.to_html(
-        full_html=False,
-        include_plotlyjs=False,
-        div_id=div_id,
-        config={"displaylogo": False, "responsive": True},
-    )
+    spec = pio.to_json(fig, validate=False).replace("</", "<\\/")  # safe inside <script>
+    height = int(fig.layout.height or 450)
     attr = " data-policy-toggle" if toggle else ""
     return Block(
-        f'<figure class="plot"{attr}>{div}<figcaption class="note">'
-        f"{html.escape(caption)}</figcaption></figure>",
+        f'<figure class="plot"{attr}><div id="{div_id}" class="plotly-graph-div lazy-plot" '
+        f'style="height:{height}px;width:100%"></div>'
+        f'<script type="application/json" id="{div_id}-spec">{spec}</script>'
+        f'<figcaption class="note">{html.escape(caption)}</figcaption></figure>',
         md or f"*{caption}* (interactive in report.html)",
         frozenset(t.type for t in fig.data),
     )

@@ -173,19 +173,55 @@ figure.plot{margin:.5rem 0}
 @media print{nav.toc,fieldset.toggle{display:none}}
 """
 
-# Ticking a policy off hides its traces on every chart that takes part (legendgroup).
-_TOGGLE_JS = """
-document.querySelectorAll('#policy-toggle input').forEach(function (box) {
-  box.addEventListener('change', function () {
-    var policy = box.dataset.policy;
-    document.querySelectorAll('figure[data-policy-toggle] .plotly-graph-div')
-      .forEach(function (div) {
-        var idx = [];
-        div.data.forEach(function (t, i) { if (t.legendgroup === policy) idx.push(i); });
-        if (idx.length) Plotly.restyle(div, {visible: box.checked ? true : 'legendonly'}, idx);
+# Figures are drawn when they come near the screen (before printing, all of them),
+# with the traces of policies ticked off already hidden. Ticking a policy off hides
+# its traces on every drawn chart that takes part (matched by legendgroup).
+_PAGE_JS = """
+(function () {
+  var config = {displaylogo: false, responsive: true};
+  function off() {
+    var o = {};
+    document.querySelectorAll('#policy-toggle input').forEach(function (b) {
+      if (!b.checked) o[b.dataset.policy] = true;
+    });
+    return o;
+  }
+  function draw(div) {
+    if (div.dataset.drawn) return;
+    div.dataset.drawn = '1';
+    var spec = JSON.parse(document.getElementById(div.id + '-spec').textContent);
+    if (div.closest('figure[data-policy-toggle]')) {
+      var o = off();
+      spec.data.forEach(function (t) { if (o[t.legendgroup]) t.visible = 'legendonly'; });
+    }
+    Plotly.newPlot(div, spec.data, spec.layout, config);
+  }
+  var plots = Array.prototype.slice.call(document.querySelectorAll('.lazy-plot'));
+  window.adaptsimDrawAll = function () { plots.forEach(draw); };
+  window.addEventListener('beforeprint', window.adaptsimDrawAll);
+  if ('IntersectionObserver' in window) {
+    var seen = new IntersectionObserver(function (entries) {
+      entries.forEach(function (e) {
+        if (e.isIntersecting) { seen.unobserve(e.target); draw(e.target); }
       });
+    }, {rootMargin: '400px'});
+    plots.forEach(function (d) { seen.observe(d); });
+  } else {
+    window.adaptsimDrawAll();
+  }
+  document.querySelectorAll('#policy-toggle input').forEach(function (box) {
+    box.addEventListener('change', function () {
+      var policy = box.dataset.policy;
+      document.querySelectorAll('figure[data-policy-toggle] .plotly-graph-div')
+        .forEach(function (div) {
+          if (!div.data) return;  // not drawn yet: drawn with the boxes as they are then
+          var idx = [];
+          div.data.forEach(function (t, i) { if (t.legendgroup === policy) idx.push(i); });
+          if (idx.length) Plotly.restyle(div, {visible: box.checked ? true : 'legendonly'}, idx);
+        });
+    });
   });
-});
+})();
 """
 
 
@@ -254,7 +290,7 @@ class Page:
             f"<main><header><h1>{html.escape(self.title)}</h1>{lead}</header>"
             f'<nav class="toc" aria-label="contents"><strong>Contents</strong><ol>{toc}</ol></nav>'
             f"{self._toggle()}{''.join(body)}</main>"
-            + (f"<script>{_TOGGLE_JS}</script>" if self.policy_colours else "")
+            + (f"<script>{_PAGE_JS}</script>" if js else "")
             + "</body></html>"
         )
 
