@@ -22,7 +22,13 @@ from typer.testing import CliRunner
 from adaptsim.cli import app
 from adaptsim.errors import UserError
 from adaptsim.report import build_report, read_run, verdict
-from adaptsim.report.figures import OKABE_ITO, cdf_points, envelope, policy_colours
+from adaptsim.report.figures import (
+    OKABE_ITO,
+    cdf_points,
+    envelope,
+    figure_block,
+    policy_colours,
+)
 from adaptsim.report.page import PARTIAL_TRACES, plotly_js
 from adaptsim.simulator import load_scenario, run_scenario, write_results
 
@@ -255,6 +261,16 @@ def test_page_is_self_contained(run_dir):
     assert html.count('class="plotly-graph-div lazy-plot"') == 3
     assert html.count('<script type="application/json"') == 3
     assert len(html) < 3_000_000
+
+
+def test_figure_data_cannot_break_out_of_its_script():
+    import plotly.graph_objects as go
+
+    name = "</script><!--<script>alert(1)</script>"
+    block = figure_block(go.Figure(go.Bar(x=["a"], y=[1], name=name)), "f", "caption")
+    assert block.html.count("</script>") == 1 and "<!--" not in block.html
+    spec = re.search(r'id="f-spec">(.*)</script>', block.html).group(1)
+    assert json.loads(spec)["data"][0]["name"] == name  # the name itself survives
 
 
 def test_full_bundle_when_a_figure_needs_a_trace_the_partial_one_lacks():

@@ -168,7 +168,8 @@ def figure_block(
     reader scrolls. ``toggle`` lets the page's policy checkboxes show and hide its
     traces (matched by ``legendgroup``).
     """
-    spec = pio.to_json(fig, validate=False).replace("</", "<\\/")  # safe inside <script>
+    # Safe inside <script>: no "</script>" nor "<!--" can end or upset it (JSON escapes).
+    spec = pio.to_json(fig, validate=False).replace("</", "<\\/").replace("<!--", "<\\u0021--")
     height = int(fig.layout.height or 450)
     attr = " data-policy-toggle" if toggle else ""
     return Block(
