@@ -8,7 +8,9 @@ same strings. Plotly's JavaScript is embedded once, in the page's head (no CDN, 
 network): every figure block only carries its data. The JavaScript is plotly.js's
 official *cartesian* partial bundle (1.5 MB, vendored in ``vendor/``) when it
 holds every trace type on the page and matches the installed ``plotly``;
-otherwise the full bundle (4.8 MB) that the ``plotly`` package ships.
+otherwise the full bundle (4.8 MB) that the ``plotly`` package ships. Each figure
+is drawn when it comes near the screen (every one before printing), so a long page
+is readable as soon as it loads.
 """
 
 from __future__ import annotations
