@@ -343,7 +343,7 @@ def test_cli_run_and_report(tmp_path):
         assert (out / name).is_file(), name
     rec = pd.read_parquet(out / "records.parquet")
     assert set(rec["seed"]) == {4} and rec["arrival_s"].max() < 100
-    assert "<img" in (out / "report.html").read_text()
+    assert 'class="plotly-graph-div' in (out / "report.html").read_text()
     meta = json.loads((out / "run.json").read_text())
     assert meta["model"] == "resnet50v2"
     again = runner.invoke(app, ["report", str(out)])

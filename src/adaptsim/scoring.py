@@ -125,7 +125,8 @@ def gap_closed(
 
 def score_policies(records: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Per policy and metric: its value, the paired difference to static-best (absolute
-    and in % of static-best), the gap closed and the regret against the oracle.
+    and in % of static-best), the gap closed and the regret against the oracle
+    (absolute and in % of the oracle's value).
 
     ``seed`` seeds the bootstrap, so the same records always give the same table.
     """
@@ -137,10 +138,12 @@ def score_policies(records: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         for metric in METRICS:
             value = per_seed.loc[per_seed["policy"] == policy, metric].mean()
             base = per_seed.loc[per_seed["policy"] == STATIC_BEST, metric].mean()
+            top = per_seed.loc[per_seed["policy"] == ORACLE, metric].mean()
             diff = paired_difference(per_seed, policy, STATIC_BEST, metric)
             regret = paired_difference(per_seed, policy, ORACLE, metric)
             gap = gap_closed(per_seed, policy, metric, rng)
             pct = 100.0 / base if base and np.isfinite(base) else np.nan
+            opct = 100.0 / top if top and np.isfinite(top) else np.nan
             rows.append(
                 {
                     "policy": policy,
@@ -159,6 +162,9 @@ def score_policies(records: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                     "regret_vs_oracle": regret.estimate,
                     "regret_vs_oracle_lo": regret.lo,
                     "regret_vs_oracle_hi": regret.hi,
+                    "regret_vs_oracle_pct": regret.estimate * opct,
+                    "regret_vs_oracle_pct_lo": regret.lo * opct,
+                    "regret_vs_oracle_pct_hi": regret.hi * opct,
                 }
             )
     return pd.DataFrame(rows)

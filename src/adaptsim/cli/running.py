@@ -120,13 +120,16 @@ def _censored_notes(results) -> None:
 def report_cmd(
     results: Annotated[Path, typer.Argument(help="A results folder from `adaptsim run`.")],
 ) -> None:
-    """Build report.html and report.md (CDF, timeline, summary) from a results folder."""
+    """Build report.html and report.md (verdict, CDF, timeline, stages) from a results folder."""
     import pandas as pd
 
-    from adaptsim.report import build_report
+    from adaptsim.report import run_report
 
-    paths = build_report(results)
+    paths, verdict = run_report(results)
     _summary_table(pd.read_csv(results / "summary.csv"))
+    err.print(verdict.sentence, markup=False)
+    for w in verdict.warnings:
+        err.print(f"warning: {w}", markup=False)
     err.print(f"wrote {paths[0]} and {paths[1]}", markup=False)
 
 

@@ -1,27 +1,46 @@
-"""``adaptsim report RESULTS``: a self-contained HTML page and a markdown file.
+"""``adaptsim report RESULTS``: the run report, verdict first.
 
-Reads ``records.parquet``, ``summary.csv`` and ``run.json`` from a results folder
-written by ``adaptsim run`` and writes ``report.html`` (images embedded), and
-``report.md`` with the PNGs beside it.
+Reads a results folder (:mod:`adaptsim.report.folder`) and writes, beside it,
+``report.html`` (one self-contained page: Plotly embedded, no network) and
+``report.md`` (the same tables and numbers, with two PNGs for markdown viewers).
+The page, top to bottom: the verdict (one sentence, warnings, a small table),
+every policy against the baselines, the latency CDF, the timeline, where the time
+goes (per stage), the scenario, and the command that reproduces the run.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import json
+import math
+import shlex
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
 
-from adaptsim.errors import UserError
-from adaptsim.report.plots import plot_cdf, plot_timeline
+from adaptsim.report.figures import (
+    STAGES,
+    cdf_figure,
+    figure_block,
+    policy_colours,
+    stage_figure,
+    stage_means,
+    timeline_figure,
+)
+from adaptsim.report.folder import read_run
+from adaptsim.report.images import plot_cdf, plot_timeline
+from adaptsim.report.page import Block, Page, code, facts, note, paragraph, table, warnings
+from adaptsim.report.tables import Cell, Table, fmt_interval, fmt_number, fmt_pct
+from adaptsim.report.verdict import Verdict, verdict
 
-__all__ = ["build_report", "pretty_summary"]
+__all__ = ["build_report", "pretty_summary", "run_report", "summary_table"]
 
 _COLUMNS = {
     "policy": "policy",
+    "seeds": "seeds",
     "requests": "requests",
+    "unfinished": "unfinished",
     "mean_s": "mean (s)",
     "p50_s": "p50 (s)",
     "p95_s": "p95 (s)",
@@ -34,120 +53,278 @@ _COLUMNS = {
 }
 
 
+def _formatters() -> dict:
+    lat = lambda v: fmt_number(v, 3)  # noqa: E731
+    return {
+        "mean_s": lat,
+        "p50_s": lat,
+        "p95_s": lat,
+        "p99_s": lat,
+        "deadline_miss_rate": lambda v: fmt_pct(100 * v),
+        "throughput_rps": lambda v: fmt_number(v, 3),
+        "bytes_sent": lambda v: fmt_number(v / 1e6, 1),
+        "switching_s": lambda v: fmt_number(v, 2),
+    }
+
+
 def pretty_summary(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary with units in the headers and rounded values, for people."""
-    s = summary.copy()
-    for c in ("mean_s", "p50_s", "p95_s", "p99_s"):
-        s[c] = s[c].map(lambda v: f"{v:.3f}")
-    s["deadline_miss_rate"] = s["deadline_miss_rate"].map(lambda v: f"{100 * v:.1f} %")
-    s["throughput_rps"] = s["throughput_rps"].map(lambda v: f"{v:.3f}")
-    s["bytes_sent"] = s["bytes_sent"].map(lambda v: f"{v / 1e6:.1f}")
-    s["switching_s"] = s["switching_s"].map(lambda v: f"{v:.2f}")
+    """The summary with units in the headers and rounded values, for people.
+
+    Columns this version does not know (a newer ``adaptsim run``) are left out.
+    """
+    cols = [c for c in _COLUMNS if c in summary.columns]
+    s = summary.loc[:, cols].copy()
+    for c, f in _formatters().items():
+        if c in s:
+            s[c] = s[c].map(lambda v, f=f: f(float(v)))
     return s.rename(columns=_COLUMNS)
 
 
-def _md_table(frame: pd.DataFrame) -> str:
-    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return head + "\n".join(
-        "| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)
+def summary_table(summary: pd.DataFrame) -> Table:
+    """summary.csv as a :class:`Table` (the numbers ``adaptsim run`` prints)."""
+    pretty = pretty_summary(summary)
+    raw = summary.loc[:, [c for c in _COLUMNS if c in summary.columns]]
+    t = Table(
+        list(pretty.columns),
+        caption="summary.csv: all seeds pooled (frames of every seed together); latency "
+        "statistics over the finished frames.",
+        table_id="summary-table",
     )
+    for (_, p), (_, r) in zip(pretty.iterrows(), raw.iterrows(), strict=True):
+        cells = []
+        for col, text in zip(raw.columns, p, strict=True):
+            v = r[col]
+            num = float(v) if isinstance(v, int | float | np.number) else None
+            cells.append(Cell(str(text), num, f"{r['policy']}:{col}"))
+        t.add(*cells)
+    return t
 
 
-def _read(results: Path):
-    need = ["records.parquet", "summary.csv", "run.json"]
-    missing = [n for n in need if not (results / n).is_file()]
-    if missing:
-        raise UserError(
-            f"{results}: not an adaptsim results folder (missing {', '.join(missing)});"
-            " create one with `adaptsim run SCENARIO --out DIR`"
+def _scores_table(v: Verdict) -> Table:
+    """Every policy against static-best and the oracle, paired by seed."""
+    s = v.scores.set_index(["policy", "metric"])
+    t = Table(
+        [
+            "policy",
+            "mean vs static-best",
+            "95 % interval",
+            "p95 vs static-best",
+            "95 % interval",
+            "misses vs static-best",
+            "gap to oracle closed (mean)",
+            "95 % interval",
+        ],
+        caption=f"Paired by seed over {v.n_seeds} seed(s): differences in % of static-best "
+        "(misses in percentage points); gap closed: 100 % = as good as the oracle, "
+        "0 % = as static-best, bootstrap interval.",
+        table_id="scores-table",
+    )
+    for p in v.scores["policy"].unique():
+        m, q, d = (s.loc[(p, k)] for k in ("mean_s", "p95_s", "deadline_miss_rate"))
+        g = m["gap_closed"]
+        t.add(
+            Cell(p),
+            Cell(fmt_pct(m["vs_static_best_pct"], signed=True), m["vs_static_best_pct"]),
+            fmt_interval(m["vs_static_best_pct_lo"], m["vs_static_best_pct_hi"]),
+            Cell(fmt_pct(q["vs_static_best_pct"], signed=True), q["vs_static_best_pct"]),
+            fmt_interval(q["vs_static_best_pct_lo"], q["vs_static_best_pct_hi"]),
+            f"{100 * d['vs_static_best']:+.1f} pp" if math.isfinite(d["vs_static_best"]) else "n/a",
+            Cell(fmt_pct(100 * g), 100 * g if math.isfinite(g) else None),
+            fmt_interval(100 * m["gap_closed_lo"], 100 * m["gap_closed_hi"]),
         )
+    return t
+
+
+def _stage_table(means: pd.DataFrame) -> Table:
+    t = Table(
+        ["policy", *[f"{label} (s)" for _, label in STAGES], "total (s)"],
+        caption="Mean seconds per frame in each stage, finished frames of all seeds.",
+        table_id="stage-table",
+    )
+    for p, row in means.iterrows():
+        vals = [float(row[c]) for c, _ in STAGES]
+        t.add(Cell(str(p)), *[Cell(fmt_number(x), x) for x in vals], fmt_number(sum(vals)))
+    return t
+
+
+def _scenario_doc(meta: dict) -> dict:
+    """The scenario YAML, if it is still where the run found it (for what run.json lacks)."""
+    src = meta.get("source")
+    try:
+        doc = yaml.safe_load(Path(src).read_text("utf-8")) if src else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _trace_sources(doc: dict) -> dict[str, str]:
+    """Trace files the scenario names, with their scaling and end rule."""
+    traces = doc.get("traces")
+    out = {}
+    for k, spec in traces.items() if isinstance(traces, dict) else []:
+        if isinstance(spec, dict) and spec.get("file"):
+            extra = [f"x{spec['scale']:g}"] if isinstance(spec.get("scale"), int | float) else []
+            extra += [f"end: {spec['end']}"] if spec.get("end") else []
+            out[k] = f"file {spec['file']}" + (f" ({', '.join(extra)})" if extra else "")
+    return out
+
+
+def _arrivals(doc: dict) -> str:
+    a = doc.get("arrivals")
+    if not isinstance(a, dict) or not isinstance(a.get("rate_hz"), int | float):
+        return "not recorded (the scenario file has moved)"
+    return f"{a.get('kind', 'periodic')}, {a['rate_hz']:g} frames/s"
+
+
+def _calibration_facts(name: str) -> list[tuple[str, str]]:
+    """What the calibration says about where its numbers come from (hosts, sources)."""
+    from adaptsim.calibration import load_calibration
+    from adaptsim.errors import UserError
+
+    try:
+        prov = load_calibration(name).provenance or {}
+    except (UserError, OSError):
+        return [("calibration", f"{name} (not readable from here: no provenance shown)")]
+    out = [("calibration", name)]
+    hosts = {k: v for k, v in prov.items() if "host" in k.lower()}
+    for k, v in hosts.items():
+        out.append((f"calibration {k}", str(v)))
+    if not hosts:
+        out.append(("host facts", "not recorded in this calibration (see its sources)"))
+    for src, d in (prov.get("sources") or {}).items():
+        if isinstance(d, dict) and d.get("citation"):
+            out.append((f"source {src}", str(d["citation"])))
+    for k in ("store", "method", "created"):
+        if prov.get(k):
+            out.append((f"calibration {k}", str(prov[k])))
+    return out
+
+
+def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
+    doc = _scenario_doc(meta)
+    sources = _trace_sources(doc)
+    labels = {
+        "bandwidth_mbps": ("bandwidth trace", meta.get("bandwidth_trace", "")),
+        "edge_cpu_pct": ("edge CPU stress trace", meta.get("edge_cpu_trace", "")),
+        "edge_mem_pct": ("edge memory stress trace", meta.get("edge_mem_trace", "")),
+    }
+    out = [
+        ("scenario", f"{meta['scenario']} ({meta.get('source', 'source not recorded')})"),
+        ("model", str(meta["model"])),
+        ("simulated", f"{meta['duration_s']:g} s per run"),
+        ("arrivals", _arrivals(doc)),
+        ("deadline", f"{meta['deadline_s']:g} s"),
+        ("re-partition pause", f"{meta.get('pause_s', float('nan')):g} s"),
+        ("seeds", ", ".join(str(s) for s in meta["seeds"])),
+        ("frames", f"{len(records):,} in {records.groupby(['policy', 'seed']).ngroups} runs"),
+    ]
+    for k, (name, label) in labels.items():
+        src = sources.get(k)
+        out.append((name, f"{label}" + (f" — {src}" if src else "")))
+    out += _calibration_facts(str(meta.get("calibration", "")))
+    if meta.get("wall_s") is not None:
+        out.append(("simulation wall time", f"{meta['wall_s']:g} s"))
+    return out
+
+
+def _command(meta: dict) -> str:
+    src = meta.get("source") or "SCENARIO.yaml"
+    seeds = " ".join(f"--seed {int(s)}" for s in meta["seeds"])
+    out = f"results/{meta['scenario']}"
     return (
-        pd.read_parquet(results / "records.parquet"),
-        pd.read_csv(results / "summary.csv"),
-        json.loads((results / "run.json").read_text()),
+        f"adaptsim run {shlex.quote(str(src))} --duration {meta['duration_s']:g} {seeds} "
+        f"--out {shlex.quote(out)} --report"
     )
 
 
-def build_report(results_dir: str | Path) -> list[Path]:
-    """Write report.html and report.md (+ PNGs) into the results folder."""
-    results = Path(results_dir)
-    records, summary, meta = _read(results)
-    if records.empty:
-        raise UserError(f"{results}: the run recorded no requests")
-    cdf = plot_cdf(records, meta["deadline_s"], results / "latency_cdf.png")
-    timeline = plot_timeline(
-        records,
-        int(records["seed"].iloc[0]),
-        meta["traces"],
-        meta["duration_s"],
-        results / "timeline.png",
+def build_report(results_dir: str | Path, images: bool = True) -> list[Path]:
+    """Write report.html, report.md and its two PNGs into the results folder.
+
+    Args:
+        results_dir: a folder written by ``adaptsim run``.
+        images: also draw the two PNGs that report.md shows (matplotlib; about half
+            of the time a report takes). Without them report.md points to the page.
+
+    Returns:
+        [report.html, report.md] and, with ``images``, [latency_cdf.png, timeline.png]
+    """
+    return run_report(results_dir, images)[0]
+
+
+def run_report(results_dir: str | Path, images: bool = True) -> tuple[list[Path], Verdict]:
+    """:func:`build_report`, also returning the verdict (for the CLI to print)."""
+    run = read_run(results_dir)
+    records, meta, results = run.records, run.meta, run.path
+    policies = list(dict.fromkeys(records["policy"]))
+    colours = policy_colours(policies)
+    v = verdict(records, meta)
+    seeds_run = sorted(records["seed"].unique())
+    seed = next((s for s in meta["seeds"] if s in seeds_run), seeds_run[0])
+    traces = meta.get("traces") or {}
+    deadline_s, duration_s = float(meta["deadline_s"]), float(meta["duration_s"])
+
+    page = Page(
+        f"adaptsim: {meta['scenario']}",
+        lead=str(meta.get("description", "")),
+        policy_colours=colours,
     )
-    table = pretty_summary(summary)
-    oracle = summary[summary["policy"] == "oracle"]
-    static = summary[summary["policy"] == "static-best"]
-    facts = [
-        f"Model {meta['model']} (calibration: {meta['calibration']}), {meta['duration_s']:g} s "
-        f"simulated x {len(meta['seeds'])} seed(s), deadline {meta['deadline_s']:g} s, "
-        f"re-partition pause {meta['pause_s']:g} s.",
-        f"Bandwidth: {meta['bandwidth_trace']}; edge CPU stress: {meta['edge_cpu_trace']}; "
-        f"edge memory stress: {meta['edge_mem_trace']}.",
-    ]
-    if len(oracle) and len(static):
-        o, s = oracle.iloc[0], static.iloc[0]
-        facts.append(
-            f"Adaptivity's upper bound: the oracle's mean latency is "
-            f"{100 * (1 - o['mean_s'] / s['mean_s']):.1f} % below static-best's "
-            f"({o['mean_s']:.3f} s vs {s['mean_s']:.3f} s); p95 "
-            f"{o['p95_s']:.3f} s vs {s['p95_s']:.3f} s."
+    top = page.section("Verdict", "verdict")
+    top.add(
+        Block(f'<p class="verdict" id="verdict-sentence">{html.escape(v.sentence)}</p>', v.sentence)
+    )
+    top.add(warnings(v.warnings))
+    if v.table is not None:
+        top.add(table(v.table))
+    top.add(
+        note(
+            "Best practical policy: the lowest mean latency among the policies that know "
+            "neither the conditions at t = 0 (static-best) nor all along (the oracle), "
+            "preferring those that finished every frame."
         )
-    if meta.get("interrupted"):
-        facts.append("**The run was interrupted: these are the runs that finished.**")
-    title = f"adaptsim: {meta['scenario']}"
-
-    md = [
-        f"# {title}",
-        "",
-        meta.get("description", ""),
-        "",
-        *[f"- {f}" for f in facts],
-        "",
-        "## Summary",
-        "",
-        _md_table(table),
-        "",
-        "## Latency CDF",
-        "",
-        f"![latency CDF]({cdf.name})",
-        "",
-        "## Timeline",
-        "",
-        f"![timeline]({timeline.name})",
-        "",
-    ]
-    (results / "report.md").write_text("\n".join(md))
-
-    def img(p: Path) -> str:
-        data = base64.b64encode(p.read_bytes()).decode()
-        return f'<img alt="{p.stem}" src="data:image/png;base64,{data}" style="max-width:100%">'
-
-    body = [
-        f"<h1>{html.escape(title)}</h1>",
-        f"<p>{html.escape(meta.get('description', ''))}</p>",
-        "<ul>" + "".join(f"<li>{html.escape(f).replace('**', '')}</li>" for f in facts) + "</ul>",
-        "<h2>Summary</h2>",
-        table.to_html(index=False, border=0),
-        "<h2>Latency CDF</h2>",
-        img(cdf),
-        "<h2>Timeline</h2>",
-        img(timeline),
-    ]
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>"
-        f"{html.escape(title)}</title><style>body{{font-family:sans-serif;max-width:1000px;"
-        "margin:2em auto}}table{{border-collapse:collapse}}td,th{{padding:4px 10px;"
-        "border-bottom:1px solid #ddd;text-align:right}}</style></head><body>"
-        + "\n".join(body)
-        + "</body></html>"
     )
-    (results / "report.html").write_text(page)
-    return [results / "report.html", results / "report.md", cdf, timeline]
+    page.section("Every policy against the baselines", "scores").add(
+        table(_scores_table(v)), table(summary_table(run.summary))
+    )
+
+    pngs = []
+    if images:
+        pngs.append(plot_cdf(records, deadline_s, results / "latency_cdf.png", colours))
+        pngs.append(
+            plot_timeline(records, int(seed), traces, duration_s, results / "timeline.png", colours)
+        )
+    md_cdf, md_tl = (f"![{p.stem}]({p.name})" for p in pngs) if pngs else ("", "")
+    fig, cdf_note = cdf_figure(records, colours, deadline_s)
+    page.section("Latency distribution", "cdf").add(
+        figure_block(fig, "cdf-plot", "Latency CDF per policy.", md_cdf),
+        note(cdf_note),
+    )
+
+    one = records[records["seed"] == seed]
+    fig, tl_note = timeline_figure(
+        one, colours, traces, duration_s, deadline_s, shown=v.best or policies[0]
+    )
+    page.section("Timeline", "timeline").add(
+        figure_block(
+            fig,
+            "timeline-plot",
+            f"Conditions, chosen partition point and latency over time (seed {seed}).",
+            md_tl,
+            toggle=False,
+        ),
+        note(tl_note),
+    )
+
+    means = stage_means(records, policies)
+    page.section("Where the time goes", "stages").add(
+        figure_block(
+            stage_figure(means, colours), "stages-plot", "Mean time per stage and policy."
+        ),
+        table(_stage_table(means)),
+    )
+    page.section("Scenario", "scenario").add(facts(_scenario_facts(meta, records)))
+    page.section("Reproduce", "reproduce").add(
+        paragraph("Re-run the simulation and this report (same scenario and seeds, same records):"),
+        code(_command(meta)),
+    )
+    html_path, md_path = page.write(results)
+    return [html_path, md_path, *pngs], v
