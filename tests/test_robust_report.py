@@ -1,8 +1,7 @@
 """`adaptsim report` on bad or unusual results folders: one line and exit 2, or a report.
 
 The report itself belongs to the report's owner; these cases pin down what a
-user must get. Cases that fail on this branch are marked xfail (strict, so the
-mark must come off once the report handles them).
+user must get.
 """
 
 from __future__ import annotations
@@ -57,28 +56,9 @@ CASES = {
     "run.json foreign": lambda res: (res / "run.json").write_text('{"hello": 1}'),
     "run.json binary": lambda res: (res / "run.json").write_bytes(b"\x00\xff\x00"),
 }
-FAILING_TODAY = {
-    "summary truncated": "report reads summary.csv without catching EmptyDataError",
-    "records not parquet": "report reads records.parquet without catching ArrowInvalid",
-    "records truncated": "report reads records.parquet without catching ArrowInvalid",
-    "run.json not json": "report parses run.json without catching JSONDecodeError",
-    "run.json foreign": "report indexes run.json keys without checking them (KeyError)",
-    "run.json binary": "report decodes run.json without a UTF-8 check",
-}
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(
-            c,
-            marks=[pytest.mark.xfail(strict=True, reason=FAILING_TODAY[c])]
-            if c in FAILING_TODAY
-            else [],
-        )
-        for c in CASES
-    ],
-)
+@pytest.mark.parametrize("case", list(CASES))
 def test_report_on_a_bad_folder_is_one_line(good, tmp_path, case):
     res = _copy(good, tmp_path)
     CASES[case](res)
