@@ -21,11 +21,9 @@ from typer.testing import CliRunner
 from adaptsim.calibration import load_calibration
 from adaptsim.calibration.profiles import compose, link_law, split_half_floor
 from adaptsim.cli import app
+from adaptsim.emulation import CpuQuota, Stress, cpu_quota_available, usable_cores
 from adaptsim.errors import UserError
 from adaptsim.profiler import ComputePlan, LinkPlan, profile_compute, profile_link
-from adaptsim.profiler.cgroup import CpuQuota, cpu_quota_available
-from adaptsim.profiler.host import usable_cores
-from adaptsim.profiler.stress import Stress
 from adaptsim.store import COLUMNS, read_store, write_store
 
 needs_stress_ng = pytest.mark.skipif(
@@ -177,7 +175,7 @@ def test_cpu_stress_runs_busy_workers_and_stops_them():
 
 @needs_stress_ng
 def test_memory_stress_is_resident_before_the_block_starts():
-    from adaptsim.profiler.stress import _group_rss_bytes
+    from adaptsim.emulation.stress import _group_rss_bytes
 
     want = 96 << 20
     with Stress(0, want) as s:
@@ -194,8 +192,7 @@ def test_pinned_profile_shares_its_core_with_the_stress(tmp_path):
     import sys
 
     code = (
-        "from adaptsim.profiler.host import pin_cpus, usable_cores\n"
-        "from adaptsim.profiler.stress import Stress\n"
+        "from adaptsim.emulation import Stress, pin_cpus, usable_cores\n"
         "import os, pathlib\n"
         "pin_cpus([0])\n"
         "with Stress(50, 32 << 20, mem_cpus=MEM, settle_s=0.2) as s:\n"
@@ -216,7 +213,7 @@ def test_pinned_profile_shares_its_core_with_the_stress(tmp_path):
 
 
 def test_cpus_option_is_checked():
-    from adaptsim.profiler.host import parse_cpus
+    from adaptsim.emulation import parse_cpus
 
     assert parse_cpus("0") == [0]
     with pytest.raises(UserError, match="CPU list"):
@@ -247,7 +244,9 @@ def test_cpu_quota_throttles_this_process():
         group = q._group
         throttled = spin_ratio()
         assert str(os.getpid()) in (group / "cgroup.procs").read_text().split()
-    assert throttled > 2.5 * free  # 0.2 of a core: ~5x the wall time per CPU second
+    # 0.2 of a core: >= 5x the wall time per CPU second, however busy the host
+    # already is (neighbours' load makes ``free`` > 1 too, not the quota's bound)
+    assert throttled > max(3.5, 1.5 * free)
     assert not group.exists()
 
 
@@ -265,7 +264,7 @@ def test_shaped_link_delivers_the_asked_rate_and_cleans_up():
     rate_mbps = 250_000 * 8 / big / 1e6
     assert 7.0 < rate_mbps < 10.5 and small < big / 20
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"as{os.getpid() % 100000}-" not in listed
+    assert f"as{os.getpid()}-" not in listed
 
 
 # -- composing and calibrating profiles ------------------------------------------------
