@@ -156,6 +156,41 @@ def test_bad_profile_requests_are_one_line_exit_2(tmp_path):
     assert not (tmp_path / "s.parquet").exists()
 
 
+@pytest.mark.slow
+def test_profile_options_are_checked_before_tensorflow_starts(tmp_path):
+    """``--threads -1`` used to abort inside TensorFlow (exit 134): now one line, exit 2."""
+    import subprocess as sp
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from adaptsim.cli import app\n"
+        "r = CliRunner().invoke(app, ['profile', *sys.argv[1:]])\n"
+        "print(r.exit_code, 'tensorflow' in sys.modules)\n"
+        "print(r.output.strip())\n"
+    )
+    store = str(tmp_path / "s.parquet")
+    cases = [
+        (["--host", "edge", "-m", "lenet", "--threads", "-1"], "--threads -1"),
+        (["--host", "cloud", "-m", "lenet", "--threads", "0"], "--threads 0"),
+        (["--host", "edge", "-m", "lenet", "--seed", "-1"], "--seed -1"),
+        (["--host", "edge", "-m", "lenet", "--cpu-quota", "nan"], "--cpu-quota nan"),
+        (["--host", "edge", "-m", "lenet", "--cpu-quota", "-1"], "--cpu-quota -1"),
+        (["--host", "link", "--bandwidth", "10,nan"], "--bandwidth"),
+        (["--host", "link", "--max-transfer-s", "0"], "--max-transfer-s 0"),
+    ]
+    for args, text in cases:
+        out = sp.run([sys.executable, "-c", code, *args, "--out", store], capture_output=True,
+                     text=True, timeout=120)  # fmt: skip
+        status, line = out.stdout.strip().split("\n", 1)
+        assert status == "2 False", (args, out.stdout, out.stderr)  # exit 2, no TensorFlow
+        assert text in line and "\n" not in line
+    res = CliRunner().invoke(app, ["profile", "--host", "edge", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "is a folder" in res.output
+    assert not (tmp_path / "s.parquet").exists()
+
+
 # -- stress-ng and the cgroup quota (real processes) -----------------------------------
 
 
