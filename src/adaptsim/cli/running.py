@@ -32,13 +32,21 @@ def run(
     seeds: Annotated[
         list[int] | None, typer.Option("--seed", help="Override the scenario's seeds.")
     ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="A calibration that replaces the scenario's.")
+    ] = None,
 ) -> None:
     """Simulate the scenario's policies over its traces and compare them."""
     from rich.progress import Progress
 
     from adaptsim.simulator import load_scenario, run_scenario, write_results
 
-    sc = load_scenario(scenario)
+    if calibration is not None:
+        from adaptsim.testbed.scenario import load_with_calibration
+
+        sc = load_with_calibration(scenario, calibration)
+    else:
+        sc = load_scenario(scenario)
     if duration is not None or seeds:
         sc = sc.shortened(duration or sc.duration_s, tuple(seeds) if seeds else None)
     target = out or Path("results") / sc.name
