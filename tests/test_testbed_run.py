@@ -151,3 +151,20 @@ def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
     left = [n for n in _netns() if n.startswith((f"as{first.pid}-", f"as{os.getpid()}-"))]
     assert left == []
     assert not (tmp_path / "first").exists()  # a killed validation leaves no half folder
+
+
+def test_fold_back_scales_what_the_simulator_charges():
+    from adaptsim.simulator.engine import Tables
+    from adaptsim.testbed.foldback import FoldBack, apply_foldback
+
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION)
+    fb = FoldBack(edge_scale=2.0, cloud_scale=3.0, uplink_extra_s=0.004, return_s=0.001,
+                  pause_s=0.05, frames=10)  # fmt: skip
+    after = apply_foldback(sc, fb)
+    e0, over0, _, _ = Tables(sc).at(0.0, 0.0)
+    e1, over1, _, _ = Tables(after).at(0.0, 0.0)
+    np.testing.assert_allclose(e1, 2.0 * e0)  # every head twice as long
+    np.testing.assert_allclose(over1, over0 + 0.004)  # every message 4 ms more
+    c0, c1 = Tables(sc).cloud_s, Tables(after).cloud_s
+    np.testing.assert_allclose(c1, 3.0 * c0 + 0.001, rtol=1e-9)
+    assert after.pause_s == 0.05 and sc.model.notes != after.model.notes

@@ -39,6 +39,10 @@ def validate(
     seeds: Annotated[
         list[int] | None, typer.Option("--seed", help="Override the scenario's seeds.")
     ] = None,
+    fold_back: Annotated[
+        Path | None,
+        typer.Option(help="Another validation folder: fold what it measured into a second twin."),
+    ] = None,
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     import pandas as pd
@@ -53,7 +57,8 @@ def validate(
     wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
     folder = run_validation(
         scenario, calibration, target, duration_s=duration, time_scale=time_scale,
-        policies=wanted, seeds=tuple(seeds) if seeds else None, progress=_say,
+        policies=wanted, seeds=tuple(seeds) if seeds else None, fold_back=fold_back,
+        progress=_say,
     )  # fmt: skip
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",

@@ -25,7 +25,12 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report_md(sc, table: pd.DataFrame, stages: pd.DataFrame, facts: dict) -> str:
+_ERRORS = ["policy", "mean_error_pct", "p50_error_pct", "p95_error_pct", "miss_rate_diff"]
+
+
+def report_md(
+    sc, table: pd.DataFrame, stages: pd.DataFrame, facts: dict, folded: pd.DataFrame | None = None
+) -> str:
     """The validation report in Markdown (see :mod:`adaptsim.testbed.validate`)."""
     rank = facts["ranking"]
     head = table[["policy", "frames", "measured_mean_s", "simulated_mean_s", "mean_error_pct",
@@ -62,6 +67,21 @@ def report_md(sc, table: pd.DataFrame, stages: pd.DataFrame, facts: dict) -> str
         "`return_s` is the result's way back as measured beyond the added latency "
         "(socket, Python); the simulator has no such stage.",
     ]
+    if folded is not None:
+        fb = facts["fold_back"]
+        both = table[_ERRORS].merge(folded[_ERRORS], on="policy", suffixes=(" before", " after"))
+        parts += [
+            "",
+            f"## After the fold-back (fitted on {fb['from']}, another run)",
+            "",
+            f"Edge x{fb['edge_scale']:.3g}, cloud x{fb['cloud_scale']:.3g}, link overhead "
+            f"{fb['uplink_extra_s'] * 1e3:+.2f} ms, way back {fb['return_s'] * 1e3:.2f} ms, "
+            f"pause {fb['pause_s'] * 1e3:.2f} ms per switch; fitted on {fb['frames']} frames.",
+            "",
+            _table(both),
+            "",
+            f"Ranking after: {' < '.join(folded.sort_values('simulated_mean_s')['policy'])}.",
+        ]
     if facts.get("notes"):
         parts += ["", "## Notes", "", *[f"- {n}" for n in facts["notes"]]]
     return "\n".join(parts) + "\n"

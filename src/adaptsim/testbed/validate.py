@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +25,7 @@ from adaptsim.errors import UserError
 from adaptsim.simulator import run_scenario, write_results
 from adaptsim.simulator.policies import resolve_policy
 from adaptsim.testbed.compare import compare_policies, compare_stages, ranking
+from adaptsim.testbed.foldback import apply_foldback, fit_foldback
 from adaptsim.testbed.report import report_md
 from adaptsim.testbed.run import RealRunPlan, real_run, scratch_dir
 from adaptsim.testbed.scenario import scenario_for_testbed
@@ -65,11 +66,24 @@ def validate(
     time_scale: float = 1.0,
     policies: list[str] | None = None,
     seeds: tuple[int, ...] | None = None,
+    fold_back: Path | None = None,
     progress: Callable[[str], None] = print,
 ) -> Path:
-    """Run the scenario for real and simulated; write the comparison into ``out``."""
+    """Run the scenario for real and simulated; write the comparison into ``out``.
+
+    With ``fold_back`` (another validation folder), a second twin runs with what
+    that run measured folded back (:mod:`~adaptsim.testbed.foldback`), and the
+    comparison is written before and after.
+    """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
+    fb = None
+    if fold_back is not None:
+        if not (fold_back / "real" / "records.parquet").is_file():
+            raise UserError(f"--fold-back {fold_back}: not a validation folder (no real/)")
+        if fold_back.resolve() == out.resolve():
+            raise UserError("--fold-back: fit on another run than the one you score (--out)")
+        fb = fit_foldback(fold_back)
     sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds)
     keep, notes = select_policies(sc, policies)
     plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep)
@@ -85,6 +99,10 @@ def validate(
     twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
     twin = run_scenario(twin_sc)
     table = compare_policies(real.summary, twin.summary)
+    folded = None
+    if fb is not None:
+        twin_fb = run_scenario(apply_foldback(twin_sc, fb))
+        folded = compare_policies(real.summary, twin_fb.summary)
     stages = compare_stages(real.records, twin.records)
     rank = ranking(table)
     facts.update(
@@ -98,6 +116,7 @@ def validate(
         zero_rate="tbf at its smallest rate (8 kbit/s), not an exact stall",
         notes=notes, ranking=rank, real_wall_s=real.wall_s, interrupted=real.interrupted,
         logs_tail=logs, load_average=os.getloadavg(),
+        fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
     )  # fmt: skip
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -105,9 +124,14 @@ def validate(
     write_results(twin, tmp / "simulated")
     write_atomic(tmp / "comparison.csv", lambda p: table.to_csv(p, index=False))
     write_atomic(tmp / "stages.csv", lambda p: stages.to_csv(p, index=False))
+    if folded is not None:
+        write_results(twin_fb, tmp / "simulated_folded")
+        write_atomic(tmp / "comparison_folded.csv", lambda p: folded.to_csv(p, index=False))
     write_atomic(tmp / "validation.json",
                  lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip
-    write_atomic(tmp / "report.md", lambda p: p.write_text(report_md(sc, table, stages, facts)))
+    write_atomic(
+        tmp / "report.md", lambda p: p.write_text(report_md(sc, table, stages, facts, folded))
+    )
     if out.exists():
         old = out.with_name(f".{out.name}.{os.getpid()}.old")
         out.rename(old)
