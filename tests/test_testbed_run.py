@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -150,6 +151,7 @@ def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
     assert (out / "comparison.csv").exists()
     left = [n for n in _netns() if n.startswith((f"as{first.pid}-", f"as{os.getpid()}-"))]
     assert left == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"adaptsim-testbed-{first.pid}-*"))
     assert not (tmp_path / "first").exists()  # a killed validation leaves no half folder
 
 

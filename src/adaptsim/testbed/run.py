@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,6 +47,7 @@ from adaptsim.emulation import (
     require_stress_ng,
     terminating_as_exit,
 )
+from adaptsim.emulation.cleanup import owner_alive
 from adaptsim.errors import UserError
 from adaptsim.simulator import Results, Scenario, summarise
 from adaptsim.simulator.engine import RECORD_COLUMNS
@@ -231,5 +233,12 @@ def _switching_s(f: pd.DataFrame) -> float:
 
 
 def scratch_dir() -> Path:
-    """A fresh folder for a run's logs and record files (this process's own)."""
+    """A fresh folder for a run's logs and record files (this process's own).
+
+    Folders that runs killed with SIGKILL left (their pid no longer exists) go first.
+    """
+    for old in Path(tempfile.gettempdir()).glob("adaptsim-testbed-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not owner_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"adaptsim-testbed-{os.getpid()}-"))
