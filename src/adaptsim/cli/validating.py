@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -67,6 +68,9 @@ def validate(
 
     emit(table[cols].round(4), OutputFormat.table, "measured vs simulated")
     _say(f"wrote {folder} (report.md, comparison.csv, stages.csv, real/, simulated/)")
+    if json.loads((folder / "validation.json").read_text())["interrupted"]:
+        _say("adaptsim: interrupted; the runs that finished were compared and written")
+        raise typer.Exit(130)
 
 
 class ServeRole(StrEnum):

@@ -39,7 +39,8 @@ def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]
     The oracle looks ahead through the true future of the link and queues: it is
     the simulator's upper bound and cannot run on real hosts, so it is left out.
     """
-    names = [resolve_policy(p, sc.model).name for p in sc.policies]
+    base = Path(sc.base_dir)
+    names = [resolve_policy(p, sc.model, base_dir=base).name for p in sc.policies]
     if wanted:
         unknown = [w for w in wanted if w not in names]
         if unknown:
