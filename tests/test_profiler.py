@@ -21,11 +21,9 @@ from typer.testing import CliRunner
 from adaptsim.calibration import load_calibration
 from adaptsim.calibration.profiles import compose, link_law, split_half_floor
 from adaptsim.cli import app
+from adaptsim.emulation import CpuQuota, Stress, cpu_quota_available, usable_cores
 from adaptsim.errors import UserError
 from adaptsim.profiler import ComputePlan, LinkPlan, profile_compute, profile_link
-from adaptsim.profiler.cgroup import CpuQuota, cpu_quota_available
-from adaptsim.profiler.host import usable_cores
-from adaptsim.profiler.stress import Stress
 from adaptsim.store import COLUMNS, read_store, write_store
 
 needs_stress_ng = pytest.mark.skipif(
@@ -158,6 +156,41 @@ def test_bad_profile_requests_are_one_line_exit_2(tmp_path):
     assert not (tmp_path / "s.parquet").exists()
 
 
+@pytest.mark.slow
+def test_profile_options_are_checked_before_tensorflow_starts(tmp_path):
+    """``--threads -1`` used to abort inside TensorFlow (exit 134): now one line, exit 2."""
+    import subprocess as sp
+    import sys
+
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from adaptsim.cli import app\n"
+        "r = CliRunner().invoke(app, ['profile', *sys.argv[1:]])\n"
+        "print(r.exit_code, 'tensorflow' in sys.modules)\n"
+        "print(r.output.strip())\n"
+    )
+    store = str(tmp_path / "s.parquet")
+    cases = [
+        (["--host", "edge", "-m", "lenet", "--threads", "-1"], "--threads -1"),
+        (["--host", "cloud", "-m", "lenet", "--threads", "0"], "--threads 0"),
+        (["--host", "edge", "-m", "lenet", "--seed", "-1"], "--seed -1"),
+        (["--host", "edge", "-m", "lenet", "--cpu-quota", "nan"], "--cpu-quota nan"),
+        (["--host", "edge", "-m", "lenet", "--cpu-quota", "-1"], "--cpu-quota -1"),
+        (["--host", "link", "--bandwidth", "10,nan"], "--bandwidth"),
+        (["--host", "link", "--max-transfer-s", "0"], "--max-transfer-s 0"),
+    ]
+    for args, text in cases:
+        out = sp.run([sys.executable, "-c", code, *args, "--out", store], capture_output=True,
+                     text=True, timeout=120)  # fmt: skip
+        status, line = out.stdout.strip().split("\n", 1)
+        assert status == "2 False", (args, out.stdout, out.stderr)  # exit 2, no TensorFlow
+        assert text in line and "\n" not in line
+    res = CliRunner().invoke(app, ["profile", "--host", "edge", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "is a folder" in res.output
+    assert not (tmp_path / "s.parquet").exists()
+
+
 # -- stress-ng and the cgroup quota (real processes) -----------------------------------
 
 
@@ -177,7 +210,7 @@ def test_cpu_stress_runs_busy_workers_and_stops_them():
 
 @needs_stress_ng
 def test_memory_stress_is_resident_before_the_block_starts():
-    from adaptsim.profiler.stress import _group_rss_bytes
+    from adaptsim.emulation.stress import _group_rss_bytes
 
     want = 96 << 20
     with Stress(0, want) as s:
@@ -194,8 +227,7 @@ def test_pinned_profile_shares_its_core_with_the_stress(tmp_path):
     import sys
 
     code = (
-        "from adaptsim.profiler.host import pin_cpus, usable_cores\n"
-        "from adaptsim.profiler.stress import Stress\n"
+        "from adaptsim.emulation import Stress, pin_cpus, usable_cores\n"
         "import os, pathlib\n"
         "pin_cpus([0])\n"
         "with Stress(50, 32 << 20, mem_cpus=MEM, settle_s=0.2) as s:\n"
@@ -216,7 +248,7 @@ def test_pinned_profile_shares_its_core_with_the_stress(tmp_path):
 
 
 def test_cpus_option_is_checked():
-    from adaptsim.profiler.host import parse_cpus
+    from adaptsim.emulation import parse_cpus
 
     assert parse_cpus("0") == [0]
     with pytest.raises(UserError, match="CPU list"):
@@ -247,7 +279,9 @@ def test_cpu_quota_throttles_this_process():
         group = q._group
         throttled = spin_ratio()
         assert str(os.getpid()) in (group / "cgroup.procs").read_text().split()
-    assert throttled > 2.5 * free  # 0.2 of a core: ~5x the wall time per CPU second
+    # 0.2 of a core: >= 5x the wall time per CPU second, however busy the host
+    # already is (neighbours' load makes ``free`` > 1 too, not the quota's bound)
+    assert throttled > max(3.5, 1.5 * free)
     assert not group.exists()
 
 
@@ -265,7 +299,7 @@ def test_shaped_link_delivers_the_asked_rate_and_cleans_up():
     rate_mbps = 250_000 * 8 / big / 1e6
     assert 7.0 < rate_mbps < 10.5 and small < big / 20
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"as{os.getpid() % 100000}-" not in listed
+    assert f"as{os.getpid()}-" not in listed
 
 
 # -- composing and calibrating profiles ------------------------------------------------

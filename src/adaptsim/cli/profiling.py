@@ -82,6 +82,12 @@ def profile(
 
     from adaptsim.profiler import ComputePlan, LinkPlan, profile_compute, profile_link
 
+    if out.is_dir():
+        raise UserError(
+            f"--out {out} is a folder; give the store's file name, e.g. {out}/own.parquet"
+        )
+    if out.parent != Path("") and out.parent.exists() and not out.parent.is_dir():
+        raise UserError(f"--out {out}: {out.parent} is not a folder")
     t0 = time.perf_counter()
     say = lambda line: err.print(line, markup=False, highlight=False)  # noqa: E731
     if host is Role.link:
@@ -92,13 +98,12 @@ def profile(
             say,
         )  # fmt: skip
     else:
-        from adaptsim.models import ZOO_NAMES
-        from adaptsim.profiler.host import parse_cpus
+        from adaptsim.emulation import parse_cpus
 
-        names = [m.strip() for v in (models or ZOO_NAMES) for m in v.split(",") if m.strip()]
+        names = [m.strip() for v in (models or []) for m in v.split(",") if m.strip()]
         plan = ComputePlan(
             host.value,
-            names,
+            names,  # empty: every zoo model
             _levels(cpu_stress, "--cpu-stress"),
             _levels(mem_stress, "--mem-stress"),
             repeats,
@@ -110,6 +115,7 @@ def profile(
             parse_cpus(cpus) if cpus else None,
             rounds,
         )
+        plan.validate()  # before TensorFlow starts: it aborts on some bad values
         rows = profile_compute(plan, out, say)
     n = int((rows["stat"] == "median").sum())
     say(f"wrote {n} medians (+ samples) to {out} in {time.perf_counter() - t0:.1f} s")

@@ -33,6 +33,9 @@ def run(
     seeds: Annotated[
         list[int] | None, typer.Option("--seed", help="Override the scenario's seeds.")
     ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option(help="A calibration that replaces the scenario's.")
+    ] = None,
 ) -> None:
     """Simulate the scenario's policies over its traces and compare them.
 
@@ -47,7 +50,7 @@ def run(
     from adaptsim.simulator import load_scenario, run_scenario, write_results
     from adaptsim.simulator.results import results_folder
 
-    sc = load_scenario(scenario).overridden(duration, tuple(seeds) if seeds else None)
+    sc = load_scenario(scenario, calibration).overridden(duration, tuple(seeds) if seeds else None)
     target = out or Path("results") / sc.name
     where = "--out" if out else "results folder"
     with results_folder(target, make_parent=out is None, what=where) as staged:

@@ -2,50 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 from pathlib import Path
 
-from adaptsim.errors import UserError
+from adaptsim.emulation.cpus import usable_cores
 
-__all__ = ["host_facts", "parse_cpus", "pin_cpus", "usable_cores"]
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def parse_cpus(text: str) -> list[int]:
-    """A CPU list as taskset writes it: ``0``, ``0,2``, ``0-3``."""
-    out: set[int] = set()
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise UserError(f"--cpus {text!r}: give a CPU list such as 0 or 0,1 or 0-3") from None
-    allowed = os.sched_getaffinity(0)
-    if not out or not out <= allowed:
-        raise UserError(f"--cpus {text!r}: this process may use CPUs {sorted(allowed)} only")
-    return sorted(out)
-
-
-def pin_cpus(cpus: list[int]) -> None:
-    """Run every thread of this process (and what it starts later) on ``cpus`` only.
-
-    This emulates a host with that many cores: TensorFlow's threads and the
-    stress-ng workers started afterwards share them, as on a small edge device.
-    """
-    for task in Path("/proc/self/task").iterdir():
-        try:
-            os.sched_setaffinity(int(task.name), cpus)
-        except (ProcessLookupError, PermissionError):  # a thread that just ended
-            continue
+__all__ = ["host_facts"]
 
 
 def _cpu_model() -> str:

@@ -27,6 +27,7 @@ same model on the same host replaces the old one, and Ctrl-C keeps what finished
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable
@@ -36,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adaptsim.emulation.cpus import pin_cpus, usable_cores
 from adaptsim.errors import UserError
-from adaptsim.profiler.host import host_facts, pin_cpus
+from adaptsim.profiler.host import host_facts
 from adaptsim.store import COLUMNS, write_store
 
 __all__ = ["ComputePlan", "LinkPlan", "profile_compute", "profile_link"]
@@ -64,8 +66,19 @@ class ComputePlan:
         return list(itertools.product(self.cpu_levels_pct, self.mem_levels_pct))
 
     def validate(self) -> None:
+        """Every option checked before TensorFlow starts (one line, exit 2, at once)."""
         if self.role not in ("edge", "cloud"):
             raise UserError(f"--host {self.role}: a compute profile is edge or cloud")
+        if self.threads is not None and self.threads < 1:
+            raise UserError(f"--threads {self.threads}: give 1 or more TensorFlow threads")
+        if self.seed < 0:
+            raise UserError(f"--seed {self.seed}: give a seed >= 0")
+        if self.cpu_quota is not None and not (
+            math.isfinite(self.cpu_quota) and 0 < self.cpu_quota <= usable_cores()
+        ):
+            raise UserError(
+                f"--cpu-quota {self.cpu_quota:g}: give a number of cores in (0, {usable_cores()}]"
+            )
         if self.repeats < 1:
             raise UserError(f"--repeats {self.repeats}: give at least 1")
         if not 1 <= self.rounds <= self.repeats:
@@ -102,6 +115,21 @@ class LinkPlan:
     host: str | None = None
     seed: int = 0
 
+    def validate(self) -> None:
+        """Every option checked before the namespaces are made (one line, exit 2)."""
+        if self.repeats < 1:
+            raise UserError(f"--repeats {self.repeats}: give at least 1")
+        if not self.bandwidths_mbps or not all(
+            math.isfinite(b) and b > 0 for b in self.bandwidths_mbps
+        ):
+            raise UserError(
+                f"--bandwidth {self.bandwidths_mbps}: give positive rates in Mbit/s, e.g. 5,10,25"
+            )
+        if not (math.isfinite(self.max_transfer_s) and self.max_transfer_s > 0):
+            raise UserError(f"--max-transfer-s {self.max_transfer_s:g}: give a positive number")
+        if self.seed < 0:
+            raise UserError(f"--seed {self.seed}: give a seed >= 0")
+
 
 def _base(facts: dict, role: str) -> dict:
     row = dict.fromkeys(COLUMNS, np.nan)
@@ -130,8 +158,6 @@ def _rows(base: dict, values: np.ndarray, column: str, points: list[dict]) -> li
 def _tf_threads(threads: int | None) -> int:
     import tensorflow as tf
 
-    from adaptsim.profiler.host import usable_cores
-
     n = threads or usable_cores()
     try:
         tf.config.threading.set_intra_op_parallelism_threads(n)
@@ -148,12 +174,11 @@ def profile_compute(
     plan.validate()
     from contextlib import nullcontext
 
-    from adaptsim.models import analyse, build_model, canonical_name
-    from adaptsim.profiler.cgroup import CpuQuota
-    from adaptsim.profiler.stress import Stress, require_stress_ng
+    from adaptsim.emulation import CpuQuota, Stress, require_stress_ng
+    from adaptsim.models import ZOO_NAMES, analyse, build_model, canonical_name
     from adaptsim.profiler.timing import SplitTimer
 
-    names = [canonical_name(m) for m in plan.models]
+    names = [canonical_name(m) for m in (plan.models or ZOO_NAMES)]
     if any(v > 0 for v in (*plan.cpu_levels_pct, *plan.mem_levels_pct)):
         require_stress_ng()
     mem_cpus = None
@@ -258,13 +283,13 @@ def profile_link(
     plan: LinkPlan, out: Path, progress: Callable[[str], None] = print
 ) -> pd.DataFrame:
     """Run a link profile; returns the rows written."""
-    from adaptsim.profiler.link import link_available, probe_sizes, transfer_times
+    from adaptsim.emulation import link_available
+    from adaptsim.profiler.link import probe_sizes, transfer_times
 
+    plan.validate()
     why = link_available()
     if why:
         raise UserError(f"--host link {why}")
-    if plan.repeats < 1 or not plan.bandwidths_mbps or min(plan.bandwidths_mbps) <= 0:
-        raise UserError("--host link needs positive --bandwidth levels and --repeats >= 1")
     facts = host_facts(plan.host)
     source = f"profile:link:{facts['host']}"
     prov = {

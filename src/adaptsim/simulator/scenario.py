@@ -502,8 +502,12 @@ def _within(values, levels, field: str, source: str) -> None:
         )
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read, validate and resolve a scenario YAML file (recognised by its content)."""
+def load_scenario(path: str | Path, calibration: str | Path | None = None) -> Scenario:
+    """Read, validate and resolve a scenario YAML file (recognised by its content).
+
+    ``calibration`` replaces the scenario's own (``run``/``validate --calibration``:
+    the calibration of the hosts that really ran it).
+    """
     p = input_file(path, "scenario")
     if kind_of(p, "scenario") is FileKind.parquet:
         raise UserError(f"scenario {p} is a Parquet file (a measurement store?), not YAML")
@@ -516,4 +520,6 @@ def load_scenario(path: str | Path) -> Scenario:
         raise UserError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
     except RecursionError:
         raise UserError(f"{p}: YAML nested too deeply to be a scenario") from None
+    if calibration is not None and isinstance(doc, dict):
+        doc["calibration"] = str(input_file(calibration, "--calibration").resolve())
     return scenario_from_dict(doc, str(p), p.parent)

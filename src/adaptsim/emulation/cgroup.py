@@ -2,8 +2,9 @@
 
 cgroup v2 here has no cpu controller; v1's ``/sys/fs/cgroup/cpu`` throttles with
 ``cpu.cfs_quota_us`` over a 10 ms ``cpu.cfs_period_us``. A quota of 0.5 means half
-of one core's time. The child group is this process's own and is removed when the
-block ends; the process moves back to the group it came from.
+of one core's time. The child group is this process's own (``adaptsim-<pid>``) and is removed when
+the block ends; the process moves back to the group it came from. A group left
+by a killed process is removed by :func:`adaptsim.emulation.cleanup.sweep_stale`.
 """
 
 from __future__ import annotations

@@ -10,8 +10,6 @@ stress-ng runs in its own process group, dies with this process
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -19,12 +17,12 @@ import subprocess
 import time
 from pathlib import Path
 
+from adaptsim.emulation.cleanup import die_with_parent
+from adaptsim.emulation.cpus import usable_cores
 from adaptsim.errors import UserError
-from adaptsim.profiler.host import usable_cores
 
 __all__ = ["Stress", "require_stress_ng"]
 
-_PR_SET_PDEATHSIG = 1
 _RESIDENT_SHARE = 0.9  # memory counts as in place once 90 % of it is resident
 
 
@@ -36,14 +34,6 @@ def require_stress_ng() -> str:
             "or run ./scripts/setup.sh as root) or profile with --cpu-stress 0 --mem-stress 0"
         )
     return path
-
-
-def _die_with_parent(cpus: list[int] | None = None) -> None:
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    os.setsid()
-    if cpus:
-        os.sched_setaffinity(0, cpus)
 
 
 def _group_rss_bytes(pgid: int) -> int:
@@ -75,6 +65,8 @@ class Stress:
             that memory stress presses on memory, not on the edge's core time.
         ready_timeout_s: how long to wait for the memory to become resident.
         settle_s: pause after start so the load is in place before timing.
+        cpu_cpus: CPUs the CPU stressor loads, one worker each (default: this
+            process's). The testbed's edge is core 0 while its own process is not.
     """
 
     def __init__(
@@ -84,12 +76,14 @@ class Stress:
         mem_cpus: list[int] | None = None,
         ready_timeout_s: float = 120.0,
         settle_s: float = 1.0,
+        cpu_cpus: list[int] | None = None,
     ):
         if not 0 <= cpu_pct <= 100:
             raise UserError(f"CPU stress {cpu_pct:g}% is outside 0-100")
         if mem_bytes < 0:
             raise UserError(f"memory stress of {mem_bytes} bytes is negative")
         self.cpu_pct, self.mem_bytes, self.mem_cpus = cpu_pct, int(mem_bytes), mem_cpus
+        self.cpu_cpus = cpu_cpus
         self.ready_timeout_s, self.settle_s = ready_timeout_s, settle_s
         self._procs: list[subprocess.Popen] = []
 
@@ -114,7 +108,13 @@ class Stress:
         out = []
         if self.cpu_pct > 0:
             out.append(
-                [*base, "--cpu", str(usable_cores()), "--cpu-load", f"{self.cpu_pct:g}"]
+                [
+                    *base,
+                    "--cpu",
+                    str(len(self.cpu_cpus) if self.cpu_cpus else usable_cores()),
+                    "--cpu-load",
+                    f"{self.cpu_pct:g}",
+                ]
                 + (["--cpu-load-slice", "10"] if self.cpu_pct < 100 else [])
             )
         if self.mem_bytes > 0:
@@ -124,14 +124,14 @@ class Stress:
     def __enter__(self) -> Stress:
         try:
             for cmd in self.commands():
-                cpus = self.mem_cpus if "--vm" in cmd else None
+                cpus = self.mem_cpus if "--vm" in cmd else self.cpu_cpus
                 self._procs.append(
                     subprocess.Popen(
                         cmd,
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.PIPE,
-                        preexec_fn=lambda cpus=cpus: _die_with_parent(cpus),
+                        preexec_fn=lambda cpus=cpus: die_with_parent(cpus),
                     )
                 )
             if self._procs:

@@ -1,0 +1,117 @@
+"""``adaptsim validate`` and ``serve``: real runs of a scenario, held against the simulator."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from adaptsim.cli.app import app, err, guard
+from adaptsim.errors import UserError
+
+
+def _say(line: str) -> None:
+    err.print(line, markup=False, highlight=False)
+
+
+@app.command()
+@guard
+def validate(
+    scenario: Annotated[Path, typer.Argument(help="A scenario YAML file.")],
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="This host's calibration (replaces the scenario's, in both runs)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder (default results/NAME-validation).")
+    ] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Real seconds per run (after --time-scale).")
+    ] = None,
+    time_scale: Annotated[
+        float, typer.Option(help="Traces run this many times faster (trace time / F).")
+    ] = 1.0,
+    policies: Annotated[
+        str | None, typer.Option(help="Comma-separated policy names (default: all but oracle).")
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option("--seed", help="Override the scenario's seeds.")
+    ] = None,
+    fold_back: Annotated[
+        Path | None,
+        typer.Option(help="Another validation folder: fold what it measured into a second twin."),
+    ] = None,
+) -> None:
+    """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
+    import pandas as pd
+
+    from adaptsim.testbed import scenario_for_testbed
+    from adaptsim.testbed import validate as run_validation
+
+    if seeds and any(s < 0 for s in seeds):
+        raise UserError(f"--seed {min(seeds)}: seeds are >= 0")
+    sc = scenario_for_testbed(scenario, calibration, duration, time_scale)
+    target = out or Path("results") / f"{sc.name}-validation"
+    wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
+    folder = run_validation(
+        scenario, calibration, target, duration_s=duration, time_scale=time_scale,
+        policies=wanted, seeds=tuple(seeds) if seeds else None, fold_back=fold_back,
+        progress=_say,
+    )  # fmt: skip
+    table = pd.read_csv(folder / "comparison.csv")
+    cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",
+            "measured_p95_s", "simulated_p95_s", "p95_error_pct"]  # fmt: skip
+    from adaptsim.cli.app import OutputFormat, emit
+
+    emit(table[cols].round(4), OutputFormat.table, "measured vs simulated")
+    _say(f"wrote {folder} (report.md, comparison.csv, stages.csv, real/, simulated/)")
+    if json.loads((folder / "validation.json").read_text())["interrupted"]:
+        _say("adaptsim: interrupted; the runs that finished were compared and written")
+        raise typer.Exit(130)
+
+
+class ServeRole(StrEnum):
+    cloud = "cloud"
+
+
+@app.command()
+@guard
+def serve(
+    role: Annotated[ServeRole, typer.Option("--role", help="What this host serves.")],
+    listen: Annotated[str, typer.Option(help="HOST:PORT to listen on.")],
+    models: Annotated[
+        str, typer.Option("--models", "-m", help="Zoo models to serve, comma-separated.")
+    ] = "alexnet",
+    workers: Annotated[int, typer.Option(min=1, help="Tails run at once (cloud servers).")] = 1,
+    one_way_latency_s: Annotated[
+        float, typer.Option(min=0.0, help="Latency added to each frame before it queues.")
+    ] = 0.0,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the shared secret (else $ADAPTSIM_SECRET)."),
+    ] = None,
+) -> None:
+    """Serve the cloud half of every split on a real address, every frame authenticated."""
+    import threading
+
+    from adaptsim.models import canonical_name
+    from adaptsim.testbed.protocol import load_secret
+
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise UserError(f"--listen {listen!r}: give HOST:PORT, e.g. 0.0.0.0:50100")
+    key = load_secret(secret_file)
+    names = [canonical_name(m.strip()) for m in models.split(",") if m.strip()]
+    from adaptsim.testbed.server import CloudServer, build_tails
+
+    try:
+        server = CloudServer(build_tails(names, _say), host, int(port), workers=workers,
+                             key=key, one_way_latency_s=one_way_latency_s)  # fmt: skip
+    except OSError as exc:
+        raise UserError(f"--listen {listen}: cannot listen there ({exc.strerror})") from None
+    server.start()
+    _say(f"serving {', '.join(names)} on {server.address[0]}:{server.address[1]}; Ctrl-C stops")
+    threading.Event().wait()

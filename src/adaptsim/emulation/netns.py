@@ -1,0 +1,125 @@
+"""Two network namespaces joined by a veth pair, the edge side shaped with tc tbf.
+
+The edge namespace (``as<pid>-edge``, address 10.213.0.1) and the cloud
+namespace (``as<pid>-cloud``, 10.213.0.2) are this process's own: the pid in the
+name keeps concurrent runs apart and lets :func:`~adaptsim.emulation.cleanup.sweep_stale`
+remove what a killed run left. Deleting a namespace deletes its veth end and the
+qdisc on it, so leaving the ``with`` block removes everything.
+
+The kernel here has no netem: tc adds no delay or loss. One-way latency is
+added by the application (the testbed), and said so in its results.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from adaptsim.emulation.cleanup import sweep_stale
+from adaptsim.errors import UserError
+
+__all__ = ["CLOUD_IP", "EDGE_IP", "MIN_RATE_KBIT", "NetnsPair", "link_available"]
+
+EDGE_IP, CLOUD_IP = "10.213.0.1", "10.213.0.2"
+MIN_RATE_KBIT = 8  # a zero-rate trace step: tbf takes no rate of 0, this is 1 kB/s
+
+
+def link_available() -> str | None:
+    """None when namespaces and tc can be used here, else why not."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces and tc)"
+    for tool in ("ip", "tc"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (Debian: iproute2)"
+    probe = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"ip netns does not work here: {probe.stderr.strip()}"
+    return None
+
+
+def _run(*args: str) -> None:
+    out = subprocess.run(list(args), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise UserError(f"`{' '.join(args)}` failed: {out.stderr.strip()}")
+
+
+def _tbf_args(bandwidth_mbps: float, burst_s: float, min_burst_bytes: int) -> list[str]:
+    kbit = max(round(bandwidth_mbps * 1000), MIN_RATE_KBIT)
+    burst = max(min_burst_bytes, int(kbit * 1000 / 8 * burst_s))
+    return ["tbf", "rate", f"{kbit}kbit", "burst", str(burst), "latency", "200ms"]
+
+
+@dataclass
+class NetnsPair:
+    """Context manager: the edge and cloud namespaces, shaped to ``bandwidth_mbps``.
+
+    The token bucket (``burst``) holds ``burst_s`` of traffic, at least
+    ``min_burst_bytes``. A message smaller than the bucket leaves at line rate
+    when the bucket is full: the profiler's probe keeps its 10 ms / 32 kB bucket
+    (its link law fits what that gives); the testbed uses a bucket of 2 ms and
+    at least one 1,514-byte packet, so that a frame is paced at the trace's
+    rate as the simulator's link assumes (measured here: a 3,136-byte LeNet
+    input took 0.6 ms at "1 Mbit/s" with the 32 kB bucket, 25 ms at the rate).
+
+    Attributes:
+        edge, cloud: namespace names; ``exec_in(ns)`` prefixes a command to run there.
+        rate_mbps: the rate tbf applies now (0 means the smallest rate tc takes).
+    """
+
+    bandwidth_mbps: float
+    tag: str = ""
+    rate_mbps: float = 0.0
+    burst_s: float = 0.01
+    min_burst_bytes: int = 32_000
+
+    def __post_init__(self):
+        if not self.bandwidth_mbps >= 0:
+            raise UserError(f"bandwidth {self.bandwidth_mbps:g} Mbit/s: give a rate >= 0")
+        self.tag = self.tag or f"as{os.getpid()}"
+        self.edge, self.cloud = f"{self.tag}-edge", f"{self.tag}-cloud"
+        self.edge_dev, self.cloud_dev = f"{self.tag}e", f"{self.tag}c"
+
+    @staticmethod
+    def exec_in(ns: str) -> list[str]:
+        return ["ip", "netns", "exec", ns]
+
+    def __enter__(self) -> NetnsPair:
+        why = link_available()
+        if why:
+            raise UserError(f"the emulated link {why}")
+        sweep_stale()
+        try:
+            _run("ip", "netns", "add", self.edge)
+            _run("ip", "netns", "add", self.cloud)
+            _run("ip", "link", "add", self.edge_dev, "type", "veth", "peer", "name", self.cloud_dev)
+            _run("ip", "link", "set", self.edge_dev, "netns", self.edge)
+            _run("ip", "link", "set", self.cloud_dev, "netns", self.cloud)
+            for ns, dev, addr in (
+                (self.edge, self.edge_dev, EDGE_IP),
+                (self.cloud, self.cloud_dev, CLOUD_IP),
+            ):
+                _run("ip", "-n", ns, "addr", "add", f"{addr}/30", "dev", dev)
+                _run("ip", "-n", ns, "link", "set", dev, "up")
+                _run("ip", "-n", ns, "link", "set", "lo", "up")
+            _run("tc", "-n", self.edge, "qdisc", "add", "dev", self.edge_dev, "root",
+                 *_tbf_args(self.bandwidth_mbps, self.burst_s, self.min_burst_bytes))  # fmt: skip
+            self.rate_mbps = self.bandwidth_mbps
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def set_rate(self, bandwidth_mbps: float) -> None:
+        """Change the edge side's rate live (``tc qdisc change``); 0 is the smallest rate."""
+        _run("tc", "-n", self.edge, "qdisc", "change", "dev", self.edge_dev, "root",
+             *_tbf_args(bandwidth_mbps, self.burst_s, self.min_burst_bytes))  # fmt: skip
+        self.rate_mbps = bandwidth_mbps
+
+    def close(self) -> None:
+        for ns in (self.edge, self.cloud):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,74 @@
+"""Holding the simulator to a real run: per policy, per stage, and the ranking.
+
+The error of a statistic is ``(simulated - measured) / measured`` in percent:
+positive when the simulator is pessimistic. Policies rank by mean latency; the
+rankings agree when Kendall's tau is 1. Per stage (the waits and services of
+edge, uplink and cloud) the mean seconds of both say where an error sits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+__all__ = ["STAGES", "compare_policies", "compare_stages", "ranking"]
+
+STAGES = ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s", "cloud_s")
+_STATS = (("mean_s", "mean"), ("p50_s", "p50"), ("p95_s", "p95"))
+
+
+def _err_pct(sim: float, real: float) -> float:
+    return float((sim - real) / real * 100.0) if real and np.isfinite(real) else np.nan
+
+
+def compare_policies(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
+    """One row per policy: measured and simulated mean, p50, p95, miss rate, errors in %."""
+    s = sim.set_index("policy")
+    rows = []
+    for _, r in real.iterrows():
+        if r["policy"] not in s.index:
+            continue
+        t = s.loc[r["policy"]]
+        row = {"policy": r["policy"], "frames": int(r["requests"])}
+        for col, short in _STATS:
+            row[f"measured_{short}_s"] = r[col]
+            row[f"simulated_{short}_s"] = t[col]
+            row[f"{short}_error_pct"] = _err_pct(t[col], r[col])
+        row["measured_miss_rate"] = r["deadline_miss_rate"]
+        row["simulated_miss_rate"] = t["deadline_miss_rate"]
+        row["miss_rate_diff"] = t["deadline_miss_rate"] - r["deadline_miss_rate"]
+        row["measured_repartitions"] = r["repartitions"]
+        row["simulated_repartitions"] = t["repartitions"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ranking(table: pd.DataFrame) -> dict:
+    """Both rankings by mean latency, whether they agree, and Kendall's tau."""
+    measured = table.sort_values("measured_mean_s")["policy"].tolist()
+    simulated = table.sort_values("simulated_mean_s")["policy"].tolist()
+    tau = np.nan
+    if len(table) >= 2:
+        tau = float(kendalltau(table["measured_mean_s"], table["simulated_mean_s"]).statistic)
+    return {"measured": measured, "simulated": simulated, "same": measured == simulated,
+            "kendall_tau": tau}  # fmt: skip
+
+
+def compare_stages(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
+    """Mean seconds per policy and stage, measured vs simulated (finished frames only)."""
+    rows = []
+    for policy, r in real.groupby("policy", sort=False):
+        t = sim[sim["policy"] == policy]
+        if t.empty:
+            continue
+        r = r[np.isfinite(r["latency_s"])]
+        for stage in (*STAGES, "latency_s"):
+            m, s = float(r[stage].mean()), float(t[stage].mean())
+            rows.append({"policy": policy, "stage": stage, "measured_s": m, "simulated_s": s,
+                         "diff_s": s - m, "error_pct": _err_pct(s, m)})  # fmt: skip
+        if "return_s" in r:
+            rows.append({"policy": policy, "stage": "return_s (real only)",
+                         "measured_s": float(r["return_s"].mean()), "simulated_s": 0.0,
+                         "diff_s": -float(r["return_s"].mean()), "error_pct": -100.0})  # fmt: skip
+    return pd.DataFrame(rows)

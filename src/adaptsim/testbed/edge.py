@@ -1,0 +1,275 @@
+"""The edge process of a real run: ``python -m adaptsim.testbed.edge`` (started by run.py).
+
+It runs inside the edge namespace, pinned to the edge core with one TensorFlow
+thread, as the profiler's edge is. Its first stdin line is the run set-up (JSON);
+it builds and compiles every head, then says ``ready``. Each further line asks
+for one run (policy, seed, start time ``t0`` on the host's monotonic clock);
+it answers one JSON line when the run is over. Records go to a JSON-lines file
+as results come back, so a run killed midway keeps what it finished.
+
+The stages are the simulator's, one thread each, joined by FIFO queues:
+
+- ``arrivals``: frame i reaches the edge at ``t0 + arrivals_s[i]`` (the twin's
+  draws for the same scenario and seed); a per-request policy decides then.
+- ``controller``: a periodic policy decides every ``period_s``, from t = 0.
+- ``compute``: one frame at a time, FIFO, runs the head of the frame's point
+  (all-cloud: nothing) and hands its output tensor on.
+- ``uplink``: sends each tensor over the one TCP connection, FIFO; the cloud
+  stamps when it was all in.
+- the run's own thread reads results and writes records: a result back at
+  ``t`` is done at ``t + one_way_latency_s`` (the return latency is added to the
+  record, as the cloud adds the outward one before it queues the frame).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import queue
+import select
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["EdgeRunner", "build_heads"]
+
+_STOP = object()
+
+
+def build_heads(name: str) -> tuple[dict, np.ndarray, float]:
+    """Every point's compiled head: ``{point: call or None}``, the input, seconds taken."""
+    import tensorflow as tf
+
+    from adaptsim.models import analyse, build_model
+    from adaptsim.models.graph import PointKind
+    from adaptsim.models.split import split
+
+    t0 = time.perf_counter()
+    model = build_model(name)
+    graph = analyse(model)
+    x = np.random.default_rng(0).standard_normal((1, *graph.points[0].output_shape))
+    x = x.astype(np.float32)
+    heads: dict[int, object] = {}
+    for p in graph.points:
+        if p.kind is PointKind.ALL_CLOUD:
+            heads[p.ordinal] = None
+            continue
+        head, _ = split(model, p.ordinal, graph=graph)
+        fn = tf.function(lambda v, m=head: m(v, training=False), reduce_retracing=True)
+        for _ in range(2):
+            fn(x)
+        heads[p.ordinal] = fn
+    return heads, x, time.perf_counter() - t0
+
+
+class EdgeRunner:
+    """The edge of one scenario: heads built once, runs on request."""
+
+    def __init__(self, setup: dict):
+        from adaptsim.simulator.engine import Tables
+        from adaptsim.testbed.protocol import load_secret
+        from adaptsim.testbed.scenario import scenario_for_testbed
+
+        self.setup = setup
+        self.sc = scenario_for_testbed(
+            setup["scenario"], setup["calibration"], setup["duration_s"], setup["time_scale"]
+        )
+        self.tables = Tables(self.sc)
+        self.key = load_secret()
+        self.heads, self.x, self.compile_s = build_heads(self.sc.model.model)
+        missing = set(self.sc.model.ordinals.tolist()) - set(self.heads)
+        if missing:
+            raise SystemExit(
+                f"edge: the calibration's points {sorted(missing)} are not the model's"
+            )
+
+    def run(self, policy_index: int, seed: int, t0: float, records: Path) -> dict:
+        from adaptsim.simulator.draws import draw
+        from adaptsim.simulator.monitor import Monitor, true_conditions
+        from adaptsim.simulator.policies import Observation, View, resolve_policy
+        from adaptsim.testbed.client import CloudClient
+
+        sc = self.sc
+        spec = sc.policies[policy_index]
+        policy = resolve_policy(spec, sc.model, base_dir=Path(sc.base_dir))
+        draws = draw(sc, seed)
+        monitor = Monitor(sc, draws.monitor_noise)
+        view = View(model=sc.model, tables=self.tables, cloud_cpu_pct=sc.cloud_cpu_pct,
+                    cloud_mem_pct=sc.cloud_mem_pct, arrival_rate_hz=sc.rate_hz,
+                    cloud_servers=sc.cloud_servers)  # fmt: skip
+        if getattr(policy, "clairvoyant", False):
+            view._truth = lambda t: true_conditions(sc, t)
+        owl = sc.one_way_latency_s
+        lock = threading.Lock()
+        state = {"current": None, "switched": False, "repartitions": 0, "error": None}
+        pending: list = []  # (done_s, request, Observation) not yet seen by the policy
+        client = CloudClient(self.setup["cloud_host"], self.setup["cloud_port"], self.key)
+
+        def now() -> float:
+            return time.monotonic() - t0
+
+        def sleep_until(t: float) -> None:
+            d = t - now()
+            if d > 0:
+                time.sleep(d)
+
+        def decide(at: float) -> None:
+            with lock:
+                view.now_s = at
+                cur = state["current"]
+                view.current_point = cur if cur is not None else view.best_point(
+                    true_conditions(sc, 0.0))  # fmt: skip
+                view.monitor = monitor.read(at)
+                seen = []
+                while pending and pending[0][0] <= at:
+                    seen.append(heapq.heappop(pending)[2])
+                view.finished = seen
+                point = int(policy.decide(view))
+                if point not in self.heads:
+                    raise ValueError(f"policy {policy.name} chose point {point}, not a point")
+                if cur is None:
+                    state["current"] = point
+                elif point != cur:
+                    state["current"], state["switched"] = point, True
+                    state["repartitions"] += 1
+
+        compute_q: queue.Queue = queue.Queue()
+        send_q: queue.Queue = queue.Queue()
+        stamps: dict[int, tuple] = {}
+        arrivals = draws.arrivals_s
+
+        def guarded(fn):
+            def body():
+                try:
+                    fn()
+                except Exception as exc:  # reported by the run, not lost in a thread
+                    state["error"] = f"{fn.__name__}: {type(exc).__name__}: {exc}"
+
+            return body
+
+        @guarded
+        def arrivals_thread():
+            for i, a in enumerate(arrivals.tolist()):
+                sleep_until(a)
+                if policy.period_s is None:
+                    decide(a)
+                with lock:
+                    k, sw = state["current"], state["switched"]
+                    state["switched"] = False
+                compute_q.put((i, a, k, sw))
+            compute_q.put(_STOP)
+
+        @guarded
+        def controller_thread():
+            m = 1  # the decision at t = 0 is taken before the first frame (below)
+            while m * policy.period_s < sc.duration_s and state["error"] is None:
+                sleep_until(m * policy.period_s)
+                decide(m * policy.period_s)
+                m += 1
+
+        @guarded
+        def compute_thread():
+            while (item := compute_q.get()) is not _STOP:
+                i, a, k, sw = item
+                es = now()
+                fn = self.heads[k]
+                y = self.x if fn is None else np.asarray(fn(self.x))
+                ee = now()
+                stamps[i] = (a, k, sw, es, ee, y.nbytes)
+                send_q.put((i, k, y))
+            send_q.put(_STOP)
+
+        @guarded
+        def uplink_thread():
+            while (item := send_q.get()) is not _STOP:
+                i, k, y = item
+                client.send(i, sc.model.model, k, y)
+
+        if policy.period_s is not None:
+            decide(0.0)  # at t = 0 before the first frame, as the simulator's controller
+        threads = [threading.Thread(target=f, daemon=True) for f in
+                   (arrivals_thread, compute_thread, uplink_thread)]  # fmt: skip
+        if policy.period_s is not None:
+            threads.append(threading.Thread(target=controller_thread, daemon=True))
+        for t in threads:
+            t.start()
+        done_ids: set[int] = set()
+        drain_s = self.setup.get("drain_s", 30.0)
+        with records.open("w") as out:
+            while len(done_ids) < len(arrivals) and state["error"] is None:
+                if now() > sc.duration_s + drain_s:
+                    break
+                if not select.select([client.sock], [], [], 0.5)[0]:
+                    continue  # a frame is read whole once it starts: no timeout mid-frame
+                header, _ = client.receive()
+                back = now()
+                if header.get("kind") != "result":
+                    state["error"] = f"cloud error: {header.get('error')}"
+                    break
+                i = int(header["id"])
+                a, k, sw, es, ee, nbytes = stamps[i]
+                recv, start, end = (header[c] - t0 for c in ("recv_s", "start_s", "end_s"))
+                prev = header["prev_recv_s"]
+                ls = max(ee, prev - t0) if prev is not None else ee
+                done = back + owl
+                rec = {"policy": policy.name, "seed": seed, "request": i, "arrival_s": a,
+                       "point": k, "switched": sw, "edge_wait_s": es - a, "edge_s": ee - es,
+                       "uplink_wait_s": ls - ee, "uplink_s": recv - ls,
+                       "cloud_wait_s": start - (recv + owl), "cloud_s": end - start,
+                       "latency_s": done - a, "done_s": done, "payload_bytes": float(nbytes),
+                       "return_s": back - end}  # fmt: skip
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
+                done_ids.add(i)
+                with lock:
+                    heapq.heappush(
+                        pending,
+                        (
+                            done,
+                            i,
+                            Observation(done, k, done - a, ee - es, recv - ls, float(nbytes)),
+                        ),
+                    )
+            for i, a in enumerate(arrivals.tolist()):  # never finished: said so, not dropped
+                if i not in done_ids:
+                    got = stamps.get(i)
+                    out.write(
+                        json.dumps(
+                            {
+                                "policy": policy.name,
+                                "seed": seed,
+                                "request": i,
+                                "arrival_s": a,
+                                "point": got[1] if got else None,
+                                "switched": bool(got and got[2]),
+                                "latency_s": math.inf,
+                                "done_s": math.inf,
+                            }
+                        )
+                        + "\n"
+                    )
+        client.close()
+        return {"policy": policy.name, "frames": len(arrivals), "finished": len(done_ids),
+                "repartitions": state["repartitions"], "error": state["error"]}  # fmt: skip
+
+
+def main() -> None:
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    setup = json.loads(sys.stdin.readline())
+    runner = EdgeRunner(setup)
+    print(json.dumps({"ready": True, "compile_s": runner.compile_s}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        result = runner.run(cmd["policy"], cmd["seed"], cmd["t0"], Path(cmd["records"]))
+        print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Folding what a real run measured back into the simulator's inputs.
+
+A calibration from profiles cannot know what the real pipeline adds around the
+compute it timed: the edge and cloud slowed by everything else on their cores
+(Python threads, sockets, other users of a shared host), the per-frame cost of
+serialising and sending beyond the probe's, the result's way back, and the real
+cost of a switch. :func:`fit_foldback` measures these on one validation (real
+records beside the twin's, frame by frame: the same arrivals and policies) and
+:func:`apply_foldback` makes the adjusted scenario: edge and cloud block times
+scaled, the link's per-message overhead raised, the way back added to the
+cloud's per-point extra, ``pause_s`` set to the measured switch cost. Fit on
+one run, score on another (another seed): never on the run you score.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adaptsim.simulator import Scenario
+
+__all__ = ["FoldBack", "apply_foldback", "fit_foldback"]
+
+
+@dataclass(frozen=True)
+class FoldBack:
+    """What one validation measured beyond its calibration."""
+
+    edge_scale: float  # real edge seconds / simulated, on the frames that compute there
+    cloud_scale: float  # the same for the cloud's tails
+    uplink_extra_s: float  # real minus simulated uplink seconds per frame (median)
+    return_s: float  # the result's way back beyond the added latency (median)
+    pause_s: float  # measured switch cost per re-partition (0 when none happened)
+    frames: int  # finished real frames it was fitted on
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+
+def _ratio(real: pd.Series, sim: pd.Series) -> float:
+    keep = (sim > 0) & np.isfinite(real)
+    return float(real[keep].sum() / sim[keep].sum()) if keep.any() else 1.0
+
+
+def fit_foldback(folder: Path) -> FoldBack:
+    """Fit the fold-back on a validation folder (``adaptsim validate --out``)."""
+    real = pd.read_parquet(folder / "real" / "records.parquet")
+    sim = pd.read_parquet(folder / "simulated" / "records.parquet")
+    runs = pd.read_csv(folder / "real" / "summary.csv")
+    key = ["policy", "seed", "request"]
+    both = real.merge(sim, on=key, suffixes=("", "_sim"))
+    both = both[np.isfinite(both["latency_s"])]
+    same = both[both["point"] == both["point_sim"]]  # where both ran the same split
+    reparts = runs["repartitions"].sum()
+    return FoldBack(
+        edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
+        cloud_scale=_ratio(same["cloud_s"], same["cloud_s_sim"]),
+        uplink_extra_s=float(np.median(same["uplink_s"] - same["uplink_s_sim"]))
+        if len(same)
+        else 0.0,
+        return_s=float(both["return_s"].median()) if len(both) else 0.0,
+        pause_s=float(runs["switching_s"].sum() / reparts) if reparts else 0.0,
+        frames=len(both),
+    )
+
+
+def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
+    """The scenario with its calibration and switch cost adjusted by ``fb``."""
+    m = sc.model
+    # the law's per-message overhead and the measured medians it is corrected to
+    extra = max(fb.uplink_extra_s, -float(m.link.values[..., 0].min()))
+    link_values = m.link.values.copy()
+    link_values[..., 0] += extra
+    cloud_extra = m.cloud_extra.values * fb.cloud_scale + fb.return_s
+    model = replace(
+        m,
+        edge_blocks=replace(m.edge_blocks, values=m.edge_blocks.values * fb.edge_scale),
+        edge_extra=replace(m.edge_extra, values=m.edge_extra.values * fb.edge_scale),
+        cloud_blocks=replace(m.cloud_blocks, values=m.cloud_blocks.values * fb.cloud_scale),
+        cloud_extra=replace(m.cloud_extra, values=cloud_extra),
+        link=replace(m.link, values=link_values),
+        link_table=replace(m.link_table, values=m.link_table.values + extra),
+        notes=(*m.notes, f"folded back: {asdict(fb)}"),
+    )
+    return replace(sc, model=model, pause_s=fb.pause_s)

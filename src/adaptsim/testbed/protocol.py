@@ -1,0 +1,167 @@
+"""The testbed's wire protocol: length-prefixed frames, a JSON header, raw tensor bytes.
+
+A frame is ``PREFIX`` (magic ``ASF1``, header length, body length, big-endian),
+the header (UTF-8 JSON, a flat object), the body (raw bytes: a C-ordered tensor
+as the header's ``dtype`` and ``shape`` say) and, on an authenticated session, a
+32-byte HMAC-SHA256 of prefix + header + body under the shared secret. Nothing
+is ever unpickled: the only decoder is ``json.loads`` and ``numpy.frombuffer``.
+
+A session starts with the server's ``hello`` frame: protocol version and a fresh
+random ``nonce``. Every request then carries that nonce and a ``seq`` greater
+than the last one on the connection, both inside the MAC: a frame replayed from
+another connection has the wrong nonce, one replayed on the same connection an
+old seq, and either is refused.
+
+Frame kinds: ``hello`` (server), ``infer`` (edge -> cloud: ``id``, ``model``,
+``point``, ``dtype``, ``shape``), ``result`` (cloud -> edge: ``id`` and the cloud's
+``recv_s``/``start_s``/``end_s`` stamps on the host's monotonic clock, and
+``prev_recv_s``: when the frame before it on the connection was all in, which
+says when the uplink was free for this one) and
+``error`` (``error``: what was wrong, ``id`` when known).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import socket
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from adaptsim.errors import UserError
+
+__all__ = [
+    "MAC_BYTES",
+    "MAX_HEADER_BYTES",
+    "PREFIX",
+    "SECRET_ENV",
+    "FrameError",
+    "Session",
+    "encode",
+    "load_secret",
+    "read_frame",
+]
+
+PREFIX = struct.Struct(">4sIQ")
+MAGIC = b"ASF1"
+VERSION = 1
+MAC_BYTES = 32
+MAX_HEADER_BYTES = 16 * 1024
+SECRET_ENV = "ADAPTSIM_SECRET"
+
+
+class FrameError(Exception):
+    """A bad frame. ``fatal``: the stream cannot be trusted past it (close the connection)."""
+
+    def __init__(self, message: str, *, fatal: bool = False, request_id=None):
+        super().__init__(message)
+        self.fatal = fatal
+        self.request_id = request_id
+
+
+def load_secret(secret_file: Path | None = None) -> bytes:
+    """The shared secret: from ``secret_file`` or the ADAPTSIM_SECRET environment variable.
+
+    Never from the command line, where other users of the host read it in ``ps``.
+    """
+    if secret_file is not None:
+        try:
+            key = secret_file.read_bytes().strip()
+        except OSError as exc:
+            raise UserError(
+                f"--secret-file {secret_file}: cannot read it ({exc.strerror})"
+            ) from None
+        where = f"--secret-file {secret_file}"
+    else:
+        key = os.environ.get(SECRET_ENV, "").encode()
+        where = f"${SECRET_ENV}"
+    if len(key) < 16:
+        raise UserError(
+            f"{where}: give a shared secret of at least 16 bytes "
+            f"(e.g. export {SECRET_ENV}=$(openssl rand -hex 32))"
+        )
+    return key
+
+
+def _mac(key: bytes, *parts: bytes) -> bytes:
+    h = hmac.new(key, digestmod=hashlib.sha256)
+    for p in parts:
+        h.update(p)
+    return h.digest()
+
+
+def encode(header: dict, body: bytes = b"", key: bytes | None = None) -> bytes:
+    """One frame; with ``key``, its MAC appended."""
+    head = json.dumps(header, separators=(",", ":")).encode()
+    prefix = PREFIX.pack(MAGIC, len(head), len(body))
+    mac = _mac(key, prefix, head, body) if key else b""
+    return b"".join((prefix, head, body, mac))
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        k = sock.recv_into(view[got:])
+        if k == 0:
+            raise EOFError("connection closed")
+        got += k
+    return bytes(buf)
+
+
+@dataclass
+class Session:
+    """One side's state of a connection: the key, the hello nonce, the last seq."""
+
+    key: bytes | None
+    nonce: str = ""
+    last_seq: int = -1
+
+    def check(self, header: dict) -> None:
+        """Refuse a request from another session or one seen before (replay)."""
+        if self.key is None:
+            return
+        if header.get("nonce") != self.nonce:
+            raise FrameError(
+                "refused: the frame belongs to another session (replayed?)", fatal=True
+            )
+        seq = header.get("seq")
+        if not isinstance(seq, int) or seq <= self.last_seq:
+            raise FrameError(f"refused: seq {seq!r} is not new on this connection (replayed?)",
+                             fatal=True)  # fmt: skip
+        self.last_seq = seq
+
+
+def read_frame(
+    sock: socket.socket, max_body_bytes: int, key: bytes | None = None
+) -> tuple[dict, bytes]:
+    """Read one frame; raises :class:`FrameError` (``fatal`` when the stream is lost).
+
+    Sizes are checked before anything is allocated; with ``key`` the MAC is
+    checked before the header is parsed.
+    """
+    magic, head_n, body_n = PREFIX.unpack(_recv_exact(sock, PREFIX.size))
+    if magic != MAGIC:
+        raise FrameError(f"not an adaptsim frame (magic {magic!r})", fatal=True)
+    if head_n > MAX_HEADER_BYTES:
+        raise FrameError(f"header of {head_n} bytes is over the {MAX_HEADER_BYTES} limit",
+                         fatal=True)  # fmt: skip
+    if body_n > max_body_bytes:
+        raise FrameError(f"body of {body_n} bytes is over the {max_body_bytes} limit", fatal=True)
+    head = _recv_exact(sock, head_n)
+    body = _recv_exact(sock, body_n)
+    if key is not None:
+        mac = _recv_exact(sock, MAC_BYTES)
+        want = _mac(key, PREFIX.pack(magic, head_n, body_n), head, body)
+        if not hmac.compare_digest(mac, want):
+            raise FrameError("refused: unauthenticated frame (bad or missing HMAC)", fatal=True)
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FrameError(f"malformed header: {exc}") from None
+    if not isinstance(header, dict):
+        raise FrameError("malformed header: not a JSON object")
+    return header, body

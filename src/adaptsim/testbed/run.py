@@ -1,0 +1,244 @@
+"""A real run of a scenario: edge and cloud processes, a shaped link, live stress.
+
+Placement on this project's 2-core machines: the edge process (every head
+compiled, one TensorFlow thread) and its CPU stress on core 0, as the
+profiler's ``--cpus 0`` edge; the cloud process (every tail compiled,
+``cloud.servers`` worker threads, one TensorFlow thread) on core 1, with the
+memory stressor beside it, as the profiler placed it. The two run in their own
+network namespaces joined by a veth pair whose edge side tbf shapes to the
+bandwidth trace (:class:`~adaptsim.testbed.conditions.ConditionFollower`).
+
+Every policy and seed is one run: the conditions at t = 0 are put in place,
+then the edge is told to start at ``t0`` and the traces are followed from
+``t0``. The records come back in the simulator's schema (plus ``return_s``:
+the result's way back beside the added latency), as one :class:`~adaptsim.simulator.Results`.
+
+Clean-up is certain: SIGTERM and Ctrl-C unwind the ``with`` blocks (children
+killed by process group, stress-ng stopped, namespaces deleted); children die
+with this process whatever kills it (``PR_SET_PDEATHSIG``); and what a SIGKILL
+leaves (the namespaces) the next run removes before it starts
+(:func:`~adaptsim.emulation.sweep_stale`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adaptsim.emulation import (
+    CLOUD_IP,
+    NetnsPair,
+    die_with_parent,
+    link_available,
+    require_stress_ng,
+    terminating_as_exit,
+)
+from adaptsim.emulation.cleanup import owner_alive
+from adaptsim.errors import UserError
+from adaptsim.simulator import Results, Scenario, summarise
+from adaptsim.simulator.engine import RECORD_COLUMNS
+from adaptsim.testbed.conditions import ConditionFollower
+from adaptsim.testbed.protocol import SECRET_ENV
+
+__all__ = ["RealRunPlan", "real_run", "real_run_available"]
+
+_PORT = 50100
+_READY_TIMEOUT_S = 600.0
+
+
+@dataclass
+class RealRunPlan:
+    """How a real run is placed and driven."""
+
+    scenario_path: Path
+    calibration: Path | None
+    duration_s: float | None = None
+    time_scale: float = 1.0
+    policies: list[int] = field(default_factory=list)  # indices into the scenario's
+    edge_cpus: list[int] = field(default_factory=lambda: [0])
+    cloud_cpus: list[int] = field(default_factory=lambda: [1])
+    mem_budget_bytes: int = 2 << 30
+    drain_s: float = 30.0
+
+
+def real_run_available() -> str | None:
+    """None when a real run can happen here, else why not."""
+    why = link_available()
+    if why:
+        return why
+    if len(os.sched_getaffinity(0)) < 2:
+        return "needs 2 cores (the edge on one, the cloud on the other)"
+    return None
+
+
+class _Child:
+    """A child process in a namespace, pinned, in its own process group, JSON lines on stdio."""
+
+    def __init__(self, argv: list[str], cpus: list[int], env: dict, log: Path):
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True,
+            env=env, preexec_fn=lambda: die_with_parent(cpus),
+        )  # fmt: skip
+
+    def send(self, obj: dict) -> None:
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+
+    def answer(self, timeout_s: float, what: str) -> dict:
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        end = time.monotonic() + timeout_s
+        while time.monotonic() < end:
+            if sel.select(timeout=1.0):
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                if line.startswith("{"):
+                    return json.loads(line)
+            elif self.proc.poll() is not None:
+                break
+        tail = Path(self.log.name).read_text()[-400:].strip().splitlines()
+        raise UserError(
+            f"{what} failed: {tail[-1] if tail else 'no message'} (log: {self.log.name})"
+        )
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+
+
+def _records(path: Path) -> pd.DataFrame:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    frame = pd.DataFrame(rows)
+    for c in ("policy", "seed", *RECORD_COLUMNS, "return_s"):
+        if c not in frame:
+            frame[c] = np.nan
+    return frame.sort_values("request", kind="stable").reset_index(drop=True)
+
+
+def real_run(
+    sc: Scenario, plan: RealRunPlan, work: Path, progress: Callable[[str], None] = print
+) -> tuple[Results, dict]:
+    """Run ``plan.policies`` x the scenario's seeds for real; (results, facts of the run)."""
+    why = real_run_available()
+    if why:
+        raise UserError(f"a real run {why}")
+    if sc.edge_cpu.values != (0.0,) or sc.edge_mem.values != (0.0,):
+        require_stress_ng()
+    work.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    env = {**os.environ, SECRET_ENV: key, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    mem_cpus = plan.cloud_cpus
+    t_start = time.perf_counter()
+    frames, runs, facts = [], [], {"applied": {}}
+    interrupted = False
+    with (
+        terminating_as_exit(),
+        NetnsPair(sc.bandwidth.at(0.0), burst_s=0.002, min_burst_bytes=1514) as link,
+    ):
+        py = [sys.executable, "-m"]
+        cloud = _Child([*link.exec_in(link.cloud), *py, "adaptsim.testbed.server"],
+                       plan.cloud_cpus, env, work / "cloud.log")  # fmt: skip
+        edge = _Child([*link.exec_in(link.edge), *py, "adaptsim.testbed.edge"],
+                      plan.edge_cpus, env, work / "edge.log")  # fmt: skip
+        try:
+            cloud.send({"models": [sc.model.model], "host": CLOUD_IP, "port": _PORT,
+                        "workers": sc.cloud_servers,
+                        "one_way_latency_s": sc.one_way_latency_s})  # fmt: skip
+            edge.send({"scenario": str(plan.scenario_path), "calibration":
+                       str(plan.calibration) if plan.calibration else None,
+                       "duration_s": plan.duration_s, "time_scale": plan.time_scale,
+                       "cloud_host": CLOUD_IP, "cloud_port": _PORT,
+                       "drain_s": plan.drain_s})  # fmt: skip
+            progress(f"building and compiling every split of {sc.model.model} (edge and cloud)")
+            ready_cloud = cloud.answer(_READY_TIMEOUT_S, "the cloud process")
+            ready_edge = edge.answer(_READY_TIMEOUT_S, "the edge process")
+            facts.update(edge_compile_s=ready_edge["compile_s"],
+                         cloud_compile_s=ready_cloud["compile_s"])  # fmt: skip
+            total = len(plan.policies) * len(sc.seeds)
+            for spec_i in plan.policies:
+                for seed in sc.seeds:
+                    rec_path = work / f"records-{spec_i}-{seed}.jsonl"
+                    with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
+                                           plan.mem_budget_bytes) as follow:  # fmt: skip
+                        t0 = time.monotonic() + 0.5
+                        follow.start(t0)
+                        edge.send({"policy": spec_i, "seed": seed, "t0": t0,
+                                   "records": str(rec_path)})  # fmt: skip
+                        out = edge.answer(sc.duration_s + plan.drain_s + 60, "the edge's run")
+                    if out.get("error") or follow.error:
+                        raise UserError(f"real run of {out['policy']} (seed {seed}) failed: "
+                                        f"{out.get('error') or follow.error}")  # fmt: skip
+                    f = _records(rec_path)
+                    frames.append(f)
+                    facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
+                    runs.append({"policy": out["policy"], "seed": seed,
+                                 "repartitions": out["repartitions"],
+                                 "switching_s": _switching_s(f)})  # fmt: skip
+                    progress(f"[{len(runs)}/{total}] real {out['policy']} seed {seed}: "
+                             f"{out['finished']}/{out['frames']} frames finished, "
+                             f"{out['repartitions']} re-partitions")  # fmt: skip
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            edge.stop()
+            cloud.stop()
+    records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if not records.empty:
+        t = records["arrival_s"].to_numpy()
+        records["bandwidth_mbps"] = sc.bandwidth.at_many(t)
+        records["edge_cpu_pct"] = sc.edge_cpu.at_many(t)
+        records["edge_mem_pct"] = sc.edge_mem.at_many(t)
+        records["deadline_met"] = records["latency_s"] <= sc.deadline_s
+    runs_frame = pd.DataFrame(runs)
+    summary = summarise(records, runs_frame, sc)
+    wall = time.perf_counter() - t_start
+    return Results(sc, records, summary, runs_frame, wall, interrupted), facts
+
+
+def _switching_s(f: pd.DataFrame) -> float:
+    """Edge time the switched frames took beyond their point's usual (median) head time."""
+    if "switched" not in f or not f["switched"].fillna(False).any():
+        return 0.0
+    usual = f[~f["switched"].fillna(False)].groupby("point")["edge_s"].median()
+    sw = f[f["switched"].fillna(False)]
+    extra = sw["edge_s"] - sw["point"].map(usual)
+    return float(np.clip(extra.dropna(), 0, None).sum())
+
+
+def scratch_dir() -> Path:
+    """A fresh folder for a run's logs and record files (this process's own).
+
+    Folders that runs killed with SIGKILL left (their pid no longer exists) go first.
+    """
+    for old in Path(tempfile.gettempdir()).glob("adaptsim-testbed-*-*"):
+        pid = old.name.split("-")[2]
+        if pid.isdigit() and not owner_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"adaptsim-testbed-{os.getpid()}-"))

@@ -1,0 +1,270 @@
+"""The cloud end of the testbed: tails of every split, served over the wire protocol.
+
+A reader thread per connection takes frames in; a frame fully received at
+``recv_s`` becomes eligible at ``recv_s + one_way_latency_s`` (the latency is
+added here, in the application: the kernel has no netem), joins one FIFO queue,
+and the first of ``workers`` threads free runs its tail: the simulator's cloud,
+``c`` servers behind one queue. A frame at the all-edge point has no tail and is
+answered when eligible. Every tail is built and compiled before the server says
+``ready``, so no request pays for a first trace.
+
+A bad frame gets an error frame and one log line; the server keeps serving the
+other connections (and this one too, where the stream can still be trusted).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import math
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from adaptsim.testbed.protocol import (
+    VERSION,
+    FrameError,
+    Session,
+    encode,
+    read_frame,
+)
+
+__all__ = ["CloudServer", "Tail", "build_tails"]
+
+log = logging.getLogger("adaptsim.cloud")
+_IDLE_TIMEOUT_S = 600.0
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The cloud half at one point: what it takes in, and the call (None: nothing to run)."""
+
+    shape: tuple[int, ...]  # the input tensor, batch of 1 included
+    run: Callable[[np.ndarray], np.ndarray] | None
+
+
+def build_tails(names: list[str], progress: Callable[[str], None] = print) -> dict:
+    """Every point's compiled tail of each zoo model: ``{model: {point: Tail}}``."""
+    import tensorflow as tf
+
+    from adaptsim.models import analyse, build_model, canonical_name
+    from adaptsim.models.graph import PointKind
+    from adaptsim.models.split import split
+
+    out: dict[str, dict[int, Tail]] = {}
+    for raw in names:
+        name = canonical_name(raw)
+        t0 = time.perf_counter()
+        model = build_model(name)
+        graph = analyse(model)
+        tails = {}
+        for p in graph.points:
+            shape = (1, *p.output_shape)
+            if p.kind is PointKind.ALL_EDGE:
+                tails[p.ordinal] = Tail(shape, None)
+                continue
+            _, tail = split(model, p.ordinal, graph=graph)
+            fn = tf.function(lambda x, m=tail: m(x, training=False), reduce_retracing=True)
+            x = np.zeros(shape, np.float32)
+            for _ in range(2):  # trace and warm
+                fn(x)
+            tails[p.ordinal] = Tail(shape, lambda x, fn=fn: np.asarray(fn(x)))
+        out[name] = tails
+        progress(f"cloud: {name}: {len(tails)} tails compiled in {time.perf_counter() - t0:.1f} s")
+    return out
+
+
+class CloudServer:
+    """Serve tails on ``(host, port)``; ``start()`` returns once listening."""
+
+    def __init__(
+        self,
+        tails: dict,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        workers: int = 1,
+        key: bytes | None = None,
+        one_way_latency_s: float = 0.0,
+        max_body_bytes: int | None = None,
+    ):
+        self.tails, self.key, self.owl = tails, key, one_way_latency_s
+        largest = max(
+            (math.prod(t.shape) * 4 for m in tails.values() for t in m.values()), default=1 << 20
+        )
+        self.max_body_bytes = max_body_bytes or largest
+        self.sock = socket.create_server((host, port))
+        self.address = self.sock.getsockname()[:2]
+        self.workers = workers
+        self.served = 0
+        self.rejected = 0
+        self._jobs: queue.Queue = queue.Queue()
+        self._delayed: list = []
+        self._delay_cv = threading.Condition()
+        self._order = itertools.count()
+        self._stop = threading.Event()
+
+    def start(self) -> CloudServer:
+        threading.Thread(target=self._accept, daemon=True, name="accept").start()
+        threading.Thread(target=self._release, daemon=True, name="latency").start()
+        for k in range(self.workers):
+            threading.Thread(target=self._work, daemon=True, name=f"worker{k}").start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
+
+    # -- connections ------------------------------------------------------------
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve_conn, args=(conn, peer), daemon=True).start()
+
+    def _serve_conn(self, conn: socket.socket, peer) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.settimeout(_IDLE_TIMEOUT_S)
+        lock = threading.Lock()
+        session = Session(self.key, secrets.token_hex(16))
+        prev_recv_s = None  # when the frame before on this connection was all in
+
+        def reply(header: dict, body: bytes = b"") -> None:
+            with lock:
+                conn.sendall(encode(header, body, self.key))
+
+        try:
+            reply({"kind": "hello", "version": VERSION, "nonce": session.nonce,
+                   "auth": self.key is not None, "models": sorted(self.tails)})  # fmt: skip
+            while not self._stop.is_set():
+                try:
+                    header, body = read_frame(conn, self.max_body_bytes, self.key)
+                    recv_s = time.monotonic()
+                    session.check(header)
+                    job = self._job(header, body)
+                except FrameError as exc:
+                    self.rejected += 1
+                    log.warning("cloud: %s: %s", f"{peer[0]}:{peer[1]}", exc)
+                    reply({"kind": "error", "id": exc.request_id, "error": str(exc)})
+                    if exc.fatal:
+                        return
+                    continue
+                stamps = (recv_s, prev_recv_s)
+                prev_recv_s = recv_s
+                with self._delay_cv:
+                    heapq.heappush(
+                        self._delayed, (recv_s + self.owl, next(self._order), stamps, job, reply)
+                    )
+                    self._delay_cv.notify()
+        except (EOFError, OSError):
+            return
+        finally:
+            conn.close()
+
+    def _job(self, header: dict, body: bytes):
+        rid = header.get("id")
+        if header.get("kind") != "infer":
+            raise FrameError(f"unexpected frame kind {header.get('kind')!r}", request_id=rid)
+        model, point = header.get("model"), header.get("point")
+        if model not in self.tails:
+            raise FrameError(f"unknown model {model!r}; serving {sorted(self.tails)}",
+                             request_id=rid)  # fmt: skip
+        tail = self.tails[model].get(point) if isinstance(point, int) else None
+        if tail is None:
+            raise FrameError(f"{model} has no point {point!r}", request_id=rid)
+        if header.get("dtype") != "float32":
+            raise FrameError(f"dtype {header.get('dtype')!r}: send float32", request_id=rid)
+        shape = header.get("shape")
+        if not isinstance(shape, list) or tuple(shape) != tail.shape:
+            raise FrameError(f"shape {shape!r} is wrong for {model} point {point}: "
+                             f"want {list(tail.shape)}", request_id=rid)  # fmt: skip
+        if len(body) != math.prod(tail.shape) * 4:
+            raise FrameError(f"body of {len(body)} bytes does not hold shape {shape} float32",
+                             request_id=rid)  # fmt: skip
+        return rid, tail, body
+
+    # -- the one-way latency, then the FIFO queue and its servers -----------------
+    def _release(self) -> None:
+        while not self._stop.is_set():
+            with self._delay_cv:
+                while not self._delayed:
+                    self._delay_cv.wait(0.5)
+                    if self._stop.is_set():
+                        return
+                due = self._delayed[0][0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._delay_cv.wait(wait)
+                    continue
+                _, _, stamps, job, reply = heapq.heappop(self._delayed)
+            rid, tail, _ = job
+            if tail.run is None:  # all-edge: nothing to run in the cloud
+                now = time.monotonic()
+                self._send(reply, rid, stamps, now, now, b"", [])
+            else:
+                self._jobs.put((stamps, job, reply))
+
+    def _work(self) -> None:
+        while True:
+            stamps, (rid, tail, body), reply = self._jobs.get()
+            x = np.frombuffer(body, dtype=np.float32).reshape(tail.shape)
+            start = time.monotonic()
+            y = tail.run(x)
+            end = time.monotonic()
+            self._send(reply, rid, stamps, start, end, y.astype(np.float32).tobytes(), y.shape)
+
+    def _send(self, reply, rid, stamps, start, end, body, shape) -> None:
+        try:
+            reply({"kind": "result", "id": rid, "recv_s": stamps[0], "prev_recv_s": stamps[1],
+                   "start_s": start, "end_s": end, "dtype": "float32", "shape": list(shape)},
+                  body)  # fmt: skip
+            self.served += 1
+        except OSError:
+            log.warning("cloud: request %s: the edge went away before its result", rid)
+
+
+def main() -> None:
+    """``python -m adaptsim.testbed.server``: the cloud process of a real run.
+
+    Its stdin's first line is the set-up (JSON: models, host, port, workers,
+    one_way_latency_s); the secret comes from ADAPTSIM_SECRET. It says ``ready``
+    (with its port) once every tail is compiled, and serves until stdin closes.
+    """
+    import json
+    import sys
+
+    import tensorflow as tf
+
+    from adaptsim.testbed.protocol import load_secret
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setup = json.loads(sys.stdin.readline())
+    t0 = time.perf_counter()
+    tails = build_tails(setup["models"], progress=lambda line: print(line, file=sys.stderr))
+    server = CloudServer(
+        tails,
+        setup["host"],
+        setup.get("port", 0),
+        workers=setup.get("workers", 1),
+        key=load_secret(),
+        one_way_latency_s=setup.get("one_way_latency_s", 0.0),
+    ).start()
+    ready = {"ready": True, "port": server.address[1], "compile_s": time.perf_counter() - t0}
+    print(json.dumps(ready), flush=True)
+    sys.stdin.read()  # until the parent closes it (or dies)
+    server.close()
+
+
+if __name__ == "__main__":
+    main()

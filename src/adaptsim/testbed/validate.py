@@ -1,0 +1,149 @@
+"""``adaptsim validate``: a scenario run for real, and its simulated twin beside it.
+
+The twin is the same scenario (this host's calibration, the same compressed
+traces, duration, seeds and so the same arrivals, noise and monitor readings)
+simulated with the same policies. The folder holds ``real/`` and
+``simulated/`` (each a results folder ``adaptsim report`` reads),
+``comparison.csv`` (per policy), ``stages.csv`` (per policy and stage),
+``validation.json`` (the run's facts) and ``report.md``. It is written beside
+its place and renamed into it at the end: whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pandas as pd
+
+from adaptsim.atomic import write_atomic
+from adaptsim.errors import UserError
+from adaptsim.simulator import run_scenario, write_results
+from adaptsim.simulator.policies import resolve_policy
+from adaptsim.testbed.compare import compare_policies, compare_stages, ranking
+from adaptsim.testbed.foldback import apply_foldback, fit_foldback
+from adaptsim.testbed.report import report_md
+from adaptsim.testbed.run import RealRunPlan, real_run, scratch_dir
+from adaptsim.testbed.scenario import scenario_for_testbed
+
+__all__ = ["select_policies", "validate"]
+
+
+def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]:
+    """Indices of the scenario's policies to run for real, and notes on those left out.
+
+    The oracle looks ahead through the true future of the link and queues: it is
+    the simulator's upper bound and cannot run on real hosts, so it is left out.
+    """
+    base = Path(sc.base_dir)
+    names = [resolve_policy(p, sc.model, base_dir=base).name for p in sc.policies]
+    if wanted:
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise UserError(f"--policies {unknown[0]!r}: the scenario has {', '.join(names)}")
+    keep, notes = [], []
+    for i, (spec, name) in enumerate(zip(sc.policies, names, strict=True)):
+        if wanted and name not in wanted:
+            continue
+        if spec.policy == "oracle":
+            notes.append(f"{name}: left out; it sees the true future, so it has no real run")
+            continue
+        keep.append(i)
+    if not keep:
+        raise UserError("--policies: no policy left to run for real (the oracle cannot run)")
+    return keep, notes
+
+
+def validate(
+    scenario: Path,
+    calibration: Path | None,
+    out: Path,
+    *,
+    duration_s: float | None = None,
+    time_scale: float = 1.0,
+    policies: list[str] | None = None,
+    seeds: tuple[int, ...] | None = None,
+    fold_back: Path | None = None,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Run the scenario for real and simulated; write the comparison into ``out``.
+
+    With ``fold_back`` (another validation folder), a second twin runs with what
+    that run measured folded back (:mod:`~adaptsim.testbed.foldback`), and the
+    comparison is written before and after.
+    """
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    fb = None
+    if fold_back is not None:
+        if not (fold_back / "real" / "records.parquet").is_file():
+            raise UserError(f"--fold-back {fold_back}: not a validation folder (no real/)")
+        if fold_back.resolve() == out.resolve():
+            raise UserError("--fold-back: fit on another run than the one you score (--out)")
+        fb = fit_foldback(fold_back)
+    sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds)
+    keep, notes = select_policies(sc, policies)
+    plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep)
+    work = scratch_dir()
+    try:
+        real, facts = real_run(sc, plan, work, progress)
+    finally:
+        logs = {n: (work / n).read_text()[-4000:] for n in ("edge.log", "cloud.log")
+                if (work / n).exists()}  # fmt: skip
+        shutil.rmtree(work, ignore_errors=True)
+    if real.records.empty:
+        raise KeyboardInterrupt
+    twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
+    twin = run_scenario(twin_sc)
+    table = compare_policies(real.summary, twin.summary)
+    folded = None
+    if fb is not None:
+        twin_fb = run_scenario(apply_foldback(twin_sc, fb))
+        folded = compare_policies(real.summary, twin_fb.summary)
+    stages = compare_stages(real.records, twin.records)
+    rank = ranking(table)
+    facts.update(
+        scenario=str(scenario),
+        calibration=str(calibration) if calibration else sc.calibration_name,
+        time_scale=time_scale, duration_s=sc.duration_s, seeds=list(sc.seeds),
+        placement={"edge_cpus": plan.edge_cpus, "cloud_cpus": plan.cloud_cpus,
+                   "edge_tf_threads": 1, "cloud_tf_threads": 1,
+                   "cloud_workers": sc.cloud_servers, "memory_stress_cpus": plan.cloud_cpus},
+        one_way_latency="added in the application (the kernel has no netem)",
+        zero_rate="tbf at its smallest rate (8 kbit/s), not an exact stall",
+        notes=notes, ranking=rank, real_wall_s=real.wall_s, interrupted=real.interrupted,
+        logs_tail=logs, load_average=os.getloadavg(),
+        fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
+    )  # fmt: skip
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_results(real, tmp / "real")
+    write_results(twin, tmp / "simulated")
+    write_atomic(tmp / "comparison.csv", lambda p: table.to_csv(p, index=False))
+    write_atomic(tmp / "stages.csv", lambda p: stages.to_csv(p, index=False))
+    if folded is not None:
+        write_results(twin_fb, tmp / "simulated_folded")
+        write_atomic(tmp / "comparison_folded.csv", lambda p: folded.to_csv(p, index=False))
+    write_atomic(tmp / "validation.json",
+                 lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip
+    write_atomic(
+        tmp / "report.md", lambda p: p.write_text(report_md(sc, table, stages, facts, folded))
+    )
+    if out.exists():
+        old = out.with_name(f".{out.name}.{os.getpid()}.old")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.rename(out)
+    return out
+
+
+def comparison_frame(out: Path) -> pd.DataFrame:
+    """The per-policy comparison of a validation folder."""
+    return pd.read_csv(out / "comparison.csv")

@@ -1,0 +1,172 @@
+"""Real runs on the testbed: namespaces, tc, stress-ng, TensorFlow edge and cloud (as root).
+
+``tests/data/testbed_lenet.yaml`` is a 9 s LeNet scenario whose uplink drops
+from 20 to 1 Mbit/s and back; it runs with this machine's shipped calibration.
+These tests run for real here and in CI (root, 2 cores); elsewhere they skip
+with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from adaptsim.cli import app
+from adaptsim.simulator.draws import draw
+from adaptsim.testbed import real_run_available, scenario_for_testbed, validate
+from adaptsim.testbed.scenario import time_scaled
+
+DATA = Path(__file__).parent / "data"
+SCENARIO = DATA / "testbed_lenet.yaml"
+CALIBRATION = Path(__file__).parents[1] / "src" / "adaptsim" / "data" / "calibration_own_2core.json"
+
+needs_testbed = pytest.mark.skipif(
+    real_run_available() is not None, reason=f"a real run {real_run_available()}"
+)
+
+
+def _netns() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def test_time_scale_compresses_traces_not_arrivals():
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION)
+    fast = time_scaled(sc, 4.0)
+    assert fast.duration_s == sc.duration_s / 4
+    assert fast.bandwidth.times == (0.0, 0.75, 1.5) and fast.bandwidth.values == (20.0, 1.0, 20.0)
+    assert fast.bandwidth.at(1.0) == sc.bandwidth.at(4.0) == 1.0
+    assert fast.rate_hz == sc.rate_hz  # frames per real second are unchanged
+    assert len(draw(fast, 1).arrivals_s) == np.ceil(sc.duration_s / 4 * sc.rate_hz)  # 0..2.2 s
+
+
+def test_calibration_override_replaces_the_scenarios(tmp_path):
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION, duration_s=3.0)
+    assert sc.calibration_name == str(CALIBRATION.resolve()) and sc.duration_s == 3.0
+    r = CliRunner().invoke(app, ["validate", str(SCENARIO), "--calibration",
+                                 str(tmp_path / "none.json")])  # fmt: skip
+    assert r.exit_code == 2 and "none.json does not exist" in r.output
+    r = CliRunner().invoke(app, ["validate", str(SCENARIO), "--calibration", str(CALIBRATION),
+                                 "--policies", "nosuch"])  # fmt: skip
+    assert r.exit_code == 2 and "static-best" in r.output
+    r = CliRunner().invoke(app, ["validate", str(SCENARIO), "--calibration", str(CALIBRATION),
+                                 "--time-scale", "0"])  # fmt: skip
+    assert r.exit_code == 2 and "--time-scale" in r.output
+
+
+def test_run_takes_a_calibration_override(tmp_path):
+    out = tmp_path / "res"
+    r = CliRunner().invoke(app, ["run", str(SCENARIO), "--calibration", str(CALIBRATION),
+                                 "--out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "run.json").read_text())["calibration"] == str(CALIBRATION.resolve())
+    r = CliRunner().invoke(app, ["run", str(SCENARIO), "--out", str(tmp_path / "x")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "x" / "run.json").read_text())["calibration"] == "adaptivednn"
+    own = pd.read_csv(out / "summary.csv").set_index("policy")["mean_s"]
+    arm = pd.read_csv(tmp_path / "x" / "summary.csv").set_index("policy")["mean_s"]
+    assert (abs(arm / own - 1) > 0.05).all()  # other hosts, other latencies
+
+
+@pytest.mark.needs_root
+@pytest.mark.slow
+@needs_testbed
+def test_short_real_validation_of_lenet(tmp_path):
+    """The CI validation: two policies for 9 s each, real, beside the twin."""
+    t0 = time.perf_counter()
+    out = validate(SCENARIO, CALIBRATION, tmp_path / "v", policies=["static-best", "all-cloud"],
+                   progress=lambda _: None)  # fmt: skip
+    took = time.perf_counter() - t0
+    real = pd.read_parquet(out / "real" / "records.parquet")
+    sim = pd.read_parquet(out / "simulated" / "records.parquet")
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION)
+    arrivals = draw(sc, 1).arrivals_s
+    for policy in ("static-best", "all-cloud"):
+        r, s = real[real["policy"] == policy], sim[sim["policy"] == policy]
+        # the same frames at the same arrival times as the twin, every one finished
+        np.testing.assert_array_equal(r["arrival_s"].to_numpy(), arrivals)
+        np.testing.assert_array_equal(s["arrival_s"].to_numpy(), arrivals)
+        assert np.isfinite(r["latency_s"]).all()
+        parts = r[["edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s",
+                   "cloud_s", "return_s"]].sum(axis=1) + 2 * sc.one_way_latency_s  # fmt: skip
+        np.testing.assert_allclose(parts, r["latency_s"], atol=1e-6)  # stages add up
+        assert (r[["edge_s", "uplink_s", "cloud_s"]] >= 0).all().all()
+    cloud = real[real["policy"] == "all-cloud"]
+    slow = cloud[(cloud["arrival_s"] >= 3.5) & (cloud["arrival_s"] < 6)]["uplink_s"].median()
+    fast = cloud[cloud["arrival_s"] < 3]["uplink_s"].median()
+    # the raw input (3,136 bytes) at 1 Mbit/s, less the 1,514-byte bucket that leaves at
+    # once, takes >= 13 ms on the wire; at 20 Mbit/s ~1 ms: tc followed the trace live
+    assert slow > (3136 - 1514) * 8 / 1e6 and slow > 5 * fast
+    table = pd.read_csv(out / "comparison.csv")
+    assert sorted(table["policy"]) == ["all-cloud", "static-best"]
+    assert (table["frames"] == len(arrivals)).all()
+    facts = json.loads((out / "validation.json").read_text())
+    applied = facts["applied"]["all-cloud/1"]
+    # (t, bandwidth, edge CPU, memory) put in place at t = 0 and at each step: 3, 4.5, 6 s
+    assert [a[1:] for a in applied] == [[20, 0, 0], [1, 0, 0], [1, 50, 0], [20, 50, 0]]
+    assert all(abs(a[0] - t) < 0.5 for a, t in zip(applied, (0, 3, 4.5, 6), strict=True))
+    assert "Kendall" in (out / "report.md").read_text()
+    assert not any(n.startswith(f"as{os.getpid()}-") for n in _netns())
+    assert took < 90  # CI budget (60 s on an idle machine)
+
+
+@pytest.mark.needs_root
+@pytest.mark.slow
+@needs_testbed
+def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
+    cmd = [sys.executable, "-c", "from adaptsim.cli import main; main()"]
+    argv = [*cmd, "validate", str(SCENARIO), "--calibration", str(CALIBRATION),
+            "--policies", "all-cloud", "--out", str(tmp_path / "first")]  # fmt: skip
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    # wait until its run is under way: namespaces made and its edge process running
+    while time.monotonic() < deadline:
+        kids = subprocess.run(["pgrep", "-f", "adaptsim.testbed.edge"], capture_output=True,
+                              text=True).stdout.split()  # fmt: skip
+        if any(n.startswith(f"as{first.pid}-") for n in _netns()) and kids:
+            break
+        assert first.poll() is None, first.stderr.read().decode()
+        time.sleep(0.5)
+    time.sleep(8)  # well into the compile or the run
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    time.sleep(2)
+    mine = [p for p in subprocess.run(["pgrep", "-f", f"as{first.pid}-"], capture_output=True,
+                                      text=True).stdout.split()]  # fmt: skip
+    assert mine == []  # the edge and cloud processes died with their parent
+    # a second run starts, finishes, and removes what the first left
+    out = validate(SCENARIO, CALIBRATION, tmp_path / "second", duration_s=3.0,
+                   policies=["all-cloud"], progress=lambda _: None)  # fmt: skip
+    assert (out / "comparison.csv").exists()
+    left = [n for n in _netns() if n.startswith((f"as{first.pid}-", f"as{os.getpid()}-"))]
+    assert left == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"adaptsim-testbed-{first.pid}-*"))
+    assert not (tmp_path / "first").exists()  # a killed validation leaves no half folder
+
+
+def test_fold_back_scales_what_the_simulator_charges():
+    from adaptsim.simulator.engine import Tables
+    from adaptsim.testbed.foldback import FoldBack, apply_foldback
+
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION)
+    fb = FoldBack(edge_scale=2.0, cloud_scale=3.0, uplink_extra_s=0.004, return_s=0.001,
+                  pause_s=0.05, frames=10)  # fmt: skip
+    after = apply_foldback(sc, fb)
+    e0, over0, _, _ = Tables(sc).at(0.0, 0.0)
+    e1, over1, _, _ = Tables(after).at(0.0, 0.0)
+    np.testing.assert_allclose(e1, 2.0 * e0)  # every head twice as long
+    np.testing.assert_allclose(over1, over0 + 0.004)  # every message 4 ms more
+    c0, c1 = Tables(sc).cloud_s, Tables(after).cloud_s
+    np.testing.assert_allclose(c1, 3.0 * c0 + 0.001, rtol=1e-9)
+    assert after.pause_s == 0.05 and sc.model.notes != after.model.notes
