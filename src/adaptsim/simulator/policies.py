@@ -92,6 +92,12 @@ class View:
     current_point: int = 0
     monitor: Conditions | None = None
     finished: list[Observation] = field(default_factory=list)
+    # What the edge application knows of its own queues and deployment:
+    edge_free_s: float = 0.0  # when the edge CPU finishes the frames queued on it
+    link_free_s: float = 0.0  # when the uplink finishes the transfers queued on it
+    cloud_free_s: tuple[float, ...] = (0.0,)  # when each cloud server frees
+    pause_s: float = 0.0  # what a switch costs (the edge pauses this long)
+    one_way_latency_s: float = 0.0
     _truth: Callable[[float], Conditions] | None = None
     _lookahead: Callable[[], np.ndarray] | None = None
 
@@ -279,6 +285,15 @@ def _ends(model: ModelCalibration) -> tuple[int, int]:
     return int(model.ordinals[0]), int(model.ordinals[-1])
 
 
+def _builtin(module: str, cls: str) -> Callable[..., object]:
+    """A factory importing its policy class on first use (those modules import this one)."""
+
+    def factory(model, **kw):
+        return getattr(importlib.import_module(f"adaptsim.simulator.{module}"), cls)(**kw)
+
+    return factory
+
+
 REGISTRY: dict[str, Callable[..., object]] = {
     "static": lambda model, point: Static(int(point)),
     "all-edge": lambda model: Static(_ends(model)[1], name="all-edge"),
@@ -286,6 +301,9 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "static-best": lambda model: StaticBest(),
     "oracle": lambda model: Oracle(),
     "reactive": lambda model, **kw: Reactive(**kw),
+    "neurosurgeon": _builtin("neurosurgeon", "Neurosurgeon"),
+    "mpc": _builtin("mpc", "MPC"),
+    "changepoint": _builtin("changepoint", "ChangePoint"),
 }
 
 
