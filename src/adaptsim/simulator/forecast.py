@@ -30,6 +30,7 @@ from adaptsim.simulator.policies import Conditions, Estimate, View
 __all__ = [
     "BandwidthForecast",
     "Discount",
+    "Outlook",
     "SampleFeed",
     "Source",
     "condition",
@@ -200,6 +201,32 @@ def expected(view: View, cond: Conditions, factors: np.ndarray) -> Estimate:
     :func:`mean_factors`)."""
     est = view.predict(cond)
     return Estimate(est.edge_s * factors[0], est.comm_s * factors[1], est.cloud_s * factors[2])
+
+
+class Outlook:
+    """A policy's outlook: the bandwidth it plans for and the service times that follow.
+
+    Feeds the samples of ``source`` into a :class:`BandwidthForecast` at each
+    decision and predicts mean service times (:func:`expected`) at the forecast
+    bandwidth and the monitor's latest stress reading.
+    """
+
+    def __init__(self, source: Source, k: int, discount: Discount):
+        self.feed = SampleFeed(source)
+        self.forecast = BandwidthForecast(int(k), Discount(discount))
+        self._factors: np.ndarray | None = None
+
+    def bandwidth_mbps(self, view: View) -> float | None:
+        """The bandwidth to plan for after this decision's new samples (None: none yet)."""
+        for x in self.feed.new(view):
+            self.forecast.add(x)
+        return self.forecast.forecast()
+
+    def estimate(self, view: View, cond: Conditions) -> Estimate:
+        """Mean edge, link and cloud seconds per point under ``cond``."""
+        if self._factors is None:
+            self._factors = mean_factors(view)
+        return expected(view, cond, self._factors)
 
 
 def queue_done_s(

@@ -22,16 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptsim.simulator.forecast import (
-    BandwidthForecast,
-    Discount,
-    SampleFeed,
-    Source,
-    condition,
-    expected,
-    mean_factors,
-    queue_done_s,
-)
+from adaptsim.simulator.forecast import Discount, Outlook, Source, condition, queue_done_s
 from adaptsim.simulator.policies import View
 
 __all__ = ["MPC"]
@@ -59,9 +50,7 @@ class MPC:
     name: str = "mpc"
     clairvoyant: bool = False
     uses_finished: bool = False
-    _feed: SampleFeed = field(init=False, repr=False)
-    _factors: np.ndarray | None = field(default=None, init=False, repr=False)
-    _forecast: BandwidthForecast = field(init=False, repr=False)
+    _outlook: Outlook = field(init=False, repr=False)
     _memo: tuple | None = field(default=None, init=False, repr=False)
     _answer: int = field(default=0, init=False, repr=False)
 
@@ -70,17 +59,12 @@ class MPC:
             raise ValueError("horizon must be a whole number >= 1")
         self.horizon = int(self.horizon)
         self.source = Source(self.source)
-        self._feed = SampleFeed(self.source)
-        self._forecast = BandwidthForecast(int(self.k), Discount(self.discount))
+        self._outlook = Outlook(self.source, self.k, self.discount)
         self.uses_finished = self.source is Source.transfers
         self.period_s = self.period_s or None
 
     def decide(self, view: View) -> int:
-        if self._factors is None:
-            self._factors = mean_factors(view)
-        for x in self._feed.new(view):
-            self._forecast.add(x)
-        bw = self._forecast.forecast()
+        bw = self._outlook.bandwidth_mbps(view)
         if bw is None:
             return view.current_point
         now = view.now_s
@@ -96,7 +80,7 @@ class MPC:
         )
         if key == self._memo:
             return self._answer
-        est = expected(view, condition(bw, m), self._factors)
+        est = self._outlook.estimate(view, condition(bw, m))
         cost = queue_done_s(view, est, frames=self.horizon).sum(axis=0)
         self._memo = key
         self._answer = int(view.ordinals[int(np.argmin(cost))])
