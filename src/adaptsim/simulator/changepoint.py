@@ -43,22 +43,26 @@ class Cusum:
             twice this are ignored.
         min_sigma: floor of the noise sd (a constant series has none).
         window: successive differences kept for the noise estimate.
+        warmup: samples that set a new regime's level before it is tested.
     """
 
     def __init__(
-        self, threshold: float = 5.0, drift: float = 0.5, min_sigma: float = 0.05, window: int = 30
+        self,
+        threshold: float = 5.0,
+        drift: float = 1.0,
+        min_sigma: float = 0.05,
+        window: int = 60,
+        warmup: int = 3,
     ):
         if threshold <= 0 or drift < 0 or min_sigma <= 0:
             raise ValueError("threshold and min_sigma must be > 0, drift >= 0")
-        self.h, self.k, self.min_sigma = threshold, drift, min_sigma
+        self.h, self.k, self.min_sigma, self.warmup = threshold, drift, min_sigma, warmup
         self.diffs: deque[float] = deque(maxlen=window)
         self.level: float | None = None
         self.changes = 0
         self._n = 0
         self._prev: float | None = None
         self._hi = self._lo = 0.0
-        self._hi_sum = self._lo_sum = 0.0
-        self._hi_n = self._lo_n = 0
 
     @property
     def samples_in_regime(self) -> int:
@@ -72,32 +76,29 @@ class Cusum:
         return max(float(np.median(self.diffs)) * _SIGMA_FROM_DIFFS, self.min_sigma)
 
     def add(self, x: float) -> bool:
-        """Take one sample; ``True`` when it completes a change (the level moves)."""
+        """Take one sample; ``True`` when it signals a change (a new regime begins).
+
+        A regime's first ``warmup`` samples only set its level (their mean); the
+        CUSUM then runs against that level, which keeps following the regime's mean.
+        """
         if self._prev is not None:
             self.diffs.append(abs(x - self._prev))
         self._prev = x
-        if self.level is None:
-            self.level, self._n = x, 1
+        if self.level is None or self._n < self.warmup:
+            self._n += 1
+            self.level = x if self.level is None else self.level + (x - self.level) / self._n
             return False
         z = (x - self.level) / self.sigma
-        self._hi, self._hi_sum, self._hi_n = self._side(self._hi, z, x, self._hi_sum, self._hi_n)
-        self._lo, self._lo_sum, self._lo_n = self._side(self._lo, -z, x, self._lo_sum, self._lo_n)
+        self._hi = max(0.0, self._hi + z - self.k)
+        self._lo = max(0.0, self._lo - z - self.k)
         if self._hi > self.h or self._lo > self.h:
-            s, n = (self._hi_sum, self._hi_n) if self._hi > self.h else (self._lo_sum, self._lo_n)
-            self.level, self._n = s / n, n  # the new regime: the samples since the run began
-            self._hi = self._lo = self._hi_sum = self._lo_sum = 0.0
-            self._hi_n = self._lo_n = 0
+            self.level, self._n = x, 1  # the new regime begins with this sample
+            self._hi = self._lo = 0.0
             self.changes += 1
             return True
         self._n += 1
         self.level += (x - self.level) / self._n
         return False
-
-    def _side(self, stat: float, z: float, x: float, total: float, n: int):
-        stat = stat + z - self.k
-        if stat <= 0.0:
-            return 0.0, 0.0, 0
-        return stat, total + x, n + 1
 
 
 @dataclass
@@ -112,8 +113,8 @@ class ChangePoint:
         period_s: ``None`` (default): look at every frame (it acts only on a change).
     """
 
-    threshold: float = 3.0
-    drift: float = 0.5
+    threshold: float = 5.0
+    drift: float = 1.0
     source: Source = Source.monitor
     period_s: float | None = None
     name: str = "changepoint"
