@@ -149,6 +149,7 @@ class BandwidthForecast:
         self.recent: deque[float] = deque(maxlen=history + lag)
         self._last: float | None = None
         self._factor = 1.0
+        self._forecast: float | None = None
 
     def add(self, bandwidth_mbps: float) -> None:
         """Record one sample (Mbit/s; zero or less counts as a tiny positive rate)."""
@@ -161,6 +162,7 @@ class BandwidthForecast:
         if self.discount is Discount.spread and len(self.recent) > self.lag:
             r = np.asarray(self.recent)
             self._factor = max(float(np.mean(r[: -self.lag] / r[self.lag :])), 1.0)
+        self._forecast = self._compute()
 
     def harmonic_mean(self) -> float | None:
         if not self.samples:
@@ -169,7 +171,10 @@ class BandwidthForecast:
 
     def forecast(self) -> float | None:
         """The bandwidth to plan for (Mbit/s), or ``None`` before the first sample."""
-        hm = self.harmonic_mean()
+        return self._forecast
+
+    def _compute(self) -> float | None:
+        hm = self._last
         if hm is None:
             return None
         if self.discount is Discount.max_error and self.errors:

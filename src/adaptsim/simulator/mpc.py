@@ -11,9 +11,10 @@ when it pays off within the horizon, and a point that builds a queue is charged
 for the queue it leaves to the frames after it.
 
 Each decision is a few array operations over points x horizon; a decision whose
-inputs (forecast, stress reading, current point, queue backlogs) equal the
-previous one's returns the previous answer without recomputing, which keeps
-per-frame decisions cheap at high frame rates.
+inputs (forecast, stress reading, current point, and the edge, uplink and
+earliest cloud backlogs to 5 % of the mean frame gap) equal the previous one's
+returns the previous answer without recomputing, which keeps per-frame decisions
+cheap at high frame rates.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adaptsim.simulator.forecast import Discount, Outlook, Source, condition, queue_done_s
-from adaptsim.simulator.policies import View
+from adaptsim.simulator.policies import Estimate, View
 
 __all__ = ["MPC"]
+
+# Queue backlogs that differ by less than this share of the mean frame gap count as
+# the same state (the previous decision is reused).
+_QUEUE_RESOLUTION = 0.05
 
 
 @dataclass
@@ -52,6 +57,9 @@ class MPC:
     uses_finished: bool = False
     _outlook: Outlook = field(init=False, repr=False)
     _memo: tuple | None = field(default=None, init=False, repr=False)
+    _quantum_s: float | None = field(default=None, init=False, repr=False)
+    _cond: tuple | None = field(default=None, init=False, repr=False)
+    _est: Estimate | None = field(default=None, init=False, repr=False)
     _answer: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self):
@@ -69,18 +77,25 @@ class MPC:
             return view.current_point
         now = view.now_s
         m = view.monitor
+        stress = (m.edge_cpu_pct, m.edge_mem_pct) if m is not None else (0.0, 0.0)
+        if self._quantum_s is None:
+            rate = view.arrival_rate_hz
+            self._quantum_s = _QUEUE_RESOLUTION / rate if rate > 0 else 1e-3
+        q = self._quantum_s
         key = (
             bw,
-            m.edge_cpu_pct if m is not None else 0.0,
-            m.edge_mem_pct if m is not None else 0.0,
+            stress,
             view.current_point,
-            max(view.edge_free_s - now, 0.0),
-            max(view.link_free_s - now, 0.0),
-            tuple(max(c - now, 0.0) for c in view.cloud_free_s),
+            round(max(view.edge_free_s - now, 0.0) / q),
+            round(max(view.link_free_s - now, 0.0) / q),
+            round(max(min(view.cloud_free_s) - now, 0.0) / q),
         )
         if key == self._memo:
             return self._answer
-        est = self._outlook.estimate(view, condition(bw, m))
+        if (bw, stress) != self._cond:
+            self._cond = (bw, stress)
+            self._est = self._outlook.estimate(view, condition(bw, m))
+        est = self._est
         cost = queue_done_s(view, est, frames=self.horizon).sum(axis=0)
         self._memo = key
         self._answer = int(view.ordinals[int(np.argmin(cost))])
