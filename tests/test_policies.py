@@ -104,6 +104,19 @@ def test_the_switch_pause_is_paid_by_other_points_only():
     np.testing.assert_allclose(paid[1:], free[1:] + 0.5)
 
 
+def test_a_pause_between_frames_is_hidden_in_idle_time():
+    """Deciding 2 s after a frame, 3 s before the next, with an idle edge: the 0.5 s
+    pause ends before the frame arrives; 4.8 s after it, it would delay the frame."""
+    sc = scenario(repartition={"pause_s": 0.5})
+    est = view_of(sc).predict(Conditions(40.0))
+    fields = {"current_point": 1, "pause_s": 0.5, "arrival_rate_hz": 0.2, "last_arrival_s": 0.0}
+    early = queue_done_s(view_of(sc, now_s=2.0, **fields), est)[0]
+    late = queue_done_s(view_of(sc, now_s=4.8, **fields), est)[0]
+    free = queue_done_s(view_of(sc, now_s=2.0, **fields), est, pause_s=0.0)[0]
+    np.testing.assert_allclose(early, free)
+    np.testing.assert_allclose(late[1:], free[1:] + 0.3)  # pause ends at 5.3, frame at 5
+
+
 def test_horizon_charges_the_queue_a_point_leaves_behind():
     """At 4 frames/s all-cloud's 1.2 s transfer at 4 Mbit/s can't keep up: each frame
     waits longer. Over a horizon the predicted total grows faster than linearly."""

@@ -110,13 +110,14 @@ class ChangePoint:
         drift: CUSUM slack per sample in noise sds.
         source: bandwidth from the ``monitor`` (default) or the frames' own ``transfers``;
             stress always from the monitor.
-        period_s: ``None`` (default): look at every frame (it acts only on a change).
+        period_s: look every this many seconds (default 1, between frames, so a
+            switch's pause can fall in idle time); ``None`` or 0: at every frame.
     """
 
     threshold: float = 5.0
     drift: float = 1.0
     source: Source = Source.monitor
-    period_s: float | None = None
+    period_s: float | None = 1.0
     name: str = "changepoint"
     clairvoyant: bool = False
     uses_finished: bool = False

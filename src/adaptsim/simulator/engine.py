@@ -156,6 +156,7 @@ class _Run:
         v.monitor = self.monitor.read(now)
         v.edge_free_s, v.link_free_s = self.edge_free, self.link_free
         v.cloud_free_s = tuple(self.cloud_free)
+        v.last_arrival_s = float(self.arrivals[self._i]) if len(self.arrivals) else 0.0
         finished = []
         while self.pending and self.pending[0][0] <= now:
             _, _, obs = heapq.heappop(self.pending)

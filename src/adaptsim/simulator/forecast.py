@@ -36,6 +36,7 @@ __all__ = [
     "condition",
     "expected",
     "mean_factors",
+    "next_arrival_s",
     "queue_done_s",
     "transfer_rates_mbps",
 ]
@@ -234,6 +235,15 @@ class Outlook:
         return expected(view, cond, self._factors)
 
 
+def next_arrival_s(view: View, gap_s: float) -> float:
+    """When the next frame is expected: now if one is arriving now, else one mean gap
+    after the latest (exact for periodic frames; never before now)."""
+    last = view.last_arrival_s
+    if last >= view.now_s:
+        return view.now_s
+    return max(view.now_s, last + gap_s)
+
+
 def queue_done_s(
     view: View,
     est: Estimate,
@@ -241,11 +251,13 @@ def queue_done_s(
     gap_s: float | None = None,
     pause_s: float | None = None,
 ) -> np.ndarray:
-    """Predicted seconds from now until each of the next ``frames`` frames is done, per point.
+    """Predicted end-to-end latency of each of the next ``frames`` frames, per point.
 
-    The first frame arrives now, the others every ``gap_s`` (default: the scenario's
-    mean inter-arrival time). Each point is held for all of them; a point other than
-    the current one first pays ``pause_s`` (default ``view.pause_s``) on the edge.
+    The first frame arrives at :func:`next_arrival_s` (now, for a decision made as a
+    frame arrives), the others every ``gap_s`` (default: the mean inter-arrival
+    time). Each point is held for all of them; a point other than the current one
+    first pays ``pause_s`` (default ``view.pause_s``) on the edge, from now: a
+    decision between frames can hide the pause in idle time.
     Stages are the engine's: the edge CPU and the uplink as single FIFO servers
     behind their current backlog, the cloud's servers from their free times.
     Service times come from ``est``.
@@ -253,9 +265,10 @@ def queue_done_s(
     Returns:
         (frames, points) array of predicted end-to-end latencies.
     """
-    now = view.now_s
     if gap_s is None:
         gap_s = 1.0 / view.arrival_rate_hz if view.arrival_rate_hz > 0 else 0.0
+    now = view.now_s
+    arrival = next_arrival_s(view, gap_s)
     owl = view.one_way_latency_s
     switch = view.ordinals != view.current_point
     pause_s = view.pause_s if pause_s is None else pause_s
@@ -266,7 +279,7 @@ def queue_done_s(
     has_tail = est.cloud_s > 0
     out = np.empty((frames, len(switch)))
     for j in range(frames):
-        a = now + j * gap_s
+        a = arrival + j * gap_s
         edge_end = np.maximum(a, edge_free) + est.edge_s
         fin = np.maximum(edge_end, link_free) + est.comm_s
         arrive = fin + owl

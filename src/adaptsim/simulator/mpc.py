@@ -8,7 +8,10 @@ over the next ``horizon`` frames; the cost is their summed predicted latency
 through the queues as they stand (edge CPU, uplink, cloud servers), with the
 switch cost paid once by a point other than the current one. So a switch is made
 when it pays off within the horizon, and a point that builds a queue is charged
-for the queue it leaves to the frames after it.
+for the queue it leaves to the frames after it. It decides every second by
+default, between frames: the plan starts at the next expected frame, so a switch
+whose pause ends before that frame costs nothing, as when a real edge application
+swaps sub-models while idle.
 
 Each decision is a few array operations over points x horizon; a decision whose
 inputs (forecast, stress reading, current point, and the edge, uplink and
@@ -44,14 +47,17 @@ class MPC:
             ``spread`` (default: to the expected 1/bandwidth given the recent
             changes) or ``none`` (see :class:`~adaptsim.simulator.forecast.BandwidthForecast`).
         source: bandwidth from the ``monitor`` (default) or the frames' own ``transfers``.
-        period_s: ``None`` (default): decide at every frame.
+        period_s: decide every this many seconds (default 1: between frames, so
+            that a switch's pause falls in the edge's idle time when there is
+            some, and the plan starts at the next expected frame); ``None`` or 0:
+            at every frame.
     """
 
     horizon: int = 5
-    k: int = 3
+    k: int = 5
     discount: Discount = Discount.spread
     source: Source = Source.monitor
-    period_s: float | None = None
+    period_s: float | None = 1.0
     name: str = "mpc"
     clairvoyant: bool = False
     uses_finished: bool = False

@@ -98,6 +98,7 @@ class View:
     cloud_free_s: tuple[float, ...] = (0.0,)  # when each cloud server frees
     pause_s: float = 0.0  # what a switch costs (the edge pauses this long)
     one_way_latency_s: float = 0.0
+    last_arrival_s: float = 0.0  # when the latest frame reached the edge
     _truth: Callable[[float], Conditions] | None = None
     _lookahead: Callable[[], np.ndarray] | None = None
 
