@@ -39,6 +39,7 @@ __all__ = [
     "next_arrival_s",
     "queue_done_s",
     "transfer_rates_mbps",
+    "transfer_samples",
 ]
 
 # A transfer tells about the wire only when the wire is at least this share of its time.
@@ -56,6 +57,12 @@ def transfer_rates_mbps(view: View) -> list[float]:
     """Wire rates (Mbit/s) achieved by the uploads of the frames that finished since
     the last decision, oldest first; uploads dominated by overhead or host time are
     left out (see the module docstring)."""
+    return [rate for _, rate in transfer_samples(view)]
+
+
+def transfer_samples(view: View) -> list[tuple[float, float]]:
+    """(arrival_s, wire rate in Mbit/s) of the informative uploads finished since the
+    last decision (see :func:`transfer_rates_mbps`)."""
     out = []
     if not view.finished:
         return out
@@ -72,7 +79,7 @@ def transfer_rates_mbps(view: View) -> list[float]:
         wire_s = obs.uplink_s - over[k]
         if wire_s <= _MIN_WIRE_SHARE * obs.uplink_s or obs.uplink_s <= host[k] * 1.05:
             continue
-        out.append(wire_bytes[k] * 8.0 / (wire_s * 1e6))
+        out.append((obs.time_s - obs.latency_s, wire_bytes[k] * 8.0 / (wire_s * 1e6)))
     return out
 
 
@@ -113,6 +120,7 @@ class Discount(StrEnum):
     none = "none"
     max_error = "max_error"
     spread = "spread"
+    planned = "planned"
 
 
 class BandwidthForecast:
@@ -128,6 +136,11 @@ class BandwidthForecast:
       samples ``lag`` apart over the last ``history`` samples, so that the forecast's
       1/bandwidth is the expected 1/bandwidth ``lag`` samples on (a steady link: no
       discount; one that collapses now and then: planned for accordingly);
+    - ``planned`` (fed by :meth:`stamp` and :meth:`planned_rates`): divide by the mean
+      of harmonic mean / achieved rate over the last ``history`` uploads, each
+      against the harmonic mean in force when its frame arrived: the forecast's own
+      error on the transfers it planned, at the lead time that matters (no uploads
+      yet: no discount);
     - ``none``.
 
     Args:
@@ -151,6 +164,8 @@ class BandwidthForecast:
         self._last: float | None = None
         self._factor = 1.0
         self._forecast: float | None = None
+        self._planned: deque[tuple[float, float]] = deque(maxlen=256)  # (time, forecast)
+        self._ratios: deque[float] = deque(maxlen=history)
 
     def add(self, bandwidth_mbps: float) -> None:
         """Record one sample (Mbit/s; zero or less counts as a tiny positive rate)."""
@@ -164,6 +179,24 @@ class BandwidthForecast:
             r = np.asarray(self.recent)
             self._factor = max(float(np.mean(r[: -self.lag] / r[self.lag :])), 1.0)
         self._forecast = self._compute()
+
+    def stamp(self, now_s: float) -> None:
+        """Remember the (undiscounted) forecast in force from ``now_s`` (for ``planned``)."""
+        if self._last is not None and (not self._planned or self._planned[-1][1] != self._last):
+            self._planned.append((now_s, self._last))
+
+    def planned_rates(self, samples: list[tuple[float, float]]) -> None:
+        """Score the forecasts against uploads: (frame arrival_s, achieved Mbit/s) pairs."""
+        if not self._planned:
+            return
+        times = [t for t, _ in self._planned]
+        for arrival_s, rate in samples:
+            i = int(np.searchsorted(times, arrival_s, side="right")) - 1
+            if i >= 0:
+                self._ratios.append(self._planned[i][1] / max(rate, 1e-3))
+        if self._ratios and self.discount is Discount.planned:
+            self._factor = float(np.mean(self._ratios))
+            self._forecast = self._compute()
 
     def harmonic_mean(self) -> float | None:
         if not self.samples:
@@ -180,7 +213,7 @@ class BandwidthForecast:
             return None
         if self.discount is Discount.max_error and self.errors:
             return hm / (1.0 + max(self.errors))
-        if self.discount is Discount.spread:
+        if self.discount in (Discount.spread, Discount.planned):
             return hm / self._factor
         return hm
 
@@ -220,12 +253,18 @@ class Outlook:
     def __init__(self, source: Source, k: int, discount: Discount):
         self.feed = SampleFeed(source)
         self.forecast = BandwidthForecast(int(k), Discount(discount))
+        self.uses_finished = Source(source) is Source.transfers or (
+            self.forecast.discount is Discount.planned
+        )
         self._factors: np.ndarray | None = None
 
     def bandwidth_mbps(self, view: View) -> float | None:
         """The bandwidth to plan for after this decision's new samples (None: none yet)."""
         for x in self.feed.new(view):
             self.forecast.add(x)
+        if self.forecast.discount is Discount.planned:
+            self.forecast.planned_rates(transfer_samples(view))
+            self.forecast.stamp(view.now_s)
         return self.forecast.forecast()
 
     def estimate(self, view: View, cond: Conditions) -> Estimate:
@@ -250,6 +289,7 @@ def queue_done_s(
     frames: int = 1,
     gap_s: float | None = None,
     pause_s: float | None = None,
+    true_backlog: bool = False,
 ) -> np.ndarray:
     """Predicted end-to-end latency of each of the next ``frames`` frames, per point.
 
@@ -258,9 +298,12 @@ def queue_done_s(
     time). Each point is held for all of them; a point other than the current one
     first pays ``pause_s`` (default ``view.pause_s``) on the edge, from now: a
     decision between frames can hide the pause in idle time.
-    Stages are the engine's: the edge CPU and the uplink as single FIFO servers
-    behind their current backlog, the cloud's servers from their free times.
-    Service times come from ``est``.
+    Stages are the engine's: the edge CPU behind its current backlog
+    (``view.edge_free_s``), the uplink a single FIFO server, the cloud ``c`` of them;
+    the frames planned here queue behind each other. The uplink's and cloud's
+    current backlogs count only with ``true_backlog`` (the engine's schedule holds
+    the true future rate of transfers in flight, which no edge application knows:
+    for tests and clairvoyant policies). Service times come from ``est``.
 
     Returns:
         (frames, points) array of predicted end-to-end latencies.
@@ -273,8 +316,15 @@ def queue_done_s(
     switch = view.ordinals != view.current_point
     pause_s = view.pause_s if pause_s is None else pause_s
     edge_free = np.where(switch, max(now, view.edge_free_s) + pause_s, view.edge_free_s)
-    link_free = np.full(len(switch), view.link_free_s)
-    cloud = np.tile(np.sort(np.asarray(view.cloud_free_s, dtype=float)), (len(switch), 1))
+    # The uplink's and the cloud's backlog as the engine schedules them hold the true
+    # future rate of the transfers in flight; an edge application cannot know that,
+    # so they start free unless the caller is allowed the truth.
+    if true_backlog:
+        link_free = np.full(len(switch), view.link_free_s)
+        cloud = np.tile(np.sort(np.asarray(view.cloud_free_s, dtype=float)), (len(switch), 1))
+    else:
+        link_free = np.full(len(switch), -np.inf)
+        cloud = np.full((len(switch), max(len(view.cloud_free_s), 1)), -np.inf)
     rows = np.arange(len(switch))
     has_tail = est.cloud_s > 0
     out = np.empty((frames, len(switch)))

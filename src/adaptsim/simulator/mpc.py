@@ -5,19 +5,25 @@ of the last ``k`` observed throughputs, divides it by one plus the largest
 relative error of its recent forecasts, and picks the action that minimises a
 cost predicted over a short horizon. Here the action is the split point, held
 over the next ``horizon`` frames; the cost is their summed predicted latency
-through the queues as they stand (edge CPU, uplink, cloud servers), with the
-switch cost paid once by a point other than the current one. So a switch is made
-when it pays off within the horizon, and a point that builds a queue is charged
-for the queue it leaves to the frames after it. It decides every second by
-default, between frames: the plan starts at the next expected frame, so a switch
-whose pause ends before that frame costs nothing, as when a real edge application
-swaps sub-models while idle.
+through the queues (the edge CPU's backlog as it stands, then the uplink and the
+cloud servers, each frame behind the ones planned before it), the switch pause
+paid once by a point other than the current one. So a switch is made when it
+pays off within the horizon, and a point that builds a queue is charged for the
+queue it leaves to the frames after it.
 
-Each decision is a few array operations over points x horizon; a decision whose
-inputs (forecast, stress reading, current point, and the edge, uplink and
-earliest cloud backlogs to 5 % of the mean frame gap) equal the previous one's
-returns the previous answer without recomputing, which keeps per-frame decisions
-cheap at high frame rates.
+robustMPC's discount is a parameter; the default divides by the forecast's mean
+error on the uploads it planned (forecast / achieved rate, each upload against
+the forecast in force when its frame arrived): a worst case over five samples
+plans for too little bandwidth on a link that is merely noisy, while the mean
+error at the real lead time (reading delay, waiting for the frame, the transfer)
+is what an expected latency needs.
+
+It decides every second by default, between frames: the plan starts at the next
+expected frame, so a switch whose pause ends before that frame costs nothing, as
+when a real edge application swaps sub-models while idle. A decision whose inputs
+(forecast, stress reading, current point, and the edge backlog to 5 % of the mean
+frame gap) equal the previous one's returns the previous answer without
+recomputing, which keeps per-frame decisions cheap at high frame rates.
 """
 
 from __future__ import annotations
@@ -43,8 +49,9 @@ class MPC:
     Args:
         horizon: frames planned ahead (>= 1).
         k: bandwidth samples in the harmonic mean (and forecast errors in the discount).
-        discount: ``max_error`` (robustMPC's: by the recent maximum forecast error),
-            ``spread`` (default: to the expected 1/bandwidth given the recent
+        discount: ``planned`` (default: by the forecast's mean error on the uploads
+            it planned), ``max_error`` (robustMPC's: by the recent maximum forecast
+            error), ``spread`` (to the expected 1/bandwidth given the recent
             changes) or ``none`` (see :class:`~adaptsim.simulator.forecast.BandwidthForecast`).
         source: bandwidth from the ``monitor`` (default) or the frames' own ``transfers``.
         period_s: decide every this many seconds (default 1: between frames, so
@@ -55,7 +62,7 @@ class MPC:
 
     horizon: int = 5
     k: int = 5
-    discount: Discount = Discount.spread
+    discount: Discount = Discount.planned
     source: Source = Source.monitor
     period_s: float | None = 1.0
     name: str = "mpc"
@@ -74,7 +81,7 @@ class MPC:
         self.horizon = int(self.horizon)
         self.source = Source(self.source)
         self._outlook = Outlook(self.source, self.k, self.discount)
-        self.uses_finished = self.source is Source.transfers
+        self.uses_finished = self._outlook.uses_finished
         self.period_s = self.period_s or None
 
     def decide(self, view: View) -> int:
@@ -93,8 +100,6 @@ class MPC:
             stress,
             view.current_point,
             round(max(view.edge_free_s - now, 0.0) / q),
-            round(max(view.link_free_s - now, 0.0) / q),
-            round(max(min(view.cloud_free_s) - now, 0.0) / q),
         )
         if key == self._memo:
             return self._answer

@@ -4,11 +4,12 @@ Neurosurgeon (Kang et al., ASPLOS 2017) picks, for every query, the partition
 with the least predicted end-to-end latency from per-layer latency predictions
 and the current bandwidth. Here the prediction is the calibration's (the same
 tables the simulator serves with) at the latest bandwidth sample and the
-monitor's latest stress reading (mean service times: the calibration's spread
-included), and, unlike the paper, it also counts the queues as they stand (the
-edge CPU's backlog, the uplink's, the cloud servers' free times), which a real
-edge application knows. It looks one frame ahead only (myopic by design;
-:mod:`adaptsim.simulator.mpc` plans a horizon). Counting the switch cost is a
+monitor's latest stress reading, as mean service times (the calibration's spread
+included), and, unlike the paper, it also counts the edge CPU's backlog, which a
+real edge application knows. (Not the uplink's or the cloud's backlog as the
+engine schedules them: those hold the true future rate of the transfers in
+flight.) It looks one frame ahead only, myopic by design
+(:mod:`adaptsim.simulator.mpc` plans a horizon). Counting the switch cost is a
 parameter, off by default: charged to the one frame it looks at, a pause longer
 than the per-frame gain keeps it on a point for good (docs/policies.md has the
 numbers); the engine charges the pause either way.
@@ -54,7 +55,7 @@ class Neurosurgeon:
     def __post_init__(self):
         self.source = Source(self.source)
         self._outlook = Outlook(self.source, 1, self.discount)
-        self.uses_finished = self.source is Source.transfers
+        self.uses_finished = self._outlook.uses_finished
         self.period_s = self.period_s or None
 
     def decide(self, view: View) -> int:

@@ -217,7 +217,7 @@ class Reactive:
         period_s: decision period (``None`` or 0: every request).
     """
 
-    alpha: float = 0.3
+    alpha: float = 0.5
     threshold: float = 0.1
     hysteresis: int = 2
     period_s: float | None = 1.0
