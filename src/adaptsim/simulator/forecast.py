@@ -20,6 +20,7 @@ frame ahead with it, the MPC policy a horizon of frames.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from enum import StrEnum
 
@@ -73,9 +74,9 @@ def transfer_samples(view: View) -> list[tuple[float, float]]:
     cpu = float(round(min(max(cpu, e.cpu_levels[0]), e.cpu_levels[-1])))
     mem = float(round(min(max(mem, e.mem_levels[0]), e.mem_levels[-1])))
     _, over, wire_bytes, host = view.tables.at(cpu, mem)
-    ordinals = view.ordinals
+    column = {o: i for i, o in enumerate(view.ordinals.tolist())}
     for obs in view.finished:
-        k = int(np.searchsorted(ordinals, obs.point))
+        k = column[obs.point]
         wire_s = obs.uplink_s - over[k]
         if wire_s <= _MIN_WIRE_SHARE * obs.uplink_s or obs.uplink_s <= host[k] * 1.05:
             continue
@@ -191,7 +192,7 @@ class BandwidthForecast:
             return
         times = [t for t, _ in self._planned]
         for arrival_s, rate in samples:
-            i = int(np.searchsorted(times, arrival_s, side="right")) - 1
+            i = bisect.bisect_right(times, arrival_s) - 1
             if i >= 0:
                 self._ratios.append(self._planned[i][1] / max(rate, 1e-3))
         if self._ratios and self.discount is Discount.planned:

@@ -94,8 +94,11 @@ class View:
     finished: list[Observation] = field(default_factory=list)
     # What the edge application knows of its own queues and deployment:
     edge_free_s: float = 0.0  # when the edge CPU finishes the frames queued on it
-    link_free_s: float = 0.0  # when the uplink finishes the transfers queued on it
-    cloud_free_s: tuple[float, ...] = (0.0,)  # when each cloud server frees
+    # The engine's schedule of the uplink and the cloud servers: exact, so it holds
+    # the true future rate of transfers in flight (no real edge app knows that; the
+    # built-ins leave these two alone).
+    link_free_s: float = 0.0
+    cloud_free_s: tuple[float, ...] = (0.0,)
     pause_s: float = 0.0  # what a switch costs (the edge pauses this long)
     one_way_latency_s: float = 0.0
     last_arrival_s: float = 0.0  # when the latest frame reached the edge
