@@ -207,8 +207,8 @@ def test_transfers_source_follows_its_own_uploads(policy):
         traces={"bandwidth_mbps": {"steps": [[0, 40.0], [10, 4.0]], "end": "hold"}},
     )
     blind = dataclasses.replace(sc, observe_delay_s=1e9)  # reads t = 0 forever
-    # mpc's default discount learns from its uploads too: compare without it here
-    extra = {"discount": "none"} if policy == "mpc" else {}
+    # mpc's and changepoint's default discount learns from the uploads too: not here
+    extra = {"discount": "none"} if policy in ("mpc", "changepoint") else {}
     by_source = {}
     for source in Source:
         spec = PolicySpec(policy=policy, params={"source": source, **extra})
@@ -217,16 +217,17 @@ def test_transfers_source_follows_its_own_uploads(policy):
     assert any(p != 1 for p in by_source[Source.transfers])
 
 
-def test_planned_discount_learns_the_drop_the_monitor_misses():
-    """mpc's default: the monitor's 40 Mbit/s, scored against the uploads' 4, is
-    discounted ~10x, so even on monitor readings it leaves all-cloud after the drop."""
+@pytest.mark.parametrize("policy", ["mpc", "changepoint"])
+def test_planned_discount_learns_the_drop_the_monitor_misses(policy):
+    """The default discount: the monitor's 40 Mbit/s, scored against the uploads' 4,
+    is discounted ~10x, so even on monitor readings the split leaves all-cloud."""
     sc = scenario(
         duration_s=40.0,
         arrivals={"kind": "periodic", "rate_hz": 0.5},
         traces={"bandwidth_mbps": {"steps": [[0, 40.0], [10, 4.0]], "end": "hold"}},
     )
     blind = dataclasses.replace(sc, observe_delay_s=1e9)
-    cols = run_policy(blind, PolicySpec(policy="mpc"), 0)[0]
+    cols = run_policy(blind, PolicySpec(policy=policy), 0)[0]
     points = dict(zip(cols["arrival_s"], cols["point"], strict=True))
     assert all(p == 1 for t, p in points.items() if t < 10.0)
     assert all(p == 25 for t, p in points.items() if t >= 16.0)
@@ -277,6 +278,12 @@ def test_changepoint_switches_only_at_shifts_on_a_noisy_monitor():
 def test_bad_policy_params_are_one_line_errors(params, message):
     spec = PolicySpec(policy="mpc", params=params)
     with pytest.raises(UserError, match=message):
+        run_policy(scenario(), spec, 0)
+
+
+def test_changepoint_takes_only_the_discounts_it_has():
+    spec = PolicySpec(policy="changepoint", params={"discount": "spread"})
+    with pytest.raises(UserError, match="discount is none or planned"):
         run_policy(scenario(), spec, 0)
 
 

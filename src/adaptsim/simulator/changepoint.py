@@ -13,7 +13,9 @@ percent of stress): the best point under those conditions among those that keep
 up with the frame rate, by mean latency (the calibration's spread included, see
 :func:`~adaptsim.simulator.forecast.mean_factors`). For the first few samples of
 a regime its point follows the regime's settling mean; then it stays put until
-the next change, so it pays the switch cost only at real shifts.
+the next change (or until the regime's bandwidth, discounted by its error on the
+uploads it planned, moves by more than 10 %), so it pays the switch cost only at
+real shifts.
 """
 
 from __future__ import annotations
@@ -24,7 +26,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptsim.simulator.forecast import SampleFeed, Source, expected, mean_factors
+from adaptsim.simulator.forecast import (
+    BandwidthForecast,
+    Discount,
+    SampleFeed,
+    Source,
+    expected,
+    mean_factors,
+    transfer_samples,
+)
 from adaptsim.simulator.policies import Conditions, View
 
 __all__ = ["ChangePoint", "Cusum"]
@@ -110,6 +120,10 @@ class ChangePoint:
         drift: CUSUM slack per sample in noise sds.
         source: bandwidth from the ``monitor`` (default) or the frames' own ``transfers``;
             stress always from the monitor.
+        discount: ``planned`` (default): the regime's bandwidth divided by its mean
+            error on the uploads planned with it (as mpc's, see
+            :class:`~adaptsim.simulator.forecast.BandwidthForecast`), the point
+            looked up again when that moves by more than 10 %; ``none``.
         period_s: look every this many seconds (default 1, between frames, so a
             switch's pause can fall in idle time); ``None`` or 0: at every frame.
     """
@@ -117,6 +131,7 @@ class ChangePoint:
     threshold: float = 5.0
     drift: float = 1.0
     source: Source = Source.monitor
+    discount: Discount = Discount.planned
     period_s: float | None = 1.0
     name: str = "changepoint"
     clairvoyant: bool = False
@@ -127,6 +142,8 @@ class ChangePoint:
     _table: dict = field(default_factory=dict, init=False, repr=False)
     _factors: np.ndarray | None = field(default=None, init=False, repr=False)
     _point: int | None = field(default=None, init=False, repr=False)
+    _plan: BandwidthForecast = field(init=False, repr=False)
+    _planned_bw: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         self.source = Source(self.source)
@@ -136,7 +153,11 @@ class ChangePoint:
             Cusum(self.threshold, self.drift, min_sigma=2.0),  # edge CPU %
             Cusum(self.threshold, self.drift, min_sigma=2.0),  # edge memory %
         )
-        self.uses_finished = self.source is Source.transfers
+        self.discount = Discount(self.discount)
+        if self.discount not in (Discount.none, Discount.planned):
+            raise ValueError("changepoint's discount is none or planned")
+        self._plan = BandwidthForecast(k=1, discount=self.discount)
+        self.uses_finished = self.source is Source.transfers or self.discount is Discount.planned
         self.period_s = self.period_s or None
 
     @property
@@ -156,8 +177,17 @@ class ChangePoint:
             moved |= mem.add(m.edge_mem_pct)
         if bw.level is None:
             return view.current_point
-        if moved or self._point is None or bw.samples_in_regime <= _SETTLE:
-            self._point = self._lookup(view, bw.level, cpu.level or 0.0, mem.level or 0.0)
+        level_bw = math.exp(bw.level)
+        if level_bw != self._plan.harmonic_mean():
+            self._plan.add(level_bw)
+        if self.discount is Discount.planned:
+            self._plan.planned_rates(transfer_samples(view))
+            self._plan.stamp(view.now_s)
+        planned = self._plan.forecast()
+        drifted = self._planned_bw is None or abs(math.log(planned / self._planned_bw)) > 0.1
+        if moved or drifted or self._point is None or bw.samples_in_regime <= _SETTLE:
+            self._planned_bw = planned
+            self._point = self._lookup(view, math.log(planned), cpu.level or 0.0, mem.level or 0.0)
         return self._point
 
     def _lookup(self, view: View, log_bw: float, cpu: float, mem: float) -> int:

@@ -12,7 +12,8 @@ Built-ins, by registry name: ``static`` (``point``), ``all-edge``, ``all-cloud``
 ``static-best`` (best for the true conditions at t = 0: the paper's baseline),
 ``oracle`` (best for the true conditions of each request, looking ahead through
 the real link and queues, switching free: the upper bound), ``reactive`` (EWMA of
-the monitor's readings, a switching threshold and hysteresis). A user policy is
+the monitor's readings, a switching threshold and hysteresis), and, each in its
+own module, ``neurosurgeon``, ``mpc`` and ``changepoint`` (docs/policies.md). A user policy is
 ``module:callable`` or ``path/to/file.py:callable``: a class (instantiated with
 ``params``) or a plain function ``decide(view) -> ordinal``.
 """
