@@ -127,6 +127,8 @@ class _Run:
             cloud_mem_pct=scenario.cloud_mem_pct,
             arrival_rate_hz=scenario.rate_hz,
             cloud_servers=scenario.cloud_servers,
+            pause_s=scenario.pause_s,
+            one_way_latency_s=scenario.one_way_latency_s,
         )
         if getattr(self.policy, "clairvoyant", False):
             self.view._truth = self.truth
@@ -153,6 +155,9 @@ class _Run:
         v.now_s = now
         v.current_point = self.current if self.current is not None else self._deployed()
         v.monitor = self.monitor.read(now)
+        v.edge_free_s, v.link_free_s = self.edge_free, self.link_free
+        v.cloud_free_s = tuple(self.cloud_free)
+        v.last_arrival_s = float(self.arrivals[self._i]) if len(self.arrivals) else 0.0
         finished = []
         while self.pending and self.pending[0][0] <= now:
             _, _, obs = heapq.heappop(self.pending)

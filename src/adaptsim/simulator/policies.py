@@ -12,7 +12,8 @@ Built-ins, by registry name: ``static`` (``point``), ``all-edge``, ``all-cloud``
 ``static-best`` (best for the true conditions at t = 0: the paper's baseline),
 ``oracle`` (best for the true conditions of each request, looking ahead through
 the real link and queues, switching free: the upper bound), ``reactive`` (EWMA of
-the monitor's readings, a switching threshold and hysteresis). A user policy is
+the monitor's readings, a switching threshold and hysteresis), and, each in its
+own module, ``neurosurgeon``, ``mpc`` and ``changepoint`` (docs/policies.md). A user policy is
 ``module:callable`` or ``path/to/file.py:callable``: a class (instantiated with
 ``params``) or a plain function ``decide(view) -> ordinal``.
 """
@@ -93,6 +94,16 @@ class View:
     current_point: int = 0
     monitor: Conditions | None = None
     finished: list[Observation] = field(default_factory=list)
+    # What the edge application knows of its own queues and deployment:
+    edge_free_s: float = 0.0  # when the edge CPU finishes the frames queued on it
+    # The engine's schedule of the uplink and the cloud servers: exact, so it holds
+    # the true future rate of transfers in flight (no real edge app knows that; the
+    # built-ins leave these two alone).
+    link_free_s: float = 0.0
+    cloud_free_s: tuple[float, ...] = (0.0,)
+    pause_s: float = 0.0  # what a switch costs (the edge pauses this long)
+    one_way_latency_s: float = 0.0
+    last_arrival_s: float = 0.0  # when the latest frame reached the edge
     _truth: Callable[[float], Conditions] | None = None
     _lookahead: Callable[[], np.ndarray] | None = None
 
@@ -211,7 +222,7 @@ class Reactive:
         period_s: decision period (``None`` or 0: every request).
     """
 
-    alpha: float = 0.3
+    alpha: float = 0.5
     threshold: float = 0.1
     hysteresis: int = 2
     period_s: float | None = 1.0
@@ -310,6 +321,15 @@ def _ends(model: ModelCalibration) -> tuple[int, int]:
     return int(model.ordinals[0]), int(model.ordinals[-1])
 
 
+def _builtin(module: str, cls: str) -> Callable[..., object]:
+    """A factory importing its policy class on first use (those modules import this one)."""
+
+    def factory(model, **kw):
+        return getattr(importlib.import_module(f"adaptsim.simulator.{module}"), cls)(**kw)
+
+    return factory
+
+
 REGISTRY: dict[str, Callable[..., object]] = {
     "static": lambda model, point=None: Static(_whole(point, "point")),
     "all-edge": lambda model: Static(_ends(model)[1], name="all-edge"),
@@ -317,6 +337,9 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "static-best": lambda model: StaticBest(),
     "oracle": lambda model: Oracle(),
     "reactive": lambda model, **kw: Reactive(**kw),
+    "neurosurgeon": _builtin("neurosurgeon", "Neurosurgeon"),
+    "mpc": _builtin("mpc", "MPC"),
+    "changepoint": _builtin("changepoint", "ChangePoint"),
 }
 
 

@@ -1,0 +1,86 @@
+"""Score the adaptive built-ins on every shipped scenario: the table of issue 17.
+
+For each scenario under ``scenarios/`` (its own policy list replaced by the
+baselines and the adaptive built-ins with their defaults, plus the reactive
+entry the scenario itself ships, if any), every policy runs on the scenario's
+seeds, and :func:`adaptsim.scoring.score_policies` gives mean and p95 latency and
+the share of the static-best -> oracle gap in mean latency each policy closes,
+with its paired bootstrap 95 % interval over seeds.
+
+Run: ``.venv/bin/python benchmarks/policy_scores.py [SCENARIO.yaml ...] [--seeds N]``
+(prints a Markdown table, and the mean gap closed per policy over the scenarios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import pandas as pd
+
+from adaptsim.scoring import score_policies
+from adaptsim.simulator import load_scenario, run_scenario
+from adaptsim.simulator.scenario import PolicySpec
+
+__all__ = ["ADAPTIVE", "score_scenario", "shipped_scenarios"]
+
+ROOT = Path(__file__).resolve().parent.parent
+ADAPTIVE = ("reactive", "neurosurgeon", "mpc", "changepoint")
+
+
+def shipped_scenarios() -> list[Path]:
+    """Every scenario under scenarios/ (their own policy lists are replaced)."""
+    return sorted((ROOT / "scenarios").glob("*.yaml"))
+
+
+def score_scenario(path: Path, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
+    """Mean, p95 and gap closed (mean latency) per policy of one scenario."""
+    sc = load_scenario(path)
+    own = [s for s in sc.policies if s.policy == "reactive" and s.params]
+    specs = [PolicySpec(policy=p) for p in ("static-best", "oracle", *ADAPTIVE)]
+    specs += [s.model_copy(update={"label": "reactive (scenario's params)"}) for s in own]
+    sc = dataclasses.replace(sc, policies=tuple(specs), seeds=seeds or sc.seeds)
+    res = run_scenario(sc)
+    scores = score_policies(res.records)
+    wide = scores.pivot(index="policy", columns="metric")
+    out = pd.DataFrame(
+        {
+            "mean_s": wide[("value", "mean_s")],
+            "p95_s": wide[("value", "p95_s")],
+            "vs_static_best_pct": wide[("vs_static_best_pct", "mean_s")],
+            "gap_closed": wide[("gap_closed", "mean_s")],
+            "gap_lo": wide[("gap_closed_lo", "mean_s")],
+            "gap_hi": wide[("gap_closed_hi", "mean_s")],
+        }
+    )
+    out.insert(0, "scenario", sc.name)
+    return out.reset_index()
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A Markdown table (floats to 3 decimals), without optional dependencies."""
+    cells = [[f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in frame.values]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + " --- |" * frame.shape[1]]
+    return "\n".join(lines + ["| " + " | ".join(c) + " |" for c in cells])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenarios", nargs="*", type=Path)
+    ap.add_argument("--seeds", type=int, default=0, help="seeds 1..N instead of the scenario's")
+    args = ap.parse_args()
+    seeds = tuple(range(1, args.seeds + 1)) if args.seeds else None
+    table = pd.concat([score_scenario(p, seeds) for p in args.scenarios or shipped_scenarios()])
+    print(markdown(table))
+    adaptive = table[~table["policy"].isin(["static-best", "oracle"])]
+    print()
+    overall = adaptive.groupby("policy").agg(
+        mean_gap_closed=("gap_closed", "mean"),
+        worst_vs_static_best_pct=("vs_static_best_pct", "max"),
+    )
+    print(markdown(overall.reset_index()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,350 @@
+"""What the adaptive policies share: bandwidth samples, forecasts and queue-aware predictions.
+
+A real edge application knows two things about its uplink: what a network
+monitor reports (:attr:`Source.monitor`: the view's periodic, delayed, noisy
+readings) and how fast its own uploads went (:attr:`Source.transfers`: each
+finished frame's payload over its upload time, the way ABR video players
+estimate throughput). Upload times include the per-message overhead of the
+calibrated link law, which a small payload (an all-edge split sends only the
+result) is all overhead; so a transfer sample is the wire bytes over the upload
+time less that overhead, and samples the overhead or the hosts dominate say
+nothing about the wire and are skipped. Without an informative upload yet, the
+transfer source falls back to the monitor, so a policy that keeps its splits
+small never goes blind.
+
+:func:`queue_done_s` predicts when the next frames would finish at every point,
+starting from the queues as they stand (edge, uplink, cloud servers) and paying
+the switch cost for a point other than the current one: Neurosurgeon looks one
+frame ahead with it, the MPC policy a horizon of frames.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from enum import StrEnum
+
+import numpy as np
+
+from adaptsim.simulator.policies import Conditions, Estimate, View
+
+__all__ = [
+    "BandwidthForecast",
+    "Discount",
+    "Outlook",
+    "SampleFeed",
+    "Source",
+    "condition",
+    "expected",
+    "mean_factors",
+    "next_arrival_s",
+    "queue_done_s",
+    "transfer_rates_mbps",
+    "transfer_samples",
+]
+
+# A transfer tells about the wire only when the wire is at least this share of its time.
+_MIN_WIRE_SHARE = 0.3
+
+
+class Source(StrEnum):
+    """Where a policy's bandwidth samples come from."""
+
+    monitor = "monitor"
+    transfers = "transfers"
+
+
+def transfer_rates_mbps(view: View) -> list[float]:
+    """Wire rates (Mbit/s) achieved by the uploads of the frames that finished since
+    the last decision, oldest first; uploads dominated by overhead or host time are
+    left out (see the module docstring)."""
+    return [rate for _, rate in transfer_samples(view)]
+
+
+def transfer_samples(view: View) -> list[tuple[float, float]]:
+    """(arrival_s, wire rate in Mbit/s) of the informative uploads finished since the
+    last decision (see :func:`transfer_rates_mbps`)."""
+    out = []
+    if not view.finished:
+        return out
+    m = view.monitor
+    cpu = m.edge_cpu_pct if m is not None else 0.0
+    mem = m.edge_mem_pct if m is not None else 0.0
+    e = view.model.edge_blocks
+    cpu = float(round(min(max(cpu, e.cpu_levels[0]), e.cpu_levels[-1])))
+    mem = float(round(min(max(mem, e.mem_levels[0]), e.mem_levels[-1])))
+    _, over, wire_bytes, host = view.tables.at(cpu, mem)
+    column = {o: i for i, o in enumerate(view.ordinals.tolist())}
+    for obs in view.finished:
+        k = column[obs.point]
+        wire_s = obs.uplink_s - over[k]
+        if wire_s <= _MIN_WIRE_SHARE * obs.uplink_s or obs.uplink_s <= host[k] * 1.05:
+            continue
+        out.append((obs.time_s - obs.latency_s, wire_bytes[k] * 8.0 / (wire_s * 1e6)))
+    return out
+
+
+class SampleFeed:
+    """The bandwidth samples (Mbit/s) that are new at each decision, from one source.
+
+    ``monitor``: the latest reading, once per reading. ``transfers``: the informative
+    uploads finished since the last decision; while none has come for three frame
+    intervals (at the start, or while the split sends too little to tell), the
+    monitor's readings instead.
+    """
+
+    def __init__(self, source: Source):
+        self.source = Source(source)
+        self._seen: Conditions | None = None
+        self._last_upload_s = -np.inf
+
+    def new(self, view: View) -> list[float]:
+        if self.source is Source.transfers:
+            rates = transfer_rates_mbps(view)
+            if rates:
+                self._last_upload_s = view.now_s
+                self._seen = view.monitor  # a reading older than the uploads adds nothing
+                return rates
+            gap_s = 1.0 / view.arrival_rate_hz if view.arrival_rate_hz > 0 else 1.0
+            if view.now_s - self._last_upload_s <= 3.0 * gap_s:
+                return []
+        m = view.monitor
+        if m is None or m is self._seen:
+            return []
+        self._seen = m
+        return [m.bandwidth_mbps]
+
+
+class Discount(StrEnum):
+    """How a forecast allows for the bandwidth's surprises (see :class:`BandwidthForecast`)."""
+
+    none = "none"
+    max_error = "max_error"
+    spread = "spread"
+    planned = "planned"
+
+
+class BandwidthForecast:
+    """Harmonic mean of the last ``k`` bandwidth samples, discounted for surprises.
+
+    The harmonic mean is the bandwidth at which a transfer takes the mean of the
+    times it would have taken at each sample (time goes with 1/bandwidth). The
+    discount (``discount``) then plans for less:
+
+    - ``max_error``: robustMPC's (Yin et al., SIGCOMM 2015): divide by ``1 + max`` of
+      the relative errors the last ``k`` forecasts made on the sample that followed;
+    - ``spread``: divide by the mean of ``exp(-r)`` over the log changes ``r`` between
+      samples ``lag`` apart over the last ``history`` samples, so that the forecast's
+      1/bandwidth is the expected 1/bandwidth ``lag`` samples on (a steady link: no
+      discount; one that collapses now and then: planned for accordingly);
+    - ``planned`` (fed by :meth:`stamp` and :meth:`planned_rates`): divide by the mean
+      of harmonic mean / achieved rate over the last ``history`` uploads, each
+      against the harmonic mean in force when its frame arrived: the forecast's own
+      error on the transfers it planned, at the lead time that matters (no uploads
+      yet: no discount);
+    - ``none``.
+
+    Args:
+        k: how many recent samples (and forecast errors) count.
+        discount: see above.
+        lag: samples ahead the ``spread`` discount looks (a reading's delay plus a transfer).
+        history: samples the ``spread`` discount learns from.
+    """
+
+    def __init__(
+        self, k: int = 5, discount: Discount = Discount.spread, lag: int = 2, history: int = 60
+    ):
+        if k < 1 or lag < 1 or history < 2:
+            raise ValueError("k and lag must be >= 1, history >= 2")
+        self.k = k
+        self.discount = Discount(discount)
+        self.lag = lag
+        self.samples: deque[float] = deque(maxlen=k)
+        self.errors: deque[float] = deque(maxlen=k)
+        self.recent: deque[float] = deque(maxlen=history + lag)
+        self._last: float | None = None
+        self._factor = 1.0
+        self._forecast: float | None = None
+        self._planned: deque[tuple[float, float]] = deque(maxlen=256)  # (time, forecast)
+        self._ratios: deque[float] = deque(maxlen=history)
+
+    def add(self, bandwidth_mbps: float) -> None:
+        """Record one sample (Mbit/s; zero or less counts as a tiny positive rate)."""
+        x = max(float(bandwidth_mbps), 1e-3)
+        if self._last is not None:
+            self.errors.append(abs(self._last - x) / x)
+        self.samples.append(x)
+        self.recent.append(x)
+        self._last = self.harmonic_mean()
+        if self.discount is Discount.spread and len(self.recent) > self.lag:
+            r = np.asarray(self.recent)
+            self._factor = max(float(np.mean(r[: -self.lag] / r[self.lag :])), 1.0)
+        self._forecast = self._compute()
+
+    def stamp(self, now_s: float) -> None:
+        """Remember the (undiscounted) forecast in force from ``now_s`` (for ``planned``)."""
+        if self._last is not None and (not self._planned or self._planned[-1][1] != self._last):
+            self._planned.append((now_s, self._last))
+
+    def planned_rates(self, samples: list[tuple[float, float]]) -> None:
+        """Score the forecasts against uploads: (frame arrival_s, achieved Mbit/s) pairs."""
+        if not self._planned:
+            return
+        times = [t for t, _ in self._planned]
+        for arrival_s, rate in samples:
+            i = bisect.bisect_right(times, arrival_s) - 1
+            if i >= 0:
+                self._ratios.append(self._planned[i][1] / max(rate, 1e-3))
+        if self._ratios and self.discount is Discount.planned:
+            self._factor = float(np.mean(self._ratios))
+            self._forecast = self._compute()
+
+    def harmonic_mean(self) -> float | None:
+        if not self.samples:
+            return None
+        return len(self.samples) / sum(1.0 / x for x in self.samples)
+
+    def forecast(self) -> float | None:
+        """The bandwidth to plan for (Mbit/s), or ``None`` before the first sample."""
+        return self._forecast
+
+    def _compute(self) -> float | None:
+        hm = self._last
+        if hm is None:
+            return None
+        if self.discount is Discount.max_error and self.errors:
+            return hm / (1.0 + max(self.errors))
+        if self.discount in (Discount.spread, Discount.planned):
+            return hm / self._factor
+        return hm
+
+
+def mean_factors(view: View) -> np.ndarray:
+    """Mean service-time factors (edge, link, cloud) of the calibration's spread.
+
+    The calibration's tables give typical (median) times; the simulator, like a
+    real host, multiplies each by a draw from the measured spread, which is
+    skewed (slow outliers), so the mean time is the typical one times these
+    factors. A policy after the least mean latency predicts with them.
+    """
+    u = (np.arange(2000) + 0.5) / 2000
+    out = np.ones(3)
+    for j, part in enumerate(("edge", "comm", "cloud")):
+        q = view.model.spread.get(part)
+        if q:
+            out[j] = float(np.mean(np.exp(np.interp(u, q["probs"], q["log_ratio"]))))
+    return out
+
+
+def expected(view: View, cond: Conditions, factors: np.ndarray) -> Estimate:
+    """Mean edge, link and cloud seconds per point under ``cond`` (``factors``: see
+    :func:`mean_factors`)."""
+    est = view.predict(cond)
+    return Estimate(est.edge_s * factors[0], est.comm_s * factors[1], est.cloud_s * factors[2])
+
+
+class Outlook:
+    """A policy's outlook: the bandwidth it plans for and the service times that follow.
+
+    Feeds the samples of ``source`` into a :class:`BandwidthForecast` at each
+    decision and predicts mean service times (:func:`expected`) at the forecast
+    bandwidth and the monitor's latest stress reading.
+    """
+
+    def __init__(self, source: Source, k: int, discount: Discount):
+        self.feed = SampleFeed(source)
+        self.forecast = BandwidthForecast(int(k), Discount(discount))
+        self.uses_finished = Source(source) is Source.transfers or (
+            self.forecast.discount is Discount.planned
+        )
+        self._factors: np.ndarray | None = None
+
+    def bandwidth_mbps(self, view: View) -> float | None:
+        """The bandwidth to plan for after this decision's new samples (None: none yet)."""
+        for x in self.feed.new(view):
+            self.forecast.add(x)
+        if self.forecast.discount is Discount.planned:
+            self.forecast.planned_rates(transfer_samples(view))
+            self.forecast.stamp(view.now_s)
+        return self.forecast.forecast()
+
+    def estimate(self, view: View, cond: Conditions) -> Estimate:
+        """Mean edge, link and cloud seconds per point under ``cond``."""
+        if self._factors is None:
+            self._factors = mean_factors(view)
+        return expected(view, cond, self._factors)
+
+
+def next_arrival_s(view: View, gap_s: float) -> float:
+    """When the next frame is expected: now if one is arriving now, else one mean gap
+    after the latest (exact for periodic frames; never before now)."""
+    last = view.last_arrival_s
+    if last >= view.now_s:
+        return view.now_s
+    return max(view.now_s, last + gap_s)
+
+
+def queue_done_s(
+    view: View,
+    est: Estimate,
+    frames: int = 1,
+    gap_s: float | None = None,
+    pause_s: float | None = None,
+    true_backlog: bool = False,
+) -> np.ndarray:
+    """Predicted end-to-end latency of each of the next ``frames`` frames, per point.
+
+    The first frame arrives at :func:`next_arrival_s` (now, for a decision made as a
+    frame arrives), the others every ``gap_s`` (default: the mean inter-arrival
+    time). Each point is held for all of them; a point other than the current one
+    first pays ``pause_s`` (default ``view.pause_s``) on the edge, from now: a
+    decision between frames can hide the pause in idle time.
+    Stages are the engine's: the edge CPU behind its current backlog
+    (``view.edge_free_s``), the uplink a single FIFO server, the cloud ``c`` of them;
+    the frames planned here queue behind each other. The uplink's and cloud's
+    current backlogs count only with ``true_backlog`` (the engine's schedule holds
+    the true future rate of transfers in flight, which no edge application knows:
+    for tests and clairvoyant policies). Service times come from ``est``.
+
+    Returns:
+        (frames, points) array of predicted end-to-end latencies.
+    """
+    if gap_s is None:
+        gap_s = 1.0 / view.arrival_rate_hz if view.arrival_rate_hz > 0 else 0.0
+    now = view.now_s
+    arrival = next_arrival_s(view, gap_s)
+    owl = view.one_way_latency_s
+    switch = view.ordinals != view.current_point
+    pause_s = view.pause_s if pause_s is None else pause_s
+    edge_free = np.where(switch, max(now, view.edge_free_s) + pause_s, view.edge_free_s)
+    # The uplink's and the cloud's backlog as the engine schedules them hold the true
+    # future rate of the transfers in flight; an edge application cannot know that,
+    # so they start free unless the caller is allowed the truth.
+    if true_backlog:
+        link_free = np.full(len(switch), view.link_free_s)
+        cloud = np.tile(np.sort(np.asarray(view.cloud_free_s, dtype=float)), (len(switch), 1))
+    else:
+        link_free = np.full(len(switch), -np.inf)
+        cloud = np.full((len(switch), max(len(view.cloud_free_s), 1)), -np.inf)
+    rows = np.arange(len(switch))
+    has_tail = est.cloud_s > 0
+    out = np.empty((frames, len(switch)))
+    for j in range(frames):
+        a = arrival + j * gap_s
+        edge_end = np.maximum(a, edge_free) + est.edge_s
+        fin = np.maximum(edge_end, link_free) + est.comm_s
+        arrive = fin + owl
+        first = cloud.argmin(axis=1)
+        start = np.maximum(arrive, cloud[rows, first])
+        end = np.where(has_tail, start + est.cloud_s, arrive)
+        cloud[rows, first] = np.where(has_tail, end, cloud[rows, first])
+        out[j] = end + owl - a
+        edge_free, link_free = edge_end, fin
+    return out
+
+
+def condition(bandwidth_mbps: float, m: Conditions | None) -> Conditions:
+    """``bandwidth_mbps`` with the stress of reading ``m`` (none: unstressed)."""
+    if m is None:
+        return Conditions(bandwidth_mbps)
+    return Conditions(bandwidth_mbps, m.edge_cpu_pct, m.edge_mem_pct)
