@@ -322,3 +322,30 @@ def test_report_of_no_records_is_refused(copy):
     _edit(copy, rec)
     with pytest.raises(UserError, match="recorded no requests"):
         build_report(copy)
+
+
+def test_the_reproduce_command_keeps_an_overridden_calibration_and_the_folder(tmp_path):
+    """`run --calibration CAL --out DIR --report`: the page's command names both, so running
+    it reproduces the records (the shipped calibration would give other numbers)."""
+    from importlib import resources
+
+    cal = tmp_path / "own.json"
+    cal.write_text(
+        resources.files("adaptsim").joinpath("data/calibration_own_2core.json").read_text()
+    )
+    scenario = Path(__file__).parents[1] / "scenarios" / "vehicle_trace.yaml"
+    out = tmp_path / "mine"
+    r = runner.invoke(app, ["run", str(scenario), "--duration", "60", "--seed", "4",
+                            "--calibration", str(cal), "--out", str(out), "--report"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    line = next(
+        x for x in (out / "report.md").read_text().splitlines() if x.startswith("adaptsim run ")
+    )
+    args = shlex.split(line)[1:]
+    assert args[args.index("--calibration") + 1] == str(cal.resolve())
+    assert args[args.index("--out") + 1] == str(out)
+    args[args.index("--out") + 1] = str(tmp_path / "again")
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    again = pd.read_parquet(tmp_path / "again" / "records.parquet")
+    pd.testing.assert_frame_equal(again, pd.read_parquet(out / "records.parquet"))

@@ -77,7 +77,7 @@ def run(
             from adaptsim.report import build_report
 
             try:
-                build_report(staged.path)
+                build_report(staged.path, final_dir=target)
             except UserError as exc:  # the runs are kept; the report is what failed
                 report_error = f"no report: {exc}"
         staged.commit()

@@ -227,31 +227,44 @@ def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
     return out
 
 
-def _command(meta: dict) -> str:
+def _command(meta: dict, results: Path) -> str:
+    """The command that re-runs this folder's simulation into this folder.
+
+    A calibration recorded as an absolute path came from ``--calibration`` (or a
+    scenario naming it absolutely): passing it again is right either way. A
+    relative one is the scenario's own, resolved from the scenario's folder.
+    """
     src = meta.get("source") or "SCENARIO.yaml"
     seeds = " ".join(f"--seed {int(s)}" for s in meta["seeds"])
-    out = f"results/{meta['scenario']}"
+    cal = str(meta.get("calibration") or "")
+    cal_opt = f"--calibration {shlex.quote(cal)} " if Path(cal).is_absolute() else ""
     return (
         f"adaptsim run {shlex.quote(str(src))} --duration {meta['duration_s']:g} {seeds} "
-        f"--out {shlex.quote(out)} --report"
+        f"{cal_opt}--out {shlex.quote(str(results))} --report"
     )
 
 
-def build_report(results_dir: str | Path, images: bool = True) -> list[Path]:
+def build_report(
+    results_dir: str | Path, images: bool = True, final_dir: str | Path | None = None
+) -> list[Path]:
     """Write report.html, report.md and its two PNGs into the results folder.
 
     Args:
         results_dir: a folder written by ``adaptsim run``.
         images: also draw the two PNGs that report.md shows (matplotlib; about half
             of the time a report takes). Without them report.md points to the page.
+        final_dir: where the folder will end up when ``results_dir`` is a staging
+            folder (``run --report``): the reproduce command names it.
 
     Returns:
         [report.html, report.md] and, with ``images``, [latency_cdf.png, timeline.png]
     """
-    return run_report(results_dir, images)[0]
+    return run_report(results_dir, images, final_dir)[0]
 
 
-def run_report(results_dir: str | Path, images: bool = True) -> tuple[list[Path], Verdict]:
+def run_report(
+    results_dir: str | Path, images: bool = True, final_dir: str | Path | None = None
+) -> tuple[list[Path], Verdict]:
     """:func:`build_report`, also returning the verdict (for the CLI to print)."""
     run = read_run(results_dir)
     records, meta, results = run.records, run.meta, run.path
@@ -324,7 +337,7 @@ def run_report(results_dir: str | Path, images: bool = True) -> tuple[list[Path]
     page.section("Scenario", "scenario").add(facts(_scenario_facts(meta, records)))
     page.section("Reproduce", "reproduce").add(
         paragraph("Re-run the simulation and this report (same scenario and seeds, same records):"),
-        code(_command(meta)),
+        code(_command(meta, Path(final_dir) if final_dir is not None else results)),
     )
     html_path, md_path = page.write(results)
     return [html_path, md_path, *pngs], v
