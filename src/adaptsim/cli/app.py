@@ -73,5 +73,29 @@ def emit(frame, fmt: OutputFormat, title: str | None = None) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    typer's own refusals (a value that is not a number, an unknown option, a
+    ``min=`` bound) become the same one line and exit 2 as every other bad input,
+    instead of a boxed usage message.
+    """
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            err.print(ctx.get_help(), markup=False, highlight=False)
+            sys.exit(2)
+        if not hasattr(exc, "format_message"):
+            raise
+        command = ctx.command_path if ctx is not None else "adaptsim"
+        err.print(
+            f"adaptsim: error: {exc.format_message()} (see `{command} --help`)",
+            markup=False,
+            highlight=False,
+        )
+        sys.exit(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        err.print("adaptsim: interrupted", markup=False)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
