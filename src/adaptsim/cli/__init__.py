@@ -8,7 +8,7 @@ the module is what adds its commands).
 from __future__ import annotations
 
 # isort: off
-from adaptsim.cli import zoo, importing, profiling, calibrating, studying, running  # noqa: F401
+from adaptsim.cli import zoo, importing, profiling, calibrating, studying, running, sweeping  # noqa: F401
 from adaptsim.cli.app import app, main
 
 # isort: on
