@@ -27,7 +27,9 @@ def write_outputs(
     runs = read_runs(out)
     if not runs.empty:
         runs = runs[runs["run_id"].isin({r.run_id for r in plan.runs})]
-    summary = summarise_sweep(runs, plan.field_names, seed=plan.sweep_seed)
+    summary = summarise_sweep(
+        runs, plan.field_names, plan.sweep_seed, [v.label for v in plan.variants]
+    )
     gains = per_run_gains(runs, plan.field_names) if not runs.empty else runs
     failed = int(runs["error"].notna().sum()) if not runs.empty else 0
     facts = {

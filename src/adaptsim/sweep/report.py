@@ -48,12 +48,14 @@ class Headline:
         return 100.0 * self.beats / self.cells if self.cells else float("nan")
 
     def sentence(self) -> str:
-        y = f"{self.median_gain_pct:.1f} %" if np.isfinite(self.median_gain_pct) else "n/a"
         how = "" if self.paired else " (one seed: no interval, the estimate alone decides)"
-        return (
+        head = (
             f"adapting ({self.policy}) beats the best static split in {self.beats_pct:.0f} % "
-            f"of {self.cells} cells by a median of {y} mean latency{how}"
+            f"of {self.cells} cells"
         )
+        if self.beats:
+            return f"{head} by a median of {self.median_gain_pct:.1f} % mean latency{how}"
+        return f"{head}{how}; median gain over all cells {self.median_gain_all_pct:.1f} %"
 
 
 def headlines(summary: pd.DataFrame) -> list[Headline]:

@@ -39,8 +39,14 @@ def _mean_interval(x: np.ndarray) -> tuple[float, float, float]:
     return m, m - half, m + half
 
 
-def summarise_sweep(runs: pd.DataFrame, field_names: list[str], seed: int = 0) -> pd.DataFrame:
-    """The sweep summary from the per-run rows (``seed`` seeds the bootstrap)."""
+def summarise_sweep(
+    runs: pd.DataFrame,
+    field_names: list[str],
+    seed: int = 0,
+    policy_order: list[str] | None = None,
+) -> pd.DataFrame:
+    """The sweep summary from the per-run rows (``seed`` seeds the bootstrap), cells
+    sorted, policies in ``policy_order`` (the sweep file's) within each."""
     if runs.empty:
         return pd.DataFrame()
     keys = cell_columns(field_names)
@@ -49,7 +55,9 @@ def summarise_sweep(runs: pd.DataFrame, field_names: list[str], seed: int = 0) -
     for cell_key, cell in runs.groupby(keys, sort=True, dropna=False):
         ok = cell[cell["error"].isna()]
         per_seed = ok[["policy", "seed", *METRICS]].astype({m: float for m in METRICS})
-        for policy, g in cell.groupby("policy", sort=False):
+        order = {p: i for i, p in enumerate(policy_order or [])}
+        groups = sorted(cell.groupby("policy", sort=False), key=lambda kv: order.get(kv[0], 1e9))
+        for policy, g in groups:
             good = g[g["error"].isna()]
             row = dict(zip(keys, cell_key, strict=True))
             row.update({c: g[c].iloc[0] for c in _POLICY_COLUMNS})
