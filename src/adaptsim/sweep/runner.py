@@ -63,7 +63,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None):
         if workers is not None:
             raise UserError("--workers applies to the local cluster; with --scheduler leave it out")
         try:
-            return Client(scheduler, timeout="10s")
+            return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:
             raise UserError(
                 f"cannot reach the Dask scheduler at {scheduler} ({type(exc).__name__}); "

@@ -1,0 +1,108 @@
+"""Sweep speed: 1 vs 2 Dask workers, and the sweep's overhead over a plain loop.
+
+The shipped example sweep (sweeps/shipped_traces.yaml: both shipped traces, the
+eight calibrated models, the built-in policies, two pauses, ten seeds: 1,920 runs)
+at 120 simulated seconds a run. Three ways, side by side in one session, each
+repeated, medians reported:
+
+- ``direct``: the simulator called in a loop in this process (each cell's
+  scenario built once, ``run_policy`` per run): the floor.
+- ``sweep_1w`` / ``sweep_2w``: ``run_sweep`` on an already started LocalCluster
+  of one / two worker processes, into a fresh folder (Parquet written, summary
+  rows returned); the cluster's start-up is measured apart.
+
+Excluded from the default run (``-m benchmark``). On a shared 2-core machine the
+numbers move with the other load; the ratios, measured side by side, are what
+to read.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from adaptsim.simulator import run_policy, scenario_from_dict
+from adaptsim.simulator.engine import Tables
+from adaptsim.simulator.scenario import PolicySpec
+from adaptsim.sweep import load_plan, open_client, run_sweep
+from adaptsim.sweep.plan import make_plan
+from adaptsim.sweep.spec import read_sweep
+
+SWEEP = Path(__file__).resolve().parent.parent / "sweeps" / "shipped_traces.yaml"
+DURATION_S = 120
+REPEATS = 3
+
+
+def _plan():
+    spec, base_doc, base_dir = read_sweep(SWEEP)
+    fields = {**spec.fields, "duration_s": [DURATION_S]}
+    spec = spec.model_copy(update={"fields": fields})
+    return make_plan(spec, base_doc, base_dir, str(SWEEP), SWEEP.parent)
+
+
+def _direct(plan, cal_cache: dict) -> float:
+    t0 = time.perf_counter()
+    cells: dict = {}
+    for r in plan.runs:
+        if r.cell not in cells:
+            doc = json.loads(plan.cells[r.cell].doc_json)
+            doc["policies"] = [{"policy": "static-best"}]
+            sc = scenario_from_dict(doc, "bench", Path("/"), cal_cache)
+            cells[r.cell] = (sc, Tables(sc))
+        sc, tables = cells[r.cell]
+        run_policy(sc, PolicySpec.model_validate(plan.variants[r.variant].spec()), r.seed, tables)
+    return time.perf_counter() - t0
+
+
+def _sweep(plan, client) -> float:
+    with tempfile.TemporaryDirectory(prefix=f"adaptsim-bench-{id(plan)}-") as tmp:
+        outcome = run_sweep(plan, Path(tmp), client=client)
+        assert outcome.done == len(plan.runs) and outcome.failed == 0
+        return outcome.wall_s
+
+
+@pytest.mark.benchmark
+def test_sweep_scales_and_costs_little_over_a_loop(capsys):
+    plan = _plan()
+    assert len(plan.runs) >= 1000
+    warm = load_plan(Path(__file__).resolve().parent.parent / "tests/data/sweep/small.yaml")
+    clients, start_s = {}, {}
+    for n in (1, 2):
+        t0 = time.perf_counter()
+        clients[n] = open_client(workers=n)
+        start_s[n] = time.perf_counter() - t0
+        with tempfile.TemporaryDirectory() as tmp:  # workers import adaptsim once
+            run_sweep(warm, Path(tmp), client=clients[n])
+    times: dict[str, list[float]] = {"direct": [], "sweep_1w": [], "sweep_2w": []}
+    cal_cache: dict = {}
+    try:
+        for _ in range(REPEATS):
+            times["direct"].append(_direct(plan, cal_cache))
+            times["sweep_1w"].append(_sweep(plan, clients[1]))
+            times["sweep_2w"].append(_sweep(plan, clients[2]))
+    finally:
+        for c in clients.values():
+            cluster = c.cluster
+            c.close()
+            cluster.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    result = {
+        "runs": len(plan.runs),
+        "simulated_s_per_run": DURATION_S,
+        "repeats": REPEATS,
+        "times_s": times,
+        "median_s": med,
+        "cluster_start_s": start_s,
+        "speedup_2w_over_1w": med["sweep_1w"] / med["sweep_2w"],
+        "overhead_per_run_pct": 100.0 * (med["sweep_1w"] - med["direct"]) / med["direct"],
+        "overhead_per_run_ms": 1000.0 * (med["sweep_1w"] - med["direct"]) / len(plan.runs),
+    }
+    with capsys.disabled():
+        print("\n" + json.dumps(result, indent=1))
+    assert result["speedup_2w_over_1w"] >= 1.8
+    assert result["overhead_per_run_pct"] <= 10.0
