@@ -234,3 +234,22 @@ def test_headline_counts_cells_beaten_with_intervals_below_zero():
     assert h.cells == 3 and h.beats == 2 and h.median_gain_pct == pytest.approx(15.0)
     assert "67 % of 3 cells by a median of 15.0 %" in h.sentence()
     assert np.isclose(h.median_gain_all_pct, 10.0)
+
+
+def test_trace_files_keep_the_base_trace_spec_and_fields_reach_nested_values(tmp_path):
+    steps = [[[0, 0]], [[0, 0], [10, 50]]]
+    plan = load_plan(
+        _sweep_file(tmp_path, fields={"traces.edge_cpu_pct.steps": steps, "duration_s": [20]})
+    )
+    assert len(plan.cells) == 4  # 2 traces x 2 stress step functions
+    doc = plan.run_doc(plan.runs[-1])
+    bw = doc["traces"]["bandwidth_mbps"]
+    assert bw["scale"] == 10 and bw["end"] == "loop"  # from vehicle_trace.yaml
+    assert Path(bw["file"]).is_absolute() and Path(bw["file"]).name == "norway_car_3.txt"
+    assert doc["traces"]["edge_cpu_pct"]["steps"] == steps[1]
+    coords = plan.coordinates(plan.runs[-1])
+    assert coords["traces.edge_cpu_pct.steps"] == "[[0, 0], [10, 50]]"
+    # the stress level is validated like a scenario's: 150 % is outside the calibration
+    bad = _sweep_file(tmp_path, "bad.yaml", fields={"traces.edge_cpu_pct.steps": [[[0, 150]]]})
+    res = runner.invoke(app, ["sweep", str(bad), "--dry-run"])
+    assert res.exit_code == 2 and "traces.edge_cpu_pct" in res.output

@@ -132,10 +132,18 @@ class Plan:
             "params": json.dumps(variant.params, sort_keys=True),
             "adaptive": variant.adaptive,
         }
-        out.update({f: v for f, v in cell.fields})
+        out.update({f: _scalar(v) for f, v in cell.fields})
         out["replicate"] = run.replicate
         out["seed"] = run.seed
         return out
+
+
+def _scalar(value: Any) -> Any:
+    """A field value as a table cell: numbers, strings and booleans as they are, lists
+    and mappings (a swept trace's steps) as JSON text."""
+    if value is None or isinstance(value, int | float | str | bool):
+        return value
+    return json.dumps(value, sort_keys=True)
 
 
 def _absolute(path: str, base: Path) -> str:
