@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from adaptsim.calibration import DEFAULT_CALIBRATION
 from adaptsim.errors import UserError
@@ -267,7 +268,13 @@ def make_plan(
     notes: list[str] = []
     base = _absolute_doc(base_doc, base_dir)
     if spec.policies is None:
-        axes = [PolicyAxis.model_validate(p) for p in base.get("policies") or []]
+        try:
+            axes = [PolicyAxis.model_validate(p) for p in base.get("policies") or []]
+        except ValidationError:
+            raise UserError(
+                f"{source}: field base: its policies are not valid; check the base scenario "
+                "with `adaptsim run --duration 1` or list policies in the sweep"
+            ) from None
         if not axes:
             raise UserError(f"{source}: field policies: neither the sweep nor its base names any")
         variants = _variants(axes, base_dir, notes, source)

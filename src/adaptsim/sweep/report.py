@@ -85,7 +85,8 @@ def headlines(summary: pd.DataFrame) -> list[Headline]:
 def _heatmap(summary: pd.DataFrame, policy: str, path: Path) -> Path:
     rows = summary[summary["policy"] == policy].assign(gain=lambda f: -f[_GAIN])
     grid = rows.pivot_table(index="trace", columns="model", values="gain", aggfunc="mean")
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * grid.shape[1], 1.4 + 0.5 * grid.shape[0]))
+    width = max(5.5, 3.0 + 0.9 * grid.shape[1])
+    fig, ax = plt.subplots(figsize=(width, max(3.0, 1.8 + 0.45 * grid.shape[0])))
     vals = grid.to_numpy(dtype=float)
     lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
     im = ax.imshow(vals, cmap="RdBu", vmin=-lim or -1, vmax=lim or 1, aspect="auto")
@@ -94,10 +95,10 @@ def _heatmap(summary: pd.DataFrame, policy: str, path: Path) -> Path:
     for (i, j), v in np.ndenumerate(vals):
         if np.isfinite(v):
             ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8)
-    fig.colorbar(im, ax=ax, label="gain over static-best (% of mean latency)")
-    ax.set_title(f"{policy}: gain by trace and model")
+    fig.colorbar(im, ax=ax, label="gain over static-best\n(% of its mean latency)")
+    ax.set_title(f"{policy}: gain by trace and model", fontsize=10)
     fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p, dpi=90, format="png"))
+    write_atomic(path, lambda p: fig.savefig(p, dpi=90, format="png", bbox_inches="tight"))
     plt.close(fig)
     return path
 
@@ -113,7 +114,7 @@ def _cdf(gains: pd.DataFrame, path: Path) -> Path:
     ax.legend(fontsize=7)
     ax.set_title("per-run gains by policy")
     fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p, dpi=90, format="png"))
+    write_atomic(path, lambda p: fig.savefig(p, dpi=90, format="png", bbox_inches="tight"))
     plt.close(fig)
     return path
 

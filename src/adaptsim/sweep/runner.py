@@ -87,19 +87,17 @@ def pending_runs(plan: Plan, out: Path, retry_failed: bool = False) -> list[Run]
     done = read_runs(out)
     if done.empty:
         return list(plan.runs)
-    keep = done if retry_failed is False else done[done["error"].isna()]
+    keep = done[done["error"].isna()] if retry_failed else done
     written = set(keep["run_id"])
     return [r for r in plan.runs if r.run_id not in written]
 
 
 def _batches(plan: Plan, runs: list[Run], size: int) -> list[list[Run]]:
-    out: list[list[Run]] = []
-    for _model, group in pd.Series(runs, dtype=object).groupby(
-        [plan.cells[r.cell].model for r in runs], sort=False
-    ):
-        group = list(group)
-        out.extend(group[i : i + size] for i in range(0, len(group), size))
-    return out
+    """Runs in plan order, cut into batches of ``size`` that never mix models."""
+    by_model: dict[str, list[Run]] = {}
+    for r in runs:
+        by_model.setdefault(plan.cells[r.cell].model, []).append(r)
+    return [g[i : i + size] for g in by_model.values() for i in range(0, len(g), size)]
 
 
 def _tasks(plan: Plan, batch: list[Run]) -> list[RunTask]:
