@@ -19,6 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -72,13 +74,22 @@ def open_client(workers: int | None = None, scheduler: str | None = None):
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise UserError(f"--workers {n}: give at least 1")
-    cluster = LocalCluster(
-        n_workers=n,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    # Worker processes start with Ctrl-C ignored (inherited): Ctrl-C reaches the whole
+    # foreground process group, and it is the driver's to handle (keep what finished,
+    # close the cluster); workers would only print tracebacks as they die.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     return Client(cluster)
 
 
