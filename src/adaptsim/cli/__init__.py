@@ -8,7 +8,8 @@ the module is what adds its commands).
 from __future__ import annotations
 
 # isort: off
-from adaptsim.cli import zoo, importing, profiling, calibrating, studying, running, validating  # noqa: F401
+from adaptsim.cli import zoo, importing, profiling, calibrating, studying  # noqa: F401
+from adaptsim.cli import running, validating, sweeping  # noqa: F401
 from adaptsim.cli.app import app, main
 
 # isort: on
