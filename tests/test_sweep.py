@@ -34,7 +34,7 @@ def _sweep_file(tmp_path: Path, name: str = "s.yaml", **changes) -> Path:
     repo = Path(__file__).resolve().parent.parent
     doc["base"] = str(repo / "scenarios" / "vehicle_trace.yaml")
     if "traces" not in changes:
-        doc["traces"] = {"files": [str(repo / "scenarios" / "traces")]}
+        doc["traces"] = {"files": [str(SMALL.parent / "traces")]}
     path = tmp_path / name
     path.write_text(yaml.safe_dump(doc))
     return path

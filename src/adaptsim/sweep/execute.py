@@ -103,6 +103,8 @@ def _one(task: RunTask, keep_records: bool) -> tuple[dict[str, Any], pd.DataFram
         spec = PolicySpec.model_validate(task.policy)
         if keep_records:  # exactly what ``adaptsim run`` does, records and all
             res = run_scenario(replace(sc, policies=(spec,), seeds=(task.seed,)))
+            if res.errors:  # run_scenario keeps a failed run's error instead of raising
+                raise RuntimeError("; ".join(res.errors))
             row.update(res.summary.iloc[0][list(SUMMARY_COLUMNS)].to_dict())
             records = res.records
             records.insert(0, "run_id", row["run_id"])
