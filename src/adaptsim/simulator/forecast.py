@@ -27,6 +27,7 @@ from enum import StrEnum
 import numpy as np
 
 from adaptsim.simulator.policies import Conditions, Estimate, View
+from adaptsim.units import mbps
 
 __all__ = [
     "BandwidthForecast",
@@ -80,7 +81,7 @@ def transfer_samples(view: View) -> list[tuple[float, float]]:
         wire_s = obs.uplink_s - over[k]
         if wire_s <= _MIN_WIRE_SHARE * obs.uplink_s or obs.uplink_s <= host[k] * 1.05:
             continue
-        out.append((obs.time_s - obs.latency_s, wire_bytes[k] * 8.0 / (wire_s * 1e6)))
+        out.append((obs.time_s - obs.latency_s, mbps(wire_bytes[k], wire_s)))
     return out
 
 

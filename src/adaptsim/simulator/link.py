@@ -13,6 +13,7 @@ import bisect
 import math
 
 from adaptsim.simulator.traces import End, Trace
+from adaptsim.units import bytes_per_s
 
 __all__ = ["Link"]
 
@@ -23,7 +24,7 @@ class Link:
     def __init__(self, trace: Trace):
         self.trace = trace
         self._t = [*trace.times, trace.duration_s]
-        rate = [v * 1e6 / 8.0 for v in trace.values]  # bytes per second
+        rate = [bytes_per_s(v) for v in trace.values]
         cum = [0.0]
         for j, r in enumerate(rate):
             cum.append(cum[-1] + r * (self._t[j + 1] - self._t[j]))

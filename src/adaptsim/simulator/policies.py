@@ -34,6 +34,7 @@ import numpy as np
 
 from adaptsim.calibration import ModelCalibration
 from adaptsim.errors import UserError
+from adaptsim.units import seconds_per_byte
 
 __all__ = [
     "REGISTRY",
@@ -122,7 +123,8 @@ class View:
         cpu = round(min(max(cond.edge_cpu_pct, e.cpu_levels[0]), e.cpu_levels[-1]))
         mem = round(min(max(cond.edge_mem_pct, e.mem_levels[0]), e.mem_levels[-1]))
         edge, over, wire_bytes, host = self.tables.at(float(cpu), float(mem))
-        comm = np.maximum(over + wire_bytes * 8.0 / (max(cond.bandwidth_mbps, 1e-6) * 1e6), host)
+        s_per_byte = seconds_per_byte(max(cond.bandwidth_mbps, 1e-6))
+        comm = np.maximum(over + wire_bytes * s_per_byte, host)
         return Estimate(edge, comm, self.tables.cloud_s)
 
     def predict_total(self, cond: Conditions) -> np.ndarray:
