@@ -158,6 +158,32 @@ def test_reactive_smooths_readings_with_its_ewma(tmp_path):
     assert (rec[rec["arrival_s"] > t + 1e-9]["point"] == 3).all()
 
 
+@pytest.mark.parametrize("rate_hz, expected", [(2.5, 2), (1.0, 3)])
+def test_reactive_passes_over_points_that_cannot_keep_up(tmp_path, rate_hz, expected):
+    """At 1 Mbit/s the toy predicts all-cloud 1.354 s (its transfer 1.2 s), the cut
+    0.62 s (0.2 s edge, 0.32 s link, 0.1 s cloud) and all-edge 0.532 s (0.5 s edge).
+    At 2.5 frames/s (0.4 s apart) all-edge's edge cannot keep up: the reactive policy
+    takes the cut; at 1 frame/s every point keeps up and it takes all-edge."""
+    cal = toy_calibration(
+        tmp_path / "toy.json",
+        edge_s=(0.2, 0.4),
+        edge_all_s=(0.5, 1.0),
+        cloud_s=0.1,
+        cloud_all_s=0.15,
+        wire_bytes=(150_528.0, 40_000.0, 4_000.0),
+    )
+    sc = toy_scenario(
+        cal,
+        duration_s=20.0,
+        arrivals={"kind": "periodic", "rate_hz": rate_hz},
+        traces={"bandwidth_mbps": {"steps": [[0, 50], [10, 1]], "end": "hold"}},
+        policies=[_reactive()],
+    )
+    rec = run_scenario(sc).records
+    assert (rec[rec["arrival_s"] < 10 - 1e-9]["point"] == 1).all()
+    assert (rec[rec["arrival_s"] > 10 + 1e-9]["point"] == expected).all()
+
+
 def _queued(sc):
     """The shipped scenario with service noise on and frames coming faster, until queues
     form under the oracle (three times as fast, or more)."""
