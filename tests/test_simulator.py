@@ -378,3 +378,9 @@ def test_cli_run_and_report(tmp_path):
     assert again.exit_code == 0
     bad = runner.invoke(app, ["report", str(tmp_path)])
     assert bad.exit_code == 2 and "not an adaptsim results folder" in bad.stderr
+
+
+def test_the_naive_engine_refuses_look_ahead_policies():
+    sc = load_scenario(REPO / "scenarios/busy_edge.yaml").shortened(10.0)
+    with pytest.raises(ValueError, match="does not support look-ahead"):
+        run_policy_naive(sc, PolicySpec(policy="oracle"), 0)
