@@ -114,3 +114,20 @@ def test_bad_yaml_names_its_line(tmp_path):
     p.write_text("name: x\nmodel: alexnet\nduration_s: [1, 2\n")
     with pytest.raises(UserError, match=r"s\.yaml:4: not valid YAML"):
         load_scenario(p)
+
+
+def test_records_carry_the_true_conditions_at_each_arrival():
+    """The conditions columns are the traces' values at each frame's arrival (read
+    here with Trace.at, one frame at a time), one row per frame and policy, and the
+    table's index counts rows once."""
+    sc = load_scenario(REPO / "scenarios/combined.yaml").shortened(300.0, (1, 2))
+    rec = run_scenario(sc).records
+    assert rec.index.is_unique and list(rec.index) == list(range(len(rec)))
+    for col, trace in (
+        ("bandwidth_mbps", sc.bandwidth),
+        ("edge_cpu_pct", sc.edge_cpu),
+        ("edge_mem_pct", sc.edge_mem),
+    ):
+        assert rec[col].tolist() == [trace.at(t) for t in rec["arrival_s"]], col
+    assert rec["edge_cpu_pct"].nunique() > 1 and rec["bandwidth_mbps"].nunique() > 10
+    assert (rec["deadline_met"] == (rec["latency_s"] <= sc.deadline_s)).all()
