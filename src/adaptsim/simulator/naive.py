@@ -61,6 +61,7 @@ class _Naive:
         self.records: list[Record] = []
         self.delivered: list[Record] = []  # results back at the edge, not yet shown to the policy
         self._reading: tuple[int, Conditions] | None = None
+        self._grid_cache: dict[tuple, object] = {}
 
     # -- what a policy sees ----------------------------------------------------
     def truth(self, t: float) -> Conditions:
@@ -120,18 +121,38 @@ class _Naive:
             yield self.env.timeout(seconds)
 
     # -- service times, from the calibration's blocks --------------------------
+    def _blocks(self, side: str, cpu: float, mem: float) -> tuple[list[float], list[float]]:
+        """The calibration's blocks and extras on one side at a stress level (kept per level:
+        interpolating the grid anew is not what the baseline is about)."""
+        key = (side, cpu, mem)
+        hit = self._grid_cache.get(key)
+        if hit is None:
+            m = self.sc.model
+            grids = (
+                (m.edge_blocks, m.edge_extra) if side == "edge" else (m.cloud_blocks, m.cloud_extra)
+            )
+            hit = self._grid_cache[key] = tuple(g.at(cpu, mem)[0][0].tolist() for g in grids)
+        return hit
+
     def edge_s(self, k: int, t: float) -> float:
-        m, sc = self.sc.model, self.sc
-        cpu, mem = sc.edge_cpu.at(t), sc.edge_mem.at(t)
-        blocks = m.edge_blocks.at(cpu, mem)[0][0]
-        extra = m.edge_extra.at(cpu, mem)[0][0]
-        return float(sum(blocks[: k + 1].tolist()) + extra[k])
+        """Head blocks 1..k plus point k's extra, summed anew, at the stress in force at t."""
+        blocks, extra = self._blocks("edge", self.sc.edge_cpu.at(t), self.sc.edge_mem.at(t))
+        return float(sum(blocks[: k + 1]) + extra[k])
 
     def cloud_s(self, k: int) -> float:
-        m, sc = self.sc.model, self.sc
-        blocks = m.cloud_blocks.at(sc.cloud_cpu_pct, sc.cloud_mem_pct)[0][0]
-        extra = m.cloud_extra.at(sc.cloud_cpu_pct, sc.cloud_mem_pct)[0][0]
-        return float(sum(blocks[k + 1 :].tolist()) + extra[k])
+        """Tail blocks after k plus point k's extra, summed anew."""
+        blocks, extra = self._blocks("cloud", self.sc.cloud_cpu_pct, self.sc.cloud_mem_pct)
+        return float(sum(blocks[k + 1 :]) + extra[k])
+
+    def link_law(self, k: int, t: float) -> tuple[float, float, float]:
+        """Point k's link law (overhead s, wire bytes, host s) at the edge CPU stress at t."""
+        cpu = self.sc.edge_cpu.at(t)
+        hit = self._grid_cache.get(("link", cpu))
+        if hit is None:
+            hit = self._grid_cache[("link", cpu)] = self.sc.model.link_at(
+                cpu, self.sc.cloud_cpu_pct
+            )[0][0].tolist()
+        return tuple(hit[k])
 
     def send(self, payload_bytes: float):
         """Push the bytes through the bandwidth trace, one constant step at a time."""
@@ -164,8 +185,7 @@ class _Naive:
         with self.uplink.request() as turn:
             yield turn
             link_start = env.now
-            law = sc.model.link_at(sc.edge_cpu.at(link_start), sc.cloud_cpu_pct)[0][0, k]
-            overhead_s, wire_bytes, host_s = (float(x) * f_link for x in law)
+            overhead_s, wire_bytes, host_s = (x * f_link for x in self.link_law(k, link_start))
             yield env.timeout(overhead_s)
             yield from self.send(wire_bytes)
             hosts_done = link_start + host_s
