@@ -384,3 +384,12 @@ def test_the_naive_engine_refuses_look_ahead_policies():
     sc = load_scenario(REPO / "scenarios/busy_edge.yaml").shortened(10.0)
     with pytest.raises(ValueError, match="does not support look-ahead"):
         run_policy_naive(sc, PolicySpec(policy="oracle"), 0)
+
+
+def test_the_naive_engine_refuses_a_renamed_oracle_and_runs_a_policy_named_oracle():
+    sc = load_scenario(REPO / "scenarios/busy_edge.yaml").shortened(10.0)
+    with pytest.raises(ValueError, match="upper-bound: the naive engine does not support"):
+        run_policy_naive(sc, PolicySpec(policy="oracle", label="upper-bound"), 0)
+    named = PolicySpec(policy="static", label="oracle", params={"point": 6})
+    cols, _, name = run_policy_naive(sc, named, 0)
+    assert name == "oracle" and set(cols["point"]) == {6}

@@ -45,8 +45,6 @@ class _Naive:
         self.monitor_noise = draws.monitor_noise
         m = scenario.model
         self.policy = resolve_policy(policy_spec, m, base_dir=Path(scenario.base_dir))
-        if getattr(self.policy, "clairvoyant", False) and self.policy.name == "oracle":
-            raise ValueError("the naive engine does not support look-ahead policies")
         self.edge = simpy.Resource(env, capacity=1)
         self.uplink = simpy.Resource(env, capacity=1)
         self.cloud = simpy.Resource(env, capacity=scenario.cloud_servers)
@@ -55,6 +53,7 @@ class _Naive:
         self.view = policy_view(scenario, Tables(scenario))
         if getattr(self.policy, "clairvoyant", False):
             self.view._truth = self.truth
+            self.view._lookahead = self._no_lookahead
         self.stats = RunStats()
         self.point: int | None = None  # set by the first decision, free
         self.switched = False
@@ -62,6 +61,12 @@ class _Naive:
         self.delivered: list[Record] = []  # results back at the edge, not yet shown to the policy
         self._reading: tuple[int, Conditions] | None = None
         self._grid_cache: dict[tuple, object] = {}
+
+    def _no_lookahead(self):
+        """Whatever the policy is called: a look-ahead here is refused in one line."""
+        raise ValueError(
+            f"policy {self.policy.name}: the naive engine does not support look-ahead policies"
+        )
 
     # -- what a policy sees ----------------------------------------------------
     def truth(self, t: float) -> Conditions:
