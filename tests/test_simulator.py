@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -393,3 +394,19 @@ def test_the_naive_engine_refuses_a_renamed_oracle_and_runs_a_policy_named_oracl
     named = PolicySpec(policy="static", label="oracle", params={"point": 6})
     cols, _, name = run_policy_naive(sc, named, 0)
     assert name == "oracle" and set(cols["point"]) == {6}
+
+
+@pytest.mark.parametrize("period_s", [None, 1.0])
+def test_engines_hand_policies_the_same_finished_frames(period_s):
+    """A policy that decides from finished frames (their latency) sees the same ones,
+    once each, in both engines, so both serve every frame at the same point."""
+    sc = load_scenario(REPO / "scenarios/busy_edge.yaml").shortened(200.0, (1,))
+    sc = replace(sc, base_dir=str(REPO / "tests" / "data" / "sim"))
+    spec = PolicySpec(
+        policy="probe_policy.py:FinishedWatch",
+        params={"fast": 10, "slow": 6, "threshold_s": 1.0, "period_s": period_s},
+    )
+    a, sa, _ = run_policy(sc, spec, 2)
+    b, sb, _ = run_policy_naive(sc, spec, 2)
+    assert sa == sb and sa.repartitions >= 2
+    _assert_same_records(a, b)

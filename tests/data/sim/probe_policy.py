@@ -49,3 +49,31 @@ class Replay:
         n = self._n
         self._n += 1
         return self.fork_to if n == self.fork_at else self.points[min(n, len(self.points) - 1)]
+
+
+class FinishedWatch:
+    """Serve at ``slow`` after a finished frame took longer than ``threshold_s``, else ``fast``.
+
+    It checks what it is handed: every finished frame is back by now, arrives once,
+    in the order results came back.
+    """
+
+    uses_finished = True
+
+    def __init__(self, fast: int, slow: int, threshold_s: float, period_s=None):
+        self.fast, self.slow, self.threshold_s, self.period_s = fast, slow, threshold_s, period_s
+        self.name = "finished-watch"
+        self.seen: set[float] = set()
+        self.last_back = -1.0
+
+    def decide(self, view) -> int:
+        point = view.current_point
+        for o in view.finished:
+            if not (o.time_s <= view.now_s and o.time_s >= self.last_back):
+                raise AssertionError(f"observation back at {o.time_s} handed at {view.now_s}")
+            if o.time_s in self.seen:
+                raise AssertionError(f"observation back at {o.time_s} handed twice")
+            self.seen.add(o.time_s)
+            self.last_back = o.time_s
+            point = self.slow if o.latency_s > self.threshold_s else self.fast
+        return point
