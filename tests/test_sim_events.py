@@ -133,3 +133,20 @@ def test_a_repartition_pause_holds_the_edge_behind_queued_frames(tmp_path, engin
     np.testing.assert_allclose(cols["edge_s"], [0.2, 0.2, 0.3, 0.3], atol=1e-9)
     np.testing.assert_allclose(cols["uplink_s"], [0.3, 0.3, 0.004, 0.004], atol=1e-9)
     np.testing.assert_allclose(cols["done_s"], [1.0, 1.5, 1.604, 1.904], atol=1e-9)
+
+
+@pytest.mark.parametrize("engine", [run_policy, run_policy_naive], ids=["fast", "naive"])
+def test_a_link_gone_for_good_leaves_frames_unfinished_not_lost(tmp_path, engine):
+    # 8 Mbit/s until 0.5 s, then nothing for good: frame 0's 300 kB never all get through.
+    cal = toy_calibration(tmp_path / "toy.json")
+    sc = toy_scenario(
+        cal,
+        duration_s=2.0,
+        traces={
+            "bandwidth_mbps": {"steps": [[0, 8], [0.5, 0]], "end": "hold"},
+            "edge_cpu_pct": {"constant": 100},
+        },
+    )
+    cols, _, _ = engine(sc, sc.policies[0], 0)
+    assert cols["request"] == [0, 1]
+    assert all(d == float("inf") for d in cols["done_s"] + cols["latency_s"])

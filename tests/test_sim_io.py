@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from adaptsim.errors import UserError
-from adaptsim.simulator import load_scenario, run_scenario, write_results
+from adaptsim.simulator import load_scenario, run_scenario, scenario_from_dict, write_results
 from adaptsim.simulator.policies import resolve_policy
 from adaptsim.simulator.scenario import PolicySpec
 from adaptsim.simulator.traces import End, Trace, read_trace
+from simkit import toy_calibration, toy_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,7 +113,7 @@ def test_results_are_rewritten_in_place_with_the_scenario_facts(tmp_path):
 def test_bad_yaml_names_its_line(tmp_path):
     p = tmp_path / "s.yaml"
     p.write_text("name: x\nmodel: alexnet\nduration_s: [1, 2\n")
-    with pytest.raises(UserError, match=r"s\.yaml:4: not valid YAML"):
+    with pytest.raises(UserError, match=r"s\.yaml:4: not valid YAML \(expected ',' or '\]'"):
         load_scenario(p)
 
 
@@ -131,3 +132,69 @@ def test_records_carry_the_true_conditions_at_each_arrival():
         assert rec[col].tolist() == [trace.at(t) for t in rec["arrival_s"]], col
     assert rec["edge_cpu_pct"].nunique() > 1 and rec["bandwidth_mbps"].nunique() > 10
     assert (rec["deadline_met"] == (rec["latency_s"] <= sc.deadline_s)).all()
+
+
+def _doc(**over):
+    doc = {
+        "name": "x",
+        "model": "alexnet",
+        "duration_s": 10,
+        "arrivals": {"rate_hz": 1},
+        "deadline_s": 1,
+        "traces": {"bandwidth_mbps": {"constant": 5}},
+        "policies": [{"policy": "all-edge"}],
+    }
+    return {**doc, **over}
+
+
+def test_a_field_error_says_how_many_more_there_are():
+    with pytest.raises(UserError) as one:
+        scenario_from_dict(_doc(duration_s=-1), "src")
+    assert str(one.value) == "src: field duration_s: Input should be greater than 0"
+    with pytest.raises(UserError) as two:
+        scenario_from_dict(_doc(duration_s=-1, deadline_s=-1), "src")
+    assert str(two.value).endswith("greater than 0 (and 1 more)")
+
+
+def test_scaled_traces_say_so_in_their_label():
+    t = Trace((0.0,), (8.0,), 1.0, End.hold, "car")
+    assert t.scaled(10).label == "car x10" and t.scaled(1).label == "car"
+
+
+@pytest.mark.parametrize(
+    "fmt, content, message",
+    [
+        ("mahimahi", "0\n1\nten\n", r"t\.csv:3: expected an integer millisecond, got 'ten'"),
+        (
+            "gnettrack",
+            "Timestamp,UL_bitrate\n2019.09.25_10.00.05,3000\n2019.09.25_10.00.01,2000\n",
+            r"t\.csv:3: timestamps go backwards",
+        ),
+    ],
+)
+def test_more_bad_rows_name_the_file_and_line(tmp_path, fmt, content, message):
+    p = tmp_path / "t.csv"
+    p.write_text(content)
+    with pytest.raises(UserError, match=message):
+        read_trace(p, fmt)
+
+
+def test_a_frame_exactly_at_the_deadline_meets_it_and_summaries_keep_policy_order(tmp_path):
+    """Toy: 0.25 s edge, 250 kB at 1 MB/s, 0.5 s cloud: exactly 1 s (exact in binary)."""
+    cal = toy_calibration(
+        tmp_path / "toy.json", edge_s=(0.25, 0.5), wire_bytes=(150_528.0, 250_000.0, 4_000.0)
+    )
+    sc = toy_scenario(
+        cal,
+        deadline_s=1.0,
+        duration_s=3.0,
+        policies=[
+            {"policy": "static", "label": "zz-cut", "params": {"point": 2}},
+            {"policy": "all-edge", "label": "aa-edge"},
+        ],
+    )
+    res = run_scenario(sc)
+    cut = res.records[res.records["policy"] == "zz-cut"]
+    assert (cut["latency_s"] == 1.0).all() and cut["deadline_met"].all()
+    assert res.summary["policy"].tolist() == ["zz-cut", "aa-edge"]
+    assert res.summary.iloc[0]["deadline_miss_rate"] == 0.0
