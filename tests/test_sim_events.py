@@ -89,19 +89,23 @@ def test_event_table_by_hand(tmp_path, engine, cloud_s, servers, owl, table):
     assert not any(cols["switched"]) and stats.repartitions == 0
 
 
+def _busy_edge(tmp_path, bandwidth_steps, duration_s):
+    """The toy at 100 % edge CPU (0.4 s at point 2), one frame a second, these steps."""
+    return toy_scenario(
+        toy_calibration(tmp_path / "toy.json"),
+        duration_s=duration_s,
+        traces={
+            "bandwidth_mbps": {"steps": bandwidth_steps, "end": "hold"},
+            "edge_cpu_pct": {"constant": 100},
+        },
+    )
+
+
 @pytest.mark.parametrize("engine", [run_policy, run_policy_naive], ids=["fast", "naive"])
 def test_a_zero_rate_interval_stalls_the_transfer(tmp_path, engine):
     # 300 kB at 1 MB/s from 0.4 s; the link drops to 0 at 0.5 s (100 kB sent) and comes
     # back at 16 Mbit/s at 2.0 s: the other 200 kB take 0.1 s more, the transfer ends at 2.1.
-    cal = toy_calibration(tmp_path / "toy.json")
-    sc = toy_scenario(
-        cal,
-        duration_s=0.05,
-        traces={
-            "bandwidth_mbps": {"steps": [[0, 8], [0.5, 0], [2.0, 16]], "end": "hold"},
-            "edge_cpu_pct": {"constant": 100},
-        },
-    )
+    sc = _busy_edge(tmp_path, [[0, 8], [0.5, 0], [2.0, 16]], duration_s=0.05)
     cols, _, _ = engine(sc, sc.policies[0], 0)
     assert cols["uplink_s"] == [pytest.approx(1.7, abs=1e-9)]
     assert cols["done_s"] == [pytest.approx(2.1 + 0.5, abs=1e-9)]
@@ -138,15 +142,7 @@ def test_a_repartition_pause_holds_the_edge_behind_queued_frames(tmp_path, engin
 @pytest.mark.parametrize("engine", [run_policy, run_policy_naive], ids=["fast", "naive"])
 def test_a_link_gone_for_good_leaves_frames_unfinished_not_lost(tmp_path, engine):
     # 8 Mbit/s until 0.5 s, then nothing for good: frame 0's 300 kB never all get through.
-    cal = toy_calibration(tmp_path / "toy.json")
-    sc = toy_scenario(
-        cal,
-        duration_s=2.0,
-        traces={
-            "bandwidth_mbps": {"steps": [[0, 8], [0.5, 0]], "end": "hold"},
-            "edge_cpu_pct": {"constant": 100},
-        },
-    )
+    sc = _busy_edge(tmp_path, [[0, 8], [0.5, 0]], duration_s=2.0)
     cols, _, _ = engine(sc, sc.policies[0], 0)
     assert cols["request"] == [0, 1]
     assert all(d == float("inf") for d in cols["done_s"] + cols["latency_s"])
