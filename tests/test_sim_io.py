@@ -198,3 +198,11 @@ def test_a_frame_exactly_at_the_deadline_meets_it_and_summaries_keep_policy_orde
     assert (cut["latency_s"] == 1.0).all() and cut["deadline_met"].all()
     assert res.summary["policy"].tolist() == ["zz-cut", "aa-edge"]
     assert res.summary.iloc[0]["deadline_miss_rate"] == 0.0
+
+
+def test_errors_name_a_default_place_when_none_is_given():
+    sc = load_scenario(REPO / "scenarios/vehicle_trace.yaml")
+    with pytest.raises(UserError, match=r"^policy: policy 'clever' is neither"):
+        resolve_policy(PolicySpec(policy="clever"), sc.model)
+    with pytest.raises(UserError, match=r"^<scenario>: field duration_s"):
+        scenario_from_dict(_doc(duration_s=-1))
