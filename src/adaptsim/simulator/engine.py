@@ -33,27 +33,14 @@ from adaptsim.simulator.decision import checked_decision
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.link import Link
 from adaptsim.simulator.monitor import Monitor, true_conditions
-from adaptsim.simulator.policies import Conditions, Observation, View, resolve_policy
+from adaptsim.simulator.policies import Conditions, View, resolve_policy
+from adaptsim.simulator.record import RECORD_COLUMNS, Record, columns, observation
 from adaptsim.simulator.scenario import Scenario
 from adaptsim.simulator.traces import EPS_S
 
-__all__ = ["RECORD_COLUMNS", "Tables", "run_policy"]
+_new_tuple = tuple.__new__
 
-RECORD_COLUMNS = (
-    "request",
-    "arrival_s",
-    "point",
-    "switched",
-    "edge_wait_s",
-    "edge_s",
-    "uplink_wait_s",
-    "uplink_s",
-    "cloud_wait_s",
-    "cloud_s",
-    "latency_s",
-    "done_s",
-    "payload_bytes",
-)
+__all__ = ["RECORD_COLUMNS", "RunStats", "Tables", "policy_view", "run_policy"]
 
 
 class Tables:
@@ -80,6 +67,20 @@ class Tables:
             hit = (edge, law[:, 0].copy(), law[:, 1].copy(), law[:, 2].copy())
             self._cache[key] = hit
         return hit
+
+
+def policy_view(scenario: Scenario, tables: Tables) -> View:
+    """A fresh :class:`View` of the scenario for a run's policy (either engine's)."""
+    return View(
+        model=scenario.model,
+        tables=tables,
+        cloud_cpu_pct=scenario.cloud_cpu_pct,
+        cloud_mem_pct=scenario.cloud_mem_pct,
+        arrival_rate_hz=scenario.rate_hz,
+        cloud_servers=scenario.cloud_servers,
+        pause_s=scenario.pause_s,
+        one_way_latency_s=scenario.one_way_latency_s,
+    )
 
 
 class _Stress:
@@ -120,16 +121,7 @@ class _Run:
         self.link_stress = _Stress(scenario, self.tables)
         m = scenario.model
         self.col = {int(o): i for i, o in enumerate(m.ordinals)}
-        self.view = View(
-            model=m,
-            tables=self.tables,
-            cloud_cpu_pct=scenario.cloud_cpu_pct,
-            cloud_mem_pct=scenario.cloud_mem_pct,
-            arrival_rate_hz=scenario.rate_hz,
-            cloud_servers=scenario.cloud_servers,
-            pause_s=scenario.pause_s,
-            one_way_latency_s=scenario.one_way_latency_s,
-        )
+        self.view = policy_view(scenario, self.tables)
         if getattr(self.policy, "clairvoyant", False):
             self.view._truth = self.truth
             self.view._lookahead = self.lookahead
@@ -139,11 +131,11 @@ class _Run:
         self.edge_free = 0.0
         self.link_free = 0.0
         self.cloud_free = [0.0] * scenario.cloud_servers
-        self.pending: list[tuple[float, int, tuple]] = []
+        self.pending: list[tuple[float, int, Record]] = []  # by when the result is back
         self.current: int | None = None  # set, without cost, by the first decision
         self._switched = False
         self._i = 0
-        self.cols: dict[str, list] = {c: [] for c in RECORD_COLUMNS}
+        self.records: list[Record] = []
         self.payload = scenario.model.output_bytes.tolist()
 
     # -- conditions -------------------------------------------------------------
@@ -160,9 +152,9 @@ class _Run:
         v.last_arrival_s = float(self.arrivals[self._i]) if len(self.arrivals) else 0.0
         finished = []
         while self.pending and self.pending[0][0] <= now:
-            _, _, obs = heapq.heappop(self.pending)
+            _, _, record = heapq.heappop(self.pending)
             if self.wants_finished:
-                finished.append(Observation(*obs))
+                finished.append(observation(record))
         v.finished = finished
 
     def _deployed(self) -> int:
@@ -241,24 +233,14 @@ class _Run:
         else:
             cs = ce = arrive
         done = ce + owl
-        cols = self.cols
-        cols["request"].append(i)
-        cols["arrival_s"].append(a)
-        cols["point"].append(self.current)
-        cols["switched"].append(self._switched)
-        cols["edge_wait_s"].append(es - a)
-        cols["edge_s"].append(e)
-        cols["uplink_wait_s"].append(ls - edge_end)
-        cols["uplink_s"].append(fin - ls)
-        cols["cloud_wait_s"].append(cs - arrive)
-        cols["cloud_s"].append(c)
-        cols["latency_s"].append(done - a)
-        cols["done_s"].append(done)
-        cols["payload_bytes"].append(self.payload[k])
+        # tuple.__new__ builds the NamedTuple without its Python-level __new__ (2x faster).
+        record = _new_tuple(Record, (
+            i, a, self.current, self._switched, es - a, e, ls - edge_end, fin - ls,
+            cs - arrive, c, done - a, done, self.payload[k],
+        ))  # fmt: skip
+        self.records.append(record)
         self._switched = False
-        heapq.heappush(
-            self.pending, (done, i, (done, self.current, done - a, e, fin - ls, self.payload[k]))
-        )
+        heapq.heappush(self.pending, (done, i, record))
 
 
 def arrivals(env: simpy.Environment, run: _Run):
@@ -287,4 +269,4 @@ def run_policy(scenario: Scenario, policy_spec, seed: int, tables: Tables | None
         env.process(controller(env, run))
     env.process(arrivals(env, run))
     env.run()
-    return run.cols, run.stats, run.policy.name
+    return columns(run.records), run.stats, run.policy.name

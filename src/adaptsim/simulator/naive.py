@@ -1,156 +1,257 @@
-"""A naive SimPy implementation: one process per request, resources, blocks summed anew.
+"""A naive SimPy engine: one process per request, SimPy resources, blocks summed anew.
 
 It exists for two reasons: as the benchmark's baseline (``adaptsim bench``), and
-as an independent second implementation of the same semantics, so tests can hold
-the fast engine's records against it. Each request is its own SimPy process that
-queues for ``simpy.Resource`` objects (edge CPU, uplink, cloud servers); service
-times are recomputed by summing the calibration's blocks at the stress in force;
-a transfer steps through the bandwidth trace segment by segment with timeouts.
-Clairvoyant policies (the oracle) are not supported here.
+as an independent second implementation of the same semantics, so that tests
+can hold the fast engine's records against it and a bug in either shows as a
+difference. It shares with the fast engine only the scenario, the calibration
+(its per-block grids and link law, read here directly; the policies' own
+prediction tables) and the run's random draws (:func:`~adaptsim.simulator.draws.draw`).
+Everything else is its own: the processes, the queues (``simpy.Resource`` for
+the edge CPU, the uplink and the ``c`` cloud servers), the transfer (stepping
+through the bandwidth trace segment by segment with timeouts), the monitor's
+readings, the decisions' bookkeeping (deployment, re-partitions, the pause held
+on the edge CPU) and the records.
+
+Look-ahead policies (the oracle) are not supported: their look-ahead is the
+fast engine's analytic queue state, which a process-per-request engine does not
+have.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
+from pathlib import Path
 
 import simpy
 
-from adaptsim.simulator.engine import RECORD_COLUMNS, Tables, _Run, controller
+from adaptsim.simulator.draws import draw
+from adaptsim.simulator.engine import RunStats, Tables, policy_view
+from adaptsim.simulator.policies import Conditions, resolve_policy
+from adaptsim.simulator.record import Record, columns, observation
 from adaptsim.simulator.scenario import Scenario
 
 __all__ = ["run_policy_naive"]
 
 
-class _NaiveRun(_Run):
+class _Naive:
+    """One run of the naive engine: resources, policy, monitor and records."""
+
     def __init__(self, scenario: Scenario, policy_spec, seed: int, env: simpy.Environment):
-        super().__init__(scenario, policy_spec, seed, Tables(scenario))
-        if getattr(self.policy, "clairvoyant", False) and self.policy.name == "oracle":
-            raise ValueError("the naive engine does not support look-ahead policies")
         self.env = env
+        self.sc = scenario
+        draws = draw(scenario, seed)
+        self.arrivals = draws.arrivals_s.tolist()
+        self.noise = draws.noise
+        self.monitor_noise = draws.monitor_noise
+        m = scenario.model
+        self.policy = resolve_policy(policy_spec, m, base_dir=Path(scenario.base_dir))
         self.edge = simpy.Resource(env, capacity=1)
         self.uplink = simpy.Resource(env, capacity=1)
         self.cloud = simpy.Resource(env, capacity=scenario.cloud_servers)
-        self.rows: list[tuple] = []
-        self._blocks: dict[tuple, tuple[list[float], list[float]]] = {}
+        self.ordinals = [int(o) for o in m.ordinals]
+        # The policies' predictions come from the calibration's tables, not the service times.
+        self.view = policy_view(scenario, Tables(scenario))
+        if getattr(self.policy, "clairvoyant", False):
+            self.view._truth = self.truth
+            self.view._lookahead = self._no_lookahead
+        self.stats = RunStats()
+        self.point: int | None = None  # set by the first decision, free
+        self.switched = False
+        self.records: list[Record] = []
+        self.delivered: list[Record] = []  # results back at the edge, not yet shown to the policy
+        self._reading: tuple[int, Conditions] | None = None
+        self._grid_cache: dict[tuple, object] = {}
 
-    def decide(self, now: float) -> None:
-        before = self.current
-        pause_before = self.stats.switching_s
-        super().decide(now)
-        if before is not None and self.stats.switching_s > pause_before:
-            self.env.process(self._pause(self.stats.switching_s - pause_before))
+    def _no_lookahead(self):
+        """Whatever the policy is called: a look-ahead here is refused in one line."""
+        raise ValueError(
+            f"policy {self.policy.name}: the naive engine does not support look-ahead policies"
+        )
 
-    def _pause(self, seconds: float):
-        with self.edge.request() as req:  # swapping sub-models holds the edge CPU
-            yield req
+    # -- what a policy sees ----------------------------------------------------
+    def truth(self, t: float) -> Conditions:
+        sc = self.sc
+        return Conditions(sc.bandwidth.at(t), sc.edge_cpu.at(t), sc.edge_mem.at(t))
+
+    def reading(self, now: float) -> Conditions:
+        """The monitor's latest reading: taken at whole periods, of the truth ``delay`` earlier."""
+        sc = self.sc
+        index = math.floor(now / sc.observe_period_s + 1e-9)
+        if self._reading is None or self._reading[0] != index:
+            taken = index * sc.observe_period_s
+            true = self.truth(max(taken - sc.observe_delay_s, 0.0))
+            bw_f, cpu_f, mem_f = self.monitor_noise[min(index, len(self.monitor_noise) - 1)]
+            seen = Conditions(
+                true.bandwidth_mbps * bw_f,
+                min(true.edge_cpu_pct * cpu_f, 100.0),
+                min(true.edge_mem_pct * mem_f, 100.0),
+            )
+            self._reading = (index, seen)
+        return self._reading[1]
+
+    def decide(self) -> None:
+        now = self.env.now
+        v = self.view
+        v.now_s = now
+        if self.point is None:  # before any decision: the best split for t = 0
+            v.current_point = v.best_point(self.truth(0.0))
+        else:
+            v.current_point = self.point
+        v.monitor = self.reading(now)
+        back = sorted((r for r in self.delivered if r.done_s <= now), key=lambda r: r.done_s)
+        self.delivered = [r for r in self.delivered if r.done_s > now]
+        uses = getattr(self.policy, "uses_finished", True)
+        v.finished = [observation(r) for r in back] if uses else []
+        chosen = int(self.policy.decide(v))
+        if chosen not in self.ordinals:
+            raise ValueError(
+                f"policy {self.policy.name} chose point {chosen}, which is not a point"
+            )
+        if self.point is None:
+            self.point = chosen
+            return
+        if chosen == self.point:
+            return
+        self.stats.repartitions += 1
+        self.point = chosen
+        self.switched = True
+        if self.sc.pause_s > 0 and not getattr(self.policy, "free_switching", False):
+            self.stats.switching_s += self.sc.pause_s
+            self.env.process(self.pause(self.sc.pause_s))
+
+    def pause(self, seconds: float):
+        """Swapping sub-models holds the edge CPU, behind the frames already queued."""
+        with self.edge.request() as turn:
+            yield turn
             yield self.env.timeout(seconds)
 
-    def _blocks_sum(self, side: str, k: int, cpu: float, mem: float) -> float:
-        """Sum the blocks on this side of point k, plus k's extra, anew for every request."""
+    # -- service times, from the calibration's blocks --------------------------
+    def _blocks(self, side: str, cpu: float, mem: float) -> tuple[list[float], list[float]]:
+        """The calibration's blocks and extras on one side at a stress level (kept per level:
+        interpolating the grid anew is not what the baseline is about)."""
         key = (side, cpu, mem)
-        hit = self._blocks.get(key)
-        if hit is None:  # interpolating the grid is not what the baseline is about
+        hit = self._grid_cache.get(key)
+        if hit is None:
             m = self.sc.model
             grids = (
                 (m.edge_blocks, m.edge_extra) if side == "edge" else (m.cloud_blocks, m.cloud_extra)
             )
-            hit = self._blocks[key] = tuple(g.at(cpu, mem)[0][0].tolist() for g in grids)
-        blocks, extra = hit
-        done = sum(blocks[: k + 1]) if side == "edge" else sum(blocks[k + 1 :])
-        return float(done + extra[k])
+            hit = self._grid_cache[key] = tuple(g.at(cpu, mem)[0][0].tolist() for g in grids)
+        return hit
 
-    def _transfer(self, payload: float):
-        """Send ``payload`` bytes through the bandwidth trace, one step at a time."""
+    def edge_s(self, k: int, t: float) -> float:
+        """Head blocks 1..k plus point k's extra, summed anew, at the stress in force at t."""
+        blocks, extra = self._blocks("edge", self.sc.edge_cpu.at(t), self.sc.edge_mem.at(t))
+        return float(sum(blocks[: k + 1]) + extra[k])
+
+    def cloud_s(self, k: int) -> float:
+        """Tail blocks after k plus point k's extra, summed anew."""
+        blocks, extra = self._blocks("cloud", self.sc.cloud_cpu_pct, self.sc.cloud_mem_pct)
+        return float(sum(blocks[k + 1 :]) + extra[k])
+
+    def link_law(self, k: int, t: float) -> tuple[float, float, float]:
+        """Point k's link law (overhead s, wire bytes, host s) at the edge CPU stress at t."""
+        cpu = self.sc.edge_cpu.at(t)
+        hit = self._grid_cache.get(("link", cpu))
+        if hit is None:
+            hit = self._grid_cache[("link", cpu)] = self.sc.model.link_at(
+                cpu, self.sc.cloud_cpu_pct
+            )[0][0].tolist()
+        return tuple(hit[k])
+
+    def send(self, payload_bytes: float):
+        """Push the bytes through the bandwidth trace, one constant step at a time."""
         env, trace = self.env, self.sc.bandwidth
-        remaining = payload
-        while remaining > 1e-9:
-            rate = trace.at(env.now) * 1e6 / 8.0
-            nxt = trace.next_change(env.now)
-            if rate > 0 and remaining <= rate * (nxt - env.now):
-                yield env.timeout(remaining / rate)
+        left = payload_bytes
+        while left > 1e-9:
+            rate = trace.at(env.now) * 1e6 / 8.0  # bytes per second
+            step_end = trace.next_change(env.now)
+            if rate > 0 and left <= rate * (step_end - env.now):
+                yield env.timeout(left / rate)
                 return
-            if math.isinf(nxt):
-                yield env.timeout(math.inf)  # stalled for good
+            if math.isinf(step_end):  # a rate of zero for good: stalled forever
+                yield env.timeout(math.inf)
                 return
-            remaining -= rate * (nxt - env.now)
-            yield env.timeout(nxt - env.now)
+            left -= rate * (step_end - env.now)
+            yield env.timeout(step_end - env.now)
 
-    def request(self, i: int, a: float, point: int, switched: bool):
+    # -- processes -------------------------------------------------------------
+    def frame(self, i: int, arrival: float, point: int, switched: bool):
+        """One frame: edge CPU, uplink, one-way latency, a cloud server, the way back."""
         env, sc = self.env, self.sc
-        k = self.col[point]
-        fe, fl, fc = self.noise[i]
-        owl = sc.one_way_latency_s
-        with self.edge.request() as req:  # all-cloud frames pass too, computing nothing
-            yield req
-            es = env.now
-            e = self._blocks_sum("edge", k, sc.edge_cpu.at(es), sc.edge_mem.at(es)) * fe
-            yield env.timeout(e)
+        k = self.ordinals.index(point)
+        f_edge, f_link, f_cloud = self.noise[i].tolist()
+        with self.edge.request() as turn:  # all-cloud frames pass too, computing nothing
+            yield turn
+            edge_start = env.now
+            edge = self.edge_s(k, edge_start) * f_edge
+            yield env.timeout(edge)
         edge_end = env.now
-        with self.uplink.request() as req:
-            yield req
-            ls = env.now
-            law = sc.model.link_at(sc.edge_cpu.at(ls), sc.cloud_cpu_pct)[0][0]
-            yield env.timeout(law[k, 0] * fl)
-            yield from self._transfer(law[k, 1] * fl)
-            if env.now < ls + law[k, 2] * fl:  # the hosts' sending and receiving bind
-                yield env.timeout(ls + law[k, 2] * fl - env.now)
-            fin = env.now
-        yield env.timeout(owl)
-        arrive = env.now
-        c = self._blocks_sum("cloud", k, sc.cloud_cpu_pct, sc.cloud_mem_pct) * fc
-        cs = arrive
-        if c > 0:
-            with self.cloud.request() as req:
-                yield req
-                cs = env.now
-                yield env.timeout(c)
-        yield env.timeout(owl)
+        with self.uplink.request() as turn:
+            yield turn
+            link_start = env.now
+            overhead_s, wire_bytes, host_s = (x * f_link for x in self.link_law(k, link_start))
+            yield env.timeout(overhead_s)
+            yield from self.send(wire_bytes)
+            hosts_done = link_start + host_s
+            if env.now < hosts_done:  # the hosts' own sending and receiving bind
+                yield env.timeout(hosts_done - env.now)
+            link_end = env.now
+        yield env.timeout(sc.one_way_latency_s)
+        at_cloud = env.now
+        cloud = self.cloud_s(k) * f_cloud
+        cloud_start = at_cloud
+        if cloud > 0:
+            with self.cloud.request() as turn:
+                yield turn
+                cloud_start = env.now
+                yield env.timeout(cloud)
+        yield env.timeout(sc.one_way_latency_s)
         done = env.now
-        payload = self.payload[k]
-        self.rows.append(
-            (
-                i,
-                a,
-                point,
-                switched,
-                es - a,
-                e,
-                ls - edge_end,
-                fin - ls,
-                cs - arrive,
-                c,
-                done - a,
-                done,
-                payload,
-            )
+        record = Record(
+            request=i,
+            arrival_s=arrival,
+            point=point,
+            switched=switched,
+            edge_wait_s=edge_start - arrival,
+            edge_s=edge,
+            uplink_wait_s=link_start - edge_end,
+            uplink_s=link_end - link_start,
+            cloud_wait_s=cloud_start - at_cloud,
+            cloud_s=cloud,
+            latency_s=done - arrival,
+            done_s=done,
+            payload_bytes=float(sc.model.output_bytes[k]),
         )
-        heapq.heappush(self.pending, (done, i, (done, point, done - a, e, fin - ls, payload)))
+        self.records.append(record)
+        self.delivered.append(record)
 
-    def serve(self, i: int) -> None:
-        a = self.arrivals[i]
-        self._i = i
-        if self.policy.period_s is None:
-            self.decide(a)
-        self.env.process(self.request(i, a, self.current, self._switched))
-        self._switched = False
+    def source(self):
+        """Frames reach the edge at their drawn times; per-request policies decide first."""
+        env = self.env
+        for i, arrival in enumerate(self.arrivals):
+            if arrival > env.now:
+                yield env.timeout(arrival - env.now)
+            if self.policy.period_s is None:
+                self.decide()
+            env.process(self.frame(i, arrival, self.point, self.switched))
+            self.switched = False
 
-
-def _arrivals(env: simpy.Environment, run: _NaiveRun):
-    for i, a in enumerate(run.arrivals.tolist()):
-        if a > env.now:
-            yield env.timeout(a - env.now)
-        run.serve(i)
+    def ticker(self):
+        """A periodic policy decides at 0, period, 2 * period, ... until the end."""
+        env = self.env
+        while env.now < self.sc.duration_s:
+            self.decide()
+            yield env.timeout(self.policy.period_s)
 
 
 def run_policy_naive(scenario: Scenario, policy_spec, seed: int):
     """Like :func:`adaptsim.simulator.engine.run_policy`, the naive way."""
     env = simpy.Environment()
-    run = _NaiveRun(scenario, policy_spec, seed, env)
+    run = _Naive(scenario, policy_spec, seed, env)
     if run.policy.period_s is not None:
-        env.process(controller(env, run))
-    env.process(_arrivals(env, run))
+        env.process(run.ticker())
+    env.process(run.source())
     env.run()
-    rows = sorted(run.rows)
-    cols = {c: [r[j] for r in rows] for j, c in enumerate(RECORD_COLUMNS)}
-    return cols, run.stats, run.policy.name
+    records = sorted(run.records, key=lambda r: r.request)
+    return columns(records), run.stats, run.policy.name
