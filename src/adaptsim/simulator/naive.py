@@ -61,6 +61,11 @@ class _Naive:
         self.delivered: list[Record] = []  # results back at the edge, not yet shown to the policy
         self._reading: tuple[int, Conditions] | None = None
         self._grid_cache: dict[tuple, object] = {}
+        # What waits for the edge CPU, in FIFO order: ("frame", point index, noise factor)
+        # or ("pause", seconds); and when the item holding it now lets go.
+        self.edge_waiting: list[tuple] = []
+        self.edge_busy_until = 0.0
+        self.last_arrival = 0.0
 
     def _no_lookahead(self):
         """Whatever the policy is called: a look-ahead here is refused in one line."""
@@ -98,6 +103,8 @@ class _Naive:
         else:
             v.current_point = self.point
         v.monitor = self.reading(now)
+        v.edge_free_s = self.edge_backlog_end(now)
+        v.last_arrival_s = self.last_arrival
         back = sorted((r for r in self.delivered if r.done_s <= now), key=lambda r: r.done_s)
         self.delivered = [r for r in self.delivered if r.done_s > now]
         uses = getattr(self.policy, "uses_finished", True)
@@ -121,9 +128,25 @@ class _Naive:
 
     def pause(self, seconds: float):
         """Swapping sub-models holds the edge CPU, behind the frames already queued."""
+        item = ("pause", seconds)
+        self.edge_waiting.append(item)
         with self.edge.request() as turn:
             yield turn
+            self.edge_waiting.remove(item)
+            self.edge_busy_until = self.env.now + seconds
             yield self.env.timeout(seconds)
+
+    def edge_backlog_end(self, now: float) -> float:
+        """When the edge CPU would be free of everything queued now (what an edge
+        application knows of its own queue): replayed item by item, each frame's head
+        time at the stress in force when it would start."""
+        t = max(now, self.edge_busy_until)
+        for item in self.edge_waiting:
+            if item[0] == "pause":
+                t += item[1]
+            else:
+                t += self.edge_s(item[1], t) * item[2]
+        return t
 
     # -- service times, from the calibration's blocks --------------------------
     def _blocks(self, side: str, cpu: float, mem: float) -> tuple[list[float], list[float]]:
@@ -181,10 +204,14 @@ class _Naive:
         env, sc = self.env, self.sc
         k = self.ordinals.index(point)
         f_edge, f_link, f_cloud = self.noise[i].tolist()
+        item = ("frame", k, f_edge, i)
+        self.edge_waiting.append(item)
         with self.edge.request() as turn:  # all-cloud frames pass too, computing nothing
             yield turn
+            self.edge_waiting.remove(item)
             edge_start = env.now
             edge = self.edge_s(k, edge_start) * f_edge
+            self.edge_busy_until = edge_start + edge
             yield env.timeout(edge)
         edge_end = env.now
         with self.uplink.request() as turn:
@@ -232,6 +259,7 @@ class _Naive:
         for i, arrival in enumerate(self.arrivals):
             if arrival > env.now:
                 yield env.timeout(arrival - env.now)
+            self.last_arrival = arrival
             if self.policy.period_s is None:
                 self.decide()
             env.process(self.frame(i, arrival, self.point, self.switched))
