@@ -20,14 +20,20 @@ HERE = Path(__file__).resolve().parent
 
 
 def exponential_spread(n: int = 4000) -> dict[str, list[float]]:
-    """Quantiles of log(Exp(1)), dense near both tails, for the engine to replay."""
+    """Quantiles of log(Exp(1)), dense near both tails, for the engine to replay.
+
+    The lower tail stops at u = 1e-4 (a factor of 1e-4: the most a calibration's
+    spread may say); the moments the tests compare with come from these same
+    quantiles (:func:`spread_moments`), so the cut is accounted for.
+    """
     u = np.unique(
         np.r_[
             np.linspace(0, 1, n + 1)[1:-1],
-            np.geomspace(1e-9, 1e-3, 200),
+            np.geomspace(1e-4, 1e-3, 50),
             1 - np.geomspace(1e-9, 1e-3, 200),
         ]
     )
+    u = u[u >= 1e-4]
     return {"probs": u.tolist(), "log_ratio": np.log(-np.log1p(-u)).tolist()}
 
 
@@ -84,7 +90,11 @@ def toy_calibration(
         "cloud_extra_s": grid([[[0.0] * 3] * 2] * 2),
         "link": grid([[law] * 2] * 2, link_keys),
         "link_table": {**grid([[table] * 2] * 2, link_keys), "bandwidth_levels_mbps": bw_levels},
-        "spread": spread or {},
+        # A part without a spread is replayed without noise (a log ratio of 0 throughout).
+        "spread": {
+            part: (spread or {}).get(part, {"probs": [0.0, 1.0], "log_ratio": [0.0, 0.0]})
+            for part in ("edge", "comm", "cloud")
+        },
         "quality": {},
     }
     doc = {
