@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from adaptsim.importers import import_adaptivednn
-from adaptsim.importers.adaptivednn import FLAGS
-from adaptsim.importers.catalog import catalog_cuts
+from adaptsim.store.catalog import catalog_cuts
+from adaptsim.store.flags import FLAGS
 
 BANDWIDTH_MBPS = {"0": 50.0, "1": 25.0, "2": 10.0}
 

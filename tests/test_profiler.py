@@ -313,7 +313,7 @@ def _halves_store(path: Path, overhead_s=0.002, s_per_byte=8 / 10e6) -> Path:
         base[k] = ""
     rows = []
     points = range(12)  # LeNet's points 0..11, bytes from the catalog
-    from adaptsim.importers.catalog import catalog_model_points
+    from adaptsim.store.catalog import catalog_model_points
 
     cat = catalog_model_points("lenet").set_index("ordinal")
     for side, slow in (("edge", 3.0), ("cloud", 1.0)):

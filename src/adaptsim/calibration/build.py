@@ -46,8 +46,8 @@ from adaptsim.calibration.profiles import (
     split_half_floor,
 )
 from adaptsim.errors import UserError
-from adaptsim.importers.adaptivednn import UNUSABLE_FLAGS
 from adaptsim.store import ChoiceError, choose_models, read_store, select_runs
+from adaptsim.store.flags import UNUSABLE_FLAGS
 
 __all__ = [
     "Built",

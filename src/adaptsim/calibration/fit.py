@@ -36,8 +36,8 @@ from adaptsim.calibration.grid import StressGrid
 from adaptsim.calibration.model import Calibration, ModelCalibration, law_s, link_grid
 from adaptsim.calibration.spread import PARTS, quantiles
 from adaptsim.errors import UserError
-from adaptsim.importers.catalog import catalog_model_points
 from adaptsim.store import FACTORS, choose_models
+from adaptsim.store.catalog import catalog_model_points
 from adaptsim.units import seconds_per_byte
 
 __all__ = ["fit_calibration", "fit_model"]

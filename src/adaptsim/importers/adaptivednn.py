@@ -30,8 +30,9 @@ import pandas as pd
 
 from adaptsim.errors import UserError, where
 from adaptsim.files import input_file, read_text
-from adaptsim.importers.catalog import catalog_cuts, normalise_layer_name
 from adaptsim.store import COLUMNS, choose_models, write_store
+from adaptsim.store.catalog import catalog_cuts, normalise_layer_name
+from adaptsim.store.flags import FLAGS, UNUSABLE_FLAGS
 from adaptsim.units import seconds_per_byte
 
 __all__ = [
@@ -53,19 +54,6 @@ LEVELS = {
 }
 _CODE_ORDER = tuple(LEVELS)
 
-FLAGS = {
-    "negative_time": "a negative edge, cloud or total time (a clock glitch in the source)",
-    "fast_transfer": "communication faster than the bandwidth allows for the output bytes",
-    "negative_comm": "total time smaller than edge + cloud compute",
-    "edge_spike": "edge time above a later point's by >50% and >10 ms (edge work only grows)",
-    "edge_outlier": "edge time off the median of the same point and edge condition by >2x",
-    "cloud_outlier": "cloud time off the median of the same point and cloud condition by >2x",
-    "input_is_next_cut": "the input layer's line (raw input sent, no edge work) with at least "
-    "half the next cut's edge time and transfer, where that cut sends twice the bytes or more: "
-    "it measured that cut, not the raw input; calibrations leave it out",
-}
-# Flags that say a row did not measure what it is labelled: calibrations leave these out.
-UNUSABLE_FLAGS = ("input_is_next_cut",)
 
 _FOLDER_MODELS = {
     "alexnet": "alexnet",

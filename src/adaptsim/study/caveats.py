@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from adaptsim.importers.adaptivednn import FLAGS, UNUSABLE_FLAGS
+from adaptsim.store.flags import FLAGS, UNUSABLE_FLAGS
 
 __all__ = ["PUBLISHED", "caveat_lines", "left_out_reason"]
 
