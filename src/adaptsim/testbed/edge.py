@@ -212,9 +212,11 @@ class EdgeRunner:
                     break
                 i = int(header["id"])
                 a, k, sw, es, ee, nbytes = stamps[i]
-                recv, start, end = (header[c] - t0 for c in ("recv_s", "start_s", "end_s"))
+                # a remote cloud's clock is not ours: its stamps shifted by the offset
+                c0 = t0 + (client.clock_offset_s if self.setup.get("remote") else 0.0)
+                recv, start, end = (header[c] - c0 for c in ("recv_s", "start_s", "end_s"))
                 prev = header["prev_recv_s"]
-                ls = max(ee, prev - t0) if prev is not None else ee
+                ls = max(ee, prev - c0) if prev is not None else ee
                 done = back + owl
                 rec = {"policy": policy.name, "seed": seed, "request": i, "arrival_s": a,
                        "point": k, "switched": sw, "edge_wait_s": es - a, "edge_s": ee - es,
