@@ -48,7 +48,8 @@ def cloud():
     env = {**os.environ, "ADAPTSIM_SECRET": SECRET, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen(
         [sys.executable, "-c", "from adaptsim.cli import main; main()", "serve", "--role",
-         "cloud", "--listen", "127.0.0.1:0", "--models", "lenet"],
+         "cloud", "--listen", "127.0.0.1:0", "--models", "lenet", "--one-way-latency-s",
+         "0.005"],  # the scenario's one-way latency, added on the way out by the server
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         start_new_session=True,
     )  # fmt: skip
@@ -104,10 +105,17 @@ def test_validate_against_a_separate_cloud_process(cloud, tmp_path, monkeypatch)
     assert set(real["policy"]) == {"static-best", "all-cloud"}
     assert len(real) == 2 * 50 and np.isfinite(real["latency_s"]).all()  # 5 s at 10 Hz
     # the cloud's stamps came onto the edge's clock: every stage is a real, ordered duration
-    assert (real[["edge_s", "uplink_s", "cloud_s", "cloud_wait_s", "return_s"]] > -1e-3).all().all()
+    facts = json.loads((out / "validation.json").read_text())
+    clock = facts["clock"]["all-cloud/1"]
+    assert clock["cloud_latency_s"] == 0.005  # the server said what it adds
+    slack = 1e-3 + max(c["clock_uncertainty_s"] for c in facts["clock"].values())
+    stages = real[["edge_s", "uplink_s", "cloud_s", "cloud_wait_s", "return_s"]]
+    assert (stages > -slack).all().all(), stages.min()
+    parts = real[["edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s",
+                  "cloud_s", "return_s"]].sum(axis=1) + 2 * 0.005  # fmt: skip
+    np.testing.assert_allclose(parts, real["latency_s"], atol=1e-6)  # the stages add up
     cloud_side = real[real["policy"] == "all-cloud"]
     assert (cloud_side["payload_bytes"] == 28 * 28 * 4).all()  # LeNet's raw input sent
-    facts = json.loads((out / "validation.json").read_text())
     assert facts["cloud"] == cloud and "remote" in str(facts["placement"]["cloud_cpus"])
     # no tc here: no bandwidth applied; the CPU stress still followed its trace
     steps = facts["applied"]["all-cloud/1"]

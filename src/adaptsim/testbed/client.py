@@ -23,7 +23,9 @@ class CloudClient:
 
     ``clock_offset_s``: the server's monotonic clock minus ours, estimated from the
     hello's stamp as NTP does (error at most half the connect round trip); the
-    server's stamps of a remote cloud are brought onto the edge's clock with it.
+    server's stamps of a remote cloud are brought onto the edge's clock with it;
+    ``clock_uncertainty_s`` bounds its error. ``server_latency_s``: the one-way
+    latency the server adds before a frame queues.
     """
 
     def __init__(self, host: str, port: int, key: bytes | None, timeout_s: float = 60.0):
@@ -36,6 +38,8 @@ class CloudClient:
             raise FrameError(f"the cloud answered {hello!r}, not a version {VERSION} hello")
         got = time.monotonic()
         self.clock_offset_s = float(hello.get("clock_s", (sent + got) / 2)) - (sent + got) / 2
+        self.clock_uncertainty_s = (got - sent) / 2
+        self.server_latency_s = float(hello.get("one_way_latency_s", 0.0))  # added on its side
         self.nonce = hello["nonce"]
         self.models = hello.get("models", [])
         self._seq = 0

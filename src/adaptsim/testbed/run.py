@@ -258,6 +258,9 @@ def real_run(
                     f = _records(rec_path)
                     frames.append(f)
                     facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
+                    facts.setdefault("clock", {})[f"{out['policy']}/{seed}"] = {
+                        k: out.get(k) for k in ("clock_offset_s", "clock_uncertainty_s",
+                                                "cloud_latency_s")}  # fmt: skip
                     runs.append({"policy": out["policy"], "seed": seed,
                                  "repartitions": out["repartitions"],
                                  "switching_s": _switching_s(f)})  # fmt: skip

@@ -113,6 +113,14 @@ def validate(
     twin = run_scenario(twin_sc)
     twin_fb = run_scenario(apply_foldback(twin_sc, fb)) if fb is not None else None
     remote = plan.cloud_address is not None
+    if remote:
+        held = {c.get("cloud_latency_s") for c in facts.get("clock", {}).values()}
+        notes.append(
+            f"remote cloud {cloud}: the bandwidth trace is not applied; the server added "
+            f"{', '.join(f'{x:g}' for x in held if x is not None) or '?'} s on the way out, the "
+            f"edge {sc.one_way_latency_s:g} s on the way back (the scenario's one-way latency), "
+            "and the real network's latency comes on top"
+        )
     facts.update(
         scenario=str(scenario),
         calibration=str(calibration) if calibration else sc.calibration_name,
