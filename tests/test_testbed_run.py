@@ -108,8 +108,9 @@ def test_short_real_validation_of_lenet(tmp_path):
     slow = cloud[(cloud["arrival_s"] >= 1.75) & (cloud["arrival_s"] < 3)]["uplink_s"].median()
     fast = cloud[cloud["arrival_s"] < 1.5]["uplink_s"].median()
     # the raw input (3,136 bytes) at 1 Mbit/s, less the 1,514-byte bucket that leaves at
-    # once, takes >= 13 ms on the wire; at 20 Mbit/s ~1 ms: tc followed the trace live
-    assert slow > (3136 - 1514) * 8 / 1e6 and slow > 5 * fast
+    # once, takes >= 13 ms on the wire; at 20 Mbit/s ~1.3 ms (11.7 ms less): tc followed
+    # the trace live (8 ms of the 11.7 asked: a loaded host adds a few ms to both)
+    assert slow > (3136 - 1514) * 8 / 1e6 and slow > fast + 0.008, (slow, fast)
     table = pd.read_csv(out / "comparison.csv")
     assert sorted(table["policy"]) == ["all-cloud", "static-best"]
     assert (table["frames"] == len(arrivals)).all()
@@ -121,7 +122,7 @@ def test_short_real_validation_of_lenet(tmp_path):
     assert "Kendall" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
     assert "static-best measured" in page and "all-cloud simulated" in page  # overlaid
-    assert f'data-value="{table.iloc[0]["measured_mean_s"]!r}"' in page
+    assert f'data-value="{float(table.iloc[0]["measured_mean_s"])!r}"' in page
     assert not any(n.startswith(f"as{os.getpid()}-") for n in _netns())
     assert took < 60, f"the CI validation took {took:.0f} s"  # the CI budget
 
