@@ -41,6 +41,16 @@ def _netns() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+@pytest.fixture(autouse=True)
+def _leaves_nothing_behind():
+    """Every test here: no namespace, scratch folder or child process of this run is left."""
+    yield
+    assert not [n for n in _netns() if n.startswith(f"as{os.getpid()}-")]
+    assert not list(Path(tempfile.gettempdir()).glob(f"adaptsim-testbed-{os.getpid()}-*"))
+    kids = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
+    assert kids.stdout.split() == []
+
+
 def test_time_scale_compresses_traces_not_arrivals():
     sc = scenario_for_testbed(SCENARIO, CALIBRATION)
     fast = time_scaled(sc, 4.0)
