@@ -41,6 +41,16 @@ def _netns() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+@pytest.fixture(autouse=True)
+def _leaves_nothing_behind():
+    """Every test here: no namespace, scratch folder or child process of this run is left."""
+    yield
+    assert not [n for n in _netns() if n.startswith(f"as{os.getpid()}-")]
+    assert not list(Path(tempfile.gettempdir()).glob(f"adaptsim-testbed-{os.getpid()}-*"))
+    kids = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
+    assert kids.stdout.split() == []
+
+
 def test_time_scale_compresses_traces_not_arrivals():
     sc = scenario_for_testbed(SCENARIO, CALIBRATION)
     fast = time_scaled(sc, 4.0)
@@ -83,15 +93,17 @@ def test_run_takes_a_calibration_override(tmp_path):
 @pytest.mark.slow
 @needs_testbed
 def test_short_real_validation_of_lenet(tmp_path):
-    """The CI validation: two policies for 9 s each, real, beside the twin."""
+    """The CI validation: two policies for 4.5 s each, real, beside the twin; under 60 s."""
     t0 = time.perf_counter()
+    # traces x2 faster: 4.5 s per policy, the same steps, every frame at 10 Hz
     out = validate(SCENARIO, CALIBRATION, tmp_path / "v", policies=["static-best", "all-cloud"],
-                   progress=lambda _: None)  # fmt: skip
+                   time_scale=2.0, progress=lambda _: None)  # fmt: skip
     took = time.perf_counter() - t0
     real = pd.read_parquet(out / "real" / "records.parquet")
     sim = pd.read_parquet(out / "simulated" / "records.parquet")
-    sc = scenario_for_testbed(SCENARIO, CALIBRATION)
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION, time_scale=2.0)
     arrivals = draw(sc, 1).arrivals_s
+    assert len(arrivals) == 45
     for policy in ("static-best", "all-cloud"):
         r, s = real[real["policy"] == policy], sim[sim["policy"] == policy]
         # the same frames at the same arrival times as the twin, every one finished
@@ -103,32 +115,30 @@ def test_short_real_validation_of_lenet(tmp_path):
         np.testing.assert_allclose(parts, r["latency_s"], atol=1e-6)  # stages add up
         assert (r[["edge_s", "uplink_s", "cloud_s"]] >= 0).all().all()
     cloud = real[real["policy"] == "all-cloud"]
-    slow = cloud[(cloud["arrival_s"] >= 3.5) & (cloud["arrival_s"] < 6)]["uplink_s"].median()
-    fast = cloud[cloud["arrival_s"] < 3]["uplink_s"].median()
+    slow = cloud[(cloud["arrival_s"] >= 1.75) & (cloud["arrival_s"] < 3)]["uplink_s"].median()
+    fast = cloud[cloud["arrival_s"] < 1.5]["uplink_s"].median()
     # the raw input (3,136 bytes) at 1 Mbit/s, less the 1,514-byte bucket that leaves at
-    # once, takes >= 13 ms on the wire; at 20 Mbit/s ~1 ms: tc followed the trace live
-    assert slow > (3136 - 1514) * 8 / 1e6 and slow > 5 * fast
+    # once, takes >= 13 ms on the wire; at 20 Mbit/s ~1.3 ms (11.7 ms less): tc followed
+    # the trace live (8 ms of the 11.7 asked: a loaded host adds a few ms to both)
+    assert slow > (3136 - 1514) * 8 / 1e6 and slow > fast + 0.008, (slow, fast)
     table = pd.read_csv(out / "comparison.csv")
     assert sorted(table["policy"]) == ["all-cloud", "static-best"]
     assert (table["frames"] == len(arrivals)).all()
     facts = json.loads((out / "validation.json").read_text())
     applied = facts["applied"]["all-cloud/1"]
-    # (t, bandwidth, edge CPU, memory) put in place at t = 0 and at each step: 3, 4.5, 6 s
+    # (t, bandwidth, edge CPU, memory) put in place at t = 0 and at each step: 1.5, 2.25, 3 s
     assert [a[1:] for a in applied] == [[20, 0, 0], [1, 0, 0], [1, 50, 0], [20, 50, 0]]
-    assert all(abs(a[0] - t) < 0.5 for a, t in zip(applied, (0, 3, 4.5, 6), strict=True))
+    assert all(abs(a[0] - t) < 0.25 for a, t in zip(applied, (0, 1.5, 2.25, 3), strict=True))
     assert "Kendall" in (out / "report.md").read_text()
+    page = (out / "report.html").read_text()
+    assert "static-best measured" in page and "all-cloud simulated" in page  # overlaid
+    assert f'data-value="{float(table.iloc[0]["measured_mean_s"])!r}"' in page
     assert not any(n.startswith(f"as{os.getpid()}-") for n in _netns())
-    assert took < 90  # CI budget (60 s on an idle machine)
+    assert took < 60, f"the CI validation took {took:.0f} s"  # the CI budget
 
 
-@pytest.mark.needs_root
-@pytest.mark.slow
-@needs_testbed
-def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
-    cmd = [sys.executable, "-c", "from adaptsim.cli import main; main()"]
-    argv = [*cmd, "validate", str(SCENARIO), "--calibration", str(CALIBRATION),
-            "--policies", "all-cloud", "--out", str(tmp_path / "first")]  # fmt: skip
-    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _kill_when_under_way(first: subprocess.Popen) -> None:
+    """SIGKILL ``first`` once its namespaces and its edge process exist, well into its run."""
     deadline = time.monotonic() + 240
     # wait until its run is under way: namespaces made and its edge process running
     while time.monotonic() < deadline:
@@ -141,6 +151,22 @@ def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
     time.sleep(8)  # well into the compile or the run
     first.send_signal(signal.SIGKILL)
     first.wait()
+
+
+@pytest.mark.needs_root
+@pytest.mark.slow
+@needs_testbed
+def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
+    cmd = [sys.executable, "-c", "from adaptsim.cli import main; main()"]
+    argv = [*cmd, "validate", str(SCENARIO), "--calibration", str(CALIBRATION),
+            "--policies", "all-cloud", "--out", str(tmp_path / "first")]  # fmt: skip
+    first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _kill_when_under_way(first)
+    finally:  # whatever failed, the first run does not outlive the test
+        if first.poll() is None:
+            first.kill()
+        first.wait()
     time.sleep(2)
     mine = [p for p in subprocess.run(["pgrep", "-f", f"as{first.pid}-"], capture_output=True,
                                       text=True).stdout.split()]  # fmt: skip

@@ -44,6 +44,17 @@ def validate(
         Path | None,
         typer.Option(help="Another validation folder: fold what it measured into a second twin."),
     ] = None,
+    cloud: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT of `adaptsim serve --role cloud` on another machine: only the edge "
+            "runs here (no namespaces, no tc), frames authenticated."
+        ),
+    ] = None,
+    secret_file: Annotated[
+        Path | None,
+        typer.Option(help="With --cloud: file holding the shared secret (else $ADAPTSIM_SECRET)."),
+    ] = None,
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     import pandas as pd
@@ -53,13 +64,15 @@ def validate(
 
     if seeds and any(s < 0 for s in seeds):
         raise UserError(f"--seed {min(seeds)}: seeds are >= 0")
+    if secret_file is not None and cloud is None:
+        raise UserError("--secret-file: only with --cloud HOST:PORT (a local run makes its own)")
     sc = scenario_for_testbed(scenario, calibration, duration, time_scale)
     target = out or Path("results") / f"{sc.name}-validation"
     wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
     folder = run_validation(
         scenario, calibration, target, duration_s=duration, time_scale=time_scale,
         policies=wanted, seeds=tuple(seeds) if seeds else None, fold_back=fold_back,
-        progress=_say,
+        cloud=cloud, secret_file=secret_file, progress=_say,
     )  # fmt: skip
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",
@@ -67,7 +80,8 @@ def validate(
     from adaptsim.cli.app import OutputFormat, emit
 
     emit(table[cols].round(4), OutputFormat.table, "measured vs simulated")
-    _say(f"wrote {folder} (report.md, comparison.csv, stages.csv, real/, simulated/)")
+    _say(f"wrote {folder} (report.html, report.md, comparison.csv, stages.csv, real/, "
+         "simulated/)")  # fmt: skip
     if json.loads((folder / "validation.json").read_text())["interrupted"]:
         _say("adaptsim: interrupted; the runs that finished were compared and written")
         raise typer.Exit(130)

@@ -25,6 +25,7 @@ class ConditionFollower:
     """Context manager: apply the conditions at t = 0 now, then follow the traces from ``t0``.
 
     Args:
+        link: the shaped link, or None when the network is real (a remote cloud).
         edge_cpus: the edge's cores (CPU stress goes there).
         mem_cpus: where the memory stressor runs.
         mem_budget_bytes: what 100 % memory stress holds.
@@ -33,7 +34,7 @@ class ConditionFollower:
     def __init__(
         self,
         sc: Scenario,
-        link: NetnsPair,
+        link: NetnsPair | None,
         edge_cpus: list[int],
         mem_cpus: list[int] | None,
         mem_budget_bytes: int,
@@ -50,7 +51,7 @@ class ConditionFollower:
     def _apply(self, t: float, elapsed: float) -> None:
         sc = self.sc
         bw, cpu, mem = sc.bandwidth.at(t), sc.edge_cpu.at(t), sc.edge_mem.at(t)
-        if bw != self.link.rate_mbps:
+        if self.link is not None and bw != self.link.rate_mbps:
             self.link.set_rate(bw)
         if (cpu, mem) != self._level:
             if self._stress is not None:
@@ -61,7 +62,8 @@ class ConditionFollower:
                            cpu_cpus=self.edge_cpus)  # fmt: skip
                 self._stress = s.__enter__()
             self._level = (cpu, mem)
-        self.applied.append((round(elapsed, 4), bw, cpu, mem))
+        applied_bw = bw if self.link is not None else None  # not shaped: none applied
+        self.applied.append((round(elapsed, 4), applied_bw, cpu, mem))
 
     def start(self, t0: float) -> None:
         """Follow the traces from ``t0`` (monotonic) in a thread."""

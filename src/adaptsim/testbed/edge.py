@@ -108,6 +108,9 @@ class EdgeRunner:
         state = {"current": None, "switched": False, "repartitions": 0, "error": None}
         pending: list = []  # (done_s, request, Observation) not yet seen by the policy
         client = CloudClient(self.setup["cloud_host"], self.setup["cloud_port"], self.key)
+        remote = bool(self.setup.get("remote"))
+        # the latency the cloud held a frame before it queued: a remote server's own setting
+        owl_out = client.server_latency_s if remote else owl
 
         def now() -> float:
             return time.monotonic() - t0
@@ -212,14 +215,16 @@ class EdgeRunner:
                     break
                 i = int(header["id"])
                 a, k, sw, es, ee, nbytes = stamps[i]
-                recv, start, end = (header[c] - t0 for c in ("recv_s", "start_s", "end_s"))
+                # a remote cloud's clock is not ours: its stamps shifted by the offset
+                c0 = t0 + (client.clock_offset_s if remote else 0.0)
+                recv, start, end = (header[c] - c0 for c in ("recv_s", "start_s", "end_s"))
                 prev = header["prev_recv_s"]
-                ls = max(ee, prev - t0) if prev is not None else ee
+                ls = max(ee, prev - c0) if prev is not None else ee
                 done = back + owl
                 rec = {"policy": policy.name, "seed": seed, "request": i, "arrival_s": a,
                        "point": k, "switched": sw, "edge_wait_s": es - a, "edge_s": ee - es,
                        "uplink_wait_s": ls - ee, "uplink_s": recv - ls,
-                       "cloud_wait_s": start - (recv + owl), "cloud_s": end - start,
+                       "cloud_wait_s": start - (recv + owl_out), "cloud_s": end - start,
                        "latency_s": done - a, "done_s": done, "payload_bytes": float(nbytes),
                        "return_s": back - end}  # fmt: skip
                 out.write(json.dumps(rec) + "\n")
@@ -254,7 +259,10 @@ class EdgeRunner:
                     )
         client.close()
         return {"policy": policy.name, "frames": len(arrivals), "finished": len(done_ids),
-                "repartitions": state["repartitions"], "error": state["error"]}  # fmt: skip
+                "repartitions": state["repartitions"], "error": state["error"],
+                "clock_offset_s": client.clock_offset_s if remote else 0.0,
+                "clock_uncertainty_s": client.clock_uncertainty_s if remote else 0.0,
+                "cloud_latency_s": owl_out}  # fmt: skip
 
 
 def main() -> None:

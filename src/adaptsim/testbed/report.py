@@ -1,87 +1,279 @@
-"""report.md of a validation: the tables a reader needs to trust or doubt the simulator."""
+"""The validation report: ``report.html`` and ``report.md`` of a validation folder.
+
+Built with the shared report module (:mod:`adaptsim.report`: the same page,
+tables and figures as ``adaptsim report``), and only from the folder's own files
+(``comparison.csv``, ``stages.csv``, ``comparison_folded.csv``,
+``validation.json``, ``real/`` and ``simulated/`` records), so the page says
+exactly what the CSVs hold and can be rebuilt from a folder at any time
+(:func:`write_validation_report`). The HTML and the markdown hold the same
+numbers; the HTML adds the overlaid timelines.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-__all__ = ["report_md"]
+from adaptsim.errors import UserError
+from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
+from adaptsim.report.figures import figure_block, policy_colours
 
+__all__ = ["STAGE_LABELS", "validation_page", "write_validation_report"]
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "n/a"
-        return f"{v:.4g}"
-    return str(v)
-
-
-def _table(frame: pd.DataFrame) -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
-    for row in frame.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines)
-
-
-_ERRORS = ["policy", "mean_error_pct", "p50_error_pct", "p95_error_pct", "miss_rate_diff"]
+STAGE_LABELS = {
+    "edge_wait_s": "edge wait",
+    "edge_s": "edge compute",
+    "uplink_wait_s": "uplink wait",
+    "uplink_s": "uplink",
+    "cloud_wait_s": "cloud wait",
+    "cloud_s": "cloud compute",
+    "latency_s": "end to end",
+    "return_s (real only)": "way back (real only)",
+}
 
 
-def report_md(
-    sc, table: pd.DataFrame, stages: pd.DataFrame, facts: dict, folded: pd.DataFrame | None = None
-) -> str:
-    """The validation report in Markdown (see :mod:`adaptsim.testbed.validate`)."""
-    rank = facts["ranking"]
-    head = table[["policy", "frames", "measured_mean_s", "simulated_mean_s", "mean_error_pct",
-                  "measured_p50_s", "simulated_p50_s", "p50_error_pct", "measured_p95_s",
-                  "simulated_p95_s", "p95_error_pct", "measured_miss_rate",
-                  "simulated_miss_rate"]]  # fmt: skip
-    pivot = stages.pivot_table(index="stage", columns="policy", values="diff_s", sort=False)
-    pivot = pivot.reset_index()
-    p = facts["placement"]
-    parts = [
-        f"# Validation: {sc.name}, real run vs simulated twin",
-        "",
-        f"Model {sc.model.model}; calibration `{facts['calibration']}`; "
-        f"{facts['duration_s']:g} s of real time per run, "
-        f"traces compressed x{facts['time_scale']:g}; "
-        f"seeds {facts['seeds']}. Edge on CPU {p['edge_cpus']} (1 TensorFlow thread), cloud on "
-        f"CPU {p['cloud_cpus']} with {p['cloud_workers']} worker(s); memory stress on "
-        f"CPU {p['memory_stress_cpus']}. One-way latency: {facts['one_way_latency']}. "
-        f"Zero-rate steps: {facts['zero_rate']}. Load average when written: "
-        f"{', '.join(f'{x:.2f}' for x in facts['load_average'])} (a shared machine adds noise).",
-        "",
-        "## Per policy (error = (simulated - measured) / measured)",
-        "",
-        _table(head),
-        "",
-        f"Ranking by mean, measured: {' < '.join(rank['measured'])}; simulated: "
-        f"{' < '.join(rank['simulated'])}; {'the same' if rank['same'] else 'different'}, "
-        f"Kendall's tau {_cell(rank['kendall_tau'])}.",
-        "",
-        "## Where the error sits: simulated - measured mean seconds per stage",
-        "",
-        _table(pivot),
-        "",
-        "`return_s` is the result's way back as measured beyond the added latency "
-        "(socket, Python); the simulator has no such stage.",
-    ]
-    if folded is not None:
-        fb = facts["fold_back"]
-        both = table[_ERRORS].merge(folded[_ERRORS], on="policy", suffixes=(" before", " after"))
-        parts += [
-            "",
-            f"## After the fold-back (fitted on {fb['from']}, another run)",
-            "",
-            f"Edge x{fb['edge_scale']:.3g}, cloud x{fb['cloud_scale']:.3g}, link overhead "
-            f"{fb['uplink_extra_s'] * 1e3:+.2f} ms, way back {fb['return_s'] * 1e3:.2f} ms, "
-            f"pause {fb['pause_s'] * 1e3:.2f} ms per switch; fitted on {fb['frames']} frames.",
-            "",
-            _table(both),
-            "",
-            f"Ranking after: {' < '.join(folded.sort_values('simulated_mean_s')['policy'])}.",
+def _s(v: float, key: str) -> Cell:
+    """Seconds shown in ms (3 decimals of a second would hide LeNet's differences)."""
+    v = float(v)
+    return Cell(fmt_number(v * 1e3, 1), v, key)
+
+
+def _pct(v: float, key: str) -> Cell:
+    v = float(v)
+    return Cell(fmt_pct(v, 1, signed=True), v if math.isfinite(v) else None, key)
+
+
+def _rate(v: float, key: str) -> Cell:
+    v = float(v)
+    return Cell(fmt_pct(v * 100, 1), v, key)
+
+
+def _policy_table(t: pd.DataFrame, table_id: str, caption: str) -> Table:
+    cols = ["policy", "frames"]
+    for stat in ("mean", "p50", "p95"):
+        cols += [f"{stat} measured (ms)", f"{stat} simulated (ms)", f"{stat} error"]
+    cols += ["miss rate measured", "miss rate simulated"]
+    tab = Table(cols, caption=caption, table_id=table_id)
+    for _, r in t.iterrows():
+        p = r["policy"]
+        cells: list[Cell | str] = [p, Cell(str(int(r["frames"])), float(r["frames"]))]
+        for stat in ("mean", "p50", "p95"):
+            cells += [
+                _s(r[f"measured_{stat}_s"], f"{p}/measured_{stat}_s"),
+                _s(r[f"simulated_{stat}_s"], f"{p}/simulated_{stat}_s"),
+                _pct(r[f"{stat}_error_pct"], f"{p}/{stat}_error_pct"),
+            ]
+        cells += [
+            _rate(r["measured_miss_rate"], f"{p}/measured_miss_rate"),
+            _rate(r["simulated_miss_rate"], f"{p}/simulated_miss_rate"),
         ]
-    if facts.get("notes"):
-        parts += ["", "## Notes", "", *[f"- {n}" for n in facts["notes"]]]
-    return "\n".join(parts) + "\n"
+        tab.add(*cells)
+    return tab
+
+
+def _stage_table(stages: pd.DataFrame) -> Table:
+    tab = Table(
+        [
+            "policy",
+            "stage",
+            "measured (ms)",
+            "simulated (ms)",
+            "simulated - measured (ms)",
+            "error",
+        ],
+        caption="Mean seconds per stage (finished frames): where the error sits.",
+        table_id="stages",
+    )
+    for _, r in stages.iterrows():
+        key = f"{r['policy']}/{r['stage']}"
+        tab.add(
+            r["policy"],
+            STAGE_LABELS.get(r["stage"], r["stage"]),
+            _s(r["measured_s"], f"{key}/measured_s"),
+            _s(r["simulated_s"], f"{key}/simulated_s"),
+            _s(r["diff_s"], f"{key}/diff_s"),
+            _pct(r["error_pct"], f"{key}/error_pct"),
+        )
+    return tab
+
+
+def _fold_table(before: pd.DataFrame, after: pd.DataFrame) -> Table:
+    cols = ["policy"]
+    for stat in ("mean", "p50", "p95"):
+        cols += [f"{stat} error before", f"{stat} error after"]
+    cols += ["miss rate diff before", "miss rate diff after"]
+    tab = Table(
+        cols,
+        caption="Simulated vs measured, in %, before and after the fold-back.",
+        table_id="fold-back",
+    )
+    a = after.set_index("policy")
+    for _, r in before.iterrows():
+        p = r["policy"]
+        if p not in a.index:
+            continue
+        cells: list[Cell | str] = [p]
+        for stat in ("mean", "p50", "p95"):
+            c = f"{stat}_error_pct"
+            cells += [_pct(r[c], f"{p}/before/{c}"), _pct(a.loc[p, c], f"{p}/after/{c}")]
+        cells += [
+            _pct(r["miss_rate_diff"] * 100, f"{p}/before/miss_rate_diff"),
+            _pct(a.loc[p, "miss_rate_diff"] * 100, f"{p}/after/miss_rate_diff"),
+        ]
+        tab.add(*cells)
+    return tab
+
+
+def _timeline(
+    real: pd.DataFrame, sim: pd.DataFrame, colours: dict[str, str], applied: dict, seed: int
+) -> go.Figure:
+    """Bandwidth as tc applied it, then each frame's latency: measured solid, simulated dotted."""
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.07,
+        row_heights=[0.25, 0.75],
+        subplot_titles=[
+            "bandwidth applied by tc (Mbit/s; none: remote cloud)",
+            "latency per frame (s), by arrival",
+        ],
+    )
+    steps = [s for s in next(iter(applied.values()), []) if s[1] is not None]
+    if steps:
+        end = float(max(real["arrival_s"].max(), sim["arrival_s"].max(), steps[-1][0]))
+        t = [float(s[0]) for s in steps] + [end]
+        v = [float(s[1]) for s in steps] + [float(steps[-1][1])]
+        fig.add_trace(
+            go.Scatter(
+                x=t,
+                y=v,
+                mode="lines",
+                line=dict(shape="hv", color="#444"),
+                name="bandwidth",
+                showlegend=False,
+            ),
+            row=1,
+            col=1,
+        )
+    for p, colour in colours.items():
+        for frame, kind, dash in ((real, "measured", "solid"), (sim, "simulated", "dot")):
+            r = frame[(frame["policy"] == p) & (frame["seed"] == seed)].sort_values("arrival_s")
+            lat = r["latency_s"].to_numpy(dtype=float)
+            fig.add_trace(
+                go.Scatter(
+                    x=r["arrival_s"].to_numpy(dtype=float).tolist(),
+                    y=[v if math.isfinite(v) else None for v in lat.tolist()],  # never finished
+                    mode="lines+markers",
+                    line=dict(color=colour, dash=dash, width=1.5),
+                    marker=dict(size=4),
+                    name=f"{p} {kind}",
+                    legendgroup=p,
+                    hovertemplate=f"%{{y:.4f}} s at %{{x:.2f}} s<extra>{p} {kind}</extra>",
+                ),
+                row=2,
+                col=1,
+            )
+    fig.update_xaxes(title_text="time since the run's start (s)", row=2, col=1)
+    fig.update_layout(height=560, margin=dict(l=60, r=20, t=40, b=50))
+    return fig
+
+
+def validation_page(folder: Path) -> Page:
+    """The validation report of ``folder`` as a :class:`~adaptsim.report.Page` (from its files)."""
+    folder = Path(folder)
+    need = [
+        "comparison.csv",
+        "stages.csv",
+        "validation.json",
+        "real/records.parquet",
+        "simulated/records.parquet",
+    ]
+    missing = [n for n in need if not (folder / n).is_file()]
+    if missing:
+        raise UserError(f"{folder}: not a validation folder ({missing[0]} missing)")
+    comp = pd.read_csv(folder / "comparison.csv")
+    stages = pd.read_csv(folder / "stages.csv")
+    facts = json.loads((folder / "validation.json").read_text())
+    real = pd.read_parquet(folder / "real" / "records.parquet")
+    sim = pd.read_parquet(folder / "simulated" / "records.parquet")
+    colours = policy_colours(comp["policy"].tolist())
+    rank = facts["ranking"]
+    p = facts["placement"]
+    page = Page(
+        f"Validation: {Path(facts['scenario']).stem}, real run vs simulated twin",
+        f"calibration {facts['calibration']}; {facts['duration_s']:g} s of real time per run; "
+        f"traces x{facts['time_scale']:g} faster; seeds {facts['seeds']}",
+        colours,
+    )
+    s = page.section("Per policy", "policies")
+    s.add(
+        paragraph(
+            "Error = (simulated - measured) / measured: positive when the simulator is "
+            "pessimistic. The targets: mean within 10 %, p95 within 15 %."
+        ),
+        table(_policy_table(comp, "comparison", "Measured vs simulated latency per policy.")),
+        paragraph(
+            f"Ranking by mean, measured: {' < '.join(rank['measured'])}; simulated: "
+            f"{' < '.join(rank['simulated'])}; {'the same' if rank['same'] else 'different'}; "
+            f"Kendall's tau {fmt_number(rank['kendall_tau'], 2)}."
+        ),
+    )
+    page.section("Where the error sits", "stages").add(
+        table(_stage_table(stages)),
+        note(
+            "The way back is the result's return as measured beyond the added latency "
+            "(socket, Python); the simulator has no such stage."
+        ),
+    )
+    seed = int(facts["seeds"][0])
+    fig = _timeline(real, sim, colours, facts.get("applied", {}), seed)
+    page.section("Timelines, real and simulated", "timelines").add(
+        figure_block(
+            fig,
+            "timeline",
+            f"Seed {seed}: each frame's latency by its arrival, "
+            "measured (solid) and simulated (dotted), under the bandwidth tc applied.",
+            md=f"*Seed {seed}: per-frame latency, measured vs simulated, overlaid "
+            "(interactive in report.html).*",
+        )
+    )
+    fb = facts.get("fold_back")
+    if fb is not None and (folder / "comparison_folded.csv").is_file():
+        after = pd.read_csv(folder / "comparison_folded.csv")
+        page.section("Before and after the fold-back", "fold-back").add(
+            paragraph(
+                f"Fitted on {fb['from']} (another run, {fb['frames']} frames): edge "
+                f"x{fb['edge_scale']:.3g}, cloud x{fb['cloud_scale']:.3g}, link overhead "
+                f"{fb['uplink_extra_s'] * 1e3:+.2f} ms, way back {fb['return_s'] * 1e3:.2f} ms, "
+                f"pause {fb['pause_s'] * 1e3:.2f} ms per switch."
+            ),
+            table(_fold_table(comp, after)),
+            paragraph(
+                f"Ranking after: {' < '.join(after.sort_values('simulated_mean_s')['policy'])}."
+            ),
+        )
+    how = [
+        f"One-way latency: {facts['one_way_latency']}: the kernel here has no netem, so the "
+        "cloud holds a frame that long after it is all in, and the edge adds it to a result's "
+        "arrival.",
+        f"A zero-rate step: {facts['zero_rate']}.",
+        f"Edge on CPU {p['edge_cpus']} (1 TensorFlow thread); cloud on CPU {p['cloud_cpus']} "
+        f"with {p['cloud_workers']} worker(s); memory stress on CPU {p['memory_stress_cpus']}.",
+        "Load average when written: "
+        + ", ".join(f"{x:.2f}" for x in facts["load_average"])
+        + " (a shared machine slows the real compute).",
+        *facts.get("notes", []),
+    ]
+    page.section("How it was run", "how").add(*(paragraph(line) for line in how))
+    return page
+
+
+def write_validation_report(folder: Path) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md`` into a validation folder, from its files."""
+    return validation_page(folder).write(folder)

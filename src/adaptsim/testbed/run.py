@@ -54,7 +54,7 @@ from adaptsim.simulator.engine import RECORD_COLUMNS
 from adaptsim.testbed.conditions import ConditionFollower
 from adaptsim.testbed.protocol import SECRET_ENV
 
-__all__ = ["RealRunPlan", "real_run", "real_run_available"]
+__all__ = ["RealRunPlan", "check_cloud", "real_run", "real_run_available"]
 
 _PORT = 50100
 _READY_TIMEOUT_S = 600.0
@@ -73,6 +73,13 @@ class RealRunPlan:
     cloud_cpus: list[int] = field(default_factory=lambda: [1])
     mem_budget_bytes: int = 2 << 30
     drain_s: float = 30.0
+    cloud_address: tuple[str, int] | None = None  # a remote ``adaptsim serve``: no namespaces
+    secret: bytes | None = None  # the shared secret with the remote cloud
+
+    @property
+    def mem_cpus(self) -> list[int]:
+        """Where the memory stressor runs: the core the local cloud would have."""
+        return self.cloud_cpus
 
 
 def real_run_available() -> str | None:
@@ -83,6 +90,42 @@ def real_run_available() -> str | None:
     if len(os.sched_getaffinity(0)) < 2:
         return "needs 2 cores (the edge on one, the cloud on the other)"
     return None
+
+
+def check_cloud(address: str, model: str, secret_file: Path | None = None) -> tuple[str, int]:
+    """``HOST:PORT`` of a remote cloud, checked before anything is compiled here.
+
+    Connects once and reads the server's hello: a wrong secret, a server that
+    does not serve ``model``, or nobody listening is one line here, not a failed
+    edge process minutes later.
+    """
+    from adaptsim.testbed.client import CloudClient
+    from adaptsim.testbed.protocol import FrameError, load_secret
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise UserError(f"--cloud {address!r}: give HOST:PORT of `adaptsim serve --role cloud`")
+    key = load_secret(secret_file)
+    try:
+        client = CloudClient(host, int(port), key, timeout_s=10.0)
+    except FrameError as exc:
+        raise UserError(
+            f"--cloud {address}: the server's hello did not authenticate ({exc}); "
+            f"give both sides the same ${SECRET_ENV} or --secret-file"
+        ) from None
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise UserError(
+            f"--cloud {address}: cannot connect ({why}); is `adaptsim serve` up?"
+        ) from None
+    served = client.models
+    client.close()
+    if model not in served:
+        raise UserError(
+            f"--cloud {address}: the server serves {', '.join(served) or 'no model'}, not "
+            f"{model}; start it with --models {model}"
+        )
+    return host, int(port)
 
 
 class _Child:
@@ -145,42 +188,59 @@ def _records(path: Path) -> pd.DataFrame:
 def real_run(
     sc: Scenario, plan: RealRunPlan, work: Path, progress: Callable[[str], None] = print
 ) -> tuple[Results, dict]:
-    """Run ``plan.policies`` x the scenario's seeds for real; (results, facts of the run)."""
-    why = real_run_available()
+    """Run ``plan.policies`` x the scenario's seeds for real; (results, facts of the run).
+
+    With ``plan.cloud_address`` the cloud is a remote ``adaptsim serve``: the edge
+    runs here in the host's own network (no namespaces, no tc: the bandwidth trace
+    is not applied), authenticated with ``plan.secret``.
+    """
+    remote = plan.cloud_address is not None
+    why = None if remote else real_run_available()
     if why:
         raise UserError(f"a real run {why}")
     if sc.edge_cpu.values != (0.0,) or sc.edge_mem.values != (0.0,):
         require_stress_ng()
     work.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
+    if remote:
+        key = (plan.secret or b"").decode("utf-8", "surrogateescape")
+        host, port = plan.cloud_address
+    else:
+        key, host, port = secrets.token_hex(32), CLOUD_IP, _PORT
     env = {**os.environ, SECRET_ENV: key, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    mem_cpus = plan.cloud_cpus
+    mem_cpus = plan.mem_cpus
     t_start = time.perf_counter()
     frames, runs, facts = [], [], {"applied": {}}
     interrupted = False
-    with (
-        terminating_as_exit(),
-        NetnsPair(sc.bandwidth.at(0.0), burst_s=0.002, min_burst_bytes=1514) as link,
-    ):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(terminating_as_exit())
+        link = None
+        if not remote:
+            link = stack.enter_context(
+                NetnsPair(sc.bandwidth.at(0.0), burst_s=0.002, min_burst_bytes=1514)
+            )
         py = [sys.executable, "-m"]
-        cloud = _Child([*link.exec_in(link.cloud), *py, "adaptsim.testbed.server"],
-                       plan.cloud_cpus, env, work / "cloud.log")  # fmt: skip
-        edge = _Child([*link.exec_in(link.edge), *py, "adaptsim.testbed.edge"],
-                      plan.edge_cpus, env, work / "edge.log")  # fmt: skip
+        cloud = None
+        if link is not None:
+            cloud = _Child([*link.exec_in(link.cloud), *py, "adaptsim.testbed.server"],
+                           plan.cloud_cpus, env, work / "cloud.log")  # fmt: skip
+        edge_argv = [*link.exec_in(link.edge)] if link is not None else []
+        edge = _Child([*edge_argv, *py, "adaptsim.testbed.edge"], plan.edge_cpus, env,
+                      work / "edge.log")  # fmt: skip
         try:
-            cloud.send({"models": [sc.model.model], "host": CLOUD_IP, "port": _PORT,
-                        "workers": sc.cloud_servers,
-                        "one_way_latency_s": sc.one_way_latency_s})  # fmt: skip
+            if cloud is not None:
+                cloud.send({"models": [sc.model.model], "host": host, "port": port,
+                            "workers": sc.cloud_servers,
+                            "one_way_latency_s": sc.one_way_latency_s})  # fmt: skip
             edge.send({"scenario": str(plan.scenario_path), "calibration":
                        str(plan.calibration) if plan.calibration else None,
                        "duration_s": plan.duration_s, "time_scale": plan.time_scale,
-                       "cloud_host": CLOUD_IP, "cloud_port": _PORT,
+                       "cloud_host": host, "cloud_port": port, "remote": remote,
                        "drain_s": plan.drain_s})  # fmt: skip
             progress(f"building and compiling every split of {sc.model.model} (edge and cloud)")
-            ready_cloud = cloud.answer(_READY_TIMEOUT_S, "the cloud process")
+            ready_cloud = cloud.answer(_READY_TIMEOUT_S, "the cloud process") if cloud else {}
             ready_edge = edge.answer(_READY_TIMEOUT_S, "the edge process")
             facts.update(edge_compile_s=ready_edge["compile_s"],
-                         cloud_compile_s=ready_cloud["compile_s"])  # fmt: skip
+                         cloud_compile_s=ready_cloud.get("compile_s"))  # fmt: skip
             total = len(plan.policies) * len(sc.seeds)
             for spec_i in plan.policies:
                 for seed in sc.seeds:
@@ -198,6 +258,9 @@ def real_run(
                     f = _records(rec_path)
                     frames.append(f)
                     facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
+                    facts.setdefault("clock", {})[f"{out['policy']}/{seed}"] = {
+                        k: out.get(k) for k in ("clock_offset_s", "clock_uncertainty_s",
+                                                "cloud_latency_s")}  # fmt: skip
                     runs.append({"policy": out["policy"], "seed": seed,
                                  "repartitions": out["repartitions"],
                                  "switching_s": _switching_s(f)})  # fmt: skip
@@ -208,7 +271,8 @@ def real_run(
             interrupted = True
         finally:
             edge.stop()
-            cloud.stop()
+            if cloud is not None:
+                cloud.stop()
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not records.empty:
         t = records["arrival_s"].to_numpy()

@@ -144,7 +144,8 @@ class CloudServer:
 
         try:
             reply({"kind": "hello", "version": VERSION, "nonce": session.nonce,
-                   "auth": self.key is not None, "models": sorted(self.tails)})  # fmt: skip
+                   "auth": self.key is not None, "models": sorted(self.tails),
+                   "clock_s": time.monotonic(), "one_way_latency_s": self.owl})  # fmt: skip
             while not self._stop.is_set():
                 try:
                     header, body = read_frame(conn, self.max_body_bytes, self.key)

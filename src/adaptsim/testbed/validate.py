@@ -5,7 +5,8 @@ traces, duration, seeds and so the same arrivals, noise and monitor readings)
 simulated with the same policies. The folder holds ``real/`` and
 ``simulated/`` (each a results folder ``adaptsim report`` reads),
 ``comparison.csv`` (per policy), ``stages.csv`` (per policy and stage),
-``validation.json`` (the run's facts) and ``report.md``. It is written beside
+``validation.json`` (the run's facts) and ``report.html`` + ``report.md``
+(:mod:`~adaptsim.testbed.report`, built from those files). It is written beside
 its place and renamed into it at the end: whole or absent.
 """
 
@@ -22,15 +23,16 @@ import pandas as pd
 
 from adaptsim.atomic import write_atomic
 from adaptsim.errors import UserError
-from adaptsim.simulator import run_scenario, write_results
+from adaptsim.simulator import Results, run_scenario, write_results
 from adaptsim.simulator.policies import resolve_policy
 from adaptsim.testbed.compare import compare_policies, compare_stages, ranking
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback
-from adaptsim.testbed.report import report_md
-from adaptsim.testbed.run import RealRunPlan, real_run, scratch_dir
+from adaptsim.testbed.protocol import load_secret
+from adaptsim.testbed.report import write_validation_report
+from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
 from adaptsim.testbed.scenario import scenario_for_testbed
 
-__all__ = ["select_policies", "validate"]
+__all__ = ["select_policies", "validate", "write_validation"]
 
 
 def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]:
@@ -68,13 +70,20 @@ def validate(
     policies: list[str] | None = None,
     seeds: tuple[int, ...] | None = None,
     fold_back: Path | None = None,
+    cloud: str | None = None,
+    secret_file: Path | None = None,
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Run the scenario for real and simulated; write the comparison into ``out``.
 
     With ``fold_back`` (another validation folder), a second twin runs with what
     that run measured folded back (:mod:`~adaptsim.testbed.foldback`), and the
-    comparison is written before and after.
+    comparison is written before and after. With ``cloud`` (``HOST:PORT`` of an
+    ``adaptsim serve --role cloud`` on another machine) only the edge runs here,
+    in this host's own network, every frame authenticated with the shared secret
+    (``$ADAPTSIM_SECRET`` or ``secret_file``): no namespaces and no tc, so the
+    bandwidth trace is not applied (the real network is what it is; said in the
+    report); the edge stress traces still are.
     """
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
@@ -88,6 +97,9 @@ def validate(
     sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds)
     keep, notes = select_policies(sc, policies)
     plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep)
+    if cloud is not None:
+        plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file)
+        plan.secret = load_secret(secret_file)
     work = scratch_dir()
     try:
         real, facts = real_run(sc, plan, work, progress)
@@ -99,40 +111,64 @@ def validate(
         raise KeyboardInterrupt
     twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
     twin = run_scenario(twin_sc)
-    table = compare_policies(real.summary, twin.summary)
-    folded = None
-    if fb is not None:
-        twin_fb = run_scenario(apply_foldback(twin_sc, fb))
-        folded = compare_policies(real.summary, twin_fb.summary)
-    stages = compare_stages(real.records, twin.records)
-    rank = ranking(table)
+    twin_fb = run_scenario(apply_foldback(twin_sc, fb)) if fb is not None else None
+    remote = plan.cloud_address is not None
+    if remote:
+        held = {c.get("cloud_latency_s") for c in facts.get("clock", {}).values()}
+        notes.append(
+            f"remote cloud {cloud}: the bandwidth trace is not applied; the server added "
+            f"{', '.join(f'{x:g}' for x in held if x is not None) or '?'} s on the way out, the "
+            f"edge {sc.one_way_latency_s:g} s on the way back (the scenario's one-way latency), "
+            "and the real network's latency comes on top"
+        )
     facts.update(
         scenario=str(scenario),
         calibration=str(calibration) if calibration else sc.calibration_name,
         time_scale=time_scale, duration_s=sc.duration_s, seeds=list(sc.seeds),
-        placement={"edge_cpus": plan.edge_cpus, "cloud_cpus": plan.cloud_cpus,
-                   "edge_tf_threads": 1, "cloud_tf_threads": 1,
-                   "cloud_workers": sc.cloud_servers, "memory_stress_cpus": plan.cloud_cpus},
+        placement={"edge_cpus": plan.edge_cpus,
+                   "cloud_cpus": f"remote {cloud}" if remote else plan.cloud_cpus,
+                   "edge_tf_threads": 1, "cloud_tf_threads": None if remote else 1,
+                   "cloud_workers": "the server's" if remote else sc.cloud_servers,
+                   "memory_stress_cpus": plan.mem_cpus},
         one_way_latency="added in the application (the kernel has no netem)",
-        zero_rate="tbf at its smallest rate (8 kbit/s), not an exact stall",
-        notes=notes, ranking=rank, real_wall_s=real.wall_s, interrupted=real.interrupted,
-        logs_tail=logs, load_average=os.getloadavg(),
+        zero_rate=("not emulated: the real network between the two machines carries the frames"
+                   if remote else "tbf at its smallest rate (8 kbit/s), not an exact stall"),
+        notes=notes, real_wall_s=real.wall_s, interrupted=real.interrupted,
+        logs_tail=logs, load_average=os.getloadavg(), cloud=cloud,
         fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
     )  # fmt: skip
+    return write_validation(out, real, twin, facts, twin_fb)
+
+
+def write_validation(
+    out: Path, real: Results, twin: Results, facts: dict, twin_folded: Results | None = None
+) -> Path:
+    """Compare ``real`` with ``twin`` (and the folded twin) and write the folder ``out``.
+
+    ``facts`` says how the real run was made (see :func:`validate`); the ranking is
+    added here. Everything goes into a scratch folder beside ``out`` that is
+    renamed into place at the end: the folder is whole or absent.
+    """
+    table = compare_policies(real.summary, twin.summary)
+    stages = compare_stages(real.records, twin.records)
+    facts = {**facts, "ranking": ranking(table)}
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    write_results(real, tmp / "real")
-    write_results(twin, tmp / "simulated")
-    write_atomic(tmp / "comparison.csv", lambda p: table.to_csv(p, index=False))
-    write_atomic(tmp / "stages.csv", lambda p: stages.to_csv(p, index=False))
-    if folded is not None:
-        write_results(twin_fb, tmp / "simulated_folded")
-        write_atomic(tmp / "comparison_folded.csv", lambda p: folded.to_csv(p, index=False))
-    write_atomic(tmp / "validation.json",
-                 lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip
-    write_atomic(
-        tmp / "report.md", lambda p: p.write_text(report_md(sc, table, stages, facts, folded))
-    )
+    try:
+        write_results(real, tmp / "real")
+        write_results(twin, tmp / "simulated")
+        write_atomic(tmp / "comparison.csv", lambda p: table.to_csv(p, index=False))
+        write_atomic(tmp / "stages.csv", lambda p: stages.to_csv(p, index=False))
+        if twin_folded is not None:
+            folded = compare_policies(real.summary, twin_folded.summary)
+            write_results(twin_folded, tmp / "simulated_folded")
+            write_atomic(tmp / "comparison_folded.csv", lambda p: folded.to_csv(p, index=False))
+        write_atomic(tmp / "validation.json",
+                     lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip
+        write_validation_report(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if out.exists():
         old = out.with_name(f".{out.name}.{os.getpid()}.old")
         out.rename(old)

@@ -1,0 +1,124 @@
+"""The validation report (report.html + report.md) against the folder's own CSVs.
+
+The real run needs root, namespaces and minutes; the report does not. Here the
+"measured" side is a stand-in: the same scenario simulated with a fold-back
+(edge x1.7, cloud x2.2, +3 ms per message), so its numbers differ from the
+twin's as a real run's would. The real run's own report is checked in
+tests/test_testbed_run.py.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from adaptsim.errors import UserError
+from adaptsim.simulator import run_scenario
+from adaptsim.testbed import scenario_for_testbed
+from adaptsim.testbed.foldback import FoldBack, apply_foldback
+from adaptsim.testbed.report import write_validation_report
+from adaptsim.testbed.validate import write_validation
+
+DATA = Path(__file__).parent / "data"
+SCENARIO = DATA / "testbed_lenet.yaml"
+CALIBRATION = Path(__file__).parents[1] / "src" / "adaptsim" / "data" / "calibration_own_2core.json"
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION)
+    from dataclasses import replace
+
+    sc = replace(sc, policies=tuple(p for p in sc.policies if p.policy != "oracle"))
+    stand_in = FoldBack(edge_scale=1.7, cloud_scale=2.2, uplink_extra_s=0.003, return_s=0.002,
+                        pause_s=0.0, frames=90)  # fmt: skip
+    real = run_scenario(apply_foldback(sc, stand_in))
+    twin = run_scenario(sc)
+    folded = run_scenario(apply_foldback(sc, FoldBack(1.5, 2.0, 0.002, 0.001, 0.0, 90)))
+    facts = {
+        "scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
+        "duration_s": sc.duration_s, "seeds": list(sc.seeds),
+        "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
+                      "memory_stress_cpus": [1]},
+        "one_way_latency": "added in the application (the kernel has no netem)",
+        "zero_rate": "tbf at its smallest rate (8 kbit/s), not an exact stall",
+        "notes": ["oracle: left out; it sees the true future, so it has no real run"],
+        "load_average": [1.0, 1.0, 1.0], "interrupted": False,
+        "applied": {"static-best/1": [[0.0, 20, 0, 0], [3.0, 1, 0, 0], [6.0, 20, 50, 0]]},
+        "fold_back": {"from": "another-run", "edge_scale": 1.5, "cloud_scale": 2.0,
+                      "uplink_extra_s": 0.002, "return_s": 0.001, "pause_s": 0.0, "frames": 90},
+    }  # fmt: skip
+    return write_validation(tmp_path_factory.mktemp("v") / "validation", real, twin, facts, folded)
+
+
+def _values(page: str) -> dict[str, float]:
+    return {
+        html.unescape(k): float(v)
+        for k, v in re.findall(r'data-key="([^"]+)" data-value="([^"]+)"', page)
+    }
+
+
+def test_report_numbers_are_the_csvs(folder):
+    page = (folder / "report.html").read_text()
+    md = (folder / "report.md").read_text()
+    got = _values(page)
+    comp = pd.read_csv(folder / "comparison.csv")
+    assert len(comp) == 3  # static-best, all-cloud, reactive
+    for _, r in comp.iterrows():
+        p = r["policy"]
+        for col in ("measured_mean_s", "simulated_mean_s", "mean_error_pct", "measured_p50_s",
+                    "simulated_p50_s", "p50_error_pct", "measured_p95_s", "simulated_p95_s",
+                    "p95_error_pct", "measured_miss_rate", "simulated_miss_rate"):  # fmt: skip
+            assert got[f"{p}/{col}"] == pytest.approx(r[col], rel=1e-12), (p, col)
+        # the markdown row says the same numbers, as printed (ms, %)
+        row = next(line for line in md.splitlines() if line.startswith(f"| {p} | {r['frames']}"))
+        assert f"{r['measured_mean_s'] * 1e3:.1f}" in row
+        assert f"{r['simulated_p95_s'] * 1e3:.1f}" in row
+        assert f"{r['p95_error_pct']:+.1f} %" in row
+    stages = pd.read_csv(folder / "stages.csv")
+    for _, r in stages.iterrows():
+        key = f"{r['policy']}/{r['stage']}"
+        assert got[f"{key}/measured_s"] == pytest.approx(r["measured_s"], rel=1e-12)
+        assert got[f"{key}/diff_s"] == pytest.approx(r["diff_s"], rel=1e-12, abs=1e-15)
+    assert {"edge_s", "uplink_s", "cloud_s", "edge_wait_s", "uplink_wait_s",
+            "cloud_wait_s"} <= set(stages["stage"])  # fmt: skip
+    after = pd.read_csv(folder / "comparison_folded.csv").set_index("policy")
+    for p in comp["policy"]:
+        assert got[f"{p}/after/mean_error_pct"] == pytest.approx(after.loc[p, "mean_error_pct"])
+    tau = json.loads((folder / "validation.json").read_text())["ranking"]["kendall_tau"]
+    for text in (html.unescape(page), md):
+        assert f"Kendall's tau {tau:.2f}" in text
+        assert "no netem" in text and "8 kbit/s" in text
+        assert "Before and after the fold-back" in text and "oracle: left out" in text
+
+
+def test_report_page_is_self_contained_and_overlays_both_timelines(folder):
+    page = (folder / "report.html").read_text()
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)  # the page, not JS
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", markup, re.I)
+    assert "<link" not in markup and "<script src" not in page
+    assert "Plotly" in page  # the JS is embedded, not linked
+    spec = json.loads(re.search(r'id="timeline-spec">(.*?)</script>', page, re.S)[1]
+                      .replace("<\\/", "</"))  # fmt: skip
+    names = {t["name"] for t in spec["data"]}
+    for p in pd.read_csv(folder / "comparison.csv")["policy"]:
+        assert {f"{p} measured", f"{p} simulated"} <= names
+    real = pd.read_parquet(folder / "real" / "records.parquet")
+    trace = next(t for t in spec["data"] if t["name"] == "all-cloud measured")
+    want = real[real["policy"] == "all-cloud"].sort_values("arrival_s")["latency_s"]
+    assert len(trace["y"]) == len(want)
+
+
+def test_report_rebuilds_from_the_folder_and_refuses_a_foreign_one(folder, tmp_path):
+    before = (folder / "report.md").read_text()
+    (folder / "report.md").unlink()
+    write_validation_report(folder)
+    assert (folder / "report.md").read_text() == before
+    (tmp_path / "comparison.csv").write_text("policy\n")
+    with pytest.raises(UserError, match="not a validation folder"):
+        write_validation_report(tmp_path)
