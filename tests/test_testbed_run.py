@@ -93,10 +93,14 @@ def test_run_takes_a_calibration_override(tmp_path):
 @pytest.mark.slow
 @needs_testbed
 def test_short_real_validation_of_lenet(tmp_path):
-    """The CI validation: two policies for 4.5 s each, real, beside the twin; under 60 s."""
+    """The CI validation: three policies for 4.5 s each, real, beside the twin; under 60 s.
+
+    mpc is there because it reads what the edge knows of its queue, the switch cost and
+    the latest arrival through the simulator's own View: a real run must fill them.
+    """
     t0 = time.perf_counter()
     # traces x2 faster: 4.5 s per policy, the same steps, every frame at 10 Hz
-    out = validate(SCENARIO, CALIBRATION, tmp_path / "v", policies=["static-best", "all-cloud"],
+    out = validate(SCENARIO, CALIBRATION, tmp_path / "v", policies=["static-best", "all-cloud", "mpc"],
                    time_scale=2.0, progress=lambda _: None)  # fmt: skip
     took = time.perf_counter() - t0
     real = pd.read_parquet(out / "real" / "records.parquet")
@@ -104,7 +108,7 @@ def test_short_real_validation_of_lenet(tmp_path):
     sc = scenario_for_testbed(SCENARIO, CALIBRATION, time_scale=2.0)
     arrivals = draw(sc, 1).arrivals_s
     assert len(arrivals) == 45
-    for policy in ("static-best", "all-cloud"):
+    for policy in ("static-best", "all-cloud", "mpc"):
         r, s = real[real["policy"] == policy], sim[sim["policy"] == policy]
         # the same frames at the same arrival times as the twin, every one finished
         np.testing.assert_array_equal(r["arrival_s"].to_numpy(), arrivals)
@@ -122,7 +126,7 @@ def test_short_real_validation_of_lenet(tmp_path):
     # the trace live (8 ms of the 11.7 asked: a loaded host adds a few ms to both)
     assert slow > (3136 - 1514) * 8 / 1e6 and slow > fast + 0.008, (slow, fast)
     table = pd.read_csv(out / "comparison.csv")
-    assert sorted(table["policy"]) == ["all-cloud", "static-best"]
+    assert sorted(table["policy"]) == ["all-cloud", "mpc", "static-best"]
     assert (table["frames"] == len(arrivals)).all()
     facts = json.loads((out / "validation.json").read_text())
     applied = facts["applied"]["all-cloud/1"]

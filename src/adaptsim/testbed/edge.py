@@ -23,6 +23,7 @@ The stages are the simulator's, one thread each, joined by FIFO queues:
 
 from __future__ import annotations
 
+import collections
 import heapq
 import json
 import math
@@ -88,9 +89,11 @@ class EdgeRunner:
             )
 
     def run(self, policy_index: int, seed: int, t0: float, records: Path) -> dict:
+        from adaptsim.simulator.decision import checked_decision
         from adaptsim.simulator.draws import draw
+        from adaptsim.simulator.engine import policy_view
         from adaptsim.simulator.monitor import Monitor, true_conditions
-        from adaptsim.simulator.policies import Observation, View, resolve_policy
+        from adaptsim.simulator.policies import Observation, resolve_policy
         from adaptsim.testbed.client import CloudClient
 
         sc = self.sc
@@ -98,14 +101,14 @@ class EdgeRunner:
         policy = resolve_policy(spec, sc.model, base_dir=Path(sc.base_dir))
         draws = draw(sc, seed)
         monitor = Monitor(sc, draws.monitor_noise)
-        view = View(model=sc.model, tables=self.tables, cloud_cpu_pct=sc.cloud_cpu_pct,
-                    cloud_mem_pct=sc.cloud_mem_pct, arrival_rate_hz=sc.rate_hz,
-                    cloud_servers=sc.cloud_servers)  # fmt: skip
+        view = policy_view(sc, self.tables)  # the simulator's own, field for field
+        col = {int(o): j for j, o in enumerate(sc.model.ordinals)}
         if getattr(policy, "clairvoyant", False):
             view._truth = lambda t: true_conditions(sc, t)
         owl = sc.one_way_latency_s
         lock = threading.Lock()
-        state = {"current": None, "switched": False, "repartitions": 0, "error": None}
+        state = {"current": None, "switched": False, "repartitions": 0, "error": None,
+                 "queued": collections.deque(), "busy_until": 0.0, "last_arrival": 0.0}  # fmt: skip
         pending: list = []  # (done_s, request, Observation) not yet seen by the policy
         client = CloudClient(self.setup["cloud_host"], self.setup["cloud_port"], self.key)
         remote = bool(self.setup.get("remote"))
@@ -127,13 +130,18 @@ class EdgeRunner:
                 view.current_point = cur if cur is not None else view.best_point(
                     true_conditions(sc, 0.0))  # fmt: skip
                 view.monitor = monitor.read(at)
+                view.last_arrival_s = state["last_arrival"]
+                # What this edge knows of its own queue: the frame in compute and the ones
+                # waiting, priced by the calibration at the monitor's latest reading (the
+                # simulator knows the true service times; a difference is a finding).
+                head_s = view.predict(view.monitor).edge_s
+                free = max(at, state["busy_until"])
+                view.edge_free_s = free + sum(head_s[col[k]] for k in state["queued"])
                 seen = []
                 while pending and pending[0][0] <= at:
                     seen.append(heapq.heappop(pending)[2])
                 view.finished = seen
-                point = int(policy.decide(view))
-                if point not in self.heads:
-                    raise ValueError(f"policy {policy.name} chose point {point}, not a point")
+                point = checked_decision(policy, view, col, seed, sc.model.model)
                 if cur is None:
                     state["current"] = point
                 elif point != cur:
@@ -158,11 +166,14 @@ class EdgeRunner:
         def arrivals_thread():
             for i, a in enumerate(arrivals.tolist()):
                 sleep_until(a)
+                with lock:
+                    state["last_arrival"] = a
                 if policy.period_s is None:
                     decide(a)
                 with lock:
                     k, sw = state["current"], state["switched"]
                     state["switched"] = False
+                    state["queued"].append(k)
                 compute_q.put((i, a, k, sw))
             compute_q.put(_STOP)
 
@@ -179,6 +190,10 @@ class EdgeRunner:
             while (item := compute_q.get()) is not _STOP:
                 i, a, k, sw = item
                 es = now()
+                with lock:
+                    state["queued"].popleft()
+                    reading = monitor.read(es)
+                    state["busy_until"] = es + view.predict(reading).edge_s[col[k]]
                 fn = self.heads[k]
                 y = self.x if fn is None else np.asarray(fn(self.x))
                 ee = now()
