@@ -100,15 +100,16 @@ def test_short_real_validation_of_lenet(tmp_path):
     """
     t0 = time.perf_counter()
     # traces x2 faster: 4.5 s per policy, the same steps, every frame at 10 Hz
-    out = validate(SCENARIO, CALIBRATION, tmp_path / "v", policies=["static-best", "all-cloud", "mpc"],
-                   time_scale=2.0, progress=lambda _: None)  # fmt: skip
+    policies = ["static-best", "all-cloud", "mpc"]
+    out = validate(SCENARIO, CALIBRATION, tmp_path / "v", policies=policies, time_scale=2.0,
+                   progress=lambda _: None)  # fmt: skip
     took = time.perf_counter() - t0
     real = pd.read_parquet(out / "real" / "records.parquet")
     sim = pd.read_parquet(out / "simulated" / "records.parquet")
     sc = scenario_for_testbed(SCENARIO, CALIBRATION, time_scale=2.0)
     arrivals = draw(sc, 1).arrivals_s
     assert len(arrivals) == 45
-    for policy in ("static-best", "all-cloud", "mpc"):
+    for policy in policies:
         r, s = real[real["policy"] == policy], sim[sim["policy"] == policy]
         # the same frames at the same arrival times as the twin, every one finished
         np.testing.assert_array_equal(r["arrival_s"].to_numpy(), arrivals)
