@@ -102,7 +102,7 @@ def test_results_are_rewritten_in_place_with_the_scenario_facts(tmp_path):
     first = (out / "summary.csv").read_text()
     write_results(res, out)  # a second run into the same folder replaces the files
     assert (out / "summary.csv").read_text() == first
-    assert first.splitlines()[0].startswith("policy,requests,mean_s")  # no index column
+    assert first.splitlines()[0].startswith("policy,seeds,requests,")  # no index column
     meta = json.loads((out / "run.json").read_text())
     assert meta["description"] == sc.description and meta["scenario"] == "busy_edge"
     assert meta["points"]["1"] == sc.model.layer_names[0]

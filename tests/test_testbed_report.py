@@ -68,7 +68,7 @@ def test_report_numbers_are_the_csvs(folder):
     md = (folder / "report.md").read_text()
     got = _values(page)
     comp = pd.read_csv(folder / "comparison.csv")
-    assert len(comp) == 3  # static-best, all-cloud, reactive
+    assert len(comp) == 4  # static-best, all-cloud, reactive, mpc
     for _, r in comp.iterrows():
         p = r["policy"]
         for col in ("measured_mean_s", "simulated_mean_s", "mean_error_pct", "measured_p50_s",

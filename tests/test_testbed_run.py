@@ -41,14 +41,20 @@ def _netns() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
+def _children() -> set[str]:
+    out = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
 @pytest.fixture(autouse=True)
 def _leaves_nothing_behind():
-    """Every test here: no namespace, scratch folder or child process of this run is left."""
+    """Every test here: no namespace, scratch folder or child process of this run is left
+    (children that other test modules started before, e.g. a Dask cluster, are theirs)."""
+    before = _children()
     yield
     assert not [n for n in _netns() if n.startswith(f"as{os.getpid()}-")]
     assert not list(Path(tempfile.gettempdir()).glob(f"adaptsim-testbed-{os.getpid()}-*"))
-    kids = subprocess.run(["pgrep", "-P", str(os.getpid())], capture_output=True, text=True)
-    assert kids.stdout.split() == []
+    assert _children() - before == set()
 
 
 def test_time_scale_compresses_traces_not_arrivals():

@@ -77,8 +77,8 @@ class StagedFolder:
     Creating one checks the target up front (before any expensive work): it must
     not be a file, an existing folder must be one ``replaceable`` accepts (so a
     typo cannot wipe an unrelated folder), and its parent must exist (unless
-    ``make_parent``) and be writable: the hidden staging folder is created there
-    at once, which proves it.
+    ``make_parent``); entering it creates the hidden staging folder there, which
+    proves the parent writable before any work.
 
     Use as a context manager: leaving it by an exception (Ctrl-C included) removes
     the staging folder and leaves the target as it was; :meth:`commit` swaps it in.
@@ -120,12 +120,8 @@ class StagedFolder:
                 raise UserError(f"{what} {t}: cannot create {parent} ({exc.strerror})") from None
         _remove_orphans(parent, t.name)
         self.path = parent / f".{t.name}.staging-{os.getpid()}"
-        shutil.rmtree(self.path, ignore_errors=True)
-        try:
-            self.path.mkdir()
-        except OSError as exc:
-            raise UserError(f"{what} {t}: cannot write in {parent} ({exc.strerror})") from None
         self.committed = False
+        self._what = what
 
     def commit(self) -> Path:
         """Swap the staged folder into place (the previous one, if any, is removed)."""
@@ -145,14 +141,32 @@ class StagedFolder:
         return self.target
 
     def discard(self) -> None:
-        """Remove the staging folder (the target stays as it was)."""
+        """Remove the staging folder (the target stays as it was); a Ctrl-C that comes
+        meanwhile waits until it is gone."""
         if not self.committed:
-            shutil.rmtree(self.path, ignore_errors=True)
-            if self._made_parent:  # leave no empty results/ behind either
-                with contextlib.suppress(OSError):
-                    self.target.parent.rmdir()
+            with sigint_deferred():
+                shutil.rmtree(self.path, ignore_errors=True)
+                if self._made_parent:  # leave no empty results/ behind either
+                    with contextlib.suppress(OSError):
+                        self.target.parent.rmdir()
 
     def __enter__(self) -> StagedFolder:
+        """Make the staging folder (so an unwritable place is refused before any work),
+        with Ctrl-C held back and the folder removed again if one came: an interrupt
+        at any moment leaves no staging folder behind."""
+        t, parent = self.target, self.target.parent
+        try:
+            with sigint_deferred():
+                shutil.rmtree(self.path, ignore_errors=True)
+                try:
+                    self.path.mkdir()
+                except OSError as exc:
+                    raise UserError(
+                        f"{self._what} {t}: cannot write in {parent} ({exc.strerror})"
+                    ) from None
+        except KeyboardInterrupt:
+            self.discard()
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
