@@ -89,12 +89,18 @@ def link_grid(edge_cpu: np.ndarray, cloud_cpu: np.ndarray, values: np.ndarray) -
 
 @dataclass(frozen=True)
 class Prediction:
-    """Predicted seconds per (condition, point); ``extrapolated`` per condition."""
+    """Predicted seconds per point (per condition and point for a grid of conditions):
+    edge compute, link, cloud compute. ``extrapolated`` (per condition) says which
+    conditions lie beyond the measured levels, where the caller asked for that.
+
+    The one "seconds per point" type: the calibration's predictions and the
+    simulator's policies' estimates (``adaptsim.simulator.policies.Estimate``) alike.
+    """
 
     edge_s: np.ndarray
     cloud_s: np.ndarray
     comm_s: np.ndarray
-    extrapolated: np.ndarray
+    extrapolated: np.ndarray | None = None
 
     @property
     def total_s(self) -> np.ndarray:

@@ -102,18 +102,20 @@ def profile(
 
         names = [m.strip() for v in (models or []) for m in v.split(",") if m.strip()]
         plan = ComputePlan(
-            host.value,
-            names,  # empty: every zoo model
-            _levels(cpu_stress, "--cpu-stress"),
-            _levels(mem_stress, "--mem-stress"),
-            repeats,
-            mem_budget_bytes if mem_budget_bytes is not None else _default_mem_budget(),
-            cpu_quota,
-            threads,
-            host_name,
-            seed,
-            parse_cpus(cpus) if cpus else None,
-            rounds,
+            role=host.value,
+            models=names,  # empty: every zoo model
+            cpu_levels_pct=_levels(cpu_stress, "--cpu-stress"),
+            mem_levels_pct=_levels(mem_stress, "--mem-stress"),
+            repeats=repeats,
+            mem_budget_bytes=(
+                mem_budget_bytes if mem_budget_bytes is not None else _default_mem_budget()
+            ),
+            cpu_quota=cpu_quota,
+            threads=threads,
+            host=host_name,
+            seed=seed,
+            cpus=parse_cpus(cpus) if cpus else None,
+            rounds=rounds,
         )
         plan.validate()  # before TensorFlow starts: it aborts on some bad values
         rows = profile_compute(plan, out, say)

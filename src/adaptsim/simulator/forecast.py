@@ -241,7 +241,11 @@ def expected(view: View, cond: Conditions, factors: np.ndarray) -> Estimate:
     """Mean edge, link and cloud seconds per point under ``cond`` (``factors``: see
     :func:`mean_factors`)."""
     est = view.predict(cond)
-    return Estimate(est.edge_s * factors[0], est.comm_s * factors[1], est.cloud_s * factors[2])
+    return Estimate(
+        edge_s=est.edge_s * factors[0],
+        comm_s=est.comm_s * factors[1],
+        cloud_s=est.cloud_s * factors[2],
+    )
 
 
 class Outlook:

@@ -29,6 +29,7 @@ from adaptsim.simulator.engine import RunStats, Tables, policy_view
 from adaptsim.simulator.policies import Conditions, resolve_policy
 from adaptsim.simulator.record import Record, columns, observation
 from adaptsim.simulator.scenario import Scenario
+from adaptsim.units import bytes_per_s
 
 __all__ = ["run_policy_naive"]
 
@@ -187,7 +188,7 @@ class _Naive:
         env, trace = self.env, self.sc.bandwidth
         left = payload_bytes
         while left > 1e-9:
-            rate = trace.at(env.now) * 1e6 / 8.0  # bytes per second
+            rate = bytes_per_s(trace.at(env.now))
             step_end = trace.next_change(env.now)
             if rate > 0 and left <= rate * (step_end - env.now):
                 yield env.timeout(left / rate)

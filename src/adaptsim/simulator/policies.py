@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-from adaptsim.calibration import ModelCalibration
+from adaptsim.calibration import ModelCalibration, Prediction
 from adaptsim.errors import UserError
 from adaptsim.units import seconds_per_byte
 
@@ -68,17 +68,7 @@ class Observation:
     payload_bytes: float
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """Predicted seconds per point: edge compute, link, cloud compute."""
-
-    edge_s: np.ndarray
-    comm_s: np.ndarray
-    cloud_s: np.ndarray
-
-    @property
-    def total_s(self) -> np.ndarray:
-        return self.edge_s + self.comm_s + self.cloud_s
+Estimate = Prediction  # predicted edge, link and cloud seconds per point
 
 
 @dataclass
@@ -125,7 +115,7 @@ class View:
         edge, over, wire_bytes, host = self.tables.at(float(cpu), float(mem))
         s_per_byte = seconds_per_byte(max(cond.bandwidth_mbps, 1e-6))
         comm = np.maximum(over + wire_bytes * s_per_byte, host)
-        return Estimate(edge, comm, self.tables.cloud_s)
+        return Estimate(edge_s=edge, comm_s=comm, cloud_s=self.tables.cloud_s)
 
     def predict_total(self, cond: Conditions) -> np.ndarray:
         """Predicted end-to-end seconds of every point under ``cond`` (no queueing)."""
