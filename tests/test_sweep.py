@@ -6,6 +6,9 @@ processes (one per module, shared) and run a small sweep of 30 simulated seconds
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +19,7 @@ import yaml
 from typer.testing import CliRunner
 
 from adaptsim.cli import app
+from adaptsim.report.figures import policy_colours
 from adaptsim.simulator import load_scenario, run_scenario
 from adaptsim.sweep import load_plan, read_records, read_runs, run_sweep, write_outputs
 from adaptsim.sweep.execute import run_batch
@@ -185,10 +189,62 @@ def test_cluster_sweep_equals_single_runs_and_records_failures(client, tmp_path)
         assert got["n_seeds"] == 2
     flaky = summary[summary["policy"] == "flaky(fail_at_s=5)"]
     assert (flaky["n_failed"] == 2).all() and (flaky["n_seeds"] == 0).all()
-    html = (out / "report.html").read_text()
-    assert out / "report.html" in paths and "data:image/png;base64," in html
-    assert "beats the best static split" in html
-    assert 'src="http' not in html and "<link" not in html  # self-contained
+    _check_report(out, paths, summary)
+
+
+def _check_report(out: Path, paths: list[Path], summary: pd.DataFrame) -> None:
+    """The sweep's page: headline numbers as computed from sweep_summary.csv, a heatmap,
+    the gain CDF in the policies' colours, self-contained; report.md points to it."""
+    page = (out / "report.html").read_text()
+    md = (out / "report.md").read_text()
+    assert out / "report.html" in paths and out / "report.md" in paths
+    assert not list(out.glob("*.png"))  # Plotly on the page, no images beside it
+    heads = headlines(summary)
+    best = heads[0]
+    # the headline, recomputed here from the CSV: cells whose paired interval is below 0
+    rows = summary[summary["policy"] == best.policy]
+    beat = rows["mean_s_vs_static_best_pct_hi"] < 0
+    assert best.beats == int(beat.sum()) and best.cells == len(rows)
+    if best.beats:
+        gain = float(np.median(-rows.loc[beat, "mean_s_vs_static_best_pct"]))
+        assert best.median_gain_pct == pytest.approx(gain)
+    m = re.search(r'<p class="verdict" id="sweep-headline"([^>]*)>([^<]*)</p>', page)
+    assert m, "no headline on the page"
+    assert html.unescape(m.group(2)) == f"{best.sentence()}."
+    assert "beats the best static split" in m.group(2)
+    attrs = dict(re.findall(r'data-([\w-]+)="([^"]*)"', m.group(1)))
+    assert html.unescape(attrs["policy"]) == best.policy
+    assert int(attrs["cells"]) == best.cells and int(attrs["beats"]) == best.beats
+    assert float(attrs["beats-pct"]) == pytest.approx(best.beats_pct)
+    assert f"**{best.sentence()}.**" in md
+    # the policy table: every adaptive policy's numbers, raw values in data-value
+    for h in heads:
+        key = re.escape(html.escape(h.policy))
+        cell = re.search(rf'data-key="{key}/beats_pct" data-value="([^"]+)"', page)
+        assert cell and float(cell.group(1)) == pytest.approx(h.beats_pct)
+        if h.beats:
+            cell = re.search(rf'data-key="{key}/median_gain_pct" data-value="([^"]+)"', page)
+            assert cell and float(cell.group(1)) == pytest.approx(h.median_gain_pct)
+
+    def spec(div_id: str) -> dict:
+        found = re.search(
+            rf'<script type="application/json" id="{div_id}-spec">(.*?)</script>', page, re.S
+        )
+        assert found, div_id
+        return json.loads(found.group(1))
+
+    (heat,) = spec("heatmap-plot")["data"]
+    assert heat["type"] == "heatmap" and "%{z" in heat["hovertemplate"]
+    assert heat.get("zmid") == 0
+    colours = policy_colours(list(dict.fromkeys(summary["policy"])))
+    lines = spec("gain-cdf-plot")["data"]
+    assert lines and all(t["line"]["color"] == colours[t["name"]] for t in lines)
+    assert "static-best" not in {t["name"] for t in lines}
+    # self-contained: nothing fetched from elsewhere
+    markup = re.sub(r"<script[^>]*>.*?</script>", "", page, flags=re.S)  # the page, not JS
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", markup)
+    assert "<link" not in markup and "<script src" not in page
+    assert "(interactive in report.html)" in md and "![" not in md
 
 
 @pytest.mark.slow

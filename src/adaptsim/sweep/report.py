@@ -1,4 +1,4 @@
-"""The sweep report: report.md (PNGs beside it) and a self-contained report.html.
+"""The sweep report: a self-contained report.html and its markdown twin, report.md.
 
 The headline answers the sweep's question: "adapting beats the best static split
 in X % of cells by a median of Y %". A cell is one (trace, model, swept fields)
@@ -8,25 +8,35 @@ a single seed there is no interval, and the estimate alone decides; the report
 says so). Y is the median gain (reduction of mean latency, % of static-best) over
 the cells it beats. Adaptive policies are all but static, all-edge, all-cloud,
 static-best and the oracle; the headline names the one that beats static-best
-in the most cells, and a table gives every policy. Kept small (matplotlib PNGs,
-base64 in the HTML) so that it can later move onto the shared report module.
+in the most cells, and a table gives every policy. The page is built on the shared
+report module (:mod:`adaptsim.report`): Plotly figures (a heatmap of the gain by
+trace and model, the CDF of per-run gains in the policies' usual colours), no PNGs;
+report.md points to the page for the figures.
 """
 
 from __future__ import annotations
 
-import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
-from adaptsim.atomic import write_atomic
+from adaptsim.report import (
+    Block,
+    Cell,
+    Page,
+    Table,
+    fmt_number,
+    fmt_pct,
+    note,
+    paragraph,
+    table,
+    warnings,
+)
+from adaptsim.report.figures import figure_block, policy_colours
 from adaptsim.scoring import ORACLE, STATIC_BEST
 
 __all__ = ["Headline", "build_sweep_report", "headlines"]
@@ -55,7 +65,7 @@ class Headline:
         )
         if self.beats:
             return f"{head} by a median of {self.median_gain_pct:.1f} % mean latency{how}"
-        return f"{head}{how}; median gain over all cells {self.median_gain_all_pct:.1f} %"
+        return f"{head}{how}; median gain over all cells {fmt_pct(self.median_gain_all_pct)}"
 
 
 def headlines(summary: pd.DataFrame) -> list[Headline]:
@@ -82,124 +92,193 @@ def headlines(summary: pd.DataFrame) -> list[Headline]:
     return sorted(out, key=lambda h: (-h.beats, -np.nan_to_num(h.median_gain_pct)))
 
 
-def _heatmap(summary: pd.DataFrame, policy: str, path: Path) -> Path:
+def _heatmap(summary: pd.DataFrame, policy: str) -> go.Figure:
+    """Gain of ``policy`` over static-best by trace (rows) and model (columns)."""
     rows = summary[summary["policy"] == policy].assign(gain=lambda f: -f[_GAIN])
     grid = rows.pivot_table(index="trace", columns="model", values="gain", aggfunc="mean")
-    width = max(5.5, 3.0 + 0.9 * grid.shape[1])
-    fig, ax = plt.subplots(figsize=(width, max(3.0, 1.8 + 0.45 * grid.shape[0])))
     vals = grid.to_numpy(dtype=float)
     lim = float(np.nanmax(np.abs(vals))) if np.isfinite(vals).any() else 1.0
-    im = ax.imshow(vals, cmap="RdBu", vmin=-lim or -1, vmax=lim or 1, aspect="auto")
-    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=45, ha="right")
-    ax.set_yticks(range(grid.shape[0]), [Path(t).name for t in grid.index])
-    for (i, j), v in np.ndenumerate(vals):
-        if np.isfinite(v):
-            ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=8)
-    fig.colorbar(im, ax=ax, label="gain over static-best\n(% of its mean latency)")
-    ax.set_title(f"{policy}: gain by trace and model", fontsize=10)
-    fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p, dpi=90, format="png", bbox_inches="tight"))
-    plt.close(fig)
-    return path
+    lim = lim or 1.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=vals,
+            x=[str(m) for m in grid.columns],
+            y=[Path(str(t)).name for t in grid.index],
+            # ColorBrewer RdBu: diverging and colour-blind safe; blue = faster than static-best.
+            colorscale="RdBu",
+            zmin=-lim,
+            zmax=lim,
+            zmid=0.0,
+            texttemplate="%{z:.1f}",
+            hovertemplate="trace %{y}<br>model %{x}<br>gain %{z:.2f} % of static-best's "
+            "mean latency<extra></extra>",
+            colorbar=dict(title=dict(text="gain over<br>static-best (%)")),
+        )
+    )
+    fig.update_layout(
+        template="simple_white",
+        font=dict(family="system-ui, sans-serif", size=13),
+        height=int(max(300, 160 + 40 * grid.shape[0])),
+        margin=dict(l=140, r=20, t=40, b=80),
+        xaxis=dict(title="model", type="category"),
+        yaxis=dict(title="trace", type="category", autorange="reversed"),
+    )
+    return fig
 
 
-def _cdf(gains: pd.DataFrame, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4))
+def _cdf(gains: pd.DataFrame, colours: dict[str, str]) -> go.Figure:
+    """Empirical CDF of per-run gains (same cell and seed) per policy but static-best."""
+    fig = go.Figure()
     for policy, g in gains[gains["policy"] != STATIC_BEST].groupby("policy", sort=False):
         x = np.sort(g["gain_pct"].to_numpy(dtype=float))
-        ax.step(x, np.arange(1, len(x) + 1) / len(x), where="post", label=str(policy))
-    ax.axvline(0.0, color="grey", lw=0.8)
-    ax.set_xlabel("gain over static-best, same cell and seed (% of its mean latency)")
-    ax.set_ylabel("fraction of runs")
-    ax.legend(fontsize=7)
-    ax.set_title("per-run gains by policy")
-    fig.tight_layout()
-    write_atomic(path, lambda p: fig.savefig(p, dpi=90, format="png", bbox_inches="tight"))
-    plt.close(fig)
-    return path
-
-
-def _policy_table(summary: pd.DataFrame, heads: list[Headline]) -> pd.DataFrame:
-    by = {h.policy: h for h in heads}
-    rows = []
-    for policy, g in summary.groupby("policy", sort=False):
-        h = by.get(str(policy))
-        rows.append(
-            {
-                "policy": policy,
-                "cells": len(g),
-                "beats static-best (% cells)": round(h.beats_pct, 1) if h else "",
-                "median gain, all cells (%)": round(float(np.nanmedian(-g[_GAIN])), 2)
-                if g[_GAIN].notna().any()
-                else "",
-                "median gap closed (mean)": round(float(np.nanmedian(g["gap_closed_mean_s"])), 3)
-                if g["gap_closed_mean_s"].notna().any()
-                else "",
-                "failed runs": int(g["n_failed"].sum()),
-            }
+        x = x[np.isfinite(x)]
+        if not len(x):
+            continue
+        p = str(policy)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=np.arange(1, len(x) + 1) / len(x),
+                mode="lines",
+                line=dict(shape="hv", color=colours.get(p, "#777777"), width=2.2),
+                name=p,
+                legendgroup=p,
+                hovertemplate=f"{html.escape(p)}<br>%{{y:.0%}} of runs gain at most "
+                "%{x:.2f} %<extra></extra>",
+            )
         )
-    return pd.DataFrame(rows)
+    fig.add_vline(x=0.0, line=dict(color="#777", width=1))
+    fig.update_layout(
+        template="simple_white",
+        font=dict(family="system-ui, sans-serif", size=13),
+        height=420,
+        margin=dict(l=70, r=20, t=40, b=50),
+        legend=dict(title_text="policy (click to hide)"),
+        xaxis=dict(
+            title="gain over static-best, same cell and seed (% of its mean latency)",
+            showgrid=True,
+        ),
+        yaxis=dict(title="fraction of runs", tickformat=".0%", range=[0, 1.02], showgrid=True),
+        hovermode="closest",
+    )
+    return fig
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return ""
-    head = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+def _median(col: pd.Series) -> float:
+    vals = col.to_numpy(dtype=float)
+    return float(np.nanmedian(vals)) if np.isfinite(vals).any() else float("nan")
+
+
+def _policy_table(summary: pd.DataFrame, heads: list[Headline]) -> Table:
+    """One row per policy; numeric cells carry their raw value (``data-value``)."""
+    by = {h.policy: h for h in heads}
+    t = Table(
+        [
+            "policy",
+            "cells",
+            "beats static-best (% of cells)",
+            "median gain where it beats (%)",
+            "median gain, all cells (%)",
+            "median gap closed (mean)",
+            "failed runs",
+        ],
+        caption="Gain: reduction of mean latency in % of static-best's, same cell; gap "
+        f"closed: {STATIC_BEST} 0, {ORACLE} 1. Blank: not an adaptive policy.",
+        table_id="sweep-policies",
+    )
+    for policy, g in summary.groupby("policy", sort=False):
+        p = str(policy)
+        h = by.get(p)
+        gain_all = _median(-g[_GAIN])
+        gap = _median(g["gap_closed_mean_s"])
+        failed = int(g["n_failed"].sum())
+        t.add(
+            Cell(p, key=f"{p}/policy"),
+            Cell(str(len(g)), float(len(g)), f"{p}/cells"),
+            Cell(fmt_pct(h.beats_pct, 1), h.beats_pct, f"{p}/beats_pct") if h else Cell(""),
+            Cell(fmt_pct(h.median_gain_pct, 1), h.median_gain_pct, f"{p}/median_gain_pct")
+            if h
+            else Cell(""),
+            Cell(fmt_pct(gain_all, 2), gain_all, f"{p}/median_gain_all_pct"),
+            Cell(fmt_number(gap, 3), gap, f"{p}/gap_closed"),
+            Cell(str(failed), float(failed), f"{p}/failed"),
+        )
+    return t
+
+
+def _headline_block(h: Headline) -> Block:
+    """The first headline, with its numbers as data attributes (for scripts and tests)."""
+    data = (
+        f'data-policy="{html.escape(h.policy)}" data-cells="{h.cells}" data-beats="{h.beats}" '
+        f'data-beats-pct="{h.beats_pct!r}" data-median-gain-pct="{h.median_gain_pct!r}"'
+    )
+    text = f"{h.sentence()}."
+    return Block(
+        f'<p class="verdict" id="sweep-headline" {data}>{html.escape(text)}</p>', f"**{text}**"
+    )
 
 
 def build_sweep_report(
     out: Path, summary: pd.DataFrame, gains: pd.DataFrame, facts: dict
 ) -> tuple[Path, Path]:
-    """Write report.md (with heatmap.png and gain_cdf.png) and report.html into ``out``."""
+    """Write report.md and report.html (self-contained, Plotly embedded) into ``out``.
+
+    Returns:
+        (report.md, report.html)
+    """
     heads = headlines(summary)
-    lines = [f"# Sweep {facts.get('name', '')}", ""]
+    policies = [str(p) for p in dict.fromkeys(summary["policy"])] if not summary.empty else []
+    policies += [str(p) for p in dict.fromkeys(gains.get("policy", [])) if str(p) not in policies]
+    colours = policy_colours(policies)
+    fields = facts.get("fields")
+    page = Page(
+        f"Sweep {facts.get('name', '')}".strip(),
+        lead=f"Runs: {facts.get('runs_ok', 0)} finished, {facts.get('runs_failed', 0)} failed, "
+        f"{facts.get('runs_total', 0)} planned; seeds per cell: {facts.get('replicates', '?')}.",
+        policy_colours=colours,
+    )
+    top = page.section("Headline", "headline")
     if heads:
-        lines += [f"**{heads[0].sentence()}.**", ""]
-        lines += [f"- {h.sentence()}" for h in heads[1:]]
+        top.add(_headline_block(heads[0]))
+        top.add(*(paragraph(f"{h.sentence()}.") for h in heads[1:]))
     else:
-        lines += ["No adaptive policy in this sweep: nothing to compare with static-best.", ""]
-    lines += [
-        "",
-        f"Runs: {facts.get('runs_ok', 0)} finished, {facts.get('runs_failed', 0)} failed, "
-        f"{facts.get('runs_total', 0)} planned; seeds per cell: {facts.get('replicates', '?')}. "
-        f"A cell is one (trace, model{', swept fields' if facts.get('fields') else ''}); "
-        "'beats' means the paired 95 % interval of the mean-latency difference to "
-        f"{STATIC_BEST} lies below zero; the gap closed runs from {STATIC_BEST} (0) to "
-        f"{ORACLE} (1).",
-        "",
-    ]
-    images: list[Path] = []
+        top.add(paragraph("No adaptive policy in this sweep: nothing to compare with static-best."))
+    problems = []
+    if facts.get("runs_failed"):
+        problems.append(f"{facts['runs_failed']} runs failed (counted per policy below).")
+    if facts.get("interrupted"):
+        problems.append("The sweep was interrupted: this report covers the runs that finished.")
+    top.add(warnings(problems))
+    top.add(
+        note(
+            f"A cell is one (trace, model{', swept fields' if fields else ''}); 'beats' means "
+            "the paired 95 % interval of the mean-latency difference to "
+            f"{STATIC_BEST} lies below zero; the gap closed runs from {STATIC_BEST} (0) to "
+            f"{ORACLE} (1)."
+        )
+    )
+    page.section("Policies", "policies").add(
+        table(_policy_table(summary, heads)),
+        note("Per cell and policy, with intervals: sweep_summary.csv."),
+    )
     if heads:
-        images.append(_heatmap(summary, heads[0].policy, out / "heatmap.png"))
+        best = heads[0].policy
+        page.section(f"Gain of {best} by trace and model", "heatmap").add(
+            figure_block(
+                _heatmap(summary, best),
+                "heatmap-plot",
+                f"{best}: gain over static-best (% of its mean latency) by trace and model"
+                + (", averaged over swept fields." if fields else "."),
+                toggle=False,
+            )
+        )
     if not gains.empty:
-        images.append(_cdf(gains, out / "gain_cdf.png"))
-    table = _policy_table(summary, heads)
-    lines += ["## Policies", "", _markdown(table), ""]
-    lines += [f"![{p.stem}]({p.name})" for p in images]
-    lines += ["", "Per cell and policy, with intervals: `sweep_summary.csv`."]
-    md = "\n".join(lines) + "\n"
-    imgs = "".join(
-        f'<img alt="{p.stem}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"><br>'
-        for p in images
-    )
-    body = (
-        f"<h1>Sweep {html.escape(str(facts.get('name', '')))}</h1>"
-        + (f"<p><b>{html.escape(heads[0].sentence())}.</b></p>" if heads else "")
-        + "".join(f"<p>{html.escape(h.sentence())}</p>" for h in heads[1:])
-        + "<h2>Policies</h2>"
-        + table.to_html(index=False, border=0)
-        + imgs
-    )
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>adaptsim sweep</title>"
-        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-        "table{border-collapse:collapse}td,th{padding:.2em .6em;border-bottom:1px solid #ddd}"
-        f"</style></head><body>{body}</body></html>"
-    )
-    md_path = write_atomic(out / "report.md", lambda p: p.write_text(md))
-    html_path = write_atomic(out / "report.html", lambda p: p.write_text(page))
+        page.section("Per-run gains", "gain-cdf").add(
+            figure_block(
+                _cdf(gains, colours),
+                "gain-cdf-plot",
+                "CDF of per-run gains over static-best of the same cell and seed, per policy.",
+            )
+        )
+    html_path, md_path = page.write(out)
     return md_path, html_path
