@@ -1,9 +1,9 @@
 """Sweep speed: 1 vs 2 Dask workers, and the sweep's overhead over a plain loop.
 
-The shipped example sweep (sweeps/shipped_traces.yaml: both shipped traces, the
-eight calibrated models, the six built-in policy variants) with the base's pause
-only and eleven seeds: 2 x 8 x 6 x 11 = 1,056 runs of 600 simulated seconds each
-(the shipped scenario's length). Three ways, side by side in one session, each
+The shipped example sweep (sweeps/shipped_traces.yaml: the six shipped traces, the
+eight calibrated models, its eight policy variants) with the base's pause only and
+ADAPTSIM_BENCH_SEEDS seeds (default 11: 4,224 runs; 3 give 1,152) of 600 simulated
+seconds each (the shipped scenario's length). Three ways, side by side in one session, each
 repeated, medians reported:
 
 - ``direct``: the simulator called in a loop in this process (each cell's
