@@ -62,7 +62,8 @@ def compare_stages(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
         t = sim[sim["policy"] == policy]
         if t.empty:
             continue
-        r = r[np.isfinite(r["latency_s"])]
+        r = r[np.isfinite(r["latency_s"])]  # finished frames only, on both sides
+        t = t[np.isfinite(t["latency_s"])]
         for stage in (*STAGES, "latency_s"):
             m, s = float(r[stage].mean()), float(t[stage].mean())
             rows.append({"policy": policy, "stage": stage, "measured_s": m, "simulated_s": s,
