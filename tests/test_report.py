@@ -349,3 +349,17 @@ def test_the_reproduce_command_keeps_an_overridden_calibration_and_the_folder(tm
     assert r.exit_code == 0, r.output
     again = pd.read_parquet(tmp_path / "again" / "records.parquet")
     pd.testing.assert_frame_equal(again, pd.read_parquet(out / "records.parquet"))
+
+
+def test_run_with_report_prints_the_pages_verdict(tmp_path):
+    """`run --report` says the verdict in the terminal, the same sentence as the page."""
+    scenario = Path(__file__).parents[1] / "scenarios" / "vehicle_trace.yaml"
+    out = tmp_path / "vt"
+    r = runner.invoke(
+        app, ["run", str(scenario), "--duration", "120", "--out", str(out), "--report"]
+    )
+    assert r.exit_code == 0, r.output
+    from adaptsim.report import run_report
+
+    sentence = run_report(out, images=False)[1].sentence
+    assert sentence and sentence in r.stderr.replace("\n", " ")

@@ -72,16 +72,18 @@ def run(
             )
             raise typer.Exit(130)
         write_results(results, staged.path)
-        report_error = None
+        report_error = verdict = None
         if report:
-            from adaptsim.report import build_report
+            from adaptsim.report import run_report
 
             try:
-                build_report(staged.path, final_dir=target)
+                verdict = run_report(staged.path, final_dir=target)[1]
             except UserError as exc:  # the runs are kept; the report is what failed
                 report_error = f"no report: {exc}"
         staged.commit()
     _summary_table(results.summary)
+    if verdict is not None:
+        err.print(verdict.sentence, markup=False)
     _censored_notes(results)
     n = len(results.records)
     err.print(f"{n} requests simulated in {results.wall_s:.2f} s; wrote {target}", markup=False)
