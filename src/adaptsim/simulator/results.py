@@ -36,6 +36,7 @@ from adaptsim.simulator.scenario import Scenario
 
 __all__ = [
     "Results",
+    "frame_stats",
     "is_results_folder",
     "results_folder",
     "run_scenario",
@@ -135,6 +136,39 @@ def _run_all(scenario: Scenario, progress, done_runs: list, errors: list) -> Non
                 progress(name, done, total)
 
 
+def frame_stats(
+    latency_s, done_s, payload_bytes, deadline_s: float, duration_s: float, n_seeds: int = 1
+) -> dict:
+    """The summary statistics of a set of frames: one run's, or one policy's runs pooled.
+
+    Latency statistics cover the finished frames only (``censored`` says when some
+    never finished); an unfinished frame counts as a deadline miss; throughput is
+    frames finished within the duration per simulated second per seed. Plain numpy,
+    so a sweep can summarise each run without building a DataFrame.
+    """
+    done = np.asarray(done_s, dtype=float)
+    lat_all = np.asarray(latency_s, dtype=float)
+    finished = np.isfinite(done)
+    lat = lat_all[finished]
+    n = len(done)
+    unfinished = int((~finished).sum())
+    pct = np.percentile(lat, [50, 95, 99]) if len(lat) else [np.nan] * 3
+    return {
+        "requests": n,
+        "finished": int(finished.sum()),
+        "unfinished": unfinished,
+        "unfinished_share": unfinished / n if n else 0.0,
+        "censored": unfinished > 0,  # latency statistics cover finished frames only
+        "mean_s": float(np.mean(lat)) if len(lat) else np.nan,
+        "p50_s": float(pct[0]),
+        "p95_s": float(pct[1]),
+        "p99_s": float(pct[2]),
+        "deadline_miss_rate": float(1.0 - np.mean(lat_all <= deadline_s)) if n else np.nan,
+        "throughput_rps": float((finished & (done <= duration_s)).sum() / (duration_s * n_seeds)),
+        "bytes_sent": float(np.sum(payload_bytes)),
+    }
+
+
 def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """One row per policy, seeds pooled (re-partitions and switching summed over seeds)."""
     if runs.empty:
@@ -142,29 +176,21 @@ def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> 
     rows = []
     for policy in runs["policy"].unique():
         r = records[records["policy"] == policy]
-        done = r["done_s"].to_numpy(dtype=float)
-        finished = np.isfinite(done)
-        lat = r["latency_s"].to_numpy(dtype=float)[finished]
         rr = runs[runs["policy"] == policy]
         n_seeds = int(rr["seed"].nunique())
-        in_time = finished & (done <= scenario.duration_s)
-        unfinished = int((~finished).sum())
+        stats = frame_stats(
+            r["latency_s"],
+            r["done_s"],
+            r["payload_bytes"],
+            scenario.deadline_s,
+            scenario.duration_s,
+            n_seeds,
+        )
         rows.append(
             {
                 "policy": policy,
                 "seeds": n_seeds,
-                "requests": len(r),
-                "finished": int(finished.sum()),
-                "unfinished": unfinished,
-                "unfinished_share": unfinished / len(r) if len(r) else 0.0,
-                "censored": unfinished > 0,  # latency statistics cover finished frames only
-                "mean_s": float(np.mean(lat)) if len(lat) else np.nan,
-                "p50_s": float(np.percentile(lat, 50)) if len(lat) else np.nan,
-                "p95_s": float(np.percentile(lat, 95)) if len(lat) else np.nan,
-                "p99_s": float(np.percentile(lat, 99)) if len(lat) else np.nan,
-                "deadline_miss_rate": float(1.0 - r["deadline_met"].mean()) if len(r) else np.nan,
-                "throughput_rps": float(in_time.sum() / (scenario.duration_s * n_seeds)),
-                "bytes_sent": float(r["payload_bytes"].sum()),
+                **stats,
                 "repartitions": int(rr["repartitions"].sum()),
                 "switching_s": float(rr["switching_s"].sum()),
             }

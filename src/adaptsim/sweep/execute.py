@@ -24,11 +24,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from adaptsim.simulator import Scenario, run_policy, run_scenario, scenario_from_dict
 from adaptsim.simulator.engine import Tables
+from adaptsim.simulator.results import frame_stats
 from adaptsim.simulator.scenario import PolicySpec
 
 __all__ = ["SUMMARY_COLUMNS", "RunTask", "run_batch"]
@@ -72,26 +72,15 @@ def _cell(cell_doc_json: str) -> tuple[Scenario, Tables]:
 
 
 def _summary_row(cols: dict, stats, sc: Scenario) -> dict[str, Any]:
-    """The run's row of ``adaptsim run``'s summary (see ``simulator.summarise``), from
-    the record columns with numpy: building a DataFrame per run would cost more than
-    many runs themselves."""
-    lat = np.asarray(cols["latency_s"], dtype=float)
-    done = np.asarray(cols["done_s"], dtype=float)
-    finite = lat[np.isfinite(lat)]
-    pct = np.percentile(finite, [50, 95, 99]) if len(finite) else [np.nan] * 3
-    completed = np.isfinite(done) & (done <= sc.duration_s)
-    return {
-        "requests": len(lat),
-        "mean_s": float(np.mean(finite)) if len(finite) else np.nan,
-        "p50_s": float(pct[0]),
-        "p95_s": float(pct[1]),
-        "p99_s": float(pct[2]),
-        "deadline_miss_rate": float(1.0 - np.mean(lat <= sc.deadline_s)) if len(lat) else np.nan,
-        "throughput_rps": float(completed.sum() / sc.duration_s),
-        "bytes_sent": float(np.sum(cols["payload_bytes"])),
-        "repartitions": int(stats.repartitions),
-        "switching_s": float(stats.switching_s),
-    }
+    """The run's row of ``adaptsim run``'s summary, from the record columns
+    (:func:`~adaptsim.simulator.results.frame_stats`: building a DataFrame per run
+    would cost more than many runs themselves)."""
+    row = frame_stats(
+        cols["latency_s"], cols["done_s"], cols["payload_bytes"], sc.deadline_s, sc.duration_s
+    )
+    row["repartitions"] = int(stats.repartitions)
+    row["switching_s"] = float(stats.switching_s)
+    return {k: row[k] for k in SUMMARY_COLUMNS}
 
 
 def _one(task: RunTask, keep_records: bool) -> tuple[dict[str, Any], pd.DataFrame | None]:
