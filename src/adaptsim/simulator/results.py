@@ -36,6 +36,7 @@ from adaptsim.simulator.scenario import Scenario
 
 __all__ = [
     "Results",
+    "add_conditions",
     "frame_stats",
     "is_results_folder",
     "results_folder",
@@ -87,11 +88,7 @@ def run_scenario(
             v = records[c].to_numpy(dtype=float)
             records[c] = np.where(~finished & np.isnan(v), np.inf, v)
         records["finished"] = finished
-        t = records["arrival_s"].to_numpy()
-        records["bandwidth_mbps"] = scenario.bandwidth.at_many(t)
-        records["edge_cpu_pct"] = scenario.edge_cpu.at_many(t)
-        records["edge_mem_pct"] = scenario.edge_mem.at_many(t)
-        records["deadline_met"] = records["latency_s"] <= scenario.deadline_s
+        add_conditions(records, scenario)
     runs_frame = pd.DataFrame(runs, columns=["policy", "seed", "repartitions", "switching_s"])
     return Results(
         scenario,
@@ -102,6 +99,16 @@ def run_scenario(
         interrupted,
         tuple(errors),
     )
+
+
+def add_conditions(records: pd.DataFrame, scenario: Scenario) -> None:
+    """Add each frame's conditions at its arrival (the traces' values) and whether it met
+    its deadline: the columns a simulated and a real run's records share."""
+    t = records["arrival_s"].to_numpy()
+    records["bandwidth_mbps"] = scenario.bandwidth.at_many(t)
+    records["edge_cpu_pct"] = scenario.edge_cpu.at_many(t)
+    records["edge_mem_pct"] = scenario.edge_mem.at_many(t)
+    records["deadline_met"] = records["latency_s"] <= scenario.deadline_s
 
 
 def _run_all(scenario: Scenario, progress, done_runs: list, errors: list) -> None:

@@ -51,6 +51,7 @@ from adaptsim.emulation.cleanup import owner_alive
 from adaptsim.errors import UserError
 from adaptsim.simulator import Results, Scenario, summarise
 from adaptsim.simulator.engine import RECORD_COLUMNS
+from adaptsim.simulator.results import add_conditions
 from adaptsim.testbed.conditions import ConditionFollower
 from adaptsim.testbed.protocol import SECRET_ENV
 
@@ -275,11 +276,7 @@ def real_run(
                 cloud.stop()
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not records.empty:
-        t = records["arrival_s"].to_numpy()
-        records["bandwidth_mbps"] = sc.bandwidth.at_many(t)
-        records["edge_cpu_pct"] = sc.edge_cpu.at_many(t)
-        records["edge_mem_pct"] = sc.edge_mem.at_many(t)
-        records["deadline_met"] = records["latency_s"] <= sc.deadline_s
+        add_conditions(records, sc)
     runs_frame = pd.DataFrame(runs)
     summary = summarise(records, runs_frame, sc)
     wall = time.perf_counter() - t_start
