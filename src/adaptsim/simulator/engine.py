@@ -23,6 +23,7 @@ order, so the same scenario and seed give the same records bit for bit.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +70,16 @@ class Tables:
         return hit
 
 
-def policy_view(scenario: Scenario, tables: Tables) -> View:
-    """A fresh :class:`View` of the scenario for a run's policy (either engine's)."""
+def policy_view(
+    scenario: Scenario,
+    tables: Tables,
+    policy=None,
+    truth: Callable[[float], Conditions] | None = None,
+    lookahead: Callable[[], np.ndarray] | None = None,
+) -> View:
+    """A fresh :class:`View` of the scenario for a run's policy (either engine's, or the
+    testbed's). ``truth`` and ``lookahead`` reach only a clairvoyant ``policy``."""
+    seer = getattr(policy, "clairvoyant", False)
     return View(
         model=scenario.model,
         tables=tables,
@@ -80,6 +89,8 @@ def policy_view(scenario: Scenario, tables: Tables) -> View:
         cloud_servers=scenario.cloud_servers,
         pause_s=scenario.pause_s,
         one_way_latency_s=scenario.one_way_latency_s,
+        _truth=truth if seer else None,
+        _lookahead=lookahead if seer else None,
     )
 
 
@@ -121,10 +132,7 @@ class _Run:
         self.link_stress = _Stress(scenario, self.tables)
         m = scenario.model
         self.col = {int(o): i for i, o in enumerate(m.ordinals)}
-        self.view = policy_view(scenario, self.tables)
-        if getattr(self.policy, "clairvoyant", False):
-            self.view._truth = self.truth
-            self.view._lookahead = self.lookahead
+        self.view = policy_view(scenario, self.tables, self.policy, self.truth, self.lookahead)
         self.free_switching = getattr(self.policy, "free_switching", False)
         self.wants_finished = getattr(self.policy, "uses_finished", True)
         self.stats = RunStats()

@@ -51,10 +51,9 @@ class _Naive:
         self.cloud = simpy.Resource(env, capacity=scenario.cloud_servers)
         self.ordinals = [int(o) for o in m.ordinals]
         # The policies' predictions come from the calibration's tables, not the service times.
-        self.view = policy_view(scenario, Tables(scenario))
-        if getattr(self.policy, "clairvoyant", False):
-            self.view._truth = self.truth
-            self.view._lookahead = self._no_lookahead
+        self.view = policy_view(
+            scenario, Tables(scenario), self.policy, self.truth, self._no_lookahead
+        )
         self.stats = RunStats()
         self.point: int | None = None  # set by the first decision, free
         self.switched = False

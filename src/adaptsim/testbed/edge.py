@@ -101,10 +101,9 @@ class EdgeRunner:
         policy = resolve_policy(spec, sc.model, base_dir=Path(sc.base_dir))
         draws = draw(sc, seed)
         monitor = Monitor(sc, draws.monitor_noise)
-        view = policy_view(sc, self.tables)  # the simulator's own, field for field
+        # the simulator's own View, field for field (no look-ahead: a real run has none)
+        view = policy_view(sc, self.tables, policy, lambda t: true_conditions(sc, t))
         col = {int(o): j for j, o in enumerate(sc.model.ordinals)}
-        if getattr(policy, "clairvoyant", False):
-            view._truth = lambda t: true_conditions(sc, t)
         owl = sc.one_way_latency_s
         lock = threading.Lock()
         state = {"current": None, "switched": False, "repartitions": 0, "error": None,
