@@ -81,15 +81,13 @@ def test_a_tenfold_drop_moves_the_split_within_one_frame(policy):
 
 def test_a_backlog_moves_the_best_point():
     """Same conditions, same predicted service times: only the uplink backlog differs
-    (told to the prediction as the truth; the built-ins see only the edge's backlog)."""
+    (three seconds of the edge's own unacknowledged bytes at the planned rate)."""
     sc = scenario()
     v = view_of(sc, now_s=10.0, current_point=1, arrival_rate_hz=1.0)
     est = v.predict(Conditions(40.0))
     idle = queue_done_s(v, est)[0]
     assert int(v.ordinals[np.argmin(idle)]) == 1
-    v.link_free_s = 13.0  # three seconds of transfers still queued on the uplink
-    assert queue_done_s(v, est)[0] == pytest.approx(idle)  # not the truth: ignored
-    busy = queue_done_s(v, est, true_backlog=True)[0]
+    busy = queue_done_s(v, est, uplink_backlog_s=3.0)[0]
     # all-cloud waits for the uplink; all-edge (tiny payload) waits too, but runs its
     # compute meanwhile: the wait hides behind the edge time.
     k_cloud, k_edge = 0, len(v.ordinals) - 1

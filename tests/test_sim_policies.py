@@ -14,10 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import simpy
 from scipy import stats
 
+from adaptsim.errors import UserError
 from adaptsim.simulator import load_scenario, run_scenario
 from adaptsim.simulator.engine import Tables, run_policy
+from adaptsim.simulator.policies import FLAGS, resolve_policy
+from adaptsim.simulator.record import columns
 from adaptsim.simulator.scenario import PolicySpec
 from simkit import toy_calibration, toy_scenario
 
@@ -245,3 +249,102 @@ def test_the_greedy_oracle_is_not_a_per_request_bound_once_queues_form():
     assert len(beaten) > 0
     first = int(beaten[0])
     assert o["edge_wait_s"][first] > 0 and o["point"][first - 1] != 10
+
+
+def test_a_user_policy_gets_the_declared_flags_and_a_wrong_one_is_one_line(tmp_path):
+    """The protocol: a user object lacking a flag gets the declared default once, at
+    resolve time; a flag of the wrong type is refused there, not misread later."""
+    cal = toy_calibration(tmp_path / "toy.json")
+    sc = toy_scenario(cal)
+    bare = resolve_policy(PolicySpec(policy="probe_policy.py:Bare"), sc.model, base_dir=SIM_DATA)
+    got = {flag: getattr(bare, flag) for flag in FLAGS}
+    assert got == {
+        "period_s": None,
+        "clairvoyant": False,
+        "free_switching": False,
+        "uses_finished": True,
+    }
+    assert bare.name == "probe_policy.py:Bare"
+    with pytest.raises(UserError, match="clairvoyant must be true or false, not 'yes'"):
+        resolve_policy(PolicySpec(policy="probe_policy.py:BadFlag"), sc.model, base_dir=SIM_DATA)
+    for period in ("soon", -1.0, float("nan")):
+        params = {"point": 1, "period_s": period}
+        spec = PolicySpec(policy="probe_policy.py:BacklogLog", params=params)
+        with pytest.raises(UserError, match="period_s"):
+            resolve_policy(spec, sc.model, base_dir=SIM_DATA)
+
+
+@pytest.mark.parametrize("pause_s, switches", [(0.5, True), (1.5, False)])
+def test_the_oracle_pays_the_pause_and_switches_only_when_a_frame_repays_it(
+    tmp_path, pause_s, switches
+):
+    """One frame every 4 s (no queue): after the drop to 0.5 Mbit/s all-edge saves
+    0.6 + 2.41 - 2.064 = 0.94 s a frame. The paying oracle switches only when the pause
+    is shorter than that (its look-ahead counts it), and pays it; oracle-free switches
+    either way, for nothing."""
+    cal = toy_calibration(tmp_path / "toy.json", edge_all_s=(EDGE_ALL_S, 2 * EDGE_ALL_S))
+    cloud_s, edge_s = _predicted(0.5)
+    assert (cloud_s - edge_s > pause_s) is switches  # the premise, by hand
+    sc = toy_scenario(
+        cal,
+        duration_s=40.0,
+        arrivals={"kind": "periodic", "rate_hz": 0.25},
+        traces={"bandwidth_mbps": {"steps": [[0, 50], [10, 0.5]], "end": "hold"}},
+        repartition={"pause_s": pause_s},
+        policies=[{"policy": "oracle"}, {"policy": "oracle-free"}],
+    )
+    paying, stats, _ = run_policy(sc, PolicySpec(policy="oracle"), 0)
+    free, free_stats, _ = run_policy(sc, PolicySpec(policy="oracle-free"), 0)
+    assert free_stats.repartitions == 1 and free_stats.switching_s == 0
+    assert free["point"][-1] == 3
+    assert stats.repartitions == int(switches)
+    assert stats.switching_s == pytest.approx(pause_s * int(switches))
+    if switches:
+        first = free["point"].index(3)
+        assert paying["point"].index(3) == first
+        # the pause sits on the edge before the first frame at the new point
+        assert paying["edge_wait_s"][first] == pytest.approx(pause_s)
+        assert paying["latency_s"][first] == pytest.approx(free["latency_s"][first] + pause_s)
+    else:
+        assert set(paying["point"]) == {1}
+
+
+def _unacked_from_records(rec, t: float) -> float:
+    """Payload of the frames done on the edge at ``t`` whose upload had not ended."""
+    edge_end = np.asarray(rec["arrival_s"]) + rec["edge_wait_s"] + rec["edge_s"]
+    link_end = edge_end + rec["uplink_wait_s"] + rec["uplink_s"]
+    on = (edge_end <= t) & (link_end > t)
+    return float(np.asarray(rec["payload_bytes"])[on].sum())
+
+
+@pytest.mark.parametrize("period_s", [None, 0.37])
+def test_both_engines_show_the_policy_its_own_unacknowledged_bytes(period_s):
+    """What the edge has handed to the uplink and not seen delivered: the same in both
+    engines, and what the records say was on the uplink at each decision."""
+    from adaptsim.simulator import engine, naive
+
+    sc = load_scenario(REPO / "scenarios/busy_edge.yaml").shortened(30.0, (1,))
+    # Point 3 sends 3.2 MB, 0.51 s at 50 Mbit/s: at 3 frames/s a send queue builds up.
+    sc = replace(sc, base_dir=str(SIM_DATA), rate_hz=3.0, service_noise=True)
+    spec = PolicySpec(
+        policy="probe_policy.py:BacklogLog", params={"point": 3, "period_s": period_s}
+    )
+    logs = []
+    for build, start in (
+        (lambda env: engine._Run(sc, spec, 1, None), engine.arrivals),
+        (lambda env: naive._Naive(sc, spec, 1, env), None),
+    ):
+        env = simpy.Environment()
+        run = build(env)
+        if period_s:  # the controller first, as run_policy and run_policy_naive do
+            env.process(engine.controller(env, run) if start else run.ticker())
+        env.process(start(env, run) if start else run.source())
+        env.run()
+        logs.append((run.policy.log, columns(sorted(run.records, key=lambda r: r.request))))
+    (fast, rec), (slow, _) = logs
+    assert len(fast) == len(slow) > 20
+    np.testing.assert_allclose([b for _, b in fast], [b for _, b in slow])
+    backlog = [b for _, b in fast]
+    assert sum(b > 0 for b in backlog) >= 5  # the check is made where a backlog exists
+    for t, b in fast:
+        assert b == pytest.approx(_unacked_from_records(rec, t))

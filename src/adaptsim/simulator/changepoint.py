@@ -31,11 +31,12 @@ from adaptsim.simulator.forecast import (
     Discount,
     SampleFeed,
     Source,
+    check_params,
     expected,
     mean_factors,
     transfer_samples,
 )
-from adaptsim.simulator.policies import Conditions, View
+from adaptsim.simulator.policies import BasePolicy, Conditions, View
 
 __all__ = ["ChangePoint", "Cusum"]
 
@@ -112,7 +113,7 @@ class Cusum:
 
 
 @dataclass
-class ChangePoint:
+class ChangePoint(BasePolicy):
     """Switch to the regime's precomputed point when a change is detected.
 
     Args:
@@ -146,19 +147,17 @@ class ChangePoint:
     _planned_bw: float | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        self.source = Source(self.source)
+        check_params(self)
         self._feed = SampleFeed(self.source)
         self._detectors = (
             Cusum(self.threshold, self.drift, min_sigma=0.05),  # log bandwidth
             Cusum(self.threshold, self.drift, min_sigma=2.0),  # edge CPU %
             Cusum(self.threshold, self.drift, min_sigma=2.0),  # edge memory %
         )
-        self.discount = Discount(self.discount)
         if self.discount not in (Discount.none, Discount.planned):
             raise ValueError("changepoint's discount is none or planned")
         self._plan = BandwidthForecast(k=1, discount=self.discount)
         self.uses_finished = self.source is Source.transfers or self.discount is Discount.planned
-        self.period_s = self.period_s or None
 
     @property
     def changes(self) -> int:

@@ -23,6 +23,7 @@ order, so the same scenario and seed give the same records bit for bit.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +80,7 @@ def policy_view(
 ) -> View:
     """A fresh :class:`View` of the scenario for a run's policy (either engine's, or the
     testbed's). ``truth`` and ``lookahead`` reach only a clairvoyant ``policy``."""
-    seer = getattr(policy, "clairvoyant", False)
+    seer = policy is not None and policy.clairvoyant
     return View(
         model=scenario.model,
         tables=tables,
@@ -133,13 +134,14 @@ class _Run:
         m = scenario.model
         self.col = {int(o): i for i, o in enumerate(m.ordinals)}
         self.view = policy_view(scenario, self.tables, self.policy, self.truth, self.lookahead)
-        self.free_switching = getattr(self.policy, "free_switching", False)
-        self.wants_finished = getattr(self.policy, "uses_finished", True)
+        self.free_switching = self.policy.free_switching
+        self.wants_finished = self.policy.uses_finished
         self.stats = RunStats()
         self.edge_free = 0.0
         self.link_free = 0.0
         self.cloud_free = [0.0] * scenario.cloud_servers
         self.pending: list[tuple[float, int, Record]] = []  # by when the result is back
+        self.in_flight: deque[tuple[float, float, float]] = deque()  # see _update_view
         self.current: int | None = None  # set, without cost, by the first decision
         self._switched = False
         self._i = 0
@@ -155,8 +157,16 @@ class _Run:
         v.now_s = now
         v.current_point = self.current if self.current is not None else self._deployed()
         v.monitor = self.monitor.read(now)
-        v.edge_free_s, v.link_free_s = self.edge_free, self.link_free
-        v.cloud_free_s = tuple(self.cloud_free)
+        v.edge_free_s = self.edge_free
+        flight = self.in_flight  # (edge end, uplink end, payload) in uplink order
+        while flight and flight[0][1] <= now:
+            flight.popleft()
+        unacked = 0.0
+        for edge_end, _, payload in flight:
+            if edge_end > now:
+                break
+            unacked += payload
+        v.uplink_unacked_bytes = unacked
         v.last_arrival_s = float(self.arrivals[self._i]) if len(self.arrivals) else 0.0
         finished = []
         while self.pending and self.pending[0][0] <= now:
@@ -185,15 +195,26 @@ class _Run:
 
     # -- service ----------------------------------------------------------------
     def lookahead(self) -> np.ndarray:
-        """Completion time of the current request at every point (the oracle's view)."""
+        """Completion time of the current request at every point (the oracle's view).
+
+        A point other than the current one starts on the edge after the switch pause,
+        as :meth:`decide` will charge it (unless the policy switches free, or this is
+        the deployment decision, which is free)."""
         i, a = self._i, self.view.now_s
         fe, fl, fc = self.noise[i]
-        edge_start = max(a, self.edge_free)
-        edge_cum = self.edge_stress.row(edge_start)[0]
-        done = np.empty(len(edge_cum))
+        stay_start = max(a, self.edge_free)
+        pause = 0.0 if self.free_switching or self.current is None else self.sc.pause_s
+        move_start = stay_start + pause
+        stay_cum = self.edge_stress.row(stay_start)[0]
+        move_cum = self.edge_stress.row(move_start)[0] if pause > 0 else stay_cum
+        current = self.col[self.current] if self.current is not None else -1
+        done = np.empty(len(stay_cum))
         cloud_first = self.cloud_free[0]
         owl = self.sc.one_way_latency_s
-        for k in range(len(edge_cum)):
+        for k in range(len(stay_cum)):
+            edge_start, edge_cum = (
+                (stay_start, stay_cum) if k == current else (move_start, move_cum)
+            )
             e = edge_cum[k] * fe
             edge_end = edge_start + e
             ls = max(edge_end, self.link_free)
@@ -231,6 +252,7 @@ class _Run:
         ls = edge_end if edge_end > self.link_free else self.link_free
         fin = self._sent(ls, k, fl, self.link_stress.row(ls))
         self.link_free = fin
+        self.in_flight.append((edge_end, fin, self.payload[k]))
         c = self.tables.cloud_s[k] * fc
         arrive = fin + owl
         if c > 0:

@@ -26,7 +26,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from adaptsim.simulator.policies import Conditions, Estimate, View
+from adaptsim.simulator.policies import Conditions, Estimate, View, _number, _whole
 from adaptsim.units import mbps
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "Outlook",
     "SampleFeed",
     "Source",
+    "check_params",
     "condition",
     "expected",
     "mean_factors",
@@ -248,6 +249,24 @@ def expected(view: View, cond: Conditions, factors: np.ndarray) -> Estimate:
     )
 
 
+def check_params(policy) -> None:
+    """The parameter checks the forecasting built-ins share (raise ValueError, which
+    resolve_policy reports in one line): ``source`` and ``discount`` become their
+    Enums, ``period_s`` a number >= 0 (0: ``None``, every frame), ``k`` (where the
+    policy has one) a whole number >= 1."""
+    policy.source = Source(policy.source)
+    policy.discount = Discount(policy.discount)
+    if policy.period_s is not None:
+        policy.period_s = _number(policy.period_s, "period_s")
+        if policy.period_s < 0:
+            raise ValueError(f"period_s must be >= 0, not {policy.period_s:g}")
+    policy.period_s = policy.period_s or None
+    if hasattr(policy, "k"):
+        policy.k = _whole(policy.k, "k")
+        if policy.k < 1:
+            raise ValueError("k must be >= 1")
+
+
 class Outlook:
     """A policy's outlook: the bandwidth it plans for and the service times that follow.
 
@@ -295,7 +314,7 @@ def queue_done_s(
     frames: int = 1,
     gap_s: float | None = None,
     pause_s: float | None = None,
-    true_backlog: bool = False,
+    uplink_backlog_s: float = 0.0,
 ) -> np.ndarray:
     """Predicted end-to-end latency of each of the next ``frames`` frames, per point.
 
@@ -305,11 +324,11 @@ def queue_done_s(
     first pays ``pause_s`` (default ``view.pause_s``) on the edge, from now: a
     decision between frames can hide the pause in idle time.
     Stages are the engine's: the edge CPU behind its current backlog
-    (``view.edge_free_s``), the uplink a single FIFO server, the cloud ``c`` of them;
-    the frames planned here queue behind each other. The uplink's and cloud's
-    current backlogs count only with ``true_backlog`` (the engine's schedule holds
-    the true future rate of transfers in flight, which no edge application knows:
-    for tests and clairvoyant policies). Service times come from ``est``.
+    (``view.edge_free_s``), the uplink a single FIFO server busy for
+    ``uplink_backlog_s`` from now (the caller's estimate, e.g. the edge's unacknowledged
+    bytes at its forecast bandwidth), the cloud ``c`` of them, free (the edge cannot
+    see the cloud's queue); the frames planned here queue behind each other. Service
+    times come from ``est``.
 
     Returns:
         (frames, points) array of predicted end-to-end latencies.
@@ -322,15 +341,8 @@ def queue_done_s(
     switch = view.ordinals != view.current_point
     pause_s = view.pause_s if pause_s is None else pause_s
     edge_free = np.where(switch, max(now, view.edge_free_s) + pause_s, view.edge_free_s)
-    # The uplink's and the cloud's backlog as the engine schedules them hold the true
-    # future rate of the transfers in flight; an edge application cannot know that,
-    # so they start free unless the caller is allowed the truth.
-    if true_backlog:
-        link_free = np.full(len(switch), view.link_free_s)
-        cloud = np.tile(np.sort(np.asarray(view.cloud_free_s, dtype=float)), (len(switch), 1))
-    else:
-        link_free = np.full(len(switch), -np.inf)
-        cloud = np.full((len(switch), max(len(view.cloud_free_s), 1)), -np.inf)
+    link_free = np.full(len(switch), now + uplink_backlog_s if uplink_backlog_s > 0 else -np.inf)
+    cloud = np.full((len(switch), max(view.cloud_servers, 1)), -np.inf)
     rows = np.arange(len(switch))
     has_tail = est.cloud_s > 0
     out = np.empty((frames, len(switch)))

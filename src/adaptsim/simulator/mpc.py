@@ -32,8 +32,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptsim.simulator.forecast import Discount, Outlook, Source, condition, queue_done_s
-from adaptsim.simulator.policies import Estimate, View
+from adaptsim.simulator.forecast import (
+    Discount,
+    Outlook,
+    Source,
+    check_params,
+    condition,
+    queue_done_s,
+)
+from adaptsim.simulator.policies import BasePolicy, Estimate, View, _whole
 
 __all__ = ["MPC"]
 
@@ -43,7 +50,7 @@ _QUEUE_RESOLUTION = 0.05
 
 
 @dataclass
-class MPC:
+class MPC(BasePolicy):
     """The point with the least predicted latency over the next ``horizon`` frames.
 
     Args:
@@ -76,13 +83,12 @@ class MPC:
     _answer: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self):
-        if int(self.horizon) != self.horizon or self.horizon < 1:
+        check_params(self)
+        self.horizon = _whole(self.horizon, "horizon")
+        if self.horizon < 1:
             raise ValueError("horizon must be a whole number >= 1")
-        self.horizon = int(self.horizon)
-        self.source = Source(self.source)
         self._outlook = Outlook(self.source, self.k, self.discount)
         self.uses_finished = self._outlook.uses_finished
-        self.period_s = self.period_s or None
 
     def decide(self, view: View) -> int:
         bw = self._outlook.bandwidth_mbps(view)

@@ -66,6 +66,7 @@ class _Naive:
         self.edge_waiting: list[tuple] = []
         self.edge_busy_until = 0.0
         self.last_arrival = 0.0
+        self.on_uplink: dict[int, float] = {}  # frames done on the edge, not yet delivered
 
     def _no_lookahead(self):
         """Whatever the policy is called: a look-ahead here is refused in one line."""
@@ -104,11 +105,11 @@ class _Naive:
             v.current_point = self.point
         v.monitor = self.reading(now)
         v.edge_free_s = self.edge_backlog_end(now)
+        v.uplink_unacked_bytes = float(sum(self.on_uplink.values()))
         v.last_arrival_s = self.last_arrival
         back = sorted((r for r in self.delivered if r.done_s <= now), key=lambda r: r.done_s)
         self.delivered = [r for r in self.delivered if r.done_s > now]
-        uses = getattr(self.policy, "uses_finished", True)
-        v.finished = [observation(r) for r in back] if uses else []
+        v.finished = [observation(r) for r in back] if self.policy.uses_finished else []
         chosen = int(self.policy.decide(v))
         if chosen not in self.ordinals:
             raise ValueError(
@@ -122,7 +123,7 @@ class _Naive:
         self.stats.repartitions += 1
         self.point = chosen
         self.switched = True
-        if self.sc.pause_s > 0 and not getattr(self.policy, "free_switching", False):
+        if self.sc.pause_s > 0 and not self.policy.free_switching:
             self.stats.switching_s += self.sc.pause_s
             self.env.process(self.pause(self.sc.pause_s))
 
@@ -214,6 +215,7 @@ class _Naive:
             self.edge_busy_until = edge_start + edge
             yield env.timeout(edge)
         edge_end = env.now
+        self.on_uplink[i] = float(sc.model.output_bytes[k])
         with self.uplink.request() as turn:
             yield turn
             link_start = env.now
@@ -224,6 +226,7 @@ class _Naive:
             if env.now < hosts_done:  # the hosts' own sending and receiving bind
                 yield env.timeout(hosts_done - env.now)
             link_end = env.now
+        del self.on_uplink[i]
         yield env.timeout(sc.one_way_latency_s)
         at_cloud = env.now
         cloud = self.cloud_s(k) * f_cloud

@@ -21,14 +21,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptsim.simulator.forecast import Discount, Outlook, Source, condition, queue_done_s
-from adaptsim.simulator.policies import View
+from adaptsim.simulator.forecast import (
+    Discount,
+    Outlook,
+    Source,
+    check_params,
+    condition,
+    queue_done_s,
+)
+from adaptsim.simulator.policies import BasePolicy, View
 
 __all__ = ["Neurosurgeon"]
 
 
 @dataclass
-class Neurosurgeon:
+class Neurosurgeon(BasePolicy):
     """The least predicted latency for this frame, queues and switch cost included.
 
     Args:
@@ -53,10 +60,9 @@ class Neurosurgeon:
     _outlook: Outlook = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.source = Source(self.source)
+        check_params(self)
         self._outlook = Outlook(self.source, 1, self.discount)
         self.uses_finished = self._outlook.uses_finished
-        self.period_s = self.period_s or None
 
     def decide(self, view: View) -> int:
         bw = self._outlook.bandwidth_mbps(view)

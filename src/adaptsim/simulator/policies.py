@@ -24,6 +24,7 @@ import importlib
 import importlib.util
 import inspect
 import math
+import numbers
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,12 +38,15 @@ from adaptsim.errors import UserError
 from adaptsim.units import seconds_per_byte
 
 __all__ = [
+    "FLAGS",
     "REGISTRY",
+    "BasePolicy",
     "Conditions",
     "Estimate",
     "Observation",
     "Policy",
     "View",
+    "conform",
     "resolve_policy",
 ]
 
@@ -87,11 +91,10 @@ class View:
     finished: list[Observation] = field(default_factory=list)
     # What the edge application knows of its own queues and deployment:
     edge_free_s: float = 0.0  # when the edge CPU finishes the frames queued on it
-    # The engine's schedule of the uplink and the cloud servers: exact, so it holds
-    # the true future rate of transfers in flight (no real edge app knows that; the
-    # built-ins leave these two alone).
-    link_free_s: float = 0.0
-    cloud_free_s: tuple[float, ...] = (0.0,)
+    # Payload bytes the edge has handed to the uplink (its frames done on the edge) and
+    # not yet seen delivered: its own send backlog, which a real application knows.
+    # (Not when they will be delivered: that depends on the future bandwidth.)
+    uplink_unacked_bytes: float = 0.0
     pause_s: float = 0.0  # what a switch costs (the edge pauses this long)
     one_way_latency_s: float = 0.0
     last_arrival_s: float = 0.0  # when the latest frame reached the edge
@@ -152,14 +155,50 @@ class View:
 
 
 class Policy(Protocol):
+    """What the engines (and the testbed) read of a policy: these attributes and ``decide``.
+
+    :func:`resolve_policy` makes every policy conform once (see :data:`FLAGS`), so
+    the engines read plain attributes and never guess.
+    """
+
     name: str
-    period_s: float | None
+    period_s: float | None  # None: decide at every request; else every that many seconds
+    clairvoyant: bool  # may see the truth and look ahead (the oracle, static-best)
+    free_switching: bool  # a re-partition costs it no pause (oracle-free only)
+    uses_finished: bool  # wants View.finished (the engine may skip building it)
 
     def decide(self, view: View) -> int: ...
 
 
+class BasePolicy:
+    """The declared defaults of every flag of :class:`Policy`; the built-ins inherit them.
+
+    Plain class attributes (not dataclass fields), so a built-in's own fields stay
+    its own and a user class need not inherit anything: :func:`resolve_policy`
+    gives a user object that lacks a flag the default declared here.
+    """
+
+    name: str = "policy"
+    period_s: float | None = None
+    clairvoyant: bool = False
+    free_switching: bool = False
+    uses_finished: bool = True
+
+    def decide(self, view: View) -> int:
+        raise NotImplementedError
+
+
+# The flags a policy declares, with the default a user object lacking one gets.
+FLAGS: dict[str, object] = {
+    "period_s": BasePolicy.period_s,
+    "clairvoyant": BasePolicy.clairvoyant,
+    "free_switching": BasePolicy.free_switching,
+    "uses_finished": BasePolicy.uses_finished,
+}
+
+
 @dataclass
-class Static:
+class Static(BasePolicy):
     point: int
     name: str = "static"
     period_s: float | None = None
@@ -171,7 +210,7 @@ class Static:
 
 
 @dataclass
-class StaticBest:
+class StaticBest(BasePolicy):
     """Best for the true conditions at t = 0, then never changes (the paper's baseline)."""
 
     name: str = "static-best"
@@ -187,21 +226,27 @@ class StaticBest:
 
 
 @dataclass
-class Oracle:
-    """Per request, the point that finishes first given the true future: the upper bound."""
+class Oracle(BasePolicy):
+    """Per request, the point that finishes first given the true future: the upper bound.
+
+    It pays the switch pause like every other policy, and its look-ahead knows it:
+    a point other than the current one starts on the edge after the pause. With
+    ``free_switching`` (registry name ``oracle-free``) switching costs it nothing: a
+    looser bound, which shows how much of the gap is the pause's.
+    """
 
     name: str = "oracle"
     period_s: float | None = None
     clairvoyant: bool = True
     uses_finished: bool = False
-    free_switching: bool = True
+    free_switching: bool = False
 
     def decide(self, view: View) -> int:
         return int(view.ordinals[int(np.argmin(view.lookahead()))])
 
 
 @dataclass
-class Reactive:
+class Reactive(BasePolicy):
     """EWMA of the monitor's readings; switch when the predicted gain beats a threshold.
 
     Candidates are the points that keep up with the arrival rate at the estimated
@@ -276,7 +321,7 @@ class Reactive:
 
 
 @dataclass
-class FunctionPolicy:
+class FunctionPolicy(BasePolicy):
     """A user's plain function ``decide(view) -> ordinal`` as a policy."""
 
     fn: Callable[[View], int]
@@ -328,6 +373,7 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "all-cloud": lambda model: Static(_ends(model)[0], name="all-cloud"),
     "static-best": lambda model: StaticBest(),
     "oracle": lambda model: Oracle(),
+    "oracle-free": lambda model: Oracle(name="oracle-free", free_switching=True),
     "reactive": lambda model, **kw: Reactive(**kw),
     "neurosurgeon": _builtin("neurosurgeon", "Neurosurgeon"),
     "mpc": _builtin("mpc", "MPC"),
@@ -396,13 +442,47 @@ def resolve_policy(
                     f"{where}: a function policy takes only period_s, not {sorted(params)}"
                 )
             policy = FunctionPolicy(target, name=spec.policy, period_s=period or None)
-        if not hasattr(policy, "decide"):
+        if not callable(getattr(policy, "decide", None)):
             raise UserError(f"{where}: {spec.policy} does not build an object with decide(view)")
-        policy.period_s = getattr(policy, "period_s", None) or None
     if isinstance(policy, Static) and policy.point not in set(model.ordinals.tolist()):
         raise UserError(
             f"{where}: point {policy.point} is not a point of {model.model} "
             f"({model.ordinals[0]}..{model.ordinals[-1]})"
         )
-    policy.name = label or getattr(policy, "name", spec.policy)
+    return conform(policy, label or getattr(policy, "name", None) or spec.policy, where)
+
+
+def conform(policy, name: str, where: str = "policy"):
+    """Give ``policy`` every flag of :class:`Policy`, checked, so the engines read plain
+    attributes: a flag the object lacks gets its default (:data:`FLAGS`); one of the
+    wrong type is a one-line :class:`UserError`. ``period_s`` 0 means every request
+    (``None``). Returns the same object, named ``name``."""
+    values = {"name": name}
+    for flag, default in FLAGS.items():
+        value = getattr(policy, flag, default)
+        if flag == "period_s":
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, numbers.Real)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise UserError(
+                    f"{where}: period_s {value!r} must be a number of seconds >= 0 "
+                    "(0 or none: decide at every request)"
+                )
+            value = float(value) if value else None
+        elif not isinstance(value, (bool, np.bool_)):
+            raise UserError(f"{where}: policy flag {flag} must be true or false, not {value!r}")
+        else:
+            value = bool(value)
+        values[flag] = value
+    for attr, value in values.items():
+        try:
+            setattr(policy, attr, value)
+        except (AttributeError, TypeError) as exc:
+            raise UserError(
+                f"{where}: cannot set {attr} on the policy object ({exc}); "
+                "let it take attributes (no __slots__ without them, not frozen)"
+            ) from None
     return policy

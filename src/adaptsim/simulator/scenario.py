@@ -441,7 +441,7 @@ def _check_model(m: ModelCalibration, where: str) -> None:
 
 def _period(policy, where: str) -> float | None:
     """A policy's decision period: ``None`` (every request) or a finite number > 0."""
-    period = getattr(policy, "period_s", None)
+    period = policy.period_s  # resolve_policy declared it (policies.conform)
     if period is None:
         return None
     ok = isinstance(period, numbers.Real) and not isinstance(period, bool)

@@ -33,10 +33,9 @@ class Replay:
 
     Replaying the oracle's own choices up to a request puts the queues exactly where
     the oracle had them; the fork then asks what another point would have given that
-    request from the same state. Switching is free, as it is for the oracle.
+    request from the same state. It pays the switch pause, as the oracle does.
     """
 
-    free_switching = True
     uses_finished = False
 
     def __init__(self, points: list[int], fork_at: int, fork_to: int, period_s=None):
@@ -77,3 +76,31 @@ class FinishedWatch:
             self.last_back = o.time_s
             point = self.slow if o.latency_s > self.threshold_s else self.fast
         return point
+
+
+class BacklogLog:
+    """Keeps ``point``; logs (now, uplink_unacked_bytes) at every decision."""
+
+    uses_finished = False
+
+    def __init__(self, point: int, period_s=None):
+        self.point, self.period_s = point, period_s
+        self.name = "backlog-log"
+        self.log: list[tuple[float, float]] = []
+
+    def decide(self, view) -> int:
+        self.log.append((view.now_s, view.uplink_unacked_bytes))
+        return self.point
+
+
+class Bare:
+    """A user policy declaring no flag at all: the protocol's defaults apply."""
+
+    def decide(self, view) -> int:
+        return view.current_point
+
+
+class BadFlag(Bare):
+    """A user policy whose flag has the wrong type."""
+
+    clairvoyant = "yes"
