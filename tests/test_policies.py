@@ -205,8 +205,8 @@ def test_transfers_source_follows_its_own_uploads(policy):
         traces={"bandwidth_mbps": {"steps": [[0, 40.0], [10, 4.0]], "end": "hold"}},
     )
     blind = dataclasses.replace(sc, observe_delay_s=1e9)  # reads t = 0 forever
-    # mpc's and changepoint's default discount learns from the uploads too: not here
-    extra = {"discount": "none"} if policy in ("mpc", "changepoint") else {}
+    # the default discount learns from the uploads too: not here
+    extra = {"discount": "none"}
     by_source = {}
     for source in Source:
         spec = PolicySpec(policy=policy, params={"source": source, **extra})
@@ -215,7 +215,7 @@ def test_transfers_source_follows_its_own_uploads(policy):
     assert any(p != 1 for p in by_source[Source.transfers])
 
 
-@pytest.mark.parametrize("policy", ["mpc", "changepoint"])
+@pytest.mark.parametrize("policy", [*ADAPTIVE, "reactive"])
 def test_planned_discount_learns_the_drop_the_monitor_misses(policy):
     """The default discount: the monitor's 40 Mbit/s, scored against the uploads' 4,
     is discounted ~10x, so even on monitor readings the split leaves all-cloud."""

@@ -246,81 +246,6 @@ class Oracle(BasePolicy):
 
 
 @dataclass
-class Reactive(BasePolicy):
-    """EWMA of the monitor's readings; switch when the predicted gain beats a threshold.
-
-    Candidates are the points that keep up with the arrival rate at the estimated
-    conditions (see :meth:`View.stable`), when there are any.
-
-    Args:
-        alpha: EWMA weight of a new reading (1 = trust the latest reading only).
-        threshold: relative predicted gain needed to consider switching.
-        hysteresis: how many decisions in a row must agree before switching.
-        period_s: decision period (``None`` or 0: every request).
-    """
-
-    alpha: float = 0.5
-    threshold: float = 0.1
-    hysteresis: int = 2
-    period_s: float | None = 1.0
-    name: str = "reactive"
-    clairvoyant: bool = False
-    uses_finished: bool = False
-    _estimate: np.ndarray | None = None
-    _seen: Conditions | None = None
-    _streak: int = 0
-    _candidate: int | None = None
-
-    def __post_init__(self):
-        self.alpha, self.threshold = (
-            _number(self.alpha, "alpha"),
-            _number(self.threshold, "threshold"),
-        )
-        self.hysteresis = _whole(self.hysteresis, "hysteresis")
-        if not 0 < self.alpha <= 1:
-            raise ValueError("alpha must be in (0, 1]")
-        if self.threshold < 0 or self.hysteresis < 1:
-            raise ValueError("threshold must be >= 0 and hysteresis >= 1")
-        if self.period_s is not None:
-            self.period_s = _number(self.period_s, "period_s")
-            if self.period_s < 0:
-                raise ValueError(f"period_s must be >= 0, not {self.period_s:g}")
-        if not self.period_s:
-            self.period_s = None
-
-    def decide(self, view: View) -> int:
-        m = view.monitor
-        if m is not None and m is not self._seen:
-            x = np.array([m.bandwidth_mbps, m.edge_cpu_pct, m.edge_mem_pct])
-            self._estimate = (
-                x
-                if self._estimate is None
-                else (self.alpha * x + (1 - self.alpha) * self._estimate)
-            )
-            self._seen = m
-        if self._estimate is None:
-            return view.current_point
-        est = Conditions(*self._estimate.tolist())
-        estimate = view.predict(est)
-        pred = estimate.total_s
-        ords = view.ordinals
-        stable = view.stable(est, estimate)
-        best = (
-            int(np.argmin(np.where(stable, pred, np.inf))) if stable.any() else int(np.argmin(pred))
-        )
-        cur = int(np.flatnonzero(ords == view.current_point)[0])
-        if best != cur and pred[cur] - pred[best] > self.threshold * pred[cur]:
-            self._streak = self._streak + 1 if self._candidate == best else 1
-            self._candidate = best
-        else:
-            self._streak, self._candidate = 0, None
-        if self._streak >= self.hysteresis:
-            self._streak, self._candidate = 0, None
-            return int(ords[best])
-        return view.current_point
-
-
-@dataclass
 class FunctionPolicy(BasePolicy):
     """A user's plain function ``decide(view) -> ordinal`` as a policy."""
 
@@ -374,7 +299,7 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "static-best": lambda model: StaticBest(),
     "oracle": lambda model: Oracle(),
     "oracle-free": lambda model: Oracle(name="oracle-free", free_switching=True),
-    "reactive": lambda model, **kw: Reactive(**kw),
+    "reactive": _builtin("reactive", "Reactive"),
     "neurosurgeon": _builtin("neurosurgeon", "Neurosurgeon"),
     "mpc": _builtin("mpc", "MPC"),
     "changepoint": _builtin("changepoint", "ChangePoint"),
