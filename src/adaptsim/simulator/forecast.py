@@ -20,7 +20,7 @@ frame ahead with it, the MPC policy a horizon of frames.
 
 from __future__ import annotations
 
-import bisect
+import functools
 from collections import deque
 from enum import StrEnum
 
@@ -47,6 +47,8 @@ __all__ = [
 
 # A transfer tells about the wire only when the wire is at least this share of its time.
 _MIN_WIRE_SHARE = 0.3
+# Forecasts remembered for scoring against uploads (the ``planned`` discount).
+_PLANNED_KEPT = 256
 
 
 class Source(StrEnum):
@@ -75,15 +77,25 @@ def transfer_samples(view: View) -> list[tuple[float, float]]:
     e = view.model.edge_blocks
     cpu = float(round(min(max(cpu, e.cpu_levels[0]), e.cpu_levels[-1])))
     mem = float(round(min(max(mem, e.mem_levels[0]), e.mem_levels[-1])))
-    _, over, wire_bytes, host = view.tables.at(cpu, mem)
-    column = {o: i for i, o in enumerate(view.ordinals.tolist())}
+    law = _uplink_law(view.tables, cpu, mem)
     for obs in view.finished:
-        k = column[obs.point]
-        wire_s = obs.uplink_s - over[k]
-        if wire_s <= _MIN_WIRE_SHARE * obs.uplink_s or obs.uplink_s <= host[k] * 1.05:
+        over, wire_bytes, host = law[obs.point]
+        wire_s = obs.uplink_s - over
+        if wire_s <= _MIN_WIRE_SHARE * obs.uplink_s or obs.uplink_s <= host * 1.05:
             continue
-        out.append((obs.time_s - obs.latency_s, mbps(wire_bytes[k], wire_s)))
+        out.append((obs.time_s - obs.latency_s, mbps(wire_bytes, wire_s)))
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _uplink_law(tables, cpu: float, mem: float) -> dict[int, tuple[float, float, float]]:
+    """Point -> (overhead s, wire bytes, host s) of the link law at a stress level, as
+    Python floats (indexing numpy arrays per upload cost more than the rest)."""
+    _, over, wire_bytes, host = tables.at(cpu, mem)
+    return {
+        int(o): (float(over[i]), float(wire_bytes[i]), float(host[i]))
+        for i, o in enumerate(tables.scenario.model.ordinals.tolist())
+    }
 
 
 class SampleFeed:
@@ -167,7 +179,9 @@ class BandwidthForecast:
         self._last: float | None = None
         self._factor = 1.0
         self._forecast: float | None = None
-        self._planned: deque[tuple[float, float]] = deque(maxlen=256)  # (time, forecast)
+        # (time, forecast) pairs, the latest 256, as two lists (bisect needs the times)
+        self._planned_t: list[float] = []
+        self._planned_f: list[float] = []
         self._ratios: deque[float] = deque(maxlen=history)
 
     def add(self, bandwidth_mbps: float) -> None:
@@ -185,18 +199,21 @@ class BandwidthForecast:
 
     def stamp(self, now_s: float) -> None:
         """Remember the (undiscounted) forecast in force from ``now_s`` (for ``planned``)."""
-        if self._last is not None and (not self._planned or self._planned[-1][1] != self._last):
-            self._planned.append((now_s, self._last))
+        if self._last is not None and (not self._planned_f or self._planned_f[-1] != self._last):
+            self._planned_t.append(now_s)
+            self._planned_f.append(self._last)
+            if len(self._planned_t) > _PLANNED_KEPT:
+                del self._planned_t[0], self._planned_f[0]
 
     def planned_rates(self, samples: list[tuple[float, float]]) -> None:
         """Score the forecasts against uploads: (frame arrival_s, achieved Mbit/s) pairs."""
-        if not self._planned:
+        if not self._planned_t or not samples:
             return
-        times = [t for t, _ in self._planned]
-        for arrival_s, rate in samples:
-            i = bisect.bisect_right(times, arrival_s) - 1
-            if i >= 0:
-                self._ratios.append(self._planned[i][1] / max(rate, 1e-3))
+        arrival_s, rate = np.asarray(samples).T
+        i = np.searchsorted(self._planned_t, arrival_s, side="right") - 1
+        known = i >= 0
+        forecast = np.asarray(self._planned_f)[i[known]]
+        self._ratios.extend((forecast / np.maximum(rate[known], 1e-3)).tolist())
         if self._ratios and self.discount is Discount.planned:
             self._factor = float(np.mean(self._ratios))
             self._forecast = self._compute()
@@ -341,23 +358,33 @@ def queue_done_s(
     switch = view.ordinals != view.current_point
     pause_s = view.pause_s if pause_s is None else pause_s
     edge_free = np.where(switch, max(now, view.edge_free_s) + pause_s, view.edge_free_s)
-    link_free = np.full(len(switch), now + uplink_backlog_s if uplink_backlog_s > 0 else -np.inf)
-    cloud = np.full((len(switch), max(view.cloud_servers, 1)), -np.inf)
-    rows = np.arange(len(switch))
-    has_tail = est.cloud_s > 0
-    out = np.empty((frames, len(switch)))
-    for j in range(frames):
-        a = arrival + j * gap_s
-        edge_end = np.maximum(a, edge_free) + est.edge_s
-        fin = np.maximum(edge_end, link_free) + est.comm_s
-        arrive = fin + owl
-        first = cloud.argmin(axis=1)
-        start = np.maximum(arrive, cloud[rows, first])
-        end = np.where(has_tail, start + est.cloud_s, arrive)
-        cloud[rows, first] = np.where(has_tail, end, cloud[rows, first])
-        out[j] = end + owl - a
-        edge_free, link_free = edge_end, fin
-    return out
+    link_free = now + uplink_backlog_s if uplink_backlog_s > 0 else -np.inf
+    # Every stage is a FIFO queue with one service time per point, so the whole horizon
+    # is a few array operations (see _fifo_ends), not a loop over frames.
+    a = arrival + np.arange(frames)[:, None] * gap_s  # (frames, 1)
+    edge_end = _fifo_ends(a, edge_free, est.edge_s)
+    arrive = _fifo_ends(edge_end, link_free, est.comm_s) + owl
+    servers = max(view.cloud_servers, 1)
+    if servers >= frames:  # every planned frame finds a free server (the cloud starts free)
+        end = arrive + est.cloud_s
+    else:  # c servers, FIFO: frame j takes the server frame j - c used
+        end = np.empty_like(arrive)
+        for r in range(servers):
+            end[r::servers] = _fifo_ends(arrive[r::servers], -np.inf, est.cloud_s)
+    end = np.where(est.cloud_s > 0, end, arrive)
+    return end + owl - a
+
+
+def _fifo_ends(x: np.ndarray, free, service_s: np.ndarray) -> np.ndarray:
+    """End times at a FIFO single server of frames entering at ``x`` (frames, points),
+    in order, each taking ``service_s`` (points), the server free from ``free``.
+
+    The Lindley recursion ``end[j] = max(x[j], end[j-1]) + s`` unrolled:
+    ``end[j] = (j+1) s + max(free, max_{i<=j} (x[i] - i s))``.
+    """
+    j = np.arange(x.shape[0])[:, None]
+    lead = np.maximum.accumulate(x - j * service_s, axis=0)
+    return (j + 1) * service_s + np.maximum(free, lead)
 
 
 def condition(bandwidth_mbps: float, m: Conditions | None) -> Conditions:
