@@ -1,9 +1,9 @@
 """Simulated requests per second of the adaptive built-ins, side by side with reactive.
 
 The scenario is ``adaptsim bench``'s (LeNet, Poisson 30 frames/s, bandwidth and
-edge CPU stepping, two cloud servers). Each policy runs with its defaults
-(neurosurgeon and mpc decide at every frame; reactive every second, as in the
-bench), ``REPEATS`` times interleaved, in one process; the medians are printed.
+edge CPU stepping, two cloud servers). Each policy runs with its defaults (all
+four decide every second and read their finished uploads for the ``planned``
+discount), ``REPEATS`` times interleaved, in one process; the medians are printed.
 These machines are shared and noisy: compare only figures from one run.
 """
 
@@ -43,9 +43,11 @@ def policy_rates(duration_s: float = 2000.0, repeats: int = REPEATS) -> dict[str
 @pytest.mark.benchmark
 def test_mpc_keeps_up_with_reactive(capsys):
     """Issue 17 asks for >= 50,000 requests/s with mpc; on a shared 2-core machine
-    only a side-by-side ratio means anything, so that is what is checked here (mpc
-    decides every second like reactive, and builds on the frames' own uploads)."""
+    only a side-by-side ratio means anything, so that is what is checked here. mpc
+    plans its horizon in closed form and decides every second like reactive; both
+    read the frames' own uploads, so per frame they cost the same: measured side by
+    side, mpc ran at 0.9-1.7x reactive (docs/policies.md); 0.6 leaves room for noise."""
     rates = policy_rates()
     with capsys.disabled():
         print("\n" + json.dumps(rates, indent=1))
-    assert rates["mpc"] >= 0.3 * rates["reactive"]
+    assert rates["mpc"] >= 0.6 * rates["reactive"]

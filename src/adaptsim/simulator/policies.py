@@ -11,9 +11,12 @@ static-best, which by definition use the truth) may ask the view for the truth.
 Built-ins, by registry name: ``static`` (``point``), ``all-edge``, ``all-cloud``,
 ``static-best`` (best for the true conditions at t = 0: the paper's baseline),
 ``oracle`` (best for the true conditions of each request, looking ahead through
-the real link and queues, switching free: the upper bound), ``reactive`` (EWMA of
-the monitor's readings, a switching threshold and hysteresis), and, each in its
-own module, ``neurosurgeon``, ``mpc`` and ``changepoint`` (docs/policies.md). A user policy is
+the real link and queues, paying the switch pause: the upper bound),
+``oracle-free`` (the same, switching free: a looser bound), and, each in its own
+module, ``reactive`` (EWMA of the monitor's readings, a switching threshold and
+hysteresis), ``neurosurgeon``, ``mpc`` and ``changepoint`` (docs/policies.md).
+Every policy declares the flags of :class:`Policy` (defaults in
+:class:`BasePolicy`); :func:`resolve_policy` makes each conform once. A user policy is
 ``module:callable`` or ``path/to/file.py:callable``: a class (instantiated with
 ``params``) or a plain function ``decide(view) -> ordinal``.
 """
