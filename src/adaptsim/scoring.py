@@ -23,6 +23,7 @@ from scipy import stats
 __all__ = [
     "METRICS",
     "ORACLE",
+    "ORACLE_FREE",
     "STATIC_BEST",
     "Interval",
     "gap_closed",
@@ -32,7 +33,8 @@ __all__ = [
 ]
 
 STATIC_BEST = "static-best"
-ORACLE = "oracle"
+ORACLE = "oracle"  # pays the switch pause: the gap closed is against it
+ORACLE_FREE = "oracle-free"  # switches free: a looser bound, never a policy to pick
 METRICS = ("mean_s", "p95_s", "deadline_miss_rate")
 _BOOTSTRAP_DRAWS = 2000
 

@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.report.tables import Cell, Table, fmt_interval, fmt_number, fmt_pct
-from adaptsim.scoring import METRICS, ORACLE, STATIC_BEST, score_policies
+from adaptsim.scoring import METRICS, ORACLE, ORACLE_FREE, STATIC_BEST, score_policies
 
 __all__ = ["CLAIRVOYANT", "Verdict", "run_warnings", "verdict"]
 
 CLAIRVOYANT = (STATIC_BEST, ORACLE)
+_NOT_PRACTICAL = (*CLAIRVOYANT, ORACLE_FREE)  # never named the best practical policy
 _LABELS = {
     "mean_s": "mean latency (s)",
     "p95_s": "p95 latency (s)",
@@ -111,7 +112,7 @@ def run_warnings(records: pd.DataFrame, meta: dict) -> list[str]:
 
 
 def _pick_best(records: pd.DataFrame, scores: pd.DataFrame) -> str | None:
-    practical = [p for p in scores["policy"].unique() if p not in CLAIRVOYANT]
+    practical = [p for p in scores["policy"].unique() if p not in _NOT_PRACTICAL]
     if not practical:
         return None
     unf = _unfinished(records).groupby(records["policy"]).sum()

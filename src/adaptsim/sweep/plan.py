@@ -46,7 +46,9 @@ __all__ = [
 ]
 
 BASELINES = ("static-best", "oracle")
-NOT_ADAPTIVE = frozenset({"static", "all-edge", "all-cloud", "static-best", "oracle"})
+NOT_ADAPTIVE = frozenset(
+    {"static", "all-edge", "all-cloud", "static-best", "oracle", "oracle-free"}
+)
 _SKIP_NAMES = ("README",)
 
 
