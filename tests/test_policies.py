@@ -132,6 +132,47 @@ def test_horizon_charges_the_queue_a_point_leaves_behind():
     np.testing.assert_allclose(lat[:, 0], expected)
 
 
+def _queues_frame_by_frame(v, est, frames, gap_s):
+    """The horizon the slow way: each frame through edge, uplink and c cloud servers
+    (the earliest free one), in order; the current point (1) pays no pause."""
+    out = np.empty((frames, len(v.ordinals)))
+    for k, point in enumerate(v.ordinals):
+        edge = v.edge_free_s + (v.pause_s if point != v.current_point else 0.0)
+        link, cloud = -np.inf, [-np.inf] * v.cloud_servers
+        for j in range(frames):
+            a = v.now_s + j * gap_s
+            edge = max(a, edge) + est.edge_s[k]
+            link = max(edge, link) + est.comm_s[k]
+            at = link + v.one_way_latency_s
+            end = at
+            if est.cloud_s[k] > 0:
+                s = int(np.argmin(cloud))
+                end = cloud[s] = max(at, cloud[s]) + est.cloud_s[k]
+            out[j, k] = end + v.one_way_latency_s - a
+    return out
+
+
+@pytest.mark.parametrize("servers", [1, 2, 3, 8])
+def test_the_closed_form_horizon_is_the_frame_by_frame_queue(servers):
+    """Frames faster than the link and the cloud (0.1 s apart; at 1000 Mbit/s all-cloud
+    sends for 0.26 s and computes 0.68 s in the cloud; one to eight cloud servers), a
+    backlog and a pause: the closed form equals a frame-by-frame walk through the
+    queues, for every point and frame."""
+    sc = scenario()
+    v = view_of(
+        sc, now_s=2.0, current_point=1, arrival_rate_hz=10.0, cloud_servers=servers,
+        edge_free_s=2.3, pause_s=0.2, one_way_latency_s=0.01, last_arrival_s=2.0,
+    )  # fmt: skip
+    est = v.predict(Conditions(1000.0))
+    got = queue_done_s(v, est, frames=7)
+    want = _queues_frame_by_frame(v, est, 7, 0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert (np.diff(got[:, 0]) > 0).all()  # the queue grows: the check is made where it binds
+    if servers < 3:  # ... and where the cloud's servers bind, not only the uplink
+        v.cloud_servers = 8
+        assert got[-1, 0] > queue_done_s(v, est, frames=7)[-1, 0] + 0.1
+
+
 def test_forecast_is_the_harmonic_mean_of_the_last_k():
     f = BandwidthForecast(k=3, discount=Discount.none)
     for x in (100.0, 10.0, 20.0, 40.0):
