@@ -20,6 +20,7 @@ frame ahead with it, the MPC policy a horizon of frames.
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections import deque
 from enum import StrEnum
@@ -209,13 +210,13 @@ class BandwidthForecast:
         """Score the forecasts against uploads: (frame arrival_s, achieved Mbit/s) pairs."""
         if not self._planned_t or not samples:
             return
-        arrival_s, rate = np.asarray(samples).T
-        i = np.searchsorted(self._planned_t, arrival_s, side="right") - 1
-        known = i >= 0
-        forecast = np.asarray(self._planned_f)[i[known]]
-        self._ratios.extend((forecast / np.maximum(rate[known], 1e-3)).tolist())
+        times, planned = self._planned_t, self._planned_f
+        for arrival_s, rate in samples:
+            i = bisect.bisect_right(times, arrival_s) - 1
+            if i >= 0:
+                self._ratios.append(planned[i] / max(rate, 1e-3))
         if self._ratios and self.discount is Discount.planned:
-            self._factor = float(np.mean(self._ratios))
+            self._factor = sum(self._ratios) / len(self._ratios)
             self._forecast = self._compute()
 
     def harmonic_mean(self) -> float | None:
