@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adaptsim.simulator.forecast import (
+    PLANNED_PER_DECISION,
     BandwidthForecast,
     Discount,
     SampleFeed,
@@ -180,7 +181,7 @@ class ChangePoint(BasePolicy):
         if level_bw != self._plan.harmonic_mean():
             self._plan.add(level_bw)
         if self.discount is Discount.planned:
-            self._plan.planned_rates(transfer_samples(view))
+            self._plan.planned_rates(transfer_samples(view, PLANNED_PER_DECISION))
             self._plan.stamp(view.now_s)
         planned = self._plan.forecast()
         drifted = self._planned_bw is None or abs(math.log(planned / self._planned_bw)) > 0.1

@@ -31,6 +31,7 @@ from adaptsim.simulator.policies import Conditions, Estimate, View, _number, _wh
 from adaptsim.units import mbps
 
 __all__ = [
+    "PLANNED_PER_DECISION",
     "BandwidthForecast",
     "Discount",
     "Outlook",
@@ -50,6 +51,9 @@ __all__ = [
 _MIN_WIRE_SHARE = 0.3
 # Forecasts remembered for scoring against uploads (the ``planned`` discount).
 _PLANNED_KEPT = 256
+# Uploads per decision the ``planned`` discount scores, the latest: at tens of frames
+# per decision they were all planned with the same forecast and say the same thing.
+PLANNED_PER_DECISION = 8
 
 
 class Source(StrEnum):
@@ -66,12 +70,14 @@ def transfer_rates_mbps(view: View) -> list[float]:
     return [rate for _, rate in transfer_samples(view)]
 
 
-def transfer_samples(view: View) -> list[tuple[float, float]]:
+def transfer_samples(view: View, last: int | None = None) -> list[tuple[float, float]]:
     """(arrival_s, wire rate in Mbit/s) of the informative uploads finished since the
-    last decision (see :func:`transfer_rates_mbps`)."""
+    last decision (see :func:`transfer_rates_mbps`), oldest first; with ``last``, of
+    the latest ``last`` finished frames only."""
     out = []
     if not view.finished:
         return out
+    finished = view.finished if last is None else view.finished[-last:]
     m = view.monitor
     cpu = m.edge_cpu_pct if m is not None else 0.0
     mem = m.edge_mem_pct if m is not None else 0.0
@@ -79,12 +85,14 @@ def transfer_samples(view: View) -> list[tuple[float, float]]:
     cpu = float(round(min(max(cpu, e.cpu_levels[0]), e.cpu_levels[-1])))
     mem = float(round(min(max(mem, e.mem_levels[0]), e.mem_levels[-1])))
     law = _uplink_law(view.tables, cpu, mem)
-    for obs in view.finished:
+    append = out.append
+    for obs in finished:
         over, wire_bytes, host = law[obs.point]
-        wire_s = obs.uplink_s - over
-        if wire_s <= _MIN_WIRE_SHARE * obs.uplink_s or obs.uplink_s <= host * 1.05:
+        uplink_s = obs.uplink_s
+        wire_s = uplink_s - over
+        if wire_s <= _MIN_WIRE_SHARE * uplink_s or uplink_s <= host * 1.05:
             continue
-        out.append((obs.time_s - obs.latency_s, mbps(wire_bytes, wire_s)))
+        append((obs.time_s - obs.latency_s, mbps(wire_bytes, wire_s)))
     return out
 
 
@@ -306,7 +314,7 @@ class Outlook:
         for x in self.feed.new(view):
             self.forecast.add(x)
         if self.forecast.discount is Discount.planned:
-            self.forecast.planned_rates(transfer_samples(view))
+            self.forecast.planned_rates(transfer_samples(view, PLANNED_PER_DECISION))
             self.forecast.stamp(view.now_s)
         return self.forecast.forecast()
 

@@ -16,7 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptsim.simulator.forecast import BandwidthForecast, Discount, transfer_samples
+from adaptsim.simulator.forecast import (
+    PLANNED_PER_DECISION,
+    BandwidthForecast,
+    Discount,
+    transfer_samples,
+)
 from adaptsim.simulator.policies import BasePolicy, Conditions, View, _number, _whole
 
 __all__ = ["Reactive"]
@@ -80,7 +85,7 @@ class Reactive(BasePolicy):
             return bw
         if bw != self._plan.harmonic_mean():
             self._plan.add(bw)
-        self._plan.planned_rates(transfer_samples(view))
+        self._plan.planned_rates(transfer_samples(view, PLANNED_PER_DECISION))
         self._plan.stamp(view.now_s)
         return self._plan.forecast()
 
