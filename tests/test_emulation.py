@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from adaptsim.emulation import NetnsPair, Stress, link_available, sweep_stale
+from adaptsim.emulation import CLOUD_IP, NetnsPair, Stress, link_available, sweep_stale
 from adaptsim.emulation.cleanup import owner_alive, stale_namespaces
 from adaptsim.errors import UserError
 
@@ -113,6 +114,81 @@ def test_cpu_stress_can_be_placed_on_given_cores():
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
+
+
+# A peer on each end: the cloud acknowledges every length-prefixed message with one
+# byte; the edge sends them on a schedule, one at a time over one TCP connection (as
+# the testbed's uplink), and prints each one's time from its first byte to the ack.
+_PEER = """
+import json, socket, struct, sys, time
+if sys.argv[1] == "serve":
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); print("ready", flush=True)
+    c, _ = s.accept()
+    while True:
+        head = c.recv(4, socket.MSG_WAITALL)
+        if len(head) < 4: break
+        n = struct.unpack("!I", head)[0]
+        if len(c.recv(n, socket.MSG_WAITALL)) < n: break
+        c.sendall(b"k")
+else:
+    sizes = [int(x) for x in sys.argv[4].split(",")]
+    period_s, count = float(sys.argv[5]), int(sys.argv[6])
+    c = socket.create_connection((sys.argv[2], int(sys.argv[3])))
+    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    t0 = time.monotonic()
+    for i in range(count):
+        time.sleep(max(0.0, t0 + i * period_s - time.monotonic()))
+        n, a = sizes[i % len(sizes)], time.monotonic()
+        c.sendall(struct.pack("!I", n) + bytes(n))
+        assert c.recv(1) == b"k"
+        took_s = time.monotonic() - a
+        print(json.dumps({"bytes": n, "sent_s": a - t0, "seconds": took_s}), flush=True)
+"""
+
+
+@pytest.mark.needs_root
+@needs_link
+def test_rate_changes_drop_nothing_and_stall_no_message():
+    """Regression: a 5.7 s uplink stall after `tc qdisc change` in a real LeNet run.
+
+    tbf's queue was ``latency 200ms`` at the rate: 26.5 kB at 1 Mbit/s. A TCP window
+    grown at 20 Mbit/s overflowed it when the rate fell, and the lost tail waited out
+    retransmission time-outs. On that code this test saw 313 drops and a 63 kB
+    message take 1.14 s (0.52 s at 1 Mbit/s); now the queue keeps one limit at every
+    rate: nothing is dropped and every message takes what its bytes take at the rates.
+    """
+    port = 50000 + os.getpid() % 10000
+    sizes, period_s, count = (3136, 63_000, 18_816), 0.05, 100  # LeNet's tensors and more
+    with NetnsPair(20.0, burst_s=0.002, min_burst_bytes=1514) as pair:  # as the testbed's
+        server = subprocess.Popen(
+            [*pair.exec_in(pair.cloud), sys.executable, "-c", _PEER, "serve", str(port)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            client = subprocess.Popen(
+                [*pair.exec_in(pair.edge), sys.executable, "-c", _PEER, "send", CLOUD_IP,
+                 str(port), ",".join(map(str, sizes)), str(period_s), str(count)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            t0, k = time.monotonic(), 1
+            while client.poll() is None:  # 20 and 1 Mbit/s by turns, every 0.37 s
+                time.sleep(max(0.0, t0 + 0.37 * k - time.monotonic()))
+                pair.set_rate(1.0 if k % 2 else 20.0)
+                k += 1
+            rows = [json.loads(line) for line in client.stdout.read().splitlines()]
+            assert client.returncode == 0 and len(rows) == count
+            dropped = pair.dropped_packets()
+        finally:
+            server.kill()
+            server.wait()
+    assert k > 10  # the rate changed while messages crossed
+    assert dropped == 0
+    # the slowest a message may take: its bytes and headers (a 1,514-byte packet per
+    # 1,448 bytes) at 1 Mbit/s, plus less than TCP's smallest retransmission time-out
+    worst_s = max(r["seconds"] for r in rows)
+    assert worst_s < max(sizes) * 1514 / 1448 * 8 / 1e6 + 0.2, worst_s
 
 
 def test_bad_rates_are_refused():

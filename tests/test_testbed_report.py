@@ -122,3 +122,32 @@ def test_report_rebuilds_from_the_folder_and_refuses_a_foreign_one(folder, tmp_p
     (tmp_path / "comparison.csv").write_text("policy\n")
     with pytest.raises(UserError, match="not a validation folder"):
         write_validation_report(tmp_path)
+
+
+def test_stage_labels_are_the_run_reports_words(folder, tmp_path):
+    """The validation page names each stage as `adaptsim report` of the same records does."""
+    import shutil
+
+    from adaptsim.report import build_report
+
+    run = tmp_path / "real"
+    shutil.copytree(folder / "real", run)
+    build_report(run, images=False)
+    run_md = (run / "report.md").read_text()
+    header = next(line for line in run_md.splitlines() if line.startswith("| policy |")
+                  and "total (s)" in line)  # the run report's stage table  # fmt: skip
+    run_labels = {c.strip()[: -len(" (s)")] for c in header.strip("|").split("|")
+                  if c.strip().endswith(" (s)") and c.strip() != "total (s)"}  # fmt: skip
+    assert len(run_labels) == 6  # the six stages a frame meets
+    md = (folder / "report.md").read_text()
+    shown = {
+        line.split("|")[2].strip()
+        for line in md.splitlines()
+        if line.startswith("| static-best | ") and line.count("|") == 7  # its stage rows
+    }
+    stage_columns = set(pd.read_csv(folder / "stages.csv")["stage"])
+    assert len(shown) == len(stage_columns)
+    # every stage the run report has is shown under its own words; only the rows a
+    # run report cannot have (end to end; the way back, of a real run) are the page's own
+    assert run_labels <= shown
+    assert "end to end" in shown - run_labels <= {"end to end", "way back (real only)"}

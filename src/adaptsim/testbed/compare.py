@@ -12,9 +12,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
+from adaptsim.report.figures import STAGES as _RUN_STAGES
+
 __all__ = ["STAGES", "compare_policies", "compare_stages", "ranking"]
 
-STAGES = ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s", "cloud_s")
+# the record columns of the run report's stages, in the order a frame meets them
+STAGES = tuple(column for column, _ in _RUN_STAGES)
 _STATS = (("mean_s", "mean"), ("p50_s", "p50"), ("p95_s", "p95"))
 
 
