@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptsim.cli import app
+from adaptsim.errors import UserError
 from adaptsim.simulator.draws import draw
 from adaptsim.testbed import real_run_available, scenario_for_testbed, validate
 from adaptsim.testbed.scenario import time_scaled
@@ -65,6 +66,31 @@ def test_time_scale_compresses_traces_not_arrivals():
     assert fast.bandwidth.at(1.0) == sc.bandwidth.at(4.0) == 1.0
     assert fast.rate_hz == sc.rate_hz  # frames per real second are unchanged
     assert len(draw(fast, 1).arrivals_s) == np.ceil(sc.duration_s / 4 * sc.rate_hz)  # 0..2.2 s
+
+
+def test_a_shipped_scenario_shortened_runs_every_policy_at_the_asked_rate():
+    """What scripts/validate_shipped.sh asks of vehicle_trace: every policy, more frames."""
+    from adaptsim.testbed.validate import select_policies
+
+    shipped = Path(__file__).parents[1] / "scenarios" / "vehicle_trace.yaml"
+    wanted = ["all", "neurosurgeon", "mpc", "changepoint"]
+    sc = scenario_for_testbed(shipped, CALIBRATION, duration_s=20.0, time_scale=30.0,
+                              rate_hz=1.5, policies=wanted)  # fmt: skip
+    keep, notes = select_policies(sc, wanted)
+    names = [sc.policies[i].policy for i in keep]
+    # the scenario's own five but the oracle, then the three built-ins it lacks, in order
+    assert names == ["static-best", "reactive", "all-edge", "all-cloud", "neurosurgeon", "mpc",
+                     "changepoint"]  # fmt: skip
+    assert len(notes) == 1 and "oracle" in notes[0]
+    assert sc.rate_hz == 1.5 and len(draw(sc, 1).arrivals_s) == 30  # 20 s at 1.5 frames/s
+    assert sc.bandwidth.duration_s == pytest.approx(
+        scenario_for_testbed(shipped, CALIBRATION).bandwidth.duration_s / 30
+    )
+    # the edge builds it from what run.py hands it: the same policies in the same places
+    again = scenario_for_testbed(shipped, CALIBRATION, 20.0, 30.0, rate_hz=1.5, policies=wanted)
+    assert again.policies == sc.policies
+    with pytest.raises(UserError, match="--rate-hz"):
+        scenario_for_testbed(shipped, CALIBRATION, rate_hz=0.0)
 
 
 def test_calibration_override_replaces_the_scenarios(tmp_path):
@@ -140,6 +166,8 @@ def test_short_real_validation_of_lenet(tmp_path):
     # (t, bandwidth, edge CPU, memory) put in place at t = 0 and at each step: 1.5, 2.25, 3 s
     assert [a[1:] for a in applied] == [[20, 0, 0], [1, 0, 0], [1, 50, 0], [20, 50, 0]]
     assert all(abs(a[0] - t) < 0.25 for a, t in zip(applied, (0, 1.5, 2.25, 3), strict=True))
+    # tbf dropped nothing while the rate fell and rose (no retransmission stalls)
+    assert facts["tbf_dropped_packets"] == {f"{p}/1": 0 for p in policies}
     assert "Kendall" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
     assert "static-best measured" in page and "all-cloud simulated" in page  # overlaid
