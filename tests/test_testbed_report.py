@@ -194,5 +194,5 @@ def test_scorecard_prints_both_seeds_before_and_after_and_checks_the_targets(tmp
     assert "edge_scale 1.7" in text and "uplink transfer" in text  # factors, run report's words
     with pytest.raises(UserError, match="was not folded back from"):
         scorecard(two, two)  # seed 2 was fitted on seed 1, not on itself
-    with pytest.raises(UserError, match="comparison_folded.csv missing"):
+    with pytest.raises(UserError, match=r"comparison_folded\.csv missing"):
         scorecard(two, one)  # seed 1 has no fold-back to score
