@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -116,35 +117,9 @@ def test_cpu_stress_can_be_placed_on_given_cores():
         os.killpg(pgid, 0)
 
 
-# A peer on each end: the cloud acknowledges every length-prefixed message with one
-# byte; the edge sends them on a schedule, one at a time over one TCP connection (as
-# the testbed's uplink), and prints each one's time from its first byte to the ack.
-_PEER = """
-import json, socket, struct, sys, time
-if sys.argv[1] == "serve":
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", int(sys.argv[2]))); s.listen(1); print("ready", flush=True)
-    c, _ = s.accept()
-    while True:
-        head = c.recv(4, socket.MSG_WAITALL)
-        if len(head) < 4: break
-        n = struct.unpack("!I", head)[0]
-        if len(c.recv(n, socket.MSG_WAITALL)) < n: break
-        c.sendall(b"k")
-else:
-    sizes = [int(x) for x in sys.argv[4].split(",")]
-    period_s, count = float(sys.argv[5]), int(sys.argv[6])
-    c = socket.create_connection((sys.argv[2], int(sys.argv[3])))
-    c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    t0 = time.monotonic()
-    for i in range(count):
-        time.sleep(max(0.0, t0 + i * period_s - time.monotonic()))
-        n, a = sizes[i % len(sizes)], time.monotonic()
-        c.sendall(struct.pack("!I", n) + bytes(n))
-        assert c.recv(1) == b"k"
-        took_s = time.monotonic() - a
-        print(json.dumps({"bytes": n, "sent_s": a - t0, "seconds": took_s}), flush=True)
-"""
+# A peer on each end (tests/data/link_peer.py): the cloud acknowledges every message,
+# the edge sends them on a schedule over one TCP connection and times each one.
+PEER = str(Path(__file__).parent / "data" / "link_peer.py")
 
 
 @pytest.mark.needs_root
@@ -162,13 +137,13 @@ def test_rate_changes_drop_nothing_and_stall_no_message():
     sizes, period_s, count = (3136, 63_000, 18_816), 0.05, 100  # LeNet's tensors and more
     with NetnsPair(20.0, burst_s=0.002, min_burst_bytes=1514) as pair:  # as the testbed's
         server = subprocess.Popen(
-            [*pair.exec_in(pair.cloud), sys.executable, "-c", _PEER, "serve", str(port)],
+            [*pair.exec_in(pair.cloud), sys.executable, PEER, "serve", str(port)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
             assert server.stdout.readline().strip() == "ready"
             client = subprocess.Popen(
-                [*pair.exec_in(pair.edge), sys.executable, "-c", _PEER, "send", CLOUD_IP,
+                [*pair.exec_in(pair.edge), sys.executable, PEER, "send", CLOUD_IP,
                  str(port), ",".join(map(str, sizes)), str(period_s), str(count)],
                 stdout=subprocess.PIPE, text=True,
             )  # fmt: skip
