@@ -196,3 +196,16 @@ def test_scorecard_prints_both_seeds_before_and_after_and_checks_the_targets(tmp
         scorecard(two, two)  # seed 2 was fitted on seed 1, not on itself
     with pytest.raises(UserError, match=r"comparison_folded\.csv missing"):
         scorecard(two, one)  # seed 1 has no fold-back to score
+
+
+def test_ranking_counts_opposite_pairs_but_not_the_twins_ties():
+    from adaptsim.testbed.compare import ranking
+
+    t = pd.DataFrame({"policy": ["a", "b", "c", "d"],
+                      "measured_mean_s": [0.35, 0.40, 0.37, 0.80],
+                      "simulated_mean_s": [0.19, 0.19, 0.19, 0.85]})  # fmt: skip
+    r = ranking(t)
+    assert r["kendall_tau"] < 1 and r["discordant_pairs"] == 0 and r["same_but_ties"]
+    t.loc[3, "simulated_mean_s"] = 0.10  # d now simulated fastest, measured slowest
+    r = ranking(t)
+    assert r["discordant_pairs"] == 3 and not r["same_but_ties"]

@@ -48,14 +48,26 @@ def compare_policies(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking(table: pd.DataFrame) -> dict:
-    """Both rankings by mean latency, whether they agree, and Kendall's tau."""
+    """Both rankings by mean latency, whether they agree, and Kendall's tau.
+
+    ``discordant_pairs``: pairs of policies the two order oppositely. Pairs the
+    twin ties (policies that run the same split there) are not counted: tau is
+    below 1 for them however good the model, since the real run orders them by
+    its noise; ``same_but_ties`` is true when no pair is discordant.
+    """
     measured = table.sort_values("measured_mean_s")["policy"].tolist()
     simulated = table.sort_values("simulated_mean_s")["policy"].tolist()
     tau = np.nan
     if len(table) >= 2:
         tau = float(kendalltau(table["measured_mean_s"], table["simulated_mean_s"]).statistic)
+    m = table["measured_mean_s"].to_numpy(dtype=float)
+    t = table["simulated_mean_s"].to_numpy(dtype=float)
+    discordant = sum(
+        1 for i in range(len(m)) for j in range(i + 1, len(m)) if (m[i] - m[j]) * (t[i] - t[j]) < 0
+    )
     return {"measured": measured, "simulated": simulated, "same": measured == simulated,
-            "kendall_tau": tau}  # fmt: skip
+            "kendall_tau": tau, "discordant_pairs": discordant,
+            "same_but_ties": discordant == 0}  # fmt: skip
 
 
 def compare_stages(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:

@@ -85,7 +85,9 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
 def _ranking_line(t: pd.DataFrame) -> str:
     r = ranking(t)
     return (f"ranking by mean: measured {' < '.join(r['measured'])}; simulated "
-            f"{' < '.join(r['simulated'])}; Kendall's tau {r['kendall_tau']:.2f}")  # fmt: skip
+            f"{' < '.join(r['simulated'])}; Kendall's tau {r['kendall_tau']:.2f}; "
+            f"{r['discordant_pairs']} pairs ordered oppositely (pairs the twin ties "
+            "not counted)")  # fmt: skip
 
 
 def scorecard(seed1: Path, seed2: Path) -> str:
