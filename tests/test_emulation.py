@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from adaptsim.emulation import NetnsPair, Stress, link_available, sweep_stale
+from adaptsim.emulation import CLOUD_IP, NetnsPair, Stress, link_available, sweep_stale
 from adaptsim.emulation.cleanup import owner_alive, stale_namespaces
 from adaptsim.errors import UserError
 
@@ -113,6 +115,55 @@ def test_cpu_stress_can_be_placed_on_given_cores():
     time.sleep(0.2)
     with pytest.raises(ProcessLookupError):
         os.killpg(pgid, 0)
+
+
+# A peer on each end (tests/data/link_peer.py): the cloud acknowledges every message,
+# the edge sends them on a schedule over one TCP connection and times each one.
+PEER = str(Path(__file__).parent / "data" / "link_peer.py")
+
+
+@pytest.mark.needs_root
+@needs_link
+def test_rate_changes_drop_nothing_and_stall_no_message():
+    """Regression: a 5.7 s uplink stall after `tc qdisc change` in a real LeNet run.
+
+    tbf's queue was ``latency 200ms`` at the rate: 26.5 kB at 1 Mbit/s. A TCP window
+    grown at 20 Mbit/s overflowed it when the rate fell, and the lost tail waited out
+    retransmission time-outs. On that code this test saw 313 drops and a 63 kB
+    message take 1.14 s (0.52 s at 1 Mbit/s); now the queue keeps one limit at every
+    rate: nothing is dropped and every message takes what its bytes take at the rates.
+    """
+    port = 50000 + os.getpid() % 10000
+    sizes, period_s, count = (3136, 63_000, 18_816), 0.05, 100  # LeNet's tensors and more
+    with NetnsPair(20.0, burst_s=0.002, min_burst_bytes=1514) as pair:  # as the testbed's
+        server = subprocess.Popen(
+            [*pair.exec_in(pair.cloud), sys.executable, PEER, "serve", str(port)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            client = subprocess.Popen(
+                [*pair.exec_in(pair.edge), sys.executable, PEER, "send", CLOUD_IP,
+                 str(port), ",".join(map(str, sizes)), str(period_s), str(count)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            t0, k = time.monotonic(), 1
+            while client.poll() is None:  # 20 and 1 Mbit/s by turns, every 0.37 s
+                time.sleep(max(0.0, t0 + 0.37 * k - time.monotonic()))
+                pair.set_rate(1.0 if k % 2 else 20.0)
+                k += 1
+            rows = [json.loads(line) for line in client.stdout.read().splitlines()]
+            assert client.returncode == 0 and len(rows) == count
+            dropped = pair.dropped_packets()
+        finally:
+            server.kill()
+            server.wait()
+    assert k > 10  # the rate changed while messages crossed
+    assert dropped == 0
+    # the slowest a message may take: its bytes and headers (a 1,514-byte packet per
+    # 1,448 bytes) at 1 Mbit/s, plus less than TCP's smallest retransmission time-out
+    worst_s = max(r["seconds"] for r in rows)
+    assert worst_s < max(sizes) * 1514 / 1448 * 8 / 1e6 + 0.2, worst_s
 
 
 def test_bad_rates_are_refused():

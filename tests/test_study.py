@@ -289,9 +289,11 @@ def test_study_on_own_profiles_composes_them_as_calibrate_does(tmp_path):
     from adaptsim.store import read_store
 
     own = Path(__file__).parent.parent / "docs/own_profiles/own.parquet"
-    out = _study(own, tmp_path / "o", "-m", "lenet", "--summary", "median")
+    # the store holds two clouds (both cores; the testbed's CPU 1): the testbed's
+    out = _study(own, tmp_path / "o", "-m", "lenet", "--summary", "median",
+                 "--cloud-host", "vm-cloud1")  # fmt: skip
     latency = pd.read_parquet(out / "latency.parquet")
-    rows = compose(read_store(own)[0], ["lenet"], summary="median")
+    rows = compose(read_store(own)[0], ["lenet"], cloud_host="vm-cloud1", summary="median")
     key = [
         "edge_cpu_pct",
         "edge_mem_pct",
@@ -303,7 +305,8 @@ def test_study_on_own_profiles_composes_them_as_calibrate_does(tmp_path):
     merged = latency.merge(rows, on=key)
     assert len(merged) == len(rows) == len(latency)
     np.testing.assert_allclose(merged["latency_s"], merged["total_s"])
-    r = runner.invoke(app, ["study", str(own), "--out", str(tmp_path / "x"), "-m", "vgg99"])
+    r = runner.invoke(app, ["study", str(own), "--out", str(tmp_path / "x"), "-m", "vgg99",
+                            "--cloud-host", "vm-cloud1"])  # fmt: skip
     assert r.exit_code == 2 and r.stderr.startswith("adaptsim: error: --models: vgg99 not in")
 
 

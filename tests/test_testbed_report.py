@@ -122,3 +122,90 @@ def test_report_rebuilds_from_the_folder_and_refuses_a_foreign_one(folder, tmp_p
     (tmp_path / "comparison.csv").write_text("policy\n")
     with pytest.raises(UserError, match="not a validation folder"):
         write_validation_report(tmp_path)
+
+
+def test_stage_labels_are_the_run_reports_words(folder, tmp_path):
+    """The validation page names each stage as `adaptsim report` of the same records does."""
+    import shutil
+
+    from adaptsim.report import build_report
+
+    run = tmp_path / "real"
+    shutil.copytree(folder / "real", run)
+    build_report(run, images=False)
+    run_md = (run / "report.md").read_text()
+    header = next(line for line in run_md.splitlines() if line.startswith("| policy |")
+                  and "total (s)" in line)  # the run report's stage table  # fmt: skip
+    run_labels = {c.strip()[: -len(" (s)")] for c in header.strip("|").split("|")
+                  if c.strip().endswith(" (s)") and c.strip() != "total (s)"}  # fmt: skip
+    assert len(run_labels) == 6  # the six stages a frame meets
+    md = (folder / "report.md").read_text()
+    shown = {
+        line.split("|")[2].strip()
+        for line in md.splitlines()
+        if line.startswith("| static-best | ") and line.count("|") == 7  # its stage rows
+    }
+    stage_columns = set(pd.read_csv(folder / "stages.csv")["stage"])
+    assert len(shown) == len(stage_columns)
+    # every stage the run report has is shown under its own words; only the rows a
+    # run report cannot have (end to end; the way back, of a real run) are the page's own
+    assert run_labels <= shown
+    assert "end to end" in shown - run_labels <= {"end to end", "way back (real only)"}
+
+
+def test_scorecard_prints_both_seeds_before_and_after_and_checks_the_targets(tmp_path):
+    """The protocol's tables: the folded twin is the stand-in's own scenario, so after the
+    fold-back every error is 0 and every policy meets the targets; before, none does."""
+    from dataclasses import asdict, replace
+
+    from adaptsim.testbed.scorecard import scorecard
+
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION, duration_s=4.0)
+    two_policies = ("static-best", "all-cloud")
+    sc = replace(sc, policies=tuple(p for p in sc.policies if p.policy in two_policies))
+    stand_in = FoldBack(edge_scale=1.7, cloud_scale=2.2, uplink_extra_s=0.003, return_s=0.0,
+                        pause_s=0.0, frames=40)  # fmt: skip
+    real, twin = run_scenario(apply_foldback(sc, stand_in)), run_scenario(sc)
+    facts = {"scenario": "x.yaml", "calibration": str(CALIBRATION), "time_scale": 1.0,
+             "duration_s": 4.0, "rate_hz": 10.0,
+             "frames_per_run": 40, "seeds": [1], "applied": {}, "notes": [],
+             "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
+                           "memory_stress_cpus": [1]},
+             "one_way_latency": "added in the application", "zero_rate": "tbf",
+             "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    one = write_validation(tmp_path / "seed1", real, twin, facts)
+    two = write_validation(
+        tmp_path / "seed2", real, twin,
+        {**facts, "fold_back": {"from": str(one), **asdict(stand_in)}},
+        run_scenario(apply_foldback(sc, stand_in)),
+    )  # fmt: skip
+    text = scorecard(one, two)
+    parts = text.split("### ")
+    before = next(p for p in parts if p.startswith("seed 2 before"))
+    after = next(p for p in parts if p.startswith("seed 2 after"))
+    comp = pd.read_csv(two / "comparison.csv")
+    for _, r in comp.iterrows():
+        row = next(line for line in before.splitlines() if line.startswith(f"| {r['policy']} |"))
+        assert f"{r['mean_error_pct']:+.1f} %" in row and f"{r['p95_error_pct']:+.1f} %" in row
+        assert row.endswith("| no |")
+        row = next(line for line in after.splitlines() if line.startswith(f"| {r['policy']} |"))
+        assert "+0.0 %" in row and row.endswith("| yes |")
+    assert "met by 2 of 2 policies" in after and "met by 0 of 2 policies" in before
+    assert "edge_scale 1.7" in text and "uplink transfer" in text  # factors, run report's words
+    with pytest.raises(UserError, match="was not folded back from"):
+        scorecard(two, two)  # seed 2 was fitted on seed 1, not on itself
+    with pytest.raises(UserError, match=r"comparison_folded\.csv missing"):
+        scorecard(two, one)  # seed 1 has no fold-back to score
+
+
+def test_ranking_counts_opposite_pairs_but_not_the_twins_ties():
+    from adaptsim.testbed.compare import ranking
+
+    t = pd.DataFrame({"policy": ["a", "b", "c", "d"],
+                      "measured_mean_s": [0.35, 0.40, 0.37, 0.80],
+                      "simulated_mean_s": [0.19, 0.19, 0.19, 0.85]})  # fmt: skip
+    r = ranking(t)
+    assert r["kendall_tau"] < 1 and r["discordant_pairs"] == 0 and r["same_but_ties"]
+    t.loc[3, "simulated_mean_s"] = 0.10  # d now simulated fastest, measured slowest
+    r = ranking(t)
+    assert r["discordant_pairs"] == 3 and not r["same_but_ties"]

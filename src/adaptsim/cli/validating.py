@@ -35,7 +35,16 @@ def validate(
         float, typer.Option(help="Traces run this many times faster (trace time / F).")
     ] = 1.0,
     policies: Annotated[
-        str | None, typer.Option(help="Comma-separated policy names (default: all but oracle).")
+        str | None,
+        typer.Option(
+            help="Comma-separated policy names (default: all but oracle; `all` = the "
+            "scenario's); built-ins it lacks (neurosurgeon, mpc, changepoint) join with "
+            "default parameters, e.g. all,neurosurgeon,mpc,changepoint."
+        ),
+    ] = None,
+    rate_hz: Annotated[
+        float | None,
+        typer.Option(help="Frames a second, replacing the scenario's (more frames per run)."),
     ] = None,
     seeds: Annotated[
         list[int] | None, typer.Option("--seed", help="Override the scenario's seeds.")
@@ -66,12 +75,13 @@ def validate(
         raise UserError(f"--seed {min(seeds)}: seeds are >= 0")
     if secret_file is not None and cloud is None:
         raise UserError("--secret-file: only with --cloud HOST:PORT (a local run makes its own)")
-    sc = scenario_for_testbed(scenario, calibration, duration, time_scale)
-    target = out or Path("results") / f"{sc.name}-validation"
     wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
+    sc = scenario_for_testbed(scenario, calibration, duration, time_scale, rate_hz=rate_hz)
+    target = out or Path("results") / f"{sc.name}-validation"
     folder = run_validation(
         scenario, calibration, target, duration_s=duration, time_scale=time_scale,
-        policies=wanted, seeds=tuple(seeds) if seeds else None, fold_back=fold_back,
+        policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
+        fold_back=fold_back,
         cloud=cloud, secret_file=secret_file, progress=_say,
     )  # fmt: skip
     table = pd.read_csv(folder / "comparison.csv")

@@ -13,6 +13,7 @@ added by the application (the testbed), and said so in its results.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -20,10 +21,23 @@ from dataclasses import dataclass
 from adaptsim.emulation.cleanup import sweep_stale
 from adaptsim.errors import UserError
 
-__all__ = ["CLOUD_IP", "EDGE_IP", "MIN_RATE_KBIT", "NetnsPair", "link_available"]
+__all__ = [
+    "CLOUD_IP",
+    "EDGE_IP",
+    "MIN_RATE_KBIT",
+    "QUEUE_LIMIT_BYTES",
+    "NetnsPair",
+    "link_available",
+]
 
 EDGE_IP, CLOUD_IP = "10.213.0.1", "10.213.0.2"
 MIN_RATE_KBIT = 8  # a zero-rate trace step: tbf takes no rate of 0, this is 1 kB/s
+# tbf's queue, in bytes, at every rate: far above any TCP send buffer here (tcp_wmem's
+# maximum is 4 MiB), so a sender's whole window always fits and tbf never drops. With
+# ``latency 200ms`` the queue was 200 ms at the rate (26.5 kB at 1 Mbit/s, 1.7 kB at the
+# zero-rate step): a window grown at 20 Mbit/s overflowed it when the rate fell, and the
+# lost tail waited out TCP's retransmission time-outs (seconds, doubling).
+QUEUE_LIMIT_BYTES = 32 << 20
 
 
 def link_available() -> str | None:
@@ -48,7 +62,7 @@ def _run(*args: str) -> None:
 def _tbf_args(bandwidth_mbps: float, burst_s: float, min_burst_bytes: int) -> list[str]:
     kbit = max(round(bandwidth_mbps * 1000), MIN_RATE_KBIT)
     burst = max(min_burst_bytes, int(kbit * 1000 / 8 * burst_s))
-    return ["tbf", "rate", f"{kbit}kbit", "burst", str(burst), "latency", "200ms"]
+    return ["tbf", "rate", f"{kbit}kbit", "burst", str(burst), "limit", str(QUEUE_LIMIT_BYTES)]
 
 
 @dataclass
@@ -112,10 +126,23 @@ class NetnsPair:
         return self
 
     def set_rate(self, bandwidth_mbps: float) -> None:
-        """Change the edge side's rate live (``tc qdisc change``); 0 is the smallest rate."""
+        """Change the edge side's rate live (``tc qdisc change``); 0 is the smallest rate.
+
+        What is queued stays queued and leaves at the new rate: the queue's limit
+        (:data:`QUEUE_LIMIT_BYTES`) does not shrink with the rate, so no change drops.
+        """
         _run("tc", "-n", self.edge, "qdisc", "change", "dev", self.edge_dev, "root",
              *_tbf_args(bandwidth_mbps, self.burst_s, self.min_burst_bytes))  # fmt: skip
         self.rate_mbps = bandwidth_mbps
+
+    def dropped_packets(self) -> int:
+        """Packets the edge's tbf dropped so far (``tc -s qdisc``); 0 is what the run needs."""
+        out = subprocess.run(["tc", "-s", "-n", self.edge, "qdisc", "show", "dev", self.edge_dev],
+                             capture_output=True, text=True)  # fmt: skip
+        found = re.search(r"dropped (\d+)", out.stdout)
+        if out.returncode != 0 or found is None:
+            raise UserError(f"tc -s qdisc in {self.edge} failed: {out.stderr.strip()}")
+        return int(found[1])
 
     def close(self) -> None:
         for ns in (self.edge, self.cloud):

@@ -12,9 +12,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
+from adaptsim.report.figures import STAGES as _RUN_STAGES
+
 __all__ = ["STAGES", "compare_policies", "compare_stages", "ranking"]
 
-STAGES = ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s", "cloud_s")
+# the record columns of the run report's stages, in the order a frame meets them
+STAGES = tuple(column for column, _ in _RUN_STAGES)
 _STATS = (("mean_s", "mean"), ("p50_s", "p50"), ("p95_s", "p95"))
 
 
@@ -45,14 +48,26 @@ def compare_policies(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
 
 
 def ranking(table: pd.DataFrame) -> dict:
-    """Both rankings by mean latency, whether they agree, and Kendall's tau."""
+    """Both rankings by mean latency, whether they agree, and Kendall's tau.
+
+    ``discordant_pairs``: pairs of policies the two order oppositely. Pairs the
+    twin ties (policies that run the same split there) are not counted: tau is
+    below 1 for them however good the model, since the real run orders them by
+    its noise; ``same_but_ties`` is true when no pair is discordant.
+    """
     measured = table.sort_values("measured_mean_s")["policy"].tolist()
     simulated = table.sort_values("simulated_mean_s")["policy"].tolist()
     tau = np.nan
     if len(table) >= 2:
         tau = float(kendalltau(table["measured_mean_s"], table["simulated_mean_s"]).statistic)
+    m = table["measured_mean_s"].to_numpy(dtype=float)
+    t = table["simulated_mean_s"].to_numpy(dtype=float)
+    discordant = sum(
+        1 for i in range(len(m)) for j in range(i + 1, len(m)) if (m[i] - m[j]) * (t[i] - t[j]) < 0
+    )
     return {"measured": measured, "simulated": simulated, "same": measured == simulated,
-            "kendall_tau": tau}  # fmt: skip
+            "kendall_tau": tau, "discordant_pairs": discordant,
+            "same_but_ties": discordant == 0}  # fmt: skip
 
 
 def compare_stages(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:

@@ -77,8 +77,9 @@ class EdgeRunner:
 
         self.setup = setup
         self.sc = scenario_for_testbed(
-            setup["scenario"], setup["calibration"], setup["duration_s"], setup["time_scale"]
-        )
+            setup["scenario"], setup["calibration"], setup["duration_s"], setup["time_scale"],
+            rate_hz=setup.get("rate_hz"), policies=setup.get("policies"),
+        )  # fmt: skip
         self.tables = Tables(self.sc)
         self.key = load_secret()
         self.heads, self.x, self.compile_s = build_heads(self.sc.model.model)

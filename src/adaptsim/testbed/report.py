@@ -21,17 +21,14 @@ from plotly.subplots import make_subplots
 
 from adaptsim.errors import UserError
 from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
-from adaptsim.report.figures import figure_block, policy_colours
+from adaptsim.report.figures import STAGES, figure_block, policy_colours
 
 __all__ = ["STAGE_LABELS", "validation_page", "write_validation_report"]
 
+# The run report's own words for each stage (adaptsim.report.figures.STAGES), so a
+# validation page and a run page name a stage the same; plus the two this page adds.
 STAGE_LABELS = {
-    "edge_wait_s": "edge wait",
-    "edge_s": "edge compute",
-    "uplink_wait_s": "uplink wait",
-    "uplink_s": "uplink",
-    "cloud_wait_s": "cloud wait",
-    "cloud_s": "cloud compute",
+    **dict(STAGES),
     "latency_s": "end to end",
     "return_s (real only)": "way back (real only)",
 }

@@ -76,6 +76,8 @@ class RealRunPlan:
     drain_s: float = 30.0
     cloud_address: tuple[str, int] | None = None  # a remote ``adaptsim serve``: no namespaces
     secret: bytes | None = None  # the shared secret with the remote cloud
+    rate_hz: float | None = None  # frames a second, replacing the scenario's
+    added_policies: list[str] = field(default_factory=list)  # built-ins the scenario lacks
 
     @property
     def mem_cpus(self) -> list[int]:
@@ -236,7 +238,8 @@ def real_run(
                        str(plan.calibration) if plan.calibration else None,
                        "duration_s": plan.duration_s, "time_scale": plan.time_scale,
                        "cloud_host": host, "cloud_port": port, "remote": remote,
-                       "drain_s": plan.drain_s})  # fmt: skip
+                       "drain_s": plan.drain_s, "rate_hz": plan.rate_hz,
+                       "policies": plan.added_policies})  # fmt: skip
             progress(f"building and compiling every split of {sc.model.model} (edge and cloud)")
             ready_cloud = cloud.answer(_READY_TIMEOUT_S, "the cloud process") if cloud else {}
             ready_edge = edge.answer(_READY_TIMEOUT_S, "the edge process")
@@ -246,6 +249,7 @@ def real_run(
             for spec_i in plan.policies:
                 for seed in sc.seeds:
                     rec_path = work / f"records-{spec_i}-{seed}.jsonl"
+                    drops_before = link.dropped_packets() if link is not None else 0
                     with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
                                            plan.mem_budget_bytes) as follow:  # fmt: skip
                         t0 = time.monotonic() + 0.5
@@ -259,6 +263,10 @@ def real_run(
                     f = _records(rec_path)
                     frames.append(f)
                     facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
+                    if link is not None:  # what tbf dropped: 0 unless the link misbehaved
+                        facts.setdefault("tbf_dropped_packets", {})[f"{out['policy']}/{seed}"] = (
+                            link.dropped_packets() - drops_before
+                        )
                     facts.setdefault("clock", {})[f"{out['policy']}/{seed}"] = {
                         k: out.get(k) for k in ("clock_offset_s", "clock_uncertainty_s",
                                                 "cloud_latency_s")}  # fmt: skip

@@ -5,9 +5,13 @@ calibration is this host's own (``calibration``: overrides the scenario's, so th
 twin predicts the hosts that really ran), the traces may be compressed in time
 (``time_scale`` F: a trace step at t s comes at t / F s; arrivals, compute and
 the monitor keep real seconds), and the run may be cut short (``duration_s``, in
-real seconds after compression). Both the edge process and the twin build the
-scenario with :func:`scenario_for_testbed`, so their arrivals, noise and monitor
-readings are drawn from the same scenario and seed.
+real seconds after compression). Two more make a short run worth scoring: frames
+may arrive more often (``rate_hz`` replaces the scenario's arrival rate: more
+frames in the same real minutes, so a p95 is not one frame), and built-in policies
+the scenario does not list may join it by name (``policies``: neurosurgeon, mpc,
+changepoint with their default parameters). Both the edge process and the twin
+build the scenario with :func:`scenario_for_testbed`, so their arrivals, noise,
+monitor readings and policies are the same scenario's and seed's.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from pathlib import Path
 
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario, Trace, load_scenario
+from adaptsim.simulator.policies import REGISTRY, resolve_policy
+from adaptsim.simulator.scenario import PolicySpec
 
-__all__ = ["scenario_for_testbed", "time_scaled"]
+__all__ = ["scenario_for_testbed", "time_scaled", "with_builtin_policies"]
 
 
 def _scaled_trace(t: Trace, factor: float) -> Trace:
@@ -53,11 +59,33 @@ def scenario_for_testbed(
     duration_s: float | None = None,
     time_scale: float = 1.0,
     seeds: tuple[int, ...] | None = None,
+    rate_hz: float | None = None,
+    policies: list[str] | None = None,
 ) -> Scenario:
     """The scenario as the testbed and its twin run it (see the module docstring)."""
     if duration_s is not None and not (math.isfinite(duration_s) and duration_s > 0):
         raise UserError(f"--duration {duration_s!r}: give a positive number of seconds")
+    if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
+        raise UserError(f"--rate-hz {rate_hz!r}: give a positive number of frames a second")
     sc = time_scaled(load_scenario(path, calibration), time_scale)
     if duration_s is not None or seeds:
         sc = sc.shortened(duration_s or sc.duration_s, seeds)
-    return sc
+    if rate_hz is not None:
+        sc = replace(sc, rate_hz=rate_hz)
+    return with_builtin_policies(sc, policies or [])
+
+
+def with_builtin_policies(sc: Scenario, wanted: list[str]) -> Scenario:
+    """The scenario with each wanted built-in policy it lacks added, default parameters.
+
+    A name the scenario already has (a built-in or a label) stays as the scenario
+    says; a name that is neither is left for :func:`~adaptsim.testbed.select_policies`
+    to refuse with the names there are.
+    """
+    base = Path(sc.base_dir)
+    have = {resolve_policy(p, sc.model, base_dir=base).name for p in sc.policies}
+    extra = [w for w in dict.fromkeys(wanted) if w not in have and w in REGISTRY]
+    extra = [w for w in extra if w not in ("static", "oracle")]  # static needs a point
+    if not extra:
+        return sc
+    return replace(sc, policies=(*sc.policies, *(PolicySpec(policy=w) for w in extra)))

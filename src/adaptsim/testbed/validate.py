@@ -24,6 +24,7 @@ import pandas as pd
 from adaptsim.atomic import write_atomic
 from adaptsim.errors import UserError
 from adaptsim.simulator import Results, run_scenario, write_results
+from adaptsim.simulator.draws import draw
 from adaptsim.simulator.policies import resolve_policy
 from adaptsim.testbed.compare import compare_policies, compare_stages, ranking
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback
@@ -32,7 +33,9 @@ from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
 from adaptsim.testbed.scenario import scenario_for_testbed
 
-__all__ = ["select_policies", "validate", "write_validation"]
+__all__ = ["ALL_POLICIES", "select_policies", "validate", "write_validation"]
+
+ALL_POLICIES = "all"  # in --policies: every policy of the scenario
 
 
 def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]:
@@ -40,9 +43,12 @@ def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]
 
     The oracle looks ahead through the true future of the link and queues: it is
     the simulator's upper bound and cannot run on real hosts, so it is left out.
+    ``all`` among ``wanted`` stands for every policy of the scenario.
     """
     base = Path(sc.base_dir)
     names = [resolve_policy(p, sc.model, base_dir=base).name for p in sc.policies]
+    if wanted and ALL_POLICIES in wanted:  # every policy of the scenario, and the others named
+        wanted = [*names, *(w for w in wanted if w != ALL_POLICIES)]
     if wanted:
         unknown = [w for w in wanted if w not in names]
         if unknown:
@@ -69,6 +75,7 @@ def validate(
     time_scale: float = 1.0,
     policies: list[str] | None = None,
     seeds: tuple[int, ...] | None = None,
+    rate_hz: float | None = None,
     fold_back: Path | None = None,
     cloud: str | None = None,
     secret_file: Path | None = None,
@@ -78,7 +85,9 @@ def validate(
 
     With ``fold_back`` (another validation folder), a second twin runs with what
     that run measured folded back (:mod:`~adaptsim.testbed.foldback`), and the
-    comparison is written before and after. With ``cloud`` (``HOST:PORT`` of an
+    comparison is written before and after. ``rate_hz`` replaces the scenario's
+    arrival rate and ``policies`` may name built-ins the scenario lacks (see
+    :func:`~adaptsim.testbed.scenario_for_testbed`). With ``cloud`` (``HOST:PORT`` of an
     ``adaptsim serve --role cloud`` on another machine) only the edge runs here,
     in this host's own network, every frame authenticated with the shared secret
     (``$ADAPTSIM_SECRET`` or ``secret_file``): no namespaces and no tc, so the
@@ -94,9 +103,11 @@ def validate(
         if fold_back.resolve() == out.resolve():
             raise UserError("--fold-back: fit on another run than the one you score (--out)")
         fb = fit_foldback(fold_back)
-    sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds)
+    sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds, rate_hz,
+                              policies)  # fmt: skip
     keep, notes = select_policies(sc, policies)
-    plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep)
+    plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep, rate_hz=rate_hz,
+                       added_policies=list(policies or []))  # fmt: skip
     if cloud is not None:
         plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file)
         plan.secret = load_secret(secret_file)
@@ -125,6 +136,7 @@ def validate(
         scenario=str(scenario),
         calibration=str(calibration) if calibration else sc.calibration_name,
         time_scale=time_scale, duration_s=sc.duration_s, seeds=list(sc.seeds),
+        rate_hz=sc.rate_hz, frames_per_run=len(draw(sc, sc.seeds[0]).arrivals_s),
         placement={"edge_cpus": plan.edge_cpus,
                    "cloud_cpus": f"remote {cloud}" if remote else plan.cloud_cpus,
                    "edge_tf_threads": 1, "cloud_tf_threads": None if remote else 1,

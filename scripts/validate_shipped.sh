@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The measurement protocol for the shipped scenarios on this machine (root, 2 cores,
+# stress-ng; keep the machine otherwise idle). Per scenario:
+#   1. a real run with seed 1 beside its twin;
+#   2. a real run with seed 2 beside its twin, and the fold-back fitted on run 1
+#      scored on it (the twin re-simulated with it: no third real run);
+#   3. the tables: both seeds, seed 2 before/after, targets, rankings, per stage.
+# Every policy of the scenario (the oracle cannot run for real) plus neurosurgeon, mpc
+# and changepoint run in one real run, every split compiled once before the clock.
+# Real time per run = policies x --duration (after --time-scale), at most 3 minutes;
+# the rates keep every stage of every policy below ~70 % busy in the twin (more queueing
+# where the twin is wrong would compound its error; see docs/validation.md);
+# the compile before the clock and the drain after each policy are not counted.
+# Usage: [OUT=results/validation-shipped] [SCENARIOS="vehicle_trace busy_edge"]
+#        [DURATION=S (seconds per policy, for a quick check)] scripts/validate_shipped.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+a=.venv/bin/adaptsim
+cal=${CALIBRATION:-src/adaptsim/data/calibration_own_2core.json}
+out=${OUT:-results/validation-shipped}
+policies=all,neurosurgeon,mpc,changepoint
+# per scenario: traces this many times faster, real seconds per policy, frames a second.
+#  vehicle_trace (ResNet50, 7 policies x 25 s = 175 s): the car trace x4 faster (100 s of
+#    it, ~4 tc changes a second); 1.5 frames/s = 38 frames a policy (0.2 in the YAML).
+#  busy_edge (ResNet50V2, 6 policies x 30 s = 180 s): the 600 s stress ramp x20 faster
+#    (a step every 5-7.5 s); 1 frame/s = 30 frames a policy (0.5 in the YAML).
+declare -A plan=(
+  [vehicle_trace]="4 25 1.5"
+  [busy_edge]="20 30 1"
+)
+start=$SECONDS
+mkdir -p "$out"
+for name in ${SCENARIOS:-vehicle_trace busy_edge}; do
+  [ -n "${plan[$name]:-}" ] || { echo "validate_shipped: no plan for $name" >&2; exit 2; }
+  read -r scale duration rate <<<"${plan[$name]}"
+  duration=${DURATION:-$duration}
+  common=(scenarios/$name.yaml --calibration "$cal" --time-scale "$scale" --duration "$duration"
+          --rate-hz "$rate" --policies "$policies")
+  t0=$SECONDS
+  echo "== $name: seed 1 (traces x$scale, $duration s per policy, $rate frames/s)"
+  $a validate "${common[@]}" --seed 1 --out "$out/$name-seed1"
+  echo "== $name: seed 2, and the fold-back fitted on seed 1"
+  $a validate "${common[@]}" --seed 2 --fold-back "$out/$name-seed1" --out "$out/$name-seed2"
+  .venv/bin/python -m adaptsim.testbed.scorecard "$out/$name-seed1" "$out/$name-seed2" \
+    | tee "$out/$name-scorecard.md"
+  echo "== $name: $((SECONDS - t0)) s wall (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+done
+echo "== validate_shipped: $((SECONDS - start)) s wall in all; tables in $out/*-scorecard.md"

@@ -1,0 +1,136 @@
+"""The measurement protocol's tables: one run fitted, another scored, before and after.
+
+``scripts/validate_shipped.sh`` runs each shipped scenario for real twice (seed 1,
+then seed 2 with ``--fold-back`` of the seed-1 folder: the fold-back is fitted on
+seed 1 and its twin re-simulated for seed 2, never fitted on the run it scores)
+and prints :func:`scorecard` of the two folders: per policy the errors of mean,
+p50 and p95 and the deadline-miss rates on both seeds, seed 2 before and after
+the fold-back, whether the targets are met (mean within 10 %, p95 within 15 %),
+the rankings and Kendall's tau, the fold-back's factors, and per stage where
+seed 2's error sits. Everything comes from the folders' own files, so the
+tables can be printed again at any time: ``python -m adaptsim.testbed.scorecard
+SEED1_DIR SEED2_DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from adaptsim.errors import UserError
+from adaptsim.testbed.compare import ranking
+from adaptsim.testbed.report import STAGE_LABELS
+
+__all__ = ["MEAN_TARGET_PCT", "P95_TARGET_PCT", "scorecard"]
+
+MEAN_TARGET_PCT = 10.0  # |simulated - measured| / measured of the mean, at most
+P95_TARGET_PCT = 15.0  # the same of the p95
+
+
+def _pct(v: float) -> str:
+    return f"{v:+.1f} %" if math.isfinite(v) else "n/a"
+
+
+def _ms(v: float) -> str:
+    return f"{v * 1e3:.1f}" if math.isfinite(v) else "n/a"
+
+
+def _met(t: pd.Series) -> str:
+    ok = abs(t["mean_error_pct"]) <= MEAN_TARGET_PCT and abs(t["p95_error_pct"]) <= P95_TARGET_PCT
+    return "yes" if ok else "no"
+
+
+def _md(rows: list[list[str]], cols: list[str]) -> str:
+    lines = ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _policy_rows(t: pd.DataFrame) -> list[list[str]]:
+    return [
+        [
+            r["policy"],
+            str(int(r["frames"])),
+            _ms(r["measured_mean_s"]),
+            _ms(r["simulated_mean_s"]),
+            _pct(r["mean_error_pct"]),
+            _pct(r["p50_error_pct"]),
+            _ms(r["measured_p95_s"]),
+            _ms(r["simulated_p95_s"]),
+            _pct(r["p95_error_pct"]),
+            f"{100 * r['measured_miss_rate']:.1f} / {100 * r['simulated_miss_rate']:.1f} %",
+            _met(r),
+        ]
+        for _, r in t.iterrows()
+    ]
+
+
+_POLICY_COLS = ["policy", "frames", "mean measured (ms)", "simulated", "mean error",
+                "p50 error", "p95 measured (ms)", "simulated", "p95 error",
+                "misses measured / simulated", "targets met"]  # fmt: skip
+
+
+def _read(folder: Path, name: str) -> pd.DataFrame:
+    path = folder / name
+    if not path.is_file():
+        raise UserError(f"{folder}: not a validation folder ({name} missing); give the --out "
+                        "of `adaptsim validate`")  # fmt: skip
+    return pd.read_csv(path)
+
+
+def _ranking_line(t: pd.DataFrame) -> str:
+    r = ranking(t)
+    return (f"ranking by mean: measured {' < '.join(r['measured'])}; simulated "
+            f"{' < '.join(r['simulated'])}; Kendall's tau {r['kendall_tau']:.2f}; "
+            f"{r['discordant_pairs']} pairs ordered oppositely (pairs the twin ties "
+            "not counted)")  # fmt: skip
+
+
+def scorecard(seed1: Path, seed2: Path) -> str:
+    """The protocol's tables (markdown) from the seed-1 folder and the folded seed-2 folder."""
+    seed1, seed2 = Path(seed1), Path(seed2)
+    first = _read(seed1, "comparison.csv")
+    before = _read(seed2, "comparison.csv")
+    after = _read(seed2, "comparison_folded.csv")
+    stages = _read(seed2, "stages.csv")
+    facts = json.loads((seed2 / "validation.json").read_text())
+    fb = facts.get("fold_back") or {}
+    if Path(fb.get("from", "")).resolve() != seed1.resolve():
+        raise UserError(f"{seed2} was not folded back from {seed1} (validate --seed 2 "
+                        f"--fold-back {seed1})")  # fmt: skip
+    out = [f"## {facts.get('scenario')}: {facts.get('frames_per_run', '?')} frames per policy "
+           f"and run, traces x{facts.get('time_scale')} faster, {facts.get('duration_s')} s per "
+           f"policy at {facts.get('rate_hz')} frames/s"]  # fmt: skip
+    for title, t in (("seed 1 (measured vs simulated)", first),
+                     ("seed 2 before the fold-back", before),
+                     ("seed 2 after the fold-back fitted on seed 1", after)):  # fmt: skip
+        out += ["", f"### {title}", "", _md(_policy_rows(t), _POLICY_COLS), "",
+                _ranking_line(t)]  # fmt: skip
+        met = sum(_met(r) == "yes" for _, r in t.iterrows())
+        out.append(f"targets (mean within {MEAN_TARGET_PCT:g} %, p95 within "
+                   f"{P95_TARGET_PCT:g} %) met by {met} of {len(t)} policies")  # fmt: skip
+    factors = {k: v for k, v in fb.items() if k != "from"}
+    out += ["", "### the fold-back fitted on seed 1", "",
+            ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in factors.items())]  # fmt: skip
+    rows = [[r["policy"], STAGE_LABELS.get(r["stage"], r["stage"]), _ms(r["measured_s"]),
+             _ms(r["simulated_s"]), _ms(r["diff_s"]), _pct(r["error_pct"])]
+            for _, r in stages.iterrows()]  # fmt: skip
+    out += ["", "### seed 2 per stage (before the fold-back; mean of finished frames)", "",
+            _md(rows, ["policy", "stage", "measured (ms)", "simulated (ms)",
+                       "simulated - measured (ms)", "error"])]  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # python -m adaptsim.testbed.scorecard SEED1_DIR SEED2_DIR
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m adaptsim.testbed.scorecard SEED1_DIR SEED2_DIR")
+    try:
+        sys.stdout.write(scorecard(Path(sys.argv[1]), Path(sys.argv[2])))
+    except UserError as exc:
+        sys.stderr.write(f"adaptsim: error: {exc}\n")
+        sys.exit(2)
