@@ -59,6 +59,7 @@ def validate(
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     import pandas as pd
 
+    from adaptsim.simulator.scenario import refuse_admission
     from adaptsim.testbed import scenario_for_testbed
     from adaptsim.testbed import validate as run_validation
 
@@ -67,6 +68,7 @@ def validate(
     if secret_file is not None and cloud is None:
         raise UserError("--secret-file: only with --cloud HOST:PORT (a local run makes its own)")
     sc = scenario_for_testbed(scenario, calibration, duration, time_scale)
+    refuse_admission(sc, "the testbed")  # its real processes keep every frame
     target = out or Path("results") / f"{sc.name}-validation"
     wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
     folder = run_validation(

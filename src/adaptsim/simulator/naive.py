@@ -24,6 +24,7 @@ from pathlib import Path
 
 import simpy
 
+from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.engine import RunStats, Tables, policy_view
 from adaptsim.simulator.policies import Conditions, resolve_policy
@@ -138,15 +139,24 @@ class _Naive:
 
     def edge_backlog_end(self, now: float) -> float:
         """When the edge CPU would be free of everything queued now (what an edge
-        application knows of its own queue): replayed item by item, each frame's head
-        time at the stress in force when it would start."""
+        application knows of its own queue)."""
+        return self.edge_queue(now)[0]
+
+    def edge_queue(self, now: float) -> tuple[float, int]:
+        """(when the edge CPU would be free, frames waiting for it), replayed item by
+        item: each frame's head time at the stress in force when it would start, a
+        stale frame (``drop: stale``) skipped, since it will be dropped at its turn."""
         t = max(now, self.edge_busy_until)
+        waiting = 0
         for item in self.edge_waiting:
             if item[0] == "pause":
                 t += item[1]
-            else:
-                t += self.edge_s(item[1], t) * item[2]
-        return t
+                continue
+            waiting += t > now
+            if t > item[4]:  # its deadline has passed by its turn (stale drops only)
+                continue
+            t += self.edge_s(item[1], t) * item[2]
+        return t, waiting
 
     # -- service times, from the calibration's blocks --------------------------
     def _blocks(self, side: str, cpu: float, mem: float) -> tuple[list[float], list[float]]:
@@ -204,19 +214,34 @@ class _Naive:
         env, sc = self.env, self.sc
         k = self.ordinals.index(point)
         f_edge, f_link, f_cloud = self.noise[i].tolist()
-        item = ("frame", k, f_edge, i)
+        late = sc.admission.stale_after(arrival, sc.deadline_s)
+        item = ("frame", k, f_edge, i, late)
         self.edge_waiting.append(item)
         with self.edge.request() as turn:  # all-cloud frames pass too, computing nothing
             yield turn
             self.edge_waiting.remove(item)
             edge_start = env.now
+            if edge_start > late:
+                self.drop(i, arrival, point, switched, Stage.edge, edge_start - arrival)
+                return
             edge = self.edge_s(k, edge_start) * f_edge
             self.edge_busy_until = edge_start + edge
             yield env.timeout(edge)
         edge_end = env.now
+        ahead = (edge_start - arrival, edge)
+        limit = sc.admission.limit(Stage.uplink)
+        if limit is not None and math.isfinite(edge_end):
+            yield _Settle(env)
+            if _full(self.uplink, limit):
+                self.drop(i, arrival, point, switched, Stage.uplink, *ahead, 0.0)
+                return
         with self.uplink.request() as turn:
             yield turn
             link_start = env.now
+            if late < link_start < math.inf:
+                wait = link_start - edge_end
+                self.drop(i, arrival, point, switched, Stage.uplink, *ahead, wait)
+                return
             overhead_s, wire_bytes, host_s = (x * f_link for x in self.link_law(k, link_start))
             yield env.timeout(overhead_s)
             yield from self.send(wire_bytes)
@@ -229,9 +254,21 @@ class _Naive:
         cloud = self.cloud_s(k) * f_cloud
         cloud_start = at_cloud
         if cloud > 0:
+            ahead += (link_start - edge_end, link_end - link_start)
+            sent = float(sc.model.output_bytes[k])
+            limit = sc.admission.limit(Stage.cloud)
+            if limit is not None and math.isfinite(at_cloud):
+                yield _Settle(env)
+                if _full(self.cloud, limit):
+                    self.drop(i, arrival, point, switched, Stage.cloud, *ahead, 0.0, sent=sent)
+                    return
             with self.cloud.request() as turn:
                 yield turn
                 cloud_start = env.now
+                if late < cloud_start < math.inf:
+                    wait = cloud_start - at_cloud
+                    self.drop(i, arrival, point, switched, Stage.cloud, *ahead, wait, sent=sent)
+                    return
                 yield env.timeout(cloud)
         yield env.timeout(sc.one_way_latency_s)
         done = env.now
@@ -253,6 +290,30 @@ class _Naive:
         self.records.append(record)
         self.delivered.append(record)
 
+    def drop(self, i, arrival, point, switched, stage: Stage, *parts, sent: float = 0.0):
+        """Record frame i as dropped at ``stage``: the parts it went through (a wait up to
+        the drop included), zero for the rest; nothing comes back, so no policy hears of it."""
+        parts = parts + (0.0,) * (6 - len(parts))
+        self.records.append(
+            Record(
+                request=i,
+                arrival_s=arrival,
+                point=point,
+                switched=switched,
+                edge_wait_s=parts[0],
+                edge_s=parts[1],
+                uplink_wait_s=parts[2],
+                uplink_s=parts[3],
+                cloud_wait_s=parts[4],
+                cloud_s=parts[5],
+                latency_s=math.inf,
+                done_s=math.inf,
+                payload_bytes=sent,
+                dropped=True,
+                drop_stage=stage.value,
+            )
+        )
+
     def source(self):
         """Frames reach the edge at their drawn times; per-request policies decide first."""
         env = self.env
@@ -262,6 +323,13 @@ class _Naive:
             self.last_arrival = arrival
             if self.policy.period_s is None:
                 self.decide()
+            limit = self.sc.admission.limit(Stage.edge)
+            if limit is not None:  # a full edge queue: the frame is not taken (tail drop)
+                free, waiting = self.edge_queue(env.now)
+                if free > env.now and waiting >= limit:
+                    self.drop(i, arrival, self.point, self.switched, Stage.edge)
+                    self.switched = False
+                    continue
             env.process(self.frame(i, arrival, self.point, self.switched))
             self.switched = False
 
@@ -271,6 +339,24 @@ class _Naive:
         while env.now < self.sc.duration_s:
             self.decide()
             yield env.timeout(self.policy.period_s)
+
+
+class _Settle(simpy.Event):
+    """An event at the current time that fires after every other event of this instant
+    (priority 2, below SimPy's NORMAL 1), so a queue is read once the instant's
+    releases and grants have all happened: a frame that starts now is not waiting."""
+
+    def __init__(self, env: simpy.Environment):
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, priority=2)
+
+
+def _full(resource: simpy.Resource, limit: int) -> bool:
+    """The resource's queue holds ``limit`` or more requests and a newcomer would wait."""
+    busy = resource.count >= resource.capacity or len(resource.queue) > 0
+    return busy and len(resource.queue) >= limit
 
 
 def run_policy_naive(scenario: Scenario, policy_spec, seed: int):
