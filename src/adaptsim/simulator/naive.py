@@ -30,6 +30,7 @@ from adaptsim.simulator.engine import RunStats, Tables, policy_view
 from adaptsim.simulator.policies import Conditions, resolve_policy
 from adaptsim.simulator.record import Record, columns, observation
 from adaptsim.simulator.scenario import Scenario
+from adaptsim.simulator.traces import EPS_S
 from adaptsim.units import bytes_per_s
 
 __all__ = ["run_policy_naive"]
@@ -197,8 +198,12 @@ class _Naive:
         env, trace = self.env, self.sc.bandwidth
         left = payload_bytes
         while left > 1e-9:
-            rate = bytes_per_s(trace.at(env.now))
-            step_end = trace.next_change(env.now)
+            now = env.now
+            step_end = trace.next_change(now)
+            if step_end <= now:  # a hair before a looped trace wraps (fmod): on the wrap
+                now += EPS_S
+                step_end = trace.next_change(now)
+            rate = bytes_per_s(trace.at(now))
             if rate > 0 and left <= rate * (step_end - env.now):
                 yield env.timeout(left / rate)
                 return
