@@ -9,10 +9,10 @@ scenario (no per-scenario threshold):
 - the *backlog at the end* is large: the frames arriving in the last tenth of
   the run waited (all queues together) more than ``MIN_BACKLOG_GAPS`` mean
   arrival gaps, i.e. that many frames were ahead of them on average;
-- and it was still *growing*: over the last quarter of the run the wait rose by
-  more than ``MIN_GROWTH_GAPS`` arrival gaps, with a least-squares slope of at
-  least ``MIN_SLOPE`` (seconds of wait per second of arrival: a stage offered
-  2 % more than it serves), not just a burst that was draining;
+- and it was still *growing*: over the second half of the run the wait's
+  least-squares line rose by more than ``MIN_GROWTH_GAPS`` arrival gaps, with a
+  slope of at least ``MIN_SLOPE`` (seconds of wait per second of arrival: a stage
+  offered 2 % more than it serves), not just a burst that was draining;
 - a frame that never finished (its wait is infinite) at the end counts as
   growing without bound.
 
@@ -77,7 +77,7 @@ def saturation(arrival_s, wait_s, duration_s: float) -> Saturation | None:
     if final <= MIN_BACKLOG_GAPS * gap:
         return None
     if math.isfinite(final):
-        window = a >= 0.75 * duration_s
+        window = a >= 0.5 * duration_s
         x, y = a[window], w[window]
         if len(x) < 4 or np.ptp(x) <= 0:
             return None
