@@ -14,8 +14,10 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from adaptsim.errors import UserError
+from adaptsim.simulator import scenario_from_dict
 from adaptsim.simulator.engine import run_policy
 from adaptsim.simulator.naive import run_policy_naive
 from simkit import toy_calibration, toy_scenario
@@ -141,3 +143,34 @@ def test_a_bad_admission_block_is_one_line_naming_the_field(tmp_path, admission,
     with pytest.raises(UserError, match=r"^toy scenario: " + message) as info:
         _scenario(tmp_path, 0.2, admission, 1.0)
     assert "\n" not in str(info.value)
+
+
+def test_the_testbed_refuses_admission_rules_in_one_line(tmp_path):
+    """The real run keeps every frame, so ``adaptsim validate`` refuses a scenario that
+    drops frames (before starting anything), and accepts ``drop: never`` without limits."""
+    from typer.testing import CliRunner
+
+    from adaptsim.cli import app
+    from adaptsim.simulator.scenario import refuse_admission
+
+    doc = {
+        "name": "t",
+        "model": "lenet",
+        "duration_s": 5.0,
+        "arrivals": {"kind": "periodic", "rate_hz": 2.0},
+        "deadline_s": 1.0,
+        "traces": {"bandwidth_mbps": {"constant": 20.0}},
+        "policies": [{"policy": "all-edge"}],
+        "admission": {"drop": "stale", "queue_limit": {"uplink": 3}},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    r = CliRunner().invoke(app, ["validate", str(path), "--out", str(tmp_path / "out")])
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.stderr
+    assert "field admission (drop stale, queue limit uplink 3)" in lines[0]
+    assert "the testbed keeps every frame" in lines[0] and str(path) in lines[0]
+    assert not (tmp_path / "out").exists()
+    doc["admission"] = {"drop": "never"}
+    path.write_text(yaml.safe_dump(doc))
+    refuse_admission(scenario_from_dict(doc, "s.yaml"), "the testbed")  # no error
