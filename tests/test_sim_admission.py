@@ -152,17 +152,10 @@ def test_the_testbed_refuses_admission_rules_in_one_line(tmp_path):
 
     from adaptsim.cli import app
     from adaptsim.simulator.scenario import refuse_admission
+    from test_robust_cli import REPO, base_doc
 
-    doc = {
-        "name": "t",
-        "model": "lenet",
-        "duration_s": 5.0,
-        "arrivals": {"kind": "periodic", "rate_hz": 2.0},
-        "deadline_s": 1.0,
-        "traces": {"bandwidth_mbps": {"constant": 20.0}},
-        "policies": [{"policy": "all-edge"}],
-        "admission": {"drop": "stale", "queue_limit": {"uplink": 3}},
-    }
+    doc = base_doc()  # test_robust_cli's small valid scenario, with admission rules
+    doc["admission"] = {"drop": "stale", "queue_limit": {"uplink": 3}}
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc))
     r = CliRunner().invoke(app, ["validate", str(path), "--out", str(tmp_path / "out")])
@@ -173,4 +166,5 @@ def test_the_testbed_refuses_admission_rules_in_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
     doc["admission"] = {"drop": "never"}
     path.write_text(yaml.safe_dump(doc))
-    refuse_admission(scenario_from_dict(doc, "s.yaml"), "the testbed")  # no error
+    sc = scenario_from_dict(doc, "s.yaml", REPO / "scenarios")
+    refuse_admission(sc, "the testbed")  # no error
