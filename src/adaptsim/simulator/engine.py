@@ -13,6 +13,20 @@ leave each stage in arrival order, so serving them in arrival order is exact
 (frames split all-cloud pass the edge too, with nothing to compute: the edge
 application takes frames one at a time, in order).
 
+Admission control (``admission`` in the scenario; :mod:`adaptsim.simulator.admission`)
+keeps that analytic form. With ``drop: never`` and no queue limits (the default)
+:meth:`_Run.serve` runs unchanged. Otherwise :meth:`_Run.serve_admitted` checks, at
+each stage in turn: a *tail drop* when the frame reaches the stage while it is busy
+and ``queue_limit`` frames already wait there; a *stale drop* when the stage would
+start the frame after its deadline. The frames waiting at a stage at time ``t``
+are the earlier frames admitted to it whose (would-be) start is after ``t``:
+starts at a FIFO stage (the cloud's ``c`` servers included) come in arrival order,
+so a deque of start times per bounded stage, popped from the front as ``t``
+grows, counts them in O(1) amortised. A dropped frame occupies neither the stage
+it was dropped at nor any later one (the stage's free time stays as it was), and
+is never reported to the policy. A stage that would start a frame only at t = inf
+(behind a transfer that never ends) never starts it: unfinished, not dropped.
+
 Service times come from the calibration at the stress in force when the stage
 starts (cumulative block sums precomputed per stress level), times a noise
 factor drawn from the calibration's spread (vectorised, up front). Everything

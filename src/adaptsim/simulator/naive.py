@@ -12,6 +12,12 @@ through the bandwidth trace segment by segment with timeouts), the monitor's
 readings, the decisions' bookkeeping (deployment, re-partitions, the pause held
 on the edge CPU) and the records.
 
+Admission control is its own too: the edge's tail drop replays the edge's queue
+when a frame arrives (:meth:`_Naive.edge_queue`), the uplink's and the cloud's
+read the ``simpy.Resource`` queues once the instant has settled (a priority-2
+event, after every release and grant at that time), and a stale frame is
+dropped when its request is granted, releasing the resource at once.
+
 Look-ahead policies (the oracle) are not supported: their look-ahead is the
 fast engine's analytic queue state, which a process-per-request engine does not
 have.
