@@ -115,3 +115,37 @@ def test_frames_that_never_get_through_at_the_end_count_as_saturated():
     w = np.r_[np.zeros(80), np.full(20, np.inf)]
     sat = saturation(np.arange(n, dtype=float), w, float(n))
     assert sat is not None and math.isinf(sat.final_wait_s) and sat.at_s == 79.0
+
+
+def test_run_report_says_saturated_and_shows_drops_and_goodput(tmp_path):
+    """Through the CLI: the saturation warning on stderr and in report.md, the new
+    summary columns in the report's table, the admission rules among the facts."""
+    from typer.testing import CliRunner
+
+    from adaptsim.cli import app
+
+    runner = CliRunner()
+    never = tmp_path / "never"
+    r = runner.invoke(app, ["run", str(HERE / "tunnel_held.yaml"), "--out", str(never), "--report"])
+    assert r.exit_code == 0, r.stderr
+    assert "adaptsim: warning: all-cloud saturated at t=" in r.stderr
+    md = (never / "report.md").read_text()
+    assert "all-cloud saturated at t=" in md and "drop never; unbounded queues" in md
+    doc = yaml.safe_load((HERE / "tunnel_held.yaml").read_text())
+    doc["admission"] = {"drop": "stale", "queue_limit": {"uplink": 2}}
+    (tmp_path / "traces").mkdir()
+    (tmp_path / "traces" / "train_1_tunnel.txt").write_text(
+        (HERE.parent / "traces" / "train_1_tunnel.txt").read_text()
+    )
+    (tmp_path / "sim").mkdir()
+    (tmp_path / "sim" / "s.yaml").write_text(yaml.safe_dump(doc))
+    stale = tmp_path / "stale"
+    r = runner.invoke(
+        app, ["run", str(tmp_path / "sim" / "s.yaml"), "--out", str(stale), "--report"]
+    )
+    assert r.exit_code == 0, r.stderr
+    assert "saturated at t=" not in r.stderr
+    md = (stale / "report.md").read_text()
+    assert "saturated at t=" not in md and "drop stale; queue limit uplink 2" in md
+    assert "| drop rate |" in md and "| goodput (req/s) |" in md
+    assert "all-cloud: " in md and "were dropped by admission control (at the " in md

@@ -221,6 +221,7 @@ def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
         ("arrivals", _arrivals(doc)),
         ("deadline", f"{meta['deadline_s']:g} s"),
         ("re-partition pause", f"{meta.get('pause_s', float('nan')):g} s"),
+        ("admission", _admission(meta.get("admission"))),
         ("seeds", ", ".join(str(s) for s in meta["seeds"])),
         ("frames", f"{len(records):,} in {records.groupby(['policy', 'seed']).ngroups} runs"),
     ]
@@ -231,6 +232,19 @@ def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
     if meta.get("wall_s") is not None:
         out.append(("simulation wall time", f"{meta['wall_s']:g} s"))
     return out
+
+
+def _admission(block: dict | None) -> str:
+    """``drop stale; queue limit edge 2, uplink 4`` (older runs: every frame kept)."""
+    if not block:
+        return "drop never; unbounded queues (every frame kept)"
+    limits = block.get("queue_limit") or {}
+    text = f"drop {block.get('drop', 'never')}; "
+    return text + (
+        "queue limit " + ", ".join(f"{k} {v}" for k, v in limits.items())
+        if limits
+        else "unbounded queues"
+    )
 
 
 def _command(meta: dict, results: Path) -> str:
