@@ -13,8 +13,8 @@ scenario (no per-scenario threshold):
   least-squares line rose by more than ``MIN_GROWTH_GAPS`` arrival gaps, with a
   slope of at least ``MIN_SLOPE`` (seconds of wait per second of arrival: a stage
   offered 2 % more than it serves), not just a burst that was draining;
-- a frame that never finished (its wait is infinite) at the end counts as
-  growing without bound.
+- frames at the end that never got through (infinite waits: a link dead for
+  good) are *unfinished*, warned about as such, not called saturation.
 
 It saturated *at* the arrival of the last frame that found the queues (nearly)
 empty, waiting less than one arrival gap: from then on the backlog never
@@ -24,7 +24,6 @@ cleared. A bounded, stable queue, however busy, does not trip it; with
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,13 +40,12 @@ class Saturation:
     """A run whose backlog grew until its end: from when, and the wait it had reached."""
 
     at_s: float  # arrival of the last frame that found the queues (nearly) empty
-    final_wait_s: float  # the wait of the last frames (inf: they never got through)
+    final_wait_s: float  # the mean wait of the frames of the run's last tenth
 
     def sentence(self, policy: str) -> str:
         """``all-cloud saturated at t=412 s: its backlog grew until the end (final wait ...)``."""
-        wait = "never served" if math.isinf(self.final_wait_s) else f"{self.final_wait_s:,.0f} s"
-        if math.isfinite(self.final_wait_s) and self.final_wait_s < 10:
-            wait = f"{self.final_wait_s:.2f} s"
+        w = self.final_wait_s
+        wait = f"{w:.2f} s" if w < 10 else f"{w:,.0f} s"
         return (
             f"{policy} saturated at t={self.at_s:,.0f} s: its backlog grew until the end "
             f"(final wait {wait}); its latency statistics grow with the run's length. "
@@ -73,18 +71,19 @@ def saturation(arrival_s, wait_s, duration_s: float) -> Saturation | None:
     tail = a >= 0.9 * duration_s
     if not tail.any():
         return None
-    final = float(np.mean(w[tail])) if np.isfinite(w[tail]).all() else math.inf
+    if not np.isfinite(w[tail]).all():  # unfinished, not saturated (see above)
+        return None
+    final = float(np.mean(w[tail]))
     if final <= MIN_BACKLOG_GAPS * gap:
         return None
-    if math.isfinite(final):
-        window = a >= 0.5 * duration_s
-        x, y = a[window], w[window]
-        if len(x) < 4 or np.ptp(x) <= 0:
-            return None
-        slope = float(np.polyfit(x, y, 1)[0])
-        rise = slope * float(np.ptp(x))
-        if slope < MIN_SLOPE or rise < MIN_GROWTH_GAPS * gap:
-            return None
+    window = (a >= 0.5 * duration_s) & np.isfinite(w)
+    x, y = a[window], w[window]
+    if len(x) < 4 or np.ptp(x) <= 0:
+        return None
+    slope = float(np.polyfit(x, y, 1)[0])
+    rise = slope * float(np.ptp(x))
+    if slope < MIN_SLOPE or rise < MIN_GROWTH_GAPS * gap:
+        return None
     empty = np.flatnonzero(w <= gap)
     at = float(a[empty[-1]]) if len(empty) else 0.0
     return Saturation(at, final)
