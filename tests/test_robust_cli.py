@@ -392,6 +392,15 @@ CASES: dict[str, Callable[[Workspace], tuple[list[str], str]]] = {
     ),
     "--out not writable": lambda ws: ([ws.scenario(), "--out", "/proc/adaptsim-res"], "--out"),
     "--out the current folder": lambda ws: ([ws.scenario(), "--out", "."], "--out"),
+    # -- admission ----------------------------------------------------------------------
+    "admission drop unknown": _set("admission.drop", "late"),
+    "admission drop a number": _set("admission.drop", 1),
+    "admission queue limit negative": _set("admission.queue_limit.edge", -1),
+    "admission queue limit fractional": _set("admission.queue_limit.uplink", 2.5),
+    "admission queue limit a word": _set("admission.queue_limit.cloud", "many"),
+    "admission queue limit unknown stage": _set("admission.queue_limit.gpu", 2),
+    "admission unknown field": _set("admission.stale_s", 2),
+    "admission not a mapping": _set("admission", "stale"),
 }
 
 

@@ -128,6 +128,7 @@ def test_lean_summary_row_equals_run_scenario_summary():
     full, records = run_batch(tasks, keep_records=True)
     cols = ["requests", "mean_s", "p50_s", "p95_s", "p99_s", "deadline_miss_rate"]
     cols += ["throughput_rps", "bytes_sent", "repartitions", "switching_s"]
+    cols += ["dropped", "drop_rate", "goodput_rps"]
     pd.testing.assert_frame_equal(lean[cols], full[cols], check_dtype=False, rtol=1e-12)
     assert records["run_id"].nunique() == 6
 

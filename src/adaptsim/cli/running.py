@@ -110,6 +110,10 @@ def _censored_notes(results) -> None:
         if stall is not None and stall < results.scenario.duration_s
         else ""
     )
+    from adaptsim.simulator.results import saturation_warnings
+
+    for line in saturation_warnings(s):
+        err.print(f"adaptsim: warning: {line}", markup=False, highlight=False)
     for row in s[s["unfinished"] > 0].itertuples(index=False):
         err.print(
             f"adaptsim: warning: {row.policy}: {row.unfinished} of {row.requests} frames "

@@ -41,12 +41,15 @@ _COLUMNS = {
     "seeds": "seeds",
     "requests": "requests",
     "unfinished": "unfinished",
+    "dropped": "dropped",
+    "drop_rate": "drop rate",
     "mean_s": "mean (s)",
     "p50_s": "p50 (s)",
     "p95_s": "p95 (s)",
     "p99_s": "p99 (s)",
     "deadline_miss_rate": "deadline miss",
     "throughput_rps": "throughput (req/s)",
+    "goodput_rps": "goodput (req/s)",
     "bytes_sent": "MB sent",
     "repartitions": "re-partitions",
     "switching_s": "switching (s)",
@@ -62,6 +65,8 @@ def _formatters() -> dict:
         "p99_s": lat,
         "deadline_miss_rate": lambda v: fmt_pct(100 * v),
         "throughput_rps": lambda v: fmt_number(v, 3),
+        "goodput_rps": lambda v: fmt_number(v, 3),
+        "drop_rate": lambda v: fmt_pct(100 * v),
         "bytes_sent": lambda v: fmt_number(v / 1e6, 1),
         "switching_s": lambda v: fmt_number(v, 2),
     }
@@ -87,7 +92,8 @@ def summary_table(summary: pd.DataFrame) -> Table:
     t = Table(
         list(pretty.columns),
         caption="summary.csv: all seeds pooled (frames of every seed together); latency "
-        "statistics over the finished frames.",
+        "statistics over the delivered frames (neither dropped nor unfinished); deadline "
+        "misses count dropped and unfinished frames as missed.",
         table_id="summary-table",
     )
     for (_, p), (_, r) in zip(pretty.iterrows(), raw.iterrows(), strict=True):
@@ -215,6 +221,7 @@ def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
         ("arrivals", _arrivals(doc)),
         ("deadline", f"{meta['deadline_s']:g} s"),
         ("re-partition pause", f"{meta.get('pause_s', float('nan')):g} s"),
+        ("admission", _admission(meta.get("admission"))),
         ("seeds", ", ".join(str(s) for s in meta["seeds"])),
         ("frames", f"{len(records):,} in {records.groupby(['policy', 'seed']).ngroups} runs"),
     ]
@@ -225,6 +232,19 @@ def _scenario_facts(meta: dict, records: pd.DataFrame) -> list[tuple[str, str]]:
     if meta.get("wall_s") is not None:
         out.append(("simulation wall time", f"{meta['wall_s']:g} s"))
     return out
+
+
+def _admission(block: dict | None) -> str:
+    """``drop stale; queue limit edge 2, uplink 4`` (older runs: every frame kept)."""
+    if not block:
+        return "drop never; unbounded queues (every frame kept)"
+    limits = block.get("queue_limit") or {}
+    text = f"drop {block.get('drop', 'never')}; "
+    return text + (
+        "queue limit " + ", ".join(f"{k} {v}" for k, v in limits.items())
+        if limits
+        else "unbounded queues"
+    )
 
 
 def _command(meta: dict, results: Path) -> str:

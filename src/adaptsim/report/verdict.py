@@ -10,8 +10,9 @@ if none finished every frame, among all.
 
 Warnings say plainly what would make the numbers mislead: frames that never
 finished, frames that arrived a deadline or more before the run's end and still
-finished after it (a backlog), dropped frames, queues that grew past
-the deadline (saturation), policies that failed or ran fewer seeds, an
+finished after it (a backlog), frames dropped by admission control, a
+backlog that grew until the end of the run (saturation, see
+:mod:`adaptsim.simulator.saturation`), policies that failed or ran fewer seeds, an
 interrupted run, a single seed (no intervals).
 """
 
@@ -25,6 +26,8 @@ import pandas as pd
 
 from adaptsim.report.tables import Cell, Table, fmt_interval, fmt_number, fmt_pct
 from adaptsim.scoring import METRICS, ORACLE, ORACLE_FREE, STATIC_BEST, score_policies
+from adaptsim.simulator.results import run_saturation
+from adaptsim.simulator.saturation import Saturation
 
 __all__ = ["CLAIRVOYANT", "Verdict", "run_warnings", "verdict"]
 
@@ -49,9 +52,17 @@ class Verdict:
     warnings: list[str] = field(default_factory=list)
 
 
+def _dropped(records: pd.DataFrame) -> np.ndarray:
+    """Frames dropped by admission control (a record without the column: none)."""
+    if "dropped" not in records:
+        return np.zeros(len(records), dtype=bool)
+    return records["dropped"].astype(object).fillna(False).astype(bool).to_numpy()
+
+
 def _unfinished(records: pd.DataFrame) -> pd.Series:
+    """Frames that never came back and were not dropped (a queue or transfer that never ended)."""
     lat = records["latency_s"].to_numpy(dtype=float)
-    return pd.Series(~np.isfinite(lat), index=records.index)
+    return pd.Series(~np.isfinite(lat) & ~_dropped(records), index=records.index)
 
 
 def run_warnings(records: pd.DataFrame, meta: dict) -> list[str]:
@@ -76,8 +87,8 @@ def run_warnings(records: pd.DataFrame, meta: dict) -> list[str]:
     # arrived a deadline or more before the end and still finished late is a backlog.
     arrival = records["arrival_s"].to_numpy(dtype=float)
     late = np.isfinite(done) & (done > duration_s) & (arrival < duration_s - deadline_s)
-    records = records.assign(_unf=unfinished.to_numpy(), _late=late)
-    waits = [c for c in ("edge_wait_s", "uplink_wait_s", "cloud_wait_s") if c in records]
+    records = records.assign(_unf=unfinished.to_numpy(), _late=late, _drop=_dropped(records))
+    saturated = run_saturation(records, duration_s) if np.isfinite(duration_s) else {}
     for p, r in records.groupby("policy", sort=False):
         n = len(r)
         u = int(r["_unf"].sum())
@@ -94,18 +105,21 @@ def run_warnings(records: pd.DataFrame, meta: dict) -> list[str]:
                 f"({duration_s:g} s) and finished after it: a backlog was still being served "
                 "(the summary's throughput leaves them out)."
             )
-        if "dropped" in r and (d := int(r["dropped"].astype(bool).sum())):
-            out.append(f"{p}: {d} of {n} frames were dropped.")
-        if waits and np.isfinite(deadline_s):
-            tail = r[r["arrival_s"] >= 0.9 * duration_s]
-            w = tail[waits].to_numpy(dtype=float).sum(axis=1)
-            w = w[np.isfinite(w)]
-            if len(w) and float(w.mean()) > deadline_s:
-                out.append(
-                    f"{p} saturated: in the last tenth of the run frames waited "
-                    f"{w.mean():.2f} s on average in queues, more than the deadline "
-                    f"({deadline_s:g} s); frames arrive faster than it serves them."
-                )
+        if d := int(r["_drop"].sum()):
+            stages = r.loc[r["_drop"], "drop_stage"].value_counts() if "drop_stage" in r else {}
+            where = ", ".join(f"{k} {v}" for k, v in stages.items() if k)
+            out.append(
+                f"{p}: {d} of {n} frames ({100 * d / n:.1f} %) were dropped by admission "
+                f"control{f' (at the {where})' if where else ''}; they count as deadline "
+                "misses, and its latency statistics cover the delivered frames only."
+            )
+        sat = [v for (q, _), v in saturated.items() if q == p]
+        if sat:
+            first = min(sat, key=lambda x: x.at_s)
+            worst = max(x.final_wait_s for x in sat)
+            line = Saturation(first.at_s, worst).sentence(str(p))
+            seeds = r["seed"].nunique()
+            out.append(line + (f" ({len(sat)} of {seeds} seeds)" if seeds > 1 else ""))
     if records["seed"].nunique() < 2:
         out.append("One seed only: no intervals; run more seeds (`--seed`) for a verdict.")
     return out

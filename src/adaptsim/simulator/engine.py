@@ -13,6 +13,20 @@ leave each stage in arrival order, so serving them in arrival order is exact
 (frames split all-cloud pass the edge too, with nothing to compute: the edge
 application takes frames one at a time, in order).
 
+Admission control (``admission`` in the scenario; :mod:`adaptsim.simulator.admission`)
+keeps that analytic form. With ``drop: never`` and no queue limits (the default)
+:meth:`_Run.serve` runs unchanged. Otherwise :meth:`_Run.serve_admitted` checks, at
+each stage in turn: a *tail drop* when the frame reaches the stage while it is busy
+and ``queue_limit`` frames already wait there; a *stale drop* when the stage would
+start the frame after its deadline. The frames waiting at a stage at time ``t``
+are the earlier frames admitted to it whose (would-be) start is after ``t``:
+starts at a FIFO stage (the cloud's ``c`` servers included) come in arrival order,
+so a deque of start times per bounded stage, popped from the front as ``t``
+grows, counts them in O(1) amortised. A dropped frame occupies neither the stage
+it was dropped at nor any later one (the stage's free time stays as it was), and
+is never reported to the policy. A stage that would start a frame only at t = inf
+(behind a transfer that never ends) never starts it: unfinished, not dropped.
+
 Service times come from the calibration at the stress in force when the stage
 starts (cumulative block sums precomputed per stress level), times a noise
 factor drawn from the calibration's spread (vectorised, up front). Everything
@@ -23,6 +37,7 @@ order, so the same scenario and seed give the same records bit for bit.
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.decision import checked_decision
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.link import Link
@@ -147,6 +163,12 @@ class _Run:
         self._i = 0
         self.records: list[Record] = []
         self.payload = scenario.model.output_bytes.tolist()
+        if scenario.admission.active:  # the plain serve() stays as it was, and as fast
+            self.serve = self.serve_admitted
+            adm = scenario.admission
+            # Per bounded stage: the (would-be) start times of the frames admitted to it,
+            # in order; those still ahead of a time are the frames waiting then.
+            self._starts = {s: deque() for s in Stage if adm.limit(s) is not None}
 
     # -- conditions -------------------------------------------------------------
     def truth(self, t: float) -> Conditions:
@@ -266,10 +288,99 @@ class _Run:
         # tuple.__new__ builds the NamedTuple without its Python-level __new__ (2x faster).
         record = _new_tuple(Record, (
             i, a, self.current, self._switched, es - a, e, ls - edge_end, fin - ls,
-            cs - arrive, c, done - a, done, self.payload[k],
+            cs - arrive, c, done - a, done, self.payload[k], False, "",
         ))  # fmt: skip
         self.records.append(record)
         self._switched = False
+        heapq.heappush(self.pending, (done, i, record))
+
+    # -- admission (see adaptsim.simulator.admission) ------------------------------
+    def _full(self, stage: Stage, t: float, free_s: float) -> bool:
+        """Would a frame reaching ``stage`` at ``t`` find its queue full and have to wait?
+
+        The frames waiting at ``t`` are those admitted earlier whose (would-be) start
+        is after ``t``: starts at a FIFO stage come in arrival order, so the ones at or
+        before ``t`` leave the front of the deque for good.
+        """
+        limit = self.sc.admission.limit(stage)
+        if limit is None or t == math.inf:
+            return False
+        starts = self._starts[stage]
+        while starts and starts[0] <= t:
+            starts.popleft()
+        return free_s > t and len(starts) >= limit
+
+    def _waited(self, stage: Stage, start_s: float) -> None:
+        """The frame waits at ``stage`` until ``start_s`` (when it starts or is dropped)."""
+        if stage in self._starts:
+            self._starts[stage].append(start_s)
+
+    def _drop(self, i, a, point, switched, stage: Stage, parts, payload_bytes) -> None:
+        """Record frame i as dropped at ``stage``; ``parts``: its six stage times so far."""
+        self.records.append(
+            Record(
+                i, a, point, switched, *parts, math.inf, math.inf, payload_bytes, True, stage.value
+            )
+        )
+
+    def serve_admitted(self, i: int) -> None:
+        """:meth:`serve` with admission control: each stage may refuse the frame (a tail
+        drop when its queue is full, a stale drop when it would start the frame after
+        its deadline); a dropped frame occupies neither that stage nor any later one."""
+        a = self.arrivals[i]
+        self._i = i
+        if self.policy.period_s is None:
+            self.decide(a)
+        point, switched = self.current, self._switched
+        self._switched = False
+        k = self.col[point]
+        fe, fl, fc = self.noise[i]
+        owl = self.sc.one_way_latency_s
+        late = self.sc.admission.stale_after(a, self.sc.deadline_s)
+        drop = self._drop
+        if self._full(Stage.edge, a, self.edge_free):
+            return drop(i, a, point, switched, Stage.edge, (0.0,) * 6, 0.0)
+        es = a if a > self.edge_free else self.edge_free
+        self._waited(Stage.edge, es)
+        if es > late:
+            return drop(i, a, point, switched, Stage.edge, (es - a,) + (0.0,) * 5, 0.0)
+        e = self.edge_stress.row(es)[0][k] * fe
+        edge_end = es + e
+        self.edge_free = edge_end
+        parts = (es - a, e)
+        if self._full(Stage.uplink, edge_end, self.link_free):
+            return drop(i, a, point, switched, Stage.uplink, parts + (0.0,) * 4, 0.0)
+        ls = edge_end if edge_end > self.link_free else self.link_free
+        self._waited(Stage.uplink, ls)
+        if late < ls < math.inf:
+            self.in_flight.append((edge_end, ls, self.payload[k]))  # it waited, then left
+            parts += (ls - edge_end, 0.0, 0.0, 0.0)
+            return drop(i, a, point, switched, Stage.uplink, parts, 0.0)
+        fin = self._sent(ls, k, fl, self.link_stress.row(ls))
+        self.link_free = fin
+        self.in_flight.append((edge_end, fin, self.payload[k]))
+        parts += (ls - edge_end, fin - ls)
+        c = self.tables.cloud_s[k] * fc
+        arrive = fin + owl
+        if c > 0:
+            free = self.cloud_free[0]
+            if self._full(Stage.cloud, arrive, free):
+                parts += (0.0, 0.0)
+                return drop(i, a, point, switched, Stage.cloud, parts, self.payload[k])
+            cs = arrive if arrive > free else free
+            self._waited(Stage.cloud, cs)
+            if late < cs < math.inf:
+                parts += (cs - arrive, 0.0)
+                return drop(i, a, point, switched, Stage.cloud, parts, self.payload[k])
+            ce = cs + c
+            heapq.heapreplace(self.cloud_free, ce)
+        else:
+            cs = ce = arrive
+        done = ce + owl
+        record = Record(
+            i, a, point, switched, *parts, cs - arrive, c, done - a, done, self.payload[k]
+        )
+        self.records.append(record)
         heapq.heappush(self.pending, (done, i, record))
 
 

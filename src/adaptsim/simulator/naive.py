@@ -12,6 +12,12 @@ through the bandwidth trace segment by segment with timeouts), the monitor's
 readings, the decisions' bookkeeping (deployment, re-partitions, the pause held
 on the edge CPU) and the records.
 
+Admission control is its own too: the edge's tail drop replays the edge's queue
+when a frame arrives (:meth:`_Naive.edge_queue`), the uplink's and the cloud's
+read the ``simpy.Resource`` queues once the instant has settled (a priority-2
+event, after every release and grant at that time), and a stale frame is
+dropped when its request is granted, releasing the resource at once.
+
 Look-ahead policies (the oracle) are not supported: their look-ahead is the
 fast engine's analytic queue state, which a process-per-request engine does not
 have.
@@ -24,11 +30,13 @@ from pathlib import Path
 
 import simpy
 
+from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.engine import RunStats, Tables, policy_view
 from adaptsim.simulator.policies import Conditions, resolve_policy
 from adaptsim.simulator.record import Record, columns, observation
 from adaptsim.simulator.scenario import Scenario
+from adaptsim.simulator.traces import EPS_S
 from adaptsim.units import bytes_per_s
 
 __all__ = ["run_policy_naive"]
@@ -139,15 +147,24 @@ class _Naive:
 
     def edge_backlog_end(self, now: float) -> float:
         """When the edge CPU would be free of everything queued now (what an edge
-        application knows of its own queue): replayed item by item, each frame's head
-        time at the stress in force when it would start."""
+        application knows of its own queue)."""
+        return self.edge_queue(now)[0]
+
+    def edge_queue(self, now: float) -> tuple[float, int]:
+        """(when the edge CPU would be free, frames waiting for it), replayed item by
+        item: each frame's head time at the stress in force when it would start, a
+        stale frame (``drop: stale``) skipped, since it will be dropped at its turn."""
         t = max(now, self.edge_busy_until)
+        waiting = 0
         for item in self.edge_waiting:
             if item[0] == "pause":
                 t += item[1]
-            else:
-                t += self.edge_s(item[1], t) * item[2]
-        return t
+                continue
+            waiting += t > now
+            if t > item[4]:  # its deadline has passed by its turn (stale drops only)
+                continue
+            t += self.edge_s(item[1], t) * item[2]
+        return t, waiting
 
     # -- service times, from the calibration's blocks --------------------------
     def _blocks(self, side: str, cpu: float, mem: float) -> tuple[list[float], list[float]]:
@@ -188,8 +205,12 @@ class _Naive:
         env, trace = self.env, self.sc.bandwidth
         left = payload_bytes
         while left > 1e-9:
-            rate = bytes_per_s(trace.at(env.now))
-            step_end = trace.next_change(env.now)
+            now = env.now
+            step_end = trace.next_change(now)
+            if step_end <= now:  # a hair before a looped trace wraps (fmod): on the wrap
+                now += EPS_S
+                step_end = trace.next_change(now)
+            rate = bytes_per_s(trace.at(now))
             if rate > 0 and left <= rate * (step_end - env.now):
                 yield env.timeout(left / rate)
                 return
@@ -205,20 +226,36 @@ class _Naive:
         env, sc = self.env, self.sc
         k = self.ordinals.index(point)
         f_edge, f_link, f_cloud = self.noise[i].tolist()
-        item = ("frame", k, f_edge, i)
+        late = sc.admission.stale_after(arrival, sc.deadline_s)
+        item = ("frame", k, f_edge, i, late)
         self.edge_waiting.append(item)
         with self.edge.request() as turn:  # all-cloud frames pass too, computing nothing
             yield turn
             self.edge_waiting.remove(item)
             edge_start = env.now
+            if edge_start > late:
+                self.drop(i, arrival, point, switched, Stage.edge, edge_start - arrival)
+                return
             edge = self.edge_s(k, edge_start) * f_edge
             self.edge_busy_until = edge_start + edge
             yield env.timeout(edge)
         edge_end = env.now
+        ahead = (edge_start - arrival, edge)
+        limit = sc.admission.limit(Stage.uplink)
+        if limit is not None and math.isfinite(edge_end):
+            yield _Settle(env)
+            if _full(self.uplink, limit):
+                self.drop(i, arrival, point, switched, Stage.uplink, *ahead, 0.0)
+                return
         self.on_uplink[i] = float(sc.model.output_bytes[k])
         with self.uplink.request() as turn:
             yield turn
             link_start = env.now
+            if late < link_start < math.inf:
+                del self.on_uplink[i]  # never sent: no longer waiting on the uplink
+                wait = link_start - edge_end
+                self.drop(i, arrival, point, switched, Stage.uplink, *ahead, wait)
+                return
             overhead_s, wire_bytes, host_s = (x * f_link for x in self.link_law(k, link_start))
             yield env.timeout(overhead_s)
             yield from self.send(wire_bytes)
@@ -232,9 +269,21 @@ class _Naive:
         cloud = self.cloud_s(k) * f_cloud
         cloud_start = at_cloud
         if cloud > 0:
+            ahead += (link_start - edge_end, link_end - link_start)
+            sent = float(sc.model.output_bytes[k])
+            limit = sc.admission.limit(Stage.cloud)
+            if limit is not None and math.isfinite(at_cloud):
+                yield _Settle(env)
+                if _full(self.cloud, limit):
+                    self.drop(i, arrival, point, switched, Stage.cloud, *ahead, 0.0, sent=sent)
+                    return
             with self.cloud.request() as turn:
                 yield turn
                 cloud_start = env.now
+                if late < cloud_start < math.inf:
+                    wait = cloud_start - at_cloud
+                    self.drop(i, arrival, point, switched, Stage.cloud, *ahead, wait, sent=sent)
+                    return
                 yield env.timeout(cloud)
         yield env.timeout(sc.one_way_latency_s)
         done = env.now
@@ -256,6 +305,30 @@ class _Naive:
         self.records.append(record)
         self.delivered.append(record)
 
+    def drop(self, i, arrival, point, switched, stage: Stage, *parts, sent: float = 0.0):
+        """Record frame i as dropped at ``stage``: the parts it went through (a wait up to
+        the drop included), zero for the rest; nothing comes back, so no policy hears of it."""
+        parts = parts + (0.0,) * (6 - len(parts))
+        self.records.append(
+            Record(
+                request=i,
+                arrival_s=arrival,
+                point=point,
+                switched=switched,
+                edge_wait_s=parts[0],
+                edge_s=parts[1],
+                uplink_wait_s=parts[2],
+                uplink_s=parts[3],
+                cloud_wait_s=parts[4],
+                cloud_s=parts[5],
+                latency_s=math.inf,
+                done_s=math.inf,
+                payload_bytes=sent,
+                dropped=True,
+                drop_stage=stage.value,
+            )
+        )
+
     def source(self):
         """Frames reach the edge at their drawn times; per-request policies decide first."""
         env = self.env
@@ -265,6 +338,13 @@ class _Naive:
             self.last_arrival = arrival
             if self.policy.period_s is None:
                 self.decide()
+            limit = self.sc.admission.limit(Stage.edge)
+            if limit is not None:  # a full edge queue: the frame is not taken (tail drop)
+                free, waiting = self.edge_queue(env.now)
+                if free > env.now and waiting >= limit:
+                    self.drop(i, arrival, self.point, self.switched, Stage.edge)
+                    self.switched = False
+                    continue
             env.process(self.frame(i, arrival, self.point, self.switched))
             self.switched = False
 
@@ -274,6 +354,24 @@ class _Naive:
         while env.now < self.sc.duration_s:
             self.decide()
             yield env.timeout(self.policy.period_s)
+
+
+class _Settle(simpy.Event):
+    """An event at the current time that fires after every other event of this instant
+    (priority 2, below SimPy's NORMAL 1), so a queue is read once the instant's
+    releases and grants have all happened: a frame that starts now is not waiting."""
+
+    def __init__(self, env: simpy.Environment):
+        super().__init__(env)
+        self._ok = True
+        self._value = None
+        env.schedule(self, priority=2)
+
+
+def _full(resource: simpy.Resource, limit: int) -> bool:
+    """The resource's queue holds ``limit`` or more requests and a newcomer would wait."""
+    busy = resource.count >= resource.capacity or len(resource.queue) > 0
+    return busy and len(resource.queue) >= limit
 
 
 def run_policy_naive(scenario: Scenario, policy_spec, seed: int):

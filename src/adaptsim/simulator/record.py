@@ -7,6 +7,12 @@ Both engines (the fast analytic one and the naive SimPy one) produce one
 :func:`observation`, so the four places that used to spell the record (a column
 tuple, thirteen appends, a positional tuple and a six-tuple) cannot drift apart.
 
+A frame dropped by admission control (:mod:`adaptsim.simulator.admission`) is
+recorded too: ``dropped`` is true, ``drop_stage`` names the stage, ``latency_s``
+and ``done_s`` are infinite (it never comes back), the parts it went through
+hold their times (a wait up to the drop included) and the parts it never
+reached are zero.
+
 It is a ``NamedTuple``: typed and named, yet as cheap to build as a tuple, which
 matters in the fast engine's inner loop (hundreds of thousands per second).
 """
@@ -36,7 +42,10 @@ class Record(NamedTuple):
     cloud_s: float  # tail blocks in the cloud (zero all-edge)
     latency_s: float  # arrival to result back at the edge
     done_s: float  # when the result was back
-    payload_bytes: float  # the tensor sent at this split
+    payload_bytes: float  # the tensor sent at this split (0 if dropped before the uplink)
+    # Admission (at the end, with defaults, so code that builds a Record without them works):
+    dropped: bool = False  # refused by a stage (latency_s and done_s are then inf)
+    drop_stage: str = ""  # "" or the Stage it was dropped at: "edge", "uplink", "cloud"
 
 
 RECORD_COLUMNS: tuple[str, ...] = Record._fields

@@ -9,7 +9,13 @@ Every frame is accounted for. A frame whose transfer never ends (the uplink
 stalls for good) is *unfinished*: its latency is infinite in the records, it
 counts as a deadline miss, and the summary gives the count and share of such
 frames and flags the latency statistics (taken over the finished frames) as
-``censored``. There is no admission control, so no frame is dropped.
+``censored``. A frame dropped by admission control (``admission`` in the
+scenario) is *dropped*: its latency is infinite too, it counts as a deadline
+miss, and the summary gives ``dropped``, ``drop_rate`` and ``goodput_rps``
+(frames delivered within their deadline per second). A run whose backlog grew
+until its end (``drop: never`` and an overloaded stage) is flagged per policy
+(``saturated_seeds``, ``saturated_at_s``, ``final_wait_s``; see
+:mod:`adaptsim.simulator.saturation`) and :func:`saturation_warnings` says so.
 
 A policy that fails in one run (a :class:`~adaptsim.simulator.decision.PolicyError`)
 stops that policy; the other policies' runs go on and every finished run is
@@ -30,8 +36,10 @@ import pandas as pd
 
 from adaptsim.atomic import StagedFolder, write_atomic
 from adaptsim.errors import UserError
+from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.decision import PolicyError
 from adaptsim.simulator.engine import RECORD_COLUMNS, Tables, run_policy
+from adaptsim.simulator.saturation import Saturation, saturation
 from adaptsim.simulator.scenario import Scenario
 
 __all__ = [
@@ -40,7 +48,9 @@ __all__ = [
     "frame_stats",
     "is_results_folder",
     "results_folder",
+    "run_saturation",
     "run_scenario",
+    "saturation_warnings",
     "summarise",
     "write_results",
 ]
@@ -144,25 +154,40 @@ def _run_all(scenario: Scenario, progress, done_runs: list, errors: list) -> Non
 
 
 def frame_stats(
-    latency_s, done_s, payload_bytes, deadline_s: float, duration_s: float, n_seeds: int = 1
+    latency_s,
+    done_s,
+    payload_bytes,
+    deadline_s: float,
+    duration_s: float,
+    n_seeds: int = 1,
+    dropped=None,
 ) -> dict:
     """The summary statistics of a set of frames: one run's, or one policy's runs pooled.
 
-    Latency statistics cover the finished frames only (``censored`` says when some
-    never finished); an unfinished frame counts as a deadline miss; throughput is
-    frames finished within the duration per simulated second per seed. Plain numpy,
-    so a sweep can summarise each run without building a DataFrame.
+    A frame is *finished* (delivered), *dropped* by admission control, or
+    *unfinished* (still in a queue or a transfer that never ends). Latency
+    statistics (mean, p50, p95, p99) cover the delivered frames only (``censored``
+    says when some never finished); a dropped or unfinished frame counts as a
+    deadline miss; throughput is frames finished within the duration per simulated
+    second per seed, goodput the frames delivered within their deadline per
+    simulated second per seed. Plain numpy, so a sweep can summarise each run
+    without building a DataFrame (``dropped`` omitted or missing values: none dropped).
     """
     done = np.asarray(done_s, dtype=float)
     lat_all = np.asarray(latency_s, dtype=float)
+    n = len(done)
+    drop = _flags(dropped, n)
     finished = np.isfinite(done)
     lat = lat_all[finished]
-    n = len(done)
-    unfinished = int((~finished).sum())
+    unfinished = int((~finished & ~drop).sum())
+    n_dropped = int(drop.sum())
+    met = lat_all <= deadline_s
     pct = np.percentile(lat, [50, 95, 99]) if len(lat) else [np.nan] * 3
     return {
         "requests": n,
         "finished": int(finished.sum()),
+        "dropped": n_dropped,
+        "drop_rate": n_dropped / n if n else 0.0,
         "unfinished": unfinished,
         "unfinished_share": unfinished / n if n else 0.0,
         "censored": unfinished > 0,  # latency statistics cover finished frames only
@@ -170,10 +195,36 @@ def frame_stats(
         "p50_s": float(pct[0]),
         "p95_s": float(pct[1]),
         "p99_s": float(pct[2]),
-        "deadline_miss_rate": float(1.0 - np.mean(lat_all <= deadline_s)) if n else np.nan,
+        "deadline_miss_rate": float(1.0 - np.mean(met)) if n else np.nan,
         "throughput_rps": float((finished & (done <= duration_s)).sum() / (duration_s * n_seeds)),
+        "goodput_rps": float(met.sum() / (duration_s * n_seeds)),
         "bytes_sent": float(np.sum(payload_bytes)),
     }
+
+
+def _flags(values, n: int) -> np.ndarray:
+    """A boolean array of n flags; ``None`` or missing values (a testbed's record) false."""
+    if values is None:
+        return np.zeros(n, dtype=bool)
+    v = pd.Series(values, dtype=object).fillna(False)
+    return v.astype(bool).to_numpy()
+
+
+def run_saturation(records: pd.DataFrame, duration_s: float) -> dict[tuple[str, int], Saturation]:
+    """The saturated runs of a results table, by (policy, seed) (see
+    :mod:`adaptsim.simulator.saturation`); dropped frames are left out of the waits."""
+    out: dict[tuple[str, int], Saturation] = {}
+    if records.empty:
+        return out
+    waits = [c for c in ("edge_wait_s", "uplink_wait_s", "cloud_wait_s") if c in records]
+    kept = records[~_flags(records.get("dropped"), len(records))]
+    for (policy, seed), r in kept.groupby(["policy", "seed"], sort=False):
+        r = r.sort_values("arrival_s", kind="stable")
+        w = r[waits].to_numpy(dtype=float).sum(axis=1)
+        sat = saturation(r["arrival_s"].to_numpy(dtype=float), w, duration_s)
+        if sat is not None:
+            out[(str(policy), int(seed))] = sat
+    return out
 
 
 def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
@@ -181,6 +232,7 @@ def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> 
     if runs.empty:
         return pd.DataFrame()
     rows = []
+    saturated = run_saturation(records, scenario.duration_s)
     for policy in runs["policy"].unique():
         r = records[records["policy"] == policy]
         rr = runs[runs["policy"] == policy]
@@ -192,7 +244,9 @@ def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> 
             scenario.deadline_s,
             scenario.duration_s,
             n_seeds,
+            r.get("dropped"),
         )
+        sat = [v for (p, _), v in saturated.items() if p == policy]
         rows.append(
             {
                 "policy": policy,
@@ -200,9 +254,26 @@ def summarise(records: pd.DataFrame, runs: pd.DataFrame, scenario: Scenario) -> 
                 **stats,
                 "repartitions": int(rr["repartitions"].sum()),
                 "switching_s": float(rr["switching_s"].sum()),
+                # seeds whose backlog grew until the end; the earliest onset, the worst wait
+                "saturated_seeds": len(sat),
+                "saturated_at_s": min((x.at_s for x in sat), default=np.nan),
+                "final_wait_s": max((x.final_wait_s for x in sat), default=np.nan),
             }
         )
     return pd.DataFrame(rows)
+
+
+def saturation_warnings(summary: pd.DataFrame) -> list[str]:
+    """One line per policy whose backlog grew without bound (from its summary row)."""
+    out = []
+    if summary.empty or "saturated_seeds" not in summary:
+        return out
+    for _, row in summary[summary["saturated_seeds"] > 0].iterrows():
+        line = Saturation(row["saturated_at_s"], row["final_wait_s"]).sentence(row["policy"])
+        if row["seeds"] > 1:
+            line += f" ({row['saturated_seeds']} of {row['seeds']} seeds)"
+        out.append(line)
+    return out
 
 
 def is_results_folder(path: Path) -> bool:
@@ -245,6 +316,12 @@ def write_results(results: Results, out_dir: str | Path) -> list[Path]:
         "edge_cpu_trace": sc.edge_cpu.label,
         "edge_mem_trace": sc.edge_mem.label,
         "pause_s": sc.pause_s,
+        "admission": {
+            "drop": sc.admission.drop.value,
+            "queue_limit": {
+                s.value: sc.admission.limit(s) for s in Stage if sc.admission.limit(s) is not None
+            },
+        },
         "wall_s": round(results.wall_s, 3),
         "interrupted": results.interrupted,
         "errors": list(results.errors),

@@ -36,6 +36,7 @@ from pydantic import (
 from adaptsim.calibration import DEFAULT_CALIBRATION, ModelCalibration, load_calibration
 from adaptsim.errors import UserError
 from adaptsim.files import FileKind, input_file, kind_of, read_text
+from adaptsim.simulator.admission import UNBOUNDED, Admission, Drop
 from adaptsim.simulator.traces import (
     MAX_TRACE_STEPS,
     MAX_VALUE,
@@ -45,7 +46,13 @@ from adaptsim.simulator.traces import (
     read_trace,
 )
 
-__all__ = ["ArrivalKind", "Scenario", "load_scenario", "scenario_from_dict"]
+__all__ = [
+    "ArrivalKind",
+    "Scenario",
+    "load_scenario",
+    "refuse_admission",
+    "scenario_from_dict",
+]
 
 
 class _Strict(BaseModel):
@@ -131,6 +138,19 @@ class PolicySpec(_Strict):
         }
 
 
+class QueueLimitSpec(_Strict):
+    """The most frames that may wait at each stage (left out: unbounded)."""
+
+    edge: Annotated[int, Field(ge=0)] | None = None
+    uplink: Annotated[int, Field(ge=0)] | None = None
+    cloud: Annotated[int, Field(ge=0)] | None = None
+
+
+class AdmissionSpec(_Strict):
+    drop: Drop = Drop.never
+    queue_limit: QueueLimitSpec = QueueLimitSpec()
+
+
 class LimitsSpec(_Strict):
     """Bounds on what a run may cost, checked before it starts (raise them here)."""
 
@@ -156,6 +176,7 @@ class ScenarioSpec(_Strict):
     policies: Annotated[list[PolicySpec], Field(min_length=1)]
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1)] = [0]
     limits: LimitsSpec = LimitsSpec()
+    admission: AdmissionSpec = AdmissionSpec()
 
     @field_validator("name")
     @classmethod
@@ -207,6 +228,7 @@ class Scenario:
     seeds: tuple[int, ...]
     base_dir: str = "."
     limits: LimitsSpec = _DEFAULT_LIMITS
+    admission: Admission = UNBOUNDED
 
     def shortened(self, duration_s: float, seeds: tuple[int, ...] | None = None) -> Scenario:
         """The same scenario over a shorter time (and optionally fewer seeds), for tests."""
@@ -243,6 +265,20 @@ class Scenario:
         if out is not self:
             _check_limits(out, "--duration/--seed")
         return out
+
+
+def refuse_admission(sc: Scenario, what: str) -> None:
+    """Refuse, in one line, a scenario whose admission rules ``what`` cannot carry out.
+
+    The testbed's real processes queue every frame (no admission control), so a
+    real run of a scenario that drops frames would not be the same experiment.
+    """
+    if sc.admission.active:
+        raise UserError(
+            f"{sc.source}: field admission ({sc.admission.describe()}): {what} keeps every "
+            "frame; remove the admission block (or set drop: never and no queue_limit) "
+            "to run it there"
+        )
 
 
 def _first_repeat(values) -> object:
@@ -373,6 +409,12 @@ def scenario_from_dict(
         seeds=tuple(spec.seeds),
         base_dir=str(base),
         limits=spec.limits,
+        admission=Admission(
+            drop=spec.admission.drop,
+            edge_limit=spec.admission.queue_limit.edge,
+            uplink_limit=spec.admission.queue_limit.uplink,
+            cloud_limit=spec.admission.queue_limit.cloud,
+        ),
     )
     _check_limits(sc, source, min((x for x in periods if x), default=None))
     return sc

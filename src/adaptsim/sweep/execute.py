@@ -45,6 +45,9 @@ SUMMARY_COLUMNS = (
     "bytes_sent",
     "repartitions",
     "switching_s",
+    "dropped",
+    "drop_rate",
+    "goodput_rps",
 )
 
 _CALIBRATIONS: dict = {}  # per worker process: calibration path -> Calibration
@@ -76,7 +79,12 @@ def _summary_row(cols: dict, stats, sc: Scenario) -> dict[str, Any]:
     (:func:`~adaptsim.simulator.results.frame_stats`: building a DataFrame per run
     would cost more than many runs themselves)."""
     row = frame_stats(
-        cols["latency_s"], cols["done_s"], cols["payload_bytes"], sc.deadline_s, sc.duration_s
+        cols["latency_s"],
+        cols["done_s"],
+        cols["payload_bytes"],
+        sc.deadline_s,
+        sc.duration_s,
+        dropped=cols["dropped"],
     )
     row["repartitions"] = int(stats.repartitions)
     row["switching_s"] = float(stats.switching_s)

@@ -23,7 +23,7 @@ from pathlib import Path
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario, Trace, load_scenario
 from adaptsim.simulator.policies import REGISTRY, resolve_policy
-from adaptsim.simulator.scenario import PolicySpec
+from adaptsim.simulator.scenario import PolicySpec, refuse_admission
 
 __all__ = ["scenario_for_testbed", "time_scaled", "with_builtin_policies"]
 
@@ -68,6 +68,7 @@ def scenario_for_testbed(
     if rate_hz is not None and not (math.isfinite(rate_hz) and rate_hz > 0):
         raise UserError(f"--rate-hz {rate_hz!r}: give a positive number of frames a second")
     sc = time_scaled(load_scenario(path, calibration), time_scale)
+    refuse_admission(sc, "the testbed")  # its real processes keep every frame
     if duration_s is not None or seeds:
         sc = sc.shortened(duration_s or sc.duration_s, seeds)
     if rate_hz is not None:
