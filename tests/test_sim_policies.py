@@ -309,23 +309,31 @@ def test_the_oracle_pays_the_pause_and_switches_only_when_a_frame_repays_it(
         assert set(paying["point"]) == {1}
 
 
-def _unacked_from_records(rec, t: float) -> float:
-    """Payload of the frames done on the edge at ``t`` whose upload had not ended."""
+def _unacked_from_records(rec, t: float, model) -> float:
+    """Payload of the frames done on the edge at ``t`` whose upload had not ended (the
+    point's tensor size: a frame dropped before sending records no payload)."""
     edge_end = np.asarray(rec["arrival_s"]) + rec["edge_wait_s"] + rec["edge_s"]
     link_end = edge_end + rec["uplink_wait_s"] + rec["uplink_s"]
     on = (edge_end <= t) & (link_end > t)
-    return float(np.asarray(rec["payload_bytes"])[on].sum())
+    col = {int(o): j for j, o in enumerate(model.ordinals)}
+    size = np.array([model.output_bytes[col[int(p)]] for p in rec["point"]], dtype=float)
+    return float(size[on].sum())
 
 
 @pytest.mark.parametrize("period_s", [None, 0.37])
-def test_both_engines_show_the_policy_its_own_unacknowledged_bytes(period_s):
+@pytest.mark.parametrize("stale", [False, True])
+def test_both_engines_show_the_policy_its_own_unacknowledged_bytes(period_s, stale):
     """What the edge has handed to the uplink and not seen delivered: the same in both
-    engines, and what the records say was on the uplink at each decision."""
+    engines, and what the records say was on the uplink at each decision (with stale
+    drops, a frame dropped at the uplink's start counts until it is dropped)."""
     from adaptsim.simulator import engine, naive
+    from adaptsim.simulator.admission import Admission, Drop
 
     sc = load_scenario(REPO / "scenarios/busy_edge.yaml").shortened(30.0, (1,))
     # Point 3 sends 3.2 MB, 0.51 s at 50 Mbit/s: at 3 frames/s a send queue builds up.
     sc = replace(sc, base_dir=str(SIM_DATA), rate_hz=3.0, service_noise=True)
+    if stale:  # a deadline the queue outgrows, so frames are dropped waiting for the uplink
+        sc = replace(sc, deadline_s=1.5, admission=Admission(drop=Drop.stale))
     spec = PolicySpec(
         policy="probe_policy.py:BacklogLog", params={"point": 3, "period_s": period_s}
     )
@@ -346,8 +354,10 @@ def test_both_engines_show_the_policy_its_own_unacknowledged_bytes(period_s):
     np.testing.assert_allclose([b for _, b in fast], [b for _, b in slow])
     backlog = [b for _, b in fast]
     assert sum(b > 0 for b in backlog) >= 5  # the check is made where a backlog exists
+    if stale:
+        assert "uplink" in set(rec["drop_stage"])  # the case the parameter is for
     for t, b in fast:
-        assert b == pytest.approx(_unacked_from_records(rec, t))
+        assert b == pytest.approx(_unacked_from_records(rec, t, sc.model))
 
 
 def test_the_verdict_never_names_oracle_free_the_best_practical_policy():
