@@ -57,10 +57,10 @@ tests/test_profiler.py::test_calibrate_names_the_missing_profile
 tests/test_profiler.py::test_study_runs_on_a_profile_store"
 declare -A TESTS=(
   [simulator]="tests/test_simulator.py tests/test_traces.py tests/test_sim_*.py"
-  [calibration]="tests/test_calibration*.py tests/test_importers.py tests/test_study.py $profiles"
-  [importers]="tests/test_importers.py tests/test_importer_flags.py tests/test_atomic.py
-    tests/test_calibration*.py tests/test_study.py"
-  [analysis]="tests/test_study.py tests/test_calibration_build.py tests/test_calibration_file.py
+  [calibration]="tests/test_calibration*.py tests/test_importers.py tests/test_study*.py $profiles"
+  [importers]="tests/test_importer*.py tests/test_atomic.py tests/test_calibration*.py
+    tests/test_study*.py"
+  [analysis]="tests/test_study*.py tests/test_calibration_build.py tests/test_calibration_file.py
     tests/test_profiler.py::test_study_runs_on_a_profile_store"
 )
 declare -A PREFIX=(
