@@ -146,10 +146,11 @@ def test_time_sharing_holds_for_predictions_beyond_the_cpu_levels():
     assert p.extrapolated[0]
 
 
+_KEYS = ("file", "source", "destination", "ping(ms)", "bandwidth(mbps)")
 NETWORK = [
-    {"file": "network_stats_wifi.csv", "source": "raspi4", "destination": "6700k(NoGPU)", "ping(ms)": "1", "bandwidth(mbps)": "99"},
-    {"file": "network_stats.csv", "source": "Raspi4", "destination": "6700k(nogpu)", "ping(ms)": "100", "bandwidth(mbps)": "1.6"},
-]  # fmt: skip
+    dict(zip(_KEYS, ("network_stats_wifi.csv", "raspi4", "6700k(NoGPU)", "1", "99"), strict=True)),
+    dict(zip(_KEYS, ("network_stats.csv", "Raspi4", "6700k(nogpu)", "100", "1.6"), strict=True)),
+]
 
 
 def test_network_link_between_two_hosts_by_their_short_names():
@@ -235,7 +236,7 @@ def test_per_block_choices_the_store_cannot_meet(tmp_path):
         "edge host 'edge-2500': no edge blocks timed on it; hosts in the store: "
         "cloud-6700k(NoGPU), device-raspi4"
     )
-    with pytest.raises(ChoiceError, match="^cloud host 'device-raspi4': no cloud blocks"):
+    with pytest.raises(ChoiceError, match=r"^cloud host 'device-raspi4': no cloud blocks"):
         fit_from_blocks(frame, "device-raspi4", "device-raspi4", NETWORK)
     with pytest.raises(UserError) as err:
         fit_from_blocks(frame, "device-raspi4", "cloud-6700k(NoGPU)", NETWORK)
