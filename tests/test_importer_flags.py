@@ -111,3 +111,30 @@ def test_an_input_line_that_measured_the_next_cut(tmp_path, edge_share, comm_sha
         want = {"input_is_next_cut"} if (prov == planted and flagged) else set()
         assert flags == want, prov
     assert summaries["adaptivednn-run"].flags["input_is_next_cut"] == int(flagged)
+
+
+def test_flag_thresholds_on_both_sides_of_each_limit(tmp_path):
+    # An edge spike is a time above 1.5 x a later point's + 10 ms; an outlier is off its
+    # condition's median by more than 2x either way, where that median exceeds 5 ms.
+    folder = tmp_path / "data" / "run" / "outputs_lenet"
+    files = {c: _clean("lenet", c) for c in ("00000", "10000", "20000", "00002")}
+    # edge 100 % (alone in its condition), clean edges 0.004 + 0.002 k s:
+    # point 5: later points' least is 0.014 s, the limit 0.031 s: 0.038 is a spike
+    _set(files["00002"], 5, edge=0.038)
+    # point 3: later least 0.010 s (point 4), the limit 0.025 s: 0.024 is not
+    _set(files["00002"], 3, edge=0.024)
+    # point 6 of 10000 at 0.4x its condition's median (0.014 s): an outlier below
+    _set(files["10000"], 6, edge=0.4 * 0.014)
+    # point 1's cloud (0.024 s, median > 5 ms) at 0.55x in 20000: inside 2x, clean
+    _set(files["20000"], 1, cloud=0.55 * files["20000"][0][2])
+    # point 10's cloud median is 0.006 s: 1.9x of it in 00000 is not an outlier
+    _set(files["00000"], 10, cloud=1.9 * files["00000"][9][2])
+    for code, rows in files.items():
+        _write(folder, code, rows)
+    frame, _ = import_adaptivednn([tmp_path / "data" / "run"], tmp_path / "s.parquet")
+    expected = {
+        "outputs_lenet/weights_00002.txt:5": {"edge_spike"},
+        "outputs_lenet/weights_10000.txt:6": {"edge_outlier"},
+    }
+    for prov, flags in _flags(frame).items():
+        assert flags == expected.get(prov, set()), prov
