@@ -10,16 +10,18 @@ Each expected value is computed in its comment from the inputs, not read back.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from adaptsim.calibration import ExtrapolationError, StressGrid
 from adaptsim.calibration.blocks import fit_from_blocks, network_link
+from adaptsim.calibration.check import noise_floor, siblings
 from adaptsim.calibration.model import ModelCalibration, link_grid
 from adaptsim.calibration.scores import row_quantile
 from adaptsim.calibration.spread import FLAT, SPREAD_PROBS, quantiles
 from adaptsim.errors import UserError
 from adaptsim.importers import import_scission
-from adaptsim.store import ChoiceError
+from adaptsim.store import FACTORS, ChoiceError
 
 # Times 1, 2 (CPU 100 %), 4 (memory 100 %) and 8 s (both): speeds 1, 1/2, 1/4, 1/8.
 SQUARE = StressGrid(
@@ -266,3 +268,63 @@ def test_row_quantile_is_numpys_over_the_finite_values():
             np.quantile(r[np.isfinite(r)], q) if np.isfinite(r).any() else np.nan for r in values
         ]
         np.testing.assert_allclose(row_quantile(values, q), want)
+
+
+def _totals(*conditions) -> pd.DataFrame:
+    """Rows of one model: (edge CPU %, cloud memory %, totals of points 1 and 2)."""
+    rows = []
+    for ecpu, cmem, totals in conditions:
+        for point, total in enumerate(totals, start=1):
+            cond = dict.fromkeys(FACTORS.values(), 0.0) | {"bandwidth_mbps": 50.0}
+            rows.append(
+                cond
+                | {"edge_cpu_pct": ecpu, "cloud_mem_pct": cmem, "point": point, "total_s": total}
+            )
+    return pd.DataFrame(rows).assign(model="toy")
+
+
+TOTALS = _totals((0.0, 0.0, [1.0, 1.2]), (0.0, 50.0, [1.1, 1.0]), (50.0, 0.0, [2.0, 1.5]))
+
+
+def test_noise_floor_scores_each_near_repeat_on_the_other():
+    floor = noise_floor("toy", TOTALS)
+    # only the two files that differ in cloud memory alone are near-repeats; each pair
+    # is scored on its second file. Cloud memory 0 picks point 1, which takes 1.1 s at
+    # 50 % against its best 1.0: regret 0.1; the other way point 2: 1.2 / 1.0 - 1 = 0.2.
+    assert floor["cloud_mem_pct"].tolist() == [50.0, 0.0]
+    np.testing.assert_allclose(floor["regret"], [0.1, 0.2])
+    # per-point errors |1.0 / 1.1 - 1| = 0.0909 and |1.2 / 1.0 - 1| = 0.2: their median,
+    # and their 90th percentile 0.0909 + 0.9 * (0.2 - 0.0909)
+    np.testing.assert_allclose(floor["ape"].iloc[0], (1 / 11 + 0.2) / 2)
+    np.testing.assert_allclose(floor["ape_p90"].iloc[0], 1 / 11 + 0.9 * (0.2 - 1 / 11))
+    assert set(floor["model"]) == {"toy"}
+    assert noise_floor("toy", TOTALS[TOTALS["cloud_mem_pct"] == 0]).empty
+
+
+def test_siblings_predict_each_file_by_the_others_that_differ_in_one_factor():
+    sib = siblings("toy", TOTALS).set_index(["factor", "edge_cpu_pct", "cloud_mem_pct"])
+    assert sorted(sib.index) == [
+        ("cloud_mem", 0.0, 0.0),
+        ("cloud_mem", 0.0, 50.0),
+        ("edge_cpu", 0.0, 0.0),
+        ("edge_cpu", 50.0, 0.0),
+    ]
+    # each predicted by its one sibling: edge CPU 0 % by 50 % (1.5 < 2.0: point 2, which
+    # takes 1.2 against 1.0: 0.2); 50 % by 0 % (point 1: 2.0 / 1.5 - 1)
+    assert sib.loc[("edge_cpu", 0.0, 0.0), "regret"] == pytest.approx(0.2)
+    assert sib.loc[("edge_cpu", 50.0, 0.0), "regret"] == pytest.approx(2.0 / 1.5 - 1)
+    assert sib.loc[("cloud_mem", 0.0, 50.0), "regret"] == pytest.approx(0.1)
+    # per-point errors of 2.0 against 1.0 and 1.5 against 1.2: 1.0 and 0.25
+    assert sib.loc[("edge_cpu", 0.0, 0.0), "ape"] == pytest.approx(0.625)
+
+
+def test_siblings_average_the_others_and_skip_their_gaps():
+    rows = _totals((0.0, 0.0, [1.0, 4.0]), (0.0, 50.0, [3.0, np.nan]), (0.0, 100.0, [5.0, 2.0]))
+    sib = siblings("toy", rows)
+    mem = sib[sib["factor"] == "cloud_mem"].set_index("cloud_mem_pct")
+    # cloud memory 0: point 1 predicted (3 + 5) / 2 = 4, point 2 by 2 alone: point 2 wins,
+    # measured 4.0 against the best 1.0: regret 3
+    assert mem.loc[0.0, "regret"] == pytest.approx(3.0)
+    # cloud memory 50: point 2 was not measured there, so it cannot be picked: regret 0
+    assert mem.loc[50.0, "regret"] == pytest.approx(0.0)
+    assert siblings("toy", rows.iloc[:2]).empty
