@@ -332,3 +332,19 @@ def test_combined_gains_leave_out_conditions_without_the_static_point():
     lat[(grid.conditions["bandwidth_mbps"] == 10).to_numpy(), 1] = np.nan
     out = combined_gains(_grid(lat))
     assert len(out) == 12 and (out["bandwidth_mbps"] == 50).all()
+
+
+def test_distribution_keeps_the_five_most_frequent_points_by_default():
+    # seven points, nine conditions: point 7 is best in three, points 1 to 6 in one each;
+    # the default keeps five: point 7, then the tied ones in point order
+    conds = pd.DataFrame([dict.fromkeys(COND_COLUMNS, 0.0)] * 9).assign(bandwidth_mbps=50.0)
+    conds["edge_cpu_pct"] = np.arange(9) * 10.0
+    winner = [7, 7, 1, 2, 3, 4, 5, 6, 7]
+    lat = np.ones((9, 7))
+    lat[np.arange(9), np.array(winner) - 1] = 0.5
+    grid = LatencyGrid("seven", conds, np.arange(1, 8), tuple("abcdefg"), lat, {})
+    dist = distribution(grid, best_points(grid))
+    everything = dist[dist["slice"] == "all"]
+    assert everything["point"].tolist() == [7, 1, 2, 3, 4]
+    assert everything["share"].tolist() == [round(3 / 9, 4)] + [round(1 / 9, 4)] * 4
+    assert everything["conditions"].eq(9).all()
