@@ -348,3 +348,19 @@ def test_distribution_keeps_the_five_most_frequent_points_by_default():
     assert everything["point"].tolist() == [7, 1, 2, 3, 4]
     assert everything["share"].tolist() == [round(3 / 9, 4)] + [round(1 / 9, 4)] * 4
     assert everything["conditions"].eq(9).all()
+
+
+def test_equal_shares_keep_point_order_in_a_model_with_many_points():
+    # forty points (DenseNet121 has 22 valid points, MobileNet more): each best once, but
+    # 31 and 36 twice. Equal shares keep the points' order (a stable sort; a quicksort
+    # over this many reorders them)
+    winner = [*range(1, 41), 31, 36]
+    conds = pd.DataFrame([dict.fromkeys(COND_COLUMNS, 0.0)] * len(winner))
+    conds = conds.assign(bandwidth_mbps=50.0, edge_cpu_pct=np.arange(len(winner)) * 1.0)
+    lat = np.ones((len(winner), 40))
+    lat[np.arange(len(winner)), np.array(winner) - 1] = 0.5
+    names = tuple(f"layer{k}" for k in range(1, 41))
+    grid = LatencyGrid("forty", conds, np.arange(1, 41), names, lat, {})
+    everything = distribution(grid, best_points(grid)).query("slice == 'all'")
+    assert everything["point"].tolist() == [31, 36, 1, 2, 3]
+    assert everything["layer_name"].tolist() == ["layer31", "layer36", "layer1", "layer2", "layer3"]
