@@ -328,3 +328,25 @@ def test_siblings_average_the_others_and_skip_their_gaps():
     # cloud memory 50: point 2 was not measured there, so it cannot be picked: regret 0
     assert mem.loc[50.0, "regret"] == pytest.approx(0.0)
     assert siblings("toy", rows.iloc[:2]).empty
+
+
+def test_extras_on_other_levels_than_their_blocks_are_refused(tmp_path):
+    import json
+    from importlib import resources
+
+    from adaptsim.calibration import load_calibration
+
+    text = resources.files("adaptsim").joinpath("data/calibration_adaptivednn.json").read_text()
+    doc = json.loads(text)
+    doc["models"] = {"lenet": doc["models"]["lenet"]}
+    for side in ("edge", "cloud"):
+        bad = json.loads(json.dumps(doc))
+        bad["models"]["lenet"][f"{side}_extra_s"]["cpu_levels"] = [0.0, 40.0, 100.0]
+        path = tmp_path / f"{side}.json"
+        path.write_text(json.dumps(bad))
+        with pytest.raises(UserError) as err:
+            load_calibration(path)
+        assert str(err.value) == (
+            f"{path}: models.lenet.{side}_extra_s has other levels than {side}_block_s; "
+            "they must be the same; correct it or rebuild the file with `adaptsim calibrate`"
+        )
