@@ -184,3 +184,24 @@ def test_files_shorter_than_the_models_cuts_say_so(tmp_path):
         f"lenet: {N_LENET - 1} lines per file for {N_LENET} cuts and no cut_points.csv; "
         "lines taken as ordinals 1..N"
     ]
+
+
+def test_cut_points_that_disagree_on_bytes_are_noted_and_ours_kept(tmp_path):
+    run = _folder(tmp_path, {"weights_00000.txt": _rows()})
+    lines = CUTS.read_text().splitlines()
+    agree = tmp_path / "agree.csv"
+    agree.write_text("\n".join(lines) + "\n")
+    _, summaries = import_adaptivednn([run], tmp_path / "a.parquet", cut_points=agree)
+    assert summaries["adaptivednn-run"].notes == []  # the data's bytes are the project's
+    # ordinal 3 (pool1, 15680 bytes) said to send 999
+    planted = [
+        ",".join([*line.split(",")[:-1], "999"]) if line.startswith("lenet,3,") else line
+        for line in lines
+    ]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("\n".join(planted) + "\n")
+    frame, summaries = import_adaptivednn([run], tmp_path / "w.parquet", cut_points=wrong)
+    assert summaries["adaptivednn-run"].notes == [
+        "lenet: output bytes disagree with cut_points.csv at ordinals ['3 (15680 vs 999)']"
+    ]
+    assert frame.loc[frame["point"] == 3, "output_bytes"].tolist() == [15680.0]
