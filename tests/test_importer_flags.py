@@ -92,11 +92,13 @@ def test_each_flag_on_its_own_planted_row_and_no_other(tmp_path):
     assert s.flags == counts
 
 
-@pytest.mark.parametrize("edge_share, comm_share, flagged", [(1.0, 1.0, True), (0.4, 1.0, False)])
+@pytest.mark.parametrize(
+    "edge_share, comm_share, flagged", [(1.0, 1.0, True), (0.4, 1.0, False), (1.0, 0.4, False)]
+)
 def test_an_input_line_that_measured_the_next_cut(tmp_path, edge_share, comm_share, flagged):
     # VGG16: line 1 sends the raw input (602 kB); line 2 (block1_conv1) 12.8 MB. A line 1
     # with line 2's edge time and transfer measured line 2's cut; one with 40 % of its edge
-    # time did not (the rule asks for at least half of both).
+    # time did not, nor one with 40 % of its transfer (the rule asks for at least half of both).
     folder = tmp_path / "data" / "run" / "outputs_vgg16"
     rows = _clean("vgg16", "00000")
     _, e2, c2 = rows[1]
