@@ -50,6 +50,13 @@ def _set(rows, line: int, *, edge=None, cloud=None, comm=None) -> None:
     rows[line - 1] = [e + c + m, e, c]
 
 
+def _import(tmp_path: Path, folder: Path, files: dict[str, list[list[float]]]):
+    """Write each code's rows into ``folder`` and import the run folder above it."""
+    for code, rows in files.items():
+        _write(folder, code, rows)
+    return import_adaptivednn([tmp_path / "data" / "run"], tmp_path / "s.parquet")
+
+
 def _flags(frame: pd.DataFrame) -> dict[str, set[str]]:
     return {
         prov: set(filter(None, f.split(",")))
@@ -71,9 +78,7 @@ def test_each_flag_on_its_own_planted_row_and_no_other(tmp_path):
     fast = 0.5 * lenet_bytes[7] * 8 / 50e6
     _set(files["00000"], 8, comm=fast)  # half the time the 50 Mbit/s link needs
     _set(files["00000"], 7, comm=-0.001)  # total below edge + cloud
-    for code, rows in files.items():
-        _write(folder, code, rows)
-    frame, summaries = import_adaptivednn([tmp_path / "data" / "run"], tmp_path / "s.parquet")
+    frame, summaries = _import(tmp_path, folder, files)
     expected = {
         "outputs_lenet/weights_10000.txt:3": {"edge_outlier"},
         "outputs_lenet/weights_20000.txt:2": {"cloud_outlier"},
@@ -131,9 +136,7 @@ def test_flag_thresholds_on_both_sides_of_each_limit(tmp_path):
     _set(files["20000"], 1, cloud=0.55 * files["20000"][0][2])
     # point 10's cloud median is 0.006 s: 1.9x of it in 00000 is not an outlier
     _set(files["00000"], 10, cloud=1.9 * files["00000"][9][2])
-    for code, rows in files.items():
-        _write(folder, code, rows)
-    frame, _ = import_adaptivednn([tmp_path / "data" / "run"], tmp_path / "s.parquet")
+    frame, _ = _import(tmp_path, folder, files)
     expected = {
         "outputs_lenet/weights_00002.txt:5": {"edge_spike"},
         "outputs_lenet/weights_10000.txt:6": {"edge_outlier"},
