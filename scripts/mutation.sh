@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # Mutation testing with mutmut, beside the benchmarks (not part of CI: it runs for long).
 #
-#   scripts/mutation.sh [--rev REV] [--minutes N] [--sample N] [--seed S] AREA...
+#   scripts/mutation.sh [--rev REV] [--minutes N] [--sample N] [--seed S] [--out FILE] AREA...
 #
-# AREA: simulator | calibration | importers | analysis. Each area mutates its own source
-# and runs only the tests that exercise it (see TESTS below). The work happens in a
-# scratch copy (the working tree, or the commit REV: `--rev HEAD` measures the committed
-# tests), so the checkout is never touched; mutmut runs under `nice -n 10` with
-# --max-children 2, capped at N minutes (default 60). `--sample N` runs a seeded random
-# sample of N mutants instead of all (the score is then an estimate: the report gives its
-# 95 % Wilson interval). The report (mutants/…/report.txt in the scratch folder, path
-# printed at the end) lists the score, the counts, the run time and every survivor.
+# AREA: simulator | calibration | importers | analysis | all (the four). Each area mutates
+# its own source and runs every test that exercises it (see TESTS below), nothing slow it
+# does not need. Several areas run in one mutmut session (one test map) and the report
+# gives a line per area and one combined line. The work happens in a scratch copy (the
+# working tree, or the commit REV: `--rev HEAD` measures the committed tests), so the
+# checkout is never touched; mutmut runs under `nice -n 10` with --max-children 2, capped
+# at N minutes (default 60). `--sample N` runs a seeded random sample of N mutants PER
+# AREA instead of all (the score is then an estimate with its 95 % Wilson interval; the
+# combined line weights each area by its number of mutants). The same --seed and --sample
+# on the same sources draw the same mutants, so a before/after pair is paired. The report
+# (report.txt in the scratch folder, path printed at the end; --out copies it) lists the
+# scores, the counts, the run time, the load average and every survivor.
 # The cross-process determinism test is left out: its child processes import the
 # installed (unmutated) adaptsim, so under mutmut it would "kill" every mutant that
 # changes a record, whatever the other tests say.
@@ -19,7 +23,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-rev="" minutes=60 sample=0 seed=0
+rev="" minutes=60 sample=0 seed=0 out=""
 areas=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -27,11 +31,13 @@ while [ $# -gt 0 ]; do
     --minutes) minutes=$2; shift 2 ;;
     --sample) sample=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
-    -h|--help) sed -n 2,15p "$0"; exit 0 ;;
+    --out) out=$(realpath -m "$2"); shift 2 ;;
+    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    all) areas+=(simulator calibration importers analysis); shift ;;
     *) areas+=("$1"); shift ;;
   esac
 done
-[ ${#areas[@]} -gt 0 ] || { echo "mutation.sh: name an area: simulator calibration importers analysis" >&2; exit 2; }
+[ ${#areas[@]} -gt 0 ] || { echo "mutation.sh: name an area: simulator calibration importers analysis (or all)" >&2; exit 2; }
 
 declare -A SOURCES=(
   [simulator]="src/adaptsim/simulator/*"
@@ -39,11 +45,29 @@ declare -A SOURCES=(
   [importers]="src/adaptsim/importers/*"
   [analysis]="src/adaptsim/study/analysis.py"
 )
+# The profiler tests that build calibrations and studies from a hand-made profile store
+# (no TensorFlow, no root); the rest of test_profiler.py times real models.
+profiles="tests/test_profiler.py::test_link_law_recovers_overhead_and_rate
+tests/test_profiler.py::test_compose_adds_edge_cloud_and_link_per_condition
+tests/test_profiler.py::test_compose_summarises_repeats_by_trimmed_mean_or_median
+tests/test_profiler.py::test_calibrate_rejects_an_unknown_summary
+tests/test_profiler.py::test_calibrating_profiles_reproduces_the_composed_times
+tests/test_profiler.py::test_split_half_floor_is_zero_for_identical_halves
+tests/test_profiler.py::test_calibrate_names_the_missing_profile
+tests/test_profiler.py::test_study_runs_on_a_profile_store"
 declare -A TESTS=(
   [simulator]="tests/test_simulator.py tests/test_traces.py tests/test_sim_*.py"
-  [calibration]="tests/test_calibration.py"
-  [importers]="tests/test_importers.py tests/test_importer_flags.py"
-  [analysis]="tests/test_study.py"
+  [calibration]="tests/test_calibration*.py tests/test_importers.py tests/test_study*.py $profiles"
+  [importers]="tests/test_importer*.py tests/test_atomic.py tests/test_calibration*.py
+    tests/test_study*.py"
+  [analysis]="tests/test_study*.py tests/test_calibration_build.py tests/test_calibration_file.py
+    tests/test_profiler.py::test_study_runs_on_a_profile_store"
+)
+declare -A PREFIX=(
+  [simulator]="adaptsim.simulator."
+  [calibration]="adaptsim.calibration."
+  [importers]="adaptsim.importers."
+  [analysis]="adaptsim.study.analysis."
 )
 
 mutmut=$repo/.venv/bin/mutmut
@@ -57,20 +81,26 @@ else
 fi
 cd "$work"
 
-only="" tests=""
+only="" tests="" prefixes=""
+declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis all)" >&2; exit 2; }
   only+="    ${SOURCES[$a]}"$'\n'
-  for t in ${TESTS[$a]}; do [ -e "$t" ] && tests+="    $t"$'\n'; done
+  prefixes+="$a=${PREFIX[$a]} "
+  for t in ${TESTS[$a]}; do
+    # a test (file or node id) missing at REV is left out, once each
+    if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
+  done
 done
 # mutmut reads setup.cfg when pyproject.toml has no [tool.mutmut]: the config lives here only.
-cat > setup.cfg <<EOF
+cat > setup.cfg <<CFG
 [mutmut]
 source_paths=src/
 only_mutate=
 $only
 also_copy=
     scenarios
+    docs
 do_not_mutate=
     src/adaptsim/simulator/bench.py
 pytest_add_cli_args_test_selection=
@@ -78,57 +108,108 @@ $tests
 pytest_add_cli_args=
     --deselect=tests/test_sim_random.py::test_same_records_in_other_processes_and_hash_seeds
 use_git_change_detection=false
-EOF
+CFG
 
 export PATH="$repo/.venv/bin:$PATH" HYPOTHESIS_PROFILE=default
 start=$(date +%s)
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 selected=()
 if [ "$sample" -gt 0 ]; then
   # Generate the mutants and the test map (a run for a name that matches no mutant stops
-  # right after), then draw the sample from all mutant names.
-  timeout 1800 nice -n 10 "$mutmut" run --max-children 2 "no-such-mutant" >/dev/null 2>&1 || true
-  mapfile -t selected < <("$mutmut" results --all true 2>/dev/null | "$repo/.venv/bin/python" -c '
+  # right after), then draw each area's sample from its mutant names.
+  timeout 1800 nice -n 10 "$mutmut" run --max-children 2 "no-such-mutant" >stats.log 2>&1 || true
+  "$mutmut" results --all true >all.txt 2>/dev/null || true
+  mapfile -t selected < <("$repo/.venv/bin/python" -c '
 import random, re, sys
-names = sorted(m.group(1) for m in map(re.compile(r"\s*(\S+): ").match, sys.stdin) if m)
-random.Random(int(sys.argv[2])).shuffle(names)
-print("\n".join(sorted(names[: int(sys.argv[1])])))
-' "$sample" "$seed")
-  echo "mutation.sh: sampled ${#selected[@]} mutants (seed $seed)" >&2
+n, seed, prefixes = int(sys.argv[1]), int(sys.argv[2]), dict(p.split("=") for p in sys.argv[3].split())
+names = sorted(m.group(1) for m in map(re.compile(r"\s*(\S+): ").match, open("all.txt")) if m)
+for area, prefix in prefixes.items():
+    mine = [x for x in names if x.startswith(prefix)]
+    random.Random(seed).shuffle(mine)
+    print("\n".join(sorted(mine[:n])))
+' "$sample" "$seed" "$prefixes")
+  echo "mutation.sh: sampled ${#selected[@]} mutants (--sample $sample per area, seed $seed)" >&2
 fi
 set +e
 timeout "$((minutes * 60))" nice -n 10 "$mutmut" run --max-children 2 "${selected[@]}" >run.log 2>&1
 rc=$?
 set -e
 wall=$(( $(date +%s) - start ))
-"$mutmut" export-cicd-stats >/dev/null 2>&1 || true
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 "$mutmut" results --all true >results.txt 2>/dev/null || "$mutmut" results >results.txt 2>/dev/null || true
-"$repo/.venv/bin/python" - "$wall" "$rc" "${selected[@]}" <<'PY' | tee report.txt
+"$repo/.venv/bin/python" - "$wall" "$rc" "$prefixes" "$sample" "$seed" "${rev:-working tree}" \
+  "$load_start" "$load_end" "${selected[@]}" <<'PY' | tee report.txt
 import math, re, sys
-wall, rc, selected = int(sys.argv[1]), int(sys.argv[2]), set(sys.argv[3:])
+
+wall, rc, prefixes = int(sys.argv[1]), int(sys.argv[2]), dict(p.split("=") for p in sys.argv[3].split())
+sample, seed, rev, load0, load1 = int(sys.argv[4]), sys.argv[5], sys.argv[6], sys.argv[7], sys.argv[8]
+selected = set(sys.argv[9:])
 status = {}
 for line in open("results.txt"):
     m = re.match(r"\s*(\S+): (\w[\w ]*)", line)
     if m:
         status[m.group(1)] = m.group(2).strip()
-if selected:
-    status = {k: v for k, v in status.items() if k in selected}
-counts = {}
-for v in status.values():
-    counts[v] = counts.get(v, 0) + 1
-killed = counts.get("killed", 0) + counts.get("timeout", 0)
-tested = sum(n for k, n in counts.items() if k not in ("not checked", "skipped"))
-score = killed / tested if tested else float("nan")
-z = 1.96
-if tested:
-    c = (score + z * z / (2 * tested)) / (1 + z * z / tested)
-    h = z * math.sqrt(score * (1 - score) / tested + z * z / (4 * tested * tested)) / (1 + z * z / tested)
-    ci = f" (95 % Wilson {100 * (c - h):.1f}-{100 * (c + h):.1f} %)"
-else:
-    ci = ""
-print(f"mutation score {100 * score:.1f} %{ci}: {killed} killed of {tested} checked; {counts}")
-print(f"wall time {wall} s (mutmut exit {rc}{', stopped by the time cap' if rc == 124 else ''})")
+DONE = ("killed", "timeout", "survived", "suspicious", "no tests", "segfault")
+
+
+def area_of(name):
+    return next((a for a, p in prefixes.items() if name.startswith(p)), None)
+
+
+def wilson(k, n, z=1.96):
+    if not n:
+        return float("nan"), float("nan")
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return c - h, c + h
+
+
+how = f"--sample {sample} per area, seed {seed}" if sample else "every mutant"
+print(f"mutmut on {rev} ({how}); areas: {' '.join(prefixes)}")
+strata = []
+for area in prefixes:
+    population = [k for k in status if area_of(k) == area]
+    mine = {k: status[k] for k in population if not selected or k in selected}
+    counts = {}
+    for v in mine.values():
+        counts[v] = counts.get(v, 0) + 1
+    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    tested = sum(n for k, n in counts.items() if k in DONE)
+    lo, hi = wilson(killed, tested)
+    score = killed / tested if tested else float("nan")
+    strata.append((len(population), killed, tested))
+    print(
+        f"{area:12s} score {100 * score:5.1f} % (95 % Wilson {100 * lo:.1f}-{100 * hi:.1f} %): "
+        f"{killed} killed of {tested} checked, {len(mine) - tested} unchecked, "
+        f"of {len(population)} mutants; {counts}"
+    )
+if len(strata) > 1:
+    big_n = sum(n for n, _, t in strata if t)
+    tot_k, tot_t = sum(k for _, k, _ in strata), sum(t for *_, t in strata)
+    if sample and big_n:
+        # stratified: each area's score weighted by its share of the mutants
+        p = sum(n / big_n * k / t for n, k, t in strata if t)
+        var = sum((n / big_n) ** 2 * (k / t) * (1 - k / t) / t for n, k, t in strata if t)
+        h = 1.96 * math.sqrt(var)
+        print(
+            f"{'combined':12s} score {100 * p:5.1f} % (95 % normal {100 * (p - h):.1f}-"
+            f"{100 * (p + h):.1f} %, areas weighted by their {big_n} mutants); "
+            f"pooled sample {tot_k}/{tot_t} = {100 * tot_k / max(tot_t, 1):.1f} %"
+        )
+    else:
+        lo, hi = wilson(tot_k, tot_t)
+        print(
+            f"{'combined':12s} score {100 * tot_k / max(tot_t, 1):5.1f} % (95 % Wilson "
+            f"{100 * lo:.1f}-{100 * hi:.1f} %): {tot_k} killed of {tot_t} checked"
+        )
+print(
+    f"wall time {wall} s (mutmut exit {rc}{', stopped by the time cap' if rc == 124 else ''}); "
+    f"load average {load0} at the start, {load1} at the end; nice -n 10, 2 workers"
+)
 for k, v in sorted(status.items()):
-    if v not in ("killed", "timeout"):
+    if (not selected or k in selected) and v not in ("killed", "timeout"):
         print(f"  {v}: {k}")
 PY
+[ -z "$out" ] || cp report.txt "$out"
 echo "mutation.sh: scratch folder $work (report.txt, results.txt, run.log; mutmut show NAME there)" >&2

@@ -50,6 +50,13 @@ def _set(rows, line: int, *, edge=None, cloud=None, comm=None) -> None:
     rows[line - 1] = [e + c + m, e, c]
 
 
+def _import(tmp_path: Path, folder: Path, files: dict[str, list[list[float]]]):
+    """Write each code's rows into ``folder`` and import the run folder above it."""
+    for code, rows in files.items():
+        _write(folder, code, rows)
+    return import_adaptivednn([tmp_path / "data" / "run"], tmp_path / "s.parquet")
+
+
 def _flags(frame: pd.DataFrame) -> dict[str, set[str]]:
     return {
         prov: set(filter(None, f.split(",")))
@@ -71,9 +78,7 @@ def test_each_flag_on_its_own_planted_row_and_no_other(tmp_path):
     fast = 0.5 * lenet_bytes[7] * 8 / 50e6
     _set(files["00000"], 8, comm=fast)  # half the time the 50 Mbit/s link needs
     _set(files["00000"], 7, comm=-0.001)  # total below edge + cloud
-    for code, rows in files.items():
-        _write(folder, code, rows)
-    frame, summaries = import_adaptivednn([tmp_path / "data" / "run"], tmp_path / "s.parquet")
+    frame, summaries = _import(tmp_path, folder, files)
     expected = {
         "outputs_lenet/weights_10000.txt:3": {"edge_outlier"},
         "outputs_lenet/weights_20000.txt:2": {"cloud_outlier"},
@@ -92,11 +97,13 @@ def test_each_flag_on_its_own_planted_row_and_no_other(tmp_path):
     assert s.flags == counts
 
 
-@pytest.mark.parametrize("edge_share, comm_share, flagged", [(1.0, 1.0, True), (0.4, 1.0, False)])
+@pytest.mark.parametrize(
+    "edge_share, comm_share, flagged", [(1.0, 1.0, True), (0.4, 1.0, False), (1.0, 0.4, False)]
+)
 def test_an_input_line_that_measured_the_next_cut(tmp_path, edge_share, comm_share, flagged):
     # VGG16: line 1 sends the raw input (602 kB); line 2 (block1_conv1) 12.8 MB. A line 1
     # with line 2's edge time and transfer measured line 2's cut; one with 40 % of its edge
-    # time did not (the rule asks for at least half of both).
+    # time did not, nor one with 40 % of its transfer (the rule asks for at least half of both).
     folder = tmp_path / "data" / "run" / "outputs_vgg16"
     rows = _clean("vgg16", "00000")
     _, e2, c2 = rows[1]
@@ -111,3 +118,28 @@ def test_an_input_line_that_measured_the_next_cut(tmp_path, edge_share, comm_sha
         want = {"input_is_next_cut"} if (prov == planted and flagged) else set()
         assert flags == want, prov
     assert summaries["adaptivednn-run"].flags["input_is_next_cut"] == int(flagged)
+
+
+def test_flag_thresholds_on_both_sides_of_each_limit(tmp_path):
+    # An edge spike is a time above 1.5 x a later point's + 10 ms; an outlier is off its
+    # condition's median by more than 2x either way, where that median exceeds 5 ms.
+    folder = tmp_path / "data" / "run" / "outputs_lenet"
+    files = {c: _clean("lenet", c) for c in ("00000", "10000", "20000", "00002")}
+    # edge 100 % (alone in its condition), clean edges 0.004 + 0.002 k s:
+    # point 5: later points' least is 0.014 s, the limit 0.031 s: 0.038 is a spike
+    _set(files["00002"], 5, edge=0.038)
+    # point 3: later least 0.010 s (point 4), the limit 0.025 s: 0.024 is not
+    _set(files["00002"], 3, edge=0.024)
+    # point 6 of 10000 at 0.4x its condition's median (0.014 s): an outlier below
+    _set(files["10000"], 6, edge=0.4 * 0.014)
+    # point 1's cloud (0.024 s, median > 5 ms) at 0.55x in 20000: inside 2x, clean
+    _set(files["20000"], 1, cloud=0.55 * files["20000"][0][2])
+    # point 10's cloud median is 0.006 s: 1.9x of it in 00000 is not an outlier
+    _set(files["00000"], 10, cloud=1.9 * files["00000"][9][2])
+    frame, _ = _import(tmp_path, folder, files)
+    expected = {
+        "outputs_lenet/weights_00002.txt:5": {"edge_spike"},
+        "outputs_lenet/weights_10000.txt:6": {"edge_outlier"},
+    }
+    for prov, flags in _flags(frame).items():
+        assert flags == expected.get(prov, set()), prov
