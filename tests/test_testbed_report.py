@@ -209,3 +209,42 @@ def test_ranking_counts_opposite_pairs_but_not_the_twins_ties():
     t.loc[3, "simulated_mean_s"] = 0.10  # d now simulated fastest, measured slowest
     r = ranking(t)
     assert r["discordant_pairs"] == 3 and not r["same_but_ties"]
+
+
+def test_fold_back_fits_and_applies_an_edge_scale_per_cpu_stress_level(tmp_path):
+    """A real edge slowed less by stress than its profile (the sporadic frame the
+    scheduler favours over the stressor) shows as a scale per CPU level: fitted from
+    the frames at each level, applied to that level's calibrated times."""
+    from dataclasses import replace as dc_replace
+
+    from adaptsim.simulator.engine import Tables
+    from adaptsim.simulator.scenario import PolicySpec
+    from adaptsim.testbed.foldback import fit_foldback
+    from adaptsim.testbed.validate import write_validation
+
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION)  # edge CPU 0 % then 50 % from 4.5 s
+    sc = dc_replace(sc, policies=(PolicySpec(policy="all-edge"),))  # every frame computes
+    stand_in = FoldBack(edge_scale=1.0, cloud_scale=1.0, uplink_extra_s=0.0, return_s=0.0,
+                        pause_s=0.0, frames=90,
+                        edge_scale_by_cpu=((0.0, 1.3), (50.0, 0.6)))  # fmt: skip
+    # applied: each level's heads scaled by its own factor, none by the single scale
+    after = apply_foldback(sc, stand_in)
+    for cpu, k in ((0.0, 1.3), (50.0, 0.6), (25.0, 0.95)):  # 25 %: between the two
+        before_s, after_s = Tables(sc).at(cpu, 0.0)[0], Tables(after).at(cpu, 0.0)[0]
+        assert before_s[-1] > 0
+        assert after_s == pytest.approx(k * before_s, rel=1e-9)
+    # fitted: a "real" run made with those factors gives them back, level by level
+    real, twin = run_scenario(after), run_scenario(sc)
+    real.records["return_s"] = 0.0  # a real run's own column (the result's way back)
+    facts = {"scenario": "x.yaml", "calibration": str(CALIBRATION), "time_scale": 1.0,
+             "duration_s": sc.duration_s, "seeds": list(sc.seeds), "applied": {}, "notes": [],
+             "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
+                           "memory_stress_cpus": [1]},
+             "one_way_latency": "added in the application", "zero_rate": "tbf",
+             "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    fb = fit_foldback(write_validation(tmp_path / "v", real, twin, facts))
+    levels = dict(fb.edge_scale_by_cpu)
+    assert sorted(levels) == [0.0, 50.0]
+    assert levels[0.0] == pytest.approx(1.3, rel=0.02)
+    assert levels[50.0] == pytest.approx(0.6, rel=0.02)
+    assert 0.6 < fb.edge_scale < 1.3  # the single scale mixes the two

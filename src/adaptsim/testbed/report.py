@@ -249,6 +249,7 @@ def validation_page(folder: Path) -> Page:
                 f"x{fb['edge_scale']:.3g}, cloud x{fb['cloud_scale']:.3g}, link overhead "
                 f"{fb['uplink_extra_s'] * 1e3:+.2f} ms, way back {fb['return_s'] * 1e3:.2f} ms, "
                 f"pause {fb['pause_s'] * 1e3:.2f} ms per switch."
+                + _per_level(fb.get("edge_scale_by_cpu") or [])
             ),
             table(_fold_table(comp, after)),
             paragraph(
@@ -274,3 +275,11 @@ def validation_page(folder: Path) -> Page:
 def write_validation_report(folder: Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into a validation folder, from its files."""
     return validation_page(folder).write(folder)
+
+
+def _per_level(levels: list) -> str:
+    """The edge's fold-back per CPU stress level, as a sentence (empty without one)."""
+    if not levels:
+        return ""
+    parts = ", ".join(f"{cpu:g} % x{scale:.3g}" for cpu, scale in levels)
+    return f" Edge per CPU stress level: {parts}."
