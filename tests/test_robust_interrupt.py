@@ -105,6 +105,17 @@ def _run_interrupted(args: list[str], delay_s: float):
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_ctrl_c_at_random_moments_leaves_old_or_new_complete(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # A shell starting a job in the background without job control (`cmd &` in a script)
+    # hands it SIGINT ignored, and Python then keeps it ignored: restore Ctrl-C's default
+    # for this test, which is about what the CLI does with it, not what the shell passed.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _ctrl_c_at_random_moments(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _ctrl_c_at_random_moments(tmp_path: Path) -> None:
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(SCENARIO))
     out = tmp_path / "res"
     runner.invoke(app, ["run", "s.yaml", "--out", str(out), "--seed", "1"])  # warm up imports
