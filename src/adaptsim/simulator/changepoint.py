@@ -136,7 +136,6 @@ class ChangePoint(BasePolicy):
     discount: Discount = Discount.planned
     period_s: float | None = 1.0
     name: str = "changepoint"
-    clairvoyant: bool = False
     uses_finished: bool = False
     _feed: SampleFeed = field(init=False, repr=False)
     _detectors: tuple[Cusum, Cusum, Cusum] = field(init=False, repr=False)

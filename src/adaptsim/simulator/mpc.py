@@ -73,7 +73,6 @@ class MPC(BasePolicy):
     source: Source = Source.monitor
     period_s: float | None = 1.0
     name: str = "mpc"
-    clairvoyant: bool = False
     uses_finished: bool = False
     _outlook: Outlook = field(init=False, repr=False)
     _memo: tuple | None = field(default=None, init=False, repr=False)

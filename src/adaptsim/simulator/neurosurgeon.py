@@ -64,7 +64,6 @@ class Neurosurgeon(BasePolicy):
     switch_cost: bool = False
     period_s: float | None = 1.0
     name: str = "neurosurgeon"
-    clairvoyant: bool = False
     uses_finished: bool = False
     _outlook: Outlook = field(init=False, repr=False)
 

@@ -208,7 +208,6 @@ class Static(BasePolicy):
     point: int
     name: str = "static"
     period_s: float | None = None
-    clairvoyant: bool = False
     uses_finished: bool = False  # the engine may skip building Observation objects
 
     def decide(self, view: View) -> int:
@@ -258,7 +257,6 @@ class FunctionPolicy(BasePolicy):
     fn: Callable[[View], int]
     name: str
     period_s: float | None = None
-    clairvoyant: bool = False
 
     def decide(self, view: View) -> int:
         return self.fn(view)  # checked by the engine: int() would turn 4.7 into 4 silently
