@@ -26,7 +26,7 @@ from adaptsim.simulator.scenario import PolicySpec
 __all__ = ["ADAPTIVE", "BOUNDS", "score_scenario", "shipped_scenarios"]
 
 ROOT = Path(__file__).resolve().parent.parent
-ADAPTIVE = ("reactive", "neurosurgeon", "mpc", "changepoint")
+ADAPTIVE = ("reactive", "neurosurgeon", "mpc", "changepoint", "risk")
 # The baseline, the oracle (pays the switch pause: the gap is against it) and the
 # looser bound that switches free, for reference.
 BOUNDS = ("static-best", "oracle", "oracle-free")

@@ -307,6 +307,7 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "neurosurgeon": _builtin("neurosurgeon", "Neurosurgeon"),
     "mpc": _builtin("mpc", "MPC"),
     "changepoint": _builtin("changepoint", "ChangePoint"),
+    "risk": _builtin("risk", "RiskAware"),
 }
 
 
