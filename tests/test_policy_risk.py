@@ -23,6 +23,9 @@ from adaptsim.simulator.scenario import PolicySpec
 from simkit import toy_calibration, toy_scenario
 from test_policies import scenario
 
+# Not a built-in (docs/policies.md): a user names it as module:callable.
+RISK = "adaptsim.simulator.risk:RiskAware"
+
 # The toy model with a slow all-edge point: one frame, empty queues, b Mbit/s:
 #   point 1 (all-cloud): 150,528 B on the wire, 0.6 s cloud  -> 0.6 + 1.204224 / b
 #   point 2 (cut):       0.2 s edge, 300,000 B, 0.5 s cloud  -> 0.7 + 2.4 / b
@@ -77,7 +80,7 @@ def test_steady_link_gives_the_point_forecasts_choice(tmp_path):
             traces={"bandwidth_mbps": {"constant": bw}},
             observe={"period_s": 1.0, "delay_s": 1.0, "noise": 0.0},
         )
-        risk, _, _ = run_policy(sc, PolicySpec(policy="risk"), 0)
+        risk, _, _ = run_policy(sc, PolicySpec(policy=RISK), 0)
         ns, _, _ = run_policy(sc, PolicySpec(policy="neurosurgeon", params={"discount": "none"}), 0)
         assert list(risk["point"]) == list(ns["point"])
         assert set(risk["point"]) == {best}
@@ -90,7 +93,7 @@ def test_steady_resnet50_link_matches_neurosurgeon_on_the_real_calibration():
             traces={"bandwidth_mbps": {"constant": bw}},
             arrivals={"kind": "periodic", "rate_hz": 0.5},
         )
-        risk, _, _ = run_policy(sc, PolicySpec(policy="risk"), 0)
+        risk, _, _ = run_policy(sc, PolicySpec(policy=RISK), 0)
         ns, _, _ = run_policy(sc, PolicySpec(policy="neurosurgeon", params={"discount": "none"}), 0)
         assert list(risk["point"]) == list(ns["point"])
         assert {int(p) for p in risk["point"]} == {best}
@@ -144,12 +147,13 @@ def test_policy_anchors_frames_to_the_reading_they_were_served_with(tmp_path):
 def test_bad_params_are_one_line_errors(params, field):
     sc = scenario()
     with pytest.raises(UserError) as err:
-        resolve_policy(PolicySpec(policy="risk", params=params), sc.model, where="t.yaml")
+        resolve_policy(PolicySpec(policy=RISK, params=params), sc.model, where="t.yaml")
     assert field in str(err.value) and "\n" not in str(err.value)
 
 
-def test_risk_is_a_practical_builtin():
+def test_risk_is_a_practical_opt_in_policy():
     sc = scenario()
-    policy = resolve_policy(PolicySpec(policy="risk"), sc.model)
-    assert "risk" in REGISTRY and isinstance(policy, RiskAware)
-    assert not policy.clairvoyant and math.isclose(policy.period_s, 1.0)
+    policy = resolve_policy(PolicySpec(policy=RISK), sc.model)
+    assert "risk" not in REGISTRY and isinstance(policy, RiskAware)
+    assert policy.name == "risk" and not policy.clairvoyant
+    assert math.isclose(policy.period_s, 1.0)

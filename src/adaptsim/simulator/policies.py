@@ -307,7 +307,6 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "neurosurgeon": _builtin("neurosurgeon", "Neurosurgeon"),
     "mpc": _builtin("mpc", "MPC"),
     "changepoint": _builtin("changepoint", "ChangePoint"),
-    "risk": _builtin("risk", "RiskAware"),
 }
 
 

@@ -27,6 +27,11 @@ the queues makes volatile links favour edge-heavy splits by themselves, and a
 steady link (every ratio 1) gives exactly the point forecast's choice. Nothing
 is tuned to a trace: the distribution is the link's own recent history.
 
+Not a built-in: it did not meet the bar set for one (docs/policies.md, "risk":
+on the held-out traces it closes less of the gap than mpc and neurosurgeon, and
+on the FCC trace it is 1.4 % behind static-best). A scenario names it as
+``policy: adaptsim.simulator.risk:RiskAware``.
+
 Edge stress is the monitor's latest reading (as for the other built-ins); service
 times are mean times (the calibration's spread included, see
 :func:`~adaptsim.simulator.forecast.mean_factors`).
