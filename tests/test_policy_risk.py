@@ -18,7 +18,7 @@ import pytest
 from adaptsim.errors import UserError
 from adaptsim.simulator.engine import Tables, run_policy
 from adaptsim.simulator.policies import REGISTRY, Conditions, View, resolve_policy
-from adaptsim.simulator.risk import RiskAware, lag_quantiles
+from adaptsim.simulator.risk import RiskAware, base_level, lag_quantiles
 from adaptsim.simulator.scenario import PolicySpec
 from simkit import toy_calibration, toy_scenario
 from test_policies import scenario
@@ -109,6 +109,17 @@ def test_change_quantiles_per_lag_on_a_known_trend():
     np.testing.assert_allclose(lag_quantiles(np.array([1.0]), 2, 3), np.zeros((2, 3)))
 
 
+def test_changes_from_a_smoothed_level():
+    """With k readings in the base, a change is measured from their mean: on readings
+    alternating 0, 1 the base of 2 is always 0.5, so every change is +-0.5."""
+    log_bw = np.tile([0.0, 1.0], 20)
+    q = lag_quantiles(log_bw, max_lag=1, quantiles=4, k=2)[0]
+    np.testing.assert_allclose(q, [-0.5, -0.5, 0.5, 0.5])
+    assert base_level(log_bw, 2) == 0.5 and base_level(log_bw, 1) == 1.0
+    # k = 1: from the reading itself, +-1.
+    np.testing.assert_allclose(np.abs(lag_quantiles(log_bw, 1, 4)[0]), 1.0)
+
+
 def test_anchored_changes_are_those_at_the_frames_phase():
     """A link that steps every 5 readings, frames arriving just before each step: from
     any reading the next one is mostly the same, from the frames' readings never."""
@@ -139,6 +150,7 @@ def test_policy_anchors_frames_to_the_reading_they_were_served_with(tmp_path):
         ({"horizon": 0}, "horizon"),
         ({"quantiles": 2.5}, "quantiles"),
         ({"history": 5}, "history"),
+        ({"k": 0}, "k must"),
         ({"anchored": "yes"}, "anchored"),
         ({"period_s": -1}, "period_s"),
         ({"source": "oracle"}, "oracle"),

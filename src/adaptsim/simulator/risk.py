@@ -58,7 +58,7 @@ from adaptsim.simulator.forecast import (
 from adaptsim.simulator.policies import BasePolicy, Conditions, Estimate, View, _number, _whole
 from adaptsim.units import seconds_per_byte
 
-__all__ = ["RiskAware", "lag_quantiles"]
+__all__ = ["RiskAware", "base_level", "lag_quantiles"]
 
 # Readings needed before the history is trusted; until then the latest reading stands.
 _MIN_HISTORY = 8
@@ -71,9 +71,12 @@ def lag_quantiles(
     max_lag: int,
     quantiles: int,
     anchors: np.ndarray | None = None,
+    k: int = 1,
 ) -> np.ndarray:
     """Quantiles of the log change over each lag: row ``L - 1`` holds those of
-    ``log_bw[t + L] - log_bw[t]``, at probabilities ``(i + 0.5) / quantiles``.
+    ``log_bw[t + L] - base[t]``, at probabilities ``(i + 0.5) / quantiles``, where
+    ``base[t]`` is the mean of the ``k`` readings up to ``t`` (fewer at the start):
+    the change of a reading from the level the policy plans from (:func:`base_level`).
 
     The starts ``t``: every reading of the history, or the ``anchors`` only (the
     readings in force when frames arrived: changes at the frames' own phase, which
@@ -86,6 +89,7 @@ def lag_quantiles(
         max_lag: the longest lag (readings).
         quantiles: how many evenly spaced quantiles.
         anchors: indices into ``log_bw`` the changes start from (None: all).
+        k: readings in the base level.
 
     Returns:
         (max_lag, quantiles) array of log ratios.
@@ -93,6 +97,13 @@ def lag_quantiles(
     probs = (np.arange(quantiles) + 0.5) / quantiles
     out = np.zeros((max_lag, quantiles))
     n = len(log_bw)
+    if k == 1:
+        base = log_bw
+    else:  # running means by cumulative sums
+        cum = np.r_[0.0, np.cumsum(log_bw)]
+        end = np.arange(1, n + 1)
+        first = np.maximum(end - k, 0)
+        base = (cum[end] - cum[first]) / (end - first)
     for lag in range(1, max_lag + 1):
         if n - lag < 2:
             out[lag - 1] = out[lag - 2] if lag > 1 else 0.0
@@ -102,8 +113,15 @@ def lag_quantiles(
             reach = anchors[anchors + lag < n]
             if len(reach) >= _MIN_SAMPLES:
                 starts = reach
-        out[lag - 1] = np.quantile(log_bw[starts + lag] - log_bw[starts], probs)
+        out[lag - 1] = np.quantile(log_bw[starts + lag] - base[starts], probs)
     return out
+
+
+def base_level(log_bw, k: int) -> float:
+    """The level a decision plans from: the mean log bandwidth of the latest ``k``
+    readings (a geometric mean: one noisy reading does not move it alone)."""
+    recent = list(log_bw)[-k:]
+    return sum(recent) / len(recent)
 
 
 @dataclass
@@ -116,6 +134,10 @@ class RiskAware(BasePolicy):
         quantiles: quantiles of the change distribution averaged over (>= 1).
         history: readings the distribution is learned from (>= 10).
         max_lag: the longest lead, in readings, a distribution is kept for (>= 1).
+        k: readings whose geometric mean is the level planned from (default 1: the
+            latest reading; 5, as mpc's harmonic mean, switched less but closed less
+            of the gap on the training traces), the changes measured from the same
+            kind of level.
         anchored: learn from the changes that start at the readings in force when
             frames arrived (default; all changes while fewer than 8 reach a lag):
             the frames' own phase, which matters when the link steps in time with
@@ -130,6 +152,7 @@ class RiskAware(BasePolicy):
     quantiles: int = 16
     history: int = 120
     max_lag: int = 10
+    k: int = 1
     anchored: bool = True
     source: Source = Source.monitor
     period_s: float | None = 1.0
@@ -148,8 +171,9 @@ class RiskAware(BasePolicy):
         self.quantiles = _whole(self.quantiles, "quantiles")
         self.history = _whole(self.history, "history")
         self.max_lag = _whole(self.max_lag, "max_lag")
-        if self.horizon < 1 or self.quantiles < 1 or self.max_lag < 1:
-            raise ValueError("horizon, quantiles and max_lag must be whole numbers >= 1")
+        self.k = _whole(self.k, "k")
+        if min(self.horizon, self.quantiles, self.max_lag, self.k) < 1:
+            raise ValueError("horizon, quantiles, max_lag and k must be whole numbers >= 1")
         if self.history < 10:
             raise ValueError("history must be a whole number >= 10 (readings)")
         self.source = Source(self.source)
@@ -204,7 +228,7 @@ class RiskAware(BasePolicy):
         self._observe(view)
         if not self._log_bw:
             return view.current_point
-        latest_mbps = math.exp(self._log_bw[-1])
+        latest_mbps = math.exp(base_level(self._log_bw[-self.k :], self.k))
         est = self._estimate_at(view, latest_mbps)
         cost = self.expected_cost(view, est, latest_mbps, view.monitor)
         return int(view.ordinals[int(np.argmin(cost))])
@@ -223,7 +247,7 @@ class RiskAware(BasePolicy):
             ratios = np.zeros((1, len(view.ordinals)))
         else:
             log_bw, anchors = self._window()
-            table = lag_quantiles(log_bw, self.max_lag, self.quantiles, anchors)
+            table = lag_quantiles(log_bw, self.max_lag, self.quantiles, anchors, self.k)
             lags = self._lags(view, est)
             ratios = table[lags - 1].T  # (quantiles, points)
         bw = latest_mbps * np.exp(ratios)
