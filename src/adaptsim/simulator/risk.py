@@ -5,10 +5,10 @@ harmonic mean), divided by a learned discount. A point forecast hides what makes
 a split risky: a cloud-heavy split sends megabytes, and if the link collapses
 while they are on the wire the frame (and every frame queued behind it) waits;
 an edge-heavy split sends little and barely notices. A scalar discount learned
-from the policy's own uploads also goes stale: once it has moved to a split that
-sends nothing informative (all-edge sends only the result), no upload ever tells
-it that the link has recovered (on the FCC trace one bad upload kept mpc and
-neurosurgeon on the edge for the rest of the run; docs/policies.md).
+from the policy's own uploads also stops learning once it has moved to a split
+that sends nothing informative (all-edge sends only the result): on the FCC trace
+one bad upload kept mpc and neurosurgeon on the edge for the rest of the run
+(which there was the right bet; docs/policies.md).
 
 This policy learns, online and only from what it has observed itself (the
 monitor's readings, which keep coming whatever the split), the empirical
