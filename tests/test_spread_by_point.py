@@ -14,8 +14,10 @@ from scipy import stats
 
 from adaptsim.calibration.profiles import profile_spread
 from adaptsim.calibration.spread import MIN_POINT_SAMPLES
-from adaptsim.simulator.engine import run_policy
+from adaptsim.simulator.engine import Tables, run_policy
+from adaptsim.simulator.forecast import mean_factors
 from adaptsim.simulator.naive import run_policy_naive
+from adaptsim.simulator.policies import View
 from simkit import toy_calibration, toy_scenario
 
 ALPHA = 0.01
@@ -115,3 +117,18 @@ def test_profile_spread_keeps_each_points_own_quantiles(summary):
     assert set(spread["cloud"]["by_point"]) == {"2"}
     assert abs(spread["cloud"]["by_point"]["2"][p95]) < np.log(1.12)
     assert "by_point" not in spread["comm"]  # the link is profiled once for all models
+
+
+def test_policies_predict_with_each_points_own_mean_factor(tmp_path):
+    """A policy's mean-latency estimate uses the point's own spread: the mean of
+    exp(U) for U uniform on [-a, a] is sinh(a) / a, so 1.0839 for the pooled +-0.7
+    and 1.0004 for point 3's own +-0.05; the all-cloud point (no edge work) and the
+    link keep the pooled means (the link here has no spread: 1)."""
+    spread = {"edge": {**WIDE, "by_point": {"3": NARROW}}}
+    sc = toy_scenario(toy_calibration(tmp_path / "toy.json", spread=spread))
+    view = View(model=sc.model, tables=Tables(sc), cloud_cpu_pct=0.0, cloud_mem_pct=0.0)
+    f = mean_factors(view)
+    assert f.shape == (3, 3)
+    pooled, own = np.sinh(0.7) / 0.7, np.sinh(0.05) / 0.05
+    np.testing.assert_allclose(f[0], [pooled, pooled, own], rtol=1e-4)
+    np.testing.assert_allclose(f[1:], 1.0)
