@@ -352,13 +352,13 @@ def build_calibration(
     summary = parse_summary(summary)
     fit = _fitting_rows(m, kind, models, edge_host, cloud_host, summary)
     names = sorted(fit.rows["model"].unique())
-    spread, floor, floor_name = None, noise_floor, "the near-repeat noise floor"
+    spreads, floor, floor_name = None, noise_floor, "the near-repeat noise floor"
     if kind is StoreKind.profiles:
-        spread = profile_spread(m.frame, names, summary)
+        spreads = profile_spread(m.frame, names, summary)
         floor = functools.partial(_split_half, m.frame, edge_host, cloud_host, summary)
         floor_name = "the split-half floor of the repeats"
     provenance = {**_provenance(m, kind, fit, summary), "created": _created()}
-    cal = fit_calibration(fit.rows, provenance, names, progress=progress, spread=spread)
+    cal = fit_calibration(fit.rows, provenance, names, progress=progress, spreads=spreads)
     return Built(
         calibration=cal,
         kind=kind,

@@ -427,16 +427,17 @@ def fit_calibration(
     provenance: dict,
     models: list[str] | None = None,
     progress=None,
-    spread: dict | None = None,
+    spreads: dict[str, dict] | None = None,
 ) -> Calibration:
     """Fit every model in ``rows`` (or those named) into one calibration.
 
-    ``progress(model)`` is called after each model; ``spread``, when given, is
-    every model's spread (see :func:`fit_model`).
+    ``progress(model)`` is called after each model; ``spreads``, when given, holds
+    each model's spread by name (see :func:`fit_model`).
     """
     names = choose_models(models, sorted(rows["model"].unique()), "the store's measurements")
     out = {}
     for name in names:
+        spread = None if spreads is None else spreads[name]
         out[name] = fit_model(name, rows[rows["model"] == name], spread)
         if progress:
             progress(name)

@@ -142,17 +142,35 @@ class _Reader:
                 self.fail(key, "needs probs and log_ratio: lists of equal length, at least 2")
             if (probs > 1).any() or (np.diff(probs) <= 0).any():
                 self.fail(f"{key}.probs", "must increase strictly within 0..1")
-            bad = ~np.isfinite(lr) | (np.abs(lr) > MAX_LOG_SPREAD)
-            if bad.any():
-                i = int(np.argmax(bad))
-                self.fail(
-                    f"{key}.log_ratio[{i}]",
-                    f"is {lr[i]:g}; must be finite and within ±{MAX_LOG_SPREAD:.2f} "
-                    "(a factor of 10,000 either way)",
-                )
-            if (np.diff(lr) < 0).any():
-                self.fail(f"{key}.log_ratio", "must not decrease (they are quantiles)")
+            self.quantile_row(lr, f"{key}.log_ratio")
+            own = q.get("by_point", {})
+            if not isinstance(own, dict):
+                self.fail(f"{key}.by_point", "must be a JSON object: point ordinal -> log_ratio")
+            for point, row in own.items():
+                where = f"{key}.by_point.{point}"
+                if not point.lstrip("-").isdigit():
+                    self.fail(where, "is keyed by a point ordinal (a whole number)")
+                try:
+                    row = np.asarray(row, dtype=np.float64)
+                except (TypeError, ValueError):
+                    self.fail(where, "must hold numbers only")
+                if row.shape != probs.shape:
+                    self.fail(where, f"has {row.size} values; needs one per prob ({len(probs)})")
+                self.quantile_row(row, where)
         return spread
+
+    def quantile_row(self, lr: np.ndarray, where: str) -> None:
+        """Refuse log-ratio quantiles that are not finite, absurd or decreasing."""
+        bad = ~np.isfinite(lr) | (np.abs(lr) > MAX_LOG_SPREAD)
+        if bad.any():
+            i = int(np.argmax(bad))
+            self.fail(
+                f"{where}[{i}]",
+                f"is {lr[i]:g}; must be finite and within ±{MAX_LOG_SPREAD:.2f} "
+                "(a factor of 10,000 either way)",
+            )
+        if (np.diff(lr) < 0).any():
+            self.fail(where, "must not decrease (they are quantiles)")
 
 
 _KIND_NAMES = {dict: "a JSON object", list: "a list", str: "a string"}

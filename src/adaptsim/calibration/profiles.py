@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from adaptsim.calibration.scores import ape_columns, regret
-from adaptsim.calibration.spread import PARTS, quantiles
+from adaptsim.calibration.spread import PARTS, by_point, quantiles
 from adaptsim.errors import UserError
 from adaptsim.store import COLUMNS, FACTORS, ChoiceError, choose_models
 
@@ -240,10 +240,14 @@ def compose(
 
 def profile_spread(
     frame: pd.DataFrame, models: list[str], summary: str | Summary = DEFAULT_SUMMARY
-) -> dict[str, dict]:
-    """Spread quantiles (log sample / summary) of the edge, cloud and link repeats."""
+) -> dict[str, dict[str, dict]]:
+    """Per model, the spread quantiles (log sample / summary) of the edge, cloud and
+    link repeats: each part pooled over the models' samples, and the edge and cloud
+    also per point from that model's own samples (``by_point``; see
+    :mod:`adaptsim.calibration.spread`). The link is profiled once for every model,
+    so it has no per-point spread."""
     summary = parse_summary(summary)
-    out = {}
+    pooled, ratios = {}, {}
     for part, role in zip(PARTS, ("edge", "cloud", "link"), strict=True):
         r = frame[(frame["host_role"] == role) & (frame["stat"] == "sample")]
         if role != "link":
@@ -253,7 +257,19 @@ def profile_spread(
         v = r[col].to_numpy()
         centre = _group_summary(r, key, col, summary).to_numpy()
         ok = (v > 1e-4) & (centre > 1e-4)
-        out[part] = quantiles(np.log(v[ok] / centre[ok]))
+        lr = np.log(v[ok] / centre[ok])
+        pooled[part] = quantiles(lr)
+        if role != "link":
+            ratios[part] = (lr, r["model"].to_numpy()[ok], r["point"].to_numpy()[ok])
+    out = {}
+    for model in models:
+        spread = {part: dict(q) for part, q in pooled.items()}
+        for part, (lr, owner, point) in ratios.items():
+            mine = owner == model
+            own = by_point(lr[mine], point[mine])
+            if own:
+                spread[part]["by_point"] = own
+        out[model] = spread
     return out
 
 

@@ -23,7 +23,7 @@ class RunDraws:
     """The random inputs of one run (one policy, one seed)."""
 
     arrivals_s: np.ndarray  # arrival time of every frame, in [0, duration)
-    noise: np.ndarray  # (frames, 3): service-time factors for edge, link, cloud
+    noise: list[np.ndarray]  # per point column, (frames, 3): factors for edge, link, cloud
     monitor_noise: np.ndarray  # (readings, 3): factors for bandwidth, edge CPU, edge memory
 
 
@@ -39,19 +39,39 @@ def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
     return times[times < scenario.duration_s]
 
 
-def service_noise(scenario: Scenario, rng: np.random.Generator, n: int) -> np.ndarray:
-    """Multiplicative service noise per frame: columns edge, link, cloud.
+def service_noise(scenario: Scenario, rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """Multiplicative service noise per frame, per point: ``out[k][i]`` holds frame
+    i's factors (edge, link, cloud) at the model's point column k.
 
-    The uniforms are drawn even when noise is off, so turning it off changes no
-    other draw.
+    One uniform per frame and part drives every point, through each point's own
+    quantiles where the calibration has them (``by_point``, see
+    :mod:`adaptsim.calibration.spread`) and the pooled ones elsewhere; points with
+    the same quantiles share one array. The uniforms are drawn even when noise is
+    off, so turning it off changes no other draw.
     """
     u = rng.random((n, 3))
+    ordinals = [str(int(o)) for o in scenario.model.ordinals]
     if not scenario.service_noise:
-        return np.ones((n, 3))
-    out = np.empty((n, 3))
+        return [np.ones((n, 3))] * len(ordinals)
+    spread = scenario.model.spread
+    pooled = np.empty((n, 3))
     for j, part in enumerate(("edge", "comm", "cloud")):
-        q = scenario.model.spread.get(part)
-        out[:, j] = np.exp(np.interp(u[:, j], q["probs"], q["log_ratio"])) if q else 1.0
+        q = spread.get(part)
+        pooled[:, j] = np.exp(np.interp(u[:, j], q["probs"], q["log_ratio"])) if q else 1.0
+    out = []
+    for point in ordinals:
+        own = [
+            (j, q["probs"], q["by_point"][point])
+            for j, q in enumerate(spread.get(part) for part in ("edge", "comm", "cloud"))
+            if q and point in q.get("by_point", {})
+        ]
+        if not own:
+            out.append(pooled)
+            continue
+        mine = pooled.copy()
+        for j, probs, log_ratio in own:
+            mine[:, j] = np.exp(np.interp(u[:, j], probs, log_ratio))
+        out.append(mine)
     return out
 
 

@@ -223,7 +223,7 @@ class _Run:
         as :meth:`decide` will charge it (unless the policy switches free, or this is
         the deployment decision, which is free)."""
         i, a = self._i, self.view.now_s
-        fe, fl, fc = self.noise[i]
+        noise = self.noise
         stay_start = max(a, self.edge_free)
         pause = 0.0 if self.free_switching or self.current is None else self.sc.pause_s
         move_start = stay_start + pause
@@ -237,6 +237,7 @@ class _Run:
             edge_start, edge_cum = (
                 (stay_start, stay_cum) if k == current else (move_start, move_cum)
             )
+            fe, fl, fc = noise[k][i]
             e = edge_cum[k] * fe
             edge_end = edge_start + e
             ls = max(edge_end, self.link_free)
@@ -262,7 +263,7 @@ class _Run:
         if self.policy.period_s is None:
             self.decide(a)
         k = self.col[self.current]
-        fe, fl, fc = self.noise[i]
+        fe, fl, fc = self.noise[k][i]
         owl = self.sc.one_way_latency_s
         edge_cum = self.edge_stress.row(max(a, self.edge_free))[0]
         e = edge_cum[k] * fe
@@ -334,7 +335,7 @@ class _Run:
         point, switched = self.current, self._switched
         self._switched = False
         k = self.col[point]
-        fe, fl, fc = self.noise[i]
+        fe, fl, fc = self.noise[k][i]
         owl = self.sc.one_way_latency_s
         late = self.sc.admission.stale_after(a, self.sc.deadline_s)
         drop = self._drop

@@ -248,19 +248,26 @@ class BandwidthForecast:
 
 
 def mean_factors(view: View) -> np.ndarray:
-    """Mean service-time factors (edge, link, cloud) of the calibration's spread.
+    """Mean service-time factors of the calibration's spread: (3, points), rows edge,
+    link, cloud, one column per point.
 
     The calibration's tables give typical (median) times; the simulator, like a
     real host, multiplies each by a draw from the measured spread, which is
     skewed (slow outliers), so the mean time is the typical one times these
-    factors. A policy after the least mean latency predicts with them.
+    factors. A point with a spread of its own (``by_point``) gets its own mean.
+    A policy after the least mean latency predicts with them.
     """
     u = (np.arange(2000) + 0.5) / 2000
-    out = np.ones(3)
+    ordinals = [str(int(o)) for o in view.ordinals]
+    out = np.ones((3, len(ordinals)))
     for j, part in enumerate(("edge", "comm", "cloud")):
         q = view.model.spread.get(part)
-        if q:
-            out[j] = float(np.mean(np.exp(np.interp(u, q["probs"], q["log_ratio"]))))
+        if not q:
+            continue
+        mean = {None: float(np.mean(np.exp(np.interp(u, q["probs"], q["log_ratio"]))))}
+        for point, lr in q.get("by_point", {}).items():
+            mean[point] = float(np.mean(np.exp(np.interp(u, q["probs"], lr))))
+        out[j] = [mean.get(o, mean[None]) for o in ordinals]
     return out
 
 

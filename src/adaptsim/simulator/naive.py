@@ -225,7 +225,7 @@ class _Naive:
         """One frame: edge CPU, uplink, one-way latency, a cloud server, the way back."""
         env, sc = self.env, self.sc
         k = self.ordinals.index(point)
-        f_edge, f_link, f_cloud = self.noise[i].tolist()
+        f_edge, f_link, f_cloud = self.noise[k][i].tolist()
         late = sc.admission.stale_after(arrival, sc.deadline_s)
         item = ("frame", k, f_edge, i, late)
         self.edge_waiting.append(item)

@@ -467,18 +467,22 @@ def _check_model(m: ModelCalibration, where: str) -> None:
             )
     for part, q in (m.spread or {}).items():
         probs = np.asarray(q.get("probs", []), dtype=float)
-        ratio = np.asarray(q.get("log_ratio", []), dtype=float)
-        if (
-            len(probs) != len(ratio)
-            or not np.isfinite(ratio).all()
-            or np.abs(ratio).max(initial=0.0) > 20
-            or not np.isfinite(probs).all()
-            or (np.diff(probs) < 0).any()
-        ):
-            raise UserError(
-                f"{where}: spread.{part} is not a finite quantile table (probs rising, "
-                "log_ratio within +-20); rebuild the calibration with `adaptsim calibrate`"
-            )
+        rows = [("", q.get("log_ratio", []))]
+        rows += [(f".by_point.{p}", r) for p, r in q.get("by_point", {}).items()]
+        for name, row in rows:
+            ratio = np.asarray(row, dtype=float)
+            if (
+                len(probs) != len(ratio)
+                or not np.isfinite(ratio).all()
+                or np.abs(ratio).max(initial=0.0) > 20
+                or not np.isfinite(probs).all()
+                or (np.diff(probs) < 0).any()
+            ):
+                raise UserError(
+                    f"{where}: spread.{part}{name} is not a finite quantile table (probs "
+                    "rising, log_ratio within +-20); rebuild the calibration with "
+                    "`adaptsim calibrate`"
+                )
 
 
 def _period(policy, where: str) -> float | None:
