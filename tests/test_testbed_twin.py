@@ -28,7 +28,7 @@ CALIBRATION = Path(__file__).parents[1] / "src" / "adaptsim" / "data" / "calibra
 
 
 def _lenet(duration_s: float = 4.0, names=("static-best", "all-cloud")):
-    sc = scenario_for_testbed(SCENARIO, CALIBRATION, duration_s=duration_s)
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION, duration_s=duration_s, policies=list(names))
     return replace(sc, policies=tuple(p for p in sc.policies if p.policy in names))
 
 
@@ -146,3 +146,42 @@ def test_scorecard_resimulates_a_saved_folder_with_the_median_of_draws(tmp_path)
         assert f"| {p95 * 1e3:.1f} |" in row, (policy, p95, row)
     assert "inside the draws' 10-90 %" in text
     json.loads((two / "validation.json").read_text())  # the folders only read, still whole
+
+
+def test_fold_back_fits_the_real_edges_spread_and_the_folded_twin_replays_it(tmp_path):
+    """A stand-in real run whose edge has no per-frame noise at all (the same scenario
+    with service noise off, heads x1.2): the fitted edge spread is flat (every quantile
+    the same log ratio), and the twin folded with it has an edge as steady as that run's,
+    where the calibration's spread made it vary."""
+    from adaptsim.simulator.draws import draw as run_draw
+    from adaptsim.testbed.foldback import FoldBack, apply_foldback, fit_foldback
+
+    sc = _lenet(duration_s=6.0, names=("all-edge",))  # every frame's head on the edge
+    quiet = replace(sc, service_noise=False)
+    stand_in = FoldBack(edge_scale=1.2, cloud_scale=1.0, uplink_extra_s=0.0, return_s=0.0,
+                        pause_s=0.0, frames=60)  # fmt: skip
+    real, twin = run_scenario(apply_foldback(quiet, stand_in)), run_scenario(sc)
+    real.records["return_s"] = 0.001
+    facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
+             "duration_s": 6.0, "rate_hz": sc.rate_hz, "frames_per_run": 60, "seeds": [1],
+             "applied": {}, "notes": [], "placement": {"edge_cpus": [0], "cloud_cpus": [1],
+             "cloud_workers": 1, "memory_stress_cpus": [1]}, "one_way_latency": "app",
+             "zero_rate": "tbf", "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    folder = write_validation(tmp_path / "v", real, twin, facts)
+    fb = fit_foldback(folder)
+    assert len(fb.edge_spread) == 21  # the calibration's quantile probabilities
+    log_ratio = np.array([q for _, q in fb.edge_spread])
+    # no spread within a stress level (the stand-in had none); what is left is the two
+    # levels' residuals around one fitted scale each (noisy twin sums), a few per cent,
+    # a small part of the calibration's own spread
+    calibrated = np.array(sc.model.spread["edge"]["log_ratio"])
+    assert np.ptp(log_ratio) < 0.2 * np.ptp(calibrated), (log_ratio, calibrated)
+    assert len(np.unique(log_ratio)) <= 2
+    assert run_draw(sc, 1).noise[:, 0].std() > 0.01  # while the calibration's varies
+    folded = run_scenario(apply_foldback(sc, fb)).records
+    edge = folded[folded["edge_s"] > 1e-3]["edge_s"]
+    real_edge = real.records[real.records["edge_s"] > 1e-3]["edge_s"]
+    ratio = lambda e: e.quantile(0.95) / e.quantile(0.5)  # noqa: E731
+    assert ratio(edge) == pytest.approx(ratio(real_edge), rel=0.05), (ratio(edge), ratio(real_edge))
+    unfolded = twin.records[twin.records["edge_s"] > 1e-3]["edge_s"]
+    assert ratio(unfolded) > ratio(real_edge) + 0.02
