@@ -61,6 +61,16 @@ def test_twin_draws_keep_the_frames_and_draw_0_is_the_single_twin():
                            b["edge_s"].fillna(0) + b["cloud_s"].fillna(0))  # fmt: skip
 
 
+def _facts(sc) -> dict:
+    """What validation.json says of a run of ``sc`` (enough to rebuild its twin)."""
+    return {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
+            "duration_s": sc.duration_s, "rate_hz": sc.rate_hz, "seeds": list(sc.seeds),
+            "frames_per_run": len(draw(sc, sc.seeds[0]).arrivals_s), "applied": {}, "notes": [],
+            "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
+                          "memory_stress_cpus": [1]}, "one_way_latency": "app", "zero_rate": "tbf",
+            "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+
+
 def _summary(values: dict[str, float], miss: float = 0.0) -> pd.DataFrame:
     return pd.DataFrame([{"policy": "p", "requests": 40, "mean_s": values["mean"],
                           "p50_s": values["p50"], "p95_s": values["p95"],
@@ -122,11 +132,7 @@ def test_scorecard_resimulates_a_saved_folder_with_the_median_of_draws(tmp_path)
                         pause_s=0.0, frames=40)  # fmt: skip
     real, twin = run_scenario(apply_foldback(sc, stand_in)), run_scenario(sc)
     real.records["return_s"] = 0.001  # a real run's way back, which the simulator lacks
-    facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
-             "duration_s": 4.0, "rate_hz": sc.rate_hz, "frames_per_run": 40, "seeds": [1],
-             "applied": {}, "notes": [], "placement": {"edge_cpus": [0], "cloud_cpus": [1],
-             "cloud_workers": 1, "memory_stress_cpus": [1]}, "one_way_latency": "app",
-             "zero_rate": "tbf", "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    facts = _facts(sc)
     one = write_validation(tmp_path / "seed1", real, twin, facts)
     two = write_validation(tmp_path / "seed2", real, twin,
                            {**facts, "fold_back": {"from": str(one), **asdict(stand_in)}},
@@ -162,11 +168,7 @@ def test_fold_back_fits_the_real_edges_spread_and_the_folded_twin_replays_it(tmp
                         pause_s=0.0, frames=60)  # fmt: skip
     real, twin = run_scenario(apply_foldback(quiet, stand_in)), run_scenario(sc)
     real.records["return_s"] = 0.001
-    facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
-             "duration_s": 6.0, "rate_hz": sc.rate_hz, "frames_per_run": 60, "seeds": [1],
-             "applied": {}, "notes": [], "placement": {"edge_cpus": [0], "cloud_cpus": [1],
-             "cloud_workers": 1, "memory_stress_cpus": [1]}, "one_way_latency": "app",
-             "zero_rate": "tbf", "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    facts = _facts(sc)
     folder = write_validation(tmp_path / "v", real, twin, facts)
     fb = fit_foldback(folder)
     assert len(fb.edge_spread) == 21  # the calibration's quantile probabilities
