@@ -31,6 +31,7 @@ policies=all,neurosurgeon,mpc,changepoint
 #    54 frames a policy (0.2 / 0.5 / 0.5 in the YAML); norway_metro_2 (AlexNet): its own
 #    2 frames/s = 72 frames a policy. In the twin every stage of every policy is at most
 #    ~22 % busy on average (all run all-edge there: the edge's ResNet50 takes ~0.19 s).
+#  Idle, expect ~7.5 min per ResNet scenario and ~6.5 min for AlexNet (~29 min for the four).
 declare -A plan=(
   [vehicle_trace]="4 25 1.5"
   [busy_edge]="20 30 1"
