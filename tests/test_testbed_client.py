@@ -20,12 +20,14 @@ from adaptsim.testbed.protocol import VERSION, encode
 
 def _peer(release: threading.Event, got: list[int]) -> tuple[socket.socket, int]:
     srv = socket.socket()
+    # a small receive buffer, fixed before the connection (no autotuning): the peer's
+    # kernel takes little while its application does not read
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
     srv.bind(("127.0.0.1", 0))
     srv.listen(1)
 
     def serve():
         conn, _ = srv.accept()
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
         conn.sendall(encode({"kind": "hello", "version": VERSION, "nonce": "n", "models": []}))
         release.wait(30)
         while chunk := conn.recv(1 << 20):
