@@ -11,7 +11,8 @@
 # the rates keep every stage of every policy below ~70 % busy in the twin (more queueing
 # where the twin is wrong would compound its error; see docs/validation.md);
 # the compile before the clock and the drain after each policy are not counted.
-# Usage: [OUT=results/validation-shipped] [SCENARIOS="vehicle_trace busy_edge"]
+# Usage: [OUT=results/validation-shipped] [SCENARIOS="vehicle_trace busy_edge"] (or any of
+#        norway_ferry_20 norway_train_1 norway_bus_1 norway_metro_2)
 #        [DURATION=S (seconds per policy, for a quick check)] scripts/validate_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,9 +25,20 @@ policies=all,neurosurgeon,mpc,changepoint
 #    it, ~4 tc changes a second); 1.5 frames/s = 38 frames a policy (0.2 in the YAML).
 #  busy_edge (ResNet50V2, 6 policies x 30 s = 180 s): the 600 s stress ramp x20 faster
 #    (a step every 5-7.5 s); 1 frame/s = 30 frames a policy (0.5 in the YAML).
+#  The four Norway HSDPA scenarios (5 policies x 36 s = 180 s each): the trace x5 faster,
+#    so each policy sees its first 180 s of 600 (89-266 bandwidth steps, 2.5-48 Mbit/s):
+#  norway_ferry_20, norway_train_1 (ResNet50), norway_bus_1 (ResNet50V2): 1.5 frames/s =
+#    54 frames a policy (0.2 / 0.5 / 0.5 in the YAML); norway_metro_2 (AlexNet): its own
+#    2 frames/s = 72 frames a policy. In the twin every stage of every policy is at most
+#    ~22 % busy on average (all run all-edge there: the edge's ResNet50 takes ~0.19 s).
+#  Idle, expect ~7.5 min per ResNet scenario and ~6.5 min for AlexNet (~29 min for the four).
 declare -A plan=(
   [vehicle_trace]="4 25 1.5"
   [busy_edge]="20 30 1"
+  [norway_ferry_20]="5 36 1.5"
+  [norway_train_1]="5 36 1.5"
+  [norway_bus_1]="5 36 1.5"
+  [norway_metro_2]="5 36 2"
 )
 start=$SECONDS
 mkdir -p "$out"

@@ -90,9 +90,15 @@ def test_report_numbers_are_the_csvs(folder):
     after = pd.read_csv(folder / "comparison_folded.csv").set_index("policy")
     for p in comp["policy"]:
         assert got[f"{p}/after/mean_error_pct"] == pytest.approx(after.loc[p, "mean_error_pct"])
-    tau = json.loads((folder / "validation.json").read_text())["ranking"]["kendall_tau"]
+    rank = json.loads((folder / "validation.json").read_text())["ranking"]
+    tau, opposite = rank["kendall_tau"], rank["discordant_pairs"]
     for text in (html.unescape(page), md):
         assert f"Kendall's tau {tau:.2f}" in text
+        # the pairs ordered oppositely, not only tau (the twin's ties not counted)
+        assert (
+            f"tau {tau:.2f}; {opposite} pair{'s' if opposite != 1 else ''} of policies "
+            "ordered oppositely" in text
+        )
         assert "no netem" in text and "8 kbit/s" in text
         assert "Before and after the fold-back" in text and "oracle: left out" in text
 

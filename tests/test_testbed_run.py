@@ -168,6 +168,8 @@ def test_short_real_validation_of_lenet(tmp_path):
     assert all(abs(a[0] - t) < 0.25 for a, t in zip(applied, (0, 1.5, 2.25, 3), strict=True))
     # tbf dropped nothing while the rate fell and rose (no retransmission stalls)
     assert facts["tbf_dropped_packets"] == {f"{p}/1": 0 for p in policies}
+    # one connection for every policy, warmed before the clock by one raw input (3,136 B)
+    assert facts["warm_up_bytes"] == 28 * 28 * 4 and facts["warm_up_s"] > 0
     assert "Kendall" in (out / "report.md").read_text()
     page = (out / "report.html").read_text()
     assert "static-best measured" in page and "all-cloud simulated" in page  # overlaid
@@ -183,8 +185,11 @@ def test_the_link_law_holds_on_the_emulated_link_through_a_trace():
     """The twin's uplink against the testbed's: ResNet50's raw input (602 kB) once a second
     through the car trace x4 as ConditionFollower applies it live, each message timed from
     its first byte to the peer's acknowledgement, against the simulator's Link with the
-    calibration's law. Measured here: mean within 0.4 %, each message but the first within
-    5 %."""
+    calibration's law. The connection is warmed first by one unrecorded message, as the
+    testbed's edge warms its one connection before the clock (EdgeRunner.connect):
+    without it the first message on a fresh connection took 19 % more than the law (the
+    receiver's window still growing). Measured here: mean within 0.4 %, each message within
+    5 %, the first one included."""
     from adaptsim.emulation import CLOUD_IP, NetnsPair
     from adaptsim.simulator.engine import Tables
     from adaptsim.simulator.link import Link
@@ -211,7 +216,7 @@ def test_the_link_law_holds_on_the_emulated_link_through_a_trace():
                 follow.start(t0)
                 client = subprocess.run(
                     [*pair.exec_in(pair.edge), sys.executable, peer, "send", CLOUD_IP,
-                     str(port), str(size), "1.0", "15"],
+                     str(port), str(size), "1.0", "15", "1"],
                     capture_output=True, text=True, timeout=120,
                 )  # fmt: skip
                 dropped = pair.dropped_packets()
@@ -227,10 +232,9 @@ def test_the_link_law_holds_on_the_emulated_link_through_a_trace():
     starts = np.array([r["start_monotonic"] - t0 for r in rows])
     law = np.array([max(link.finish(s + over[col], wire[col]), s + host[col]) - s
                     for s in starts])  # fmt: skip
-    # the first message on the fresh connection took 19 % more than the law here (the
-    # receiver's window still growing): a warm-up, left out; the others within 5 %
-    law, measured = law[1:], measured[1:]
     assert abs(law.mean() / measured.mean() - 1) < 0.03, (law.mean(), measured.mean())
+    # the first recorded message too: the warm-up took the fresh connection's cost
+    assert abs(law[0] / measured[0] - 1) < 0.10, (law[0], measured[0])
     assert np.all(np.abs(law / measured - 1) < 0.15), law / measured
 
 

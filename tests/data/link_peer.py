@@ -1,11 +1,12 @@
 """A peer for the emulated link's tests, run as a script in a network namespace.
 
 ``link_peer.py serve PORT``: acknowledge every length-prefixed message with one byte.
-``link_peer.py send HOST PORT SIZES PERIOD_S COUNT``: send messages of the sizes (bytes,
-comma-separated, in turn) every PERIOD_S, one at a time over one TCP connection (as the
-testbed's uplink), and print each one as a JSON line: its bytes, when it started (the
+``link_peer.py send HOST PORT SIZES PERIOD_S COUNT [WARM]``: send messages of the sizes
+(bytes, comma-separated, in turn) every PERIOD_S, one at a time over one TCP connection (as
+the testbed's uplink), and print each one as a JSON line: its bytes, when it started (the
 host's monotonic clock, which namespaces share) and its time from the first byte to the
-acknowledgement.
+acknowledgement. WARM (default 0) messages of the largest size go first, unrecorded, as
+the testbed's edge warms its connection before the clock.
 """
 
 import json
@@ -32,9 +33,12 @@ def serve(port: int) -> None:
         c.sendall(b"k")
 
 
-def send(host: str, port: int, sizes: list[int], period_s: float, count: int) -> None:
+def send(host: str, port: int, sizes: list[int], period_s: float, count: int, warm: int) -> None:
     c = socket.create_connection((host, port))
     c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for _ in range(warm):
+        c.sendall(struct.pack("!I", max(sizes)) + bytes(max(sizes)))
+        assert c.recv(1) == b"k"
     t0 = time.monotonic()
     for i in range(count):
         time.sleep(max(0.0, t0 + i * period_s - time.monotonic()))
@@ -51,4 +55,5 @@ if __name__ == "__main__":
         serve(int(sys.argv[2]))
     else:
         sizes = [int(x) for x in sys.argv[4].split(",")]
-        send(sys.argv[2], int(sys.argv[3]), sizes, float(sys.argv[5]), int(sys.argv[6]))
+        warm = int(sys.argv[7]) if len(sys.argv) > 7 else 0
+        send(sys.argv[2], int(sys.argv[3]), sizes, float(sys.argv[5]), int(sys.argv[6]), warm)

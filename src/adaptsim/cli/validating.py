@@ -64,6 +64,13 @@ def validate(
         Path | None,
         typer.Option(help="With --cloud: file holding the shared secret (else $ADAPTSIM_SECRET)."),
     ] = None,
+    noise_draws: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Service-noise draws of the twin; compared by their median, spread shown.",
+        ),
+    ] = 9,
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     import pandas as pd
@@ -82,7 +89,7 @@ def validate(
         scenario, calibration, target, duration_s=duration, time_scale=time_scale,
         policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
         fold_back=fold_back,
-        cloud=cloud, secret_file=secret_file, progress=_say,
+        cloud=cloud, secret_file=secret_file, noise_draws=noise_draws, progress=_say,
     )  # fmt: skip
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",

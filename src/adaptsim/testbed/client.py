@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import socket
+import struct
+import termios
 import threading
 import time
 
@@ -26,6 +29,13 @@ class CloudClient:
     server's stamps of a remote cloud are brought onto the edge's clock with it;
     ``clock_uncertainty_s`` bounds its error. ``server_latency_s``: the one-way
     latency the server adds before a frame queues.
+
+    ``unacked_bytes()``: what the edge has handed to the uplink and the peer has
+    not yet acknowledged: the bytes announced with :meth:`enqueued` and not yet
+    given to ``send``, those given but not yet written into the kernel, and the
+    kernel's own unacknowledged send queue (``SIOCOUTQ``). It is the real edge's
+    counterpart of the simulator's ``View.uplink_unacked_bytes`` (frames done on
+    the edge whose bytes have not all crossed the link).
     """
 
     def __init__(self, host: str, port: int, key: bytes | None, timeout_s: float = 60.0):
@@ -44,6 +54,22 @@ class CloudClient:
         self.models = hello.get("models", [])
         self._seq = 0
         self._lock = threading.Lock()
+        self._count = threading.Lock()  # the byte counters below
+        self._queued = 0  # payload bytes announced, not yet given to send
+        self._handed = 0  # frame bytes given to send
+        self._written = 0  # of them, written into the kernel
+
+    def enqueued(self, payload_bytes: int) -> None:
+        """Announce a payload that will be sent (it waits in the edge's uplink queue)."""
+        with self._count:
+            self._queued += int(payload_bytes)
+
+    def unacked_bytes(self) -> int:
+        """Bytes handed to the uplink that the peer has not acknowledged (see the class)."""
+        buf = fcntl.ioctl(self.sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")  # = SIOCOUTQ
+        in_kernel = struct.unpack("i", buf)[0]
+        with self._count:
+            return self._queued + (self._handed - self._written) + in_kernel
 
     def send(self, request_id: int, model: str, point: int, x: np.ndarray) -> None:
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -52,7 +78,16 @@ class CloudClient:
             header = {"kind": "infer", "id": request_id, "model": model, "point": point,
                       "dtype": "float32", "shape": list(x.shape), "nonce": self.nonce,
                       "seq": self._seq}  # fmt: skip
-            self.sock.sendall(encode(header, x.tobytes(), self.key))
+            frame = memoryview(encode(header, x.tobytes(), self.key))
+            with self._count:
+                self._queued = max(0, self._queued - x.nbytes)
+                self._handed += len(frame)
+            sent = 0
+            while sent < len(frame):  # sendall, counting what the kernel took
+                n = self.sock.send(frame[sent:])
+                sent += n
+                with self._count:
+                    self._written += n
 
     def receive(self) -> tuple[dict, bytes]:
         return read_frame(self.sock, _MAX_RESULT_BYTES, self.key)

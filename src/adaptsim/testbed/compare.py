@@ -14,14 +14,15 @@ from scipy.stats import kendalltau
 
 from adaptsim.report.figures import STAGES as _RUN_STAGES
 
-__all__ = ["STAGES", "compare_policies", "compare_stages", "ranking"]
+__all__ = ["STAGES", "compare_policies", "compare_stages", "err_pct", "ranking"]
 
 # the record columns of the run report's stages, in the order a frame meets them
 STAGES = tuple(column for column, _ in _RUN_STAGES)
 _STATS = (("mean_s", "mean"), ("p50_s", "p50"), ("p95_s", "p95"))
 
 
-def _err_pct(sim: float, real: float) -> float:
+def err_pct(sim: float, real: float) -> float:
+    """(simulated - measured) / measured in %; NaN where measured is 0 or not finite."""
     return float((sim - real) / real * 100.0) if real and np.isfinite(real) else np.nan
 
 
@@ -37,7 +38,7 @@ def compare_policies(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
         for col, short in _STATS:
             row[f"measured_{short}_s"] = r[col]
             row[f"simulated_{short}_s"] = t[col]
-            row[f"{short}_error_pct"] = _err_pct(t[col], r[col])
+            row[f"{short}_error_pct"] = err_pct(t[col], r[col])
         row["measured_miss_rate"] = r["deadline_miss_rate"]
         row["simulated_miss_rate"] = t["deadline_miss_rate"]
         row["miss_rate_diff"] = t["deadline_miss_rate"] - r["deadline_miss_rate"]
@@ -82,7 +83,7 @@ def compare_stages(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
         for stage in (*STAGES, "latency_s"):
             m, s = float(r[stage].mean()), float(t[stage].mean())
             rows.append({"policy": policy, "stage": stage, "measured_s": m, "simulated_s": s,
-                         "diff_s": s - m, "error_pct": _err_pct(s, m)})  # fmt: skip
+                         "diff_s": s - m, "error_pct": err_pct(s, m)})  # fmt: skip
         if "return_s" in r:
             rows.append({"policy": policy, "stage": "return_s (real only)",
                          "measured_s": float(r["return_s"].mean()), "simulated_s": 0.0,

@@ -22,6 +22,7 @@ from plotly.subplots import make_subplots
 from adaptsim.errors import UserError
 from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
 from adaptsim.report.figures import STAGES, figure_block, policy_colours
+from adaptsim.testbed.compare import ranking
 
 __all__ = ["STAGE_LABELS", "validation_page", "write_validation_report"]
 
@@ -55,6 +56,10 @@ def _policy_table(t: pd.DataFrame, table_id: str, caption: str) -> Table:
     for stat in ("mean", "p50", "p95"):
         cols += [f"{stat} measured (ms)", f"{stat} simulated (ms)", f"{stat} error"]
     cols += ["miss rate measured", "miss rate simulated"]
+    draws = "simulated_p95_s_p10" in t
+    if draws:  # the twin's noise draws: p95's spread, and the single draw's errors
+        cols += ["p95 draws 10 % (ms)", "p95 draws 90 % (ms)", "mean error, one draw",
+                 "p95 error, one draw"]  # fmt: skip
     tab = Table(cols, caption=caption, table_id=table_id)
     for _, r in t.iterrows():
         p = r["policy"]
@@ -69,6 +74,13 @@ def _policy_table(t: pd.DataFrame, table_id: str, caption: str) -> Table:
             _rate(r["measured_miss_rate"], f"{p}/measured_miss_rate"),
             _rate(r["simulated_miss_rate"], f"{p}/simulated_miss_rate"),
         ]
+        if draws:
+            cells += [
+                _s(r["simulated_p95_s_p10"], f"{p}/simulated_p95_s_p10"),
+                _s(r["simulated_p95_s_p90"], f"{p}/simulated_p95_s_p90"),
+                _pct(r["single_mean_error_pct"], f"{p}/single_mean_error_pct"),
+                _pct(r["single_p95_error_pct"], f"{p}/single_p95_error_pct"),
+            ]
         tab.add(*cells)
     return tab
 
@@ -213,12 +225,19 @@ def validation_page(folder: Path) -> Page:
         paragraph(
             "Error = (simulated - measured) / measured: positive when the simulator is "
             "pessimistic. The targets: mean within 10 %, p95 within 15 %."
+            + (
+                f" Simulated = the median over the twin's {int(comp['noise_draws'].iloc[0])} "
+                "service-noise draws (the same arrivals, monitor and traces); the draws' "
+                "10-90 % spread of p95 and the single draw's errors are beside it."
+                if "noise_draws" in comp
+                else ""
+            )
         ),
         table(_policy_table(comp, "comparison", "Measured vs simulated latency per policy.")),
         paragraph(
             f"Ranking by mean, measured: {' < '.join(rank['measured'])}; simulated: "
             f"{' < '.join(rank['simulated'])}; {'the same' if rank['same'] else 'different'}; "
-            f"Kendall's tau {fmt_number(rank['kendall_tau'], 2)}."
+            f"Kendall's tau {fmt_number(rank['kendall_tau'], 2)}; " + _discordant(rank)
         ),
     )
     page.section("Where the error sits", "stages").add(
@@ -253,7 +272,8 @@ def validation_page(folder: Path) -> Page:
             ),
             table(_fold_table(comp, after)),
             paragraph(
-                f"Ranking after: {' < '.join(after.sort_values('simulated_mean_s')['policy'])}."
+                f"Ranking after: {' < '.join(after.sort_values('simulated_mean_s')['policy'])}; "
+                + _discordant(ranking(after))
             ),
         )
     how = [
@@ -270,6 +290,15 @@ def validation_page(folder: Path) -> Page:
     ]
     page.section("How it was run", "how").add(*(paragraph(line) for line in how))
     return page
+
+
+def _discordant(rank: dict) -> str:
+    """The pairs the two order oppositely; pairs the twin ties do not count (tau does)."""
+    n = rank.get("discordant_pairs")
+    if n is None:
+        return "pairs ordered oppositely: not recorded."
+    return (f"{n} pair{'s' if n != 1 else ''} of policies ordered oppositely (pairs the twin "
+            "ties, running the same split every frame, not counted).")  # fmt: skip
 
 
 def write_validation_report(folder: Path) -> tuple[Path, Path]:

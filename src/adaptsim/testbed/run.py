@@ -245,6 +245,10 @@ def real_run(
             ready_edge = edge.answer(_READY_TIMEOUT_S, "the edge process")
             facts.update(edge_compile_s=ready_edge["compile_s"],
                          cloud_compile_s=ready_cloud.get("compile_s"))  # fmt: skip
+            # one connection for every policy's run, warmed by one unrecorded message
+            edge.send({"connect": True})
+            warm = edge.answer(_READY_TIMEOUT_S, "the edge's connection and warm-up")
+            facts.update(warm_up_s=warm.get("warm_up_s"), warm_up_bytes=warm.get("warm_up_bytes"))
             total = len(plan.policies) * len(sc.seeds)
             for spec_i in plan.policies:
                 for seed in sc.seeds:

@@ -50,6 +50,24 @@ def _md(rows: list[list[str]], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _spread(t: pd.Series, key: str) -> str:
+    lo, hi = t.get(f"{key}_p10", math.nan), t.get(f"{key}_p90", math.nan)
+    if not (isinstance(lo, float) and math.isfinite(lo)):
+        return "n/a"
+    return f"{_ms(lo)}-{_ms(hi)}"
+
+
+def _single(t: pd.Series, short: str) -> str:
+    v = t.get(f"single_{short}_error_pct", math.nan)
+    return _pct(v) if isinstance(v, float) else "n/a"
+
+
+def _inside(t: pd.Series, short: str) -> str:
+    v = t.get(f"{short}_inside")
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else (
+        "yes" if bool(v) else "no")  # fmt: skip
+
+
 def _policy_rows(t: pd.DataFrame) -> list[list[str]]:
     return [
         [
@@ -57,11 +75,16 @@ def _policy_rows(t: pd.DataFrame) -> list[list[str]]:
             str(int(r["frames"])),
             _ms(r["measured_mean_s"]),
             _ms(r["simulated_mean_s"]),
+            _spread(r, "simulated_mean_s"),
             _pct(r["mean_error_pct"]),
+            _single(r, "mean"),
             _pct(r["p50_error_pct"]),
             _ms(r["measured_p95_s"]),
             _ms(r["simulated_p95_s"]),
+            _spread(r, "simulated_p95_s"),
+            _inside(r, "p95"),
             _pct(r["p95_error_pct"]),
+            _single(r, "p95"),
             f"{100 * r['measured_miss_rate']:.1f} / {100 * r['simulated_miss_rate']:.1f} %",
             _met(r),
         ]
@@ -69,9 +92,10 @@ def _policy_rows(t: pd.DataFrame) -> list[list[str]]:
     ]
 
 
-_POLICY_COLS = ["policy", "frames", "mean measured (ms)", "simulated", "mean error",
-                "p50 error", "p95 measured (ms)", "simulated", "p95 error",
-                "misses measured / simulated", "targets met"]  # fmt: skip
+_POLICY_COLS = ["policy", "frames", "mean measured (ms)", "simulated (median of draws)",
+                "draws 10-90 %", "mean error", "one draw", "p50 error", "p95 measured (ms)",
+                "simulated (median of draws)", "draws 10-90 %", "measured inside",
+                "p95 error", "one draw", "misses measured / simulated", "targets met"]  # fmt: skip
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame:
@@ -90,8 +114,16 @@ def _ranking_line(t: pd.DataFrame) -> str:
             "not counted)")  # fmt: skip
 
 
-def scorecard(seed1: Path, seed2: Path) -> str:
-    """The protocol's tables (markdown) from the seed-1 folder and the folded seed-2 folder."""
+def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
+    """The protocol's tables (markdown) from the seed-1 folder and the folded seed-2 folder.
+
+    The simulated statistics are the median over the twin's noise draws
+    (:mod:`~adaptsim.testbed.twin`), with the draws' 10-90 % spread and draw 0's
+    error ("one draw") beside them. Folders written before the draws existed have
+    no spread in their CSVs: their twins are simulated again from the saved facts
+    (:mod:`~adaptsim.testbed.rescore`), as with ``resimulate`` (the current twin
+    and fold-back code against the saved real runs).
+    """
     seed1, seed2 = Path(seed1), Path(seed2)
     first = _read(seed1, "comparison.csv")
     before = _read(seed2, "comparison.csv")
@@ -102,9 +134,24 @@ def scorecard(seed1: Path, seed2: Path) -> str:
     if Path(fb.get("from", "")).resolve() != seed1.resolve():
         raise UserError(f"{seed2} was not folded back from {seed1} (validate --seed 2 "
                         f"--fold-back {seed1})")  # fmt: skip
+    note = None
+    if resimulate or not all("simulated_p95_s_p10" in t for t in (first, before, after)):
+        from dataclasses import asdict
+
+        from adaptsim.testbed.rescore import rescore_folder
+
+        first, _ = rescore_folder(seed1)
+        before, _ = rescore_folder(seed2)
+        after, fitted = rescore_folder(seed2, fold_back_from=seed1)
+        fb = {"from": str(seed1), **asdict(fitted)}
+        note = (f"(the twins simulated again now from the saved facts, "
+                f"{int(first['noise_draws'].iloc[0])} noise draws each, against the saved "
+                "real runs; the fold-back fitted again on seed 1)")  # fmt: skip
     out = [f"## {facts.get('scenario')}: {facts.get('frames_per_run', '?')} frames per policy "
            f"and run, traces x{facts.get('time_scale')} faster, {facts.get('duration_s')} s per "
            f"policy at {facts.get('rate_hz')} frames/s"]  # fmt: skip
+    if note:
+        out += ["", note]
     for title, t in (("seed 1 (measured vs simulated)", first),
                      ("seed 2 before the fold-back", before),
                      ("seed 2 after the fold-back fitted on seed 1", after)):  # fmt: skip
@@ -113,6 +160,10 @@ def scorecard(seed1: Path, seed2: Path) -> str:
         met = sum(_met(r) == "yes" for _, r in t.iterrows())
         out.append(f"targets (mean within {MEAN_TARGET_PCT:g} %, p95 within "
                    f"{P95_TARGET_PCT:g} %) met by {met} of {len(t)} policies")  # fmt: skip
+        if "p95_inside" in t:
+            out.append(f"measured mean inside the draws' 10-90 % for "
+                       f"{int(t['mean_inside'].sum())} of {len(t)} policies, p95 for "
+                       f"{int(t['p95_inside'].sum())} of {len(t)}")  # fmt: skip
     factors = {k: v for k, v in fb.items() if k != "from"}
     out += ["", "### the fold-back fitted on seed 1", "",
             ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -126,11 +177,14 @@ def scorecard(seed1: Path, seed2: Path) -> str:
     return "\n".join(out) + "\n"
 
 
-if __name__ == "__main__":  # python -m adaptsim.testbed.scorecard SEED1_DIR SEED2_DIR
-    if len(sys.argv) != 3:
-        sys.exit("usage: python -m adaptsim.testbed.scorecard SEED1_DIR SEED2_DIR")
+if __name__ == "__main__":  # python -m adaptsim.testbed.scorecard [--resimulate] SEED1 SEED2
+    args = sys.argv[1:]
+    again = "--resimulate" in args
+    args = [a for a in args if a != "--resimulate"]
+    if len(args) != 2:
+        sys.exit("usage: python -m adaptsim.testbed.scorecard [--resimulate] SEED1_DIR SEED2_DIR")
     try:
-        sys.stdout.write(scorecard(Path(sys.argv[1]), Path(sys.argv[2])))
+        sys.stdout.write(scorecard(Path(args[0]), Path(args[1]), resimulate=again))
     except UserError as exc:
         sys.stderr.write(f"adaptsim: error: {exc}\n")
         sys.exit(2)

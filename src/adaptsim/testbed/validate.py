@@ -23,15 +23,16 @@ import pandas as pd
 
 from adaptsim.atomic import write_atomic
 from adaptsim.errors import UserError
-from adaptsim.simulator import Results, run_scenario, write_results
+from adaptsim.simulator import Results, write_results
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.policies import resolve_policy
-from adaptsim.testbed.compare import compare_policies, compare_stages, ranking
+from adaptsim.testbed.compare import compare_stages, ranking
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
 from adaptsim.testbed.scenario import scenario_for_testbed
+from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
 __all__ = ["ALL_POLICIES", "select_policies", "validate", "write_validation"]
 
@@ -79,6 +80,7 @@ def validate(
     fold_back: Path | None = None,
     cloud: str | None = None,
     secret_file: Path | None = None,
+    noise_draws: int = NOISE_DRAWS,
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Run the scenario for real and simulated; write the comparison into ``out``.
@@ -92,8 +94,12 @@ def validate(
     in this host's own network, every frame authenticated with the shared secret
     (``$ADAPTSIM_SECRET`` or ``secret_file``): no namespaces and no tc, so the
     bandwidth trace is not applied (the real network is what it is; said in the
-    report); the edge stress traces still are.
+    report); the edge stress traces still are. The twin is simulated with
+    ``noise_draws`` service-noise draws and compared by their median
+    (:mod:`~adaptsim.testbed.twin`); ``simulated/`` holds draw 0.
     """
+    if noise_draws < 1:
+        raise UserError(f"--noise-draws {noise_draws}: give at least 1")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
     fb = None
@@ -121,8 +127,9 @@ def validate(
     if real.records.empty:
         raise KeyboardInterrupt
     twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
-    twin = run_scenario(twin_sc)
-    twin_fb = run_scenario(apply_foldback(twin_sc, fb)) if fb is not None else None
+    progress(f"simulating the twin ({noise_draws} noise draws)")
+    twin = twin_draws(twin_sc, noise_draws)
+    twin_fb = twin_draws(apply_foldback(twin_sc, fb), noise_draws) if fb is not None else None
     remote = plan.cloud_address is not None
     if remote:
         held = {c.get("cloud_latency_s") for c in facts.get("clock", {}).values()}
@@ -145,7 +152,7 @@ def validate(
         one_way_latency="added in the application (the kernel has no netem)",
         zero_rate=("not emulated: the real network between the two machines carries the frames"
                    if remote else "tbf at its smallest rate (8 kbit/s), not an exact stall"),
-        notes=notes, real_wall_s=real.wall_s, interrupted=real.interrupted,
+        notes=notes, noise_draws=noise_draws, real_wall_s=real.wall_s, interrupted=real.interrupted,
         logs_tail=logs, load_average=os.getloadavg(), cloud=cloud,
         fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
     )  # fmt: skip
@@ -153,15 +160,24 @@ def validate(
 
 
 def write_validation(
-    out: Path, real: Results, twin: Results, facts: dict, twin_folded: Results | None = None
+    out: Path,
+    real: Results,
+    twin: Results | list[Results],
+    facts: dict,
+    twin_folded: Results | list[Results] | None = None,
 ) -> Path:
     """Compare ``real`` with ``twin`` (and the folded twin) and write the folder ``out``.
 
-    ``facts`` says how the real run was made (see :func:`validate`); the ranking is
-    added here. Everything goes into a scratch folder beside ``out`` that is
+    ``twin`` is one simulation or a list of noise draws (draw 0 first, see
+    :mod:`~adaptsim.testbed.twin`): the comparison is against their median, with
+    their spread and draw 0's numbers beside it; ``simulated/`` and the stages hold
+    draw 0. ``facts`` says how the real run was made (see :func:`validate`); the
+    ranking is added here. Everything goes into a scratch folder beside ``out`` that is
     renamed into place at the end: the folder is whole or absent.
     """
-    table = compare_policies(real.summary, twin.summary)
+    twins = twin if isinstance(twin, list) else [twin]
+    twin = twins[0]
+    table = compare_draws(real.summary, twins)
     stages = compare_stages(real.records, twin.records)
     facts = {**facts, "ranking": ranking(table)}
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -172,8 +188,9 @@ def write_validation(
         write_atomic(tmp / "comparison.csv", lambda p: table.to_csv(p, index=False))
         write_atomic(tmp / "stages.csv", lambda p: stages.to_csv(p, index=False))
         if twin_folded is not None:
-            folded = compare_policies(real.summary, twin_folded.summary)
-            write_results(twin_folded, tmp / "simulated_folded")
+            folded_draws = twin_folded if isinstance(twin_folded, list) else [twin_folded]
+            folded = compare_draws(real.summary, folded_draws)
+            write_results(folded_draws[0], tmp / "simulated_folded")
             write_atomic(tmp / "comparison_folded.csv", lambda p: folded.to_csv(p, index=False))
         write_atomic(tmp / "validation.json",
                      lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip

@@ -1,0 +1,67 @@
+"""Re-scoring a saved validation folder with the current twin: no new real run.
+
+A validation folder keeps the real run (``real/``) and how it was made
+(``validation.json``: scenario, calibration, time scale, duration, seeds,
+rate). When the twin's model changes after the real runs were made (a new
+fold-back term, the noise draws of :mod:`~adaptsim.testbed.twin`), the twin is
+simulated again from those facts and compared with the saved real run. The
+folder is only read.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from adaptsim.errors import UserError
+from adaptsim.simulator import Scenario
+from adaptsim.testbed.foldback import FoldBack, apply_foldback, fit_foldback
+from adaptsim.testbed.scenario import scenario_for_testbed
+from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
+
+__all__ = ["rescore_folder", "twin_scenario"]
+
+
+def _facts(folder: Path) -> dict:
+    path = folder / "validation.json"
+    if not path.is_file() or not (folder / "real" / "summary.csv").is_file():
+        raise UserError(f"{folder}: not a validation folder (validation.json or real/ missing); "
+                        "give the --out of `adaptsim validate`")  # fmt: skip
+    return json.loads(path.read_text())
+
+
+def twin_scenario(folder: Path) -> Scenario:
+    """The twin's scenario of a saved validation folder: its policies, as it was run."""
+    from adaptsim.testbed.validate import ALL_POLICIES, select_policies
+
+    facts = _facts(folder)
+    names = pd.read_csv(folder / "real" / "summary.csv")["policy"].tolist()
+    sc = scenario_for_testbed(facts["scenario"], facts.get("calibration"), facts["duration_s"],
+                              facts.get("time_scale", 1.0), tuple(facts["seeds"]),
+                              facts.get("rate_hz"), [ALL_POLICIES, *names])  # fmt: skip
+    keep, _ = select_policies(sc, names)
+    return replace(sc, policies=tuple(sc.policies[i] for i in keep))
+
+
+def rescore_folder(
+    folder: Path, fold_back_from: Path | None = None, draws: int = NOISE_DRAWS
+) -> tuple[pd.DataFrame, FoldBack | None]:
+    """The folder's saved real run against the twin simulated now (with ``draws`` noise draws).
+
+    With ``fold_back_from`` (another validation folder: never ``folder`` itself)
+    the twin has what that run measured folded back. Returns the comparison of
+    :func:`~adaptsim.testbed.twin.compare_draws` and the fold-back used.
+    """
+    folder = Path(folder)
+    sc = twin_scenario(folder)
+    fb = None
+    if fold_back_from is not None:
+        if Path(fold_back_from).resolve() == folder.resolve():
+            raise UserError("fold-back: fit on another run than the one you score")
+        fb = fit_foldback(Path(fold_back_from))
+        sc = apply_foldback(sc, fb)
+    real = pd.read_csv(folder / "real" / "summary.csv")
+    return compare_draws(real, twin_draws(sc, draws)), fb
