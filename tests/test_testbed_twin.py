@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adaptsim.simulator import engine as sim_engine
 from adaptsim.simulator import run_scenario
 from adaptsim.simulator.draws import draw
 from adaptsim.testbed import scenario_for_testbed
@@ -32,22 +31,22 @@ def _lenet(duration_s: float = 4.0, names=("static-best", "all-cloud")):
     return replace(sc, policies=tuple(p for p in sc.policies if p.policy in names))
 
 
-def test_a_noise_draw_changes_the_service_noise_only_and_is_undone():
+def test_a_noise_draw_changes_the_service_noise_only():
+    """Draw k redraws the per-frame service noise and nothing else: the same k gives
+    the same noise again, another k other noise, and the arrivals and monitor
+    readings stay the seed's (the real run's frames and conditions)."""
     sc = _lenet()
     own = draw(sc, 1)
-    seen = []
-    with noise_draw(3):
-        seen.append(sim_engine.draw(sc, 1))
-        seen.append(sim_engine.draw(sc, 1))  # the same draw k again: the same noise
-    assert sim_engine.draw is draw  # undone after the block
-    with noise_draw(4):
-        other = sim_engine.draw(sc, 1)
+    seen = [draw(noise_draw(sc, 3), 1), draw(noise_draw(sc, 3), 1)]
+    other = draw(noise_draw(sc, 4), 1)
     for d in (*seen, other):
         np.testing.assert_array_equal(d.arrivals_s, own.arrivals_s)
         np.testing.assert_array_equal(d.monitor_noise, own.monitor_noise)
-        assert d.noise.shape == own.noise.shape and not np.array_equal(d.noise, own.noise)
-    np.testing.assert_array_equal(seen[0].noise, seen[1].noise)
-    assert not np.array_equal(seen[0].noise, other.noise)
+        assert len(d.noise) == len(own.noise)
+        assert not np.array_equal(d.noise[0], own.noise[0])
+    np.testing.assert_array_equal(seen[0].noise[0], seen[1].noise[0])
+    assert not np.array_equal(seen[0].noise[0], other.noise[0])
+    np.testing.assert_array_equal(draw(noise_draw(sc, 0), 1).noise[0], own.noise[0])
 
 
 def test_twin_draws_keep_the_frames_and_draw_0_is_the_single_twin():
@@ -110,8 +109,7 @@ def test_a_run_of_the_same_model_lies_inside_the_draws_more_often_than_one_draw_
     draws = twin_draws(sc, 9)
     err_med, err_one, inside = [], [], []
     for k in (101, 102, 103, 104):  # stand-ins: noise streams the twin never uses
-        with noise_draw(k):
-            real = run_scenario(sc)
+        real = run_scenario(noise_draw(sc, k))
         t = compare_draws(real.summary, draws)
         for s in ("mean", "p50", "p95"):
             err_med += list(t[f"{s}_error_pct"].abs())
@@ -152,38 +150,3 @@ def test_scorecard_resimulates_a_saved_folder_with_the_median_of_draws(tmp_path)
         assert f"| {p95 * 1e3:.1f} |" in row, (policy, p95, row)
     assert "inside the draws' 10-90 %" in text
     json.loads((two / "validation.json").read_text())  # the folders only read, still whole
-
-
-def test_fold_back_fits_the_real_edges_spread_and_the_folded_twin_replays_it(tmp_path):
-    """A stand-in real run whose edge has no per-frame noise at all (the same scenario
-    with service noise off, heads x1.2): the fitted edge spread is flat (every quantile
-    the same log ratio), and the twin folded with it has an edge as steady as that run's,
-    where the calibration's spread made it vary."""
-    from adaptsim.simulator.draws import draw as run_draw
-    from adaptsim.testbed.foldback import FoldBack, apply_foldback, fit_foldback
-
-    sc = _lenet(duration_s=6.0, names=("all-edge",))  # every frame's head on the edge
-    quiet = replace(sc, service_noise=False)
-    stand_in = FoldBack(edge_scale=1.2, cloud_scale=1.0, uplink_extra_s=0.0, return_s=0.0,
-                        pause_s=0.0, frames=60)  # fmt: skip
-    real, twin = run_scenario(apply_foldback(quiet, stand_in)), run_scenario(sc)
-    real.records["return_s"] = 0.001
-    facts = _facts(sc)
-    folder = write_validation(tmp_path / "v", real, twin, facts)
-    fb = fit_foldback(folder)
-    assert len(fb.edge_spread) == 21  # the calibration's quantile probabilities
-    log_ratio = np.array([q for _, q in fb.edge_spread])
-    # no spread within a stress level (the stand-in had none); what is left is the two
-    # levels' residuals around one fitted scale each (noisy twin sums), a few per cent,
-    # a small part of the calibration's own spread
-    calibrated = np.array(sc.model.spread["edge"]["log_ratio"])
-    assert np.ptp(log_ratio) < 0.2 * np.ptp(calibrated), (log_ratio, calibrated)
-    assert len(np.unique(log_ratio)) <= 2
-    assert run_draw(sc, 1).noise[:, 0].std() > 0.01  # while the calibration's varies
-    folded = run_scenario(apply_foldback(sc, fb)).records
-    edge = folded[folded["edge_s"] > 1e-3]["edge_s"]
-    real_edge = real.records[real.records["edge_s"] > 1e-3]["edge_s"]
-    ratio = lambda e: e.quantile(0.95) / e.quantile(0.5)  # noqa: E731
-    assert ratio(edge) == pytest.approx(ratio(real_edge), rel=0.05), (ratio(edge), ratio(real_edge))
-    unfolded = twin.records[twin.records["edge_s"] > 1e-3]["edge_s"]
-    assert ratio(unfolded) > ratio(real_edge) + 0.02

@@ -76,10 +76,16 @@ def service_noise(scenario: Scenario, rng: np.random.Generator, n: int) -> list[
 
 
 def draw(scenario: Scenario, seed: int) -> RunDraws:
-    """The run's random inputs, in their fixed order, from ``default_rng(seed)``."""
+    """The run's random inputs, in their fixed order, from ``default_rng(seed)``; with
+    ``scenario.noise_stream`` k > 0 the service noise alone comes from
+    ``default_rng([seed, k])`` (the seed's own is still drawn first, so nothing else
+    moves)."""
     rng = np.random.default_rng(seed)
     arrivals = arrival_times(scenario, rng)
     noise = service_noise(scenario, rng, len(arrivals))
+    if scenario.noise_stream:  # another draw of the service noise alone
+        other = np.random.default_rng([int(seed), int(scenario.noise_stream)])
+        noise = service_noise(scenario, other, len(arrivals))
     n_readings = int(scenario.duration_s / scenario.observe_period_s) + 2
     monitor_noise = (
         np.exp(rng.normal(0.0, scenario.observe_noise, (n_readings, 3)))

@@ -229,6 +229,10 @@ class Scenario:
     base_dir: str = "."
     limits: LimitsSpec = _DEFAULT_LIMITS
     admission: Admission = UNBOUNDED
+    # Which stream of service noise a seed draws: 0 is the seed's own; k > 0 redraws
+    # only the per-frame service noise (arrivals and monitor noise stay the seed's),
+    # as the validation twin's extra noise draws do (adaptsim.testbed.twin).
+    noise_stream: int = 0
 
     def shortened(self, duration_s: float, seeds: tuple[int, ...] | None = None) -> Scenario:
         """The same scenario over a shorter time (and optionally fewer seeds), for tests."""

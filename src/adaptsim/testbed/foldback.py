@@ -45,9 +45,6 @@ class FoldBack:
     frames: int  # finished real frames it was fitted on
     # (edge CPU stress %, real / simulated edge seconds) per level with enough frames
     edge_scale_by_cpu: tuple[tuple[float, float], ...] = ()
-    # the real edge's per-frame spread: (probability, log(real / scaled prediction))
-    # quantiles, replacing the calibration's edge spread; empty: the calibration's kept
-    edge_spread: tuple[tuple[float, float], ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -57,8 +54,6 @@ def _ratio(real: pd.Series, sim: pd.Series) -> float:
     keep = (sim > 0) & np.isfinite(real)
     return float(real[keep].sum() / sim[keep].sum()) if keep.any() else 1.0
 
-
-_MIN_HEAD_S = 1e-3  # heads shorter than this are left out of the edge spread's fit
 
 # Frames a stress level needs before it gets its own edge scale.
 MIN_FRAMES_PER_LEVEL = 5
@@ -101,10 +96,8 @@ def fit_foldback(folder: Path) -> FoldBack:
     both = both[np.isfinite(both["latency_s"])]
     same = both[both["point"] == both["point_sim"]]  # where both ran the same split
     reparts = runs["repartitions"].sum()
-    by_cpu = _edge_by_cpu(same)
-    edge_scale = _ratio(same["edge_s"], same["edge_s_sim"])
     return FoldBack(
-        edge_scale=edge_scale,
+        edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
         cloud_scale=_ratio(same["cloud_s"], same["cloud_s_sim"]),
         uplink_extra_s=float(np.median(same["uplink_s"] - same["uplink_s_sim"]))
         if len(same)
@@ -112,51 +105,8 @@ def fit_foldback(folder: Path) -> FoldBack:
         return_s=float(both["return_s"].median()) if len(both) else 0.0,
         pause_s=float(runs["switching_s"].sum() / reparts) if reparts else 0.0,
         frames=len(both),
-        edge_scale_by_cpu=by_cpu,
-        edge_spread=_edge_spread(folder, same, edge_scale, by_cpu),
+        edge_scale_by_cpu=_edge_by_cpu(same),
     )
-
-
-def _edge_spread(
-    folder: Path, same: pd.DataFrame, edge_scale: float, by_cpu: tuple
-) -> tuple[tuple[float, float], ...]:
-    """The real edge's per-frame variation around the folded-back prediction.
-
-    The calibration's edge spread comes from profiles; on this machine's idle runs
-    the real edge varied far less (ResNet50 on vehicle_trace: p95 / p50 of the head
-    time 1.09 real, 1.49 in the twin), so the twin's p95 sat 20-30 % above the
-    measured one while every mean agreed. Per frame, the twin's noiseless edge time
-    is its edge seconds over the frame's noise factor (the seed's draw, replayed
-    from the folder's facts); the spread is the quantiles of log(real / (noiseless x
-    the fitted scale at the frame's CPU level)), so the folded twin replays the real
-    edge's distribution. Empty when the folder's scenario cannot be rebuilt here.
-    """
-    from adaptsim.calibration.spread import quantiles
-    from adaptsim.errors import UserError
-    from adaptsim.simulator.draws import draw
-    from adaptsim.testbed.rescore import twin_scenario
-
-    # heads of at least a millisecond: a near-empty head's real time is the pipeline's
-    # fixed cost, not a ratio to its (near-zero) prediction
-    comp = same[(same["edge_s_sim"] > _MIN_HEAD_S) & np.isfinite(same["edge_s"])]
-    if len(comp) < 20:
-        return ()
-    try:
-        sc = twin_scenario(folder)
-    except (UserError, KeyError, OSError, ValueError):
-        return ()
-    noise = {int(seed): draw(sc, int(seed)).noise[:, 0] for seed in comp["seed"].unique()}
-    fe = np.array([noise[int(s)][int(i)] for s, i in zip(comp["seed"], comp["request"],
-                                                          strict=True)])  # fmt: skip
-    fb = FoldBack(edge_scale, 1.0, 0.0, 0.0, 0.0, 0, by_cpu)
-    cpu = (
-        comp["edge_cpu_pct"].to_numpy(dtype=float)
-        if "edge_cpu_pct" in comp
-        else np.zeros(len(comp))
-    )
-    predicted = comp["edge_s_sim"].to_numpy(dtype=float) / fe * _edge_factor(cpu, fb)
-    q = quantiles(np.log(comp["edge_s"].to_numpy(dtype=float) / predicted))
-    return tuple(zip(q["probs"], q["log_ratio"], strict=True))
 
 
 def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
@@ -176,14 +126,5 @@ def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
         link=replace(m.link, values=link_values),
         link_table=replace(m.link_table, values=m.link_table.values + extra),
         notes=(*m.notes, f"folded back: {asdict(fb)}"),
-        spread=_with_edge_spread(m.spread, fb.edge_spread),
     )
     return replace(sc, model=model, pause_s=fb.pause_s)
-
-
-def _with_edge_spread(spread: dict | None, edge: tuple) -> dict | None:
-    """The calibration's spread with the edge's replaced by the fitted one (if any)."""
-    if not edge:
-        return spread
-    probs, log_ratio = (list(x) for x in zip(*edge, strict=True))
-    return {**(spread or {}), "edge": {"probs": probs, "log_ratio": log_ratio}}

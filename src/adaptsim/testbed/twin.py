@@ -13,15 +13,12 @@ the draws' 10th-90th percentile is its spread: a measured value inside it is
 within the model's own sampling.
 
 The simulator draws its noise with :func:`adaptsim.simulator.draws.draw` from
-the seed's one generator; for the extra draws :func:`noise_draw` replaces the
-draw the engine calls for the length of one simulation (the engine imports
-``draw`` by name), with the noise from a generator seeded by ``[seed, k]``.
+the seed's one generator; draw k > 0 is the scenario's ``noise_stream`` k: the
+service noise alone from a generator seeded by ``[seed, k]``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
@@ -29,8 +26,6 @@ import pandas as pd
 
 from adaptsim.errors import UserError
 from adaptsim.simulator import Results, Scenario, run_scenario
-from adaptsim.simulator import engine as _engine
-from adaptsim.simulator.draws import draw, service_noise
 
 __all__ = ["NOISE_DRAWS", "SPREAD_PCT", "compare_draws", "noise_draw", "twin_draws"]
 
@@ -41,40 +36,17 @@ _STATS = (("mean_s", "mean"), ("p50_s", "p50"), ("p95_s", "p95"),
           ("deadline_miss_rate", "miss_rate"))  # fmt: skip
 
 
-@contextlib.contextmanager
-def noise_draw(k: int) -> Iterator[None]:
-    """Within the block, simulations use noise draw ``k`` of each seed (0: the seed's own).
-
-    Only the service noise changes; arrivals and monitor noise are the seed's.
-    """
-    if k == 0:
-        yield
-        return
-    if getattr(_engine, "draw", None) is not draw:
-        raise RuntimeError("adaptsim.simulator.engine no longer calls draws.draw by name: "
-                           "the twin's noise draws need that hook")  # fmt: skip
-
-    def redrawn(scenario: Scenario, seed: int):
-        base = draw(scenario, seed)
-        rng = np.random.default_rng([int(seed), int(k)])
-        return replace(base, noise=service_noise(scenario, rng, len(base.arrivals_s)))
-
-    _engine.draw = redrawn
-    try:
-        yield
-    finally:
-        _engine.draw = draw
+def noise_draw(sc: Scenario, k: int) -> Scenario:
+    """The scenario whose simulations use noise draw ``k`` of each seed (0: the seed's
+    own). Only the service noise changes; arrivals and monitor noise are the seed's."""
+    return replace(sc, noise_stream=int(k))
 
 
 def twin_draws(sc: Scenario, draws: int = NOISE_DRAWS) -> list[Results]:
     """The twin simulated with noise draws 0..draws-1 (the first is the single-draw twin)."""
     if draws < 1:
         raise UserError(f"--noise-draws {draws}: give at least 1")
-    out = []
-    for k in range(draws):
-        with noise_draw(k):
-            out.append(run_scenario(sc))
-    return out
+    return [run_scenario(noise_draw(sc, k)) for k in range(draws)]
 
 
 def compare_draws(real: pd.DataFrame, twins: list[Results] | list[pd.DataFrame]) -> pd.DataFrame:
