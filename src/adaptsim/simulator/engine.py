@@ -45,7 +45,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from heapq import heappush, heapreplace
+from heapq import heappop, heappush, heapreplace
 from pathlib import Path
 
 import numpy as np
@@ -218,10 +218,9 @@ class _Run:
         v.uplink_unacked_bytes = unacked
         v.last_arrival_s = self._arrival_s[self._i] if self._arrival_s else 0.0
         finished = []
-        while self.pending and self.pending[0][0] <= now:
-            _, _, record = heapq.heappop(self.pending)
-            if self.wants_finished:
-                finished.append(observation(record))
+        pending = self.pending  # empty unless the policy reads View.finished (see serve)
+        while pending and pending[0][0] <= now:
+            finished.append(observation(heappop(pending)[2]))
         v.finished = finished
 
     def _deployed(self) -> int:
