@@ -81,6 +81,7 @@ class Tables:
         self.cloud_list: list[float] = self.cloud_s.tolist()
         self._cache: dict[tuple[float, float], tuple[np.ndarray, ...]] = {}
         self._lists: dict[tuple[float, float], tuple[list[float], ...]] = {}
+        self._laws: dict[tuple[float, float], dict[int, tuple[float, float, float]]] = {}
 
     def at(self, cpu: float, mem: float):
         key = (cpu, mem)
@@ -91,6 +92,18 @@ class Tables:
             law = m.link_at(cpu, self.scenario.cloud_cpu_pct)[0][0]
             hit = (edge, law[:, 0].copy(), law[:, 1].copy(), law[:, 2].copy())
             self._cache[key] = hit
+        return hit
+
+    def uplink_law(self, cpu: float, mem: float) -> dict[int, tuple[float, float, float]]:
+        """Point ordinal -> (overhead s, wire bytes, host s) of the link law at a stress
+        level, as Python floats: a policy scores each finished upload against it."""
+        key = (cpu, mem)
+        hit = self._laws.get(key)
+        if hit is None:
+            _, over, wire_bytes, host = self.lists(cpu, mem)
+            ordinals = self.scenario.model.ordinals.tolist()
+            hit = {o: (over[i], wire_bytes[i], host[i]) for i, o in enumerate(ordinals)}
+            self._laws[key] = hit
         return hit
 
     def lists(self, cpu: float, mem: float) -> tuple[list[float], ...]:
