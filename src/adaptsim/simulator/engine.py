@@ -175,9 +175,11 @@ class _Run:
         self.sc, self.seed = scenario, seed
         draws = draw(scenario, seed)
         self.arrivals = draws.arrivals_s
-        # As Python floats: serve() reads one of each per frame (numpy scalars cost more).
+        # As Python floats: serve() reads one of each per frame (numpy scalars cost more);
+        # the noise as one list per part (a list per frame would be 10^5 small objects).
         self._arrival_s: list[float] = draws.arrivals_s.tolist()
-        self.noise: list[list[float]] = draws.noise.tolist()
+        self.noise = draws.noise
+        self._fe, self._fl, self._fc = (draws.noise[:, part].tolist() for part in range(3))
         self.monitor = Monitor(scenario, draws.monitor_noise)
         self.policy = resolve_policy(policy_spec, scenario.model, base_dir=Path(scenario.base_dir))
         self.tables = tables or Tables(scenario)
@@ -262,7 +264,7 @@ class _Run:
         as :meth:`decide` will charge it (unless the policy switches free, or this is
         the deployment decision, which is free)."""
         i, a = self._i, self.view.now_s
-        fe, fl, fc = self.noise[i]
+        fe, fl, fc = self._fe[i], self._fl[i], self._fc[i]
         stay_start = max(a, self.edge_free)
         pause = 0.0 if self.free_switching or self.current is None else self.sc.pause_s
         move_start = stay_start + pause
@@ -305,7 +307,7 @@ class _Run:
         if self.per_frame:
             self.decide(a)
         k = self.col[self.current]
-        fe, fl, fc = self.noise[i]
+        fe, fl, fc = self._fe[i], self._fl[i], self._fc[i]
         owl = self.owl
         free = self.edge_free
         # Every frame passes the edge in order, all-cloud ones with nothing to compute:
@@ -388,7 +390,7 @@ class _Run:
         point, switched = self.current, self._switched
         self._switched = False
         k = self.col[point]
-        fe, fl, fc = self.noise[i]
+        fe, fl, fc = self._fe[i], self._fl[i], self._fc[i]
         owl = self.sc.one_way_latency_s
         late = self.sc.admission.stale_after(a, self.sc.deadline_s)
         drop = self._drop
@@ -516,16 +518,16 @@ def _drive(run: _Run) -> None:
 def run_policy(scenario: Scenario, policy_spec, seed: int, tables: Tables | None = None):
     """Simulate one policy with one seed; returns (record columns, RunStats, policy name).
 
-    The cyclic garbage collector is paused while the run builds its records: the
-    run makes no reference cycles, and the collector's passes over tens of
-    thousands of fresh record tuples cost a fifth of the run time.
+    The cyclic garbage collector is paused while the run builds its records and
+    their columns: the run makes no reference cycles, and the collector's passes
+    over tens of thousands of fresh record tuples cost a fifth of the run time.
     """
-    run = _Run(scenario, policy_spec, seed, tables)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
+        run = _Run(scenario, policy_spec, seed, tables)
         _drive(run)
+        return columns(run.records), run.stats, run.policy.name
     finally:
         if was_enabled:
             gc.enable()
-    return columns(run.records), run.stats, run.policy.name
