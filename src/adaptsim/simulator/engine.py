@@ -40,7 +40,6 @@ order, so the same scenario and seed give the same records bit for bit.
 from __future__ import annotations
 
 import gc
-import heapq
 import math
 from collections import deque
 from collections.abc import Callable
@@ -429,7 +428,7 @@ class _Run:
                 parts += (cs - arrive, 0.0)
                 return drop(i, a, point, switched, Stage.cloud, parts, self.payload[k])
             ce = cs + c
-            heapq.heapreplace(self.cloud_free, ce)
+            heapreplace(self.cloud_free, ce)
         else:
             cs = ce = arrive
         done = ce + owl
