@@ -1,53 +1,49 @@
-"""Simulated requests per second of the adaptive built-ins, side by side with reactive.
+"""Simulated requests per second of the adaptive built-ins, side by side.
 
 The scenario is ``adaptsim bench``'s (LeNet, Poisson 30 frames/s, bandwidth and
 edge CPU stepping, two cloud servers). Each policy runs with its defaults (all
 four decide every second and read their finished uploads for the ``planned``
-discount), ``REPEATS`` times interleaved, in one process; the medians are printed.
-These machines are shared and noisy: compare only figures from one run.
+discount), ``REPEATS`` times interleaved, in one process; the medians are printed,
+per wall-second and per CPU-second of this process (on a shared, loaded machine
+the CPU-second figure is the one that means something).
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-import time
 
 import pytest
 
-from adaptsim.simulator.bench import bench_scenario
-from adaptsim.simulator.engine import run_policy
-from adaptsim.simulator.scenario import PolicySpec
+from adaptsim.simulator.bench import POLICIES, bench_scenario, policy_rate
 
 REPEATS = 3
-POLICIES = {
-    "reactive": PolicySpec(policy="reactive", params={"period_s": 1.0}),
-    "mpc": PolicySpec(policy="mpc"),
-    "neurosurgeon": PolicySpec(policy="neurosurgeon"),
-    "changepoint": PolicySpec(policy="changepoint"),
-}
 
 
-def policy_rates(duration_s: float = 2000.0, repeats: int = REPEATS) -> dict[str, float]:
-    """Median simulated requests per wall-second per policy."""
+def policy_rates(duration_s: float = 2000.0, repeats: int = REPEATS) -> dict[str, dict]:
+    """Median simulated requests per wall-second and per CPU-second, per policy."""
     sc = bench_scenario(duration_s)
-    rates: dict[str, list[float]] = {name: [] for name in POLICIES}
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in POLICIES}
     for _ in range(repeats):
         for name, spec in POLICIES.items():
-            t0 = time.perf_counter()
-            cols, _, _ = run_policy(sc, spec, 0)
-            rates[name].append(len(cols["request"]) / (time.perf_counter() - t0))
-    return {name: round(statistics.median(r)) for name, r in rates.items()}
+            rates[name].append(policy_rate(sc, spec))
+    return {
+        name: {
+            "wall": round(statistics.median(w for w, _ in r)),
+            "cpu": round(statistics.median(c for _, c in r)),
+        }
+        for name, r in rates.items()
+    }
 
 
 @pytest.mark.benchmark
-def test_mpc_keeps_up_with_reactive(capsys):
-    """Issue 17 asks for >= 50,000 requests/s with mpc; on a shared 2-core machine
-    only a side-by-side ratio means anything, so that is what is checked here. mpc
-    plans its horizon in closed form and decides every second like reactive; both
-    read the frames' own uploads, so per frame they cost the same: measured side by
-    side, mpc ran at 0.9-1.7x reactive (docs/policies.md); 0.6 leaves room for noise."""
+def test_mpc_reaches_50000_requests_per_cpu_second(capsys):
+    """Issue 17 asks for >= 50,000 requests/s with mpc. On a shared 2-core machine
+    wall-clock figures depend on the neighbours, so the CPU-second figure is held to
+    it (measured: about 70,000 under load, docs/policies.md), and mpc, which plans a
+    horizon, to at least 0.8x reactive side by side (measured: about 1x)."""
     rates = policy_rates()
     with capsys.disabled():
         print("\n" + json.dumps(rates, indent=1))
-    assert rates["mpc"] >= 0.6 * rates["reactive"]
+    assert rates["mpc"]["cpu"] >= 50_000
+    assert rates["mpc"]["cpu"] >= 0.8 * rates["reactive"]["cpu"]

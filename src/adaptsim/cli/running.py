@@ -147,7 +147,8 @@ def report_cmd(
 def bench(
     repeats: Annotated[int, typer.Option(min=1, help="Runs of each engine.")] = 3,
 ) -> None:
-    """Simulated requests per second: the fast engine vs a naive SimPy one, side by side."""
+    """Simulated requests per second: the fast engine vs a naive SimPy one, side by side,
+    and the fast engine with each adaptive built-in (per wall- and per CPU-second)."""
     from adaptsim.simulator.bench import bench as run_bench
 
     result = run_bench(repeats, progress=lambda r, n: err.print(f"  repeat {r}/{n}", markup=False))

@@ -22,11 +22,13 @@ class PolicyError(UserError):
 
 def checked_decision(policy, view, points: dict[int, int], seed: int, model: str) -> int:
     """Call ``policy.decide(view)``; return the point, or raise :class:`PolicyError`."""
-    at = f"policy {policy.name!r} (seed {seed}) at simulated time {view.now_s:.6g} s"
     try:
         raw = policy.decide(view)
     except Exception as exc:  # the user's code: report it as theirs, keep the other runs
-        raise PolicyError(f"{at} raised {type(exc).__name__}: {exc}") from None
+        raise PolicyError(f"{_at(policy, view, seed)} raised {type(exc).__name__}: {exc}") from None
+    if type(raw) is int and raw in points:  # the usual answer, checked at once (per frame)
+        return raw
+    at = _at(policy, view, seed)
     if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
         raise PolicyError(f"{at} returned {raw!r}, not a partition point (an integer)")
     if not (isinstance(raw, numbers.Integral) or float(raw).is_integer()):
@@ -39,3 +41,8 @@ def checked_decision(policy, view, points: dict[int, int], seed: int, model: str
             f"(its points: {ordinals[0]}..{ordinals[-1]})"
         )
     return point
+
+
+def _at(policy, view, seed: int) -> str:
+    """Who failed where, for the error line (built only when there is an error)."""
+    return f"policy {policy.name!r} (seed {seed}) at simulated time {view.now_s:.6g} s"

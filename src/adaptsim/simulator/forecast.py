@@ -21,9 +21,10 @@ frame ahead with it, the MPC policy a horizon of frames.
 from __future__ import annotations
 
 import bisect
-import functools
+import math
 from collections import deque
 from enum import StrEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,8 +35,10 @@ __all__ = [
     "PLANNED_PER_DECISION",
     "BandwidthForecast",
     "Discount",
+    "Horizon",
     "Outlook",
     "SampleFeed",
+    "ServiceLists",
     "Source",
     "check_params",
     "condition",
@@ -84,7 +87,7 @@ def transfer_samples(view: View, last: int | None = None) -> list[tuple[float, f
     e = view.model.edge_blocks
     cpu = float(round(min(max(cpu, e.cpu_levels[0]), e.cpu_levels[-1])))
     mem = float(round(min(max(mem, e.mem_levels[0]), e.mem_levels[-1])))
-    law = _uplink_law(view.tables, cpu, mem)
+    law = view.tables.uplink_law(cpu, mem)  # cached per stress level
     append = out.append
     for obs in finished:
         over, wire_bytes, host = law[obs.point]
@@ -94,17 +97,6 @@ def transfer_samples(view: View, last: int | None = None) -> list[tuple[float, f
             continue
         append((obs.time_s - obs.latency_s, mbps(wire_bytes, wire_s)))
     return out
-
-
-@functools.lru_cache(maxsize=16)
-def _uplink_law(tables, cpu: float, mem: float) -> dict[int, tuple[float, float, float]]:
-    """Point -> (overhead s, wire bytes, host s) of the link law at a stress level, as
-    Python floats (indexing numpy arrays per upload cost more than the rest)."""
-    _, over, wire_bytes, host = tables.at(cpu, mem)
-    return {
-        int(o): (float(over[i]), float(wire_bytes[i]), float(host[i]))
-        for i, o in enumerate(tables.scenario.model.ordinals.tolist())
-    }
 
 
 class SampleFeed:
@@ -366,41 +358,143 @@ def queue_done_s(
     Returns:
         (frames, points) array of predicted end-to-end latencies.
     """
-    if gap_s is None:
-        gap_s = 1.0 / view.arrival_rate_hz if view.arrival_rate_hz > 0 else 0.0
-    now = view.now_s
-    arrival = next_arrival_s(view, gap_s)
-    owl = view.one_way_latency_s
-    switch = view.ordinals != view.current_point
-    pause_s = view.pause_s if pause_s is None else pause_s
-    edge_free = np.where(switch, max(now, view.edge_free_s) + pause_s, view.edge_free_s)
-    link_free = now + uplink_backlog_s if uplink_backlog_s > 0 else -np.inf
-    # Every stage is a FIFO queue with one service time per point, so the whole horizon
-    # is a few array operations (see _fifo_ends), not a loop over frames.
-    a = arrival + np.arange(frames)[:, None] * gap_s  # (frames, 1)
-    edge_end = _fifo_ends(a, edge_free, est.edge_s)
-    arrive = _fifo_ends(edge_end, link_free, est.comm_s) + owl
-    servers = max(view.cloud_servers, 1)
-    if servers >= frames:  # every planned frame finds a free server (the cloud starts free)
-        end = arrive + est.cloud_s
-    else:  # c servers, FIFO: frame j takes the server frame j - c used
-        end = np.empty_like(arrive)
-        for r in range(servers):
-            end[r::servers] = _fifo_ends(arrive[r::servers], -np.inf, est.cloud_s)
-    end = np.where(est.cloud_s > 0, end, arrive)
-    return end + owl - a
+    plan = Horizon(view, frames, gap_s, pause_s, uplink_backlog_s)
+    per_point = [plan.latencies(*p) for p in ServiceLists.of(est, view.ordinals).points()]
+    return np.ascontiguousarray(np.array(per_point, dtype=float).T)
 
 
-def _fifo_ends(x: np.ndarray, free, service_s: np.ndarray) -> np.ndarray:
-    """End times at a FIFO single server of frames entering at ``x`` (frames, points),
-    in order, each taking ``service_s`` (points), the server free from ``free``.
+class ServiceLists(NamedTuple):
+    """An :data:`Estimate` as lists of floats, with the points' ordinals: what
+    :class:`Horizon` reads (a policy that plans from one estimate many times converts
+    it once)."""
 
-    The Lindley recursion ``end[j] = max(x[j], end[j-1]) + s`` unrolled:
-    ``end[j] = (j+1) s + max(free, max_{i<=j} (x[i] - i s))``.
+    ordinals: list[int]
+    edge_s: list[float]
+    comm_s: list[float]
+    cloud_s: list[float]
+
+    @classmethod
+    def of(cls, est: Estimate, ordinals: np.ndarray) -> ServiceLists:
+        lists = (est.edge_s.tolist(), est.comm_s.tolist(), est.cloud_s.tolist())
+        return cls(ordinals.tolist(), *lists)
+
+    def points(self):
+        """(ordinal, edge s, link s, cloud s) per point."""
+        return zip(self.ordinals, self.edge_s, self.comm_s, self.cloud_s, strict=True)
+
+
+class Horizon:
+    """The next ``frames`` frames as a decision plans them (see :func:`queue_done_s`).
+
+    Every stage is a FIFO queue with one service time ``s`` per point, so a frame's
+    end is the Lindley recursion unrolled, ``end[j] = (j+1) s + max(free,
+    max_{i<=j} (x[i] - i s))`` for frames entering at ``x``, the server free from
+    ``free``; the cloud's ``c`` servers are ``c`` interleaved single servers (frame j
+    takes the server frame j - c used). One point at a time, in plain floats: for
+    the few frames of a decision numpy's cost per call was most of the work, and a
+    point that cannot win need not be planned at all (:meth:`best`).
     """
-    j = np.arange(x.shape[0])[:, None]
-    lead = np.maximum.accumulate(x - j * service_s, axis=0)
-    return (j + 1) * service_s + np.maximum(free, lead)
+
+    def __init__(
+        self,
+        view: View,
+        frames: int,
+        gap_s: float | None = None,
+        pause_s: float | None = None,
+        uplink_backlog_s: float = 0.0,
+    ):
+        if gap_s is None:
+            gap_s = 1.0 / view.arrival_rate_hz if view.arrival_rate_hz > 0 else 0.0
+        now = view.now_s
+        arrival = next_arrival_s(view, gap_s)
+        pause_s = view.pause_s if pause_s is None else pause_s
+        self.frames = frames
+        self.arrivals_s = [arrival + j * gap_s for j in range(frames)]
+        self.current = view.current_point
+        self.stay_free = view.edge_free_s
+        self.move_free = max(now, self.stay_free) + pause_s
+        self.link_free = now + uplink_backlog_s if uplink_backlog_s > 0 else -math.inf
+        self.owl = view.one_way_latency_s
+        self.servers = max(view.cloud_servers, 1)
+
+    def latencies(self, point: int, edge_s: float, comm_s: float, cloud_s: float) -> list[float]:
+        """The planned frames' end-to-end latencies at ``point`` (these service times)."""
+        a, owl, servers, frames = self.arrivals_s, self.owl, self.servers, self.frames
+        free = self.stay_free if point == self.current else self.move_free
+        arrive = [t + owl for t in _fifo_ends(_fifo_ends(a, free, edge_s), self.link_free, comm_s)]
+        if cloud_s <= 0:
+            end = arrive
+        elif servers >= frames:  # every planned frame finds a free server (they start free)
+            end = [t + cloud_s for t in arrive]
+        else:
+            end = [0.0] * frames
+            for r in range(servers):
+                end[r::servers] = _fifo_ends(arrive[r::servers], -math.inf, cloud_s)
+        return [t + owl - x for t, x in zip(end, a, strict=True)]
+
+    def cost(self, point: int, edge_s: float, comm_s: float, cloud_s: float) -> float:
+        """The planned frames' summed latency, added frame by frame in order (as numpy
+        sums a (frames, points) array over its frames: the same float)."""
+        latencies = self.latencies(point, edge_s, comm_s, cloud_s)
+        total = latencies[0]
+        for x in latencies[1:]:
+            total += x
+        return total
+
+    def best(self, est: ServiceLists) -> int:
+        """The point of least :meth:`cost` (the first on ties, as ``np.argmin``).
+
+        Every frame takes at least its service times and the two one-way latencies,
+        so ``frames * (edge + link + cloud + 2 owl)`` bounds a point's cost from below;
+        points are planned in the order of that bound, and once it exceeds the best
+        cost found (by far more than any rounding) no later point can win.
+        """
+        owl2 = 2.0 * self.owl
+        bound = [
+            self.frames * (e + c + max(cl, 0.0) + owl2)
+            for e, c, cl in zip(est.edge_s, est.comm_s, est.cloud_s, strict=True)
+        ]
+        if not all(math.isfinite(b) for b in bound):  # nothing to prune by: plan them all
+            return self._best_of_all(est)
+        slack = self.frames * 1e-9 * (1.0 + abs(self.arrivals_s[-1]) + abs(self.move_free))
+        best_k, best = -1, math.inf
+        for k in sorted(range(len(bound)), key=bound.__getitem__):
+            if bound[k] - slack > best:
+                break
+            c = self.cost(est.ordinals[k], est.edge_s[k], est.comm_s[k], est.cloud_s[k])
+            if c != c:  # NaN: np.argmin's answer is the first NaN; plan them all
+                return self._best_of_all(est)
+            if c < best or (c == best and k < best_k):
+                best_k, best = k, c
+        return est.ordinals[best_k]
+
+    def _best_of_all(self, est: ServiceLists) -> int:
+        return est.ordinals[first_min([self.cost(*p) for p in est.points()])]
+
+
+def first_min(values: list[float]) -> int:
+    """The index of the least value, the first on ties (a NaN first, as ``np.argmin``)."""
+    best_i, best = 0, values[0]
+    for i, v in enumerate(values):
+        if v != v:
+            return i
+        if v < best:
+            best_i, best = i, v
+    return best_i
+
+
+def _fifo_ends(x: list[float], free: float, service_s: float) -> list[float]:
+    """End times at a FIFO single server of frames entering at ``x``, in order, each
+    taking ``service_s``, the server free from ``free``: ``(j+1) s + max(free,
+    max_{i<=j} (x[i] - i s))`` (see :class:`Horizon`)."""
+    out = []
+    lead = -math.inf
+    for j, t in enumerate(x):
+        v = t - j * service_s
+        if v > lead:
+            lead = v
+        out.append((j + 1) * service_s + (free if free > lead else lead))
+    return out
 
 
 def condition(bandwidth_mbps: float, m: Conditions | None) -> Conditions:

@@ -73,4 +73,6 @@ class Link:
         """When a transfer of ``payload_bytes`` that starts sending at ``start_s`` ends."""
         if payload_bytes <= 0:
             return start_s
+        if start_s == math.inf:  # behind a transfer that never ends: never starts
+            return math.inf
         return self.time_at(self.capacity(start_s) + payload_bytes)

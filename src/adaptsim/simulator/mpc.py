@@ -30,17 +30,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from adaptsim.simulator.forecast import (
     Discount,
+    Horizon,
     Outlook,
+    ServiceLists,
     Source,
     check_params,
     condition,
-    queue_done_s,
 )
-from adaptsim.simulator.policies import BasePolicy, Estimate, View, _whole
+from adaptsim.simulator.policies import BasePolicy, View, _whole
 
 __all__ = ["MPC"]
 
@@ -78,7 +77,7 @@ class MPC(BasePolicy):
     _memo: tuple | None = field(default=None, init=False, repr=False)
     _quantum_s: float | None = field(default=None, init=False, repr=False)
     _cond: tuple | None = field(default=None, init=False, repr=False)
-    _est: Estimate | None = field(default=None, init=False, repr=False)
+    _est: ServiceLists | None = field(default=None, init=False, repr=False)
     _answer: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self):
@@ -110,9 +109,8 @@ class MPC(BasePolicy):
             return self._answer
         if (bw, stress) != self._cond:
             self._cond = (bw, stress)
-            self._est = self._outlook.estimate(view, condition(bw, m))
-        est = self._est
-        cost = queue_done_s(view, est, frames=self.horizon).sum(axis=0)
+            est = self._outlook.estimate(view, condition(bw, m))
+            self._est = ServiceLists.of(est, view.ordinals)
         self._memo = key
-        self._answer = int(view.ordinals[int(np.argmin(cost))])
+        self._answer = Horizon(view, self.horizon).best(self._est)
         return self._answer

@@ -50,7 +50,7 @@ class Reactive(BasePolicy):
     period_s: float | None = 1.0
     name: str = "reactive"
     uses_finished: bool = True
-    _estimate: np.ndarray | None = field(default=None, init=False, repr=False)
+    _estimate: tuple[float, float, float] | None = field(default=None, init=False, repr=False)
     _seen: Conditions | None = field(default=None, init=False, repr=False)
     _streak: int = field(default=0, init=False, repr=False)
     _candidate: int | None = field(default=None, init=False, repr=False)
@@ -80,7 +80,7 @@ class Reactive(BasePolicy):
 
     def _bandwidth_mbps(self, view: View) -> float:
         """The EWMA bandwidth, discounted by its error on the planned uploads."""
-        bw = float(self._estimate[0])
+        bw = self._estimate[0]
         if self.discount is Discount.none:
             return bw
         if bw != self._plan.harmonic_mean():
@@ -92,16 +92,18 @@ class Reactive(BasePolicy):
     def decide(self, view: View) -> int:
         m = view.monitor
         if m is not None and m is not self._seen:
-            x = np.array([m.bandwidth_mbps, m.edge_cpu_pct, m.edge_mem_pct])
-            self._estimate = (
-                x
-                if self._estimate is None
-                else (self.alpha * x + (1 - self.alpha) * self._estimate)
-            )
+            x = (m.bandwidth_mbps, m.edge_cpu_pct, m.edge_mem_pct)
+            if self._estimate is None:
+                self._estimate = tuple(float(v) for v in x)
+            else:  # plain floats: three numbers, where numpy's per-call cost would dominate
+                a = self.alpha
+                self._estimate = tuple(
+                    a * v + (1 - a) * e for v, e in zip(x, self._estimate, strict=True)
+                )
             self._seen = m
         if self._estimate is None:
             return view.current_point
-        _, cpu, mem = self._estimate.tolist()
+        _, cpu, mem = self._estimate
         est = Conditions(self._bandwidth_mbps(view), cpu, mem)
         estimate = view.predict(est)
         pred = estimate.total_s
