@@ -150,3 +150,31 @@ def test_scorecard_resimulates_a_saved_folder_with_the_median_of_draws(tmp_path)
         assert f"| {p95 * 1e3:.1f} |" in row, (policy, p95, row)
     assert "inside the draws' 10-90 %" in text
     json.loads((two / "validation.json").read_text())  # the folders only read, still whole
+
+
+def test_a_discordant_pair_counts_as_separated_only_when_the_real_run_tells_it_apart():
+    """Three policies on the same 30 frames: "slow" is 20 ms behind "fast" on every
+    frame (give or take 5 ms); "near" is 0.4 ms behind "fast" on average with 5 ms of
+    per-frame noise (seeded: a Wilcoxon p of 0.58, no order the run can tell). The
+    twin orders every pair oppositely: three discordant pairs, two of them (those
+    with "slow") separated. Fails if the test is unpaired (the frames' own spread,
+    50 ms, would hide the 20 ms), run on concordant pairs, or counts every pair."""
+    from adaptsim.testbed.compare import ranking, separated
+
+    base = 0.2 + 0.05 * np.sin(np.arange(30))  # frames of different cost, shared
+    wobble = 0.005 * (-1.0) ** np.arange(30)
+    near = np.random.default_rng(0).normal(0.001, 0.005, 30)  # mean +0.39 ms
+    lat = {"fast": base, "slow": base + 0.02 + wobble, "near": base + near}
+    records = pd.concat(
+        pd.DataFrame({"policy": p, "seed": 1, "request": np.arange(30), "latency_s": v})
+        for p, v in lat.items()
+    )
+    assert separated(records, "fast", "slow") and separated(records, "near", "slow")
+    assert not separated(records, "fast", "near")
+    simulated = {"fast": 0.30, "slow": 0.20, "near": 0.25}  # measured: fast < near < slow
+    table = pd.DataFrame({"policy": list(lat), "measured_mean_s": [v.mean() for v in lat.values()],
+                          "simulated_mean_s": [simulated[p] for p in lat]})  # fmt: skip
+    r = ranking(table, records)
+    assert r["discordant_pairs"] == 3
+    assert r["separated_discordant_pairs"] == 2
+    assert "separated_discordant_pairs" not in ranking(table)  # only with the records

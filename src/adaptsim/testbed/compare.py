@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, wilcoxon
 
 from adaptsim.report.figures import STAGES as _RUN_STAGES
 
-__all__ = ["STAGES", "compare_policies", "compare_stages", "err_pct", "ranking"]
+__all__ = [
+    "SEPARATED_ALPHA",
+    "STAGES",
+    "compare_policies",
+    "compare_stages",
+    "err_pct",
+    "ranking",
+    "separated",
+]
 
 # the record columns of the run report's stages, in the order a frame meets them
 STAGES = tuple(column for column, _ in _RUN_STAGES)
@@ -48,13 +56,20 @@ def compare_policies(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ranking(table: pd.DataFrame) -> dict:
+def ranking(table: pd.DataFrame, real_records: pd.DataFrame | None = None) -> dict:
     """Both rankings by mean latency, whether they agree, and Kendall's tau.
 
     ``discordant_pairs``: pairs of policies the two order oppositely. Pairs the
     twin ties (policies that run the same split there) are not counted: tau is
     below 1 for them however good the model, since the real run orders them by
     its noise; ``same_but_ties`` is true when no pair is discordant.
+
+    With the real run's records, ``separated_discordant_pairs`` counts only the
+    discordant pairs whose measured order the run itself can tell: every policy
+    serves the same frames, so a pair is separated when the paired per-frame
+    latency differences (frames both finished) differ from zero by a Wilcoxon
+    signed-rank test at :data:`SEPARATED_ALPHA`. Two policies 3 % apart over 30
+    frames usually are not: a second real run could order them either way.
     """
     measured = table.sort_values("measured_mean_s")["policy"].tolist()
     simulated = table.sort_values("simulated_mean_s")["policy"].tolist()
@@ -63,12 +78,34 @@ def ranking(table: pd.DataFrame) -> dict:
         tau = float(kendalltau(table["measured_mean_s"], table["simulated_mean_s"]).statistic)
     m = table["measured_mean_s"].to_numpy(dtype=float)
     t = table["simulated_mean_s"].to_numpy(dtype=float)
-    discordant = sum(
-        1 for i in range(len(m)) for j in range(i + 1, len(m)) if (m[i] - m[j]) * (t[i] - t[j]) < 0
-    )
-    return {"measured": measured, "simulated": simulated, "same": measured == simulated,
-            "kendall_tau": tau, "discordant_pairs": discordant,
-            "same_but_ties": discordant == 0}  # fmt: skip
+    names = table["policy"].tolist()
+    pairs = [(i, j) for i in range(len(m)) for j in range(i + 1, len(m))
+             if (m[i] - m[j]) * (t[i] - t[j]) < 0]  # fmt: skip
+    out = {"measured": measured, "simulated": simulated, "same": measured == simulated,
+           "kendall_tau": tau, "discordant_pairs": len(pairs),
+           "same_but_ties": not pairs}  # fmt: skip
+    if real_records is not None:
+        out["separated_discordant_pairs"] = sum(
+            separated(real_records, names[i], names[j]) for i, j in pairs
+        )
+    return out
+
+
+SEPARATED_ALPHA = 0.05  # two-sided level of the paired test in :func:`separated`
+
+
+def separated(records: pd.DataFrame, a: str, b: str) -> bool:
+    """Whether the real run tells policies ``a`` and ``b`` apart: a Wilcoxon signed-rank
+    test of their per-frame latency differences (the same seed and request, both
+    finished) at :data:`SEPARATED_ALPHA`; fewer than 10 common frames cannot."""
+    key = ["seed", "request"]
+    one = records[records["policy"] == a].set_index(key)["latency_s"]
+    two = records[records["policy"] == b].set_index(key)["latency_s"]
+    diff = (one - two).dropna()
+    diff = diff[np.isfinite(diff) & (diff != 0)]
+    if len(diff) < 10:
+        return False
+    return bool(wilcoxon(diff.to_numpy(dtype=float)).pvalue < SEPARATED_ALPHA)
 
 
 def compare_stages(real: pd.DataFrame, sim: pd.DataFrame) -> pd.DataFrame:

@@ -106,12 +106,13 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
     return pd.read_csv(path)
 
 
-def _ranking_line(t: pd.DataFrame) -> str:
-    r = ranking(t)
+def _ranking_line(t: pd.DataFrame, records: pd.DataFrame) -> str:
+    r = ranking(t, records)
     return (f"ranking by mean: measured {' < '.join(r['measured'])}; simulated "
             f"{' < '.join(r['simulated'])}; Kendall's tau {r['kendall_tau']:.2f}; "
             f"{r['discordant_pairs']} pairs ordered oppositely (pairs the twin ties "
-            "not counted)")  # fmt: skip
+            f"not counted), {r['separated_discordant_pairs']} of them told apart by the "
+            "real run (paired Wilcoxon, 5 %)")  # fmt: skip
 
 
 def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
@@ -152,11 +153,14 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
            f"policy at {facts.get('rate_hz')} frames/s"]  # fmt: skip
     if note:
         out += ["", note]
-    for title, t in (("seed 1 (measured vs simulated)", first),
-                     ("seed 2 before the fold-back", before),
-                     ("seed 2 after the fold-back fitted on seed 1", after)):  # fmt: skip
+    real1 = pd.read_parquet(seed1 / "real" / "records.parquet")
+    real2 = pd.read_parquet(seed2 / "real" / "records.parquet")
+    tables = (("seed 1 (measured vs simulated)", first, real1),
+              ("seed 2 before the fold-back", before, real2),
+              ("seed 2 after the fold-back fitted on seed 1", after, real2))  # fmt: skip
+    for title, t, real in tables:
         out += ["", f"### {title}", "", _md(_policy_rows(t), _POLICY_COLS), "",
-                _ranking_line(t)]  # fmt: skip
+                _ranking_line(t, real)]  # fmt: skip
         met = sum(_met(r) == "yes" for _, r in t.iterrows())
         out.append(f"targets (mean within {MEAN_TARGET_PCT:g} %, p95 within "
                    f"{P95_TARGET_PCT:g} %) met by {met} of {len(t)} policies")  # fmt: skip
