@@ -160,6 +160,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("near_repeat_cal.json"))
     ap.add_argument("--score", action="store_true", help="also score the policies")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--inferences-per-line",
+        type=int,
+        default=INFERENCES_PER_LINE,
+        help="scale a line's spread by sqrt(N) to one inference (1: keep the line's)",
+    )
     args = ap.parse_args()
     rows = _rows(args.data, args.store)
     shipped = json.loads(SHIPPED.read_text())
@@ -167,7 +173,7 @@ def main() -> None:
     print(markdown(pd.concat([factor_effects(rows, p) for p in PARTS])))
     print("\n## Near-repeat ratio, all models pooled\n")
     print(markdown(pooled_table(rows)))
-    near = near_repeat_spread(rows)
+    near = near_repeat_spread(rows, args.inferences_per_line)
     print("\n## Per model: residual (shipped) vs near-repeat spread, as factors\n")
     print(markdown(spread_table(rows, shipped, near)))
     args.out.write_text(json.dumps(scratch_calibration(shipped, near)))
