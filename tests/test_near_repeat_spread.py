@@ -5,22 +5,32 @@ of two inferences, each the part's true time times lognormal noise of a known
 sigma. The true times depend strongly on the factors that act on each part
 (edge CPU for the edge, cloud CPU for the cloud, bandwidth for the link), so a
 grouping that let those factors vary among "near-repeats" would report their
-effect as noise; the tests would catch it.
+effect as noise; the tests would catch it. The last tests write such a store as
+AdaptiveDNN text files, import it with the real importer and calibrate it with
+``--spread near-repeats`` (library and CLI).
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
+from adaptsim.calibration.build import build_calibration
 from adaptsim.calibration.spread import (
     MIN_POINT_SAMPLES,
     near_repeat_log_ratio,
     near_repeat_spread,
 )
+from adaptsim.cli import app
+from adaptsim.errors import UserError
+from adaptsim.importers import import_adaptivednn
+from adaptsim.store import ChoiceError
 from adaptsim.store.schema import FACTORS
 
 LEVELS = {
@@ -31,6 +41,7 @@ LEVELS = {
     "cloud_mem_pct": (0.0, 50.0, 100.0),
 }
 Z95 = 1.6449  # the standard normal's 95th percentile
+runner = CliRunner()
 
 
 def _store(sigma_of_point: dict[int, float], seed: int = 7, model: str = "toy") -> pd.DataFrame:
@@ -115,3 +126,70 @@ def test_lonely_rows_and_sub_millisecond_times_give_no_ratio():
     lr = near_repeat_log_ratio(tiny, "comm")
     assert lr[tiny["cloud_mem_pct"] == 0].isna().all()
     assert lr[tiny["cloud_mem_pct"] != 0].notna().all()
+
+
+def _write_adaptivednn(folder: Path, sigma: float, seed: int = 11) -> Path:
+    """A hand-made AdaptiveDNN run of LeNet (10 cuts x 3^5 condition files, the authors'
+    text format): each line's parts the mean of two inferences with lognormal noise."""
+    rng = np.random.default_rng(seed)
+    out = folder / "outputs_lenet"
+    out.mkdir(parents=True)
+    bw_mbps, stress = (50.0, 25.0, 10.0), (0.0, 0.5, 1.0)
+    for code in itertools.product(range(3), repeat=5):
+        net, cloud_cpu, _edge_mem, _cloud_mem, edge_cpu = code
+        lines = []
+        for cut in range(1, 11):
+            true = (
+                0.02 * cut * (1 + 2 * stress[edge_cpu]),
+                0.02 * (11 - cut) * (1 + 3 * stress[cloud_cpu]),
+                0.03 + 2.0 / bw_mbps[net],
+            )
+            e, c, m = (float(np.mean(t * np.exp(rng.normal(0, sigma, 2)))) for t in true)
+            lines.append(f"{e + c + m} {e} {c} {cut}")
+        (out / f"weights_{''.join(map(str, code))}.txt").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def noisy_store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("nearrep")
+    import_adaptivednn([_write_adaptivednn(tmp / "run", sigma=0.1)], tmp / "store.parquet")
+    return tmp / "store.parquet"
+
+
+def test_calibrate_takes_the_near_repeat_spread_when_asked(noisy_store):
+    near = build_calibration(noisy_store, spread="near-repeats").calibration
+    assert near.provenance["spread"] == "near-repeats"
+    for part in ("edge", "cloud", "comm"):
+        s = near.models["lenet"].spread[part]
+        assert _sigma(s["log_ratio"], s["probs"]) == pytest.approx(0.1, rel=0.15), part
+        assert len(s["by_point"]) >= 9  # every point has 243 lines (the last cloud-less)
+    # the default is unchanged: the residual spread, pooled, without by_point
+    default = build_calibration(noisy_store).calibration
+    assert "spread" not in default.provenance
+    assert "by_point" not in default.models["lenet"].spread["edge"]
+
+
+def test_the_near_repeat_choice_is_refused_where_it_does_not_apply(noisy_store, tmp_path):
+    with pytest.raises(UserError, match="'nearest': not a spread source; choose one of"):
+        build_calibration(noisy_store, spread="nearest")
+    own = Path(__file__).parent.parent / "docs/own_profiles/own.parquet"
+    with pytest.raises(ChoiceError, match="applies to per-partition data without repeats"):
+        build_calibration(own, spread="near-repeats")
+    res = runner.invoke(
+        app,
+        ["calibrate", str(own), "--out", str(tmp_path / "c.json"), "--spread", "near-repeats"],
+    )
+    assert res.exit_code == 2 and "per-partition data without repeats" in res.output
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_the_cli_writes_the_near_repeat_spread(noisy_store, tmp_path):
+    out = tmp_path / "cal.json"
+    res = runner.invoke(
+        app, ["calibrate", str(noisy_store), "--out", str(out), "--spread", "near-repeats"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["provenance"]["spread"] == "near-repeats"
+    assert "by_point" in doc["models"]["lenet"]["spread"]["cloud"]

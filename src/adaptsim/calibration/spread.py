@@ -18,6 +18,8 @@ samples of its own (:data:`MIN_POINT_SAMPLES`) uses the pooled quantiles.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 import numpy as np
 import pandas as pd
 
@@ -30,11 +32,20 @@ __all__ = [
     "NEAR_REPEAT_FACTORS",
     "PARTS",
     "SPREAD_PROBS",
+    "SpreadSource",
     "by_point",
     "near_repeat_log_ratio",
     "near_repeat_spread",
     "quantiles",
 ]
+
+
+class SpreadSource(StrEnum):
+    """Where a fit of per-partition data without repeats takes its spread from."""
+
+    residuals = "residuals"  # the fit's own residuals, pooled per part (model error too)
+    near_repeats = "near-repeats"  # the data's near-repeats, per part and per point
+
 
 # Quantiles of log(measured / predicted) kept as the spread. The extreme 1 % on each
 # side is left out: in the AdaptiveDNN data it holds clock glitches and 20-70x
