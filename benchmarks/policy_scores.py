@@ -7,7 +7,8 @@ seeds, and :func:`adaptsim.scoring.score_policies` gives mean and p95 latency an
 the share of the static-best -> oracle gap in mean latency each policy closes,
 with its paired bootstrap 95 % interval over seeds.
 
-Run: ``.venv/bin/python benchmarks/policy_scores.py [SCENARIO.yaml ...] [--seeds N]``
+Run: ``.venv/bin/python benchmarks/policy_scores.py [SCENARIO.yaml ...] [--seeds N]
+[--calibration CAL.json]``
 (prints a Markdown table, and the mean gap closed per policy over the scenarios).
 """
 
@@ -39,9 +40,12 @@ def shipped_scenarios() -> list[Path]:
     return sorted((ROOT / "scenarios").glob("*.yaml"))
 
 
-def score_scenario(path: Path, seeds: tuple[int, ...] | None = None) -> pd.DataFrame:
-    """Mean, p95 and gap closed (mean latency) per policy of one scenario."""
-    sc = load_scenario(path)
+def score_scenario(
+    path: Path, seeds: tuple[int, ...] | None = None, calibration: Path | None = None
+) -> pd.DataFrame:
+    """Mean, p95 and gap closed (mean latency) per policy of one scenario
+    (``calibration`` replaces the scenario's own)."""
+    sc = load_scenario(path, calibration)
     own = [s for s in sc.policies if s.policy == "reactive" and s.params]
     specs = [PolicySpec(policy=p) for p in (*BOUNDS, *ADAPTIVE)]
     specs += [PolicySpec(policy=p, label=label) for label, p in EXPERIMENTAL.items()]
@@ -75,9 +79,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenarios", nargs="*", type=Path)
     ap.add_argument("--seeds", type=int, default=0, help="seeds 1..N instead of the scenario's")
+    ap.add_argument(
+        "--calibration", type=Path, default=None, help="a calibration instead of the scenarios'"
+    )
     args = ap.parse_args()
     seeds = tuple(range(1, args.seeds + 1)) if args.seeds else None
-    table = pd.concat([score_scenario(p, seeds) for p in args.scenarios or shipped_scenarios()])
+    paths = args.scenarios or shipped_scenarios()
+    table = pd.concat([score_scenario(p, seeds, args.calibration) for p in paths])
     print(markdown(table))
     adaptive = table[~table["policy"].isin(BOUNDS)]
     print()

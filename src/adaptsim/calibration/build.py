@@ -45,6 +45,7 @@ from adaptsim.calibration.profiles import (
     profile_spread,
     split_half_floor,
 )
+from adaptsim.calibration.spread import SpreadSource, near_repeat_spread
 from adaptsim.errors import UserError
 from adaptsim.store import ChoiceError, choose_models, read_store, select_runs
 from adaptsim.store.flags import UNUSABLE_FLAGS
@@ -316,6 +317,7 @@ def build_calibration(
     summary: str | Summary | None = None,
     check: bool = False,
     progress: Callable[[str], None] | None = None,
+    spread: SpreadSource | str | None = None,
 ) -> Built:
     """Calibrate from any store; see the module docstring.
 
@@ -329,6 +331,8 @@ def build_calibration(
         check: the caller will run :meth:`Built.check`: refused up front where
             the store has nothing to hold out, before any fitting.
         progress: called with each model's name once it is fitted.
+        spread: per-partition data: where the spread comes from (default: the
+            fit's residuals; see :mod:`adaptsim.calibration.spread`).
 
     Raises:
         ChoiceError: a choice the store cannot meet (in the library's words).
@@ -337,6 +341,7 @@ def build_calibration(
     t0 = time.perf_counter()
     m = read_measurements(store)
     kind = _kind(m, edge_host, cloud_host, summary, check)
+    source = _spread_source(spread, kind)
     if kind is StoreKind.blocks:
         network = [r for src in m.meta["sources"].values() for r in src.get("network", [])]
         cal = fit_from_blocks(m.frame, edge_host, cloud_host, network, models)
@@ -358,6 +363,10 @@ def build_calibration(
         floor = functools.partial(_split_half, m.frame, edge_host, cloud_host, summary)
         floor_name = "the split-half floor of the repeats"
     provenance = {**_provenance(m, kind, fit, summary), "created": _created()}
+    if source is SpreadSource.near_repeats:
+        spreads = near_repeat_spread(fit.rows)
+    if source is not None:
+        provenance["spread"] = str(source)
     cal = fit_calibration(fit.rows, provenance, names, progress=progress, spreads=spreads)
     return Built(
         calibration=cal,
@@ -367,6 +376,27 @@ def build_calibration(
         floor_name=floor_name,
         elapsed_s=time.perf_counter() - t0,
     )
+
+
+def _spread_source(spread: SpreadSource | str | None, kind: StoreKind) -> SpreadSource | None:
+    """The spread source asked for, where the store's kind has a choice (None: default)."""
+    if spread is None:
+        return None
+    try:
+        source = SpreadSource(spread)
+    except ValueError:
+        choices = ", ".join(s.value for s in SpreadSource)
+        raise UserError(
+            f"spread {spread!r}: not a spread source; choose one of {choices}"
+        ) from None
+    if kind is not StoreKind.partition:
+        raise ChoiceError(
+            "the spread source {which} applies to per-partition data without repeats "
+            "(AdaptiveDNN); this store has {kind}, whose spread comes from its own data",
+            which=source.value,
+            kind=kind,
+        )
+    return source
 
 
 def _split_half(frame, edge_host, cloud_host, summary, model: str, _rows) -> pd.DataFrame:

@@ -43,6 +43,14 @@ def calibrate(
     cloud_host: Annotated[str | None, typer.Option(help=CLOUD_HOST_HELP)] = None,
     summary: Annotated[str | None, typer.Option(help=SUMMARY_HELP)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the check's bootstrap intervals.")] = 0,
+    spread: Annotated[
+        str | None,
+        typer.Option(
+            help="Per-partition data: the spread from the fit's residuals ('residuals', the "
+            "default) or from 'near-repeats' (files differing only in factors that do not "
+            "act on a part; per point). See benchmarks/near_repeat_spread.py."
+        ),
+    ] = None,
 ) -> None:
     """Fit latency models (per block x stress, link) from measurements.
 
@@ -66,6 +74,7 @@ def calibrate(
             cloud_host=cloud_host,
             summary=summary,
             check=check,
+            spread=spread,
             progress=lambda m: err.print(f"  fitted {m}", markup=False),
         )
     save_calibration(built.calibration, out)
