@@ -1,0 +1,242 @@
+"""Tests written for mutmut's surviving simulator mutants (docs/testing.md, "Mutation testing").
+
+Each test pins a behaviour a surviving mutant changed, on a scenario built so
+that the right answer is known by hand (the toy calibration of ``simkit``). Each
+docstring names the mutant it kills (``scripts/mutation.sh --sample 40 --seed 20
+simulator``); every kill was checked by applying the mutant's edit by hand to
+``src/``, seeing the test fail, and reverting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import simpy
+
+from adaptsim.calibration import load_calibration
+from adaptsim.errors import UserError
+from adaptsim.simulator import End, Trace, run_policy, run_scenario
+from adaptsim.simulator.engine import Tables
+from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
+from adaptsim.simulator.policies import Conditions, Observation, View
+from adaptsim.simulator.saturation import saturation
+from adaptsim.simulator.scenario import PolicySpec
+from simkit import HERE, toy_calibration, toy_scenario
+
+SIM_DATA = HERE / "data" / "sim"
+
+
+def _view(sc, **fields) -> View:
+    v = View(model=sc.model, tables=Tables(sc), cloud_cpu_pct=0.0, cloud_mem_pct=0.0)
+    for k, x in fields.items():
+        setattr(v, k, x)
+    return v
+
+
+def _first_point(sc, spec: PolicySpec) -> int:
+    cols, _, _ = run_policy(sc, spec, 0)
+    return int(cols["point"][0])
+
+
+def test_neurosurgeon_plans_with_the_mean_of_a_skewed_edge_spread(tmp_path):
+    """Kills ``forecast.mean_factors_12`` (the edge's spread not looked up: factor 1).
+
+    At 8 Mbit/s, 0 % stress: all-cloud takes 150,528 B on the wire (about 0.12-0.15 s)
+    + 0.6 s cloud, about 0.75 s; all-edge 0.4 s + 4 kB. With an edge spread of
+    log ratios rising evenly from 0 to ln 4, the mean edge factor is the integral of
+    4^u over [0, 1] = 3 / ln 4 = 2.164, so all-edge is expected to take 0.866 s and
+    the least mean latency is all-cloud; without the spread (the control) all-edge
+    (0.40 s) wins. Service noise is off: only the policy's prediction differs.
+    """
+    spread = {"edge": {"probs": [0.0, 1.0], "log_ratio": [0.0, math.log(4.0)]}}
+    spec = PolicySpec(policy="neurosurgeon")
+    observe = {"period_s": 1.0, "delay_s": 0.0, "noise": 0.0}
+    plain = toy_calibration(tmp_path / "plain.json", edge_all_s=(0.4, 0.8))
+    skewed = toy_calibration(tmp_path / "skewed.json", edge_all_s=(0.4, 0.8), spread=spread)
+    assert _first_point(toy_scenario(plain, observe=observe), spec) == 3
+    assert _first_point(toy_scenario(skewed, observe=observe), spec) == 1
+
+
+def _one_memory_level(path):
+    """Rewrite a toy calibration as if profiled at one memory level only (0 %)."""
+    doc = json.loads(path.read_text())
+    model = doc["models"]["toy"]
+    for name in ("edge_block_s", "cloud_block_s", "edge_extra_s", "cloud_extra_s"):
+        grid = model[name]
+        grid["mem_levels"] = [0.0]
+        grid["values"] = [row[:1] for row in grid["values"]]
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_upload_rates_on_a_calibration_with_one_memory_level(tmp_path):
+    """Kills ``forecast.transfer_samples_45`` (memory clamped to ``mem_levels[1]``: an
+    IndexError on a calibration profiled without memory stress).
+
+    All-cloud's 150,528 B took 0.150528 s on the wire with no overhead and no host
+    time: 150,528 x 8 / 0.150528 s = 8 Mbit/s exactly.
+    """
+    cal = _one_memory_level(toy_calibration(tmp_path / "toy.json"))
+    sc = toy_scenario(cal)
+    assert sc.model.edge_blocks.mem_levels.tolist() == [0.0]  # the premise
+    v = _view(sc, now_s=2.0)
+    v.finished = [Observation(1.2, 1, 1.2, 0.0, 0.150528, 150_528.0)]
+    assert transfer_rates_mbps(v) == [pytest.approx(8.0)]
+
+
+@pytest.mark.parametrize("bad", [{"k": 0}, {"lag": 0}, {"history": 1}])
+def test_bandwidth_forecast_refuses_each_bad_size_alone(bad):
+    """Kills ``forecast.BandwidthForecast.__init___5`` (``k < 1 and lag < 1``: k = 0 or
+    lag = 0 alone let through). A forecast over no samples has no harmonic mean."""
+    with pytest.raises(ValueError, match="k and lag must be >= 1, history >= 2"):
+        BandwidthForecast(**bad)
+    BandwidthForecast(k=1, lag=1, history=2)  # the smallest valid sizes are fine
+
+
+def _run_log(sc, spec, engine_name):
+    """Run ``spec`` in one engine and return its policy's log (as the existing engine
+    tests do: the engines' run objects, so the policy object can be read after)."""
+    from adaptsim.simulator import engine, naive
+
+    env = simpy.Environment()
+    if engine_name == "fast":
+        run = engine._Run(sc, spec, 0, None)
+        env.process(engine.arrivals(env, run))
+    else:
+        run = naive._Naive(sc, spec, 0, env)
+        env.process(run.source())
+    env.run()
+    return run.policy.log
+
+
+@pytest.mark.parametrize("engine_name", ["fast", "naive"])
+def test_a_result_back_at_the_instant_of_a_decision_is_handed_to_it(tmp_path, engine_name):
+    """Kills ``naive._Naive.decide_23`` (``done_s < now``: a result back exactly at a
+    decision was dropped, never shown to the policy).
+
+    Dyadic times, so every sum is exact: edge 0.25 s, 250,000 B at 8 Mbit/s = 0.25 s,
+    one-way latency 1.125 s each way, cloud 0.25 s: each frame is back 3.0 s after it
+    arrived, exactly when frame i + 3 arrives and the policy decides. So decision i
+    (i >= 3) is handed frame i - 3, and nothing else; frames 7-9 come back after the
+    last decision.
+    """
+    cal = toy_calibration(
+        tmp_path / "toy.json",
+        edge_s=(0.25, 0.5),
+        cloud_s=0.25,
+        wire_bytes=(150_528.0, 250_000.0, 4_000.0),
+    )
+    sc = toy_scenario(cal, one_way_latency_s=1.125)
+    spec = PolicySpec(policy="mutant_probes.py:FinishedLog", params={"point": 2})
+    log = _run_log(sc, spec, engine_name)
+    expected = [(float(i), [float(i - 3)] if i >= 3 else []) for i in range(10)]
+    assert log == expected
+
+
+def test_stable_has_one_entry_per_point_without_an_arrival_rate(tmp_path):
+    """Kills ``policies.View.stable_3`` (``np.ones(None)``: one 0-d True, so
+    ``ordinals[stable]`` became a (1, 3) array instead of the three points).
+
+    Control, at 1 frame/s and 0.1 Mbit/s: all-cloud (150,528 B: 12 s) and the cut
+    (300,000 B: 24 s) cannot keep up, all-edge (0.3 s + 4 kB: 0.32 s) can.
+    """
+    sc = toy_scenario(toy_calibration(tmp_path / "toy.json"))
+    v = _view(sc, arrival_rate_hz=0.0)
+    free = v.stable(Conditions(0.1))
+    assert free.shape == (3,)
+    assert v.model.ordinals[free].tolist() == [1, 2, 3]
+    v.arrival_rate_hz = 1.0
+    assert v.model.ordinals[v.stable(Conditions(0.1))].tolist() == [3]
+
+
+def test_a_policy_peeking_at_the_truth_is_named_and_told_why(tmp_path):
+    """Kills ``policies.View.truth_3`` (the refusal's text): a user policy that asks for
+    the true conditions without declaring itself clairvoyant stops its run with a line
+    that says why. Declared clairvoyant, it sees the true 8 Mbit/s (> 4: point 1)."""
+    cal = toy_calibration(tmp_path / "toy.json")
+    peek = {"policy": "mutant_probes.py:PeeksTruth", "params": {"mbps": 4.0}}
+    seer = {
+        "policy": "mutant_probes.py:PeeksTruth",
+        "label": "seer",
+        "params": {"mbps": 4.0, "clairvoyant": True},
+    }
+    res = run_scenario(toy_scenario(cal, policies=[peek, seer]))
+    assert len(res.errors) == 1
+    assert "peeks-truth" in res.errors[0]
+    assert (
+        "PermissionError: only clairvoyant policies may see the true conditions" in (res.errors[0])
+    )
+    assert set(res.records["policy"]) == {"seer"}
+    assert set(res.records["point"]) == {1}
+
+
+def test_saturation_needs_a_run_of_positive_length():
+    """Kills ``saturation.saturation_15`` (``duration_s < 0``: a zero-length run, where
+    the mean gap is 0, was called saturated). Control: the same waits, rising by half
+    a second per second over 100 s at a frame a second, are saturation."""
+    arrival = np.arange(100.0)
+    wait = 0.5 * arrival
+    sat = saturation(arrival, wait, 100.0)
+    # the last frame that waited at most one gap (1 s): t = 2; the last tenth's mean
+    # wait: 0.5 x mean(90..99) = 47.25 s
+    assert sat is not None and (sat.at_s, sat.final_wait_s) == (2.0, 47.25)
+    assert saturation(arrival, wait, 0.0) is None
+    assert saturation(arrival, wait, -1.0) is None
+
+
+def test_a_missing_calibration_is_named_with_its_field(tmp_path):
+    """Kills ``scenario._calibration_5`` (``kind_of(path, None)``: the line began
+    "None ..." instead of naming the scenario and its field)."""
+    missing = tmp_path / "nowhere.json"
+    with pytest.raises(UserError) as e:
+        toy_scenario(missing)
+    assert str(e.value) == f"toy scenario: field calibration: {missing} does not exist"
+
+
+def test_a_cached_calibration_without_spread_probs_is_one_line(tmp_path):
+    """Kills ``scenario._check_model_32`` (``q.get("probs", None)``: a TypeError).
+
+    The loader refuses such a file itself; a calibration handed to the scenario in
+    ``calibration_cache`` (built in the same process, as a sweep shares one) is not
+    re-read, so the scenario's own check is what stands between it and the engine.
+    """
+    path = toy_calibration(tmp_path / "toy.json")
+    cal = load_calibration(str(path))
+    del cal.models["toy"].spread["edge"]["probs"]
+    with pytest.raises(UserError, match=r"model toy: spread\.edge is not a finite quantile table"):
+        toy_scenario(path, calibration_cache={str(path): cal})
+
+
+@pytest.mark.parametrize("scale, uplink_s", [(1.0, 0.6), (2.0, 0.3), (0.5, 1.2)])
+def test_a_trace_scale_multiplies_the_bandwidth(tmp_path, scale, uplink_s):
+    """Kills ``scenario._trace_43`` (``scale != 2.0``: a scale of exactly 2 ignored).
+
+    The cut sends 300,000 B: at 4 Mbit/s x ``scale`` that is 2.4 Mbit / (4 x scale)
+    Mbit/s = 0.6 / scale seconds on the wire (no overhead, no noise).
+    """
+    cal = toy_calibration(tmp_path / "toy.json")
+    bw = {"constant": 4.0, "scale": scale}
+    sc = toy_scenario(cal, traces={"bandwidth_mbps": bw})
+    cols, _, _ = run_policy(sc, PolicySpec(policy="static", params={"point": 2}), 0)
+    assert len(cols["uplink_s"]) == 10
+    assert np.allclose(cols["uplink_s"], uplink_s, rtol=1e-9)
+
+
+def test_a_looping_trace_that_is_always_zero_is_zero_from_the_start(tmp_path):
+    """Kills ``traces.Trace.zero_from_4`` (a looping all-zero trace "zero from t = 1 s").
+
+    ``zero_from`` is when a trace is 0 for good: from its start for a looping trace
+    of zeros (a scenario refuses such a bandwidth trace, the control here; an edge
+    stress trace may be all zero), never for a looping trace with a positive step,
+    from the end of the last positive step for a held one.
+    """
+    assert Trace.steps([[0, 0.0], [4, 0.0]], End.loop).zero_from() == 0.0
+    assert Trace.steps([[0, 0.0], [4, 3.0]], End.loop).zero_from() is None
+    assert Trace.steps([[0, 5.0], [4, 0.0], [6, 2.0], [7, 0.0]], End.hold).zero_from() == 7.0
+    cal = toy_calibration(tmp_path / "toy.json")
+    down = {"steps": [[0, 0.0], [4, 0.0]], "end": "loop"}
+    with pytest.raises(UserError, match="the trace is zero throughout"):
+        toy_scenario(cal, traces={"bandwidth_mbps": down})
