@@ -22,7 +22,7 @@ from adaptsim.simulator import End, Trace, run_policy, run_scenario
 from adaptsim.simulator.engine import Tables
 from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
 from adaptsim.simulator.policies import Conditions, Observation, View
-from adaptsim.simulator.saturation import saturation
+from adaptsim.simulator.saturation import Saturation, saturation
 from adaptsim.simulator.scenario import PolicySpec
 from simkit import HERE, toy_calibration, toy_scenario
 
@@ -240,3 +240,54 @@ def test_a_looping_trace_that_is_always_zero_is_zero_from_the_start(tmp_path):
     down = {"steps": [[0, 0.0], [4, 0.0]], "end": "loop"}
     with pytest.raises(UserError, match="the trace is zero throughout"):
         toy_scenario(cal, traces={"bandwidth_mbps": down})
+
+
+@pytest.mark.parametrize("switch_cost, points", [(False, {1, 3}), (True, {1})])
+def test_neurosurgeon_counts_the_switch_pause_only_when_asked(tmp_path, switch_cost, points):
+    """Kills ``neurosurgeon.Neurosurgeon.decide_24`` (the pause counted whatever
+    ``switch_cost`` says).
+
+    Toy, edge idle, a frame every 4 s decided at its arrival (``period_s: 0``), a 1.5 s
+    switch pause. After the drop from 50 to 0.5 Mbit/s at t = 10 s, all-cloud takes
+    0.6 + 150,528 x 8 / 0.5e6 = 3.008 s, all-edge 2.0 + 4,000 x 8 / 0.5e6 = 2.064 s:
+    0.944 s better, less than the pause. Not counting the pause (the default) it moves
+    to all-edge; counting it, the one frame it looks at cannot repay 1.5 s, so it stays.
+    """
+    cal = toy_calibration(tmp_path / "toy.json", edge_all_s=(2.0, 4.0))
+    sc = toy_scenario(
+        cal,
+        duration_s=40.0,
+        arrivals={"kind": "periodic", "rate_hz": 0.25},
+        traces={"bandwidth_mbps": {"steps": [[0, 50], [10, 0.5]], "end": "hold"}},
+        observe={"period_s": 1.0, "delay_s": 0.0, "noise": 0.0},
+        repartition={"pause_s": 1.5},
+    )
+    params = {"period_s": 0, "discount": "none", "switch_cost": switch_cost}
+    cols, stats, _ = run_policy(sc, PolicySpec(policy="neurosurgeon", params=params), 0)
+    assert set(cols["point"][:3]) == {1}  # t = 0, 4, 8: all-cloud at 50 Mbit/s
+    assert set(cols["point"]) == points
+    assert stats.repartitions == len(points) - 1
+
+
+@pytest.mark.parametrize(
+    "final_wait_s, text", [(3.456, "(final wait 3.46 s)"), (12_345.6, "(final wait 12,346 s)")]
+)
+def test_a_saturation_sentence_gives_short_waits_in_hundredths(final_wait_s, text):
+    """Kills ``saturation.Saturation.sentence_3`` (every wait rounded to whole seconds:
+    "final wait 3 s" for 3.456 s)."""
+    line = Saturation(412.0, final_wait_s).sentence("all-cloud")
+    assert line.startswith("all-cloud saturated at t=412 s: its backlog grew until the end ")
+    assert text in line
+
+
+def test_the_frame_limit_counts_every_seed(tmp_path):
+    """Kills ``scenario._check_limits_3`` (runs = policies / seeds).
+
+    10 s at 1 frame/s, one policy: 10 frames a seed. Three seeds are 30 frames, at
+    the limit of 30; four are 40, over it, refused up front with the estimate.
+    """
+    cal = toy_calibration(tmp_path / "toy.json")
+    limits = {"max_frames": 30}
+    assert toy_scenario(cal, seeds=[0, 1, 2], limits=limits).seeds == (0, 1, 2)
+    with pytest.raises(UserError, match=r"x 4 runs is about 40 frames .*limit 30\)"):
+        toy_scenario(cal, seeds=[0, 1, 2, 3], limits=limits)
