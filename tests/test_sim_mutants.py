@@ -18,7 +18,7 @@ import simpy
 
 from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
-from adaptsim.simulator import End, Trace, run_policy, run_scenario
+from adaptsim.simulator import End, Trace, read_trace, run_policy, run_scenario
 from adaptsim.simulator.engine import Tables
 from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
 from adaptsim.simulator.policies import Conditions, Observation, View
@@ -291,3 +291,20 @@ def test_the_frame_limit_counts_every_seed(tmp_path):
     assert toy_scenario(cal, seeds=[0, 1, 2], limits=limits).seeds == (0, 1, 2)
     with pytest.raises(UserError, match=r"x 4 runs is about 40 frames .*limit 30\)"):
         toy_scenario(cal, seeds=[0, 1, 2, 3], limits=limits)
+
+
+def test_a_trace_file_with_too_many_rows_is_refused_before_parsing(tmp_path):
+    """Kills ``traces._rows_within_29`` (the refusal's message replaced by ``None``).
+
+    Twelve rows against a limit of 5 steps: refused, with the count, the limit and
+    what to do; at a limit of 11 steps (12 rows: the steps and a header's worth) read.
+    """
+    p = tmp_path / "bw.txt"
+    p.write_text("".join(f"{i} 5.0\n" for i in range(12)))
+    with pytest.raises(UserError) as e:
+        read_trace(p, max_steps=5)
+    assert str(e.value) == (
+        f"{p}: 12 rows (about 1.2e-06 GB once read; limit 5 steps): thin the trace or "
+        "raise limits.max_trace_steps"
+    )
+    assert len(read_trace(p, max_steps=11).values) == 12
