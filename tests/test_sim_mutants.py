@@ -308,3 +308,31 @@ def test_a_trace_file_with_too_many_rows_is_refused_before_parsing(tmp_path):
         "raise limits.max_trace_steps"
     )
     assert len(read_trace(p, max_steps=11).values) == 12
+
+
+@pytest.mark.parametrize(
+    "rate_hz, edge_all_s, point",
+    [(1.75, 0.7, 2), (10.0, 0.3, 3)],
+    ids=["one-point-keeps-up", "none-keeps-up"],
+)
+def test_changepoint_prefers_a_point_that_keeps_up(tmp_path, rate_hz, edge_all_s, point):
+    """Kills ``changepoint.ChangePoint._lookup_40`` (the stability filter never applied)
+    and ``_lookup_41`` (applied when no point is stable: all infinite, so point 1).
+
+    At 50 Mbit/s, edge idle: all-cloud 150,528 B (0.024 s) + 0.6 s cloud = 0.624 s;
+    the cut 0.2 + 0.048 + 0.5 = 0.748 s; all-edge ``edge_all_s`` + 4 kB.
+    At 1.75 frames/s (a frame every 0.571 s) all-cloud's 0.6 s in the cloud and
+    all-edge's 0.7 s on the edge cannot keep up, the cut's stages (0.2, 0.048, 0.5 s)
+    can: the cut, though all-cloud is quicker per frame. At 10 frames/s none keeps
+    up: then simply the quickest, all-edge (0.3 s).
+    """
+    cal = toy_calibration(tmp_path / "toy.json", edge_all_s=(edge_all_s, 2 * edge_all_s))
+    sc = toy_scenario(
+        cal,
+        duration_s=3.0,
+        arrivals={"kind": "periodic", "rate_hz": rate_hz},
+        traces={"bandwidth_mbps": {"constant": 50.0}},
+        observe={"period_s": 1.0, "delay_s": 0.0, "noise": 0.0},
+    )
+    spec = PolicySpec(policy="changepoint", params={"discount": "none"})
+    assert _first_point(sc, spec) == point
