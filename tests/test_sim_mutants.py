@@ -18,7 +18,7 @@ import simpy
 
 from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
-from adaptsim.simulator import End, Trace, read_trace, run_policy, run_scenario
+from adaptsim.simulator import End, Trace, load_scenario, read_trace, run_policy, run_scenario
 from adaptsim.simulator.engine import Tables
 from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
 from adaptsim.simulator.policies import Conditions, Observation, View
@@ -336,3 +336,48 @@ def test_changepoint_prefers_a_point_that_keeps_up(tmp_path, rate_hz, edge_all_s
     )
     spec = PolicySpec(policy="changepoint", params={"discount": "none"})
     assert _first_point(sc, spec) == point
+
+
+def test_a_missing_scenario_file_is_named_as_the_scenario(tmp_path):
+    """Kills ``scenario.load_scenario_3`` (``input_file(path, None)``: "None ... does not
+    exist")."""
+    missing = tmp_path / "nowhere.yaml"
+    with pytest.raises(UserError) as e:
+        load_scenario(missing)
+    assert str(e.value) == f"scenario {missing} does not exist"
+
+
+def test_a_cached_calibration_with_one_negative_value_names_it(tmp_path):
+    """Kills ``scenario._check_model_22`` (the message read the second bad value: an
+    IndexError when there is one). As above, only a calibration handed in through
+    ``calibration_cache`` reaches this check with a bad value."""
+    path = toy_calibration(tmp_path / "toy.json")
+    cal = load_calibration(str(path))
+    cal.models["toy"].output_bytes[1] = -300_000.0
+    with pytest.raises(UserError, match=r"model toy: output_bytes holds -300000; times and"):
+        toy_scenario(path, calibration_cache={str(path): cal})
+
+
+@pytest.mark.parametrize("drift, points", [(1.0, {1, 3}), (1000.0, {1})])
+def test_changepoint_ignores_a_shift_smaller_than_its_drift(tmp_path, drift, points):
+    """Kills ``changepoint.ChangePoint.__post_init___9`` (the bandwidth detector built
+    without ``drift``: the default 1 whatever the policy was given).
+
+    Toy, edge idle: all-cloud is quicker above 0.837 Mbit/s (0.6 + 1.204224 / bw =
+    2.0 + 0.032 / bw), all-edge below. The exact monitor reads 50 Mbit/s, then 0.5 from
+    t = 10 s: a shift of ln 100 = 4.6 in log bandwidth, 92 noise sds at the 0.05 floor.
+    With drift 1 it is a change at once: all-edge. With drift 1000 it is never one; the
+    regime's mean then falls so slowly (10 samples at 50, m at 0.5: below 0.837 Mbit/s
+    only once m > 79) that all-cloud stays for the 40 s run.
+    """
+    cal = toy_calibration(tmp_path / "toy.json", edge_all_s=(2.0, 4.0))
+    sc = toy_scenario(
+        cal,
+        duration_s=40.0,
+        traces={"bandwidth_mbps": {"steps": [[0, 50], [10, 0.5]], "end": "hold"}},
+        observe={"period_s": 1.0, "delay_s": 0.0, "noise": 0.0},
+    )
+    spec = PolicySpec(policy="changepoint", params={"discount": "none", "drift": drift})
+    cols, _, _ = run_policy(sc, spec, 0)
+    assert set(cols["point"][:10]) == {1}
+    assert set(cols["point"]) == points
