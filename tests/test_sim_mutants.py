@@ -381,3 +381,18 @@ def test_changepoint_ignores_a_shift_smaller_than_its_drift(tmp_path, drift, poi
     cols, _, _ = run_policy(sc, spec, 0)
     assert set(cols["point"][:10]) == {1}
     assert set(cols["point"]) == points
+
+
+def test_a_control_character_in_a_scenario_is_one_line_naming_its_line(tmp_path):
+    """A YAML reader error (here a BEL, U+0007, on line 2) has no ``problem`` and a
+    two-line text: the scenario's error is still one line, with the file's line.
+    (Reviewing ``scenario.load_scenario_45``, ``getattr(exc, 'problem')`` without its
+    default, found that the message ran over two lines; fixed in load_scenario.)"""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: a\nmodel: b\x07\n")
+    with pytest.raises(UserError) as e:
+        load_scenario(path)
+    assert str(e.value) == (
+        f"{path}:2: not valid YAML (unacceptable character #x0007: special characters "
+        "are not allowed)"
+    )
