@@ -22,6 +22,7 @@ from adaptsim.simulator import End, Trace, load_scenario, read_trace, run_policy
 from adaptsim.simulator.engine import Tables
 from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
 from adaptsim.simulator.policies import Conditions, Observation, View
+from adaptsim.simulator.results import results_folder
 from adaptsim.simulator.saturation import Saturation, saturation
 from adaptsim.simulator.scenario import PolicySpec
 from simkit import HERE, toy_calibration, toy_scenario
@@ -396,3 +397,85 @@ def test_a_control_character_in_a_scenario_is_one_line_naming_its_line(tmp_path)
         f"{path}:2: not valid YAML (unacceptable character #x0007: special characters "
         "are not allowed)"
     )
+
+
+def test_a_results_folder_needs_its_parent_unless_told(tmp_path):
+    """Kills ``results.results_folder_1`` (``make_parent=True`` by default: a typo in
+    ``--out``'s parent silently made a new tree)."""
+    target = tmp_path / "no" / "res"
+    with pytest.raises(UserError, match=r"folder .*no does not exist; create it first"):
+        results_folder(target)
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_trace_mean_is_weighted_by_time():
+    """Kills ``traces.Trace.mean_6`` (no test reached it). 10 Mbit/s for 4 s, then 20
+    for 6 s: (40 + 120) / 10 = 16."""
+    assert Trace((0.0, 4.0), (10.0, 20.0), 10.0, End.loop, "").mean() == pytest.approx(16.0)
+
+
+@pytest.mark.parametrize("threshold, changed", [(5.0, False), (1.0, True)])
+def test_changepoint_alarms_at_its_threshold(tmp_path, threshold, changed):
+    """Kills ``changepoint.ChangePoint.__post_init___8`` (the bandwidth detector built
+    with the drift, 1, as its threshold: the default 5 was never used).
+
+    An exact monitor reads 10 Mbit/s, then 11 from t = 10 s: ln 1.1 = 0.095 in log
+    bandwidth, 1.9 noise sds at the 0.05 floor against a level that is the mean of
+    10 readings. With drift 1 the upper sum grows by 0.9 at the first new reading,
+    then less (the level follows: 1.9 x 10 / (10 + m) - 1 at the m-th): past 1 at
+    the second, never past 5 (it stops growing after the ninth).
+    """
+    cal = toy_calibration(tmp_path / "toy.json")
+    sc = toy_scenario(
+        cal,
+        duration_s=30.0,
+        traces={"bandwidth_mbps": {"steps": [[0, 10.0], [10, 11.0]], "end": "hold"}},
+        observe={"period_s": 1.0, "delay_s": 0.0, "noise": 0.0},
+    )
+    spec = PolicySpec(policy="changepoint", params={"discount": "none", "threshold": threshold})
+    policy = _run_policy_object(sc, spec)
+    assert (policy.changes > 0) is changed
+
+
+def _run_policy_object(sc, spec):
+    """The policy object after a fast-engine run (to read what it counted)."""
+    from adaptsim.simulator import engine
+
+    env = simpy.Environment()
+    run = engine._Run(sc, spec, 0, None)
+    env.process(engine.controller(env, run))
+    env.process(engine.arrivals(env, run))
+    env.run()
+    return run.policy
+
+
+@pytest.mark.parametrize("engine_name", ["fast", "naive"])
+def test_an_edge_queue_limit_of_two_drops_the_third_waiting_frame(tmp_path, engine_name):
+    """Kills ``naive._Naive.edge_queue_16`` (``waiting = t > now``: the naive engine's
+    count of waiting frames never passed 1, so a limit of 2 never dropped).
+
+    All-edge at 0.9 s a frame, a frame every 0.4 s for 3 s (frames 0-7), at most 2
+    waiting: frame 0 runs 0-0.9, 1 0.9-1.8, 2 1.8-2.7; frame 3 (t = 1.2) finds only
+    frame 2 waiting and runs 2.7-3.6; frame 4 (t = 1.6) finds 2 and 3 waiting:
+    dropped; frame 5 (2.0) finds 3 waiting: runs 3.6-4.5; frame 6 (2.4) finds 3 and 5:
+    dropped; frame 7 (2.8) finds 5 waiting: runs 4.5-5.4.
+    """
+    from adaptsim.simulator.naive import run_policy_naive
+
+    cal = toy_calibration(tmp_path / "toy.json", edge_all_s=(0.9, 1.8))
+    sc = toy_scenario(
+        cal,
+        duration_s=3.0,
+        arrivals={"kind": "periodic", "rate_hz": 2.5},
+        admission={"queue_limit": {"edge": 2}},
+    )
+    run = run_policy if engine_name == "fast" else run_policy_naive
+    cols, _, _ = run(sc, PolicySpec(policy="static", params={"point": 3}), 0)
+    dropped = [i for i, d in zip(cols["request"], cols["dropped"], strict=True) if d]
+    assert dropped == [4, 6]
+    starts = [
+        a + w
+        for a, w, d in zip(cols["arrival_s"], cols["edge_wait_s"], cols["dropped"], strict=True)
+        if not d
+    ]
+    assert starts == pytest.approx([0.0, 0.9, 1.8, 2.7, 3.6, 4.5])
