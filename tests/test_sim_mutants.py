@@ -359,6 +359,17 @@ def test_a_cached_calibration_with_one_negative_value_names_it(tmp_path):
         toy_scenario(path, calibration_cache={str(path): cal})
 
 
+def _bandwidth_step(cal, duration_s: float, before_mbps: float, after_mbps: float):
+    """A frame a second, an exact monitor, the bandwidth stepping at t = 10 s."""
+    steps = [[0, before_mbps], [10, after_mbps]]
+    return toy_scenario(
+        cal,
+        duration_s=duration_s,
+        traces={"bandwidth_mbps": {"steps": steps, "end": "hold"}},
+        observe={"period_s": 1.0, "delay_s": 0.0, "noise": 0.0},
+    )
+
+
 @pytest.mark.parametrize("drift, points", [(1.0, {1, 3}), (1000.0, {1})])
 def test_changepoint_ignores_a_shift_smaller_than_its_drift(tmp_path, drift, points):
     """Kills ``changepoint.ChangePoint.__post_init___9`` (the bandwidth detector built
@@ -372,12 +383,7 @@ def test_changepoint_ignores_a_shift_smaller_than_its_drift(tmp_path, drift, poi
     only once m > 79) that all-cloud stays for the 40 s run.
     """
     cal = toy_calibration(tmp_path / "toy.json", edge_all_s=(2.0, 4.0))
-    sc = toy_scenario(
-        cal,
-        duration_s=40.0,
-        traces={"bandwidth_mbps": {"steps": [[0, 50], [10, 0.5]], "end": "hold"}},
-        observe={"period_s": 1.0, "delay_s": 0.0, "noise": 0.0},
-    )
+    sc = _bandwidth_step(cal, 40.0, 50.0, 0.5)
     spec = PolicySpec(policy="changepoint", params={"discount": "none", "drift": drift})
     cols, _, _ = run_policy(sc, spec, 0)
     assert set(cols["point"][:10]) == {1}
@@ -425,13 +431,7 @@ def test_changepoint_alarms_at_its_threshold(tmp_path, threshold, changed):
     then less (the level follows: 1.9 x 10 / (10 + m) - 1 at the m-th): past 1 at
     the second, never past 5 (it stops growing after the ninth).
     """
-    cal = toy_calibration(tmp_path / "toy.json")
-    sc = toy_scenario(
-        cal,
-        duration_s=30.0,
-        traces={"bandwidth_mbps": {"steps": [[0, 10.0], [10, 11.0]], "end": "hold"}},
-        observe={"period_s": 1.0, "delay_s": 0.0, "noise": 0.0},
-    )
+    sc = _bandwidth_step(toy_calibration(tmp_path / "toy.json"), 30.0, 10.0, 11.0)
     spec = PolicySpec(policy="changepoint", params={"discount": "none", "threshold": threshold})
     policy = _run_policy_object(sc, spec)
     assert (policy.changes > 0) is changed
