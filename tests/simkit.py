@@ -107,8 +107,9 @@ def toy_calibration(
     return path
 
 
-def toy_scenario(cal: Path, **overrides):
-    """A scenario on the toy calibration: no noise anywhere unless the test asks."""
+def toy_scenario(cal: Path, calibration_cache: dict | None = None, **overrides):
+    """A scenario on the toy calibration: no noise anywhere unless the test asks
+    (``calibration_cache``: as :func:`scenario_from_dict` takes it)."""
     doc = {
         "name": "toy",
         "model": "toy",
@@ -121,4 +122,4 @@ def toy_scenario(cal: Path, **overrides):
         "policies": [{"policy": "static", "params": {"point": 2}}],
     }
     doc.update(overrides)
-    return scenario_from_dict(doc, "toy scenario", HERE / "data" / "sim")
+    return scenario_from_dict(doc, "toy scenario", HERE / "data" / "sim", calibration_cache)

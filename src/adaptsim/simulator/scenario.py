@@ -567,7 +567,12 @@ def load_scenario(path: str | Path, calibration: str | Path | None = None) -> Sc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{p}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        at = getattr(exc, "position", None)  # a ReaderError (a control character): no mark
+        if not mark and isinstance(at, int):
+            line = f":{text.count(chr(10), 0, at) + 1}"
+        # a ReaderError has no ``problem`` and its text runs over two lines: the first
+        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"{p}{line}: not valid YAML ({why})") from None
     except RecursionError:
         raise UserError(f"{p}: YAML nested too deeply to be a scenario") from None
     if calibration is not None and isinstance(doc, dict):
