@@ -56,9 +56,10 @@ tests/test_profiler.py::test_split_half_floor_is_zero_for_identical_halves
 tests/test_profiler.py::test_calibrate_names_the_missing_profile
 tests/test_profiler.py::test_study_runs_on_a_profile_store"
 declare -A TESTS=(
-  [simulator]="tests/test_simulator.py tests/test_traces.py tests/test_sim_*.py tests/test_policies.py
-    tests/test_robust_runs.py"
-  [calibration]="tests/test_calibration*.py tests/test_importers.py tests/test_study*.py $profiles"
+  [simulator]="tests/test_simulator*.py tests/test_traces.py tests/test_sim_*.py tests/test_policies.py
+    tests/test_policy_*.py tests/test_horizon.py tests/test_spread_by_point.py tests/test_robust_runs.py"
+  [calibration]="tests/test_calibration*.py tests/test_importers.py tests/test_study*.py $profiles
+    tests/test_spread_by_point.py tests/test_near_repeat_spread.py"
   [importers]="tests/test_importer*.py tests/test_atomic.py tests/test_calibration*.py
     tests/test_study*.py"
   [analysis]="tests/test_study*.py tests/test_calibration_build.py tests/test_calibration_file.py
