@@ -350,3 +350,28 @@ def test_extras_on_other_levels_than_their_blocks_are_refused(tmp_path):
             f"{path}: models.lenet.{side}_extra_s has other levels than {side}_block_s; "
             "they must be the same; correct it or rebuild the file with `adaptsim calibrate`"
         )
+
+
+def test_the_check_summary_row_keeps_each_score_to_its_decimals():
+    """The check's summary row from hand-made detail rows: regrets 0.00..0.09 (p90
+    0.081 by numpy's linear rule, median 0.045, 6 of 10 within 5 %), the floor's half
+    of them, and one extrapolated row left out of the interpolation scores. Fails if a
+    score is rounded to whole numbers (mutant check._row_67: the floor's p90 regret
+    0.0405 read as 0) or taken from the wrong frame."""
+    from adaptsim.calibration.check import _row
+
+    r = np.arange(10) / 100
+
+    def detail(regret, extrapolated=False):
+        return pd.DataFrame({"regret": regret, "ape": regret / 2, "ape_p90": regret,
+                             "extrapolated": extrapolated})  # fmt: skip
+
+    cv = detail(r, extrapolated=np.arange(10) == 9)
+    row = _row("m", cv, detail(r / 2), detail(r * 2))
+    assert row["conditions"] == 10
+    assert row["within_5pct"] == 0.6 and row["floor_within_5pct"] == 1.0
+    assert row["median_regret"] == 0.045 and row["floor_median_regret"] == 0.0225
+    assert row["p90_regret"] == 0.081 and row["floor_p90_regret"] == 0.0405
+    assert row["median_ape"] == 0.0225 and row["floor_median_ape"] == 0.0112  # 0.01125
+    assert row["interp_within_5pct"] == round(6 / 9, 3)  # the extrapolated 0.09 left out
+    assert row["siblings_within_5pct"] == 0.3 and row["siblings_median_ape"] == 0.045

@@ -124,7 +124,14 @@ def test_flag_thresholds_on_both_sides_of_each_limit(tmp_path):
     # An edge spike is a time above 1.5 x a later point's + 10 ms; an outlier is off its
     # condition's median by more than 2x either way, where that median exceeds 5 ms.
     folder = tmp_path / "data" / "run" / "outputs_lenet"
-    files = {c: _clean("lenet", c) for c in ("00000", "10000", "20000", "00002")}
+    files = {c: _clean("lenet", c) for c in ("00000", "10000", "20000", "00002", "01000")}
+    # point 1's edge in the three files of edge condition (0 %, 0 %): 5, 5 and 12.5 ms:
+    # 2.5x a median of exactly 5 ms, which is not above 5 ms: clean (mutant _flag_111)
+    for code, edge in (("00000", 0.005), ("10000", 0.005), ("20000", 0.0125)):
+        _set(files[code], 1, edge=edge)
+    # a transfer of exactly 0 s (dyadic times: total - edge - cloud is exactly 0) is
+    # faster than the link allows but not negative (mutant _flag_34)
+    _set(files["01000"], 2, edge=0.0078125, cloud=0.03125, comm=0.0)
     # edge 100 % (alone in its condition), clean edges 0.004 + 0.002 k s:
     # point 5: later points' least is 0.014 s, the limit 0.031 s: 0.038 is a spike
     _set(files["00002"], 5, edge=0.038)
@@ -140,6 +147,7 @@ def test_flag_thresholds_on_both_sides_of_each_limit(tmp_path):
     expected = {
         "outputs_lenet/weights_00002.txt:5": {"edge_spike"},
         "outputs_lenet/weights_10000.txt:6": {"edge_outlier"},
+        "outputs_lenet/weights_01000.txt:2": {"fast_transfer"},
     }
     for prov, flags in _flags(frame).items():
         assert flags == expected.get(prov, set()), prov

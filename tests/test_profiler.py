@@ -391,6 +391,7 @@ def test_compose_summarises_repeats_by_trimmed_mean_or_median(tmp_path):
     np.testing.assert_allclose(edge_s(compose(frame)), [17 / 8 * 1e-3])
     np.testing.assert_allclose(edge_s(compose(frame, summary="median")), [1e-3])
     assert set(compose(frame)["stat"]) == {"mean"}
+    assert set(compose(frame)["flags"]) == {""}  # composed rows carry no importer flag
 
 
 def test_calibrate_rejects_an_unknown_summary(tmp_path):

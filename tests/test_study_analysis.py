@@ -364,3 +364,13 @@ def test_equal_shares_keep_point_order_in_a_model_with_many_points():
     everything = distribution(grid, best_points(grid)).query("slice == 'all'")
     assert everything["point"].tolist() == [31, 36, 1, 2, 3]
     assert everything["layer_name"].tolist() == ["layer31", "layer36", "layer1", "layer2", "layer3"]
+
+
+def test_gains_of_a_grid_with_only_its_baseline_is_an_empty_table_with_its_columns():
+    """Nothing moved from the baseline: no gain rows, but the table keeps its columns
+    (the report and the CSV read them by name). Fails if the table is built without
+    its column list (mutant analysis.gains_120: an empty frame with no columns)."""
+    conds = pd.DataFrame([dict.fromkeys(COND_COLUMNS, 0.0)]).assign(bandwidth_mbps=50.0)
+    g = gains(_grid(conds=conds))
+    assert g.empty
+    assert {"factor", "level", "static_point", "best_point", "gain_pct", "note"} <= set(g.columns)
