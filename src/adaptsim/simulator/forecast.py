@@ -41,6 +41,7 @@ __all__ = [
     "ServiceLists",
     "Source",
     "check_params",
+    "check_period",
     "condition",
     "expected",
     "mean_factors",
@@ -274,6 +275,15 @@ def expected(view: View, cond: Conditions, factors: np.ndarray) -> Estimate:
     )
 
 
+def check_period(period_s) -> float | None:
+    """A policy's ``period_s`` checked: a number >= 0, 0 read as ``None`` (every frame)."""
+    if period_s is not None:
+        period_s = _number(period_s, "period_s")
+        if period_s < 0:
+            raise ValueError(f"period_s must be >= 0, not {period_s:g}")
+    return period_s or None
+
+
 def check_params(policy) -> None:
     """The parameter checks the forecasting built-ins share (raise ValueError, which
     resolve_policy reports in one line): ``source`` and ``discount`` become their
@@ -281,11 +291,7 @@ def check_params(policy) -> None:
     policy has one) a whole number >= 1."""
     policy.source = Source(policy.source)
     policy.discount = Discount(policy.discount)
-    if policy.period_s is not None:
-        policy.period_s = _number(policy.period_s, "period_s")
-        if policy.period_s < 0:
-            raise ValueError(f"period_s must be >= 0, not {policy.period_s:g}")
-    policy.period_s = policy.period_s or None
+    policy.period_s = check_period(policy.period_s)
     if hasattr(policy, "k"):
         policy.k = _whole(policy.k, "k")
         if policy.k < 1:

@@ -49,13 +49,14 @@ import numpy as np
 from adaptsim.simulator.forecast import (
     SampleFeed,
     Source,
+    check_period,
     condition,
     expected,
     mean_factors,
     next_arrival_s,
     queue_done_s,
 )
-from adaptsim.simulator.policies import BasePolicy, Conditions, Estimate, View, _number, _whole
+from adaptsim.simulator.policies import BasePolicy, Conditions, Estimate, View, _whole
 from adaptsim.units import seconds_per_byte
 
 __all__ = ["RiskAware", "base_level", "lag_quantiles"]
@@ -177,11 +178,7 @@ class RiskAware(BasePolicy):
         if self.history < 10:
             raise ValueError("history must be a whole number >= 10 (readings)")
         self.source = Source(self.source)
-        if self.period_s is not None:
-            self.period_s = _number(self.period_s, "period_s")
-            if self.period_s < 0:
-                raise ValueError(f"period_s must be >= 0, not {self.period_s:g}")
-        self.period_s = self.period_s or None
+        self.period_s = check_period(self.period_s)
         self._feed = SampleFeed(self.source)
         if not isinstance(self.anchored, bool):
             raise ValueError(f"anchored must be true or false, not {self.anchored!r}")
