@@ -12,7 +12,8 @@
 # where the twin is wrong would compound its error; see docs/validation.md);
 # the compile before the clock and the drain after each policy are not counted.
 # Usage: [OUT=results/validation-shipped] [SCENARIOS="vehicle_trace busy_edge"] (or any of
-#        norway_ferry_20 norway_train_1 norway_bus_1 norway_metro_2)
+#        norway_ferry_20 norway_train_1 norway_bus_1 norway_metro_2 norway_car_3
+#        fcc_amazon_797466 user_policy combined)
 #        [DURATION=S (seconds per policy, for a quick check)] scripts/validate_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,14 @@ policies=all,neurosurgeon,mpc,changepoint
 #    2 frames/s = 72 frames a policy. In the twin every stage of every policy is at most
 #    ~22 % busy on average (all run all-edge there: the edge's ResNet50 takes ~0.19 s).
 #  Idle, expect ~7.5 min per ResNet scenario and ~6.5 min for AlexNet (~29 min for the four).
+#  The four VGG scenarios (this machine's VGG rows: 3 CPU x 3 memory levels, 7 repeats):
+#  norway_car_3, fcc_amazon_797466 (VGG16, 5 policies x 36 s, trace x5): 1 frame/s = 36
+#    frames a policy (0.25 / 0.2 in the YAML); every policy runs all-edge in the twin
+#    (the 1-core cloud is no faster than the edge, the input 150 kB), the edge ~54 % busy.
+#  user_policy (VGG19, 6 policies x 30 s, car_3 x10 trace x5): 0.8 frames/s = 24 frames
+#    (0.2 in the YAML); bandwidth-rule's uplink is the busiest stage, ~64 % in the twin.
+#  combined (VGG19, 6 policies x 30 s, the 600 s of stress episodes x20 faster): 0.6
+#    frames/s = 18 frames (0.15 in the YAML); static-best's edge ~59 % busy under stress.
 declare -A plan=(
   [vehicle_trace]="4 25 1.5"
   [busy_edge]="20 30 1"
@@ -39,6 +48,10 @@ declare -A plan=(
   [norway_train_1]="5 36 1.5"
   [norway_bus_1]="5 36 1.5"
   [norway_metro_2]="5 36 2"
+  [norway_car_3]="5 36 1"
+  [fcc_amazon_797466]="5 36 1"
+  [user_policy]="5 30 0.8"
+  [combined]="20 30 0.6"
 )
 start=$SECONDS
 mkdir -p "$out"
