@@ -254,3 +254,39 @@ def test_fold_back_fits_and_applies_an_edge_scale_per_cpu_stress_level(tmp_path)
     assert levels[0.0] == pytest.approx(1.3, rel=0.02)
     assert levels[50.0] == pytest.approx(0.6, rel=0.02)
     assert 0.6 < fb.edge_scale < 1.3  # the single scale mixes the two
+
+
+def test_rescoring_fits_the_fold_back_against_the_current_twin_not_the_saved_one(tmp_path):
+    """A folder's saved twin goes stale when the calibration changes (here: saved with
+    the edge x0.5, as an old profile would have said); re-scoring must fit the
+    fold-back against the twin simulated now, or it carries the old error along."""
+    from dataclasses import replace as dc_replace
+
+    from adaptsim.simulator.scenario import PolicySpec
+    from adaptsim.testbed.rescore import rescore_folder
+
+    sc = scenario_for_testbed(SCENARIO, CALIBRATION, duration_s=6.0)
+    sc = dc_replace(sc, policies=(PolicySpec(policy="all-edge"),))
+    stand_in = FoldBack(edge_scale=1.4, cloud_scale=1.0, uplink_extra_s=0.0, return_s=0.0,
+                        pause_s=0.0, frames=60)  # fmt: skip
+    stale = FoldBack(edge_scale=0.5, cloud_scale=1.0, uplink_extra_s=0.0, return_s=0.0,
+                     pause_s=0.0, frames=60)  # fmt: skip
+    facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
+             "duration_s": 6.0, "seeds": list(sc.seeds), "applied": {}, "notes": [],
+             "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
+                           "memory_stress_cpus": [1]},
+             "one_way_latency": "added in the application", "zero_rate": "tbf",
+             "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    folders = []
+    for name in ("seed1", "seed2"):
+        real = run_scenario(apply_foldback(sc, stand_in))
+        real.records["return_s"] = 0.0  # a real run's own column
+        folders.append(
+            write_validation(tmp_path / name, real, run_scenario(apply_foldback(sc, stale)), facts)
+        )
+    comp, fb = rescore_folder(folders[1], fold_back_from=folders[0])
+    assert fb.edge_scale == pytest.approx(1.4, rel=0.03)  # the stale twin would give 2.8
+    # the folded twin is the stand-in's own scenario: its mean is the measured one
+    # up to the spread of the twin's noise draws (median of 9 against draw 0); the
+    # stale fit would be ~2x off
+    assert comp["mean_error_pct"].abs().max() < 5.0

@@ -12,11 +12,13 @@ cloud's per-point extra, ``pause_s`` set to the measured switch cost. Fit on
 one run, score on another (another seed): never on the run you score.
 
 The edge's scale is also fitted per CPU stress level the run visited
-(``edge_scale_by_cpu``): a profile times back-to-back inferences beside
-stress-ng, while a real edge computes a frame now and then and wakes up to it,
-and the scheduler favours a thread that wakes from sleep over the stressor. On
-busy_edge the real edge at 100 % stress took 0.60x the profile's time and 1.05-1.09x
-at 0 and 50 %, so one scale cannot fit both.
+(``edge_scale_by_cpu``): a profile whose stressed rows were taken on a busier
+machine than the run's (as busy_edge's ResNet50V2 edge rows were: the real edge
+at 100 % stress took 0.60x their time and 1.05-1.09x at 0 and 50 %) needs one
+scale per level, not one for all. (It is not the scheduler favouring a thread
+that wakes from sleep: measured on the idle machine, ResNet50V2 beside
+stress-ng on one core takes the same time after 0.1 or 0.5 s idle as back to
+back, 257-261 ms at 100 %; docs/validation.md.)
 """
 
 from __future__ import annotations
@@ -86,10 +88,22 @@ def _scaled(grid, factor: np.ndarray):
     return replace(grid, values=grid.values * factor.reshape(shape))
 
 
-def fit_foldback(folder: Path) -> FoldBack:
-    """Fit the fold-back on a validation folder (``adaptsim validate --out``)."""
+def fit_foldback(folder: Path, simulated: pd.DataFrame | None = None) -> FoldBack:
+    """Fit the fold-back on a validation folder (``adaptsim validate --out``).
+
+    Args:
+        folder: the validation folder whose real run is fitted.
+        simulated: the twin's records to fit against, when the twin has changed
+            since the run (a new calibration or model: the folder's saved twin is
+            then stale, and a fold-back fitted on it would carry the old twin's
+            error into the new one); default the folder's own ``simulated/``.
+    """
     real = pd.read_parquet(folder / "real" / "records.parquet")
-    sim = pd.read_parquet(folder / "simulated" / "records.parquet")
+    sim = (
+        simulated
+        if simulated is not None
+        else pd.read_parquet(folder / "simulated" / "records.parquet")
+    )
     runs = pd.read_csv(folder / "real" / "summary.csv")
     key = ["policy", "seed", "request"]
     both = real.merge(sim, on=key, suffixes=("", "_sim"))

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptsim.errors import UserError
-from adaptsim.simulator import Scenario
+from adaptsim.simulator import Scenario, run_scenario
 from adaptsim.testbed.foldback import FoldBack, apply_foldback, fit_foldback
 from adaptsim.testbed.scenario import scenario_for_testbed
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
@@ -52,7 +52,8 @@ def rescore_folder(
     """The folder's saved real run against the twin simulated now (with ``draws`` noise draws).
 
     With ``fold_back_from`` (another validation folder: never ``folder`` itself)
-    the twin has what that run measured folded back. Returns the comparison of
+    the twin has what that run measured folded back, fitted against that run's twin
+    simulated now (its saved twin may come from an older calibration). Returns the comparison of
     :func:`~adaptsim.testbed.twin.compare_draws` and the fold-back used.
     """
     folder = Path(folder)
@@ -61,7 +62,9 @@ def rescore_folder(
     if fold_back_from is not None:
         if Path(fold_back_from).resolve() == folder.resolve():
             raise UserError("fold-back: fit on another run than the one you score")
-        fb = fit_foldback(Path(fold_back_from))
+        # fitted against the current twin of that run, not its saved (maybe stale) one
+        fresh = run_scenario(twin_scenario(Path(fold_back_from))).records
+        fb = fit_foldback(Path(fold_back_from), simulated=fresh)
         sc = apply_foldback(sc, fb)
     real = pd.read_csv(folder / "real" / "summary.csv")
     return compare_draws(real, twin_draws(sc, draws)), fb
