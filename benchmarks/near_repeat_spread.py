@@ -41,13 +41,15 @@ from adaptsim.calibration.spread import (
     INFERENCES_PER_LINE,
     NEAR_REPEAT_FACTORS,
     PARTS,
+    LineScaling,
+    file_decomposition,
     near_repeat_log_ratio,
     near_repeat_spread,
 )
 from adaptsim.importers import import_adaptivednn
 from adaptsim.store.schema import FACTORS
 
-__all__ = ["factor_effects", "scratch_calibration"]
+__all__ = ["factor_effects", "file_shares", "scratch_calibration"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "src" / "adaptsim" / "data" / "calibration_adaptivednn.json"
@@ -114,20 +116,64 @@ def spread_table(rows: pd.DataFrame, shipped: dict, near: dict) -> pd.DataFrame:
 
 
 def pooled_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per part, all models pooled: quantiles of the near-repeat ratio per line and per
-    inference (x sqrt(2)), and how many rows had near-repeats."""
+    """Per part, all models pooled: quantiles (as factors) of the near-repeat ratio per
+    line and scaled to one inference each way, and how many rows had one."""
     out = []
     for part in PARTS:
-        for n in (1, INFERENCES_PER_LINE):
-            lr = near_repeat_log_ratio(rows, part, None, n).to_numpy()
+        for scaling in LineScaling:
+            lr = near_repeat_log_ratio(rows, part, None, INFERENCES_PER_LINE, scaling).to_numpy()
             lr = lr[np.isfinite(lr)]
             q = np.exp(np.quantile(lr, (0.01, 0.05, 0.5, 0.95, 0.99)))
             out.append(
                 {
                     "part": part,
-                    "scaled_to": "inference" if n > 1 else "line",
+                    "scaling": scaling.value,
                     "n": len(lr),
                     **dict(zip(("p1", "p5", "p50", "p95", "p99"), q.tolist(), strict=True)),
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def _robust_sigma(x: np.ndarray) -> float:
+    """The normal sigma with the same 16 %..84 % width (the tails here are whole slow
+    files, so a plain standard deviation would be their size, not the bulk's)."""
+    x = x[np.isfinite(x)]
+    lo, hi = np.quantile(x, (0.1587, 0.8413)) if len(x) else (np.nan, np.nan)
+    return float((hi - lo) / 2)
+
+
+def _trimmed_var(x: np.ndarray) -> float:
+    """Variance of the values between their 1 % and 99 % quantiles (as the spread keeps)."""
+    x = x[np.isfinite(x)]
+    lo, hi = np.quantile(x, (0.01, 0.99))
+    return float(np.var(x[(x >= lo) & (x <= hi)]))
+
+
+def file_shares(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model and part (and all models): the near-repeat ratio split into its file's
+    component and the within-file rest (:func:`file_decomposition`), each one's sigma
+    (robust) and trimmed variance, the file's share of a line's variance and of one
+    inference's (the rest x 2: two independent inferences per line), and the lines
+    left without a file component."""
+    out = []
+    for part in PARTS:
+        d = file_decomposition(rows, part)
+        for model in [*sorted(rows["model"].unique()), "all"]:
+            mine = d if model == "all" else d[rows["model"].to_numpy() == model]
+            ok = mine["within"].notna()
+            f, w = mine["file"][ok].to_numpy(), mine["within"][ok].to_numpy()
+            vf, vw = _trimmed_var(f), _trimmed_var(w)
+            out.append(
+                {
+                    "model": model,
+                    "part": part,
+                    "lines": int(ok.sum()),
+                    "no_file_part": int((mine["line"].notna() & ~ok).sum()),
+                    "sigma_file": _robust_sigma(f),
+                    "sigma_within": _robust_sigma(w),
+                    "file_share_line": vf / (vf + vw),
+                    "file_share_inference": vf / (vf + INFERENCES_PER_LINE * vw),
                 }
             )
     return pd.DataFrame(out)
@@ -172,10 +218,11 @@ def main() -> None:
     ap.add_argument("--score", action="store_true", help="also score the policies")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument(
-        "--inferences-per-line",
-        type=int,
-        default=INFERENCES_PER_LINE,
-        help="scale a line's spread by sqrt(N) to one inference (1: keep the line's)",
+        "--scaling",
+        type=LineScaling,
+        default=LineScaling.file_shared,
+        help="how a line (mean of 2 inferences) becomes one inference: "
+        + ", ".join(s.value for s in LineScaling),
     )
     args = ap.parse_args()
     rows = _rows(args.data, args.store)
@@ -184,7 +231,9 @@ def main() -> None:
     print(markdown(pd.concat([factor_effects(rows, p) for p in PARTS])))
     print("\n## Near-repeat ratio, all models pooled\n")
     print(markdown(pooled_table(rows)))
-    near = near_repeat_spread(rows, args.inferences_per_line)
+    print("\n## Per file vs within file: sigma (robust) and the file's share of the variance\n")
+    print(markdown(file_shares(rows)))
+    near = near_repeat_spread(rows, INFERENCES_PER_LINE, args.scaling)
     print("\n## Per model: residual (shipped) vs near-repeat spread, as factors\n")
     print(markdown(spread_table(rows, shipped, near)))
     args.out.write_text(json.dumps(scratch_calibration(shipped, near)))
