@@ -49,7 +49,7 @@ from adaptsim.calibration.spread import (
 from adaptsim.importers import import_adaptivednn
 from adaptsim.store.schema import FACTORS
 
-__all__ = ["factor_effects", "file_shares", "scratch_calibration"]
+__all__ = ["factor_effects", "file_shares", "scratch_calibration", "within_neighbours"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "src" / "adaptsim" / "data" / "calibration_adaptivednn.json"
@@ -179,6 +179,26 @@ def file_shares(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def within_neighbours(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per part, the correlation of the within-file rest at point k with that at k+1 and at
+    k+5 of the same file (Pearson and Spearman). Independent draws per line give zero; a
+    slow spell that spans several lines of a file (the file's component removed) does not,
+    and would be shared by a line's two inferences as well: x sqrt(2) would overstate it."""
+    cond = list(_COND)
+    out = []
+    for part in PARTS:
+        w = file_decomposition(rows, part)["within"].to_numpy()
+        r = rows.assign(_w=w).sort_values(["model", *cond, "point"])
+        g = r.groupby(["model", *cond], sort=False)["_w"]
+        row = {"part": part}
+        for lag in (1, 5):
+            pair = pd.DataFrame({"a": r["_w"], "b": g.shift(-lag)}).dropna()
+            row[f"pearson_k+{lag}"] = float(pair["a"].corr(pair["b"]))
+            row[f"spearman_k+{lag}"] = float(pair["a"].corr(pair["b"], method="spearman"))
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def scratch_calibration(shipped: dict, near: dict) -> dict:
     """The shipped calibration document with each model's spread replaced by ``near``."""
     doc = json.loads(json.dumps(shipped))
@@ -233,6 +253,8 @@ def main() -> None:
     print(markdown(pooled_table(rows)))
     print("\n## Per file vs within file: sigma (robust) and the file's share of the variance\n")
     print(markdown(file_shares(rows)))
+    print("\n## The within-file rest: correlation with the same file's next points\n")
+    print(markdown(within_neighbours(rows)))
     near = near_repeat_spread(rows, INFERENCES_PER_LINE, args.scaling)
     print("\n## Per model: residual (shipped) vs near-repeat spread, as factors\n")
     print(markdown(spread_table(rows, shipped, near)))
