@@ -14,6 +14,19 @@ of sample / summary is 1.8-4x for edge services under 10 ms and 1.18 for those o
 whole ResNet50 (0.19 s) made the twin's p95 20-30 % too high in validation runs
 (docs/validation.md); each point's own spread does not. A point without enough
 samples of its own (:data:`MIN_POINT_SAMPLES`) uses the pooled quantiles.
+
+Per-partition data without repeats (AdaptiveDNN) may take its spread from its
+near-repeats (:func:`near_repeat_spread`). Each of its lines is the mean of two
+inferences, so a line's spread is narrower than one inference's; how much depends
+on what the two share (:class:`LineScaling`). :func:`file_decomposition` splits a
+line's near-repeat ratio into its file's component (the median of the file's other
+points' ratios), which both inferences share and which is kept as it is, and the
+within-file rest, scaled by sqrt(2). On the AdaptiveDNN data the file's share is
+small (6 % of one inference's variance for the cloud, 9 % edge, 2 % link, pooled;
+52 % for VGG19's cloud), and the rest is correlated between neighbouring points of
+a file (cloud 0.65, link 0.45, edge 0.18), so that part of it is shared by a
+line's two inferences too: the file-shared scaling is still an upper bound, only
+a little under x sqrt(2) (benchmarks/near_repeat_spread.py).
 """
 
 from __future__ import annotations
@@ -28,12 +41,15 @@ from adaptsim.store.schema import FACTORS
 __all__ = [
     "FLAT",
     "INFERENCES_PER_LINE",
+    "MIN_FILE_POINTS",
     "MIN_POINT_SAMPLES",
     "NEAR_REPEAT_FACTORS",
     "PARTS",
     "SPREAD_PROBS",
+    "LineScaling",
     "SpreadSource",
     "by_point",
+    "file_decomposition",
     "near_repeat_log_ratio",
     "near_repeat_spread",
     "quantiles",
@@ -45,6 +61,20 @@ class SpreadSource(StrEnum):
 
     residuals = "residuals"  # the fit's own residuals, pooled per part (model error too)
     near_repeats = "near-repeats"  # the data's near-repeats, per part and per point
+
+
+class LineScaling(StrEnum):
+    """How a line's near-repeat ratio (the mean of several inferences) becomes one inference's.
+
+    In log space the mean of ``n`` independent draws has ``1/sqrt(n)`` of one draw's
+    spread. The inferences of one line are not independent where the whole file ran
+    slow or fast (the cloud's tails in the AdaptiveDNN data are whole slow files):
+    that share is the same for every inference and does not shrink by averaging.
+    """
+
+    line = "line"  # keep the line's spread (a lower bound for one inference)
+    independent = "independent"  # x sqrt(n): all of it independent per inference (upper bound)
+    file_shared = "file-shared"  # the file's own component kept, the rest x sqrt(n)
 
 
 # Quantiles of log(measured / predicted) kept as the spread. The extreme 1 % on each
@@ -67,11 +97,12 @@ NEAR_REPEAT_FACTORS = {
     "cloud": ("edge_cpu_pct", "edge_mem_pct", "bandwidth_mbps"),
     "comm": ("cloud_mem_pct", "edge_mem_pct"),
 }
-# Each AdaptiveDNN line is the mean of 2 inferences; in log space the mean of n
-# independent draws has 1/sqrt(n) of one draw's spread, so the line's spread is
-# scaled up by sqrt(n) to one inference's (an upper bound where the variation is
-# between runs rather than between inferences).
+# Each AdaptiveDNN line is the mean of 2 inferences (a third, the first, was discarded).
 INFERENCES_PER_LINE = 2
+# A file's own component is the median of its other points' near-repeat ratios: with
+# fewer other points than this it would be a point or two's noise, so the file's lines
+# get no per-inference ratio (every AdaptiveDNN file has 10 points or more).
+MIN_FILE_POINTS = 5
 # Below this a time is a clock artefact or a rounding, not a service (the fit's own floor)
 _MIN_TIME_S = 1e-3
 _CONDITIONS = tuple(FACTORS.values())
@@ -102,11 +133,75 @@ def by_point(log_ratio: np.ndarray, points: np.ndarray) -> dict[str, list[float]
     return out
 
 
+def _leave_one_out_median(x: np.ndarray) -> np.ndarray:
+    """For each element of ``x`` (finite, two or more), the median of the others."""
+    n = len(x)
+    order = np.argsort(x, kind="stable")
+    s = x[order]
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+
+    def remaining(j: int) -> np.ndarray:  # element j of the sorted rest, per left-out rank
+        return np.where(j < rank, s[j], s[min(j + 1, n - 1)])
+
+    m = n - 1
+    if m % 2:
+        return remaining((m - 1) // 2)
+    return (remaining(m // 2 - 1) + remaining(m // 2)) / 2
+
+
+def _line_ratio(rows: pd.DataFrame, part: str, free: tuple[str, ...]) -> pd.Series:
+    """Each row's ``log(part time / its near-repeats' centre)`` as measured (per line)."""
+    keys = ["model", "point", *(c for c in _CONDITIONS if c not in free)]
+    v = rows[f"{part}_s"].to_numpy(dtype=np.float64)
+    ok = v > _MIN_TIME_S
+    logv = np.log(np.where(ok, v, np.nan))
+    out = np.full(len(rows), np.nan)
+    where = np.flatnonzero(ok)
+    for idx in rows.iloc[where].groupby(keys, sort=False).indices.values():
+        n = len(idx)
+        if n < 2:
+            continue
+        pos = where[idx]
+        x = logv[pos]
+        out[pos] = (x - _leave_one_out_median(x)) * np.sqrt((n - 1) / n)
+    return pd.Series(out, index=rows.index)
+
+
+def file_decomposition(
+    rows: pd.DataFrame, part: str, free: tuple[str, ...] | None = None
+) -> pd.DataFrame:
+    """Each row's near-repeat ratio split into its file's component and the rest.
+
+    A file is one condition of one model (all its points were measured in one run).
+    ``line`` is the row's near-repeat ratio (see :func:`near_repeat_log_ratio`, per
+    line); ``file`` the median of the same file's OTHER points' ``line`` (leaving the
+    row out, so that the row's own noise is not in it and ``within`` is not shrunk
+    toward zero; files with fewer than :data:`MIN_FILE_POINTS` other points give NaN);
+    ``within = line - file``. Why: a slow file is slow for every inference of every
+    line (141 AdaptiveDNN files have half their points' cloud time over 1.5x, against
+    about 3 were lines independent), so that share does not shrink by averaging a
+    line's inferences, and only ``within`` may be scaled to one inference.
+
+    Returns:
+        a frame on ``rows``' index with float columns ``line``, ``file``, ``within``.
+    """
+    free = NEAR_REPEAT_FACTORS[part] if free is None else tuple(free)
+    line = _line_ratio(rows, part, free).to_numpy()
+    file = np.full(len(rows), np.nan)
+    for idx in rows.groupby(["model", *_CONDITIONS], sort=False).indices.values():
+        pos = idx[np.isfinite(line[idx])]
+        if len(pos) > MIN_FILE_POINTS:
+            file[pos] = _leave_one_out_median(line[pos])
+    return pd.DataFrame({"line": line, "file": file, "within": line - file}, index=rows.index)
+
+
 def near_repeat_log_ratio(
     rows: pd.DataFrame,
     part: str,
     free: tuple[str, ...] | None = None,
     inferences_per_line: int = INFERENCES_PER_LINE,
+    scaling: LineScaling = LineScaling.file_shared,
 ) -> pd.Series:
     """Each row's ``log(part time / its near-repeats' centre)``, scaled to one inference.
 
@@ -115,9 +210,12 @@ def near_repeat_log_ratio(
     centre is the median of the OTHER near-repeats' log times (leaving the row out,
     so that with three repeats the middle one is not a zero by construction); the
     difference is scaled by ``sqrt((n - 1) / n)``, which makes its variance that of
-    one row's exactly when the centre is a mean of logs, and by
-    ``sqrt(inferences_per_line)`` to one inference. Rows alone in their group, or
-    with a time under 1 ms, are NaN.
+    one row's exactly when the centre is a mean of logs. To one inference
+    (``scaling``): ``line`` keeps it; ``independent`` multiplies it by
+    ``sqrt(inferences_per_line)``; ``file_shared`` keeps the file's component of
+    :func:`file_decomposition` and multiplies only the within-file rest. Rows alone
+    in their group, with a time under 1 ms, or (``file_shared``) in a file with too
+    few points, are NaN.
 
     Args:
         rows: per-partition rows (``model``, ``point``, the condition columns and
@@ -125,31 +223,27 @@ def near_repeat_log_ratio(
         part: ``edge``, ``cloud`` or ``comm``.
         free: the condition columns that may differ among near-repeats.
         inferences_per_line: how many inferences each row's time is the mean of.
+        scaling: how a line's ratio becomes one inference's.
     """
     free = NEAR_REPEAT_FACTORS[part] if free is None else tuple(free)
-    keys = ["model", "point", *(c for c in _CONDITIONS if c not in free)]
-    v = rows[f"{part}_s"].to_numpy(dtype=np.float64)
-    ok = v > _MIN_TIME_S
-    logv = pd.Series(np.log(np.where(ok, v, np.nan)), index=rows.index)
-    out = pd.Series(np.nan, index=rows.index)
-    for idx in rows[ok].groupby(keys, sort=False).indices.values():
-        n = len(idx)
-        if n < 2:
-            continue
-        pos = rows.index[ok][idx]
-        x = logv.loc[pos].to_numpy()
-        others = np.array([np.median(np.delete(x, i)) for i in range(n)])
-        out.loc[pos] = (x - others) * np.sqrt((n - 1) / n * inferences_per_line)
-    return out
+    scale = np.sqrt(inferences_per_line)
+    scaling = LineScaling(scaling)
+    if scaling is LineScaling.file_shared:
+        d = file_decomposition(rows, part, free)
+        return d["file"] + scale * d["within"]
+    line = _line_ratio(rows, part, free)
+    return line * scale if scaling is LineScaling.independent else line
 
 
 def near_repeat_spread(
-    rows: pd.DataFrame, inferences_per_line: int = INFERENCES_PER_LINE
+    rows: pd.DataFrame,
+    inferences_per_line: int = INFERENCES_PER_LINE,
+    scaling: LineScaling = LineScaling.file_shared,
 ) -> dict[str, dict]:
     """Per model, each part's spread from its near-repeats (see :func:`near_repeat_log_ratio`):
     pooled over the model's points, and ``by_point`` for points with
     :data:`MIN_POINT_SAMPLES` or more, in the form :func:`fit_model` keeps."""
-    ratios = {p: near_repeat_log_ratio(rows, p, None, inferences_per_line) for p in PARTS}
+    ratios = {p: near_repeat_log_ratio(rows, p, None, inferences_per_line, scaling) for p in PARTS}
     out = {}
     for model, idx in rows.groupby("model").indices.items():
         spread = {}
