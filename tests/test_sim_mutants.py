@@ -479,3 +479,42 @@ def test_an_edge_queue_limit_of_two_drops_the_third_waiting_frame(tmp_path, engi
         if not d
     ]
     assert starts == pytest.approx([0.0, 0.9, 1.8, 2.7, 3.6, 4.5])
+
+
+# -- mutants the runs' time caps left unchecked (seed 21), checked by hand ----------
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"\x00\x01binary", "is a binary file, not text"),
+        (b"\xff\xfe not utf-8", "is not UTF-8 text (byte 0); save it as UTF-8"),
+        (
+            b"model,point\ntoy,1\n",
+            "is not a JSON calibration (it does not start with '{'); build one with "
+            "`adaptsim calibrate`",
+        ),
+    ],
+)
+def test_a_calibration_that_is_not_json_is_one_line(tmp_path, content, says):
+    """Kills ``scenario._calibration_14`` (``read_text(path, )``: the check for binary
+    or non-UTF-8 text called without its label, a TypeError instead of the line)."""
+    cal = tmp_path / "cal.txt"
+    cal.write_bytes(content)
+    with pytest.raises(UserError) as e:
+        toy_scenario(cal)
+    assert str(e.value) == f"toy scenario: field calibration: {cal} {says}"
+
+
+def test_a_model_the_calibration_lacks_lists_every_model_it_has(tmp_path):
+    """Kills ``scenario.scenario_from_dict_38`` (the models joined by ``"XX, XX"``):
+    a calibration of two models names both, comma-separated and sorted."""
+    doc = json.loads(toy_calibration(tmp_path / "one.json").read_text())
+    doc["models"]["beta"] = doc["models"]["toy"]
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(doc))
+    with pytest.raises(UserError) as e:
+        toy_scenario(two, model="vgg16")
+    assert str(e.value) == (
+        f"toy scenario: field model: 'vgg16' is not in calibration {two}; it calibrates beta, toy"
+    )
