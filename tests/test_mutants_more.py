@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from adaptsim.calibration.profiles import split_half_floor
 from adaptsim.cli import app
+from adaptsim.errors import UserError
 from adaptsim.importers import import_adaptivednn
 from adaptsim.store import COLUMNS, ChoiceError, read_store, write_store
 
@@ -100,6 +101,18 @@ def test_the_data_cuts_that_keras_3_lacks_are_named_in_summary_store_and_cli(tmp
     assert f"  note: {note}" in res.stderr.splitlines()
 
 
+def test_a_binary_data_file_is_named_as_an_adaptivednn_file(tmp_path):
+    """Kills ``importers.adaptivednn._parse_file_8`` (``read_text(path, None)``: the
+    line began "None ..." instead of saying which kind of file is binary)."""
+    run = _lenet_files(tmp_path, 10)
+    bad = run / "outputs_lenet" / "weights_20000.txt"
+    bad.write_bytes(b"\x00\x01\x02 not text")
+    with pytest.raises(UserError) as err:
+        import_adaptivednn([run], tmp_path / "s.parquet")
+    assert str(err.value) == f"AdaptiveDNN file {bad} is a binary file, not text"
+    assert not (tmp_path / "s.parquet").exists()
+
+
 # -- the split-half floor of own profiles with two cloud hosts --------------------------
 
 
@@ -125,9 +138,10 @@ CLOUD_S = {
 }
 
 
-def _two_cloud_store(path: Path) -> pd.DataFrame:
+def _two_cloud_store(path: Path, s_per_byte: tuple[float, float] = (1e-6, 1e-6)) -> pd.DataFrame:
     """A hand-made profile store: one edge host, two cloud hosts whose times differ,
-    each side and the link probes with two repeats."""
+    each side and the link probes with two repeats (the link's seconds per byte in
+    repeat 0 and repeat 1: ``s_per_byte``)."""
     rows = []
     for k in (0, 1):
         for p in range(3):
@@ -144,7 +158,7 @@ def _two_cloud_store(path: Path) -> pd.DataFrame:
         for size in (1_000.0, 100_000.0):
             rows.append(
                 _row(source="profile:link", record="link", host_role="link", model="", point=0,
-                     output_bytes=size, bandwidth_mbps=8.0, comm_s=size * 1e-6)
+                     output_bytes=size, bandwidth_mbps=8.0, comm_s=size * s_per_byte[k])
             )  # fmt: skip
     frame = pd.DataFrame(rows)
     write_store(path, frame, {s: {} for s in frame["source"].unique()})
@@ -179,3 +193,21 @@ def test_the_split_half_floor_uses_the_cloud_host_asked_for(tmp_path):
     assert str(err.value) == (
         "the store has cloud profiles from ['cloud-a', 'cloud-b']: choose one with the cloud host"
     )
+
+
+def test_the_split_half_floor_splits_the_link_probes_too(tmp_path):
+    """Kills ``calibration.profiles._link_summary_6`` (the link law fitted to every
+    probe in both halves: the parity not passed on).
+
+    The link's repeat 0 takes 1 us per byte, repeat 1 2 us: half 1's link takes 40,
+    20 and 0 ms at the three points. On ``cloud-a`` (see above) half 0's totals are
+    (50, 40, 30) ms, half 1's (36 + 40, 10 + 20 + 20, 30) = (76, 50, 30) ms: both
+    pick point 2 (regret 0); the errors are 26 / 76, 10 / 50 and 0: median 0.2,
+    90th percentile 0.2 x 0.2 + 0.8 x 26 / 76. Pooling the probes (the mutant) gives
+    both halves 1.5 us per byte: errors 6 / 66, 0, 0 and a median of 0.
+    """
+    frame = _two_cloud_store(tmp_path / "s.parquet", s_per_byte=(1e-6, 2e-6))
+    got = split_half_floor(frame, "toy", cloud_host="cloud-a").iloc[0]
+    assert got["regret"] == pytest.approx(0.0, abs=1e-9)
+    assert got["ape"] == pytest.approx(0.2, rel=1e-6)
+    assert got["ape_p90"] == pytest.approx(0.2 * 0.2 + 0.8 * 26 / 76, rel=1e-6)
