@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from adaptsim.calibration.profiles import split_half_floor
 from adaptsim.cli import app
 from adaptsim.errors import UserError
-from adaptsim.importers import import_adaptivednn
+from adaptsim.importers import import_adaptivednn, import_scission
 from adaptsim.store import COLUMNS, ChoiceError, read_store, write_store
 
 # -- the importer: the data's cuts that Keras 3 lacks -----------------------------------
@@ -111,6 +111,40 @@ def test_a_binary_data_file_is_named_as_an_adaptivednn_file(tmp_path):
         import_adaptivednn([run], tmp_path / "s.parquet")
     assert str(err.value) == f"AdaptiveDNN file {bad} is a binary file, not text"
     assert not (tmp_path / "s.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [(b"\x00\x00 binary", "is a binary file, not text"), (b"model\n\xff\n", "is not UTF-8")],
+)
+def test_a_cut_points_file_that_is_not_text_is_named_as_one(tmp_path, content, says):
+    """Kills ``importers.adaptivednn._read_cut_points_27`` and ``_28`` (the file's
+    label in the line changed to "XXcut points fileXX" and "CUT POINTS FILE")."""
+    run = _lenet_files(tmp_path, 10)
+    cuts = tmp_path / "cut_points.csv"
+    cuts.write_bytes(content)
+    with pytest.raises(UserError) as err:
+        import_adaptivednn([run], tmp_path / "s.parquet", cut_points=cuts)
+    assert str(err.value).startswith(f"cut points file {cuts} {says}")
+
+
+def test_scission_rows_are_returned_as_stored_with_no_flags(tmp_path):
+    """Kills ``importers.scission.import_scission_205`` (each row's flags None: the
+    store wrote them as "", the rows returned held None).
+
+    Scission data has nothing the importer flags: every row, as returned and as
+    stored, has the empty flag list.
+    """
+    path = tmp_path / "blocks.csv"
+    path.write_text(
+        "system,model,block_index,input_layer,output_layer,latency_s,output_size_bytes\n"
+        "device-raspi4,toy,0,0,1,0.5,1128\n"
+        "cloud-6700k(NoGPU),toy,0,0,1,0.05,1128\n"
+    )
+    frame, _ = import_scission(path, tmp_path / "s.parquet")
+    stored, _ = read_store(tmp_path / "s.parquet")
+    assert frame["flags"].tolist() == ["", ""]
+    assert stored["flags"].tolist() == ["", ""]
 
 
 # -- the split-half floor of own profiles with two cloud hosts --------------------------
