@@ -19,6 +19,7 @@ import simpy
 from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
 from adaptsim.simulator import End, Trace, load_scenario, read_trace, run_policy, run_scenario
+from adaptsim.simulator.changepoint import Cusum
 from adaptsim.simulator.engine import Tables
 from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
 from adaptsim.simulator.policies import Conditions, Observation, View
@@ -518,3 +519,27 @@ def test_a_model_the_calibration_lacks_lists_every_model_it_has(tmp_path):
     assert str(e.value) == (
         f"toy scenario: field model: 'vgg16' is not in calibration {two}; it calibrates beta, toy"
     )
+
+
+# -- survivors of the seed-23 four-area run ------------------------------------------
+
+
+def test_a_trace_whose_times_go_back_says_how_to_fix_it(tmp_path):
+    """Kills ``traces._check_40`` (the fix in the line upper-cased): row 3's time 1
+    comes after 2, and the line says to sort the trace or remove duplicates."""
+    path = tmp_path / "x.txt"
+    path.write_text("0 1\n2 3\n1 4\n")
+    with pytest.raises(UserError) as e:
+        read_trace(path)
+    assert str(e.value).endswith(
+        "x.txt:3: time 1 does not increase (previous 2); sort the trace or remove duplicate times"
+    )
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0.0}, {"drift": -1.0}, {"min_sigma": 0.0}])
+def test_a_cusum_refuses_each_bad_setting_in_words(kwargs):
+    """Kills ``changepoint.Cusum.__init___15`` (the message wrapped in "XX"): each bad
+    setting alone is refused with the rule it breaks."""
+    with pytest.raises(ValueError) as e:
+        Cusum(**kwargs)
+    assert str(e.value) == "threshold and min_sigma must be > 0, drift >= 0"
