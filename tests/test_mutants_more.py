@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from adaptsim.calibration import fit_model
+from adaptsim.calibration.build import measured_rows
 from adaptsim.calibration.profiles import split_half_floor
 from adaptsim.cli import app
 from adaptsim.errors import UserError
@@ -245,3 +247,27 @@ def test_the_split_half_floor_splits_the_link_probes_too(tmp_path):
     assert got["regret"] == pytest.approx(0.0, abs=1e-9)
     assert got["ape"] == pytest.approx(0.2, rel=1e-6)
     assert got["ape_p90"] == pytest.approx(0.2 * 0.2 + 0.8 * 26 / 76, rel=1e-6)
+
+
+# -- the ends a calibration adds to AdaptiveDNN data ------------------------------------
+
+
+def test_a_calibration_of_adaptivednn_lenet_adds_the_input_named_as_the_zoo_has_it(tmp_path):
+    """Kills ``calibration.fit._layout_46`` (the added all-cloud point named
+    "XXinputXX").
+
+    The AdaptiveDNN files measure LeNet's cuts 1-10 only; the calibration adds the
+    ends from the project's catalog: point 0, the raw 28 x 28 x 1 float input
+    (3,136 bytes) named ``input``, and point 11, the all-edge ``softmax`` (4,000
+    bytes: its 1,000 scores).
+    """
+    store = tmp_path / "s.parquet"
+    import_adaptivednn([Path(__file__).parent / "data/adaptivednn/2020-05-27"], store)
+    cal = fit_model("lenet", measured_rows(store).rows)
+    assert cal.ordinals.tolist() == list(range(12))
+    assert (cal.kinds[0], cal.layer_names[0], cal.output_bytes[0]) == ("all_cloud", "input", 3136.0)
+    assert (cal.kinds[-1], cal.layer_names[-1], cal.output_bytes[-1]) == (
+        "all_edge",
+        "softmax",
+        4000.0,
+    )
