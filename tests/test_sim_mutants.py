@@ -24,6 +24,7 @@ from adaptsim.simulator.engine import Tables
 from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
 from adaptsim.simulator.policies import Conditions, Observation, View
 from adaptsim.simulator.results import results_folder
+from adaptsim.simulator.risk import RiskAware
 from adaptsim.simulator.saturation import Saturation, saturation
 from adaptsim.simulator.scenario import PolicySpec
 from simkit import HERE, toy_calibration, toy_scenario
@@ -543,3 +544,31 @@ def test_a_cusum_refuses_each_bad_setting_in_words(kwargs):
     with pytest.raises(ValueError) as e:
         Cusum(**kwargs)
     assert str(e.value) == "threshold and min_sigma must be > 0, drift >= 0"
+
+
+def test_risk_reads_the_change_at_the_middle_of_each_points_transfer(tmp_path):
+    """Kills ``risk.RiskAware._lags_23`` (each point's lead taken to the edge time
+    plus 1.5 x its transfer instead of to the transfer's middle, 0.5 x).
+
+    The link alternates 8 and 0.2 Mbit/s a reading a second, ending on 8: over one
+    reading it changes x40 or /40 (the two quantiles: 0.2 and 320 Mbit/s next),
+    over two not at all (8 and 8). On the toy model with a 2 s all-edge point, at 8
+    Mbit/s: point 2 (0.2 s edge, then 300,000 B: 0.3 s) leads by 0.2 + 0.15 = 0.35 s,
+    one reading (lag 1), and expects 0.7 + 2.4 x (1/0.2 + 1/320) / 2 = 6.70375 s;
+    with 1.5 x its transfer it would lead by 0.65 s, lag 2, and expect 0.7 + 2.4 / 8
+    = 1.0 s. Point 1 (0.15 s transfer) leads by 0.075 s (lag 1); point 3 (2 s edge)
+    by two readings, the longest lag kept (2).
+    """
+    cal = toy_calibration(tmp_path / "cal.json", edge_all_s=(2.0, 3.0))
+    sc = toy_scenario(cal)
+    policy = RiskAware(horizon=1, quantiles=2, max_lag=2, anchored=False)
+    v = View(model=sc.model, tables=Tables(sc), cloud_cpu_pct=0.0, cloud_mem_pct=0.0)
+    v.current_point = 1
+    for t, bw in enumerate([8.0, 0.2] * 20 + [8.0]):
+        v.now_s = float(t)
+        v.monitor = Conditions(bw)  # a new object: a new reading
+        policy.decide(v)
+    mean_inverse = (1 / 0.2 + 1 / 320) / 2
+    by_hand = [0.6 + 1.204224 * mean_inverse, 0.7 + 2.4 * mean_inverse, 2.0 + 0.032 / 8]
+    got = policy.expected_cost(v, policy._estimate_at(v, 8.0), 8.0, v.monitor)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-9)
