@@ -24,6 +24,7 @@ from adaptsim.cli import app
 from adaptsim.errors import UserError
 from adaptsim.importers import import_adaptivednn, import_scission
 from adaptsim.store import COLUMNS, ChoiceError, read_store, write_store
+from adaptsim.store.catalog import catalog_cuts
 
 # -- the importer: the data's cuts that Keras 3 lacks -----------------------------------
 
@@ -271,3 +272,44 @@ def test_a_calibration_of_adaptivednn_lenet_adds_the_input_named_as_the_zoo_has_
         "softmax",
         4000.0,
     )
+
+
+def _lenet_rows_at_two_edge_memory_levels() -> pd.DataFrame:
+    """Per-partition rows of LeNet's cuts 1-10 (as AdaptiveDNN measures them: no
+    all-cloud, no all-edge) from known block times, no noise: every block takes
+    10 ms on the cloud and 20 ms on the edge, 40 ms under 100 % edge memory stress;
+    the link 4 ms + the cut's bytes at 10 or 50 Mbit/s."""
+    out_bytes = catalog_cuts("lenet")["output_bytes"].to_numpy(dtype=float)
+    rows = []
+    for mem, edge_block_s in ((0.0, 0.020), (100.0, 0.040)):
+        for bw in (10.0, 50.0):
+            for k in range(1, 11):
+                edge, cloud = k * edge_block_s, (11 - k) * 0.010
+                comm = 0.004 + out_bytes[k - 1] * 8 / (bw * 1e6)
+                row = dict.fromkeys(COLUMNS, np.nan)
+                row.update(
+                    source="synthetic", provenance=f"f:{k}", record="partition",
+                    host_role="edge+cloud", model="lenet", point=k, layer_index=float(k - 1),
+                    layer_name=f"l{k}", output_bytes=out_bytes[k - 1], edge_cpu_pct=0.0,
+                    edge_mem_pct=mem, cloud_cpu_pct=0.0, cloud_mem_pct=0.0, bandwidth_mbps=bw,
+                    repeats=1, stat="mean", edge_s=edge, cloud_s=cloud, comm_s=comm,
+                    total_s=edge + cloud + comm, flags="",
+                )  # fmt: skip
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_the_all_cloud_block_is_derived_from_the_unstressed_edge(tmp_path):
+    """Kills ``calibration.fit.fit_model_99`` (the first block's cloud time derived
+    from the edge at memory level 1, 100 %, instead of level 0).
+
+    The data never runs LeNet's first block on the cloud (its cuts start at 1), so
+    the calibration derives it: its unstressed edge time (20 ms) over the edge/cloud
+    speed ratio of the other blocks (20 / 10 = 2): 10 ms. All-cloud then takes the
+    eleven blocks' 10 ms each on the cloud: 110 ms (with the stressed edge's 40 ms,
+    120 ms).
+    """
+    cal = fit_model("lenet", _lenet_rows_at_two_edge_memory_levels())
+    assert cal.ordinals[0] == 0 and cal.kinds[0] == "all_cloud"
+    p = cal.predict(0.0, 0.0, 0.0, 0.0, 10.0)
+    assert p.cloud_s[0, 0] == pytest.approx(0.110, rel=1e-6)
