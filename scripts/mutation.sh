@@ -44,7 +44,7 @@ done
 [ ${#areas[@]} -gt 0 ] || { echo "mutation.sh: name an area: simulator calibration importers analysis (or all)" >&2; exit 2; }
 deadline=0
 if [ -n "$until" ]; then
-  deadline=$(date -d "$until" +%s) || { echo "mutation.sh: --until $until: not a time date(1) reads" >&2; exit 2; }
+  deadline=$(date -d "$until" +%s 2>/dev/null) || { echo "mutation.sh: --until $until: not a time date(1) reads" >&2; exit 2; }
   [ "$deadline" -gt "$(date +%s)" ] || { echo "mutation.sh: --until $until is already past" >&2; exit 2; }
 fi
 # cap SECONDS: the seconds a phase may run, SECONDS or fewer to end by --until
