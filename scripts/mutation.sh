@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing with mutmut, beside the benchmarks (not part of CI: it runs for long).
 #
-#   scripts/mutation.sh [--rev REV] [--minutes N] [--sample N] [--seed S] [--out FILE] AREA...
+#   scripts/mutation.sh [--rev REV] [--minutes N] [--until TIME] [--sample N] [--seed S]
+#                       [--out FILE] AREA...
 #
 # AREA: simulator | calibration | importers | analysis | all (the four). Each area mutates
 # its own source and runs every test that exercises it (see TESTS below), nothing slow it
@@ -9,7 +10,9 @@
 # gives a line per area and one combined line. The work happens in a scratch copy (the
 # working tree, or the commit REV: `--rev HEAD` measures the committed tests), so the
 # checkout is never touched; mutmut runs under `nice -n 10` with --max-children 2, capped
-# at N minutes (default 60). `--sample N` runs a seeded random sample of N mutants PER
+# at N minutes (default 60); `--until TIME` (a time date -d reads, e.g. 21:55) also
+# stops each phase by then, so a run on a shared machine ends when promised (a test map
+# not ready by then: exit 3). `--sample N` runs a seeded random sample of N mutants PER
 # AREA instead of all (the score is then an estimate with its 95 % Wilson interval; the
 # combined line weights each area by its number of mutants). The same --seed and --sample
 # on the same sources draw the same mutants, so a before/after pair is paired. The report
@@ -23,21 +26,33 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-rev="" minutes=60 sample=0 seed=0 out=""
+rev="" minutes=60 until="" sample=0 seed=0 out=""
 areas=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --rev) rev=$2; shift 2 ;;
     --minutes) minutes=$2; shift 2 ;;
+    --until) until=$2; shift 2 ;;
     --sample) sample=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --out) out=$(realpath -m "$2"); shift 2 ;;
-    -h|--help) sed -n 2,22p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,25p "$0"; exit 0 ;;
     all) areas+=(simulator calibration importers analysis); shift ;;
     *) areas+=("$1"); shift ;;
   esac
 done
 [ ${#areas[@]} -gt 0 ] || { echo "mutation.sh: name an area: simulator calibration importers analysis (or all)" >&2; exit 2; }
+deadline=0
+if [ -n "$until" ]; then
+  deadline=$(date -d "$until" +%s 2>/dev/null) || { echo "mutation.sh: --until $until: not a time date(1) reads" >&2; exit 2; }
+  [ "$deadline" -gt "$(date +%s)" ] || { echo "mutation.sh: --until $until is already past" >&2; exit 2; }
+fi
+# cap SECONDS: the seconds a phase may run, SECONDS or fewer to end by --until
+cap() {
+  local left=$1
+  [ "$deadline" -eq 0 ] || left=$(( deadline - $(date +%s) < $1 ? deadline - $(date +%s) : $1 ))
+  echo $(( left > 1 ? left : 1 ))
+}
 
 declare -A SOURCES=(
   [simulator]="src/adaptsim/simulator/*"
@@ -59,9 +74,9 @@ declare -A TESTS=(
   [simulator]="tests/test_simulator*.py tests/test_traces.py tests/test_sim_*.py tests/test_policies.py
     tests/test_policy_*.py tests/test_horizon.py tests/test_spread_by_point.py tests/test_robust_runs.py"
   [calibration]="tests/test_calibration*.py tests/test_importers.py tests/test_study*.py $profiles
-    tests/test_spread_by_point.py tests/test_near_repeat_spread.py"
+    tests/test_spread_by_point.py tests/test_near_repeat_spread.py tests/test_mutants_more.py"
   [importers]="tests/test_importer*.py tests/test_atomic.py tests/test_calibration*.py
-    tests/test_study*.py"
+    tests/test_study*.py tests/test_mutants_more.py"
   [analysis]="tests/test_study*.py tests/test_calibration_build.py tests/test_calibration_file.py
     tests/test_profiler.py::test_study_runs_on_a_profile_store"
 )
@@ -119,7 +134,10 @@ selected=()
 if [ "$sample" -gt 0 ]; then
   # Generate the mutants and the test map (a run for a name that matches no mutant stops
   # right after), then draw each area's sample from its mutant names.
-  timeout 1800 nice -n 10 "$mutmut" run --max-children 2 "no-such-mutant" >stats.log 2>&1 || true
+  set +e
+  timeout "$(cap 1800)" nice -n 10 "$mutmut" run --max-children 2 "no-such-mutant" >stats.log 2>&1
+  [ $? -ne 124 ] || { echo "mutation.sh: --until $until came before the mutants and the test map were ready ($work)" >&2; exit 3; }
+  set -e
   "$mutmut" results --all true >all.txt 2>/dev/null || true
   mapfile -t selected < <("$repo/.venv/bin/python" -c '
 import random, re, sys
@@ -133,7 +151,7 @@ for area, prefix in prefixes.items():
   echo "mutation.sh: sampled ${#selected[@]} mutants (--sample $sample per area, seed $seed)" >&2
 fi
 set +e
-timeout "$((minutes * 60))" nice -n 10 "$mutmut" run --max-children 2 "${selected[@]}" >run.log 2>&1
+timeout "$(cap $((minutes * 60)))" nice -n 10 "$mutmut" run --max-children 2 "${selected[@]}" >run.log 2>&1
 rc=$?
 set -e
 wall=$(( $(date +%s) - start ))

@@ -19,10 +19,12 @@ import simpy
 from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
 from adaptsim.simulator import End, Trace, load_scenario, read_trace, run_policy, run_scenario
+from adaptsim.simulator.changepoint import Cusum
 from adaptsim.simulator.engine import Tables
 from adaptsim.simulator.forecast import BandwidthForecast, transfer_rates_mbps
 from adaptsim.simulator.policies import Conditions, Observation, View
 from adaptsim.simulator.results import results_folder
+from adaptsim.simulator.risk import RiskAware
 from adaptsim.simulator.saturation import Saturation, saturation
 from adaptsim.simulator.scenario import PolicySpec
 from simkit import HERE, toy_calibration, toy_scenario
@@ -479,3 +481,94 @@ def test_an_edge_queue_limit_of_two_drops_the_third_waiting_frame(tmp_path, engi
         if not d
     ]
     assert starts == pytest.approx([0.0, 0.9, 1.8, 2.7, 3.6, 4.5])
+
+
+# -- mutants the runs' time caps left unchecked (seed 21), checked by hand ----------
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"\x00\x01binary", "is a binary file, not text"),
+        (b"\xff\xfe not utf-8", "is not UTF-8 text (byte 0); save it as UTF-8"),
+        (
+            b"model,point\ntoy,1\n",
+            "is not a JSON calibration (it does not start with '{'); build one with "
+            "`adaptsim calibrate`",
+        ),
+    ],
+)
+def test_a_calibration_that_is_not_json_is_one_line(tmp_path, content, says):
+    """Kills ``scenario._calibration_14`` (``read_text(path, )``: the check for binary
+    or non-UTF-8 text called without its label, a TypeError instead of the line)."""
+    cal = tmp_path / "cal.txt"
+    cal.write_bytes(content)
+    with pytest.raises(UserError) as e:
+        toy_scenario(cal)
+    assert str(e.value) == f"toy scenario: field calibration: {cal} {says}"
+
+
+def test_a_model_the_calibration_lacks_lists_every_model_it_has(tmp_path):
+    """Kills ``scenario.scenario_from_dict_38`` (the models joined by ``"XX, XX"``):
+    a calibration of two models names both, comma-separated and sorted."""
+    doc = json.loads(toy_calibration(tmp_path / "one.json").read_text())
+    doc["models"]["beta"] = doc["models"]["toy"]
+    two = tmp_path / "two.json"
+    two.write_text(json.dumps(doc))
+    with pytest.raises(UserError) as e:
+        toy_scenario(two, model="vgg16")
+    assert str(e.value) == (
+        f"toy scenario: field model: 'vgg16' is not in calibration {two}; it calibrates beta, toy"
+    )
+
+
+# -- survivors of the seed-23 four-area run ------------------------------------------
+
+
+def test_a_trace_whose_times_go_back_says_how_to_fix_it(tmp_path):
+    """Kills ``traces._check_40`` (the fix in the line upper-cased): row 3's time 1
+    comes after 2, and the line says to sort the trace or remove duplicates."""
+    path = tmp_path / "x.txt"
+    path.write_text("0 1\n2 3\n1 4\n")
+    with pytest.raises(UserError) as e:
+        read_trace(path)
+    assert str(e.value).endswith(
+        "x.txt:3: time 1 does not increase (previous 2); sort the trace or remove duplicate times"
+    )
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0.0}, {"drift": -1.0}, {"min_sigma": 0.0}])
+def test_a_cusum_refuses_each_bad_setting_in_words(kwargs):
+    """Kills ``changepoint.Cusum.__init___15`` (the message wrapped in "XX"): each bad
+    setting alone is refused with the rule it breaks."""
+    with pytest.raises(ValueError) as e:
+        Cusum(**kwargs)
+    assert str(e.value) == "threshold and min_sigma must be > 0, drift >= 0"
+
+
+def test_risk_reads_the_change_at_the_middle_of_each_points_transfer(tmp_path):
+    """Kills ``risk.RiskAware._lags_23`` (each point's lead taken to the edge time
+    plus 1.5 x its transfer instead of to the transfer's middle, 0.5 x).
+
+    The link alternates 8 and 0.2 Mbit/s a reading a second, ending on 8: over one
+    reading it changes x40 or /40 (the two quantiles: 0.2 and 320 Mbit/s next),
+    over two not at all (8 and 8). On the toy model with a 2 s all-edge point, at 8
+    Mbit/s: point 2 (0.2 s edge, then 300,000 B: 0.3 s) leads by 0.2 + 0.15 = 0.35 s,
+    one reading (lag 1), and expects 0.7 + 2.4 x (1/0.2 + 1/320) / 2 = 6.70375 s;
+    with 1.5 x its transfer it would lead by 0.65 s, lag 2, and expect 0.7 + 2.4 / 8
+    = 1.0 s. Point 1 (0.15 s transfer) leads by 0.075 s (lag 1); point 3 (2 s edge)
+    by two readings, the longest lag kept (2).
+    """
+    cal = toy_calibration(tmp_path / "cal.json", edge_all_s=(2.0, 3.0))
+    sc = toy_scenario(cal)
+    policy = RiskAware(horizon=1, quantiles=2, max_lag=2, anchored=False)
+    v = View(model=sc.model, tables=Tables(sc), cloud_cpu_pct=0.0, cloud_mem_pct=0.0)
+    v.current_point = 1
+    for t, bw in enumerate([8.0, 0.2] * 20 + [8.0]):
+        v.now_s = float(t)
+        v.monitor = Conditions(bw)  # a new object: a new reading
+        policy.decide(v)
+    mean_inverse = (1 / 0.2 + 1 / 320) / 2
+    by_hand = [0.6 + 1.204224 * mean_inverse, 0.7 + 2.4 * mean_inverse, 2.0 + 0.032 / 8]
+    got = policy.expected_cost(v, policy._estimate_at(v, 8.0), 8.0, v.monitor)
+    np.testing.assert_allclose(got, by_hand, rtol=1e-9)
