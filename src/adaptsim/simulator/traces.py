@@ -295,7 +295,7 @@ def _cell(row: dict, column: str, path: Path, n: int) -> float:
     raw = row.get(column)
     if raw is None or raw == "":
         raise UserError(
-            f"{where(path, n)}: no {column} value (an empty cell or a short row); "
+            f"{where(path, n)}: column {column!r} is empty (an empty cell or a short row); "
             "fill it in or delete the row"
         )
     value = _number(raw)
