@@ -56,7 +56,7 @@ def test_scaling_keeps_the_trace_s_end(end):
 @pytest.mark.parametrize(
     "fmt, content, kw, message",
     [
-        ("csv", "time_s,value\n0,1\n1,x\n", {}, r"t\.csv:3: non-numeric time_s/value"),
+        ("csv", "time_s,value\n0,1\n1,x\n", {}, r"t\.csv:3: value 'x' is not a number"),
         (
             "gnettrack",
             "Timestamp,UL_bitrate\n2019.09.25_10.00.00,3000\n25/09/2019 10:00,2000\n",

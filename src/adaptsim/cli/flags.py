@@ -13,7 +13,7 @@ from pathlib import Path
 
 from adaptsim.errors import UserError
 
-__all__ = ["FLAGS", "as_flags", "output_file"]
+__all__ = ["FLAGS", "as_flags", "output_file", "store_output"]
 
 # The library's choices (adaptsim.store.WORDS) by the flags that make them.
 FLAGS = {
@@ -48,4 +48,25 @@ def output_file(path: Path, what: str) -> Path:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise UserError(f"{what} {path}: {parent} is not writable")
             break
+    return path
+
+
+def store_output(path: Path, what: str = "--out") -> Path:
+    """``path`` as a store this command can write or merge into, checked before any work.
+
+    Commands that write a store merge into an existing one: a file there that is not
+    a store (a calibration, a CSV) would otherwise be found only at the first write,
+    after the import or, for ``profile``, after minutes of measuring.
+    """
+    output_file(path, what)
+    if path.exists():
+        from adaptsim.store import read_store
+
+        try:
+            read_store(path)
+        except UserError as exc:
+            raise UserError(
+                f"{what} {path} exists and is not a store to merge into ({exc}); "
+                "name a new file or the store itself"
+            ) from None
     return path

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import app, err, guard
-from adaptsim.cli.flags import as_flags
+from adaptsim.cli.flags import as_flags, store_output
 
 import_app = typer.Typer(
     help="Import real published measurements into a store.", no_args_is_help=True
@@ -35,6 +35,7 @@ def import_adaptivednn_cmd(
 
     from adaptsim.importers import import_adaptivednn
 
+    store_output(out)
     t0 = time.perf_counter()
     with as_flags():
         _, summaries = import_adaptivednn(dirs, out, models, cut_points)
@@ -57,6 +58,7 @@ def import_scission_cmd(
     """Import Scission per-block latencies (five real systems, no stress)."""
     from adaptsim.importers import import_scission
 
+    store_output(out)
     _, summary = import_scission(csv_path, out)
     err.print(
         f"scission: {summary['rows']} block rows, {len(summary['models'])} models, "

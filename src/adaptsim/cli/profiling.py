@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import app, err, guard
+from adaptsim.cli.flags import store_output
 from adaptsim.errors import UserError
 
 
@@ -86,8 +87,7 @@ def profile(
         raise UserError(
             f"--out {out} is a folder; give the store's file name, e.g. {out}/own.parquet"
         )
-    if out.parent != Path("") and out.parent.exists() and not out.parent.is_dir():
-        raise UserError(f"--out {out}: {out.parent} is not a folder")
+    store_output(out)  # a file there that is not a store: said now, not after the first condition
     t0 = time.perf_counter()
     say = lambda line: err.print(line, markup=False, highlight=False)  # noqa: E731
     if host is Role.link:

@@ -38,6 +38,19 @@ def _dry_run(plan, out: Path) -> None:
     emit(_sample(plan), OutputFormat.table, "a sample of the runs")
 
 
+def _check_scheduler(address: str) -> None:
+    """``--scheduler`` as PROTOCOL://HOST:PORT, checked before the plan is expanded."""
+    from adaptsim.errors import UserError
+
+    _, sep, rest = address.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if not sep or not host or not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(
+            f"--scheduler {address!r}: give the Dask scheduler's address as tcp://HOST:PORT, "
+            "e.g. tcp://10.0.0.5:8786"
+        )
+
+
 @app.command()
 @guard
 def sweep(
@@ -84,6 +97,8 @@ def sweep(
     from adaptsim.errors import UserError
     from adaptsim.sweep import load_plan, run_sweep, write_outputs
 
+    if scheduler is not None:
+        _check_scheduler(scheduler)
     plan = load_plan(sweep_file)
     target = out or Path("sweeps-out") / plan.name
     if show_run is not None:

@@ -78,8 +78,11 @@ def validate(
     from adaptsim.testbed import scenario_for_testbed
     from adaptsim.testbed import validate as run_validation
 
-    if seeds and any(s < 0 for s in seeds):
-        raise UserError(f"--seed {min(seeds)}: seeds are >= 0")
+    bad = [s for s in seeds or [] if not 0 <= s < 2**63]
+    if bad:
+        raise UserError(f"--seed {bad[0]}: seeds are integers from 0 to 2**63 - 1")
+    if policies is not None and not policies.replace(",", "").strip():
+        raise UserError(f"--policies {policies!r}: name at least one policy, e.g. all,mpc")
     if secret_file is not None and cloud is None:
         raise UserError("--secret-file: only with --cloud HOST:PORT (a local run makes its own)")
     wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None

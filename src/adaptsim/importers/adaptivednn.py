@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.errors import UserError, where
-from adaptsim.files import input_file, read_text
+from adaptsim.files import excerpt, input_file, read_text
 from adaptsim.store import COLUMNS, choose_models, write_store
 from adaptsim.store.catalog import catalog_cuts, normalise_layer_name
 from adaptsim.store.flags import FLAGS, UNUSABLE_FLAGS
@@ -141,12 +141,12 @@ def _parse_file(path: Path) -> np.ndarray:
             values = [float(p) for p in parts]
         except ValueError:
             raise UserError(
-                f"{where(path, lineno)}: non-numeric value in {line.strip()!r}"
+                f"{where(path, lineno)}: non-numeric value in {excerpt(line.strip())}"
             ) from None
         if not all(math.isfinite(v) for v in values):  # negatives are real glitches: flagged
             raise UserError(f"{where(path, lineno)}: times must be finite numbers")
         if ncols == 4 and not values[3].is_integer():
-            raise UserError(f"{where(path, lineno)}: cut {parts[3]!r} is not a whole number")
+            raise UserError(f"{where(path, lineno)}: cut {excerpt(parts[3])} is not a whole number")
         rows.append(values if ncols == 4 else [*values, -1.0])
     if not rows:
         raise UserError(f"{path}: no measurement lines; remove the file or re-export it")

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from adaptsim.errors import UserError, where
-from adaptsim.files import read_text
+from adaptsim.files import excerpt, read_text
 from adaptsim.store import COLUMNS, write_store
 
 __all__ = ["import_scission"]
@@ -49,7 +49,7 @@ def _number(text: str, path: Path, lineno: int, col: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise UserError(f"{where(path, lineno)}: {col} {text!r} is not a number") from None
+        raise UserError(f"{where(path, lineno)}: {col} {excerpt(text)} is not a number") from None
     if not math.isfinite(value) or value < 0:
         raise UserError(f"{where(path, lineno)}: {col} must be finite and non-negative")
     return value
@@ -92,6 +92,11 @@ def import_scission(path: Path, out: Path) -> tuple[pd.DataFrame, dict]:
             system = row[idx["system"]].strip()
             role, arch, cpu, cores = _SYSTEMS.get(system.lower(), ("edge", "", "", math.nan))
             v = {c: _number(row[idx[c]], path, lineno, c) for c in _REQUIRED[2:]}
+            if not v["block_index"].is_integer():
+                raise UserError(
+                    f"{where(path, lineno)}: block_index {v['block_index']:g} is not a whole "
+                    "number; blocks are counted 0, 1, 2, ..."
+                )
             side = "edge" if role == "edge" else "cloud"
             other = "cloud" if side == "edge" else "edge"
             cols["source"].append("scission")

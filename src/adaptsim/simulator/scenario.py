@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,9 +34,10 @@ from pydantic import (
 
 from adaptsim.calibration import DEFAULT_CALIBRATION, ModelCalibration, load_calibration
 from adaptsim.errors import UserError
-from adaptsim.files import FileKind, input_file, kind_of, read_text
+from adaptsim.files import FileKind, input_file, kind_of, load_yaml, read_text
 from adaptsim.simulator.admission import UNBOUNDED, Admission, Drop
 from adaptsim.simulator.traces import (
+    MAX_TIME_S,
     MAX_TRACE_STEPS,
     MAX_VALUE,
     End,
@@ -55,8 +55,26 @@ __all__ = [
 ]
 
 
+def _has_bool(value) -> bool:
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, (list, tuple)) and any(_has_bool(v) for v in value)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, value, info):
+        """pydantic reads true as 1: ``duration_s: yes`` would run for one second."""
+        kind = repr(cls.model_fields[info.field_name].annotation)
+        if ("float" in kind or "int" in kind) and "bool" not in kind and _has_bool(value):
+            raise ValueError(
+                "true/false where a number belongs (YAML reads yes/no/on/off as true/false); "
+                "give a number"
+            )
+        return value
 
 
 # YAML 1.2 floats that PyYAML (YAML 1.1) reads as strings: an exponent without a dot.
@@ -87,6 +105,14 @@ class TraceSpec(_Strict):
     bin_ms: Annotated[int, Field(gt=0)] = 100
     label: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _a_number_is_a_constant(cls, data):
+        """``bandwidth_mbps: 25`` is short for ``bandwidth_mbps: {constant: 25}``."""
+        if isinstance(data, (int, float)) and not isinstance(data, bool):
+            return {"constant": data}
+        return data
+
     @model_validator(mode="after")
     def _one_source(self):
         given = [k for k in ("constant", "steps", "file") if getattr(self, k) is not None]
@@ -110,13 +136,13 @@ class CloudSpec(_Strict):
 
 
 class RepartitionSpec(_Strict):
-    pause_s: Annotated[float, Field(ge=0)] = 0.0
+    pause_s: Annotated[float, Field(ge=0, le=MAX_TIME_S)] = 0.0
 
 
 class ObserveSpec(_Strict):
-    period_s: Annotated[float, Field(gt=0)] = 1.0
-    delay_s: Annotated[float, Field(ge=0)] = 0.0
-    noise: Annotated[float, Field(ge=0)] = 0.0
+    period_s: Annotated[float, Field(gt=0, le=MAX_TIME_S)] = 1.0
+    delay_s: Annotated[float, Field(ge=0, le=MAX_TIME_S)] = 0.0
+    noise: Annotated[float, Field(ge=0, le=10)] = 0.0  # log-normal sigma
 
 
 class ServiceSpec(_Strict):
@@ -127,6 +153,12 @@ class PolicySpec(_Strict):
     policy: str
     label: str | None = None
     params: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_name_is_a_policy(cls, data):
+        """``- oracle`` in the list is short for ``- {policy: oracle}``."""
+        return {"policy": data} if isinstance(data, str) else data
 
     @field_validator("params")
     @classmethod
@@ -157,6 +189,8 @@ class LimitsSpec(_Strict):
     max_frames: Annotated[int, Field(ge=1)] = 2_000_000  # over all policies x seeds
     max_decisions: Annotated[int, Field(ge=1)] = 1_000_000  # per run: decisions, readings
     max_trace_steps: Annotated[int, Field(ge=1)] = MAX_TRACE_STEPS  # per trace, over the run
+    # faster is a unit mistake (a trace in bit/s or bytes/s read as Mbit/s), not a link
+    max_bandwidth_mbps: Annotated[float, Field(gt=0)] = 100_000.0
 
 
 class ScenarioSpec(_Strict):
@@ -164,10 +198,10 @@ class ScenarioSpec(_Strict):
     description: str = ""
     model: str
     calibration: str = DEFAULT_CALIBRATION
-    duration_s: Annotated[float, Field(gt=0)]
+    duration_s: Annotated[float, Field(gt=0, le=MAX_TIME_S)]
     arrivals: ArrivalsSpec
-    deadline_s: Annotated[float, Field(gt=0)]
-    one_way_latency_s: Annotated[float, Field(ge=0)] = 0.0
+    deadline_s: Annotated[float, Field(gt=0, le=MAX_TIME_S)]
+    one_way_latency_s: Annotated[float, Field(ge=0, le=MAX_TIME_S)] = 0.0
     cloud: CloudSpec = CloudSpec()
     traces: TracesSpec
     repartition: RepartitionSpec = RepartitionSpec()
@@ -197,6 +231,7 @@ class ScenarioSpec(_Strict):
 
 
 _DEFAULT_LIMITS = LimitsSpec()
+MIN_RATE_MBPS = 1e-6  # a slower positive rate is zero or a unit mistake (and breaks float sums)
 
 
 @dataclass(frozen=True)
@@ -318,6 +353,20 @@ def _trace(spec: TraceSpec, base: Path, field: str, source: str, limits: LimitsS
         raise UserError(
             f"{source}: field traces.{field}: value {max(t.values):g} (after scale "
             f"{spec.scale:g}) exceeds {MAX_VALUE:g}; check the units and scale"
+        )
+    tiny = [v for v in t.values if 0 < v < MIN_RATE_MBPS]
+    if field == "bandwidth_mbps" and tiny:
+        raise UserError(
+            f"{source}: field traces.{field}: {tiny[0]:g} Mbit/s (after scale {spec.scale:g}) "
+            f"is below {MIN_RATE_MBPS:g} Mbit/s (1 bit/s), too slow to carry a frame: write 0 "
+            "for no link, or check the units and scale"
+        )
+    if field == "bandwidth_mbps" and max(t.values) > limits.max_bandwidth_mbps:
+        raise UserError(
+            f"{source}: field traces.{field}: {max(t.values):g} Mbit/s (after scale "
+            f"{spec.scale:g}) is faster than {limits.max_bandwidth_mbps:g} Mbit/s: a trace in "
+            "bit/s needs scale: 1e-6 (kbit/s: 1e-3, bytes/s: 8e-6); for a faster link raise "
+            "limits.max_bandwidth_mbps"
         )
     if label:
         t = Trace(t.times, t.values, t.duration_s, t.end, label)
@@ -515,6 +564,12 @@ def _check_limits(sc: Scenario, source: str, period_s: float | None = None) -> N
             f"{lim.max_frames:g}): shorten duration_s or lower arrivals.rate_hz, "
             "or raise limits.max_frames"
         )
+    if sc.cloud_servers > lim.max_frames:
+        raise UserError(
+            f"{source}: field cloud.servers: {sc.cloud_servers:g} servers (each held in memory) "
+            f"are more than limits.max_frames ({lim.max_frames:g}) frames could ever use: "
+            "give fewer servers"
+        )
     readings = sc.duration_s / sc.observe_period_s
     if readings > lim.max_decisions:
         raise UserError(
@@ -561,20 +616,7 @@ def load_scenario(path: str | Path, calibration: str | Path | None = None) -> Sc
     p = input_file(path, "scenario")
     if kind_of(p, "scenario") is FileKind.parquet:
         raise UserError(f"scenario {p} is a Parquet file (a measurement store?), not YAML")
-    text = read_text(p, "scenario")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        at = getattr(exc, "position", None)  # a ReaderError (a control character): no mark
-        if not mark and isinstance(at, int):
-            line = f":{text.count(chr(10), 0, at) + 1}"
-        # a ReaderError has no ``problem`` and its text runs over two lines: the first
-        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{p}{line}: not valid YAML ({why})") from None
-    except RecursionError:
-        raise UserError(f"{p}: YAML nested too deeply to be a scenario") from None
+    doc = load_yaml(p, "scenario")
     if calibration is not None and isinstance(doc, dict):
         doc["calibration"] = str(input_file(calibration, "--calibration").resolve())
     return scenario_from_dict(doc, str(p), p.parent)

@@ -9,18 +9,21 @@ be a guess).
 
 Readers (``format``):
 
-- ``two_column``: ``time_s value`` per line, whitespace separated (the Norway
-  HSDPA and FCC traces); blank lines and ``#`` comments skipped.
-- ``csv``: a header row; ``time_column`` and ``value_column`` name the columns.
+- ``two_column``: ``time_s value`` per line, separated by blanks (the Norway
+  HSDPA and FCC traces), a comma or a semicolon; blank lines, ``#`` comments and
+  one header line (no number in it) before the first row skipped.
+- ``csv``: a header row; ``time_column`` and ``value_column`` name the columns;
+  the delimiter (comma, semicolon or tab) is the header's.
 - ``mahimahi``: one line per 1500-byte delivery opportunity, integer ms since the
   start, repeated ms = several packets; turned into Mbit/s per ``bin_ms`` bin.
 - ``gnettrack``: G-NetTrack Pro CSV: ``Timestamp`` as ``YYYY.MM.DD_hh.mm.ss``, a
   bitrate column in kbit/s (``value_column``, default ``UL_bitrate``); duplicate
   timestamps are averaged, gaps hold the previous value.
 
-Bad traces (non-monotonic time, negative or NaN values, empty, unknown format,
-binary or not UTF-8, too many steps for the memory they would take) raise
-:class:`adaptsim.errors.UserError` naming the file and line.
+Every reader takes Windows line endings and a UTF-8 byte order mark. Bad traces
+(non-monotonic time, negative or NaN values, empty cells, empty, unknown format,
+binary, UTF-16 or not UTF-8, too many steps or bytes for the memory they would
+take) raise :class:`adaptsim.errors.UserError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import bisect
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -37,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from adaptsim.errors import UserError, where
-from adaptsim.files import input_file, read_text
+from adaptsim.files import excerpt, input_file, read_text
 
 __all__ = [
     "EPS_S",
@@ -54,6 +58,10 @@ EPS_S = 1e-9  # times this close to a step boundary are on it
 MAX_TIME_S = 1e9  # about 32 years: later times are a unit mistake (ms for s), not a trace
 MAX_VALUE = 1e9  # Mbit/s or %: larger values would overflow the link's byte counts
 MAX_TRACE_STEPS = 1_000_000  # default bound on a trace's steps (raise: limits.max_trace_steps)
+# Bytes a step may take on average before a file is refused unread: rows are tens of
+# bytes (G-NetTrack's a few hundred), and 1 kB per step lets a Mahimahi file hold 25
+# minutes at 1 Gbit/s; a larger file is a wrong file, and would be read into memory.
+MAX_ROW_BYTES = 1024
 
 
 class End(StrEnum):
@@ -212,118 +220,192 @@ def _finish(times, values, lines, path, end: End) -> Trace:
     return Trace(tuple(times), tuple(values), times[-1] + last, end, Path(path).name)
 
 
+_SEPARATOR = re.compile(r"[\s,;]+")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
 def _two_column(path: Path):
+    """Two numbers a line, separated by blanks, a comma or a semicolon (CSV without a header).
+
+    One header line (no number in it, e.g. ``time_s bandwidth_mbps``) before the
+    first row is skipped: it names columns, it cannot be a row.
+    """
     times, values, lines = [], [], []
+    header_allowed = True
     for n, line in enumerate(read_text(path, "trace file").splitlines(), start=1):
-        s = line.split("#", 1)[0].split()
+        s = [x for x in _SEPARATOR.split(line.split("#", 1)[0].strip()) if x]
         if not s:
             continue
+        parsed = [_number(x) for x in s]
+        if header_allowed and all(x is None for x in parsed):
+            header_allowed = False
+            continue
+        header_allowed = False
         if len(s) != 2:
             raise UserError(
-                f"{where(path, n)}: expected two columns 'time_s value', found {len(s)}"
+                f"{where(path, n)}: expected two columns 'time_s value' (separated by blanks, "
+                f"a comma or a semicolon; decimals with a point), found {len(s)}; for more "
+                "columns use format: csv with time_column and value_column"
             )
-        try:
-            t, v = float(s[0]), float(s[1])
-        except ValueError:
-            raise UserError(f"{where(path, n)}: non-numeric value in {line.strip()!r}") from None
-        times.append(t)
-        values.append(v)
+        if None in parsed:
+            raise UserError(
+                f"{where(path, n)}: non-numeric value in {excerpt(line.strip())}; "
+                "each line is 'time_s value' (a decimal point, not a comma)"
+            )
+        times.append(parsed[0])
+        values.append(parsed[1])
         lines.append(n)
     return times, values, lines
 
 
+def _dict_rows(path: Path, what: str):
+    """A CSV's column names and its rows (line number, row), for CSV-like trace formats.
+
+    The delimiter is the header's most frequent of comma, semicolon and tab (files
+    from European spreadsheets and G-NetTrack's own logs use the latter two);
+    blanks around names and cells are dropped.
+    """
+    text = read_text(path, "trace file")
+    end = text.find("\n")
+    first = text if end < 0 else text[:end]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    if not header or not any(h.strip() for h in header):
+        raise UserError(f"{path}: empty {what}; it needs a header row and data rows")
+    names = [h.strip() for h in header]
+
+    def rows():
+        for n, cells in enumerate(reader, start=2):
+            if not any(c.strip() for c in cells):
+                continue  # a blank line
+            padded = [c.strip() for c in cells] + [None] * (len(names) - len(cells))
+            yield n, dict(zip(names, padded, strict=False))  # a short row: None cells
+
+    return names, rows()
+
+
+def _cell(row: dict, column: str, path: Path, n: int) -> float:
+    raw = row.get(column)
+    if raw is None or raw == "":
+        raise UserError(
+            f"{where(path, n)}: column {column!r} is empty (an empty cell or a short row); "
+            "fill it in or delete the row"
+        )
+    value = _number(raw)
+    if value is None:
+        hint = " (a decimal comma? write a point)" if "," in raw else ""
+        raise UserError(f"{where(path, n)}: {column} {excerpt(raw)} is not a number{hint}")
+    return value
+
+
+def _columns(names: list[str], wanted: list[str], path: Path, fields: str) -> None:
+    missing = [c for c in wanted if c not in names]
+    if missing and all(_number(n) is not None for n in names):
+        raise UserError(
+            f"{where(path, 1)}: the first row {excerpt(','.join(names))} is data, not a header: "
+            "add a header row naming the columns, or read the file with format: two_column"
+        )
+    if missing:
+        raise UserError(
+            f"{where(path, 1)}: no column {missing[0]!r}; columns are {names}: name the "
+            f"columns to read with the trace's {fields}"
+        )
+
+
 def _csv(path: Path, time_column: str, value_column: str):
-    with io.StringIO(read_text(path, "trace file"), newline="") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None:
-            raise UserError(f"{path}: empty CSV file")
-        for col in (time_column, value_column):
-            if col not in reader.fieldnames:
-                raise UserError(
-                    f"{where(path, 1)}: no column {col!r}; columns are {reader.fieldnames}"
-                )
-        times, values, lines = [], [], []
-        for n, row in enumerate(reader, start=2):
-            try:
-                times.append(float(row[time_column]))
-                values.append(float(row[value_column]))
-            except (TypeError, ValueError):
-                raise UserError(
-                    f"{where(path, n)}: non-numeric {time_column}/{value_column}"
-                ) from None
-            lines.append(n)
+    names, rows = _dict_rows(path, "CSV file")
+    _columns(names, [time_column, value_column], path, "time_column and value_column")
+    times, values, lines = [], [], []
+    for n, row in rows:
+        times.append(_cell(row, time_column, path, n))
+        values.append(_cell(row, value_column, path, n))
+        lines.append(n)
     return times, values, lines
 
 
 def _mahimahi(path: Path, bin_ms: int, max_steps: int):
-    stamps = []
-    for n, line in enumerate(read_text(path, "trace file").splitlines(), start=1):
+    """Packets per ``bin_ms`` bin, counted as the lines stream by (memory: the bins only)."""
+    counts: list[int] = []
+    last = -1
+    for n, line in enumerate(io.StringIO(read_text(path, "trace file")), start=1):
         s = line.strip()
         if not s:
             continue
         try:
-            ms = int(s)
+            ms = int(s) if len(s) <= 30 else int("x")
         except ValueError:
             raise UserError(
-                f"{where(path, n)}: expected an integer millisecond, got {s!r}"
+                f"{where(path, n)}: expected an integer millisecond, got {excerpt(s)}"
             ) from None
-        if ms < 0 or (stamps and ms < stamps[-1]):
+        if ms < 0 or ms < last:
             raise UserError(f"{where(path, n)}: millisecond stamps must be >= 0 and non-decreasing")
-        stamps.append(ms)
-    if not stamps:
+        last = ms
+        b = ms // bin_ms
+        if b >= max_steps:
+            raise UserError(
+                f"{where(path, n)}: the stamp {ms} ms makes {b + 1:.3g} bins of {bin_ms} ms "
+                f"(about {(b + 1) * 24 / 1e9:.3g} GB; limit {max_steps:g}): check the stamps are "
+                "ms since the start, raise bin_ms, or raise limits.max_trace_steps"
+            )
+        if b >= len(counts):
+            counts.extend([0] * (b + 1 - len(counts)))
+        counts[b] += 1
+    if not counts:
         raise UserError(f"{path}: empty Mahimahi trace")
-    n_bins = stamps[-1] // bin_ms + 1
-    if n_bins > max_steps:
-        raise UserError(
-            f"{path}: the last stamp, {stamps[-1]} ms, makes {n_bins:.3g} bins of {bin_ms} ms "
-            f"(about {n_bins * 24 / 1e9:.3g} GB; limit {max_steps:g}): check the stamps are "
-            "ms since the start, raise bin_ms, or raise limits.max_trace_steps"
-        )
-    counts = np.bincount(np.asarray(stamps) // bin_ms, minlength=n_bins)
-    mbps = counts * 1500 * 8 / (bin_ms / 1000) / 1e6
-    times = (np.arange(n_bins) * bin_ms / 1000).tolist()
-    return times, mbps.tolist(), [None] * n_bins
+    mbps = np.asarray(counts) * 1500 * 8 / (bin_ms / 1000) / 1e6
+    times = (np.arange(len(counts)) * bin_ms / 1000).tolist()
+    return times, mbps.tolist(), [None] * len(counts)
 
 
 def _gnettrack(path: Path, value_column: str):
-    with io.StringIO(read_text(path, "trace file"), newline="") as fh:
-        reader = csv.DictReader(fh, skipinitialspace=True)
-        if reader.fieldnames is None:
-            raise UserError(f"{path}: empty CSV file")
-        if "Timestamp" not in reader.fieldnames or value_column not in reader.fieldnames:
+    names, rows = _dict_rows(path, "G-NetTrack file")
+    _columns(names, ["Timestamp", value_column], path, "value_column (e.g. DL_bitrate)")
+    per_second: dict[float, list[float]] = {}
+    first_line: dict[float, int] = {}
+    for n, row in rows:
+        stamp = row["Timestamp"] or ""
+        try:
+            ts = datetime.strptime(stamp, "%Y.%m.%d_%H.%M.%S").timestamp()
+        except ValueError:
             raise UserError(
-                f"{where(path, 1)}: a G-NetTrack CSV needs 'Timestamp' and {value_column!r} columns"
-            )
-        per_second: dict[float, list[float]] = {}
-        first_line: dict[float, int] = {}
-        for n, row in enumerate(reader, start=2):
-            try:
-                ts = datetime.strptime(row["Timestamp"].strip(), "%Y.%m.%d_%H.%M.%S").timestamp()
-            except ValueError:
-                raise UserError(
-                    f"{where(path, n)}: timestamp {row['Timestamp']!r} is not YYYY.MM.DD_hh.mm.ss"
-                ) from None
-            raw = (row[value_column] or "").strip()
-            if raw in ("", "-"):
-                continue  # a gap: the previous value holds
-            try:
-                kbps = float(raw)
-            except ValueError:
-                raise UserError(
-                    f"{where(path, n)}: {value_column} {raw!r} is not a number"
-                ) from None
-            if per_second and ts < max(per_second):
-                raise UserError(f"{where(path, n)}: timestamps go backwards")
-            per_second.setdefault(ts, []).append(kbps / 1000.0)
-            first_line.setdefault(ts, n)
+                f"{where(path, n)}: timestamp {excerpt(stamp)} is not YYYY.MM.DD_hh.mm.ss"
+            ) from None
+        raw = row[value_column] or ""
+        if raw in ("", "-"):
+            continue  # a gap: the previous value holds
+        kbps = _number(raw)
+        if kbps is None:
+            raise UserError(f"{where(path, n)}: {value_column} {excerpt(raw)} is not a number")
+        if per_second and ts < max(per_second):
+            raise UserError(f"{where(path, n)}: timestamps go backwards")
+        per_second.setdefault(ts, []).append(kbps / 1000.0)
+        first_line.setdefault(ts, n)
     stamps = sorted(per_second)
     return stamps, [float(np.mean(per_second[t])) for t in stamps], [first_line[t] for t in stamps]
 
 
-def _rows_within(path: Path, max_steps: int) -> None:
-    """Refuse a file with more rows than ``max_steps`` before parsing it."""
+def _rows_within(path: Path, max_steps: int, count_rows: bool) -> None:
+    """Refuse a file with more rows than ``max_steps`` (or more bytes than such rows
+    take, :data:`MAX_ROW_BYTES` each) before parsing it."""
+    p = input_file(path, "trace file")
+    size = p.stat().st_size
+    if size > (max_steps + 1) * MAX_ROW_BYTES:
+        raise UserError(
+            f"{path}: {size:,} bytes is more than {max_steps:g} steps of a trace take "
+            f"({MAX_ROW_BYTES} bytes each): is it the right file? Thin the trace or raise "
+            "limits.max_trace_steps"
+        )
+    if not count_rows:
+        return
     rows = 0
-    with input_file(path, "trace file").open("rb") as fh:
+    with p.open("rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             rows += chunk.count(b"\n")
     if rows > max_steps + 1:
@@ -358,8 +440,7 @@ def read_trace(
             f"{p}: unknown trace format {fmt!r}; use one of "
             f"{', '.join(f.value for f in TraceFormat)}"
         ) from None
-    if fmt is not TraceFormat.mahimahi:
-        _rows_within(p, max_steps)
+    _rows_within(p, max_steps, count_rows=fmt is not TraceFormat.mahimahi)
     if fmt is TraceFormat.two_column:
         times, values, lines = _two_column(p)
     elif fmt is TraceFormat.csv:

@@ -13,11 +13,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from adaptsim.errors import UserError
-from adaptsim.files import read_text
+from adaptsim.files import load_yaml
 
 __all__ = ["PolicyAxis", "SweepSpec", "TraceField", "TracesAxis", "read_sweep"]
 
@@ -103,13 +102,7 @@ class SweepSpec(_Strict):
 
 
 def _yaml(path: Path, what: str) -> Any:
-    text = read_text(path, what)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{line}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return load_yaml(path, what)  # one line with the line number; a key given twice refused
 
 
 def read_sweep(path: str | Path) -> tuple[SweepSpec, dict, Path]:
