@@ -490,7 +490,7 @@ def test_an_edge_queue_limit_of_two_drops_the_third_waiting_frame(tmp_path, engi
     "content, says",
     [
         (b"\x00\x01binary", "is a binary file, not text"),
-        (b"\xff\xfe not utf-8", "is not UTF-8 text (byte 0); save it as UTF-8"),
+        (b"\xe9t\xe9 latin-1, not utf-8", "is not UTF-8 text (byte 0); save it as UTF-8"),
         (
             b"model,point\ntoy,1\n",
             "is not a JSON calibration (it does not start with '{'); build one with "
