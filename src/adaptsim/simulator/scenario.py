@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import numpy as np
 from pydantic import (
@@ -61,6 +61,20 @@ def _has_bool(value) -> bool:
     return isinstance(value, (list, tuple)) and any(_has_bool(v) for v in value)
 
 
+def _leaf_types(tp) -> set:
+    """The plain types an annotation is built of (``float | None`` -> {float, NoneType})."""
+    args = get_args(tp)
+    if not args:
+        return {tp} if isinstance(tp, type) else set()
+    return set().union(*(_leaf_types(a) for a in args))
+
+
+def _wants_number(tp) -> bool:
+    """Whether a field takes numbers but not true/false (a bool would be read as 0 or 1)."""
+    leaves = _leaf_types(tp)
+    return bool(leaves & {int, float}) and bool not in leaves
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -68,8 +82,7 @@ class _Strict(BaseModel):
     @classmethod
     def _no_bool_numbers(cls, value, info):
         """pydantic reads true as 1: ``duration_s: yes`` would run for one second."""
-        kind = repr(cls.model_fields[info.field_name].annotation)
-        if ("float" in kind or "int" in kind) and "bool" not in kind and _has_bool(value):
+        if _wants_number(cls.model_fields[info.field_name].annotation) and _has_bool(value):
             raise ValueError(
                 "true/false where a number belongs (YAML reads yes/no/on/off as true/false); "
                 "give a number"
