@@ -13,12 +13,13 @@ one run, score on another (another seed): never on the run you score.
 
 The edge's scale is also fitted per CPU stress level the run visited
 (``edge_scale_by_cpu``): a profile whose stressed rows were taken on a busier
-machine than the run's (as busy_edge's ResNet50V2 edge rows were: the real edge
-at 100 % stress took 0.60x their time and 1.05-1.09x at 0 and 50 %) needs one
-scale per level, not one for all. (It is not the scheduler favouring a thread
-that wakes from sleep: measured on the idle machine, ResNet50V2 beside
-stress-ng on one core takes the same time after 0.1 or 0.5 s idle as back to
-back, 257-261 ms at 100 %; docs/validation.md.)
+machine than the run's needs one scale per level, not one for all (busy_edge's
+first ResNet50V2 edge rows were: the real edge at 100 % stress took 0.60x their
+time and 1.05-1.09x at 0 and 50 %; re-profiled on the idle machine, the levels
+fit 0.97-1.07; docs/validation.md). The cloud's scale is one for the run: a
+testbed whose cloud shares the machine with the edge's stress (two cores:
+``combined`` in docs/validation.md) would need one per edge condition, which
+the engines cannot apply yet.
 """
 
 from __future__ import annotations
