@@ -297,3 +297,19 @@ def test_fold_back_scales_what_the_simulator_charges():
     c0, c1 = Tables(sc).cloud_s, Tables(after).cloud_s
     np.testing.assert_allclose(c1, 3.0 * c0 + 0.001, rtol=1e-9)
     assert after.pause_s == 0.05 and sc.model.notes != after.model.notes
+
+
+def test_the_report_says_when_the_memory_stressor_shares_the_clouds_core():
+    """combined's miss (docs/validation.md): the default plan puts the edge's memory
+    stressor on the local cloud's core; a run with edge memory stress says so, one
+    without it or with the stressor elsewhere does not."""
+    from adaptsim.testbed.run import RealRunPlan
+    from adaptsim.testbed.validate import shared_core_note
+
+    combined = Path(__file__).parents[1] / "scenarios" / "combined.yaml"
+    sc = scenario_for_testbed(combined, CALIBRATION, duration_s=30.0, time_scale=20.0)
+    plan = RealRunPlan(combined, CALIBRATION, sc.duration_s)
+    note = shared_core_note(plan.mem_cpus, plan.cloud_cpus, sc.edge_mem.values)
+    assert note is not None and f"CPU {plan.cloud_cpus}" in note
+    assert shared_core_note(plan.mem_cpus, plan.cloud_cpus, (0.0, 0.0)) is None
+    assert shared_core_note([2], plan.cloud_cpus, sc.edge_mem.values) is None
