@@ -157,8 +157,8 @@ def validate(
             f"edge {sc.one_way_latency_s:g} s on the way back (the scenario's one-way latency), "
             "and the real network's latency comes on top"
         )
-    shared = None if remote else shared_core_note(plan.mem_cpus, plan.cloud_cpus, sc.edge_mem.values)
-    if shared:
+    shared = shared_core_note(plan.mem_cpus, plan.cloud_cpus, sc.edge_mem.values)
+    if shared and not remote:
         notes.append(shared)
     facts.update(
         scenario=str(scenario),
