@@ -171,3 +171,75 @@ def test_bad_rates_are_refused():
         NetnsPair(-1.0)
     with pytest.raises(UserError, match="rate >= 0"):
         NetnsPair(float("nan"))
+
+
+def _burn(seconds: float) -> float:
+    """CPU seconds a busy loop pinned to CPU 1 gets in ``seconds`` of wall time."""
+    os.sched_setaffinity(0, {1})
+    start_cpu, start = time.process_time(), time.monotonic()
+    while time.monotonic() - start < seconds:
+        pass
+    return time.process_time() - start_cpu
+
+
+def _group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) of every process in the group so far."""
+    total = 0
+    for p in subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True,
+                            text=True).stdout.split():  # fmt: skip
+        stat = Path(f"/proc/{p}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+@needs_stress_ng
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs CPU 1")
+def test_a_yielding_memory_stressor_leaves_its_core_to_a_busy_process():
+    """The testbed's memory stressor sits on the local cloud's core (combined's cloud
+    ran x2.1-2.3 under edge memory stress at normal priority): with ``mem_yields``
+    every stress-ng process is SCHED_IDLE and, beside a busy process on that core,
+    gets next to none of it; at normal priority it takes about as much as the busy
+    one. (Ratios of the two, side by side: the machine's other load slows both.)"""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    share = {}
+    for yields in (True, False):
+        with Stress(0, 32 << 20, mem_cpus=[1], settle_s=0.2, mem_yields=yields) as s:
+            (pgid,) = s.pids
+            members = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True,
+                                     text=True).stdout.split()  # fmt: skip
+            policies = {os.sched_getscheduler(int(p)) for p in members}
+            with ctx.Pool(1) as pool:
+                pool.apply(int, (0,))  # the worker started before the clock
+                before = _group_cpu_s(pgid)
+                busy_s = pool.apply(_burn, (1.5,))
+                share[yields] = (_group_cpu_s(pgid) - before) / busy_s
+        assert policies == ({os.SCHED_IDLE} if yields else {os.SCHED_OTHER})
+    assert share[True] < 0.1  # the stressor's CPU per busy second: it yields
+    assert share[False] > 0.5  # at normal priority the core is shared about evenly
+
+
+@needs_stress_ng
+def test_the_testbed_runs_its_memory_stressor_yielding():
+    """ConditionFollower (the testbed's live conditions) starts the memory stressor
+    under SCHED_IDLE; the CPU stressor stays at normal priority (it is the edge's load)."""
+    from adaptsim.simulator.scenario import scenario_from_dict
+    from adaptsim.testbed.conditions import ConditionFollower
+
+    cal = Path(__file__).parents[1] / "src" / "adaptsim" / "data" / "calibration_own_2core.json"
+    sc = scenario_from_dict({
+        "name": "mem", "model": "lenet", "duration_s": 5, "deadline_s": 1, "calibration": str(cal),
+        "arrivals": {"kind": "periodic", "rate_hz": 1},
+        "traces": {"bandwidth_mbps": {"constant": 10}, "edge_cpu_pct": {"constant": 50},
+                   "edge_mem_pct": {"constant": 50}},
+        "policies": [{"policy": "all-edge"}],
+    })  # fmt: skip
+    with ConditionFollower(sc, None, [0], [1], 64 << 20) as follow:
+        follow.start(time.monotonic())
+        cpu_pgid, mem_pgid = follow._stress.pids
+        for pgid, want in ((cpu_pgid, os.SCHED_OTHER), (mem_pgid, os.SCHED_IDLE)):
+            members = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True,
+                                     text=True).stdout.split()  # fmt: skip
+            assert members and {os.sched_getscheduler(int(p)) for p in members} == {want}

@@ -59,7 +59,7 @@ class ConditionFollower:
                 self._stress = None
             if cpu > 0 or mem > 0:
                 s = Stress(cpu, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
-                           cpu_cpus=self.edge_cpus)  # fmt: skip
+                           cpu_cpus=self.edge_cpus, mem_yields=True)  # fmt: skip
                 self._stress = s.__enter__()
             self._level = (cpu, mem)
         applied_bw = bw if self.link is not None else None  # not shaped: none applied
