@@ -80,6 +80,7 @@ def validate(
     fold_back: Path | None = None,
     cloud: str | None = None,
     secret_file: Path | None = None,
+    cloud_wait_s: float = 300.0,
     noise_draws: int = NOISE_DRAWS,
     progress: Callable[[str], None] = print,
 ) -> Path:
@@ -92,7 +93,8 @@ def validate(
     :func:`~adaptsim.testbed.scenario_for_testbed`). With ``cloud`` (``HOST:PORT`` of an
     ``adaptsim serve --role cloud`` on another machine) only the edge runs here,
     in this host's own network, every frame authenticated with the shared secret
-    (``$ADAPTSIM_SECRET`` or ``secret_file``): no namespaces and no tc, so the
+    (``$ADAPTSIM_SECRET`` or ``secret_file``; a server not up yet is waited for up to
+    ``cloud_wait_s``): no namespaces and no tc, so the
     bandwidth trace is not applied (the real network is what it is; said in the
     report); the edge stress traces still are. The twin is simulated with
     ``noise_draws`` service-noise draws and compared by their median
@@ -115,7 +117,8 @@ def validate(
     plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep, rate_hz=rate_hz,
                        added_policies=list(policies or []))  # fmt: skip
     if cloud is not None:
-        plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file)
+        plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file, cloud_wait_s,
+                                         progress)  # fmt: skip
         plan.secret = load_secret(secret_file)
     work = scratch_dir()
     try:
@@ -125,6 +128,9 @@ def validate(
                 if (work / n).exists()}  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)
     if real.records.empty:
+        if facts.get("cloud_lost"):
+            lost = facts["cloud_lost"]
+            raise UserError(f"--cloud {cloud}: {lost}; no run finished, nothing written")
         raise KeyboardInterrupt
     twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
     progress(f"simulating the twin ({noise_draws} noise draws)")
