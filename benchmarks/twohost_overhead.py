@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,7 +124,15 @@ def main(rounds: int = 2, duration_s: float = 8.0) -> None:
         t["remote - local"] = t["remote"] - t["local"]
         print(f"\n{policy} (frames: {len(allf[allf['policy'] == policy]) // 2} per path)")
         print(t.round(3).to_string())
+    per = allf.groupby(["round", "path"])[list(STAGES)].median().mul(1e3)
+    paired = per.xs("remote", level="path") - per.xs("local", level="path")
+    print("\nper round, remote - local of the medians (ms; both policies' frames), then the")
+    print("median of those paired differences over rounds:")
+    print(pd.concat([paired, paired.median().to_frame("median").T]).round(3).T.to_string())
+    print("\nper round, local medians (ms):")
+    print(per.xs("local", level="path").round(3).T.to_string())
     print("\nclock (remote runs):", json.dumps(offsets))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
