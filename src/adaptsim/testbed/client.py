@@ -64,15 +64,16 @@ class CloudClient:
     def sync_clock(self, probes: int = 8) -> None:
         """Re-estimate ``clock_offset_s`` from ``probes`` clock round trips; keep the shortest.
 
-        The hello's estimate is biased: the server stamps it after the TCP
-        handshake, so the true offset lies near one edge of its interval, half a
-        round trip off on a real network (on loopback the round trip is ~0 and hides
-        it). A clock frame is stamped by the server as it is read and answered at
-        once, so the midpoint of the shortest round trip is off by at most half of
-        that round trip, and only by the asymmetry of the two directions. Called
-        before each run (a second machine's clock drifts from ours: a fresh offset
-        per run bounds what the drift adds) and after it (the drift, said in the
-        run's facts). A server without clock frames keeps the hello's estimate.
+        The hello's estimate is biased: its interval spans the whole TCP connect and
+        the server stamps it only after accepting and starting a thread, not at the
+        interval's middle (measured 0.13-10.6 ms off on a loaded host, where a LeNet
+        frame's uplink takes 0.5 ms; docs/validation.md, "Two machines"). A clock frame
+        is stamped by the server as it is read and answered at once, so the midpoint
+        of the shortest round trip is off by at most half of that round trip, and
+        only by the asymmetry of the two directions. Called before each run (a second
+        machine's clock drifts from ours: a fresh offset per run bounds what the drift
+        adds) and after it (the drift, said in the run's facts). A server without clock
+        frames keeps the hello's estimate.
         """
         best: tuple[float, float] | None = None
         for _ in range(probes):
