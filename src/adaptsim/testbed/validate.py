@@ -145,6 +145,7 @@ def validate(
             f"edge {sc.one_way_latency_s:g} s on the way back (the scenario's one-way latency), "
             "and the real network's latency comes on top"
         )
+        notes.append(_clock_note(facts.get("clock", {})))
     facts.update(
         scenario=str(scenario),
         calibration=str(calibration) if calibration else sc.calibration_name,
@@ -218,3 +219,17 @@ def write_validation(
 def comparison_frame(out: Path) -> pd.DataFrame:
     """The per-policy comparison of a validation folder."""
     return pd.read_csv(out / "comparison.csv")
+
+
+def _clock_note(clocks: dict) -> str:
+    """What the remote cloud's clock means for the stages, in the run's own numbers."""
+    got = [c for c in clocks.values() if c.get("clock_uncertainty_s") is not None]
+    unc_ms = max((c["clock_uncertainty_s"] for c in got), default=float("nan")) * 1e3
+    moved = [abs(c["clock_offset_end_s"] - c["clock_offset_s"]) for c in got
+             if c.get("clock_offset_end_s") is not None]  # fmt: skip
+    drift = f"; it moved by at most {max(moved) * 1e3:.3f} ms over a run" if moved else ""
+    return (
+        "the cloud's clock is not the edge's: its stamps were brought onto the edge's clock "
+        f"with an offset measured before each run (uncertainty at most {unc_ms:.3f} ms{drift}), "
+        "so uplink and way-back times are good to that; latencies are the edge's clock alone"
+    )
