@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from adaptsim.emulation import CLOUD_IP, NetnsPair, Stress, link_available, sweep_stale
+from adaptsim.emulation import (
+    CLOUD_IP,
+    CLOUD_PEER_IP,
+    EDGE_IP,
+    NetnsPair,
+    Stress,
+    link_available,
+    sweep_stale,
+)
 from adaptsim.emulation.cleanup import owner_alive, stale_namespaces
 from adaptsim.errors import UserError
 
@@ -60,6 +68,33 @@ def test_netns_pair_is_named_for_this_process_shaped_and_removed():
 def test_netns_pair_is_removed_when_the_block_raises():
     with pytest.raises(RuntimeError), NetnsPair(5.0):
         raise RuntimeError("boom")
+    assert not any(n.startswith(f"as{os.getpid()}-") for n in _netns())
+
+
+@pytest.mark.needs_root
+@needs_link
+def test_a_peer_namespace_reaches_the_cloud_not_the_edge_and_goes_with_the_pair():
+    def ping(ns: str, addr: str) -> bool:  # a TCP connect to a closed port: refused = reached
+        argv = [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "timeout",
+            "2",
+            "bash",
+            "-c",
+            f"exec 3<>/dev/tcp/{addr}/9",
+        ]
+        out = subprocess.run(argv, capture_output=True, text=True)
+        return "Connection refused" in out.stderr
+
+    with NetnsPair(10.0) as pair:
+        peer = pair.add_peer()
+        assert peer == f"as{os.getpid()}-peer" and peer in _netns()
+        assert ping(peer, CLOUD_PEER_IP) and ping(peer, CLOUD_IP)  # via the cloud's 2nd address
+        assert not ping(peer, EDGE_IP)  # another network: the cloud does not forward to it
+        assert peer not in stale_namespaces()  # named for a live owner: no sweep takes it
     assert not any(n.startswith(f"as{os.getpid()}-") for n in _netns())
 
 

@@ -86,7 +86,7 @@ def test_a_wrong_secret_is_refused_with_one_line(cloud, tmp_path, monkeypatch):
     key.write_text(SECRET)
     r = CliRunner().invoke(app, ["validate", str(DATA / "testbed_lenet.yaml"), "--calibration",
                                  str(CALIBRATION), "--cloud", "127.0.0.1:1", "--secret-file",
-                                 str(key)])  # fmt: skip
+                                 str(key), "--cloud-wait-s", "0"])  # fmt: skip
     assert r.exit_code == 2 and "cannot connect" in r.output
 
 

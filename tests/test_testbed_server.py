@@ -171,3 +171,16 @@ def test_serve_needs_a_secret_not_on_the_command_line(tmp_path, monkeypatch):
     assert r.exit_code == 2 and "at least 16 bytes" in r.output
     r = CliRunner().invoke(app, ["serve", "--role", "cloud", "--listen", "nohost"])
     assert r.exit_code == 2 and "HOST:PORT" in r.output
+
+
+def test_serve_refuses_an_address_not_of_this_host_before_compiling(monkeypatch):
+    """A wrong --listen is one line at once, not after every tail is compiled."""
+    from adaptsim.cli import app
+
+    monkeypatch.setenv("ADAPTSIM_SECRET", "s" * 32)
+    argv = ["serve", "--role", "cloud", "--listen", "192.0.2.1:50100", "-m", "lenet"]
+    r = CliRunner().invoke(app, argv)  # 192.0.2.0/24 is for documentation: on no host
+    assert r.exit_code == 2 and "--listen 192.0.2.1:50100: cannot listen there" in r.output
+    assert "compiled" not in r.output  # said before build_tails ran
+    r = CliRunner().invoke(app, ["serve", "--role", "cloud", "--listen", "[::1]:99999"])
+    assert r.exit_code == 2 and "port 0-65535" in r.output

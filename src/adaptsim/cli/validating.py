@@ -64,6 +64,14 @@ def validate(
         Path | None,
         typer.Option(help="With --cloud: file holding the shared secret (else $ADAPTSIM_SECRET)."),
     ] = None,
+    cloud_wait_s: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="With --cloud: seconds to keep retrying while the server is not up yet "
+            "(it listens once its tails are compiled).",
+        ),
+    ] = 300.0,
     noise_draws: Annotated[
         int,
         typer.Option(
@@ -92,7 +100,8 @@ def validate(
         scenario, calibration, target, duration_s=duration, time_scale=time_scale,
         policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
         fold_back=fold_back,
-        cloud=cloud, secret_file=secret_file, noise_draws=noise_draws, progress=_say,
+        cloud=cloud, secret_file=secret_file, cloud_wait_s=cloud_wait_s, noise_draws=noise_draws,
+        progress=_say,
     )  # fmt: skip
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",
@@ -102,7 +111,12 @@ def validate(
     emit(table[cols].round(4), OutputFormat.table, "measured vs simulated")
     _say(f"wrote {folder} (report.html, report.md, comparison.csv, stages.csv, real/, "
          "simulated/)")  # fmt: skip
-    if json.loads((folder / "validation.json").read_text())["interrupted"]:
+    facts = json.loads((folder / "validation.json").read_text())
+    if facts.get("cloud_lost"):  # the remote cloud went away: what finished is written
+        _say(f"adaptsim: {facts['cloud_lost']}; the frames and runs that finished were "
+             "compared and written")  # fmt: skip
+        raise typer.Exit(1)
+    if facts["interrupted"]:
         _say("adaptsim: interrupted; the runs that finished were compared and written")
         raise typer.Exit(130)
 
@@ -127,25 +141,46 @@ def serve(
         Path | None,
         typer.Option(help="File holding the shared secret (else $ADAPTSIM_SECRET)."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="TensorFlow threads (default: its own choice); the local testbed's cloud "
+            "and the profiler use 1: match the calibration's profile.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the cloud half of every split on a real address, every frame authenticated."""
+    import ipaddress
     import threading
 
     from adaptsim.models import canonical_name
-    from adaptsim.testbed.protocol import load_secret
+    from adaptsim.testbed.protocol import load_secret, parse_address
 
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise UserError(f"--listen {listen!r}: give HOST:PORT, e.g. 0.0.0.0:50100")
+    host, port = parse_address(listen, "--listen", port_zero=True)
     key = load_secret(secret_file)
     names = [canonical_name(m.strip()) for m in models.split(",") if m.strip()]
-    from adaptsim.testbed.server import CloudServer, build_tails
+    from adaptsim.testbed.server import CloudServer, bind, build_tails, set_tf_threads
 
-    try:
-        server = CloudServer(build_tails(names, _say), host, int(port), workers=workers,
-                             key=key, one_way_latency_s=one_way_latency_s)  # fmt: skip
+    try:  # bound before compiling: a wrong address is said now, not minutes later
+        sock = bind(host, port)
     except OSError as exc:
         raise UserError(f"--listen {listen}: cannot listen there ({exc.strerror})") from None
+    if threads is not None:
+        set_tf_threads(threads)
+    server = CloudServer(build_tails(names, _say), workers=workers, key=key,
+                         one_way_latency_s=one_way_latency_s, bound_socket=sock)  # fmt: skip
     server.start()
-    _say(f"serving {', '.join(names)} on {server.address[0]}:{server.address[1]}; Ctrl-C stops")
+    bound = f"{server.address[0]}:{server.address[1]}"
+    try:
+        ip = ipaddress.ip_address(server.address[0])
+    except ValueError:
+        ip = None
+    if ip is not None and ip.is_unspecified:
+        where = "; every address of this host: give the edge one it can reach"
+    elif ip is not None and ip.is_loopback:
+        where = "; loopback: only this machine can connect (listen on an address of this host)"
+    else:
+        where = ""
+    _say(f"serving {', '.join(names)} on {bound}{where}; Ctrl-C stops")
     threading.Event().wait()

@@ -11,13 +11,23 @@ names owned by a pid so a later run removes what a killed one left.
 from adaptsim.emulation.cgroup import CpuQuota, cpu_quota_available
 from adaptsim.emulation.cleanup import die_with_parent, sweep_stale, terminating_as_exit
 from adaptsim.emulation.cpus import parse_cpus, pin_cpus, usable_cores
-from adaptsim.emulation.netns import CLOUD_IP, EDGE_IP, MIN_RATE_KBIT, NetnsPair, link_available
+from adaptsim.emulation.netns import (
+    CLOUD_IP,
+    CLOUD_PEER_IP,
+    EDGE_IP,
+    MIN_RATE_KBIT,
+    PEER_IP,
+    NetnsPair,
+    link_available,
+)
 from adaptsim.emulation.stress import Stress, require_stress_ng
 
 __all__ = [
     "CLOUD_IP",
+    "CLOUD_PEER_IP",
     "EDGE_IP",
     "MIN_RATE_KBIT",
+    "PEER_IP",
     "CpuQuota",
     "NetnsPair",
     "Stress",

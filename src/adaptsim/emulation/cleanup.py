@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 _PR_SET_PDEATHSIG = 1
-NETNS_PATTERN = re.compile(r"^as(\d+)-(edge|cloud)$")
+NETNS_PATTERN = re.compile(r"^as(\d+)-(edge|cloud|peer)$")
 _CGROUP_PATTERN = re.compile(r"^adaptsim-(\d+)$")
 _CGROUP_ROOTS = (Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup/memory"))
 

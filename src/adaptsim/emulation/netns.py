@@ -23,14 +23,19 @@ from adaptsim.errors import UserError
 
 __all__ = [
     "CLOUD_IP",
+    "CLOUD_PEER_IP",
     "EDGE_IP",
     "MIN_RATE_KBIT",
+    "PEER_IP",
     "QUEUE_LIMIT_BYTES",
     "NetnsPair",
     "link_available",
 ]
 
 EDGE_IP, CLOUD_IP = "10.213.0.1", "10.213.0.2"
+# a third host (:meth:`NetnsPair.add_peer`): its own /30 to the cloud namespace, the cloud
+# reached on a second address there
+PEER_IP, CLOUD_PEER_IP = "10.213.1.1", "10.213.1.2"
 MIN_RATE_KBIT = 8  # a zero-rate trace step: tbf takes no rate of 0, this is 1 kB/s
 # tbf's queue, in bytes, at every rate: far above any TCP send buffer here (tcp_wmem's
 # maximum is 4 MiB), so a sender's whole window always fits and tbf never drops. With
@@ -87,6 +92,7 @@ class NetnsPair:
     rate_mbps: float = 0.0
     burst_s: float = 0.01
     min_burst_bytes: int = 32_000
+    peer: str = ""  # the third namespace, once add_peer made it
 
     def __post_init__(self):
         if not self.bandwidth_mbps >= 0:
@@ -144,9 +150,41 @@ class NetnsPair:
             raise UserError(f"tc -s qdisc in {self.edge} failed: {out.stderr.strip()}")
         return int(found[1])
 
+    def add_peer(self) -> str:
+        """A third host: namespace ``<tag>-peer`` joined to the cloud namespace by its own veth.
+
+        The peer is :data:`PEER_IP`; the cloud gets a second address on that link,
+        :data:`CLOUD_PEER_IP`, and the peer routes to the edge-cloud /30 through it,
+        so the cloud's :data:`CLOUD_IP` is reachable from the peer too. That is a
+        machine on another network than the edge's: it tells a server that listens
+        on one address from one that listens on all of them, and it can try what
+        an eavesdropper would (replay a captured frame). Removed with the pair.
+
+        Returns:
+            The peer's namespace name.
+        """
+        peer, peer_dev, cloud_dev = f"{self.tag}-peer", f"{self.tag}p", f"{self.tag}q"
+        self.peer = peer
+        _run("ip", "netns", "add", peer)
+        try:
+            _run("ip", "link", "add", peer_dev, "type", "veth", "peer", "name", cloud_dev)
+            _run("ip", "link", "set", peer_dev, "netns", peer)
+            _run("ip", "link", "set", cloud_dev, "netns", self.cloud)
+            for ns, dev, addr in ((peer, peer_dev, PEER_IP),
+                                  (self.cloud, cloud_dev, CLOUD_PEER_IP)):  # fmt: skip
+                _run("ip", "-n", ns, "addr", "add", f"{addr}/30", "dev", dev)
+                _run("ip", "-n", ns, "link", "set", dev, "up")
+            _run("ip", "-n", peer, "link", "set", "lo", "up")
+            _run("ip", "-n", peer, "route", "add", "10.213.0.0/30", "via", CLOUD_PEER_IP)
+        except BaseException:  # a veth left in this namespace goes with neither namespace
+            subprocess.run(["ip", "link", "del", peer_dev], capture_output=True)
+            raise
+        return peer
+
     def close(self) -> None:
-        for ns in (self.edge, self.cloud):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        for ns in (self.edge, self.cloud, self.peer):
+            if ns:
+                subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
     def __exit__(self, *exc) -> None:
         self.close()

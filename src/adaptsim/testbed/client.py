@@ -24,11 +24,12 @@ class CloudClient:
     ``send`` writes one request (blocking until the kernel took it all: the
     uplink's FIFO is this one TCP stream); ``receive`` reads the next reply.
 
-    ``clock_offset_s``: the server's monotonic clock minus ours, estimated from the
-    hello's stamp as NTP does (error at most half the connect round trip); the
-    server's stamps of a remote cloud are brought onto the edge's clock with it;
-    ``clock_uncertainty_s`` bounds its error. ``server_latency_s``: the one-way
-    latency the server adds before a frame queues.
+    ``clock_offset_s``: the server's monotonic clock minus ours, first from the
+    hello's stamp (error at most half the connect round trip, and biased: see
+    :meth:`sync_clock`, which refines it from the shortest of a few clock round
+    trips, as NTP does); the server's stamps of a remote cloud are brought onto the
+    edge's clock with it; ``clock_uncertainty_s`` bounds its error.
+    ``server_latency_s``: the one-way latency the server adds before a frame queues.
 
     ``unacked_bytes()``: what the edge has handed to the uplink and the peer has
     not yet acknowledged: the bytes announced with :meth:`enqueued` and not yet
@@ -49,6 +50,7 @@ class CloudClient:
         got = time.monotonic()
         self.clock_offset_s = float(hello.get("clock_s", (sent + got) / 2)) - (sent + got) / 2
         self.clock_uncertainty_s = (got - sent) / 2
+        self.hello_offset_s = self.clock_offset_s  # before any sync_clock: for comparison
         self.server_latency_s = float(hello.get("one_way_latency_s", 0.0))  # added on its side
         self.nonce = hello["nonce"]
         self.models = hello.get("models", [])
@@ -58,6 +60,40 @@ class CloudClient:
         self._queued = 0  # payload bytes announced, not yet given to send
         self._handed = 0  # frame bytes given to send
         self._written = 0  # of them, written into the kernel
+
+    def sync_clock(self, probes: int = 8) -> None:
+        """Re-estimate ``clock_offset_s`` from ``probes`` clock round trips; keep the shortest.
+
+        The hello's estimate is biased: its interval spans the whole TCP connect and
+        the server stamps it only after accepting and starting a thread, not at the
+        interval's middle (measured 0.13-10.6 ms off on a loaded host, where a LeNet
+        frame's uplink takes 0.5 ms; docs/validation.md, "Two machines"). A clock frame
+        is stamped by the server as it is read and answered at once, so the midpoint
+        of the shortest round trip is off by at most half of that round trip, and
+        only by the asymmetry of the two directions. Called before each run (a second
+        machine's clock drifts from ours: a fresh offset per run bounds what the drift
+        adds) and after it (the drift, said in the run's facts). A server without clock
+        frames keeps the hello's estimate.
+        """
+        best: tuple[float, float] | None = None
+        for _ in range(probes):
+            with self._lock:
+                self._seq += 1
+                frame = encode({"kind": "clock", "nonce": self.nonce, "seq": self._seq}, b"",
+                               self.key)  # fmt: skip
+                sent = time.monotonic()
+                self.sock.sendall(frame)
+            while True:  # a late result of an earlier run may come first: not an answer
+                header, _ = self.receive()
+                if header.get("kind") in ("clock", "error"):
+                    break
+            got = time.monotonic()
+            if header.get("kind") == "error":
+                return  # an older server: the hello's estimate stands
+            if best is None or got - sent < best[0]:
+                best = (got - sent, float(header["clock_s"]) - (sent + got) / 2)
+        if best is not None:
+            self.clock_offset_s, self.clock_uncertainty_s = best[1], best[0] / 2
 
     def enqueued(self, payload_bytes: int) -> None:
         """Announce a payload that will be sent (it waits in the edge's uplink queue)."""

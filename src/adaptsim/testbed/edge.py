@@ -132,7 +132,8 @@ class EdgeRunner:
         owl = sc.one_way_latency_s
         lock = threading.Lock()
         state = {"current": None, "switched": False, "repartitions": 0, "error": None,
-                 "queued": collections.deque(), "busy_until": 0.0, "last_arrival": 0.0}  # fmt: skip
+                 "lost": None, "queued": collections.deque(), "busy_until": 0.0,
+                 "last_arrival": 0.0}  # fmt: skip
         pending: list = []  # (done_s, request, Observation) not yet seen by the policy
         if self.client is None:
             self.connect()
@@ -140,6 +141,24 @@ class EdgeRunner:
         self.runs += 1
         base = self.runs * _RUN_IDS  # this run's frames go out as base + i
         remote = bool(self.setup.get("remote"))
+        offsets = {}
+        if remote:  # a second machine's clock: a fresh offset for this run (sync_clock)
+            try:
+                client.sync_clock()
+            except (EOFError, OSError) as exc:  # the cloud went away between runs
+                gone = f"the connection was gone before the run ({exc})"
+                return {
+                    "policy": policy.name,
+                    "frames": len(draws.arrivals_s),
+                    "finished": 0,
+                    "repartitions": 0,
+                    "error": None,
+                    "started": False,
+                    "lost": gone,
+                }
+            offsets["clock_offset_s"] = client.clock_offset_s
+            offsets["clock_uncertainty_s"] = client.clock_uncertainty_s
+            offsets["clock_offset_hello_s"] = client.hello_offset_s  # the biased first guess
         # the latency the cloud held a frame before it queued: a remote server's own setting
         owl_out = client.server_latency_s if remote else owl
 
@@ -237,7 +256,11 @@ class EdgeRunner:
         def uplink_thread():
             while (item := send_q.get()) is not _STOP:
                 i, k, y = item
-                client.send(base + i, sc.model.model, k, y)
+                try:
+                    client.send(base + i, sc.model.model, k, y)
+                except OSError as exc:  # the cloud went away: the run ends with what finished
+                    state["lost"] = state["lost"] or f"sending frame {i}, t = {now():.2f} s: {exc}"
+                    return
 
         if policy.period_s is not None:
             decide(0.0)  # at t = 0 before the first frame, as the simulator's controller
@@ -250,12 +273,16 @@ class EdgeRunner:
         done_ids: set[int] = set()
         drain_s = self.setup.get("drain_s", 30.0)
         with records.open("w") as out:
-            while len(done_ids) < len(arrivals) and state["error"] is None:
+            while len(done_ids) < len(arrivals) and state["error"] is None and not state["lost"]:
                 if now() > sc.duration_s + drain_s:
                     break
                 if not select.select([client.sock], [], [], 0.5)[0]:
                     continue  # a frame is read whole once it starts: no timeout mid-frame
-                header, _ = client.receive()
+                try:
+                    header, _ = client.receive()
+                except (EOFError, OSError) as exc:  # the cloud went away: keep what finished
+                    state["lost"] = f"the connection closed at t = {now():.2f} s ({exc})"
+                    break
                 back = now()
                 if header.get("kind") != "result":
                     state["error"] = f"cloud error: {header.get('error')}"
@@ -265,7 +292,7 @@ class EdgeRunner:
                     continue  # an earlier run's late result (or the warm-up's): not this run's
                 a, k, sw, es, ee, nbytes = stamps[i]
                 # a remote cloud's clock is not ours: its stamps shifted by the offset
-                c0 = t0 + (client.clock_offset_s if remote else 0.0)
+                c0 = t0 + offsets.get("clock_offset_s", 0.0)
                 recv, start, end = (header[c] - c0 for c in ("recv_s", "start_s", "end_s"))
                 prev = header["prev_recv_s"]
                 ls = max(ee, prev - c0) if prev is not None else ee
@@ -306,11 +333,17 @@ class EdgeRunner:
                         )
                         + "\n"
                     )
+        if remote and not state["lost"] and len(done_ids) == len(arrivals):  # the drift: how
+            # far the offset moved over the run (not while a frame may still hold the uplink)
+            try:
+                client.sync_clock()
+                offsets["clock_offset_end_s"] = client.clock_offset_s
+            except (EOFError, OSError) as exc:
+                state["lost"] = f"the connection closed after the run ({exc})"
         return {"policy": policy.name, "frames": len(arrivals), "finished": len(done_ids),
                 "repartitions": state["repartitions"], "error": state["error"],
-                "clock_offset_s": client.clock_offset_s if remote else 0.0,
-                "clock_uncertainty_s": client.clock_uncertainty_s if remote else 0.0,
-                "cloud_latency_s": owl_out}  # fmt: skip
+                "lost": state["lost"], "started": True, "clock_offset_s": 0.0,
+                "clock_uncertainty_s": 0.0, **offsets, "cloud_latency_s": owl_out}  # fmt: skip
 
 
 def main() -> None:

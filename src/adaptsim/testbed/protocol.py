@@ -16,7 +16,9 @@ Frame kinds: ``hello`` (server), ``infer`` (edge -> cloud: ``id``, ``model``,
 ``point``, ``dtype``, ``shape``), ``result`` (cloud -> edge: ``id`` and the cloud's
 ``recv_s``/``start_s``/``end_s`` stamps on the host's monotonic clock, and
 ``prev_recv_s``: when the frame before it on the connection was all in, which
-says when the uplink was free for this one) and
+says when the uplink was free for this one),
+``clock`` (edge -> cloud, empty; answered at once with the server's ``clock_s``:
+the edge's clock sync, :meth:`~adaptsim.testbed.client.CloudClient.sync_clock`) and
 ``error`` (``error``: what was wrong, ``id`` when known).
 """
 
@@ -42,6 +44,7 @@ __all__ = [
     "Session",
     "encode",
     "load_secret",
+    "parse_address",
     "read_frame",
 ]
 
@@ -84,6 +87,24 @@ def load_secret(secret_file: Path | None = None) -> bytes:
             f"(e.g. export {SECRET_ENV}=$(openssl rand -hex 32))"
         )
     return key
+
+
+def parse_address(address: str, flag: str, *, port_zero: bool = False) -> tuple[str, int]:
+    """``HOST:PORT`` (``[V6]:PORT`` for an IPv6 address) as (host, port), or one clear line.
+
+    ``flag`` names the option in the message (``--cloud``, ``--listen``); ``port_zero``
+    allows port 0 (a listener: the kernel picks a free port).
+    """
+    host, sep, port = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    low = 0 if port_zero else 1
+    if not sep or not host or not port.isdigit() or not low <= int(port) <= 65535:
+        raise UserError(
+            f"{flag} {address!r}: give HOST:PORT with a port {low}-65535, e.g. 10.0.0.2:50100 "
+            "(an IPv6 address as [::1]:50100)"
+        )
+    return host, int(port)
 
 
 def _mac(key: bytes, *parts: bytes) -> bytes:

@@ -23,6 +23,7 @@ leaves (the namespaces) the next run removes before it starts
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -95,32 +96,60 @@ def real_run_available() -> str | None:
     return None
 
 
-def check_cloud(address: str, model: str, secret_file: Path | None = None) -> tuple[str, int]:
+# the errors of a server not up yet (refused: nothing listens; reset: a half-started
+# listener; timeout: a host still booting or a hello not sent yet): worth waiting for
+_NOT_UP_YET = (ConnectionRefusedError, ConnectionResetError, TimeoutError, EOFError)
+
+
+def check_cloud(
+    address: str,
+    model: str,
+    secret_file: Path | None = None,
+    wait_s: float = 300.0,
+    progress: Callable[[str], None] = print,
+) -> tuple[str, int]:
     """``HOST:PORT`` of a remote cloud, checked before anything is compiled here.
 
     Connects once and reads the server's hello: a wrong secret, a server that
     does not serve ``model``, or nobody listening is one line here, not a failed
-    edge process minutes later.
+    edge process minutes later. A server still compiling its tails refuses
+    connections (it listens only once ready): connecting is retried, backing off
+    from 0.5 to 5 s, for at most ``wait_s`` seconds, said once in ``progress``.
     """
     from adaptsim.testbed.client import CloudClient
-    from adaptsim.testbed.protocol import FrameError, load_secret
+    from adaptsim.testbed.protocol import FrameError, load_secret, parse_address
 
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise UserError(f"--cloud {address!r}: give HOST:PORT of `adaptsim serve --role cloud`")
+    host, port = parse_address(address, "--cloud")
     key = load_secret(secret_file)
-    try:
-        client = CloudClient(host, int(port), key, timeout_s=10.0)
-    except FrameError as exc:
-        raise UserError(
-            f"--cloud {address}: the server's hello did not authenticate ({exc}); "
-            f"give both sides the same ${SECRET_ENV} or --secret-file"
-        ) from None
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        raise UserError(
-            f"--cloud {address}: cannot connect ({why}); is `adaptsim serve` up?"
-        ) from None
+    deadline, pause, said = time.monotonic() + wait_s, 0.5, False
+    while True:
+        try:
+            client = CloudClient(host, port, key, timeout_s=10.0)
+            break
+        except FrameError as exc:
+            raise UserError(
+                f"--cloud {address}: the server's hello did not authenticate ({exc}); "
+                f"give both sides the same ${SECRET_ENV} or --secret-file"
+            ) from None
+        except _NOT_UP_YET as exc:
+            why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise UserError(
+                    f"--cloud {address}: cannot connect ({why}) for {wait_s:g} s; is `adaptsim "
+                    f"serve --role cloud --listen {address}` up? (--cloud-wait-s waits longer)"
+                ) from None
+            if not said:
+                progress(f"waiting for the cloud at {address} ({why}): retrying for up to "
+                         f"{wait_s:g} s (--cloud-wait-s)")  # fmt: skip
+                said = True
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, 5.0)
+        except OSError as exc:  # no route, unknown host: waiting does not help
+            why = exc.strerror or type(exc).__name__
+            raise UserError(
+                f"--cloud {address}: cannot connect ({why}); is `adaptsim serve` up?"
+            ) from None
     served = client.models
     client.close()
     if model not in served:
@@ -128,7 +157,7 @@ def check_cloud(address: str, model: str, secret_file: Path | None = None) -> tu
             f"--cloud {address}: the server serves {', '.join(served) or 'no model'}, not "
             f"{model}; start it with --models {model}"
         )
-    return host, int(port)
+    return host, port
 
 
 class _Child:
@@ -250,36 +279,44 @@ def real_run(
             warm = edge.answer(_READY_TIMEOUT_S, "the edge's connection and warm-up")
             facts.update(warm_up_s=warm.get("warm_up_s"), warm_up_bytes=warm.get("warm_up_bytes"))
             total = len(plan.policies) * len(sc.seeds)
-            for spec_i in plan.policies:
-                for seed in sc.seeds:
-                    rec_path = work / f"records-{spec_i}-{seed}.jsonl"
-                    drops_before = link.dropped_packets() if link is not None else 0
-                    with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
-                                           plan.mem_budget_bytes) as follow:  # fmt: skip
-                        t0 = time.monotonic() + 0.5
-                        follow.start(t0)
-                        edge.send({"policy": spec_i, "seed": seed, "t0": t0,
-                                   "records": str(rec_path)})  # fmt: skip
-                        out = edge.answer(sc.duration_s + plan.drain_s + 60, "the edge's run")
-                    if out.get("error") or follow.error:
-                        raise UserError(f"real run of {out['policy']} (seed {seed}) failed: "
-                                        f"{out.get('error') or follow.error}")  # fmt: skip
-                    f = _records(rec_path)
-                    frames.append(f)
-                    facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
-                    if link is not None:  # what tbf dropped: 0 unless the link misbehaved
-                        facts.setdefault("tbf_dropped_packets", {})[f"{out['policy']}/{seed}"] = (
-                            link.dropped_packets() - drops_before
-                        )
-                    facts.setdefault("clock", {})[f"{out['policy']}/{seed}"] = {
-                        k: out.get(k) for k in ("clock_offset_s", "clock_uncertainty_s",
-                                                "cloud_latency_s")}  # fmt: skip
-                    runs.append({"policy": out["policy"], "seed": seed,
-                                 "repartitions": out["repartitions"],
-                                 "switching_s": _switching_s(f)})  # fmt: skip
-                    progress(f"[{len(runs)}/{total}] real {out['policy']} seed {seed}: "
-                             f"{out['finished']}/{out['frames']} frames finished, "
-                             f"{out['repartitions']} re-partitions")  # fmt: skip
+            for spec_i, seed in itertools.product(plan.policies, sc.seeds):
+                rec_path = work / f"records-{spec_i}-{seed}.jsonl"
+                drops_before = link.dropped_packets() if link is not None else 0
+                with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
+                                       plan.mem_budget_bytes) as follow:  # fmt: skip
+                    t0 = time.monotonic() + 0.5
+                    follow.start(t0)
+                    edge.send({"policy": spec_i, "seed": seed, "t0": t0,
+                               "records": str(rec_path)})  # fmt: skip
+                    out = edge.answer(sc.duration_s + plan.drain_s + 60, "the edge's run")
+                if out.get("error") or follow.error:
+                    raise UserError(f"real run of {out['policy']} (seed {seed}) failed: "
+                                    f"{out.get('error') or follow.error}")  # fmt: skip
+                if out.get("lost"):  # the remote cloud went away: keep what finished, stop
+                    facts["cloud_lost"] = (f"the cloud went away in the run of {out['policy']} "
+                                           f"(seed {seed}): {out['lost']}")  # fmt: skip
+                    interrupted = True
+                    if not out.get("started", True):
+                        break
+                f = _records(rec_path)
+                frames.append(f)
+                facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
+                if link is not None:  # what tbf dropped: 0 unless the link misbehaved
+                    facts.setdefault("tbf_dropped_packets", {})[f"{out['policy']}/{seed}"] = (
+                        link.dropped_packets() - drops_before
+                    )
+                facts.setdefault("clock", {})[f"{out['policy']}/{seed}"] = {
+                    k: out.get(k) for k in ("clock_offset_s", "clock_uncertainty_s",
+                                            "clock_offset_hello_s", "clock_offset_end_s",
+                                            "cloud_latency_s")}  # fmt: skip
+                runs.append({"policy": out["policy"], "seed": seed,
+                             "repartitions": out["repartitions"],
+                             "switching_s": _switching_s(f)})  # fmt: skip
+                progress(f"[{len(runs)}/{total}] real {out['policy']} seed {seed}: "
+                         f"{out['finished']}/{out['frames']} frames finished, "
+                         f"{out['repartitions']} re-partitions")  # fmt: skip
+                if out.get("lost"):
+                    break
         except KeyboardInterrupt:
             interrupted = True
         finally:

@@ -36,7 +36,7 @@ from adaptsim.testbed.protocol import (
     read_frame,
 )
 
-__all__ = ["CloudServer", "Tail", "build_tails"]
+__all__ = ["CloudServer", "Tail", "bind", "build_tails", "set_tf_threads"]
 
 log = logging.getLogger("adaptsim.cloud")
 _IDLE_TIMEOUT_S = 600.0
@@ -81,8 +81,43 @@ def build_tails(names: list[str], progress: Callable[[str], None] = print) -> di
     return out
 
 
+def set_tf_threads(threads: int) -> None:
+    """TensorFlow's intra- and inter-op threads, set before it runs anything.
+
+    The testbed's cloud process and the profiler use 1, so a tail's time is the
+    one the calibration was profiled with; ``adaptsim serve --threads`` does the same.
+    """
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A socket bound to exactly ``host`` (IPv6 when it is an IPv6 address), not yet listening.
+
+    ``adaptsim serve`` binds before it compiles anything, so a wrong or taken
+    address is said at once, not after minutes of compiling; it listens only once
+    every tail is compiled (:meth:`CloudServer.start`), so an edge that comes too
+    early is refused and retries (``validate --cloud-wait-s``) rather than waiting
+    on a connection that says nothing.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class CloudServer:
-    """Serve tails on ``(host, port)``; ``start()`` returns once listening."""
+    """Serve tails on ``(host, port)``; ``start()`` returns once listening.
+
+    ``bound_socket``: a socket already bound (:func:`bind`) instead of a new one.
+    """
 
     def __init__(
         self,
@@ -94,13 +129,14 @@ class CloudServer:
         key: bytes | None = None,
         one_way_latency_s: float = 0.0,
         max_body_bytes: int | None = None,
+        bound_socket: socket.socket | None = None,
     ):
         self.tails, self.key, self.owl = tails, key, one_way_latency_s
         largest = max(
             (math.prod(t.shape) * 4 for m in tails.values() for t in m.values()), default=1 << 20
         )
         self.max_body_bytes = max_body_bytes or largest
-        self.sock = socket.create_server((host, port))
+        self.sock = bound_socket if bound_socket is not None else bind(host, port)
         self.address = self.sock.getsockname()[:2]
         self.workers = workers
         self.served = 0
@@ -112,6 +148,7 @@ class CloudServer:
         self._stop = threading.Event()
 
     def start(self) -> CloudServer:
+        self.sock.listen()
         threading.Thread(target=self._accept, daemon=True, name="accept").start()
         threading.Thread(target=self._release, daemon=True, name="latency").start()
         for k in range(self.workers):
@@ -151,6 +188,9 @@ class CloudServer:
                     header, body = read_frame(conn, self.max_body_bytes, self.key)
                     recv_s = time.monotonic()
                     session.check(header)
+                    if header.get("kind") == "clock":  # the edge's clock sync: answered at once
+                        reply({"kind": "clock", "clock_s": time.monotonic()})
+                        continue
                     job = self._job(header, body)
                 except FrameError as exc:
                     self.rejected += 1
@@ -243,12 +283,9 @@ def main() -> None:
     import json
     import sys
 
-    import tensorflow as tf
-
     from adaptsim.testbed.protocol import load_secret
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    set_tf_threads(1)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     setup = json.loads(sys.stdin.readline())
     t0 = time.perf_counter()

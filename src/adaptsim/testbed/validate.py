@@ -98,6 +98,7 @@ def validate(
     fold_back: Path | None = None,
     cloud: str | None = None,
     secret_file: Path | None = None,
+    cloud_wait_s: float = 300.0,
     noise_draws: int = NOISE_DRAWS,
     progress: Callable[[str], None] = print,
 ) -> Path:
@@ -110,7 +111,8 @@ def validate(
     :func:`~adaptsim.testbed.scenario_for_testbed`). With ``cloud`` (``HOST:PORT`` of an
     ``adaptsim serve --role cloud`` on another machine) only the edge runs here,
     in this host's own network, every frame authenticated with the shared secret
-    (``$ADAPTSIM_SECRET`` or ``secret_file``): no namespaces and no tc, so the
+    (``$ADAPTSIM_SECRET`` or ``secret_file``; a server not up yet is waited for up to
+    ``cloud_wait_s``): no namespaces and no tc, so the
     bandwidth trace is not applied (the real network is what it is; said in the
     report); the edge stress traces still are. The twin is simulated with
     ``noise_draws`` service-noise draws and compared by their median
@@ -133,7 +135,8 @@ def validate(
     plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep, rate_hz=rate_hz,
                        added_policies=list(policies or []))  # fmt: skip
     if cloud is not None:
-        plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file)
+        plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file, cloud_wait_s,
+                                         progress)  # fmt: skip
         plan.secret = load_secret(secret_file)
     work = scratch_dir()
     try:
@@ -143,6 +146,9 @@ def validate(
                 if (work / n).exists()}  # fmt: skip
         shutil.rmtree(work, ignore_errors=True)
     if real.records.empty:
+        if facts.get("cloud_lost"):
+            lost = facts["cloud_lost"]
+            raise UserError(f"--cloud {cloud}: {lost}; no run finished, nothing written")
         raise KeyboardInterrupt
     twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
     progress(f"simulating the twin ({noise_draws} noise draws)")
@@ -157,6 +163,7 @@ def validate(
             f"edge {sc.one_way_latency_s:g} s on the way back (the scenario's one-way latency), "
             "and the real network's latency comes on top"
         )
+        notes.append(_clock_note(facts.get("clock", {})))
     shared = shared_core_note(plan.mem_cpus, plan.cloud_cpus, sc.edge_mem.values)
     if shared and not remote:
         notes.append(shared)
@@ -233,3 +240,17 @@ def write_validation(
 def comparison_frame(out: Path) -> pd.DataFrame:
     """The per-policy comparison of a validation folder."""
     return pd.read_csv(out / "comparison.csv")
+
+
+def _clock_note(clocks: dict) -> str:
+    """What the remote cloud's clock means for the stages, in the run's own numbers."""
+    got = [c for c in clocks.values() if c.get("clock_uncertainty_s") is not None]
+    unc_ms = max((c["clock_uncertainty_s"] for c in got), default=float("nan")) * 1e3
+    moved = [abs(c["clock_offset_end_s"] - c["clock_offset_s"]) for c in got
+             if c.get("clock_offset_end_s") is not None]  # fmt: skip
+    drift = f"; it moved by at most {max(moved) * 1e3:.3f} ms over a run" if moved else ""
+    return (
+        "the cloud's clock is not the edge's: its stamps were brought onto the edge's clock "
+        f"with an offset measured before each run (uncertainty at most {unc_ms:.3f} ms{drift}), "
+        "so uplink and way-back times are good to that; latencies are the edge's clock alone"
+    )
