@@ -62,6 +62,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION = ROOT / "src" / "adaptsim" / "data" / "calibration_own_2core.json"
 TESTBED_DIRS = (Path("/work/prof/val"), Path("/work/prof/vs-s3"), Path("/work/prof/vs-norway"))
 STAGES = ("edge", "uplink", "cloud")
+STATIC = ("static-best", "all-edge", "all-cloud")
+# (records, centred per condition level or per point only, policies): the first is the
+# cleanest (static splits: no decision depends on an earlier draw), the twin the check.
+TESTBED_VARIANTS = (
+    ("real", True, STATIC),
+    ("real", False, STATIC),
+    ("real", True, None),
+    ("simulated", True, STATIC),
+    ("simulated", True, None),
+)
 # Below this a predicted or measured time is a rounding, not a service.
 _MIN_S = 1e-4
 _TAU_GRID_S = np.geomspace(0.01, 1e4, 400)
@@ -280,12 +290,17 @@ def _predicted(sc, rec: pd.DataFrame) -> pd.DataFrame:
 
 
 def testbed_series(
-    dirs: list[Path], calibration: Path, which: str = "real", per_level: bool = True
+    dirs: list[Path],
+    calibration: Path,
+    which: str = "real",
+    per_level: bool = True,
+    policies: tuple[str, ...] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Per stage, one row per frame of every run under ``dirs`` (``which``: ``real`` or
     the twin, ``simulated``): its sequence (run, policy, seed), centring group (and
     point, and with ``per_level`` the condition level it was predicted at), arrival_s
-    and log_ratio."""
+    and log_ratio. ``policies``: only these policies' runs (static ones: no
+    decision of a run depends on an earlier frame's draw)."""
     from adaptsim.testbed.scenario import scenario_for_testbed
 
     frames = []
@@ -296,6 +311,8 @@ def testbed_series(
             v = json.loads((run / "validation.json").read_text())
             rec = pd.read_parquet(run / which / "records.parquet")
             rec = rec[np.isfinite(rec["latency_s"].to_numpy(float))]
+            if policies is not None:
+                rec = rec[rec["policy"].isin(policies)]
             seeds = tuple(int(s) for s in rec["seed"].unique())
             sc = scenario_for_testbed(
                 ROOT / v["scenario"],
@@ -412,7 +429,7 @@ def _report(
         lg = Lagged.of(d["log_ratio"].to_numpy(), d["t_s"].to_numpy(), d["seq"].to_numpy(),
                        d["centre"].to_numpy())  # fmt: skip
         values = int(np.isfinite(lg.x).sum())
-        by_lag, _ = lagged(lg, max_lag=5, by="lag", rng=rng, boot_reps=0)
+        by_lag, fit_lag = lagged(lg, max_lag=5, by="lag", rng=rng)
         by_gap, fit = lagged(lg, max_lag=max_lag, by="gap", gap_edges_s=edges_s, rng=rng)
         print(
             f"\n### {title}: {part} ({values} values, {int(lg.seq.max()) + 1} sequences), by lag\n"
@@ -420,7 +437,8 @@ def _report(
         print(_markdown(by_lag))
         print(f"\n{title}: {part}, by time apart (s; pairs up to {max_lag} apart)\n")
         print(_markdown(by_gap))
-        fits.append({"data": title, "part": part, "values": values, **fit})
+        fits.append({"data": title, "part": part, "values": values, "fit": "by gap", **fit})
+        fits.append({"data": title, "part": part, "values": values, "fit": "by lag", **fit_lag})
     return pd.DataFrame(fits)
 
 
@@ -437,11 +455,12 @@ def main() -> None:
     fits = []
     frame_edges = np.array([0, 0.75, 1.5, 3, 6, 12, 24, 48])
     if "testbed" not in args.skip:
-        for which in ("real", "simulated"):
-            for per_level in (True, False):
-                title = f"testbed {which}, centred per " + ("level" if per_level else "point")
-                series = testbed_series(args.testbed, args.calibration, which, per_level)
-                fits.append(_report(title, series, 40, frame_edges, rng))
+        for which, per_level, policies in TESTBED_VARIANTS:
+            title = f"testbed {which}, {'static' if policies else 'all'} policies, centred per " + (
+                "level" if per_level else "point"
+            )
+            series = testbed_series(args.testbed, args.calibration, which, per_level, policies)
+            fits.append(_report(title, series, 40, frame_edges, rng))
     if "own" not in args.skip:
         own_edges = np.array([0, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60])
         for per_visit in (True, False):

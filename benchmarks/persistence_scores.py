@@ -6,13 +6,14 @@ does) runs twice on the same seeds: with its calibration's spread as shipped
 (``persistence_s`` / ``persistence_share`` per part, given here, measured by
 benchmarks/noise_persistence.py; the marginal is unchanged, see
 :mod:`adaptsim.simulator.draws`). Each run holds the baselines, the four adaptive
-built-ins, and neurosurgeon / mpc / changepoint with ``service_feedback: true``
-(labelled ``+feedback``). Printed: per scenario and policy mean latency, the
-difference to static-best and the gap closed with its paired bootstrap interval;
-per policy the six trace scenarios' mean gap closed with a 95 % interval (seeds
+built-ins (neurosurgeon, mpc and changepoint with their default ``service_feedback:
+true``), and those three with ``service_feedback: false`` (labelled ``(no
+feedback)``). Printed: per scenario and policy mean latency, the difference to
+static-best and the gap closed with its paired bootstrap interval; per
+policy the six trace scenarios' mean gap closed with a 95 % interval (seeds
 resampled together across the six, 2,000 draws) and the worst difference to
-static-best over all scenarios. Without persistence the feedback variants must
-equal their plain policies frame for frame (checked, or the script stops).
+static-best over all scenarios. Without persistence the variants without feedback
+must equal the defaults frame for frame (checked, or the script stops).
 
 Run: ``.venv/bin/python benchmarks/persistence_scores.py [--seeds 5] [--edge TAU[:SHARE]]
 [--comm TAU[:SHARE]] [--cloud TAU[:SHARE]] [SCENARIO.yaml ...]``
@@ -54,7 +55,7 @@ def persistent(sc, per_part: dict[str, tuple[float, float]]):
 def _specs() -> tuple[PolicySpec, ...]:
     specs = [PolicySpec(policy=p) for p in (*BOUNDS, *ADAPTIVE)]
     specs += [
-        PolicySpec(policy=p, params={"service_feedback": True}, label=f"{p}+feedback")
+        PolicySpec(policy=p, params={"service_feedback": False}, label=f"{p} (no feedback)")
         for p in FEEDBACK
     ]
     return tuple(specs)
@@ -117,9 +118,9 @@ def main() -> None:
             if variant == "iid":  # feedback without persistence must change nothing
                 for p in FEEDBACK:
                     a = rec[rec["policy"] == p]["latency_s"].to_numpy()
-                    b = rec[rec["policy"] == f"{p}+feedback"]["latency_s"].to_numpy()
+                    b = rec[rec["policy"] == f"{p} (no feedback)"]["latency_s"].to_numpy()
                     if not np.array_equal(a, b):
-                        sys.exit(f"{path.stem}: {p}+feedback differs from {p} without persistence")
+                        sys.exit(f"{path.stem}: feedback changed {p} without persistence")
             tables[(path.stem, variant)] = policy_table(rec).assign(
                 scenario=path.stem, noise=variant
             )
@@ -131,7 +132,7 @@ def main() -> None:
     print(f"persistence per part (tau_s, share): {per_part}; seeds {seeds}\n")
     print(markdown(full[cols]))
     rows = []
-    adaptive = [*ADAPTIVE, *(f"{p}+feedback" for p in FEEDBACK)]
+    adaptive = [*ADAPTIVE, *(f"{p} (no feedback)" for p in FEEDBACK)]
     traces = [s for s in TRACE_SCENARIOS if s in per_seed["iid"]]
     for variant in ("iid", "persistent"):
         for policy in adaptive:

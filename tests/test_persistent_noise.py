@@ -256,3 +256,29 @@ def test_a_bad_persistence_in_a_calibration_is_one_clear_line(tmp_path):
     bad.write_text(json.dumps(doc))
     spread = load_calibration(bad).models[model].spread["cloud"]
     assert spread["persistence_s"] == 2.5 and spread["persistence_share"] == 0.5
+
+
+@pytest.mark.parametrize("policy", ["neurosurgeon", "mpc", "changepoint"])
+def test_feedback_is_on_by_default_changes_nothing_without_persistence_and_acts_with_it(policy):
+    """The default (feedback on) and ``service_feedback: false`` serve the same frames
+    bit for bit on the i.i.d. replay; with the cloud persisting (share 0.8, 20 s) they
+    part, the default reading its own finished frames."""
+    base = scenario(
+        model="resnet50",
+        duration_s=300.0,
+        arrivals={"kind": "periodic", "rate_hz": 1.0},
+        traces={"bandwidth_mbps": {"steps": [[0, 3.0], [60, 30.0], [150, 8.0]], "end": "loop"}},
+        policies=[
+            {"policy": policy},
+            {"policy": policy, "params": {"service_feedback": False}, "label": "off"},
+        ],
+        seeds=[1, 2],
+    )
+    for sc, same in (
+        (base, True),
+        (with_spread(base, cloud=persistent(base.model.spread["cloud"], 20.0, 0.8)), False),
+    ):
+        rec = run_scenario(sc).records
+        on = rec[rec["policy"] == policy].reset_index(drop=True)
+        off = rec[rec["policy"] == "off"].reset_index(drop=True)
+        assert on["point"].equals(off["point"]) is same

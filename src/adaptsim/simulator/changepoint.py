@@ -132,7 +132,8 @@ class ChangePoint(BasePolicy):
             switch's pause can fall in idle time); ``None`` or 0: at every frame.
         service_feedback: look the regime's point up with this frame's expected
             service times, from its own finished frames
-            (:class:`~adaptsim.simulator.forecast.RecentService`), not from the table.
+            (:class:`~adaptsim.simulator.forecast.RecentService`), not from the table
+            (default true: a no-op without persistence in the calibration).
     """
 
     threshold: float = 5.0
@@ -140,7 +141,7 @@ class ChangePoint(BasePolicy):
     source: Source = Source.monitor
     discount: Discount = Discount.planned
     period_s: float | None = 1.0
-    service_feedback: bool = False
+    service_feedback: bool = True
     name: str = "changepoint"
     uses_finished: bool = False
     _feed: SampleFeed = field(init=False, repr=False)

@@ -67,7 +67,7 @@ class MPC(BasePolicy):
         service_feedback: scale the predicted service times by what its own finished
             frames say of the next one (see
             :class:`~adaptsim.simulator.forecast.RecentService`; the same for every
-            planned frame).
+            planned frame; default true: a no-op without persistence).
     """
 
     horizon: int = 5
@@ -75,7 +75,7 @@ class MPC(BasePolicy):
     discount: Discount = Discount.planned
     source: Source = Source.monitor
     period_s: float | None = 1.0
-    service_feedback: bool = False
+    service_feedback: bool = True
     name: str = "mpc"
     uses_finished: bool = False
     _outlook: Outlook = field(init=False, repr=False)

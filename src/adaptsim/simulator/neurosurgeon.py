@@ -59,14 +59,15 @@ class Neurosurgeon(BasePolicy):
             docstring); ``None`` or 0: at every frame, as the paper does.
         service_feedback: scale the predicted service times by what its own finished
             frames say of the next one, where the calibration says service noise
-            persists in time (:class:`~adaptsim.simulator.forecast.RecentService`).
+            persists in time (:class:`~adaptsim.simulator.forecast.RecentService`; default
+            true: without persistence in the calibration it changes nothing).
     """
 
     source: Source = Source.monitor
     discount: Discount = Discount.planned
     switch_cost: bool = False
     period_s: float | None = 1.0
-    service_feedback: bool = False
+    service_feedback: bool = True
     name: str = "neurosurgeon"
     uses_finished: bool = False
     _outlook: Outlook = field(init=False, repr=False)
