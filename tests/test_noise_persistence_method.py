@@ -1,4 +1,4 @@
-"""The persistence estimator of benchmarks/noise_persistence.py on planted data.
+"""The persistence estimator (adaptsim.calibration.persistence) on planted data.
 
 Sequences with a known latent (an AR process in time with a known share and
 correlation time, the rest independent) must give back that share and time
@@ -9,13 +9,10 @@ excess beyond the permutation null.
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-from noise_persistence import Lagged, lagged
+from adaptsim.calibration.persistence import Lagged, lagged
 
 EDGES_S = np.array([0, 0.75, 1.5, 3, 6, 12])
 

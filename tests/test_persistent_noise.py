@@ -304,3 +304,29 @@ def test_the_naive_engine_replays_the_same_persistent_frames(policy):
             np.testing.assert_allclose(
                 np.asarray(a[col], float), np.asarray(b[col], float), rtol=1e-9, atol=1e-9
             )
+
+
+def test_calibrate_writes_persistence_only_when_asked(tmp_path):
+    """`adaptsim calibrate --persistence` on this machine's own profiles: every model's
+    edge and cloud spread gets a correlation time and share (the repeats in time order
+    show slow spells, docs/policies.md), the link none (its repeats are not stored in
+    time order), and the file loads; without the flag, no persistence at all."""
+    from typer.testing import CliRunner
+
+    from adaptsim.cli import app
+
+    own = REPO / "docs" / "own_profiles" / "own.parquet"
+    args = ["calibrate", str(own), "--edge-host", "vm", "--cloud-host", "vm-cloud1", "-m", "lenet"]
+    for flag, out in (
+        ("--persistence", tmp_path / "p.json"),
+        ("--no-persistence", tmp_path / "i.json"),
+    ):
+        r = CliRunner().invoke(app, [*args, flag, "--out", str(out)])
+        assert r.exit_code == 0, r.output
+    spread = load_calibration(tmp_path / "p.json").models["lenet"].spread
+    for part in ("edge", "cloud"):
+        assert spread[part]["persistence_s"] > 0 and 0 < spread[part]["persistence_share"] <= 1
+    assert "persistence_s" not in spread["comm"]
+    plain = load_calibration(tmp_path / "i.json").models["lenet"].spread
+    assert not any(k.startswith("persistence") for q in plain.values() for k in q)
+    assert {p: plain[p]["log_ratio"] for p in PARTS} == {p: spread[p]["log_ratio"] for p in PARTS}
