@@ -47,7 +47,14 @@ from adaptsim.scoring import score_policies
 from adaptsim.simulator import load_scenario, run_scenario
 from adaptsim.simulator.scenario import PolicySpec
 
-__all__ = ["ADAPTIVE", "BOUNDS", "EXPERIMENTAL", "score_scenario", "shipped_scenarios"]
+__all__ = [
+    "ADAPTIVE",
+    "BOUNDS",
+    "EXPERIMENTAL",
+    "policy_table",
+    "score_scenario",
+    "shipped_scenarios",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 ADAPTIVE = ("reactive", "neurosurgeon", "mpc", "changepoint")
@@ -74,9 +81,15 @@ def score_scenario(
     specs += [PolicySpec(policy=p, label=label) for label, p in EXPERIMENTAL.items()]
     specs += [s.model_copy(update={"label": "reactive (scenario's params)"}) for s in own]
     sc = dataclasses.replace(sc, policies=tuple(specs), seeds=seeds or sc.seeds)
-    res = run_scenario(sc)
-    scores = score_policies(res.records)
-    wide = scores.pivot(index="policy", columns="metric")
+    out = policy_table(run_scenario(sc).records)
+    out.insert(0, "scenario", sc.name)
+    return out
+
+
+def policy_table(records: pd.DataFrame) -> pd.DataFrame:
+    """Per policy: mean and p95 latency, the difference to static-best (%) and the gap
+    closed in mean latency with its paired bootstrap 95 % interval."""
+    wide = score_policies(records).pivot(index="policy", columns="metric")
     out = pd.DataFrame(
         {
             "mean_s": wide[("value", "mean_s")],
@@ -87,7 +100,6 @@ def score_scenario(
             "gap_hi": wide[("gap_closed_hi", "mean_s")],
         }
     )
-    out.insert(0, "scenario", sc.name)
     return out.reset_index()
 
 

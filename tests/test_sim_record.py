@@ -15,7 +15,13 @@ def _record(i: int) -> Record:
 
 def test_observation_takes_each_value_from_its_own_field():
     assert observation(_record(0)) == Observation(
-        time_s=3.6, point=7, latency_s=2.1, edge_s=0.2, uplink_s=0.4, payload_bytes=4096.0
+        time_s=3.6,
+        point=7,
+        latency_s=2.1,
+        edge_s=0.2,
+        uplink_s=0.4,
+        payload_bytes=4096.0,
+        cloud_s=0.6,
     )
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -318,6 +318,7 @@ def build_calibration(
     check: bool = False,
     progress: Callable[[str], None] | None = None,
     spread: SpreadSource | str | None = None,
+    persistence: bool = False,
 ) -> Built:
     """Calibrate from any store; see the module docstring.
 
@@ -333,6 +334,10 @@ def build_calibration(
         progress: called with each model's name once it is fitted.
         spread: per-partition data: where the spread comes from (default: the
             fit's residuals; see :mod:`adaptsim.calibration.spread`).
+        persistence: also measure how long a slow spell lasts, per part, where the
+            store keeps its values in time order (own profiles, per-partition files;
+            :mod:`adaptsim.calibration.persistence`), and write it into the spread
+            (``persistence_s``, ``persistence_share``); off: i.i.d. replay, as before.
 
     Raises:
         ChoiceError: a choice the store cannot meet (in the library's words).
@@ -343,6 +348,11 @@ def build_calibration(
     kind = _kind(m, edge_host, cloud_host, summary, check)
     source = _spread_source(spread, kind)
     if kind is StoreKind.blocks:
+        if persistence:
+            raise UserError(
+                "--persistence: per-block data keeps no time order to measure it from; "
+                "calibrate own profiles or per-partition data, or leave it out"
+            )
         network = [r for src in m.meta["sources"].values() for r in src.get("network", [])]
         cal = fit_from_blocks(m.frame, edge_host, cloud_host, network, models)
         cal = Calibration(cal.models, {"store": m.name, **cal.provenance, "created": _created()})
@@ -368,6 +378,8 @@ def build_calibration(
     if source is not None:
         provenance["spread"] = str(source)
     cal = fit_calibration(fit.rows, provenance, names, progress=progress, spreads=spreads)
+    if persistence:
+        cal = _with_persistence(cal, m, kind, fit)
     return Built(
         calibration=cal,
         kind=kind,
@@ -402,3 +414,30 @@ def _spread_source(spread: SpreadSource | str | None, kind: StoreKind) -> Spread
 def _split_half(frame, edge_host, cloud_host, summary, model: str, _rows) -> pd.DataFrame:
     """The own profiles' floor for one model (the check passes the fitted rows too)."""
     return split_half_floor(frame, model, edge_host, cloud_host, summary)
+
+
+def _with_persistence(cal: Calibration, m: Measurements, kind: StoreKind, fit) -> Calibration:
+    """``cal`` with each part's measured persistence in every model's spread (one value
+    per part, pooled over the store's models, as the correlation is)."""
+    from adaptsim.calibration.persistence import (
+        measured_persistence,
+        profile_series,
+        within_file_series,
+    )
+
+    if kind is StoreKind.profiles:
+        series = profile_series(m.frame[m.frame["model"].isin(cal.models)], m.meta)
+        how = "own profiles' repeats in time order, per visit"
+    else:
+        series = within_file_series(fit.rows)
+        how = "per-partition files' within-file rest, next lines (3 x a line's total apart)"
+    per_part = measured_persistence(series)
+    models = {}
+    for name, model in cal.models.items():
+        spread = {p: dict(q) for p, q in model.spread.items()}
+        for part, values in per_part.items():
+            if part in spread:
+                spread[part].update(values)
+        models[name] = replace(model, spread=spread)
+    provenance = {**cal.provenance, "persistence": f"{how} (adaptsim.calibration.persistence)"}
+    return Calibration(models, provenance)

@@ -143,6 +143,7 @@ class _Reader:
             if (probs > 1).any() or (np.diff(probs) <= 0).any():
                 self.fail(f"{key}.probs", "must increase strictly within 0..1")
             self.quantile_row(lr, f"{key}.log_ratio")
+            self.persistence(q, key)
             own = q.get("by_point", {})
             if not isinstance(own, dict):
                 self.fail(f"{key}.by_point", "must be a JSON object: point ordinal -> log_ratio")
@@ -158,6 +159,20 @@ class _Reader:
                     self.fail(where, f"has {row.size} values; needs one per prob ({len(probs)})")
                 self.quantile_row(row, where)
         return spread
+
+    def persistence(self, q: dict, key: str) -> None:
+        """Refuse a ``persistence_s`` (seconds a slow spell's correlation lasts, see
+        :mod:`adaptsim.simulator.draws`) that is not a number >= 0, and a
+        ``persistence_share`` outside 0..1."""
+        for name, top in (("persistence_s", math.inf), ("persistence_share", 1.0)):
+            if name not in q:
+                continue
+            v = q[name]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= top:
+                limit = "a number of seconds >= 0" if top == math.inf else "a number in 0..1"
+                self.fail(f"{key}.{name}", f"must be {limit}, not {v!r}")
+            if not math.isfinite(v):
+                self.fail(f"{key}.{name}", f"must be finite, not {v!r}")
 
     def quantile_row(self, lr: np.ndarray, where: str) -> None:
         """Refuse log-ratio quantiles that are not finite, absurd or decreasing."""

@@ -51,6 +51,14 @@ def calibrate(
             "act on a part; per point). See benchmarks/near_repeat_spread.py."
         ),
     ] = None,
+    persistence: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure how long a slow spell lasts per part, where the store keeps "
+            "its values in time order (own profiles, per-partition files), and write it into "
+            "the spread (persistence_s, persistence_share; docs/calibration.md)."
+        ),
+    ] = False,
 ) -> None:
     """Fit latency models (per block x stress, link) from measurements.
 
@@ -75,6 +83,7 @@ def calibrate(
             summary=summary,
             check=check,
             spread=spread,
+            persistence=persistence,
             progress=lambda m: err.print(f"  fitted {m}", markup=False),
         )
     save_calibration(built.calibration, out)

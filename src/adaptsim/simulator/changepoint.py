@@ -30,11 +30,13 @@ from adaptsim.simulator.forecast import (
     PLANNED_PER_DECISION,
     BandwidthForecast,
     Discount,
+    RecentService,
     SampleFeed,
     Source,
     check_params,
     expected,
     mean_factors,
+    next_arrival_s,
     transfer_samples,
 )
 from adaptsim.simulator.policies import BasePolicy, Conditions, View
@@ -128,6 +130,10 @@ class ChangePoint(BasePolicy):
             looked up again when that moves by more than 10 %; ``none``.
         period_s: look every this many seconds (default 1, between frames, so a
             switch's pause can fall in idle time); ``None`` or 0: at every frame.
+        service_feedback: look the regime's point up with this frame's expected
+            service times, from its own finished frames
+            (:class:`~adaptsim.simulator.forecast.RecentService`), not from the table
+            (default true: a no-op without persistence in the calibration).
     """
 
     threshold: float = 5.0
@@ -135,6 +141,7 @@ class ChangePoint(BasePolicy):
     source: Source = Source.monitor
     discount: Discount = Discount.planned
     period_s: float | None = 1.0
+    service_feedback: bool = True
     name: str = "changepoint"
     uses_finished: bool = False
     _feed: SampleFeed = field(init=False, repr=False)
@@ -145,6 +152,7 @@ class ChangePoint(BasePolicy):
     _point: int | None = field(default=None, init=False, repr=False)
     _plan: BandwidthForecast = field(init=False, repr=False)
     _planned_bw: float | None = field(default=None, init=False, repr=False)
+    _recent: RecentService | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
         check_params(self)
@@ -157,7 +165,12 @@ class ChangePoint(BasePolicy):
         if self.discount not in (Discount.none, Discount.planned):
             raise ValueError("changepoint's discount is none or planned")
         self._plan = BandwidthForecast(k=1, discount=self.discount)
-        self.uses_finished = self.source is Source.transfers or self.discount is Discount.planned
+        self._recent = RecentService() if self.service_feedback else None
+        self.uses_finished = (
+            self.source is Source.transfers
+            or self.discount is Discount.planned
+            or self._recent is not None
+        )
 
     @property
     def changes(self) -> int:
@@ -166,6 +179,8 @@ class ChangePoint(BasePolicy):
 
     def decide(self, view: View) -> int:
         bw, cpu, mem = self._detectors
+        if self._recent is not None:
+            self._recent.observe(view)
         moved = False
         for x in self._feed.new(view):
             moved |= bw.add(math.log(max(x, 1e-3)))
@@ -184,22 +199,29 @@ class ChangePoint(BasePolicy):
             self._plan.stamp(view.now_s)
         planned = self._plan.forecast()
         drifted = self._planned_bw is None or abs(math.log(planned / self._planned_bw)) > 0.1
-        if moved or drifted or self._point is None or bw.samples_in_regime <= _SETTLE:
+        live = self._recent is not None and bool(self._recent.last)
+        if moved or drifted or live or self._point is None or bw.samples_in_regime <= _SETTLE:
             self._planned_bw = planned
             self._point = self._lookup(view, math.log(planned), cpu.level or 0.0, mem.level or 0.0)
         return self._point
 
     def _lookup(self, view: View, log_bw: float, cpu: float, mem: float) -> int:
         key = (round(log_bw / _BW_BIN), round(cpu), round(mem))
-        point = self._table.get(key)
+        live = self._recent is not None and bool(self._recent.last)
+        point = None if live else self._table.get(key)
         if point is None:
             cond = Conditions(math.exp(key[0] * _BW_BIN), float(key[1]), float(key[2]))
             if self._factors is None:
                 self._factors = mean_factors(view)
-            est = expected(view, cond, self._factors)
+            factors = self._factors
+            if live:  # this frame's expected service, not the regime's: not tabled
+                gap_s = 1.0 / view.arrival_rate_hz if view.arrival_rate_hz > 0 else 0.0
+                factors = self._recent.factors(view, factors, next_arrival_s(view, gap_s))
+            est = expected(view, cond, factors)
             total = est.total_s
             ok = view.stable(cond, est)
             total = np.where(ok, total, np.inf) if ok.any() else total
             point = int(view.ordinals[int(np.argmin(total))])
-            self._table[key] = point
+            if not live:
+                self._table[key] = point
         return point

@@ -5,17 +5,35 @@ draws for the same scenario and seed: the arrival times, the multiplicative
 service noise per frame (edge, link, cloud) and the monitor's noise per reading.
 They are drawn in this fixed order from one ``numpy.random.Generator``, so the
 same scenario and seed give the same frames bit for bit, in any of them.
+
+Service noise may persist in time (a slow spell lasts several frames). A part
+whose spread carries ``persistence_s`` > 0 (and optionally ``persistence_share``,
+default 1) draws its factors through a Gaussian copula: the latent normal of frame
+i is ``sqrt(share) * a_i + sqrt(1 - share) * e_i``, where ``e_i`` is the normal
+score of the frame's own uniform (the i.i.d. draw of old) and ``a`` a stationary
+Gaussian AR process in continuous time, ``corr(a_i, a_j) = exp(-|t_i - t_j| /
+persistence_s)`` over the frames' arrival times. Every latent is exactly standard
+normal, so each frame's factor has exactly the spread's marginal quantiles; only
+the order in time changes. The AR innovations come from a child of the run's
+generator (``Generator.spawn``, which consumes nothing of its stream), so the
+arrivals, the uniforms and the monitor's noise are the same with or without
+persistence, and a spread without ``persistence_s`` (or 0) gives the i.i.d. draws
+bit for bit.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from adaptsim.simulator.scenario import ArrivalKind, Scenario
 
-__all__ = ["RunDraws", "arrival_times", "draw", "service_noise"]
+__all__ = ["PERSISTENT_PARTS", "RunDraws", "arrival_times", "draw", "persistence", "service_noise"]
+
+# The spread's parts in the order of the noise columns (edge, link, cloud).
+PERSISTENT_PARTS = ("edge", "comm", "cloud")
 
 
 @dataclass(frozen=True)
@@ -39,7 +57,63 @@ def arrival_times(scenario: Scenario, rng: np.random.Generator) -> np.ndarray:
     return times[times < scenario.duration_s]
 
 
-def service_noise(scenario: Scenario, rng: np.random.Generator, n: int) -> list[np.ndarray]:
+def persistence(spread: dict, part: str) -> tuple[float, float]:
+    """(persistence_s, persistence_share) of a part of a calibration's spread; (0, 0)
+    when the part has none (i.i.d. draws)."""
+    q = spread.get(part) or {}
+    tau_s = float(q.get("persistence_s", 0.0) or 0.0)
+    share = float(q.get("persistence_share", 1.0)) if tau_s > 0 else 0.0
+    return (tau_s, share) if tau_s > 0 and share > 0 else (0.0, 0.0)
+
+
+def _ar_normals(times_s: np.ndarray, tau_s: float, rng: np.random.Generator) -> np.ndarray:
+    """A stationary standard-normal AR process at ``times_s``: corr exp(-gap / tau_s)."""
+    eta = rng.standard_normal(len(times_s)).tolist()
+    t = times_s.tolist()
+    out = [0.0] * len(t)
+    if not t:
+        return np.zeros(0)
+    a = eta[0]
+    out[0] = a
+    exp, sqrt = math.exp, math.sqrt
+    for i in range(1, len(t)):
+        rho = exp(-(t[i] - t[i - 1]) / tau_s)
+        a = rho * a + sqrt(1.0 - rho * rho) * eta[i]
+        out[i] = a
+    return np.asarray(out)
+
+
+def _persistent_uniforms(
+    u: np.ndarray, arrivals_s: np.ndarray, spread: dict, rng: np.random.Generator
+) -> np.ndarray:
+    """``u`` with each persistent part's column replaced by its copula uniforms (see the
+    module docstring); ``u`` itself when no part persists."""
+    params = [persistence(spread, part) for part in PERSISTENT_PARTS]
+    if not any(tau for tau, _ in params):
+        return u
+    from scipy.special import ndtr, ndtri  # only when a calibration asks for persistence
+
+    child = rng.spawn(1)[0]
+    out = u.copy()
+    for j, (tau_s, share) in enumerate(params):
+        a = _ar_normals(arrivals_s, tau_s, child) if tau_s > 0 else None
+        if a is None:
+            continue
+        if share >= 1.0:
+            z = a
+        else:  # the frame's own i.i.d. normal score carries the rest
+            e = ndtri(np.clip(u[:, j], 1e-12, 1.0 - 1e-12))
+            z = math.sqrt(share) * a + math.sqrt(1.0 - share) * e
+        out[:, j] = ndtr(z)
+    return out
+
+
+def service_noise(
+    scenario: Scenario,
+    rng: np.random.Generator,
+    n: int,
+    arrivals_s: np.ndarray | None = None,
+) -> list[np.ndarray]:
     """Multiplicative service noise per frame, per point: ``out[k][i]`` holds frame
     i's factors (edge, link, cloud) at the model's point column k.
 
@@ -47,22 +121,28 @@ def service_noise(scenario: Scenario, rng: np.random.Generator, n: int) -> list[
     quantiles where the calibration has them (``by_point``, see
     :mod:`adaptsim.calibration.spread`) and the pooled ones elsewhere; points with
     the same quantiles share one array. The uniforms are drawn even when noise is
-    off, so turning it off changes no other draw.
+    off, so turning it off changes no other draw. A part whose spread persists in
+    time (see the module docstring) correlates its uniforms over ``arrivals_s``
+    (the frames' arrival times; required then).
     """
     u = rng.random((n, 3))
     ordinals = [str(int(o)) for o in scenario.model.ordinals]
     if not scenario.service_noise:
         return [np.ones((n, 3))] * len(ordinals)
     spread = scenario.model.spread
+    if any(persistence(spread, part)[0] for part in PERSISTENT_PARTS):
+        if arrivals_s is None or len(arrivals_s) != n:
+            raise ValueError("persistent service noise needs the n frames' arrival times")
+        u = _persistent_uniforms(u, np.asarray(arrivals_s, dtype=float), spread, rng)
     pooled = np.empty((n, 3))
-    for j, part in enumerate(("edge", "comm", "cloud")):
+    for j, part in enumerate(PERSISTENT_PARTS):
         q = spread.get(part)
         pooled[:, j] = np.exp(np.interp(u[:, j], q["probs"], q["log_ratio"])) if q else 1.0
     out = []
     for point in ordinals:
         own = [
             (j, q["probs"], q["by_point"][point])
-            for j, q in enumerate(spread.get(part) for part in ("edge", "comm", "cloud"))
+            for j, q in enumerate(spread.get(part) for part in PERSISTENT_PARTS)
             if q and point in q.get("by_point", {})
         ]
         if not own:
@@ -82,10 +162,10 @@ def draw(scenario: Scenario, seed: int) -> RunDraws:
     moves)."""
     rng = np.random.default_rng(seed)
     arrivals = arrival_times(scenario, rng)
-    noise = service_noise(scenario, rng, len(arrivals))
+    noise = service_noise(scenario, rng, len(arrivals), arrivals)
     if scenario.noise_stream:  # another draw of the service noise alone
         other = np.random.default_rng([int(seed), int(scenario.noise_stream)])
-        noise = service_noise(scenario, other, len(arrivals))
+        noise = service_noise(scenario, other, len(arrivals), arrivals)
     n_readings = int(scenario.duration_s / scenario.observe_period_s) + 2
     monitor_noise = (
         np.exp(rng.normal(0.0, scenario.observe_noise, (n_readings, 3)))

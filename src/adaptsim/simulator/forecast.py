@@ -37,6 +37,7 @@ __all__ = [
     "Discount",
     "Horizon",
     "Outlook",
+    "RecentService",
     "SampleFeed",
     "ServiceLists",
     "Source",
@@ -292,6 +293,9 @@ def check_params(policy) -> None:
     policy.source = Source(policy.source)
     policy.discount = Discount(policy.discount)
     policy.period_s = check_period(policy.period_s)
+    feedback = getattr(policy, "service_feedback", False)
+    if not isinstance(feedback, bool | np.bool_):
+        raise ValueError(f"service_feedback must be true or false, not {feedback!r}")
     if hasattr(policy, "k"):
         policy.k = _whole(policy.k, "k")
         if policy.k < 1:
@@ -303,19 +307,27 @@ class Outlook:
 
     Feeds the samples of ``source`` into a :class:`BandwidthForecast` at each
     decision and predicts mean service times (:func:`expected`) at the forecast
-    bandwidth and the monitor's latest stress reading.
+    bandwidth and the monitor's latest stress reading; with ``service_feedback``,
+    scaled by what the policy's own finished frames say of the next frame's
+    service (:class:`RecentService`: a no-op unless the calibration's spread
+    persists in time).
     """
 
-    def __init__(self, source: Source, k: int, discount: Discount):
+    def __init__(self, source: Source, k: int, discount: Discount, service_feedback: bool = False):
         self.feed = SampleFeed(source)
         self.forecast = BandwidthForecast(int(k), Discount(discount))
-        self.uses_finished = Source(source) is Source.transfers or (
-            self.forecast.discount is Discount.planned
+        self.recent = RecentService() if service_feedback else None
+        self.uses_finished = (
+            Source(source) is Source.transfers
+            or self.forecast.discount is Discount.planned
+            or self.recent is not None
         )
         self._factors: np.ndarray | None = None
 
     def bandwidth_mbps(self, view: View) -> float | None:
         """The bandwidth to plan for after this decision's new samples (None: none yet)."""
+        if self.recent is not None:
+            self.recent.observe(view)
         for x in self.feed.new(view):
             self.forecast.add(x)
         if self.forecast.discount is Discount.planned:
@@ -323,11 +335,20 @@ class Outlook:
             self.forecast.stamp(view.now_s)
         return self.forecast.forecast()
 
+    @property
+    def live(self) -> bool:
+        """Service feedback is on and has something to say (estimates move with time)."""
+        return self.recent is not None and bool(self.recent.last)
+
     def estimate(self, view: View, cond: Conditions) -> Estimate:
-        """Mean edge, link and cloud seconds per point under ``cond``."""
+        """Mean edge, link and cloud seconds per point under ``cond`` (for the next frame)."""
         if self._factors is None:
             self._factors = mean_factors(view)
-        return expected(view, cond, self._factors)
+        factors = self._factors
+        if self.live:
+            gap_s = 1.0 / view.arrival_rate_hz if view.arrival_rate_hz > 0 else 0.0
+            factors = self.recent.factors(view, factors, next_arrival_s(view, gap_s))
+        return expected(view, cond, factors)
 
 
 def next_arrival_s(view: View, gap_s: float) -> float:
@@ -508,3 +529,118 @@ def condition(bandwidth_mbps: float, m: Conditions | None) -> Conditions:
     if m is None:
         return Conditions(bandwidth_mbps)
     return Conditions(bandwidth_mbps, m.edge_cpu_pct, m.edge_mem_pct)
+
+
+# Gauss-Hermite nodes (probabilists') for the expected factor given a latent's
+# conditional normal (32 nodes: the quantiles are piecewise linear, so kinked).
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(32)
+_GH_W = _GH_W / _GH_W.sum()
+# A latent correlation below this tells nothing worth a recomputation.
+_MIN_RHO = 1e-3
+# The parts a policy can time on its own frames: the head on the edge and, where the
+# cloud reports it, the tail (the link's time is the bandwidth's too: the
+# ``planned`` discount and the ``transfers`` source already learn from it).
+_RECENT_PARTS = ((0, "edge"), (2, "cloud"))
+
+
+class RecentService:
+    """The service time a policy should expect next, from its own recently finished frames.
+
+    The simulator draws each part's service factor through a latent normal that
+    may persist in time (``persistence_s`` and ``persistence_share`` of the
+    calibration's spread, :mod:`adaptsim.simulator.draws`), as slow spells on real
+    hosts do. A real application sees its own frames' times once they finish:
+    the latest finished frame's edge time (and cloud time, where reported) over
+    the calibration's typical time at that point and the monitor's stress gives
+    its factor, hence its latent ``z`` (through that point's spread quantiles).
+    The next frame's latent is then normal with mean ``rho z`` and variance
+    ``1 - rho^2``, ``rho = share * exp(-gap / persistence_s)``, ``gap`` from the
+    finished frame's arrival to the next frame's, and the expected factor of every
+    point is that normal pushed through the point's quantiles (Gauss-Hermite).
+
+    Only frames in ``view.finished`` are read (the engine hands a policy a frame
+    only once its result is back), so no frame's draw is seen before it finishes.
+    Without persistence in the calibration (or before a frame finished) the
+    factors are the spread's plain means (:func:`mean_factors`): nothing changes.
+    """
+
+    def __init__(self):
+        self._set = False
+        self.params: dict[int, tuple[float, float]] = {}
+        self.last: dict[int, tuple[float, float]] = {}  # part -> (arrival_s, latent z)
+        self.version = 0  # bumped by every observation that moved a latent
+
+    @property
+    def active(self) -> bool:
+        """The calibration persists some part that a policy can time itself."""
+        return bool(self.params)
+
+    def _setup(self, view: View) -> None:
+        from adaptsim.simulator.draws import persistence
+
+        self._set = True
+        spread = view.model.spread
+        ordinals = [str(int(o)) for o in view.ordinals]
+        self._col = {int(o): i for i, o in enumerate(view.ordinals)}
+        self._probs: dict[int, np.ndarray] = {}
+        self._lr: dict[int, np.ndarray] = {}
+        for j, part in _RECENT_PARTS:
+            tau_s, share = persistence(spread, part)
+            q = spread.get(part)
+            if tau_s <= 0 or not q:
+                continue
+            self.params[j] = (tau_s, share)
+            self._probs[j] = np.asarray(q["probs"], dtype=float)
+            own = q.get("by_point", {})
+            self._lr[j] = np.array([own.get(o, q["log_ratio"]) for o in ordinals], dtype=float)
+
+    def observe(self, view: View) -> None:
+        """Take the latest informative finished frame of this decision, per part."""
+        if not self._set:
+            self._setup(view)
+        if not self.params or not view.finished:
+            return
+        from statistics import NormalDist
+
+        m = view.monitor
+        pred = view.predict(condition(1.0, m))  # edge and cloud do not depend on bandwidth
+        for j in self.params:
+            typical = pred.edge_s if j == 0 else pred.cloud_s
+            for obs in reversed(view.finished):
+                took = obs.edge_s if j == 0 else obs.cloud_s
+                k = self._col.get(int(obs.point))
+                if k is None or took <= 0 or typical[k] <= 0:
+                    continue
+                lr = math.log(took / float(typical[k]))
+                probs = self._probs[j]
+                u = float(np.interp(lr, self._lr[j][k], probs))
+                u = min(max(u, probs[0]), probs[-1])
+                self.last[j] = (obs.time_s - obs.latency_s, NormalDist().inv_cdf(u))
+                self.version += 1
+                break
+
+    def factors(self, view: View, base: np.ndarray, at_s: float) -> np.ndarray:
+        """``base`` (:func:`mean_factors`) with each persistent part's row replaced by
+        the expected factor of a frame arriving at ``at_s``, given the latest finished
+        frame (see the class docstring)."""
+        if not self.last:
+            return base
+        from scipy.special import ndtr
+
+        out = base
+        for j, (arrival_s, z) in self.last.items():
+            tau_s, share = self.params[j]
+            rho = share * math.exp(-max(at_s - arrival_s, 0.0) / tau_s)
+            if rho < _MIN_RHO:
+                continue
+            u = ndtr(rho * z + math.sqrt(1.0 - rho * rho) * _GH_X)
+            lr = self._lr[j]
+            # every point's quantiles at the same 16 probabilities: one interpolation
+            probs = self._probs[j]
+            idx = np.clip(np.searchsorted(probs, u, side="right") - 1, 0, len(probs) - 2)
+            frac = np.clip((u - probs[idx]) / (probs[idx + 1] - probs[idx]), 0.0, 1.0)
+            at = lr[:, idx] * (1.0 - frac) + lr[:, idx + 1] * frac
+            if out is base:
+                out = base.copy()
+            out[j] = np.exp(at) @ _GH_W
+        return out

@@ -64,6 +64,10 @@ class MPC(BasePolicy):
             that a switch's pause falls in the edge's idle time when there is
             some, and the plan starts at the next expected frame); ``None`` or 0:
             at every frame.
+        service_feedback: scale the predicted service times by what its own finished
+            frames say of the next one (see
+            :class:`~adaptsim.simulator.forecast.RecentService`; the same for every
+            planned frame; default true: a no-op without persistence).
     """
 
     horizon: int = 5
@@ -71,6 +75,7 @@ class MPC(BasePolicy):
     discount: Discount = Discount.planned
     source: Source = Source.monitor
     period_s: float | None = 1.0
+    service_feedback: bool = True
     name: str = "mpc"
     uses_finished: bool = False
     _outlook: Outlook = field(init=False, repr=False)
@@ -85,7 +90,7 @@ class MPC(BasePolicy):
         self.horizon = _whole(self.horizon, "horizon")
         if self.horizon < 1:
             raise ValueError("horizon must be a whole number >= 1")
-        self._outlook = Outlook(self.source, self.k, self.discount)
+        self._outlook = Outlook(self.source, self.k, self.discount, self.service_feedback)
         self.uses_finished = self._outlook.uses_finished
 
     def decide(self, view: View) -> int:
@@ -105,9 +110,10 @@ class MPC(BasePolicy):
             view.current_point,
             round(max(view.edge_free_s - now, 0.0) / q),
         )
-        if key == self._memo:
+        live = self._outlook.live  # service feedback: the estimate moves with time
+        if key == self._memo and not live:
             return self._answer
-        if (bw, stress) != self._cond:
+        if (bw, stress) != self._cond or live:
             self._cond = (bw, stress)
             est = self._outlook.estimate(view, condition(bw, m))
             self._est = ServiceLists.of(est, view.ordinals)

@@ -57,19 +57,24 @@ class Neurosurgeon(BasePolicy):
             counts it stays where it is for good; measured in docs/policies.md).
         period_s: decide every this many seconds (default 1, see the module
             docstring); ``None`` or 0: at every frame, as the paper does.
+        service_feedback: scale the predicted service times by what its own finished
+            frames say of the next one, where the calibration says service noise
+            persists in time (:class:`~adaptsim.simulator.forecast.RecentService`; default
+            true: without persistence in the calibration it changes nothing).
     """
 
     source: Source = Source.monitor
     discount: Discount = Discount.planned
     switch_cost: bool = False
     period_s: float | None = 1.0
+    service_feedback: bool = True
     name: str = "neurosurgeon"
     uses_finished: bool = False
     _outlook: Outlook = field(init=False, repr=False)
 
     def __post_init__(self):
         check_params(self)
-        self._outlook = Outlook(self.source, 1, self.discount)
+        self._outlook = Outlook(self.source, 1, self.discount, self.service_feedback)
         self.uses_finished = self._outlook.uses_finished
 
     def decide(self, view: View) -> int:

@@ -76,6 +76,9 @@ class Observation(NamedTuple):
     edge_s: float
     uplink_s: float
     payload_bytes: float
+    # The tail's compute seconds in the cloud (0: all-edge, or a cloud that does not
+    # report it): what a server that times its own work sends back with the result.
+    cloud_s: float = 0.0
 
 
 Estimate = Prediction  # predicted edge, link and cloud seconds per point
