@@ -312,7 +312,9 @@ class EdgeRunner:
                         (
                             done,
                             i,
-                            Observation(done, k, done - a, ee - es, recv - ls, float(nbytes)),
+                            Observation(
+                                done, k, done - a, ee - es, recv - ls, float(nbytes), end - start
+                            ),
                         ),
                     )
             for i, a in enumerate(arrivals.tolist()):  # never finished: said so, not dropped
