@@ -21,7 +21,20 @@ from pathlib import Path
 
 from adaptsim.errors import UserError
 
-__all__ = ["StagedFolder", "sigint_deferred", "write_atomic"]
+__all__ = ["StagedFolder", "check_writable_place", "sigint_deferred", "write_atomic"]
+
+
+def check_writable_place(path: str | Path, what: str) -> None:
+    """Refuse, before any work, a ``path`` whose nearest existing folder above it is a
+    file or cannot take a new entry (what a write would find only at its end)."""
+    p = Path(path)
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} {p}: {parent} is not a folder")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"{what} {p}: {parent} is not writable")
+            return
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:

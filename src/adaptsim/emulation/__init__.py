@@ -11,16 +11,26 @@ names owned by a pid so a later run removes what a killed one left.
 from adaptsim.emulation.cgroup import CpuQuota, cpu_quota_available
 from adaptsim.emulation.cleanup import die_with_parent, sweep_stale, terminating_as_exit
 from adaptsim.emulation.cpus import parse_cpus, pin_cpus, usable_cores
-from adaptsim.emulation.netns import CLOUD_IP, EDGE_IP, MIN_RATE_KBIT, NetnsPair, link_available
+from adaptsim.emulation.netns import (
+    CLOUD_IP,
+    EDGE_IP,
+    MAX_RATE_MBPS,
+    MIN_RATE_KBIT,
+    NetnsPair,
+    check_rate,
+    link_available,
+)
 from adaptsim.emulation.stress import Stress, require_stress_ng
 
 __all__ = [
     "CLOUD_IP",
     "EDGE_IP",
+    "MAX_RATE_MBPS",
     "MIN_RATE_KBIT",
     "CpuQuota",
     "NetnsPair",
     "Stress",
+    "check_rate",
     "cpu_quota_available",
     "die_with_parent",
     "link_available",

@@ -37,6 +37,7 @@ from adaptsim.simulator.forecast import (
     mean_factors,
     transfer_samples,
 )
+from adaptsim.simulator.params import MAX_SDS, bounded
 from adaptsim.simulator.policies import BasePolicy, Conditions, View
 
 __all__ = ["ChangePoint", "Cusum"]
@@ -148,6 +149,10 @@ class ChangePoint(BasePolicy):
 
     def __post_init__(self):
         check_params(self)
+        self.threshold = bounded(
+            self.threshold, "threshold", 0, MAX_SDS, lo_open=True, what="noise sds"
+        )
+        self.drift = bounded(self.drift, "drift", 0, MAX_SDS, what="noise sds")
         self._feed = SampleFeed(self.source)
         self._detectors = (
             Cusum(self.threshold, self.drift, min_sigma=0.05),  # log bandwidth

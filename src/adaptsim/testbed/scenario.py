@@ -23,7 +23,7 @@ from pathlib import Path
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario, Trace, load_scenario
 from adaptsim.simulator.policies import REGISTRY, resolve_policy
-from adaptsim.simulator.scenario import PolicySpec, refuse_admission
+from adaptsim.simulator.scenario import PolicySpec, check_limits, refuse_admission
 
 __all__ = ["scenario_for_testbed", "time_scaled", "with_builtin_policies"]
 
@@ -73,7 +73,10 @@ def scenario_for_testbed(
         sc = sc.shortened(duration_s or sc.duration_s, seeds)
     if rate_hz is not None:
         sc = replace(sc, rate_hz=rate_hz)
-    return with_builtin_policies(sc, policies or [])
+    sc = with_builtin_policies(sc, policies or [])
+    if time_scale != 1 or rate_hz is not None:  # resized: the limits again, for the new size
+        check_limits(sc, f"{path} with --time-scale {time_scale:g} and --rate-hz {rate_hz}")
+    return sc
 
 
 def with_builtin_policies(sc: Scenario, wanted: list[str]) -> Scenario:
