@@ -341,3 +341,184 @@ def test_tc_takes_the_bounds_it_is_checked_against():
         assert above.returncode != 0 and "burst" in above.stderr, above.stderr
     with pytest.raises(UserError, match="tc tbf shapes rates"):
         check_rate(MAX_RATE_MBPS + 1, "--bandwidth")
+
+
+# -- the audit's other findings: work that started before its input was checked ----------
+
+
+@pytest.fixture
+def no_heavy_work(monkeypatch):
+    """Fail the test the moment a command would start its real work (a real testbed run, a
+    Dask cluster, a profile, a server, a benchmark): its input must be refused first.
+    Without the checks, these cases started that work (validate deleted a foreign --out
+    folder after its run; sweep --workers 1000000 forked a million processes)."""
+    import importlib
+
+    import distributed
+
+    import adaptsim.profiler as profiler
+    import adaptsim.simulator.bench as bench
+    import adaptsim.testbed.server as server
+
+    tv = importlib.import_module("adaptsim.testbed.validate")  # the package exports validate()
+
+    def started(*_a, **_k):
+        raise AssertionError("the real work started before the input was refused")
+
+    monkeypatch.setattr(tv, "real_run", started)
+    monkeypatch.setattr(distributed, "LocalCluster", started)
+    monkeypatch.setattr(profiler, "profile_compute", started)
+    monkeypatch.setattr(profiler, "profile_link", started)
+    monkeypatch.setattr(server, "build_tails", started)
+    monkeypatch.setattr(bench, "bench", started)
+
+
+def _sparse(path: Path, size: int) -> Path:
+    with path.open("wb") as fh:
+        fh.truncate(size)  # zero bytes; takes no disk space
+    return path
+
+
+# case: (argv with {s} the scenario, {w} the folder; what the one line must say)
+STARTED_TOO_SOON = {
+    "validate --out a folder of something else (deleted after the run)": (
+        ["validate", "{s}", "--out", "{w}/mine"],
+        ("--out", "mine", "new folder name"),
+    ),
+    "validate --out . (a traceback after the run)": (
+        ["validate", "{s}", "--out", "."],
+        ("--out .", "folder name"),
+    ),
+    "validate --out where nothing can be written": (
+        ["validate", "{s}", "--out", "/proc/adaptsim-v"],
+        ("cannot write in /proc",),
+    ),
+    "validate --duration beyond the scenario (silently all of it)": (
+        ["validate", "{s}", "--duration", "1e300", "--out", "{w}/v"],
+        ("--duration 1e+300", "only shortens"),
+    ),
+    "validate --time-scale leaving no frame": (
+        ["validate", "{s}", "--time-scale", "1e300", "--out", "{w}/v"],
+        ("--time-scale 1e+300", "less than one frame"),
+    ),
+    "validate --rate-hz past the scenario's limits": (
+        ["validate", "{s}", "--rate-hz", "1e9", "--out", "{w}/v"],
+        ("--rate-hz 1e+09", "limits.max_frames"),
+    ),
+    "validate a trace faster than tc shapes (tc failed mid-run)": (
+        ["validate", "{w}/fast.yaml", "--out", "{w}/v"],
+        ("fast.yaml: field traces.bandwidth_mbps", "5e+06 Mbit/s", "tc tbf"),
+    ),
+    "validate a trace slower than tc shapes (shaped faster than the twin)": (
+        ["validate", "{w}/slow.yaml", "--out", "{w}/v"],
+        ("slow.yaml: field traces.bandwidth_mbps", "0.001 Mbit/s", "from 0.008"),
+    ),
+    "sweep --workers 1000000": (["sweep", "{w}/w.yaml", "--workers", "1000000"], ("--workers",)),
+    "sweep --out a file (a traceback)": (
+        ["sweep", "{w}/w.yaml", "--out", "{w}/mine/keep.txt"],
+        ("is a file",),
+    ),
+    "sweep --out a folder of something else (written among its files)": (
+        ["sweep", "{w}/w.yaml", "--out", "{w}/mine"],
+        ("does not hold a sweep",),
+    ),
+    "sweep --out where nothing can be written (a traceback)": (
+        ["sweep", "{w}/w.yaml", "--out", "/proc/adaptsim-sweep"],
+        ("cannot write in /proc",),
+    ),
+    "import --out where nothing can be written (a traceback)": (
+        ["import", "scission", str(REPO / "tests/data/scission/blocks.csv"), "--out", "/proc/i.p"],
+        ("--out /proc/i.p", "cannot write in /proc"),
+    ),
+    "profile --out where nothing can be written (found after the first condition)": (
+        ["profile", "--host", "edge", "-m", "lenet", "--out", "/proc/p.parquet"],
+        ("cannot write in /proc",),
+    ),
+    "profile --threads 1e9": (
+        ["profile", "--host", "edge", "-m", "lenet", "--threads", "1000000000"],
+        ("--threads 1000000000",),
+    ),
+    "profile --mem-budget-bytes beyond memory": (
+        [
+            "profile",
+            "--host",
+            "edge",
+            "-m",
+            "lenet",
+            "--mem-budget-bytes",
+            "1" + "0" * 20,
+            "--out",
+            "{w}/p",
+        ],
+        ("--mem-budget-bytes", "half this host's memory"),
+    ),
+    "profile --repeats 1e12": (
+        [
+            "profile",
+            "--host",
+            "edge",
+            "-m",
+            "lenet",
+            "--repeats",
+            "1000000000000",
+            "--out",
+            "{w}/p",
+        ],
+        ("--repeats 1000000000000",),
+    ),
+    "profile --cpus '0-' (read as 0)": (
+        ["profile", "--host", "edge", "-m", "lenet", "--cpus", "0-"],
+        ("--cpus '0-'",),
+    ),
+    "profile --seed 2**64 (no int64 seed)": (
+        ["profile", "--host", "link", "--seed", str(2**64)],
+        ("--seed 18446744073709551616", "2**63"),
+    ),
+    "serve --one-way-latency-s inf (each frame waited forever)": (
+        ["serve", "--role", "cloud", "--listen", "127.0.0.1:0", "--one-way-latency-s", "inf"],
+        ("--one-way-latency-s inf",),
+    ),
+    "serve --secret-file 64 MB (read whole, zeros taken as the key)": (
+        ["serve", "--role", "cloud", "--listen", "127.0.0.1:0", "--secret-file", "{w}/big.bin"],
+        ("--secret-file", "more than 4096 bytes"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(STARTED_TOO_SOON), ids=list(STARTED_TOO_SOON))
+def test_input_is_refused_before_the_work_it_would_spoil(case, ws, no_heavy_work, monkeypatch):
+    argv, says = STARTED_TOO_SOON[case]
+    s = scenario(ws, {"policy": "all-cloud"}, {"policy": "all-edge"})
+    fast = base_doc(traces={"bandwidth_mbps": 5e6}, limits={"max_bandwidth_mbps": 1e7})
+    (ws / "fast.yaml").write_text(yaml.safe_dump(fast))
+    slow = base_doc(traces={"bandwidth_mbps": {"steps": [[0, 0.001], [1, 5]]}})
+    (ws / "slow.yaml").write_text(yaml.safe_dump(slow))
+    (ws / "w.yaml").write_text("name: w\nbase: s.yaml\n")
+    (ws / "mine").mkdir()
+    (ws / "mine" / "keep.txt").write_text("precious")
+    _sparse(ws / "big.bin", 64 << 20)
+    monkeypatch.chdir(ws)
+    refused(ws, [a.format(s=s, w=ws) for a in argv], says)
+
+
+def test_a_study_folder_is_whole_or_the_old_one(ws, monkeypatch):
+    """``study --out`` wrote its files one by one into any folder: a foreign one got them
+    among its own, and Ctrl-C among the writes left new tables beside an old summary.md.
+    Now a folder of something else is refused before the store is read, and the study
+    is built beside its folder and swapped in whole."""
+    (ws / "mine").mkdir()
+    (ws / "mine" / "keep.txt").write_text("precious")
+    refused(ws, ["study", "--out", str(ws / "mine"), "-m", "lenet"], ("holds other files",))
+    first = runner.invoke(app, ["study", "--out", str(ws / "st"), "-m", "lenet", "--no-plots"])
+    assert first.exit_code == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in (ws / "st").iterdir()}
+    import adaptsim.study.run as study_run
+
+    def ctrl_c(*_a, **_k):  # Ctrl-C after the tables, before the summary
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study_run, "write_summary", ctrl_c)
+    again = runner.invoke(app, ["study", "--out", str(ws / "st"), "-m", "alexnet", "--no-plots"])
+    assert again.exit_code == 130, again.stderr
+    assert {p.name: p.read_bytes() for p in (ws / "st").iterdir()} == before
+    assert sorted(p.name for p in ws.iterdir() if p.name.startswith(".")) == []

@@ -29,8 +29,8 @@ def parse_cpus(text: str, option: str = "--cpus") -> list[int]:
     allowed = os.sched_getaffinity(0)
     try:
         for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            first, last = int(lo), int(hi or lo)
+            lo, dash, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi if dash else lo)  # "0-" is no range: int("") fails
             if last > max(allowed):  # "0-1000000000" would first list a billion CPUs
                 raise UserError(
                     f"{option} {text!r}: this process may use CPUs {sorted(allowed)} only"

@@ -57,6 +57,11 @@ def check_repeats(repeats: int) -> None:
         raise UserError(f"--repeats {repeats}: give at least 1 and at most {MAX_REPEATS}")
 
 
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63:  # as every seed of adaptsim: a store's int64
+        raise UserError(f"--seed {seed}: give a seed >= 0 and below 2**63")
+
+
 def _ram_bytes() -> int:
     """This host's physical memory (0 where the system does not say)."""
     try:
@@ -95,8 +100,7 @@ class ComputePlan:
                 f"--threads {self.threads}: give 1 to {most_threads} TensorFlow threads "
                 f"({MAX_THREADS_PER_CORE} per core of this machine)"
             )
-        if self.seed < 0:
-            raise UserError(f"--seed {self.seed}: give a seed >= 0")
+        check_seed(self.seed)
         if self.cpu_quota is not None and not (
             math.isfinite(self.cpu_quota) and 0 < self.cpu_quota <= usable_cores()
         ):
@@ -171,8 +175,7 @@ class LinkPlan:
                 f"largest payload would be {top_bytes:.3g} bytes (at most {MAX_PAYLOAD_BYTES}, "
                 "held in memory): lower --max-transfer-s"
             )
-        if self.seed < 0:
-            raise UserError(f"--seed {self.seed}: give a seed >= 0")
+        check_seed(self.seed)
 
 
 def _base(facts: dict, role: str) -> dict:

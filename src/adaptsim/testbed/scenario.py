@@ -69,13 +69,25 @@ def scenario_for_testbed(
         raise UserError(f"--rate-hz {rate_hz!r}: give a positive number of frames a second")
     sc = time_scaled(load_scenario(path, calibration), time_scale)
     refuse_admission(sc, "the testbed")  # its real processes keep every frame
+    if duration_s is not None and duration_s > sc.duration_s * (1 + 1e-9):
+        raise UserError(  # as run's --duration: it shortens, it never silently means "all"
+            f"--duration {duration_s:g} is longer than {path}'s {sc.duration_s:g} s (after "
+            f"--time-scale {time_scale:g}); --duration only shortens a run"
+        )
+    if (duration_s or sc.duration_s) * (rate_hz or sc.rate_hz) < 1:
+        raise UserError(
+            f"--time-scale {time_scale:g} and --duration leave {duration_s or sc.duration_s:g} s "
+            "per run, less than one frame; give a smaller --time-scale or a longer --duration"
+        )
     if duration_s is not None or seeds:
         sc = sc.shortened(duration_s or sc.duration_s, seeds)
     if rate_hz is not None:
         sc = replace(sc, rate_hz=rate_hz)
     sc = with_builtin_policies(sc, policies or [])
-    if time_scale != 1 or rate_hz is not None:  # resized: the limits again, for the new size
-        check_limits(sc, f"{path} with --time-scale {time_scale:g} and --rate-hz {rate_hz}")
+    resized = [f"--time-scale {time_scale:g}"] if time_scale != 1 else []
+    resized += [f"--rate-hz {rate_hz:g}"] if rate_hz is not None else []
+    if resized:  # the limits again, for the new size
+        check_limits(sc, f"{path} with {' and '.join(resized)}")
     return sc
 
 
