@@ -157,6 +157,11 @@ POLICY_PARAMS = {
     "risk max_lag 1e9 (a (1e9 x 16) table)": (RISK, {"max_lag": 1e9}, ("max_lag", "1000")),
     "risk quantiles 1e9": (RISK, {"quantiles": 1e9}, ("quantiles", "256")),
     "risk k 1e30": (RISK, {"k": 1e30}, ("k must",)),
+    "risk horizon x quantiles (3 s a decision)": (
+        RISK,
+        {"horizon": 1000, "quantiles": 256},
+        ("horizon x quantiles must be at most 16000", "1000 x 256"),
+    ),
 }
 
 
@@ -172,7 +177,7 @@ def test_policy_parameters_out_of_range_are_one_line_naming_the_range(case, ws):
     [
         ("mpc", {"horizon": 1000, "k": 10_000}),
         (RISK, {"horizon": 1000, "quantiles": 16, "history": 10_000, "max_lag": 1000}),
-        (RISK, {"horizon": 60, "quantiles": 256, "max_lag": 100}),
+        (RISK, {"horizon": 62, "quantiles": 256, "max_lag": 100}),
         ("reactive", {"hysteresis": 1000, "threshold": 0.99}),
         ("changepoint", {"threshold": 1000, "drift": 1000}),
     ],

@@ -57,6 +57,7 @@ from adaptsim.simulator.forecast import (
     queue_done_s,
 )
 from adaptsim.simulator.params import (
+    MAX_FRAME_PLANS,
     MAX_HORIZON_FRAMES,
     MAX_LAG_READINGS,
     MAX_QUANTILES,
@@ -179,6 +180,11 @@ class RiskAware(BasePolicy):
     def __post_init__(self):
         self.horizon = whole(self.horizon, "horizon", 1, MAX_HORIZON_FRAMES, "frames planned")
         self.quantiles = whole(self.quantiles, "quantiles", 1, MAX_QUANTILES)
+        if self.horizon * self.quantiles > MAX_FRAME_PLANS:  # a decision plans every pair
+            raise ValueError(
+                f"horizon x quantiles must be at most {MAX_FRAME_PLANS} (frames planned per "
+                f"decision at every point), not {self.horizon} x {self.quantiles}"
+            )
         self.history = whole(self.history, "history", 10, MAX_SAMPLES, "readings")
         self.max_lag = whole(self.max_lag, "max_lag", 1, MAX_LAG_READINGS, "readings")
         self.k = whole(self.k, "k", 1, MAX_SAMPLES, "readings")
