@@ -1,7 +1,8 @@
 """Odd input to every command: one line, exit 2, nothing written, and never a hang.
 
 Found by driving every command of ``adaptsim --help`` with odd input (the audit in
-docs/testing.md, "Odd input"). Each group is a class of input, fixed where it is checked:
+docs/testing.md, "Odd input to every command"). Each group is a class of input, fixed
+where it is checked:
 
 - ``POLICY_PARAMS``: a built-in policy's parameters out of range. A size that
   drives a loop or an allocation (``horizon: 1e9``: a decision of mpc planned a
