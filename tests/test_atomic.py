@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from adaptsim.atomic import write_atomic
+from adaptsim.errors import UserError
 from adaptsim.store import read_store, write_store
 
 
@@ -84,8 +85,8 @@ def test_a_store_write_that_runs_out_of_disk_keeps_the_old_store(tmp_path, data_
         shutil.copy(tmp_path / "old.parquet", store)
         before = store.read_bytes()
         sources = {s: {} for s in new_frame["source"].unique()}
-        with pytest.raises(OSError):
-            write_store(store, new_frame, sources)
+        with pytest.raises(UserError, match=r"cannot write .*No space left on device"):
+            write_store(store, new_frame, sources)  # one line for the user, not a traceback
         assert store.read_bytes() == before
         assert [p.name for p in small.iterdir()] == ["s.parquet"]
         assert len(read_store(store)[0]) == len(old_frame)

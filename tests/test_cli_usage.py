@@ -15,6 +15,10 @@ CASES = [
     (["run", "x.yaml", "--nosuch"], "--nosuch"),
     (["run"], "scenario"),
     (["nosuchcommand"], "nosuchcommand"),
+    # sizes that started a billion of something: threads, benchmark runs, twin draws
+    (["serve", "--role", "cloud", "--listen", ":0", "--workers", "1000000000"], "--workers"),
+    (["bench", "--repeats", "1000000000"], "--repeats"),
+    (["validate", "x.yaml", "--noise-draws", "1000000000"], "--noise-draws"),
 ]
 
 

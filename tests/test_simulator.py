@@ -370,7 +370,7 @@ def test_every_shipped_scenario_runs(path):
         (lambda d: d.update(policies=[{"policy": "nope.py:f"}]), "policy file .*nope.py does not"),
         (
             lambda d: d.update(policies=[{"policy": "reactive", "params": {"alpha": 3}}]),
-            "bad params for 'reactive': alpha must be in",
+            "bad params for 'reactive': alpha must be a number above 0 and at most 1",
         ),
     ],
 )

@@ -21,19 +21,45 @@ from pathlib import Path
 
 from adaptsim.errors import UserError
 
-__all__ = ["StagedFolder", "sigint_deferred", "write_atomic"]
+__all__ = ["StagedFolder", "check_writable_place", "sigint_deferred", "write_atomic"]
+
+
+def check_writable_place(path: str | Path, what: str) -> None:
+    """Refuse, before any work, a ``path`` whose nearest existing folder above it is a
+    file or cannot take a new entry (what a write would find only at its end)."""
+    p = Path(path)
+    for parent in p.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} {p}: {parent} is not a folder")
+            # os.access says yes to root anywhere: a file made and removed again says
+            # what a write will meet (a read-only or special file system, a full quota)
+            probe = parent / f".{p.name or 'adaptsim'}.probe-{os.getpid()}"
+            try:
+                os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                os.unlink(probe)
+            except OSError as exc:
+                raise UserError(
+                    f"{what} {p}: cannot write in {parent} ({exc.strerror}); give a place "
+                    "you can write to"
+                ) from None
+            return
 
 
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place
+    (a write the system refuses is a :class:`UserError`; the old file stays)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
         write(tmp)
         tmp.replace(p)
+    except OSError as exc:  # a full disk, a read-only or vanished folder: one line, not a trace
+        raise UserError(f"cannot write {p} ({exc.strerror or exc})") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     return p
 
 

@@ -8,9 +8,9 @@ commands that make those choices render the same message with their flags, so
 from __future__ import annotations
 
 import contextlib
-import os
 from pathlib import Path
 
+from adaptsim.atomic import check_writable_place
 from adaptsim.errors import UserError
 
 __all__ = ["FLAGS", "as_flags", "output_file", "store_output"]
@@ -41,13 +41,7 @@ def output_file(path: Path, what: str) -> Path:
     """``path`` as a file this command can write, checked before any work starts."""
     if path.is_dir():
         raise UserError(f"{what} {path} is a folder; give a file name")
-    for parent in path.parents:  # the nearest existing folder must take a new file
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{what} {path}: {parent} is not a folder")
-            if not os.access(parent, os.W_OK | os.X_OK):
-                raise UserError(f"{what} {path}: {parent} is not writable")
-            break
+    check_writable_place(path, what)  # the nearest existing folder must take a new file
     return path
 
 

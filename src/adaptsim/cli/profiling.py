@@ -91,12 +91,10 @@ def profile(
     t0 = time.perf_counter()
     say = lambda line: err.print(line, markup=False, highlight=False)  # noqa: E731
     if host is Role.link:
-        rows = profile_link(
-            LinkPlan(_levels(bandwidth, "--bandwidth"), repeats, max_transfer_s, host=host_name,
-                     seed=seed),
-            out,
-            say,
-        )  # fmt: skip
+        link = LinkPlan(_levels(bandwidth, "--bandwidth"), repeats, max_transfer_s,
+                        host=host_name, seed=seed)  # fmt: skip
+        link.validate()  # before any namespace (profile_link checks again)
+        rows = profile_link(link, out, say)
     else:
         from adaptsim.emulation import parse_cpus
 

@@ -145,7 +145,7 @@ def report_cmd(
 @app.command()
 @guard
 def bench(
-    repeats: Annotated[int, typer.Option(min=1, help="Runs of each engine.")] = 3,
+    repeats: Annotated[int, typer.Option(min=1, max=100, help="Runs of each engine.")] = 3,
 ) -> None:
     """Simulated requests per second: the fast engine vs a naive SimPy one, side by side,
     and the fast engine with each adaptive built-in (per wall- and per CPU-second)."""

@@ -17,6 +17,21 @@ def _say(line: str) -> None:
     err.print(line, markup=False, highlight=False)
 
 
+def _is_validation_folder(path: Path) -> bool:
+    """An empty folder, or one a validation wrote (it replaces only those)."""
+    return not any(path.iterdir()) or (path / "validation.json").is_file()
+
+
+def _check_out(target: Path, what: str, make_parent: bool) -> None:
+    """The folder a validation will replace, checked before minutes of real run: not a
+    file, not '.', not a folder of something else (it would be deleted), and writable
+    (a staging folder is made there and removed again)."""
+    from adaptsim.atomic import StagedFolder
+
+    with StagedFolder(target, what, _is_validation_folder, make_parent=make_parent):
+        pass
+
+
 @app.command()
 @guard
 def validate(
@@ -76,6 +91,7 @@ def validate(
         int,
         typer.Option(
             min=1,
+            max=1000,
             help="Service-noise draws of the twin; compared by their median, spread shown.",
         ),
     ] = 9,
@@ -95,7 +111,13 @@ def validate(
         raise UserError("--secret-file: only with --cloud HOST:PORT (a local run makes its own)")
     wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
     sc = scenario_for_testbed(scenario, calibration, duration, time_scale, rate_hz=rate_hz)
+    if cloud is None:  # the local run shapes the trace with tc: every rate must be one tc takes
+        from adaptsim.emulation import check_rate
+
+        for v in sorted(set(sc.bandwidth.values)):
+            check_rate(v, f"{scenario}: field traces.bandwidth_mbps:", zero_ok=True)
     target = out or Path("results") / f"{sc.name}-validation"
+    _check_out(target, "--out" if out else "results folder", make_parent=out is None)
     folder = run_validation(
         scenario, calibration, target, duration_s=duration, time_scale=time_scale,
         policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
@@ -133,7 +155,9 @@ def serve(
     models: Annotated[
         str, typer.Option("--models", "-m", help="Zoo models to serve, comma-separated.")
     ] = "alexnet",
-    workers: Annotated[int, typer.Option(min=1, help="Tails run at once (cloud servers).")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, max=256, help="Tails run at once (cloud servers).")
+    ] = 1,
     one_way_latency_s: Annotated[
         float, typer.Option(min=0.0, help="Latency added to each frame before it queues.")
     ] = 0.0,
@@ -158,6 +182,12 @@ def serve(
     from adaptsim.testbed.protocol import load_secret, parse_address
 
     host, port = parse_address(listen, "--listen", port_zero=True)
+    from adaptsim.simulator.traces import MAX_TIME_S
+
+    if not one_way_latency_s <= MAX_TIME_S:  # NaN passes typer's min=0
+        raise UserError(
+            f"--one-way-latency-s {one_way_latency_s}: give seconds from 0 to {MAX_TIME_S:g}"
+        )
     key = load_secret(secret_file)
     names = [canonical_name(m.strip()) for m in models.split(",") if m.strip()]
     from adaptsim.testbed.server import CloudServer, bind, build_tails, set_tf_threads

@@ -26,13 +26,18 @@ def usable_cores() -> int:
 def parse_cpus(text: str, option: str = "--cpus") -> list[int]:
     """A CPU list as taskset writes it: ``0``, ``0,2``, ``0-3``."""
     out: set[int] = set()
+    allowed = os.sched_getaffinity(0)
     try:
         for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            out.update(range(int(lo), int(hi or lo) + 1))
+            lo, dash, hi = part.strip().partition("-")
+            first, last = int(lo), int(hi if dash else lo)  # "0-" is no range: int("") fails
+            if last > max(allowed):  # "0-1000000000" would first list a billion CPUs
+                raise UserError(
+                    f"{option} {text!r}: this process may use CPUs {sorted(allowed)} only"
+                )
+            out.update(range(first, last + 1))
     except ValueError:
         raise UserError(f"{option} {text!r}: give a CPU list such as 0 or 0,1 or 0-3") from None
-    allowed = os.sched_getaffinity(0)
     if not out or not out <= allowed:
         raise UserError(f"{option} {text!r}: this process may use CPUs {sorted(allowed)} only")
     return sorted(out)

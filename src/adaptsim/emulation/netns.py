@@ -12,6 +12,7 @@ added by the application (the testbed), and said so in its results.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -25,10 +26,12 @@ __all__ = [
     "CLOUD_IP",
     "CLOUD_PEER_IP",
     "EDGE_IP",
+    "MAX_RATE_MBPS",
     "MIN_RATE_KBIT",
     "PEER_IP",
     "QUEUE_LIMIT_BYTES",
     "NetnsPair",
+    "check_rate",
     "link_available",
 ]
 
@@ -43,6 +46,13 @@ MIN_RATE_KBIT = 8  # a zero-rate trace step: tbf takes no rate of 0, this is 1 k
 # zero-rate step): a window grown at 20 Mbit/s overflowed it when the rate fell, and the
 # lost tail waited out TCP's retransmission time-outs (seconds, doubling).
 QUEUE_LIMIT_BYTES = 32 << 20
+# tc holds tbf's bucket ("burst", bytes) in 32 bits, so with a bucket of burst_s of traffic
+# the fastest rate it takes is (2**32 - 1) * 8 / burst_s bit/s. Measured here (iproute2 6.1.0,
+# kernel 6.18, as root): `tbf rate 3435973000kbit burst 4294967295` is taken, `burst
+# 4294967296` refused ("illegal value for burst"); the rate alone is never refused (beyond
+# 2**64 bit/s it wraps silently). With the largest bucket used here (10 ms, the profiler's):
+MAX_BURST_BYTES = 2**32 - 1
+MAX_RATE_MBPS = math.floor(MAX_BURST_BYTES * 8 / 0.01 / 1e6)  # 3,435,973 Mbit/s
 
 
 def link_available() -> str | None:
@@ -56,6 +66,31 @@ def link_available() -> str | None:
     if probe.returncode != 0:
         return f"ip netns does not work here: {probe.stderr.strip()}"
     return None
+
+
+def check_rate(
+    bandwidth_mbps: float, what: str, zero_ok: bool = False, floor_ok: bool = False
+) -> float:
+    """A rate tc tbf shapes as asked, checked before any namespace is made or changed.
+
+    Above :data:`MAX_RATE_MBPS` tc refuses the qdisc (see its comment); below
+    :data:`MIN_RATE_KBIT` tbf shapes at that floor, not at the rate asked for: refused,
+    except 0 (a trace's stall, shaped at the floor) with ``zero_ok``, and anything from 0
+    to the floor with ``floor_ok`` (a live link, whose caller checked its trace first).
+    """
+    lo = MIN_RATE_KBIT / 1000
+    ok = math.isfinite(bandwidth_mbps) and lo <= bandwidth_mbps <= MAX_RATE_MBPS
+    if zero_ok and bandwidth_mbps == 0:
+        ok = True
+    if floor_ok and 0 <= bandwidth_mbps < lo:
+        ok = True
+    if not ok:
+        raise UserError(
+            f"{what} {bandwidth_mbps:g} Mbit/s: tc tbf shapes rates from {lo:g} to "
+            f"{MAX_RATE_MBPS:,} Mbit/s; give a rate in that range (a rate in bit/s or kbit/s "
+            "needs dividing by 1e6 or 1e3)"
+        )
+    return bandwidth_mbps
 
 
 def _run(*args: str) -> None:
@@ -95,8 +130,7 @@ class NetnsPair:
     peer: str = ""  # the third namespace, once add_peer made it
 
     def __post_init__(self):
-        if not self.bandwidth_mbps >= 0:
-            raise UserError(f"bandwidth {self.bandwidth_mbps:g} Mbit/s: give a rate >= 0")
+        check_rate(self.bandwidth_mbps, "bandwidth", floor_ok=True)  # before any namespace
         self.tag = self.tag or f"as{os.getpid()}"
         self.edge, self.cloud = f"{self.tag}-edge", f"{self.tag}-cloud"
         self.edge_dev, self.cloud_dev = f"{self.tag}e", f"{self.tag}c"
@@ -137,6 +171,7 @@ class NetnsPair:
         What is queued stays queued and leaves at the new rate: the queue's limit
         (:data:`QUEUE_LIMIT_BYTES`) does not shrink with the rate, so no change drops.
         """
+        check_rate(bandwidth_mbps, "bandwidth", floor_ok=True)
         _run("tc", "-n", self.edge, "qdisc", "change", "dev", self.edge_dev, "root",
              *_tbf_args(bandwidth_mbps, self.burst_s, self.min_burst_bytes))  # fmt: skip
         self.rate_mbps = bandwidth_mbps

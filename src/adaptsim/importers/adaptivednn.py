@@ -305,7 +305,8 @@ def _misplaced(model: str, parsed, n_lines: int, n_cuts: int) -> tuple[dict[int,
 
 def _model_folders(d: Path, models: set[str] | None) -> list[tuple[str, Path]]:
     if not d.is_dir():
-        raise UserError(f"{d}: no such folder; pass folders holding outputs_<model>/ folders")
+        what = "is a file, not a folder" if d.exists() else "no such folder"
+        raise UserError(f"{d}: {what}; pass folders holding outputs_<model>/ folders")
     folders = [d] if d.name.startswith("outputs_") else sorted(d.glob("outputs_*"))
     folders = [f for f in folders if f.is_dir()]
     if not folders:

@@ -120,6 +120,8 @@ def build_model(name: str, seed: int = 0) -> keras.Model:
 def load_model_file(path: str | Path) -> keras.Model:
     """Load a user's ``.keras`` or ``.h5`` model with Keras safe mode on."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"model file {p} is a folder: pass a .keras or .h5 model file")
     if not p.is_file():
         raise UserError(f"model file {p} does not exist: pass a .keras or .h5 model file")
     if p.suffix not in (".keras", ".h5"):

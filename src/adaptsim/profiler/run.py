@@ -44,6 +44,31 @@ from adaptsim.store import COLUMNS, write_store
 
 __all__ = ["ComputePlan", "LinkPlan", "profile_compute", "profile_link"]
 
+# Bounds checked before any stress-ng, TensorFlow or namespace starts: beyond them a
+# typo (an extra zero or three) runs for days, starts a billion threads or fills memory.
+MAX_REPEATS = 10_000  # timings per point and condition (30 already gives a p95)
+MAX_THREADS_PER_CORE = 4
+MAX_TRANSFER_S = 60.0  # link: the largest payload takes about this long
+MAX_PAYLOAD_BYTES = 1 << 30  # link: the probe holds its largest payload in memory
+
+
+def check_repeats(repeats: int) -> None:
+    if not 1 <= repeats <= MAX_REPEATS:
+        raise UserError(f"--repeats {repeats}: give at least 1 and at most {MAX_REPEATS}")
+
+
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63:  # as every seed of adaptsim: a store's int64
+        raise UserError(f"--seed {seed}: give a seed >= 0 and below 2**63")
+
+
+def _ram_bytes() -> int:
+    """This host's physical memory (0 where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
 
 @dataclass
 class ComputePlan:
@@ -69,18 +94,20 @@ class ComputePlan:
         """Every option checked before TensorFlow starts (one line, exit 2, at once)."""
         if self.role not in ("edge", "cloud"):
             raise UserError(f"--host {self.role}: a compute profile is edge or cloud")
-        if self.threads is not None and self.threads < 1:
-            raise UserError(f"--threads {self.threads}: give 1 or more TensorFlow threads")
-        if self.seed < 0:
-            raise UserError(f"--seed {self.seed}: give a seed >= 0")
+        most_threads = MAX_THREADS_PER_CORE * (os.cpu_count() or 1)
+        if self.threads is not None and not 1 <= self.threads <= most_threads:
+            raise UserError(
+                f"--threads {self.threads}: give 1 to {most_threads} TensorFlow threads "
+                f"({MAX_THREADS_PER_CORE} per core of this machine)"
+            )
+        check_seed(self.seed)
         if self.cpu_quota is not None and not (
             math.isfinite(self.cpu_quota) and 0 < self.cpu_quota <= usable_cores()
         ):
             raise UserError(
                 f"--cpu-quota {self.cpu_quota:g}: give a number of cores in (0, {usable_cores()}]"
             )
-        if self.repeats < 1:
-            raise UserError(f"--repeats {self.repeats}: give at least 1")
+        check_repeats(self.repeats)
         if not 1 <= self.rounds <= self.repeats:
             raise UserError(
                 f"--rounds {self.rounds}: give 1 to --repeats ({self.repeats}); "
@@ -98,6 +125,13 @@ class ComputePlan:
             raise UserError("--cpu-quota emulates a slower edge CPU: use it with --host edge")
         if any(v > 0 for v in self.mem_levels_pct) and self.mem_budget_bytes <= 0:
             raise UserError("--mem-budget-bytes must be positive when memory stress is asked")
+        ram = _ram_bytes()
+        if ram and self.mem_budget_bytes > ram // 2:
+            raise UserError(
+                f"--mem-budget-bytes {self.mem_budget_bytes}: give at most half this host's "
+                f"memory, {ram // 2} bytes (stress-ng holds it all at 100 %; TensorFlow and "
+                "the system need the rest: more gets the profile killed)"
+            )
 
     def repeats_in_round(self, k: int) -> int:
         """How many of the repeats round ``k`` (0-based) takes."""
@@ -116,19 +150,32 @@ class LinkPlan:
     seed: int = 0
 
     def validate(self) -> None:
-        """Every option checked before the namespaces are made (one line, exit 2)."""
-        if self.repeats < 1:
-            raise UserError(f"--repeats {self.repeats}: give at least 1")
-        if not self.bandwidths_mbps or not all(
-            math.isfinite(b) and b > 0 for b in self.bandwidths_mbps
-        ):
+        """Every option checked before the namespaces are made (one line, exit 2): rates
+        tc tbf shapes (:func:`adaptsim.emulation.check_rate`), a largest payload the probe
+        can hold in memory, a bounded number of transfers."""
+        from adaptsim.emulation import check_rate
+
+        check_repeats(self.repeats)
+        if not self.bandwidths_mbps:
+            raise UserError("--bandwidth: give positive rates in Mbit/s, e.g. 5,10,25")
+        for b in self.bandwidths_mbps:
+            check_rate(b, "--bandwidth")
+        if len(set(self.bandwidths_mbps)) != len(self.bandwidths_mbps):
+            raise UserError(f"--bandwidth {self.bandwidths_mbps}: a rate is repeated")
+        if not (math.isfinite(self.max_transfer_s) and 0 < self.max_transfer_s <= MAX_TRANSFER_S):
             raise UserError(
-                f"--bandwidth {self.bandwidths_mbps}: give positive rates in Mbit/s, e.g. 5,10,25"
+                f"--max-transfer-s {self.max_transfer_s:g}: give seconds above 0, at most "
+                f"{MAX_TRANSFER_S:g}"
             )
-        if not (math.isfinite(self.max_transfer_s) and self.max_transfer_s > 0):
-            raise UserError(f"--max-transfer-s {self.max_transfer_s:g}: give a positive number")
-        if self.seed < 0:
-            raise UserError(f"--seed {self.seed}: give a seed >= 0")
+        top_mbps = max(self.bandwidths_mbps)
+        top_bytes = top_mbps * 1e6 / 8 * self.max_transfer_s
+        if top_bytes > MAX_PAYLOAD_BYTES:
+            raise UserError(
+                f"--bandwidth {top_mbps:g} with --max-transfer-s {self.max_transfer_s:g}: the "
+                f"largest payload would be {top_bytes:.3g} bytes (at most {MAX_PAYLOAD_BYTES}, "
+                "held in memory): lower --max-transfer-s"
+            )
+        check_seed(self.seed)
 
 
 def _base(facts: dict, role: str) -> dict:

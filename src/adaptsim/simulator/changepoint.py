@@ -39,6 +39,7 @@ from adaptsim.simulator.forecast import (
     next_arrival_s,
     transfer_samples,
 )
+from adaptsim.simulator.params import MAX_SDS, bounded, flag
 from adaptsim.simulator.policies import BasePolicy, Conditions, View
 
 __all__ = ["ChangePoint", "Cusum"]
@@ -156,6 +157,10 @@ class ChangePoint(BasePolicy):
 
     def __post_init__(self):
         check_params(self)
+        self.threshold = bounded(
+            self.threshold, "threshold", 0, MAX_SDS, lo_open=True, what="noise sds"
+        )
+        self.drift = bounded(self.drift, "drift", 0, MAX_SDS, what="noise sds")
         self._feed = SampleFeed(self.source)
         self._detectors = (
             Cusum(self.threshold, self.drift, min_sigma=0.05),  # log bandwidth
@@ -165,6 +170,7 @@ class ChangePoint(BasePolicy):
         if self.discount not in (Discount.none, Discount.planned):
             raise ValueError("changepoint's discount is none or planned")
         self._plan = BandwidthForecast(k=1, discount=self.discount)
+        self.service_feedback = flag(self.service_feedback, "service_feedback")
         self._recent = RecentService() if self.service_feedback else None
         self.uses_finished = (
             self.source is Source.transfers

@@ -28,7 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from adaptsim.simulator.policies import Conditions, Estimate, View, _number, _whole
+from adaptsim.simulator.params import MAX_SAMPLES, choice, whole
+from adaptsim.simulator.policies import Conditions, Estimate, View, _number
 from adaptsim.units import mbps
 
 __all__ = [
@@ -289,17 +290,16 @@ def check_params(policy) -> None:
     """The parameter checks the forecasting built-ins share (raise ValueError, which
     resolve_policy reports in one line): ``source`` and ``discount`` become their
     Enums, ``period_s`` a number >= 0 (0: ``None``, every frame), ``k`` (where the
-    policy has one) a whole number >= 1."""
-    policy.source = Source(policy.source)
-    policy.discount = Discount(policy.discount)
+    policy has one) a whole number from 1 to
+    :data:`~adaptsim.simulator.params.MAX_SAMPLES`."""
+    policy.source = choice(policy.source, Source, "source")
+    policy.discount = choice(policy.discount, Discount, "discount")
     policy.period_s = check_period(policy.period_s)
     feedback = getattr(policy, "service_feedback", False)
     if not isinstance(feedback, bool | np.bool_):
         raise ValueError(f"service_feedback must be true or false, not {feedback!r}")
     if hasattr(policy, "k"):
-        policy.k = _whole(policy.k, "k")
-        if policy.k < 1:
-            raise ValueError("k must be >= 1")
+        policy.k = whole(policy.k, "k", 1, MAX_SAMPLES, "bandwidth samples")
 
 
 class Outlook:

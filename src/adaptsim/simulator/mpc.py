@@ -39,7 +39,8 @@ from adaptsim.simulator.forecast import (
     check_params,
     condition,
 )
-from adaptsim.simulator.policies import BasePolicy, View, _whole
+from adaptsim.simulator.params import MAX_HORIZON_FRAMES, flag, whole
+from adaptsim.simulator.policies import BasePolicy, View
 
 __all__ = ["MPC"]
 
@@ -87,9 +88,10 @@ class MPC(BasePolicy):
 
     def __post_init__(self):
         check_params(self)
-        self.horizon = _whole(self.horizon, "horizon")
-        if self.horizon < 1:
-            raise ValueError("horizon must be a whole number >= 1")
+        self.horizon = whole(
+            self.horizon, "horizon", 1, MAX_HORIZON_FRAMES, "frames planned at every point"
+        )
+        self.service_feedback = flag(self.service_feedback, "service_feedback")
         self._outlook = Outlook(self.source, self.k, self.discount, self.service_feedback)
         self.uses_finished = self._outlook.uses_finished
 

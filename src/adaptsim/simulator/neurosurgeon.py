@@ -36,6 +36,7 @@ from adaptsim.simulator.forecast import (
     condition,
     queue_done_s,
 )
+from adaptsim.simulator.params import flag
 from adaptsim.simulator.policies import BasePolicy, View
 
 __all__ = ["Neurosurgeon"]
@@ -74,6 +75,8 @@ class Neurosurgeon(BasePolicy):
 
     def __post_init__(self):
         check_params(self)
+        self.switch_cost = flag(self.switch_cost, "switch_cost")
+        self.service_feedback = flag(self.service_feedback, "service_feedback")
         self._outlook = Outlook(self.source, 1, self.discount, self.service_feedback)
         self.uses_finished = self._outlook.uses_finished
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from adaptsim.calibration import ModelCalibration, Prediction
 from adaptsim.errors import UserError
+from adaptsim.simulator.params import name_problem, number, shown, whole
 from adaptsim.units import seconds_per_byte
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Policy",
     "View",
     "conform",
+    "default_name",
     "resolve_policy",
 ]
 
@@ -265,25 +267,18 @@ class FunctionPolicy(BasePolicy):
         return self.fn(view)  # checked by the engine: int() would turn 4.7 into 4 silently
 
 
-def _number(value, name: str) -> float:
-    """A finite real parameter (YAML 1.2 numbers such as ``5e-1`` included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{name} must be a number, not {value!r}")
-    try:
-        x = float(value)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {value!r}") from None
-    if not math.isfinite(x):
-        raise ValueError(f"{name} must be a finite number, not {value!r}")
-    return x
+_number = number  # the names the policy modules import (adaptsim.simulator.params)
+_whole = whole
 
 
-def _whole(value, name: str) -> int:
-    """An integral parameter: 4 or 4.0, never 4.7 silently truncated."""
-    x = _number(value, name)
-    if not x.is_integer():
-        raise ValueError(f"{name} must be a whole number, not {value!r}")
-    return int(x)
+def default_name(policy: str) -> str:
+    """The name of a policy its spec does not label: the registry name, ``module:callable``,
+    or for ``path/to/file.py:callable`` the file's own name and the callable (a path
+    separator has no place in a name: see :func:`~adaptsim.simulator.params.name_problem`)."""
+    module, sep, attr = policy.rpartition(":")
+    if sep and module.endswith(".py"):
+        return f"{module.replace(chr(92), '/').rpartition('/')[2]}:{attr}"
+    return policy
 
 
 def _ends(model: ModelCalibration) -> tuple[int, int]:
@@ -355,10 +350,15 @@ def resolve_policy(
     params = dict(spec.params)
     label = spec.label
     if spec.policy in REGISTRY:
+        if "name" in params:  # one way to name a policy, the same in run, sweep and validate
+            raise UserError(
+                f"{where}: {spec.policy!r} takes no parameter 'name'; name it with "
+                f"label: {shown(params['name'])} beside params"
+            )
         factory = REGISTRY[spec.policy]
         try:
             policy = factory(model, **params)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise UserError(f"{where}: bad params for {spec.policy!r}: {exc}") from None
     else:
         target = _load_user(spec.policy, base_dir, where)
@@ -373,7 +373,7 @@ def resolve_policy(
                 raise UserError(
                     f"{where}: a function policy takes only period_s, not {sorted(params)}"
                 )
-            policy = FunctionPolicy(target, name=spec.policy, period_s=period or None)
+            policy = FunctionPolicy(target, name=default_name(spec.policy), period_s=period or None)
         if not callable(getattr(policy, "decide", None)):
             raise UserError(f"{where}: {spec.policy} does not build an object with decide(view)")
     if isinstance(policy, Static) and policy.point not in set(model.ordinals.tolist()):
@@ -381,14 +381,25 @@ def resolve_policy(
             f"{where}: point {policy.point} is not a point of {model.model} "
             f"({model.ordinals[0]}..{model.ordinals[-1]})"
         )
-    return conform(policy, label or getattr(policy, "name", None) or spec.policy, where)
+    if label is None:
+        label = getattr(policy, "name", None) or default_name(spec.policy)
+    return conform(policy, label, where)
 
 
 def conform(policy, name: str, where: str = "policy"):
     """Give ``policy`` every flag of :class:`Policy`, checked, so the engines read plain
     attributes: a flag the object lacks gets its default (:data:`FLAGS`); one of the
     wrong type is a one-line :class:`UserError`. ``period_s`` 0 means every request
-    (``None``). Returns the same object, named ``name``."""
+    (``None``). Returns the same object, named ``name``, which must be a fit name
+    (:func:`~adaptsim.simulator.params.name_problem`): every command that builds
+    policies (run, sweep, validate, the testbed's edge) comes through here."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise UserError(
+            f"{where}: policy name {shown(name, 60)} {problem}: give the policy a label of "
+            "plain text, e.g. label: my-policy (it names the policy's rows in every table "
+            "and report)"
+        )
     values = {"name": name}
     for flag, default in FLAGS.items():
         value = getattr(policy, flag, default)

@@ -22,7 +22,8 @@ from adaptsim.simulator.forecast import (
     Discount,
     transfer_samples,
 )
-from adaptsim.simulator.policies import BasePolicy, Conditions, View, _number, _whole
+from adaptsim.simulator.params import MAX_COUNT, bounded, choice, whole
+from adaptsim.simulator.policies import BasePolicy, Conditions, View, _number
 
 __all__ = ["Reactive"]
 
@@ -57,16 +58,13 @@ class Reactive(BasePolicy):
     _plan: BandwidthForecast = field(init=False, repr=False)
 
     def __post_init__(self):
-        self.alpha, self.threshold = (
-            _number(self.alpha, "alpha"),
-            _number(self.threshold, "threshold"),
+        self.alpha = bounded(self.alpha, "alpha", 0, 1, lo_open=True, what="EWMA weight")
+        # a gain is a share of the current latency, below 1: a threshold of 1 never switches
+        self.threshold = bounded(
+            self.threshold, "threshold", 0, 1, hi_open=True, what="relative gain"
         )
-        self.hysteresis = _whole(self.hysteresis, "hysteresis")
-        if not 0 < self.alpha <= 1:
-            raise ValueError("alpha must be in (0, 1]")
-        if self.threshold < 0 or self.hysteresis < 1:
-            raise ValueError("threshold must be >= 0 and hysteresis >= 1")
-        self.discount = Discount(self.discount)
+        self.hysteresis = whole(self.hysteresis, "hysteresis", 1, MAX_COUNT, "decisions in a row")
+        self.discount = choice(self.discount, Discount, "discount")
         if self.discount not in (Discount.none, Discount.planned):
             raise ValueError("reactive's discount is none or planned")
         self.uses_finished = self.discount is Discount.planned

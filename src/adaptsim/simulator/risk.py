@@ -56,7 +56,17 @@ from adaptsim.simulator.forecast import (
     next_arrival_s,
     queue_done_s,
 )
-from adaptsim.simulator.policies import BasePolicy, Conditions, Estimate, View, _whole
+from adaptsim.simulator.params import (
+    MAX_FRAME_PLANS,
+    MAX_HORIZON_FRAMES,
+    MAX_LAG_READINGS,
+    MAX_QUANTILES,
+    MAX_SAMPLES,
+    choice,
+    flag,
+    whole,
+)
+from adaptsim.simulator.policies import BasePolicy, Conditions, Estimate, View
 from adaptsim.units import seconds_per_byte
 
 __all__ = ["RiskAware", "base_level", "lag_quantiles"]
@@ -168,20 +178,20 @@ class RiskAware(BasePolicy):
     _factors: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self):
-        self.horizon = _whole(self.horizon, "horizon")
-        self.quantiles = _whole(self.quantiles, "quantiles")
-        self.history = _whole(self.history, "history")
-        self.max_lag = _whole(self.max_lag, "max_lag")
-        self.k = _whole(self.k, "k")
-        if min(self.horizon, self.quantiles, self.max_lag, self.k) < 1:
-            raise ValueError("horizon, quantiles, max_lag and k must be whole numbers >= 1")
-        if self.history < 10:
-            raise ValueError("history must be a whole number >= 10 (readings)")
-        self.source = Source(self.source)
+        self.horizon = whole(self.horizon, "horizon", 1, MAX_HORIZON_FRAMES, "frames planned")
+        self.quantiles = whole(self.quantiles, "quantiles", 1, MAX_QUANTILES)
+        if self.horizon * self.quantiles > MAX_FRAME_PLANS:  # a decision plans every pair
+            raise ValueError(
+                f"horizon x quantiles must be at most {MAX_FRAME_PLANS} (frames planned per "
+                f"decision at every point), not {self.horizon} x {self.quantiles}"
+            )
+        self.history = whole(self.history, "history", 10, MAX_SAMPLES, "readings")
+        self.max_lag = whole(self.max_lag, "max_lag", 1, MAX_LAG_READINGS, "readings")
+        self.k = whole(self.k, "k", 1, MAX_SAMPLES, "readings")
+        self.source = choice(self.source, Source, "source")
         self.period_s = check_period(self.period_s)
         self._feed = SampleFeed(self.source)
-        if not isinstance(self.anchored, bool):
-            raise ValueError(f"anchored must be true or false, not {self.anchored!r}")
+        self.anchored = flag(self.anchored, "anchored")
         self._anchors = deque(maxlen=self.history)
         self.uses_finished = self.source is Source.transfers
 

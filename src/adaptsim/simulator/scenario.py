@@ -49,6 +49,7 @@ from adaptsim.simulator.traces import (
 __all__ = [
     "ArrivalKind",
     "Scenario",
+    "check_limits",
     "load_scenario",
     "refuse_admission",
     "scenario_from_dict",
@@ -315,7 +316,7 @@ class Scenario:
                 raise UserError(f"--seed: seed {_first_repeat(seeds)} is given twice")
             out = replace(out, seeds=tuple(seeds))
         if out is not self:
-            _check_limits(out, "--duration/--seed")
+            check_limits(out, "--duration/--seed")
         return out
 
 
@@ -482,7 +483,7 @@ def scenario_from_dict(
             cloud_limit=spec.admission.queue_limit.cloud,
         ),
     )
-    _check_limits(sc, source, min((x for x in periods if x), default=None))
+    check_limits(sc, source, min((x for x in periods if x), default=None))
     return sc
 
 
@@ -565,8 +566,10 @@ def _period(policy, where: str) -> float | None:
     return float(period)
 
 
-def _check_limits(sc: Scenario, source: str, period_s: float | None = None) -> None:
-    """Refuse, up front, a run too big for memory (with the estimate and the limit)."""
+def check_limits(sc: Scenario, source: str, period_s: float | None = None) -> None:
+    """Refuse, up front, a run too big for memory (with the estimate and the limit): after
+    loading, and again after anything that resizes a scenario (a command line's
+    ``--duration``, ``--seed``, ``--rate-hz``, ``--time-scale``)."""
     lim = sc.limits
     runs = len(sc.policies) * len(sc.seeds)
     frames = sc.duration_s * sc.rate_hz * runs

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim import __version__
-from adaptsim.atomic import write_atomic
+from adaptsim.atomic import StagedFolder, write_atomic
 from adaptsim.calibration import load_calibration
 from adaptsim.calibration.build import (
     StoreKind,
@@ -173,16 +173,18 @@ def run_study(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"study folder {out} is a file; give a folder for the study's files")
+    if out.is_dir() and not is_study_folder(out):  # said now, not after reading the store
+        raise UserError(
+            f"study folder {out} holds other files; give a new folder name (a study "
+            "replaces only its own folder)"
+        )
     study_input = load_grids(
         path, source, models, edge_host=edge_host, cloud_host=cloud_host, summary=summary
     )
     grids, source = study_input.grids, study_input.source
     if not grids:
         raise UserError("no models to study")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"study folder {out}: cannot create it ({exc.strerror})") from None
+    staged = StagedFolder(out, "study folder", is_study_folder, make_parent=True)
     best = pd.concat([best_points(g) for g in grids], ignore_index=True)
     dist = pd.concat(
         [distribution(g, best[best["model"] == g.model]) for g in grids], ignore_index=True
@@ -206,32 +208,33 @@ def run_study(
         "version": __version__,
     }
 
-    write_atomic(out / "latency.parquet", lambda p: latency.to_parquet(p, index=False))
-    write_atomic(out / "best_points.csv", lambda p: best.to_csv(p, index=False))
-    write_atomic(out / "best_point_distribution.csv", lambda p: dist.to_csv(p, index=False))
-    write_atomic(out / "sensitivity.csv", lambda p: sens.to_csv(p, index=False))
-    write_atomic(out / "gains.csv", lambda p: gain.to_csv(p, index=False, float_format="%.10g"))
-    files = [
-        out / n
-        for n in (
+    with staged:  # built beside the folder and swapped in whole: Ctrl-C keeps the old one
+        d = staged.path
+        write_atomic(d / "latency.parquet", lambda p: latency.to_parquet(p, index=False))
+        write_atomic(d / "best_points.csv", lambda p: best.to_csv(p, index=False))
+        write_atomic(d / "best_point_distribution.csv", lambda p: dist.to_csv(p, index=False))
+        write_atomic(d / "sensitivity.csv", lambda p: sens.to_csv(p, index=False))
+        write_atomic(d / "gains.csv", lambda p: gain.to_csv(p, index=False, float_format="%.10g"))
+        names = [
             "latency.parquet",
             "best_points.csv",
             "best_point_distribution.csv",
             "sensitivity.csv",
             "gains.csv",
-        )
-    ]
-    if plots:
-        files += plot_distribution(dist, out)
-    header["elapsed_s"] = time.perf_counter() - t0
-    caveats = {
-        "counts": study_input.left_out_counts,
-        "left_out": study_input.left_out,
-        "measured": source is Source.measured,
-    }
-    text = write_summary(header, best, sens, gain, combined, caveats)
-    write_atomic(out / "summary.md", lambda p: p.write_text(text))
-    files.append(out / "summary.md")
+        ]
+        if plots:
+            names += [f.name for f in plot_distribution(dist, d)]
+        header["elapsed_s"] = time.perf_counter() - t0
+        caveats = {
+            "counts": study_input.left_out_counts,
+            "left_out": study_input.left_out,
+            "measured": source is Source.measured,
+        }
+        text = write_summary(header, best, sens, gain, combined, caveats)
+        write_atomic(d / "summary.md", lambda p: p.write_text(text))
+        names.append("summary.md")
+        staged.commit()
+    files = [out / n for n in names]
     result = StudyResult(
         latency=latency,
         best_points=best,
@@ -244,6 +247,13 @@ def run_study(
     result["files"] = files
     result["elapsed_s"] = time.perf_counter() - t0
     return result
+
+
+def is_study_folder(path: Path) -> bool:
+    """An empty folder, or one a study wrote (its summary.md and best_points.csv)."""
+    if not any(path.iterdir()):
+        return True
+    return (path / "summary.md").is_file() and (path / "best_points.csv").is_file()
 
 
 def _missing(grid: LatencyGrid) -> int:

@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from adaptsim.calibration import DEFAULT_CALIBRATION
 from adaptsim.errors import UserError
 from adaptsim.simulator import scenario_from_dict
+from adaptsim.simulator.policies import default_name
 from adaptsim.sweep.spec import PolicyAxis, SweepSpec, TracesAxis, read_sweep
 
 __all__ = [
@@ -241,7 +242,7 @@ def _variants(axes: list[PolicyAxis], sweep_dir: Path, notes: list[str], source:
         names = list(axis.grid)
         for combo in itertools.product(*(axis.grid[n] for n in names)):
             grid = dict(zip(names, combo, strict=True))
-            label = axis.label or axis.policy
+            label = axis.label if axis.label is not None else default_name(axis.policy)
             if grid:
                 label += "(" + ", ".join(f"{k}={v}" for k, v in grid.items()) + ")"
             policy = _absolute_policy(axis.policy, sweep_dir)

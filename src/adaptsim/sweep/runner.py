@@ -28,12 +28,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptsim.atomic import check_writable_place
 from adaptsim.errors import UserError
 from adaptsim.sweep.execute import RunTask, run_batch
 from adaptsim.sweep.plan import Plan, Run
-from adaptsim.sweep.store import batch_id, read_runs, write_batch
+from adaptsim.sweep.store import RUNS, batch_id, read_runs, write_batch
 
-__all__ = ["SweepOutcome", "choose_batch_size", "open_client", "pending_runs", "run_sweep"]
+__all__ = [
+    "SweepOutcome",
+    "check_out",
+    "check_workers",
+    "choose_batch_size",
+    "is_sweep_folder",
+    "open_client",
+    "pending_runs",
+    "run_sweep",
+]
 
 MAX_BATCH = 50
 BATCHES_PER_WORKER = 8
@@ -57,13 +67,51 @@ def choose_batch_size(n_runs: int, n_workers: int) -> int:
     return max(1, min(MAX_BATCH, math.ceil(n_runs / (max(n_workers, 1) * BATCHES_PER_WORKER))))
 
 
+MAX_WORKERS_PER_CORE = 4  # the simulator is single-threaded: more only takes memory
+
+
+def check_workers(workers: int | None, scheduler: str | None) -> int | None:
+    """``--workers`` checked before anything is made: with a scheduler, none; else 1 to
+    :data:`MAX_WORKERS_PER_CORE` per core (each is a Python process of its own: a
+    million would fork until the machine stops)."""
+    if workers is None:
+        return None
+    if scheduler:
+        raise UserError("--workers applies to the local cluster; with --scheduler leave it out")
+    most = MAX_WORKERS_PER_CORE * (os.cpu_count() or 1)
+    if not 1 <= workers <= most:
+        raise UserError(
+            f"--workers {workers}: give 1 to {most} ({MAX_WORKERS_PER_CORE} per core of this "
+            "machine; a run is single-threaded, so more workers than cores only take memory)"
+        )
+    return workers
+
+
+def is_sweep_folder(path: Path) -> bool:
+    """An empty folder, or one a sweep wrote (its runs/ or sweep.json): the folders a
+    sweep writes into (it resumes there) rather than scatter its files among others."""
+    return not any(path.iterdir()) or (path / RUNS).is_dir() or (path / "sweep.json").is_file()
+
+
+def check_out(out: Path, what: str = "--out") -> None:
+    """The sweep folder checked before any run: a folder, not one of something else's, in a
+    place that exists and can take it (the check makes nothing)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{what} {out} is a file; give a folder for the sweep")
+    if out.is_dir() and not is_sweep_folder(out):
+        raise UserError(
+            f"{what} {out} is a folder that does not hold a sweep; give a new folder name "
+            "(a sweep writes, and resumes, only in its own folder)"
+        )
+    check_writable_place(out, what)
+
+
 def open_client(workers: int | None = None, scheduler: str | None = None):
     """A dask.distributed Client: on ``scheduler``, or on a new LocalCluster."""
     from distributed import Client, LocalCluster
 
+    check_workers(workers, scheduler)
     if scheduler:
-        if workers is not None:
-            raise UserError("--workers applies to the local cluster; with --scheduler leave it out")
         try:
             return Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:
@@ -72,8 +120,6 @@ def open_client(workers: int | None = None, scheduler: str | None = None):
                 "start one (`dask scheduler`) or leave --scheduler out for a local cluster"
             ) from None
     n = workers or os.cpu_count() or 1
-    if n < 1:
-        raise UserError(f"--workers {n}: give at least 1")
     # Worker processes start with Ctrl-C ignored (inherited): Ctrl-C reaches the whole
     # foreground process group, and it is the driver's to handle (keep what finished,
     # close the cluster); workers would only print tracebacks as they die.
@@ -153,7 +199,12 @@ def run_sweep(
     from distributed import as_completed
 
     t0 = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    check_workers(workers, scheduler)  # before the folder is made
+    check_out(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create it ({exc.strerror})") from None
     todo = pending_runs(plan, out, retry_failed)
     skipped = len(plan.runs) - len(todo)
     own_client = client is None

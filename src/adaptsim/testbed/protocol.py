@@ -65,6 +65,9 @@ class FrameError(Exception):
         self.request_id = request_id
 
 
+_MAX_SECRET_BYTES = 4096
+
+
 def load_secret(secret_file: Path | None = None) -> bytes:
     """The shared secret: from ``secret_file`` or the ADAPTSIM_SECRET environment variable.
 
@@ -72,11 +75,18 @@ def load_secret(secret_file: Path | None = None) -> bytes:
     """
     if secret_file is not None:
         try:
-            key = secret_file.read_bytes().strip()
+            with secret_file.open("rb") as fh:  # at most a little more than a secret can be
+                raw = fh.read(_MAX_SECRET_BYTES + 1)
         except OSError as exc:
             raise UserError(
                 f"--secret-file {secret_file}: cannot read it ({exc.strerror})"
             ) from None
+        if len(raw) > _MAX_SECRET_BYTES:  # a wrong file named (a disk image): not read whole
+            raise UserError(
+                f"--secret-file {secret_file}: holds more than {_MAX_SECRET_BYTES} bytes; a "
+                "secret is a short line (e.g. openssl rand -hex 32 > FILE)"
+            )
+        key = raw.strip()
         where = f"--secret-file {secret_file}"
     else:
         key = os.environ.get(SECRET_ENV, "").encode()

@@ -23,7 +23,7 @@ from pathlib import Path
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario, Trace, load_scenario
 from adaptsim.simulator.policies import REGISTRY, resolve_policy
-from adaptsim.simulator.scenario import PolicySpec, refuse_admission
+from adaptsim.simulator.scenario import PolicySpec, check_limits, refuse_admission
 
 __all__ = ["scenario_for_testbed", "time_scaled", "with_builtin_policies"]
 
@@ -69,11 +69,26 @@ def scenario_for_testbed(
         raise UserError(f"--rate-hz {rate_hz!r}: give a positive number of frames a second")
     sc = time_scaled(load_scenario(path, calibration), time_scale)
     refuse_admission(sc, "the testbed")  # its real processes keep every frame
+    if duration_s is not None and duration_s > sc.duration_s * (1 + 1e-9):
+        raise UserError(  # as run's --duration: it shortens, it never silently means "all"
+            f"--duration {duration_s:g} is longer than {path}'s {sc.duration_s:g} s (after "
+            f"--time-scale {time_scale:g}); --duration only shortens a run"
+        )
+    if (duration_s or sc.duration_s) * (rate_hz or sc.rate_hz) < 1:
+        raise UserError(
+            f"--time-scale {time_scale:g} and --duration leave {duration_s or sc.duration_s:g} s "
+            "per run, less than one frame; give a smaller --time-scale or a longer --duration"
+        )
     if duration_s is not None or seeds:
         sc = sc.shortened(duration_s or sc.duration_s, seeds)
     if rate_hz is not None:
         sc = replace(sc, rate_hz=rate_hz)
-    return with_builtin_policies(sc, policies or [])
+    sc = with_builtin_policies(sc, policies or [])
+    resized = [f"--time-scale {time_scale:g}"] if time_scale != 1 else []
+    resized += [f"--rate-hz {rate_hz:g}"] if rate_hz is not None else []
+    if resized:  # the limits again, for the new size
+        check_limits(sc, f"{path} with {' and '.join(resized)}")
+    return sc
 
 
 def with_builtin_policies(sc: Scenario, wanted: list[str]) -> Scenario:
