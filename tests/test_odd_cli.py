@@ -121,6 +121,14 @@ POLICY_PARAMS = {
         {"switch_cost": "no"},
         ("switch_cost must be true or false",),
     ),
+    **{
+        f"{policy} service_feedback 'no' (a non-empty word is true)": (
+            policy,
+            {"service_feedback": "no"},
+            ("service_feedback must be true or false",),
+        )
+        for policy in ("neurosurgeon", "mpc", "changepoint")
+    },
     "neurosurgeon source unknown": ("neurosurgeon", {"source": "radio"}, ("monitor, transfers",)),
     "changepoint threshold NaN (was accepted)": (
         "changepoint",
