@@ -30,10 +30,10 @@ import numpy as np
 
 from adaptsim.simulator.scenario import ArrivalKind, Scenario
 
-__all__ = ["PERSISTENT_PARTS", "RunDraws", "arrival_times", "draw", "persistence", "service_noise"]
+__all__ = ["SPREAD_PARTS", "RunDraws", "arrival_times", "draw", "persistence", "service_noise"]
 
 # The spread's parts in the order of the noise columns (edge, link, cloud).
-PERSISTENT_PARTS = ("edge", "comm", "cloud")
+SPREAD_PARTS = ("edge", "comm", "cloud")
 
 
 @dataclass(frozen=True)
@@ -84,26 +84,24 @@ def _ar_normals(times_s: np.ndarray, tau_s: float, rng: np.random.Generator) -> 
 
 
 def _persistent_uniforms(
-    u: np.ndarray, arrivals_s: np.ndarray, spread: dict, rng: np.random.Generator
+    u: np.ndarray,
+    arrivals_s: np.ndarray,
+    params: list[tuple[float, float]],
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """``u`` with each persistent part's column replaced by its copula uniforms (see the
-    module docstring); ``u`` itself when no part persists."""
-    params = [persistence(spread, part) for part in PERSISTENT_PARTS]
-    if not any(tau for tau, _ in params):
-        return u
+    module docstring); ``params`` is :func:`persistence` per column."""
     from scipy.special import ndtr, ndtri  # only when a calibration asks for persistence
 
     child = rng.spawn(1)[0]
     out = u.copy()
     for j, (tau_s, share) in enumerate(params):
-        a = _ar_normals(arrivals_s, tau_s, child) if tau_s > 0 else None
-        if a is None:
+        if tau_s <= 0:
             continue
-        if share >= 1.0:
-            z = a
-        else:  # the frame's own i.i.d. normal score carries the rest
+        z = _ar_normals(arrivals_s, tau_s, child)
+        if share < 1.0:  # the frame's own i.i.d. normal score carries the rest
             e = ndtri(np.clip(u[:, j], 1e-12, 1.0 - 1e-12))
-            z = math.sqrt(share) * a + math.sqrt(1.0 - share) * e
+            z = math.sqrt(share) * z + math.sqrt(1.0 - share) * e
         out[:, j] = ndtr(z)
     return out
 
@@ -130,19 +128,20 @@ def service_noise(
     if not scenario.service_noise:
         return [np.ones((n, 3))] * len(ordinals)
     spread = scenario.model.spread
-    if any(persistence(spread, part)[0] for part in PERSISTENT_PARTS):
+    params = [persistence(spread, part) for part in SPREAD_PARTS]
+    if any(tau_s for tau_s, _ in params):
         if arrivals_s is None or len(arrivals_s) != n:
             raise ValueError("persistent service noise needs the n frames' arrival times")
-        u = _persistent_uniforms(u, np.asarray(arrivals_s, dtype=float), spread, rng)
+        u = _persistent_uniforms(u, np.asarray(arrivals_s, dtype=float), params, rng)
     pooled = np.empty((n, 3))
-    for j, part in enumerate(PERSISTENT_PARTS):
+    for j, part in enumerate(SPREAD_PARTS):
         q = spread.get(part)
         pooled[:, j] = np.exp(np.interp(u[:, j], q["probs"], q["log_ratio"])) if q else 1.0
     out = []
     for point in ordinals:
         own = [
             (j, q["probs"], q["by_point"][point])
-            for j, q in enumerate(spread.get(part) for part in PERSISTENT_PARTS)
+            for j, q in enumerate(spread.get(part) for part in SPREAD_PARTS)
             if q and point in q.get("by_point", {})
         ]
         if not own:
