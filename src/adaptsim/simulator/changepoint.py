@@ -39,7 +39,7 @@ from adaptsim.simulator.forecast import (
     next_arrival_s,
     transfer_samples,
 )
-from adaptsim.simulator.params import MAX_SDS, bounded, flag
+from adaptsim.simulator.params import MAX_SDS, bounded
 from adaptsim.simulator.policies import BasePolicy, Conditions, View
 
 __all__ = ["ChangePoint", "Cusum"]
@@ -170,7 +170,6 @@ class ChangePoint(BasePolicy):
         if self.discount not in (Discount.none, Discount.planned):
             raise ValueError("changepoint's discount is none or planned")
         self._plan = BandwidthForecast(k=1, discount=self.discount)
-        self.service_feedback = flag(self.service_feedback, "service_feedback")
         self._recent = RecentService() if self.service_feedback else None
         self.uses_finished = (
             self.source is Source.transfers

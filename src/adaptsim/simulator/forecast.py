@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from adaptsim.simulator.params import MAX_SAMPLES, choice, whole
+from adaptsim.simulator.params import MAX_SAMPLES, choice, flag, whole
 from adaptsim.simulator.policies import Conditions, Estimate, View, _number
 from adaptsim.units import mbps
 
@@ -295,9 +295,8 @@ def check_params(policy) -> None:
     policy.source = choice(policy.source, Source, "source")
     policy.discount = choice(policy.discount, Discount, "discount")
     policy.period_s = check_period(policy.period_s)
-    feedback = getattr(policy, "service_feedback", False)
-    if not isinstance(feedback, bool | np.bool_):
-        raise ValueError(f"service_feedback must be true or false, not {feedback!r}")
+    if hasattr(policy, "service_feedback"):
+        policy.service_feedback = flag(policy.service_feedback, "service_feedback")
     if hasattr(policy, "k"):
         policy.k = whole(policy.k, "k", 1, MAX_SAMPLES, "bandwidth samples")
 

@@ -39,7 +39,7 @@ from adaptsim.simulator.forecast import (
     check_params,
     condition,
 )
-from adaptsim.simulator.params import MAX_HORIZON_FRAMES, flag, whole
+from adaptsim.simulator.params import MAX_HORIZON_FRAMES, whole
 from adaptsim.simulator.policies import BasePolicy, View
 
 __all__ = ["MPC"]
@@ -91,7 +91,6 @@ class MPC(BasePolicy):
         self.horizon = whole(
             self.horizon, "horizon", 1, MAX_HORIZON_FRAMES, "frames planned at every point"
         )
-        self.service_feedback = flag(self.service_feedback, "service_feedback")
         self._outlook = Outlook(self.source, self.k, self.discount, self.service_feedback)
         self.uses_finished = self._outlook.uses_finished
 

@@ -76,7 +76,6 @@ class Neurosurgeon(BasePolicy):
     def __post_init__(self):
         check_params(self)
         self.switch_cost = flag(self.switch_cost, "switch_cost")
-        self.service_feedback = flag(self.service_feedback, "service_feedback")
         self._outlook = Outlook(self.source, 1, self.discount, self.service_feedback)
         self.uses_finished = self._outlook.uses_finished
 
