@@ -28,8 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from adaptsim.simulator.params import MAX_SAMPLES, choice, flag, whole
-from adaptsim.simulator.policies import Conditions, Estimate, View, _number
+from adaptsim.simulator.params import MAX_SAMPLES, choice, flag, number, whole
+from adaptsim.simulator.policies import Conditions, Estimate, View
 from adaptsim.units import mbps
 
 __all__ = [
@@ -280,7 +280,7 @@ def expected(view: View, cond: Conditions, factors: np.ndarray) -> Estimate:
 def check_period(period_s) -> float | None:
     """A policy's ``period_s`` checked: a number >= 0, 0 read as ``None`` (every frame)."""
     if period_s is not None:
-        period_s = _number(period_s, "period_s")
+        period_s = number(period_s, "period_s")
         if period_s < 0:
             raise ValueError(f"period_s must be >= 0, not {period_s:g}")
     return period_s or None

@@ -38,7 +38,7 @@ import numpy as np
 
 from adaptsim.calibration import ModelCalibration, Prediction
 from adaptsim.errors import UserError
-from adaptsim.simulator.params import name_problem, number, shown, whole
+from adaptsim.simulator.params import name_problem, shown, whole
 from adaptsim.units import seconds_per_byte
 
 __all__ = [
@@ -267,10 +267,6 @@ class FunctionPolicy(BasePolicy):
         return self.fn(view)  # checked by the engine: int() would turn 4.7 into 4 silently
 
 
-_number = number  # the names the policy modules import (adaptsim.simulator.params)
-_whole = whole
-
-
 def default_name(policy: str) -> str:
     """The name of a policy its spec does not label: the registry name, ``module:callable``,
     or for ``path/to/file.py:callable`` the file's own name and the callable (a path
@@ -295,7 +291,7 @@ def _builtin(module: str, cls: str) -> Callable[..., object]:
 
 
 REGISTRY: dict[str, Callable[..., object]] = {
-    "static": lambda model, point=None: Static(_whole(point, "point")),
+    "static": lambda model, point=None: Static(whole(point, "point")),
     "all-edge": lambda model: Static(_ends(model)[1], name="all-edge"),
     "all-cloud": lambda model: Static(_ends(model)[0], name="all-cloud"),
     "static-best": lambda model: StaticBest(),

@@ -22,8 +22,8 @@ from adaptsim.simulator.forecast import (
     Discount,
     transfer_samples,
 )
-from adaptsim.simulator.params import MAX_COUNT, bounded, choice, whole
-from adaptsim.simulator.policies import BasePolicy, Conditions, View, _number
+from adaptsim.simulator.params import MAX_COUNT, bounded, choice, number, whole
+from adaptsim.simulator.policies import BasePolicy, Conditions, View
 
 __all__ = ["Reactive"]
 
@@ -70,7 +70,7 @@ class Reactive(BasePolicy):
         self.uses_finished = self.discount is Discount.planned
         self._plan = BandwidthForecast(k=1, discount=self.discount)
         if self.period_s is not None:
-            self.period_s = _number(self.period_s, "period_s")
+            self.period_s = number(self.period_s, "period_s")
             if self.period_s < 0:
                 raise ValueError(f"period_s must be >= 0, not {self.period_s:g}")
         if not self.period_s:
