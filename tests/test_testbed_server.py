@@ -184,3 +184,11 @@ def test_serve_refuses_an_address_not_of_this_host_before_compiling(monkeypatch)
     assert "compiled" not in r.output  # said before build_tails ran
     r = CliRunner().invoke(app, ["serve", "--role", "cloud", "--listen", "[::1]:99999"])
     assert r.exit_code == 2 and "port 0-65535" in r.output
+
+
+def test_the_serve_line_says_who_can_reach_an_unspecified_or_loopback_address():
+    from adaptsim.testbed.server import reach_hint
+
+    assert "every address" in reach_hint("0.0.0.0") and "every address" in reach_hint("::")
+    assert all("only this machine" in reach_hint(h) for h in ("127.0.0.1", "::1"))
+    assert reach_hint("10.213.0.2") == "" and reach_hint("cloud.example") == ""

@@ -175,7 +175,6 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the cloud half of every split on a real address, every frame authenticated."""
-    import ipaddress
     import threading
 
     from adaptsim.models import canonical_name
@@ -190,7 +189,13 @@ def serve(
         )
     key = load_secret(secret_file)
     names = [canonical_name(m.strip()) for m in models.split(",") if m.strip()]
-    from adaptsim.testbed.server import CloudServer, bind, build_tails, set_tf_threads
+    from adaptsim.testbed.server import (
+        CloudServer,
+        bind,
+        build_tails,
+        reach_hint,
+        set_tf_threads,
+    )
 
     try:  # bound before compiling: a wrong address is said now, not minutes later
         sock = bind(host, port)
@@ -202,15 +207,5 @@ def serve(
                          one_way_latency_s=one_way_latency_s, bound_socket=sock)  # fmt: skip
     server.start()
     bound = f"{server.address[0]}:{server.address[1]}"
-    try:
-        ip = ipaddress.ip_address(server.address[0])
-    except ValueError:
-        ip = None
-    if ip is not None and ip.is_unspecified:
-        where = "; every address of this host: give the edge one it can reach"
-    elif ip is not None and ip.is_loopback:
-        where = "; loopback: only this machine can connect (listen on an address of this host)"
-    else:
-        where = ""
-    _say(f"serving {', '.join(names)} on {bound}{where}; Ctrl-C stops")
+    _say(f"serving {', '.join(names)} on {bound}{reach_hint(server.address[0])}; Ctrl-C stops")
     threading.Event().wait()

@@ -36,7 +36,7 @@ from adaptsim.testbed.protocol import (
     read_frame,
 )
 
-__all__ = ["CloudServer", "Tail", "bind", "build_tails", "set_tf_threads"]
+__all__ = ["CloudServer", "Tail", "bind", "build_tails", "reach_hint", "set_tf_threads"]
 
 log = logging.getLogger("adaptsim.cloud")
 _IDLE_TIMEOUT_S = 600.0
@@ -91,6 +91,22 @@ def set_tf_threads(threads: int) -> None:
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def reach_hint(host: str) -> str:
+    """Who can reach a server bound to ``host``, where that is not plain: every address
+    of this host (say one the edge can reach), or loopback (only this machine)."""
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return ""
+    if ip.is_unspecified:
+        return "; every address of this host: give the edge one it can reach"
+    if ip.is_loopback:
+        return "; loopback: only this machine can connect (listen on an address of this host)"
+    return ""
 
 
 def bind(host: str, port: int) -> socket.socket:
