@@ -41,6 +41,7 @@ from adaptsim.emulation.cpus import pin_cpus, usable_cores
 from adaptsim.errors import UserError
 from adaptsim.profiler.host import host_facts
 from adaptsim.store import COLUMNS, write_store
+from adaptsim.units import bytes_per_s
 
 __all__ = ["ComputePlan", "LinkPlan", "profile_compute", "profile_link"]
 
@@ -168,7 +169,7 @@ class LinkPlan:
                 f"{MAX_TRANSFER_S:g}"
             )
         top_mbps = max(self.bandwidths_mbps)
-        top_bytes = top_mbps * 1e6 / 8 * self.max_transfer_s
+        top_bytes = bytes_per_s(top_mbps) * self.max_transfer_s
         if top_bytes > MAX_PAYLOAD_BYTES:
             raise UserError(
                 f"--bandwidth {top_mbps:g} with --max-transfer-s {self.max_transfer_s:g}: the "
