@@ -178,3 +178,33 @@ def test_a_discordant_pair_counts_as_separated_only_when_the_real_run_tells_it_a
     assert r["discordant_pairs"] == 3
     assert r["separated_discordant_pairs"] == 2
     assert "separated_discordant_pairs" not in ranking(table)  # only with the records
+
+
+def test_a_folded_twins_policies_decide_with_what_the_real_run_was_given():
+    """The fold-back changes the world the twin simulates, not what its policies know:
+    the real run's policies predicted with the shipped calibration and the scenario's
+    switch cost, so the twin's must too. Here the fold-back makes the cloud 20x slower
+    and the edge 20x faster, which moves the best point at the start; static-best
+    keeps the real run's point, and the engine charges the slower cloud."""
+    from adaptsim.simulator.engine import Tables, policy_view
+    from adaptsim.simulator.monitor import true_conditions
+    from adaptsim.simulator.policies import Oracle
+    from adaptsim.testbed.foldback import FoldBack, apply_foldback
+
+    sc = _lenet(names=("static-best",))
+    fb = FoldBack(edge_scale=0.05, cloud_scale=20.0, uplink_extra_s=0.0, return_s=0.0,
+                  pause_s=sc.pause_s + 0.3, frames=10)  # fmt: skip
+    folded = apply_foldback(sc, fb)
+    start = true_conditions(sc, 0.0)
+    world = policy_view(replace(folded, belief=None), Tables(folded))
+    given = policy_view(sc, Tables(sc))
+    assert world.best_point(start) != given.best_point(start)  # the folded world's best moved
+    for policy in (None, Oracle()):  # a practical policy and a clairvoyant one
+        view = policy_view(folded, Tables(folded), policy)
+        np.testing.assert_allclose(view.tables.at(0.0, 0.0)[0], Tables(sc).at(0.0, 0.0)[0])
+        assert view.pause_s == sc.pause_s and view.model is sc.model
+    before, after = (run_scenario(s).records for s in (sc, folded))
+    np.testing.assert_array_equal(after["point"], before["point"])  # the same decisions
+    cloud = before["cloud_s"] > 0
+    assert cloud.any()
+    np.testing.assert_allclose(after["cloud_s"][cloud], 20.0 * before["cloud_s"][cloud], rtol=1e-9)

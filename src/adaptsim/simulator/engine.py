@@ -43,7 +43,7 @@ import gc
 import math
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from heapq import heappop, heappush, heapreplace
 from pathlib import Path
 
@@ -125,8 +125,17 @@ def policy_view(
     lookahead: Callable[[], np.ndarray] | None = None,
 ) -> View:
     """A fresh :class:`View` of the scenario for a run's policy (either engine's, or the
-    testbed's). ``truth`` and ``lookahead`` reach only a clairvoyant ``policy``."""
+    testbed's). ``truth`` and ``lookahead`` reach only a clairvoyant ``policy``.
+    Where the scenario has a :class:`~adaptsim.simulator.scenario.Belief`, the view's
+    calibration tables and switch cost are the belief's: every policy predicts as the
+    real run's did (static-best picks the same point), while the oracle's look-ahead
+    is the engine's own, of the world."""
     seer = policy is not None and policy.clairvoyant
+    pause_s = scenario.pause_s
+    belief = scenario.belief
+    if belief is not None:
+        scenario = replace(scenario, model=belief.model, belief=None)
+        tables, pause_s = Tables(scenario), belief.pause_s
     return View(
         model=scenario.model,
         tables=tables,
@@ -134,7 +143,7 @@ def policy_view(
         cloud_mem_pct=scenario.cloud_mem_pct,
         arrival_rate_hz=scenario.rate_hz,
         cloud_servers=scenario.cloud_servers,
-        pause_s=scenario.pause_s,
+        pause_s=pause_s,
         one_way_latency_s=scenario.one_way_latency_s,
         _truth=truth if seer else None,
         _lookahead=lookahead if seer else None,

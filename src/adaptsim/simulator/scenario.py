@@ -48,6 +48,7 @@ from adaptsim.simulator.traces import (
 
 __all__ = [
     "ArrivalKind",
+    "Belief",
     "Scenario",
     "check_limits",
     "load_scenario",
@@ -249,6 +250,22 @@ MIN_RATE_MBPS = 1e-6  # a slower positive rate is zero or a unit mistake (and br
 
 
 @dataclass(frozen=True)
+class Belief:
+    """What the policies predict with, where it is not the world.
+
+    A validation twin with a fold-back (:mod:`adaptsim.testbed.foldback`) simulates
+    a world adjusted to what a real run measured, but the real run's policies
+    decided with the calibration and switch cost they were given: its twin's
+    policies must decide with those too, or the twin scores other decisions than
+    the real run made (mpc on ``combined``, docs/validation.md). The oracle's
+    look-ahead still sees the world.
+    """
+
+    model: ModelCalibration  # the calibration the policies predict with
+    pause_s: float  # the switch cost they count on
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A validated scenario, ready to simulate (no file access needed)."""
 
@@ -282,6 +299,9 @@ class Scenario:
     # only the per-frame service noise (arrivals and monitor noise stay the seed's),
     # as the validation twin's extra noise draws do (adaptsim.testbed.twin).
     noise_stream: int = 0
+    # What the practical policies believe when it differs from ``model`` and
+    # ``pause_s`` (a folded-back validation twin); None: they believe the world.
+    belief: Belief | None = None
 
     def shortened(self, duration_s: float, seeds: tuple[int, ...] | None = None) -> Scenario:
         """The same scenario over a shorter time (and optionally fewer seeds), for tests."""

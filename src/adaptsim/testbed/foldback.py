@@ -9,7 +9,10 @@ records beside the twin's, frame by frame: the same arrivals and policies) and
 :func:`apply_foldback` makes the adjusted scenario: edge and cloud block times
 scaled, the link's per-message overhead raised, the way back added to the
 cloud's per-point extra, ``pause_s`` set to the measured switch cost. Fit on
-one run, score on another (another seed): never on the run you score.
+one run, score on another (another seed): never on the run you score. The
+world changes, not what the policies know: the twin's policies still
+predict with the calibration and switch cost the real run's policies were given
+(:class:`~adaptsim.simulator.scenario.Belief`).
 
 The edge's scale is also fitted per CPU stress level the run visited
 (``edge_scale_by_cpu``): a profile whose stressed rows were taken on a busier
@@ -32,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.simulator import Scenario
+from adaptsim.simulator.scenario import Belief
 
 __all__ = ["FoldBack", "apply_foldback", "fit_foldback"]
 
@@ -142,4 +146,6 @@ def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
         link_table=replace(m.link_table, values=m.link_table.values + extra),
         notes=(*m.notes, f"folded back: {asdict(fb)}"),
     )
-    return replace(sc, model=model, pause_s=fb.pause_s)
+    # the world changes; the practical policies still decide as the real run's did
+    belief = sc.belief or Belief(model=m, pause_s=sc.pause_s)
+    return replace(sc, model=model, pause_s=fb.pause_s, belief=belief)
