@@ -201,6 +201,86 @@ def test_rate_changes_drop_nothing_and_stall_no_message():
     assert worst_s < max(sizes) * 1514 / 1448 * 8 / 1e6 + 0.2, worst_s
 
 
+@pytest.mark.needs_root
+@needs_link
+def test_tcp_counters_are_the_edge_namespaces_and_see_its_retransmissions():
+    """What `validate` records per run as ``edge_tcp``: the sender's own counters.
+
+    tbf with a two-packet queue drops most of a 63 kB message's window, so the edge
+    retransmits; the cloud, which only acknowledged, retransmits nothing, and the
+    counters read in the edge's namespace are not the cloud's."""
+    from adaptsim.emulation.netns import TCP_COUNTERS, parse_tcp_counters
+
+    def cloud_counters(pair) -> dict[str, int]:
+        text = subprocess.run(
+            [*pair.exec_in(pair.cloud), "cat", "/proc/net/netstat", "/proc/net/snmp"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return parse_tcp_counters(text.stdout)
+
+    port = 50000 + (os.getpid() + 1) % 10000
+    with NetnsPair(2.0, burst_s=0.002, min_burst_bytes=1514) as pair:
+        subprocess.run(
+            [
+                "tc",
+                "-n",
+                pair.edge,
+                "qdisc",
+                "change",
+                "dev",
+                pair.edge_dev,
+                "root",
+                "tbf",
+                "rate",
+                "2mbit",
+                "burst",
+                "1514",
+                "limit",
+                "3028",
+            ],
+            check=True,
+        )
+        edge0, cloud0 = pair.tcp_counters(), cloud_counters(pair)
+        server = subprocess.Popen(
+            [*pair.exec_in(pair.cloud), sys.executable, PEER, "serve", str(port)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert server.stdout.readline().strip() == "ready"
+            client = subprocess.run(
+                [*pair.exec_in(pair.edge), sys.executable, PEER, "send", CLOUD_IP,
+                 str(port), "63000", "0.05", "3"], capture_output=True, text=True, timeout=60,
+            )  # fmt: skip
+            assert client.returncode == 0, client.stderr
+            edge1, cloud1 = pair.tcp_counters(), cloud_counters(pair)
+            dropped = pair.dropped_packets()
+        finally:
+            server.kill()
+            server.wait()
+    assert set(edge0) == set(cloud0) == set(TCP_COUNTERS)
+    assert dropped > 0  # the link really lost packets
+    assert edge1["RetransSegs"] - edge0["RetransSegs"] > 0
+    assert cloud1["RetransSegs"] == cloud0["RetransSegs"]
+
+
+def test_tcp_counters_are_read_by_name_from_each_sections_pair_of_lines():
+    text = (
+        "TcpExt: SyncookiesSent TCPTimeouts TCPLossProbes TCPToZeroWindowAdv\n"
+        "TcpExt: 1 7 11 0\n"
+        "IpExt: InNoRoutes TCPTimeouts\n"  # another section's same name is not TCP's
+        "IpExt: 5 99\n"
+        "Tcp: RtoAlgorithm RetransSegs\n"
+        "Tcp: 1 23\n"
+    )
+    from adaptsim.emulation.netns import parse_tcp_counters
+
+    assert parse_tcp_counters(text) == {
+        "TCPTimeouts": 7, "TCPLossProbes": 11, "TCPToZeroWindowAdv": 0, "RetransSegs": 23
+    }  # fmt: skip
+
+
 def test_bad_rates_are_refused():
     with pytest.raises(UserError, match="tc tbf shapes rates"):
         NetnsPair(-1.0)

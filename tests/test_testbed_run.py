@@ -168,6 +168,9 @@ def test_short_real_validation_of_lenet(tmp_path):
     assert all(abs(a[0] - t) < 0.25 for a, t in zip(applied, (0, 1.5, 2.25, 3), strict=True))
     # tbf dropped nothing while the rate fell and rose (no retransmission stalls)
     assert facts["tbf_dropped_packets"] == {f"{p}/1": 0 for p in policies}
+    # and the sender's TCP counters per run, none of them ever negative (deltas of one run)
+    assert sorted(facts["edge_tcp"]) == sorted(f"{p}/1" for p in policies)
+    assert all(v >= 0 for c in facts["edge_tcp"].values() for v in c.values())
     # one connection for every policy, warmed before the clock by one raw input (3,136 B)
     assert facts["warm_up_bytes"] == 28 * 28 * 4 and facts["warm_up_s"] > 0
     assert "Kendall" in (out / "report.md").read_text()

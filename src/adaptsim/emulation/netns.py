@@ -12,6 +12,7 @@ added by the application (the testbed), and said so in its results.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
@@ -30,9 +31,11 @@ __all__ = [
     "MIN_RATE_KBIT",
     "PEER_IP",
     "QUEUE_LIMIT_BYTES",
+    "TCP_COUNTERS",
     "NetnsPair",
     "check_rate",
     "link_available",
+    "parse_tcp_counters",
 ]
 
 EDGE_IP, CLOUD_IP = "10.213.0.1", "10.213.0.2"
@@ -91,6 +94,30 @@ def check_rate(
             "needs dividing by 1e6 or 1e3)"
         )
     return bandwidth_mbps
+
+
+# A namespace's TCP counters that tell why an upload took longer than its bytes at the
+# rate: a retransmission time-out (at least 200 ms here, doubling), a tail-loss probe,
+# retransmitted segments, a receiver that closed its window.
+TCP_COUNTERS = ("TCPTimeouts", "TCPLossProbes", "RetransSegs", "TCPFastRetrans",
+                "TCPToZeroWindowAdv", "TCPWantZeroWindowAdv")  # fmt: skip
+
+
+def parse_tcp_counters(text: str) -> dict[str, int]:
+    """:data:`TCP_COUNTERS` from ``/proc/net/netstat`` and ``/proc/net/snmp`` text: each
+    section is a line of names and a line of values, both led by the same ``Prefix:``."""
+    found: dict[str, int] = {}
+    lines = text.splitlines()
+    for names, values in itertools.pairwise(lines):
+        head, _, rest = names.partition(":")
+        vhead, _, vrest = values.partition(":")
+        if head != vhead or head not in ("TcpExt", "Tcp"):
+            continue
+        keys, nums = rest.split(), vrest.split()
+        if len(keys) != len(nums) or not all(n.lstrip("-").isdigit() for n in nums):
+            continue  # two header lines in a row, or not a pair
+        found.update((k, int(n)) for k, n in zip(keys, nums, strict=True) if k in TCP_COUNTERS)
+    return found
 
 
 def _run(*args: str) -> None:
@@ -184,6 +211,16 @@ class NetnsPair:
         if out.returncode != 0 or found is None:
             raise UserError(f"tc -s qdisc in {self.edge} failed: {out.stderr.strip()}")
         return int(found[1])
+
+    def tcp_counters(self) -> dict[str, int]:
+        """The edge namespace's TCP counters that tell a stalled upload (see
+        :func:`parse_tcp_counters`): time-outs, tail-loss probes, retransmitted
+        segments and zero-window events, read from its own ``/proc/net``."""
+        out = subprocess.run(["ip", "netns", "exec", self.edge, "cat", "/proc/net/netstat",
+                              "/proc/net/snmp"], capture_output=True, text=True)  # fmt: skip
+        if out.returncode != 0:
+            raise UserError(f"reading TCP counters in {self.edge} failed: {out.stderr.strip()}")
+        return parse_tcp_counters(out.stdout)
 
     def add_peer(self) -> str:
         """A third host: namespace ``<tag>-peer`` joined to the cloud namespace by its own veth.

@@ -282,6 +282,7 @@ def real_run(
             for spec_i, seed in itertools.product(plan.policies, sc.seeds):
                 rec_path = work / f"records-{spec_i}-{seed}.jsonl"
                 drops_before = link.dropped_packets() if link is not None else 0
+                tcp_before = link.tcp_counters() if link is not None else {}
                 with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
                                        plan.mem_budget_bytes) as follow:  # fmt: skip
                     t0 = time.monotonic() + 0.5
@@ -305,6 +306,11 @@ def real_run(
                     facts.setdefault("tbf_dropped_packets", {})[f"{out['policy']}/{seed}"] = (
                         link.dropped_packets() - drops_before
                     )
+                    # the sender's TCP troubles in this run: why an upload took longer
+                    tcp = link.tcp_counters()
+                    facts.setdefault("edge_tcp", {})[f"{out['policy']}/{seed}"] = {
+                        k: v - tcp_before.get(k, 0) for k, v in tcp.items()
+                    }
                 facts.setdefault("clock", {})[f"{out['policy']}/{seed}"] = {
                     k: out.get(k) for k in ("clock_offset_s", "clock_uncertainty_s",
                                             "clock_offset_hello_s", "clock_offset_end_s",
