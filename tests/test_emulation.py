@@ -353,8 +353,47 @@ def test_the_testbed_runs_its_memory_stressor_yielding():
     })  # fmt: skip
     with ConditionFollower(sc, None, [0], [1], 64 << 20) as follow:
         follow.start(time.monotonic())
-        cpu_pgid, mem_pgid = follow._stress.pids
+        (cpu_pgid,), (mem_pgid,) = follow.stress_pids
         for pgid, want in ((cpu_pgid, os.SCHED_OTHER), (mem_pgid, os.SCHED_IDLE)):
             members = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True,
                                      text=True).stdout.split()  # fmt: skip
             assert members and {os.sched_getscheduler(int(p)) for p in members} == {want}
+
+
+@pytest.mark.needs_root
+@needs_link
+@needs_stress_ng
+def test_a_slow_memory_step_holds_up_no_bandwidth_step():
+    """Regression (combined, traces x20): the link kept a stale rate for up to 3.9 s
+    while a memory stressor that yields its core to a busy cloud made its bytes
+    resident, because tc and stress-ng were changed in one thread. Here CPU 1 is
+    kept busy for 1 s at normal priority, so the yielding stressor cannot become
+    resident before then; the bandwidth steps behind it still land on time."""
+    from adaptsim.simulator.scenario import scenario_from_dict
+    from adaptsim.testbed.conditions import ConditionFollower
+
+    cal = Path(__file__).parents[1] / "src" / "adaptsim" / "data" / "calibration_own_2core.json"
+    sc = scenario_from_dict({
+        "name": "slow-mem", "model": "lenet", "duration_s": 3, "deadline_s": 1,
+        "calibration": str(cal), "arrivals": {"kind": "periodic", "rate_hz": 1},
+        "traces": {"bandwidth_mbps": {"steps": [[0, 10], [0.3, 20], [0.4, 5], [0.5, 15]]},
+                   "edge_mem_pct": {"steps": [[0, 0], [0.2, 100]]}},
+        "policies": [{"policy": "all-edge"}],
+    })  # fmt: skip
+    spin = "import os, time\nos.sched_setaffinity(0, {1})\nt = time.monotonic()\n" \
+        "while time.monotonic() - t < 1.0:\n    pass\n"  # fmt: skip
+    with NetnsPair(10.0, burst_s=0.002, min_burst_bytes=1514) as pair:
+        busy = subprocess.Popen([sys.executable, "-c", spin])
+        try:
+            with ConditionFollower(sc, pair, [0], [1], 64 << 20) as follow:
+                follow.start(time.monotonic())
+                time.sleep(2.5)
+        finally:
+            busy.wait()
+        steps = list(follow.applied)
+    link = {round(t, 1): e for e in steps for t in (0.3, 0.4, 0.5) if e[1] is not None
+            and abs(e[0] - t) < 0.5 and e[1] == sc.bandwidth.at(t)}  # fmt: skip
+    assert sorted(link) == [0.3, 0.4, 0.5], steps
+    assert all(e[0] - t < 0.1 for t, e in link.items()), steps  # each rate on time
+    mem_in_place = min(e[0] for e in steps if e[3] == 100)
+    assert mem_in_place > 0.6, steps  # the memory step really was slow

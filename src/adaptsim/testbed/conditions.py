@@ -3,10 +3,18 @@
 At every step of the bandwidth trace the edge's tbf qdisc changes rate (``tc
 qdisc change``); a zero-rate step sets the smallest rate tc takes
 (:data:`~adaptsim.emulation.MIN_RATE_KBIT`, 1 kB/s: effectively a stall, not an
-exact one). At every step of the edge CPU or memory trace the running stress-ng
-stops and a new one starts at the new levels, as the profiler applies stress:
-CPU stress on the edge core (it shares it with the heads), memory stress on the
-other core, as a percentage of the profile's memory budget.
+exact one). At every step of the edge CPU or memory trace the stressor whose
+level changed stops and a new one starts at the new level, as the profiler
+applies stress: CPU stress on the edge core (it shares it with the heads), memory
+stress on the other core, as a percentage of the profile's memory budget.
+
+The link and the stress follow in two threads. A memory stressor is in place only
+once its bytes are resident, which takes seconds when it yields its core to a busy
+cloud (``mem_yields``); in one thread, the tc changes waited behind it: on
+``combined`` (traces x20) the link kept a stale rate for up to 3.9 s after a
+memory step, and uploads that the trace gave 0.13 s took 0.35-0.71 s. Now a
+stress step delays nothing but itself, and ``applied`` says when each level was
+in place.
 """
 
 from __future__ import annotations
@@ -41,62 +49,103 @@ class ConditionFollower:
     ):
         self.sc, self.link = sc, link
         self.edge_cpus, self.mem_cpus, self.budget = edge_cpus, mem_cpus, mem_budget_bytes
-        self._stress: Stress | None = None
-        self._level: tuple[float, float] | None = None
+        self._cpu_stress: Stress | None = None
+        self._mem_stress: Stress | None = None
+        self._cpu: float | None = None  # the level in place
+        self._mem: float | None = None
+        self._bw: float | None = None
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
         self.applied: list[tuple[float, float, float, float]] = []  # (t, bw, cpu, mem)
         self.error: str | None = None
 
-    def _apply(self, t: float, elapsed: float) -> None:
-        sc = self.sc
-        bw, cpu, mem = sc.bandwidth.at(t), sc.edge_cpu.at(t), sc.edge_mem.at(t)
+    @property
+    def stress_pids(self) -> tuple[list[int], list[int]]:
+        """Process-group leaders of the running CPU and memory stressors."""
+        return tuple(s.pids if s is not None else [] for s in (self._cpu_stress, self._mem_stress))
+
+    def _log(self, elapsed: float) -> None:
+        bw = self._bw if self.link is not None else None  # not shaped: none applied
+        with self._lock:
+            self.applied.append((round(elapsed, 4), bw, self._cpu, self._mem))
+
+    def _set_link(self, t: float) -> bool:
+        bw = self.sc.bandwidth.at(t)
         if self.link is not None and bw != self.link.rate_mbps:
             self.link.set_rate(bw)
-        if (cpu, mem) != self._level:
-            if self._stress is not None:
-                self._stress.stop()
-                self._stress = None
-            if cpu > 0 or mem > 0:
-                s = Stress(cpu, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
-                           cpu_cpus=self.edge_cpus, mem_yields=True)  # fmt: skip
-                self._stress = s.__enter__()
-            self._level = (cpu, mem)
-        applied_bw = bw if self.link is not None else None  # not shaped: none applied
-        self.applied.append((round(elapsed, 4), applied_bw, cpu, mem))
+        changed, self._bw = bw != self._bw, bw
+        return changed
+
+    def _set_stress(self, t: float) -> bool:
+        """Restart the stressor whose level changed at ``t`` (only that one)."""
+        cpu, mem = self.sc.edge_cpu.at(t), self.sc.edge_mem.at(t)
+        changed = False
+        if cpu != self._cpu:
+            if self._cpu_stress is not None:
+                self._cpu_stress.stop()
+                self._cpu_stress = None
+            if cpu > 0:
+                s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus)
+                self._cpu_stress = s.__enter__()
+            self._cpu, changed = cpu, True
+        if mem != self._mem:
+            if self._mem_stress is not None:
+                self._mem_stress.stop()
+                self._mem_stress = None
+            if mem > 0:
+                s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
+                           mem_yields=True, cancel=self._stop)  # fmt: skip
+                self._mem_stress = s.__enter__()  # returns once its bytes are resident
+            self._mem, changed = mem, True
+        return changed
 
     def start(self, t0: float) -> None:
-        """Follow the traces from ``t0`` (monotonic) in a thread."""
-        self._apply(0.0, 0.0)
-        steps = sorted(
-            {t for tr in (self.sc.bandwidth, self.sc.edge_cpu, self.sc.edge_mem)
-             for t in tr.breakpoints(self.sc.duration_s) if t > 0}
-        )  # fmt: skip
+        """Follow the traces from ``t0`` (monotonic): the link and the stress in a thread each."""
+        self._set_link(0.0)
+        self._set_stress(0.0)
+        self._log(0.0)
+        d = self.sc.duration_s
 
-        def follow():
+        def steps(*traces) -> list[float]:
+            return sorted({t for tr in traces for t in tr.breakpoints(d) if t > 0})
+
+        def follow(times: list[float], apply) -> None:
             try:
-                for t in steps:
+                for t in times:
                     if self._stop.wait(max(0.0, t0 + t - time.monotonic())):
                         return
-                    self._apply(t, time.monotonic() - t0)
+                    if apply(t):
+                        self._log(time.monotonic() - t0)
             except Exception as exc:  # the run reports it
                 self.error = f"{type(exc).__name__}: {exc}"
             # Stay alive until stopped: stress-ng started here gets SIGTERM when the
             # thread that started it ends (PR_SET_PDEATHSIG follows the thread).
             self._stop.wait()
 
-        self._thread = threading.Thread(target=follow, daemon=True, name="conditions")
-        self._thread.start()
+        plans = (
+            (steps(self.sc.bandwidth), self._set_link, "link"),
+            (steps(self.sc.edge_cpu, self.sc.edge_mem), self._set_stress, "stress"),
+        )
+        for times, apply, name in plans:
+            th = threading.Thread(target=follow, args=(times, apply), daemon=True,
+                                  name=f"conditions-{name}")  # fmt: skip
+            th.start()
+            self._threads.append(th)
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        if self._stress is not None:
-            with contextlib.suppress(Exception):
-                self._stress.stop()
-            self._stress = None
-        self._level = None
+        for th in self._threads:
+            th.join(timeout=30)
+        self._threads = []
+        for s in (self._cpu_stress, self._mem_stress):
+            if s is not None:
+                with contextlib.suppress(Exception):
+                    s.stop()
+        self._cpu_stress = self._mem_stress = None
+        self._cpu = self._mem = self._bw = None
+        with self._lock:
+            self.applied.sort(key=lambda a: a[0])
 
     def __enter__(self) -> ConditionFollower:
         return self
