@@ -55,7 +55,7 @@ from adaptsim.units import bytes_per_s
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from near_repeat_spread import TRACE_SCENARIOS
-from persistence_scores import six_trace_mean
+from persistence_scores import overall_row, six_trace_mean
 from policy_scores import markdown, policy_table, shipped_scenarios
 
 __all__ = ["Refined", "RefiningRun"]
@@ -202,19 +202,8 @@ def main() -> None:
     rng = np.random.default_rng(0)
     rows = []
     for policy in [s.label or s.policy for s in _specs()][3:]:
-        est, lo, hi = six_trace_mean({s: per_seed[s] for s in traces}, policy, rng)
-        mine = full[full["policy"] == policy]
-        worst = mine.loc[mine["vs_static_best_pct"].idxmax()]
-        rows.append(
-            {
-                "policy": policy,
-                "six_trace_gap_closed": est,
-                "ci_lo": lo,
-                "ci_hi": hi,
-                "worst_vs_static_best_pct": worst["vs_static_best_pct"],
-                "worst_on": worst["scenario"],
-            }
-        )
+        gap = six_trace_mean({s: per_seed[s] for s in traces}, policy, rng)
+        rows.append(overall_row(policy, gap, full[full["policy"] == policy]))
     print(f"\n## Six trace scenarios ({', '.join(traces)})\n")
     print(markdown(pd.DataFrame(rows)))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
