@@ -33,6 +33,10 @@ Gap closed against the paying oracle, per scenario, and the mean over the six tr
 scenarios with a paired bootstrap 95 % interval (seeds resampled together).
 
 Run: ``.venv/bin/python benchmarks/progressive_ceiling.py [--seeds 5] [SCENARIO.yaml ...]``
+
+Measured 2026-12-01 (every shipped scenario, seeds 1..5, 70 s): six-trace mean gap
+closed 0.49-0.52 with ``pays`` (the own edge draw adds 0.003-0.011 over ``mean``),
+0.58-0.59 with ``free`` (+0.04 over ``mean``); the table in docs/policies.md.
 """
 
 from __future__ import annotations
