@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from near_repeat_spread import TRACE_SCENARIOS
 from policy_scores import ADAPTIVE, BOUNDS, markdown, policy_table, shipped_scenarios
 
-__all__ = ["FEEDBACK", "persistent", "run_variant", "six_trace_mean"]
+__all__ = ["FEEDBACK", "overall_row", "persistent", "run_variant", "six_trace_mean"]
 
 FEEDBACK = ("neurosurgeon", "mpc", "changepoint")
 _BOOT = 2000
@@ -94,6 +94,21 @@ def six_trace_mean(per_seed: dict[str, pd.DataFrame], policy: str, rng) -> tuple
     return est, float(lo), float(hi)
 
 
+def overall_row(policy: str, gap: tuple[float, float, float], mine: pd.DataFrame) -> dict:
+    """One policy's line of the overall table: the six traces' mean gap closed with its
+    interval (``gap``: :func:`six_trace_mean`), and its worst scenario against
+    static-best among its rows ``mine`` of the per-scenario table."""
+    worst = mine.loc[mine["vs_static_best_pct"].idxmax()]
+    return {
+        "policy": policy,
+        "six_trace_gap_closed": gap[0],
+        "ci_lo": gap[1],
+        "ci_hi": gap[2],
+        "worst_vs_static_best_pct": worst["vs_static_best_pct"],
+        "worst_on": worst["scenario"],
+    }
+
+
 def _part(text: str) -> tuple[float, float]:
     tau, _, share = text.partition(":")
     return float(tau), float(share or 1.0)
@@ -142,18 +157,7 @@ def main() -> None:
                 else (np.nan,) * 3
             )
             mine = full[(full["noise"] == variant) & (full["policy"] == policy)]
-            worst = mine.loc[mine["vs_static_best_pct"].idxmax()]
-            rows.append(
-                {
-                    "noise": variant,
-                    "policy": policy,
-                    "six_trace_gap_closed": est,
-                    "ci_lo": lo,
-                    "ci_hi": hi,
-                    "worst_vs_static_best_pct": worst["vs_static_best_pct"],
-                    "worst_on": worst["scenario"],
-                }
-            )
+            rows.append({"noise": variant, **overall_row(policy, (est, lo, hi), mine)})
     print(f"\n## Six trace scenarios ({', '.join(traces)}) and the worst vs static-best\n")
     print(markdown(pd.DataFrame(rows)))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
