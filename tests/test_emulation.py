@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -157,6 +158,21 @@ def test_cpu_stress_can_be_placed_on_given_cores():
 PEER = str(Path(__file__).parent / "data" / "link_peer.py")
 
 
+@contextlib.contextmanager
+def _peer_server(pair: NetnsPair, port: int):
+    """tests/data/link_peer.py serving in the cloud's namespace, ready, killed after."""
+    server = subprocess.Popen(
+        [*pair.exec_in(pair.cloud), sys.executable, PEER, "serve", str(port)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        yield server
+    finally:
+        server.kill()
+        server.wait()
+
+
 @pytest.mark.needs_root
 @needs_link
 def test_rate_changes_drop_nothing_and_stall_no_message():
@@ -170,29 +186,21 @@ def test_rate_changes_drop_nothing_and_stall_no_message():
     """
     port = 50000 + os.getpid() % 10000
     sizes, period_s, count = (3136, 63_000, 18_816), 0.05, 100  # LeNet's tensors and more
-    with NetnsPair(20.0, burst_s=0.002, min_burst_bytes=1514) as pair:  # as the testbed's
-        server = subprocess.Popen(
-            [*pair.exec_in(pair.cloud), sys.executable, PEER, "serve", str(port)],
+    # as the testbed's link
+    with NetnsPair(20.0, burst_s=0.002, min_burst_bytes=1514) as pair, _peer_server(pair, port):
+        client = subprocess.Popen(
+            [*pair.exec_in(pair.edge), sys.executable, PEER, "send", CLOUD_IP,
+             str(port), ",".join(map(str, sizes)), str(period_s), str(count)],
             stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
-        try:
-            assert server.stdout.readline().strip() == "ready"
-            client = subprocess.Popen(
-                [*pair.exec_in(pair.edge), sys.executable, PEER, "send", CLOUD_IP,
-                 str(port), ",".join(map(str, sizes)), str(period_s), str(count)],
-                stdout=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            t0, k = time.monotonic(), 1
-            while client.poll() is None:  # 20 and 1 Mbit/s by turns, every 0.37 s
-                time.sleep(max(0.0, t0 + 0.37 * k - time.monotonic()))
-                pair.set_rate(1.0 if k % 2 else 20.0)
-                k += 1
-            rows = [json.loads(line) for line in client.stdout.read().splitlines()]
-            assert client.returncode == 0 and len(rows) == count
-            dropped = pair.dropped_packets()
-        finally:
-            server.kill()
-            server.wait()
+        t0, k = time.monotonic(), 1
+        while client.poll() is None:  # 20 and 1 Mbit/s by turns, every 0.37 s
+            time.sleep(max(0.0, t0 + 0.37 * k - time.monotonic()))
+            pair.set_rate(1.0 if k % 2 else 20.0)
+            k += 1
+        rows = [json.loads(line) for line in client.stdout.read().splitlines()]
+        assert client.returncode == 0 and len(rows) == count
+        dropped = pair.dropped_packets()
     assert k > 10  # the rate changed while messages crossed
     assert dropped == 0
     # the slowest a message may take: its bytes and headers (a 1,514-byte packet per
@@ -243,12 +251,7 @@ def test_tcp_counters_are_the_edge_namespaces_and_see_its_retransmissions():
             check=True,
         )
         edge0, cloud0 = pair.tcp_counters(), cloud_counters(pair)
-        server = subprocess.Popen(
-            [*pair.exec_in(pair.cloud), sys.executable, PEER, "serve", str(port)],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
-            assert server.stdout.readline().strip() == "ready"
+        with _peer_server(pair, port):
             client = subprocess.run(
                 [*pair.exec_in(pair.edge), sys.executable, PEER, "send", CLOUD_IP,
                  str(port), "63000", "0.05", "3"], capture_output=True, text=True, timeout=60,
@@ -256,9 +259,6 @@ def test_tcp_counters_are_the_edge_namespaces_and_see_its_retransmissions():
             assert client.returncode == 0, client.stderr
             edge1, cloud1 = pair.tcp_counters(), cloud_counters(pair)
             dropped = pair.dropped_packets()
-        finally:
-            server.kill()
-            server.wait()
     assert set(edge0) == set(cloud0) == set(TCP_COUNTERS)
     assert dropped > 0  # the link really lost packets
     assert edge1["RetransSegs"] - edge0["RetransSegs"] > 0
