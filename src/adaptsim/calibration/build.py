@@ -276,16 +276,25 @@ def _provenance(m: Measurements, kind: StoreKind, fit: FitRows, summary: Summary
     rows, sources = fit.rows, m.meta.get("sources", {})
     if kind is StoreKind.profiles:
         names = set(rows["model"])
-        used = {f"profile:link:{h}" for h in rows["edge_host"].unique()} | {
+        # every link profile of the store is fitted (profiles.compose), whatever its host
+        used = {s for s in sources if s.startswith("profile:link:")} | {
             s for s in sources if s.startswith("profile:") and s.split(":")[-1] in names
         }
-        return {
+        quota = rows["edge_cpu_quota"].dropna().unique() if "edge_cpu_quota" in rows else []
+        prov = {
             "store": m.name,
+            # the hosts composed, and the edge's CPU quota (1.0: none): what `validate
+            # --edge-cpu-quota` holds a real run's edge to (adaptsim.testbed.edge_quota)
+            "edge_host": str(rows["edge_host"].iloc[0]),
+            "cloud_host": str(rows["cloud_host"].iloc[0]),
             "sources": {k: v for k, v in sources.items() if k in used},
             "method": f"adaptsim.calibration.profiles: the {summary} of each point's repeats, "
             "edge, cloud and link composed per condition, then adaptsim.calibration.fit "
             "(NNLS per block, speed interpolation); spread from the repeats",
         }
+        if len(quota) == 1:
+            prov["edge_cpu_quota"] = float(quota[0])
+        return prov
     return {
         "store": m.name,
         "sources": {

@@ -6,7 +6,10 @@ qdisc change``); a zero-rate step sets the smallest rate tc takes
 exact one). At every step of the edge CPU or memory trace the running stress-ng
 stops and a new one starts at the new levels, as the profiler applies stress:
 CPU stress on the edge core (it shares it with the heads), memory stress on the
-other core, as a percentage of the profile's memory budget.
+other core, as a percentage of the profile's memory budget. Under an edge CPU
+quota both stressors join the edge's quota group (``cgroup_procs``): the
+profiler's stress-ng is a child of the throttled profile and shares its quota,
+so the real edge's must too, or the run would emulate another host.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from pathlib import Path
 
 from adaptsim.emulation import NetnsPair, Stress
 from adaptsim.simulator import Scenario
@@ -29,6 +33,8 @@ class ConditionFollower:
         edge_cpus: the edge's cores (CPU stress goes there).
         mem_cpus: where the memory stressor runs.
         mem_budget_bytes: what 100 % memory stress holds.
+        cgroup_procs: the edge's CPU quota group (its ``cgroup.procs``), which the
+            stressors join; None when the edge is not throttled.
     """
 
     def __init__(
@@ -38,9 +44,11 @@ class ConditionFollower:
         edge_cpus: list[int],
         mem_cpus: list[int] | None,
         mem_budget_bytes: int,
+        cgroup_procs: Path | None = None,
     ):
         self.sc, self.link = sc, link
         self.edge_cpus, self.mem_cpus, self.budget = edge_cpus, mem_cpus, mem_budget_bytes
+        self.cgroup_procs = cgroup_procs
         self._stress: Stress | None = None
         self._level: tuple[float, float] | None = None
         self._stop = threading.Event()
@@ -59,7 +67,8 @@ class ConditionFollower:
                 self._stress = None
             if cpu > 0 or mem > 0:
                 s = Stress(cpu, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
-                           cpu_cpus=self.edge_cpus, mem_yields=True)  # fmt: skip
+                           cpu_cpus=self.edge_cpus, mem_yields=True,
+                           cgroup_procs=self.cgroup_procs)  # fmt: skip
                 self._stress = s.__enter__()
             self._level = (cpu, mem)
         applied_bw = bw if self.link is not None else None  # not shaped: none applied
