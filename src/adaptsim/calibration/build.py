@@ -378,7 +378,7 @@ def build_calibration(
     names = sorted(fit.rows["model"].unique())
     spreads, floor, floor_name = None, noise_floor, "the near-repeat noise floor"
     if kind is StoreKind.profiles:
-        spreads = profile_spread(m.frame, names, summary)
+        spreads = profile_spread(_composed_hosts(m.frame, fit.rows), names, summary)
         floor = functools.partial(_split_half, m.frame, edge_host, cloud_host, summary)
         floor_name = "the split-half floor of the repeats"
     provenance = {**_provenance(m, kind, fit, summary), "created": _created()}
@@ -418,6 +418,16 @@ def _spread_source(spread: SpreadSource | str | None, kind: StoreKind) -> Spread
             kind=kind,
         )
     return source
+
+
+def _composed_hosts(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The store's rows of the edge and cloud hosts ``rows`` were composed from, and the
+    link: a store holding two edges (``vm`` and the throttled ``vm-q0.2``) must not pool
+    the other edge's repeats into this calibration's spread."""
+    role = frame["host_role"]
+    edge = (role == "edge") & (frame["edge_host"] == rows["edge_host"].iloc[0])
+    cloud = (role == "cloud") & (frame["cloud_host"] == rows["cloud_host"].iloc[0])
+    return frame[edge | cloud | ~role.isin(["edge", "cloud"])]
 
 
 def _split_half(frame, edge_host, cloud_host, summary, model: str, _rows) -> pd.DataFrame:

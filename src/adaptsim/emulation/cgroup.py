@@ -80,6 +80,17 @@ class CpuQuota:
         """Put process ``pid`` (every thread of it; what it starts later follows) in the group."""
         self.procs_file.write_text(str(pid))
 
+    def stat(self) -> dict[str, int]:
+        """The group's ``cpu.stat`` so far: ``nr_periods``, ``nr_throttled`` (periods in
+        which the quota ran out) and ``throttled_time`` (ns): the quota at work, whatever
+        else loads the machine."""
+        out = {}
+        with contextlib.suppress(OSError, ValueError):
+            for line in (self._group / "cpu.stat").read_text().splitlines():
+                key, value = line.split()
+                out[key] = int(value)
+        return out
+
     def __enter__(self) -> CpuQuota:
         why = cpu_quota_available()
         if why:

@@ -348,6 +348,8 @@ def real_run(
             edge.stop()
             if cloud is not None:
                 cloud.stop()
+            if quota is not None:  # how often the quota ran out: it was at work
+                facts["edge_cpu_stat"] = quota.stat()
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not records.empty:
         add_conditions(records, sc)
