@@ -14,6 +14,8 @@
 # Usage: [OUT=results/validation-shipped] [SCENARIOS="vehicle_trace busy_edge"] (or any of
 #        norway_ferry_20 norway_train_1 norway_bus_1 norway_metro_2 norway_car_3
 #        fcc_amazon_797466 user_policy combined)
+#        [EDGE_CPU_QUOTA=Q (a slower edge; CALIBRATION's edge profiled so, see
+#        scripts/validate_slowedge.sh)] [PLAN="SCALE SECONDS RATE" (replaces the plan below)]
 #        [DURATION=S (seconds per policy, for a quick check)] scripts/validate_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +23,8 @@ a=.venv/bin/adaptsim
 cal=${CALIBRATION:-src/adaptsim/data/calibration_own_2core.json}
 out=${OUT:-results/validation-shipped}
 policies=all,neurosurgeon,mpc,changepoint
+quota=()
+[ -n "${EDGE_CPU_QUOTA:-}" ] && quota=(--edge-cpu-quota "$EDGE_CPU_QUOTA")
 # per scenario: traces this many times faster, real seconds per policy, frames a second.
 #  vehicle_trace (ResNet50, 7 policies x 25 s = 175 s): the car trace x4 faster (100 s of
 #    it, ~4 tc changes a second); 1.5 frames/s = 38 frames a policy (0.2 in the YAML).
@@ -57,10 +61,10 @@ start=$SECONDS
 mkdir -p "$out"
 for name in ${SCENARIOS:-vehicle_trace busy_edge}; do
   [ -n "${plan[$name]:-}" ] || { echo "validate_shipped: no plan for $name" >&2; exit 2; }
-  read -r scale duration rate <<<"${plan[$name]}"
+  read -r scale duration rate <<<"${PLAN:-${plan[$name]}}"
   duration=${DURATION:-$duration}
   common=(scenarios/$name.yaml --calibration "$cal" --time-scale "$scale" --duration "$duration"
-          --rate-hz "$rate" --policies "$policies")
+          --rate-hz "$rate" --policies "$policies" "${quota[@]}")
   t0=$SECONDS
   echo "== $name: seed 1 (traces x$scale, $duration s per policy, $rate frames/s)"
   $a validate "${common[@]}" --seed 1 --out "$out/$name-seed1"

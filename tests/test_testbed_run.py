@@ -23,6 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptsim.cli import app
+from adaptsim.emulation import cpu_quota_available
 from adaptsim.errors import UserError
 from adaptsim.simulator.draws import draw
 from adaptsim.testbed import real_run_available, scenario_for_testbed, validate
@@ -241,14 +242,19 @@ def test_the_link_law_holds_on_the_emulated_link_through_a_trace():
     assert np.all(np.abs(law / measured - 1) < 0.15), law / measured
 
 
-def _kill_when_under_way(first: subprocess.Popen) -> None:
-    """SIGKILL ``first`` once its namespaces and its edge process exist, well into its run."""
+def _kill_when_under_way(first: subprocess.Popen, group: Path | None = None) -> None:
+    """SIGKILL ``first`` once its namespaces and its edge process exist (and its edge's
+    quota ``group``, when given), well into its run."""
     deadline = time.monotonic() + 240
     # wait until its run is under way: namespaces made and its edge process running
     while time.monotonic() < deadline:
         kids = subprocess.run(["pgrep", "-f", "adaptsim.testbed.edge"], capture_output=True,
                               text=True).stdout.split()  # fmt: skip
-        if any(n.startswith(f"as{first.pid}-") for n in _netns()) and kids:
+        if (
+            any(n.startswith(f"as{first.pid}-") for n in _netns())
+            and kids
+            and (group is None or group.exists())
+        ):
             break
         assert first.poll() is None, first.stderr.read().decode()
         time.sleep(0.5)
@@ -264,9 +270,14 @@ def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
     cmd = [sys.executable, "-c", "from adaptsim.cli import main; main()"]
     argv = [*cmd, "validate", str(SCENARIO), "--calibration", str(CALIBRATION),
             "--policies", "all-cloud", "--out", str(tmp_path / "first")]  # fmt: skip
+    # the edge in a CPU quota of a whole core (the shipped calibration's edge: no quota,
+    # the same host), so that its cgroup is there to be left by the SIGKILL
+    quota = cpu_quota_available() is None
+    argv += ["--edge-cpu-quota", "1"] if quota else []
     first = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    group = Path(f"/sys/fs/cgroup/cpu/adaptsim-{first.pid}")
     try:
-        _kill_when_under_way(first)
+        _kill_when_under_way(first, group if quota else None)
     finally:  # whatever failed, the first run does not outlive the test
         if first.poll() is None:
             first.kill()
@@ -281,6 +292,7 @@ def test_sigkill_mid_run_leaves_nothing_after_the_next_run(tmp_path):
     assert (out / "comparison.csv").exists()
     left = [n for n in _netns() if n.startswith((f"as{first.pid}-", f"as{os.getpid()}-"))]
     assert left == []
+    assert not group.exists()  # the quota's group, removed by the second run
     assert not list(Path(tempfile.gettempdir()).glob(f"adaptsim-testbed-{first.pid}-*"))
     assert not (tmp_path / "first").exists()  # a killed validation leaves no half folder
 

@@ -276,16 +276,25 @@ def _provenance(m: Measurements, kind: StoreKind, fit: FitRows, summary: Summary
     rows, sources = fit.rows, m.meta.get("sources", {})
     if kind is StoreKind.profiles:
         names = set(rows["model"])
-        used = {f"profile:link:{h}" for h in rows["edge_host"].unique()} | {
+        # every link profile of the store is fitted (profiles.compose), whatever its host
+        used = {s for s in sources if s.startswith("profile:link:")} | {
             s for s in sources if s.startswith("profile:") and s.split(":")[-1] in names
         }
-        return {
+        quota = rows["edge_cpu_quota"].dropna().unique() if "edge_cpu_quota" in rows else []
+        prov = {
             "store": m.name,
+            # the hosts composed, and the edge's CPU quota (1.0: none): what `validate
+            # --edge-cpu-quota` holds a real run's edge to (adaptsim.testbed.edge_quota)
+            "edge_host": str(rows["edge_host"].iloc[0]),
+            "cloud_host": str(rows["cloud_host"].iloc[0]),
             "sources": {k: v for k, v in sources.items() if k in used},
             "method": f"adaptsim.calibration.profiles: the {summary} of each point's repeats, "
             "edge, cloud and link composed per condition, then adaptsim.calibration.fit "
             "(NNLS per block, speed interpolation); spread from the repeats",
         }
+        if len(quota) == 1:
+            prov["edge_cpu_quota"] = float(quota[0])
+        return prov
     return {
         "store": m.name,
         "sources": {
@@ -369,7 +378,7 @@ def build_calibration(
     names = sorted(fit.rows["model"].unique())
     spreads, floor, floor_name = None, noise_floor, "the near-repeat noise floor"
     if kind is StoreKind.profiles:
-        spreads = profile_spread(m.frame, names, summary)
+        spreads = profile_spread(_composed_hosts(m.frame, fit.rows), names, summary)
         floor = functools.partial(_split_half, m.frame, edge_host, cloud_host, summary)
         floor_name = "the split-half floor of the repeats"
     provenance = {**_provenance(m, kind, fit, summary), "created": _created()}
@@ -409,6 +418,16 @@ def _spread_source(spread: SpreadSource | str | None, kind: StoreKind) -> Spread
             kind=kind,
         )
     return source
+
+
+def _composed_hosts(frame: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """The store's rows of the edge and cloud hosts ``rows`` were composed from, and the
+    link: a store holding two edges (``vm`` and the throttled ``vm-q0.2``) must not pool
+    the other edge's repeats into this calibration's spread."""
+    role = frame["host_role"]
+    edge = (role == "edge") & (frame["edge_host"] == rows["edge_host"].iloc[0])
+    cloud = (role == "cloud") & (frame["cloud_host"] == rows["cloud_host"].iloc[0])
+    return frame[edge | cloud | ~role.isin(["edge", "cloud"])]
 
 
 def _split_half(frame, edge_host, cloud_host, summary, model: str, _rows) -> pd.DataFrame:

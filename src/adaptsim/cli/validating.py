@@ -95,6 +95,14 @@ def validate(
             help="Service-noise draws of the twin; compared by their median, spread shown.",
         ),
     ] = 9,
+    edge_cpu_quota: Annotated[
+        float | None,
+        typer.Option(
+            help="Cores of CPU time for the edge (cgroup quota, with its stress-ng), e.g. 0.25 "
+            "for an edge 4x slower; the calibration's edge must be profiled with the same "
+            "`profile --cpu-quota`.",
+        ),
+    ] = None,
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     import pandas as pd
@@ -123,7 +131,7 @@ def validate(
         policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
         fold_back=fold_back,
         cloud=cloud, secret_file=secret_file, cloud_wait_s=cloud_wait_s, noise_draws=noise_draws,
-        progress=_say,
+        edge_cpu_quota=edge_cpu_quota, progress=_say,
     )  # fmt: skip
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",

@@ -76,12 +76,16 @@ def _unyield(pgid: int) -> None:
             f.write("0")
 
 
-def _start_child(cpus: list[int] | None, idle: bool) -> None:
-    """``preexec_fn``: dies with its parent, pinned; if ``idle``, under ``SCHED_IDLE``
-    (inherited by stress-ng's workers) and, where the kernel groups each session for
-    the scheduler (``sched_autogroup``: the new session would otherwise get a fair
-    share of the core whatever its tasks' policy), in an autogroup of nice 19."""
+def _start_child(cpus: list[int] | None, idle: bool, cgroup_procs: Path | None = None) -> None:
+    """``preexec_fn``: dies with its parent, pinned; in the cgroup whose ``cgroup.procs``
+    is ``cgroup_procs`` (a throttled edge's quota, inherited by stress-ng's workers);
+    if ``idle``, under ``SCHED_IDLE`` (inherited by stress-ng's workers) and, where the
+    kernel groups each session for the scheduler (``sched_autogroup``: the new session
+    would otherwise get a fair share of the core whatever its tasks' policy), in an
+    autogroup of nice 19."""
     die_with_parent(cpus)
+    if cgroup_procs is not None:
+        cgroup_procs.write_text(str(os.getpid()))
     if idle:
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
@@ -108,6 +112,10 @@ class Stress:
             that core from the cloud (VGG19's tails x2.1-2.3 under edge memory
             stress, docs/validation.md). The profiler's edge leaves that core to the
             stressor alone, where the priority changes nothing.
+        cgroup_procs: a cgroup's ``cgroup.procs`` every stressor joins before it
+            starts (:attr:`adaptsim.emulation.CpuQuota.procs_file`): the testbed's
+            throttled edge puts its stress inside its own quota, as the profiler's
+            stress-ng, a child of the throttled profile, inherits it.
     """
 
     def __init__(
@@ -120,6 +128,7 @@ class Stress:
         cpu_cpus: list[int] | None = None,
         mem_yields: bool = False,
         cancel: threading.Event | None = None,
+        cgroup_procs: Path | None = None,
     ):
         if not 0 <= cpu_pct <= 100:
             raise UserError(f"CPU stress {cpu_pct:g}% is outside 0-100")
@@ -127,6 +136,7 @@ class Stress:
             raise UserError(f"memory stress of {mem_bytes} bytes is negative")
         self.cpu_pct, self.mem_bytes, self.mem_cpus = cpu_pct, int(mem_bytes), mem_cpus
         self.cpu_cpus, self.mem_yields = cpu_cpus, mem_yields
+        self.cgroup_procs = cgroup_procs
         self.ready_timeout_s, self.settle_s = ready_timeout_s, settle_s
         # set: stop waiting for the memory to be resident (the caller is stopping; a
         # yielding stressor on a busy core may take seconds to get there)
@@ -179,7 +189,9 @@ class Stress:
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.PIPE,
-                        preexec_fn=lambda cpus=cpus, idle=idle: _start_child(cpus, idle),
+                        preexec_fn=lambda cpus=cpus, idle=idle: _start_child(
+                            cpus, idle, self.cgroup_procs
+                        ),
                     )
                 )
             if self._procs:

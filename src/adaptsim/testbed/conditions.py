@@ -15,6 +15,10 @@ cloud (``mem_yields``); in one thread, the tc changes waited behind it: on
 memory step, and uploads that the trace gave 0.13 s took 0.35-0.71 s. Now a
 stress step delays nothing but itself, and ``applied`` says when each level was
 in place.
+Under an edge CPU quota both stressors join the edge's quota group
+(``cgroup_procs``): the profiler's stress-ng is a child of the throttled profile
+and shares its quota, so the real edge's must too, or the run would emulate
+another host.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from pathlib import Path
 
 from adaptsim.emulation import NetnsPair, Stress
 from adaptsim.simulator import Scenario
@@ -37,6 +42,8 @@ class ConditionFollower:
         edge_cpus: the edge's cores (CPU stress goes there).
         mem_cpus: where the memory stressor runs.
         mem_budget_bytes: what 100 % memory stress holds.
+        cgroup_procs: the edge's CPU quota group (its ``cgroup.procs``), which the
+            stressors join; None when the edge is not throttled.
     """
 
     def __init__(
@@ -46,9 +53,11 @@ class ConditionFollower:
         edge_cpus: list[int],
         mem_cpus: list[int] | None,
         mem_budget_bytes: int,
+        cgroup_procs: Path | None = None,
     ):
         self.sc, self.link = sc, link
         self.edge_cpus, self.mem_cpus, self.budget = edge_cpus, mem_cpus, mem_budget_bytes
+        self.cgroup_procs = cgroup_procs
         self._cpu_stress: Stress | None = None
         self._mem_stress: Stress | None = None
         self._cpu: float | None = None  # the level in place
@@ -86,7 +95,8 @@ class ConditionFollower:
                 self._cpu_stress.stop()
                 self._cpu_stress = None
             if cpu > 0:
-                s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus)
+                s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus,
+                           cgroup_procs=self.cgroup_procs)  # fmt: skip
                 self._cpu_stress = s.__enter__()
             self._cpu, changed = cpu, True
         if mem != self._mem:
@@ -95,7 +105,8 @@ class ConditionFollower:
                 self._mem_stress = None
             if mem > 0:
                 s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
-                           mem_yields=True, cancel=self._stop)  # fmt: skip
+                           mem_yields=True, cancel=self._stop,
+                           cgroup_procs=self.cgroup_procs)  # fmt: skip
                 self._mem_stress = s.__enter__()  # returns once its bytes are resident
             self._mem, changed = mem, True
         return changed

@@ -281,7 +281,14 @@ def validation_page(folder: Path) -> Page:
         "cloud holds a frame that long after it is all in, and the edge adds it to a result's "
         "arrival.",
         f"A zero-rate step: {facts['zero_rate']}.",
-        f"Edge on CPU {p['edge_cpus']} (1 TensorFlow thread); cloud on CPU {p['cloud_cpus']} "
+        f"Edge on CPU {p['edge_cpus']} (1 TensorFlow thread"
+        + (
+            f", in a cgroup CPU quota of {p['edge_cpu_quota']:g} cores with its stress-ng: an "
+            "emulated slower edge"
+            if p.get("edge_cpu_quota")
+            else ""
+        )
+        + f"); cloud on CPU {p['cloud_cpus']} "
         f"with {p['cloud_workers']} worker(s); memory stress on CPU {p['memory_stress_cpus']}.",
         "Load average when written: "
         + ", ".join(f"{x:.2f}" for x in facts["load_average"])

@@ -8,6 +8,15 @@ memory stressor beside it, as the profiler placed it. The two run in their own
 network namespaces joined by a veth pair whose edge side tbf shapes to the
 bandwidth trace (:class:`~adaptsim.testbed.conditions.ConditionFollower`).
 
+A slower edge (``edge_cpu_quota``): once every head is compiled, the edge
+process is put in a cgroup CPU quota of that many cores
+(:class:`~adaptsim.emulation.CpuQuota`, as the profiler's ``--cpu-quota``), and
+the stress-ng that follows the edge's traces joins it, as the profiler's does.
+Compiling outside the quota only saves minutes before the clock: no frame is
+timed then. The quota's group belongs to this process (``adaptsim-<pid>``): it
+is removed when the run ends, however it ends, and one a SIGKILL left is removed
+by the next run, with the namespaces.
+
 Every policy and seed is one run: the conditions at t = 0 are put in place,
 then the edge is told to start at ``t0`` and the traces are followed from
 ``t0``. The records come back in the simulator's schema (plus ``return_s``:
@@ -42,7 +51,9 @@ import pandas as pd
 
 from adaptsim.emulation import (
     CLOUD_IP,
+    CpuQuota,
     NetnsPair,
+    cpu_quota_available,
     die_with_parent,
     link_available,
     require_stress_ng,
@@ -79,6 +90,7 @@ class RealRunPlan:
     secret: bytes | None = None  # the shared secret with the remote cloud
     rate_hz: float | None = None  # frames a second, replacing the scenario's
     added_policies: list[str] = field(default_factory=list)  # built-ins the scenario lacks
+    edge_cpu_quota: float | None = None  # cores of CPU time the edge gets (None: its core)
 
     @property
     def mem_cpus(self) -> list[int]:
@@ -230,6 +242,10 @@ def real_run(
     why = None if remote else real_run_available()
     if why:
         raise UserError(f"a real run {why}")
+    if plan.edge_cpu_quota is not None:
+        why = cpu_quota_available()
+        if why:
+            raise UserError(f"--edge-cpu-quota needs cgroup v1 cpu: {why}")
     if sc.edge_cpu.values != (0.0,) or sc.edge_mem.values != (0.0,):
         require_stress_ng()
     work.mkdir(parents=True, exist_ok=True)
@@ -245,6 +261,11 @@ def real_run(
     interrupted = False
     with contextlib.ExitStack() as stack:
         stack.enter_context(terminating_as_exit())
+        quota = None
+        if plan.edge_cpu_quota is not None:  # removed after the children stop (LIFO)
+            quota = stack.enter_context(
+                CpuQuota(plan.edge_cpu_quota, "--edge-cpu-quota", join=False)
+            )
         link = None
         if not remote:
             link = stack.enter_context(
@@ -274,6 +295,9 @@ def real_run(
             ready_edge = edge.answer(_READY_TIMEOUT_S, "the edge process")
             facts.update(edge_compile_s=ready_edge["compile_s"],
                          cloud_compile_s=ready_cloud.get("compile_s"))  # fmt: skip
+            if quota is not None:  # compiled at full speed; every frame runs throttled
+                quota.admit(edge.proc.pid)
+                facts["edge_cgroup"] = str(quota.group)
             # one connection for every policy's run, warmed by one unrecorded message
             edge.send({"connect": True})
             warm = edge.answer(_READY_TIMEOUT_S, "the edge's connection and warm-up")
@@ -284,7 +308,8 @@ def real_run(
                 drops_before = link.dropped_packets() if link is not None else 0
                 tcp_before = link.tcp_counters() if link is not None else {}
                 with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
-                                       plan.mem_budget_bytes) as follow:  # fmt: skip
+                                       plan.mem_budget_bytes,
+                                       quota.procs_file if quota else None) as follow:  # fmt: skip
                     t0 = time.monotonic() + 0.5
                     follow.start(t0)
                     edge.send({"policy": spec_i, "seed": seed, "t0": t0,
@@ -329,6 +354,8 @@ def real_run(
             edge.stop()
             if cloud is not None:
                 cloud.stop()
+            if quota is not None:  # how often the quota ran out: it was at work
+                facts["edge_cpu_stat"] = quota.stat()
     records = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not records.empty:
         add_conditions(records, sc)

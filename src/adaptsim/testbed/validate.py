@@ -22,11 +22,17 @@ from pathlib import Path
 import pandas as pd
 
 from adaptsim.atomic import write_atomic
+from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
 from adaptsim.simulator import Results, write_results
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.policies import resolve_policy
 from adaptsim.testbed.compare import compare_stages, ranking
+from adaptsim.testbed.edge_quota import (
+    check_edge_quota,
+    check_quota_matches,
+    scenario_calibration_path,
+)
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
@@ -100,6 +106,7 @@ def validate(
     secret_file: Path | None = None,
     cloud_wait_s: float = 300.0,
     noise_draws: int = NOISE_DRAWS,
+    edge_cpu_quota: float | None = None,
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Run the scenario for real and simulated; write the comparison into ``out``.
@@ -117,6 +124,9 @@ def validate(
     report); the edge stress traces still are. The twin is simulated with
     ``noise_draws`` service-noise draws and compared by their median
     (:mod:`~adaptsim.testbed.twin`); ``simulated/`` holds draw 0.
+    ``edge_cpu_quota`` runs the edge process in a cgroup CPU quota of that many
+    cores (:mod:`~adaptsim.testbed.edge_quota`); a calibration whose edge was
+    profiled under another quota is refused before anything runs.
     """
     if noise_draws < 1:
         raise UserError(f"--noise-draws {noise_draws}: give at least 1")
@@ -133,7 +143,13 @@ def validate(
                               policies)  # fmt: skip
     keep, notes = select_policies(sc, policies)
     plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep, rate_hz=rate_hz,
-                       added_policies=list(policies or []))  # fmt: skip
+                       added_policies=list(policies or []),
+                       edge_cpu_quota=edge_cpu_quota)  # fmt: skip
+    check_edge_quota(edge_cpu_quota, plan.edge_cpus)
+    cal = load_calibration(scenario_calibration_path(calibration, sc))
+    unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
+    if unchecked:
+        notes.append(unchecked)
     if cloud is not None:
         plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file, cloud_wait_s,
                                          progress)  # fmt: skip
@@ -176,7 +192,9 @@ def validate(
                    "cloud_cpus": f"remote {cloud}" if remote else plan.cloud_cpus,
                    "edge_tf_threads": 1, "cloud_tf_threads": None if remote else 1,
                    "cloud_workers": "the server's" if remote else sc.cloud_servers,
-                   "memory_stress_cpus": plan.mem_cpus},
+                   "memory_stress_cpus": plan.mem_cpus,
+                   "edge_cpu_quota": edge_cpu_quota},
+        edge_cpu_quota=edge_cpu_quota,
         one_way_latency="added in the application (the kernel has no netem)",
         zero_rate=("not emulated: the real network between the two machines carries the frames"
                    if remote else "tbf at its smallest rate (8 kbit/s), not an exact stall"),
