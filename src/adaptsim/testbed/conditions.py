@@ -8,13 +8,16 @@ level changed stops and a new one starts at the new level, as the profiler
 applies stress: CPU stress on the edge core (it shares it with the heads), memory
 stress on the other core, as a percentage of the profile's memory budget.
 
-The link and the stress follow in two threads. A memory stressor is in place only
-once its bytes are resident, which takes seconds when it yields its core to a busy
-cloud (``mem_yields``); in one thread, the tc changes waited behind it: on
-``combined`` (traces x20) the link kept a stale rate for up to 3.9 s after a
-memory step, and uploads that the trace gave 0.13 s took 0.35-0.71 s. Now a
-stress step delays nothing but itself, and ``applied`` says when each level was
-in place.
+The link, the CPU stress and the memory stress follow in a thread each. A memory
+stressor is in place only once its bytes are resident, which takes seconds when it
+yields its core to a busy cloud (``mem_yields``); in one thread, the tc changes
+waited behind it: on ``combined`` (traces x20) the link kept a stale rate for up
+to 3.9 s after a memory step, and uploads that the trace gave 0.13 s took
+0.35-0.71 s (and in a shared stress thread, so did the edge's CPU load). Now a
+step delays nothing but itself, and ``applied`` says when each level was in
+place: while a stressor restarts its level reads 0 (none in place), a memory
+start that stop() cancelled is not logged, and without a shaped link (a remote
+cloud) the bandwidth trace's steps log nothing.
 """
 
 from __future__ import annotations
@@ -77,38 +80,49 @@ class ConditionFollower:
         changed, self._bw = bw != self._bw, bw
         return changed
 
-    def _set_stress(self, t: float) -> bool:
-        """Restart the stressor whose level changed at ``t`` (only that one)."""
-        cpu, mem = self.sc.edge_cpu.at(t), self.sc.edge_mem.at(t)
-        changed = False
-        if cpu != self._cpu:
-            if self._cpu_stress is not None:
-                self._cpu_stress.stop()
-                self._cpu_stress = None
-            if cpu > 0:
-                s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus)
-                self._cpu_stress = s.__enter__()
-            self._cpu, changed = cpu, True
-        if mem != self._mem:
-            if self._mem_stress is not None:
-                self._mem_stress.stop()
-                self._mem_stress = None
-            if mem > 0:
-                s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
-                           mem_yields=True, cancel=self._stop)  # fmt: skip
-                self._mem_stress = s.__enter__()  # returns once its bytes are resident
-            self._mem, changed = mem, True
-        return changed
+    def _set_cpu(self, t: float) -> bool:
+        """Restart the CPU stressor if its level changed at ``t``."""
+        cpu = self.sc.edge_cpu.at(t)
+        if cpu == self._cpu:
+            return False
+        if self._cpu_stress is not None:
+            self._cpu_stress.stop()
+            self._cpu_stress = None
+        if cpu > 0:
+            s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus)
+            self._cpu_stress = s.__enter__()
+        self._cpu = cpu
+        return True
+
+    def _set_mem(self, t: float) -> bool:
+        """Restart the memory stressor if its level changed at ``t``; the level is in
+        place once its bytes are resident."""
+        mem = self.sc.edge_mem.at(t)
+        if mem == self._mem:
+            return False
+        if self._mem_stress is not None:
+            self._mem_stress.stop()
+            self._mem_stress = None
+        if mem > 0:
+            s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
+                       mem_yields=True, cancel=self._stop)  # fmt: skip
+            self._mem_stress = s.__enter__()  # returns once its bytes are resident
+        self._mem = mem
+        return True
 
     def start(self, t0: float) -> None:
-        """Follow the traces from ``t0`` (monotonic): the link and the stress in a thread each."""
+        """Follow the traces from ``t0`` (monotonic): the link, the CPU stress and the
+        memory stress in a thread each, so that no step waits behind another's.
+
+        The levels at t = 0 are put in place here, before it returns (the memory's
+        once resident, which may take past ``t0``), by the calling thread: call it
+        from a thread that lives until stop(), since stress-ng started by a thread
+        gets SIGTERM when that thread ends (PR_SET_PDEATHSIG follows the thread)."""
         self._set_link(0.0)
-        self._set_stress(0.0)
+        self._set_cpu(0.0)
+        self._set_mem(0.0)
         self._log(0.0)
         d = self.sc.duration_s
-
-        def steps(*traces) -> list[float]:
-            return sorted({t for tr in traces for t in tr.breakpoints(d) if t > 0})
 
         def follow(times: list[float], apply) -> None:
             try:
@@ -124,11 +138,15 @@ class ConditionFollower:
             self._stop.wait()
 
         plans = (
-            (steps(self.sc.bandwidth), self._set_link, "link"),
-            (steps(self.sc.edge_cpu, self.sc.edge_mem), self._set_stress, "stress"),
+            (self.sc.bandwidth, self._set_link, "link"),
+            (self.sc.edge_cpu, self._set_cpu, "cpu"),
+            (self.sc.edge_mem, self._set_mem, "mem"),
         )
-        for times, apply, name in plans:
-            th = threading.Thread(target=follow, args=(times, apply), daemon=True,
+        for trace, apply, name in plans:
+            times = [t for t in trace.breakpoints(d) if t > 0] if trace is not None else []
+            if not times:
+                continue
+            th = threading.Thread(target=follow, args=(sorted(set(times)), apply), daemon=True,
                                   name=f"conditions-{name}")  # fmt: skip
             th.start()
             self._threads.append(th)

@@ -1,0 +1,74 @@
+"""The testbed's live conditions (ConditionFollower): what each thread applies, when,
+and what is left running after stop(). Real stress-ng and, where a link is named,
+real network namespaces and tc (as root)."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from adaptsim.emulation import link_available
+from adaptsim.simulator.scenario import scenario_from_dict
+from adaptsim.testbed.conditions import ConditionFollower
+
+needs_link = pytest.mark.skipif(
+    link_available() is not None, reason=f"needs netns and tc: {link_available()}"
+)
+needs_stress_ng = pytest.mark.skipif(
+    shutil.which("stress-ng") is None, reason="needs stress-ng (./scripts/setup.sh as root)"
+)
+CAL = Path(__file__).parents[1] / "src" / "adaptsim" / "data" / "calibration_own_2core.json"
+
+
+def _scenario(traces: dict, duration_s: float = 3.0):
+    traces = {"bandwidth_mbps": {"constant": 10}, **traces}
+    return scenario_from_dict({
+        "name": "follow", "model": "lenet", "duration_s": duration_s, "deadline_s": 1,
+        "calibration": str(CAL), "arrivals": {"kind": "periodic", "rate_hz": 1},
+        "traces": traces, "policies": [{"policy": "all-edge"}],
+    })  # fmt: skip
+
+
+@contextlib.contextmanager
+def _core1_busy(seconds: float):
+    """CPU 1 busy at normal priority for ``seconds``: a yielding (SCHED_IDLE) memory
+    stressor pinned there can hardly run, so its bytes become resident only after."""
+    spin = (
+        f"import os, time\nos.sched_setaffinity(0, {{1}})\nt = time.monotonic()\n"
+        f"while time.monotonic() - t < {seconds}:\n    pass\n"
+    )
+    busy = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        yield busy
+    finally:
+        busy.kill()
+        busy.wait()
+
+
+def _alive(pgid: int) -> bool:
+    members = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True)
+    return bool(members.stdout.split())
+
+
+@needs_stress_ng
+def test_a_slow_memory_step_holds_up_no_cpu_step():
+    """The CPU stressor is the edge's load: its steps must land on time even while a
+    memory stressor that yields its core (SCHED_IDLE) waits seconds to be resident.
+    Followed in one thread with the memory, a CPU step waited behind it."""
+    sc = _scenario({"edge_cpu_pct": {"steps": [[0, 0], [0.4, 50], [0.7, 0]], "end": "hold"},
+                    "edge_mem_pct": {"steps": [[0, 0], [0.2, 100]]}})  # fmt: skip
+    with _core1_busy(1.5), ConditionFollower(sc, None, [0], [1], 64 << 20) as follow:
+        follow.start(time.monotonic())
+        time.sleep(2.5)
+    steps = follow.applied
+    cpu_on = min(e[0] for e in steps if e[2] == 50)
+    cpu_off = min(e[0] for e in steps if e[0] > cpu_on and e[2] == 0)
+    assert abs(cpu_on - 0.4) < 0.3 and abs(cpu_off - 0.7) < 0.3, steps
+    # the memory really was slow: not in place by the time both CPU steps were
+    assert not any(e[3] == 100 and e[0] < 0.8 for e in steps), steps
