@@ -5,6 +5,7 @@ real network namespaces and tc (as root)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -72,3 +73,28 @@ def test_a_slow_memory_step_holds_up_no_cpu_step():
     assert abs(cpu_on - 0.4) < 0.3 and abs(cpu_off - 0.7) < 0.3, steps
     # the memory really was slow: not in place by the time both CPU steps were
     assert not any(e[3] == 100 and e[0] < 0.8 for e in steps), steps
+
+
+@needs_stress_ng
+def test_stop_during_a_memory_start_records_no_level_and_leaves_no_stressor():
+    """stop() while a memory stressor is still filling its bytes: the start is cancelled,
+    so no row of ``applied`` says that level was in place, and no stress-ng is left."""
+    sc = _scenario({"edge_mem_pct": {"steps": [[0, 0], [0.2, 100]]}}, duration_s=5)
+    with _core1_busy(4.0):
+        with ConditionFollower(sc, None, [0], [1], 64 << 20) as follow:
+            follow.start(time.monotonic())
+            time.sleep(0.8)  # the step at 0.2 is starting; it cannot be resident yet
+            pgids = _stress_children()
+            leaving = time.monotonic()
+        stop_s = time.monotonic() - leaving
+    assert pgids, "the memory stressor was not started"
+    assert all(e[3] != 100 for e in follow.applied), follow.applied
+    assert not any(_alive(p) for p in pgids)
+    assert stop_s < 2.0  # a cancelled start does not hold stop() up
+
+
+def _stress_children() -> list[int]:
+    """stress-ng processes started by this process (each leads its own process group)."""
+    out = subprocess.run(["pgrep", "-P", str(os.getpid()), "stress-ng"], capture_output=True,
+                         text=True)  # fmt: skip
+    return [int(p) for p in out.stdout.split()]

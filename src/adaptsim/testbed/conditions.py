@@ -80,6 +80,20 @@ class ConditionFollower:
         changed, self._bw = bw != self._bw, bw
         return changed
 
+    def _keep(self, attr: str, s: Stress) -> bool:
+        """Hand a started stressor to ``attr`` unless stop() has begun; then stop it here.
+
+        stop() sets the event before it takes the lock, so a stressor is either handed
+        over in time for stop() to stop it, or seen here as too late: none outlives
+        stop(), even one whose start stop() did not wait for (its join timed out)."""
+        with self._lock:
+            late = self._stop.is_set()
+            if not late:
+                setattr(self, attr, s)
+        if late:
+            s.stop()
+        return not late
+
     def _set_cpu(self, t: float) -> bool:
         """Restart the CPU stressor if its level changed at ``t``."""
         cpu = self.sc.edge_cpu.at(t)
@@ -90,13 +104,14 @@ class ConditionFollower:
             self._cpu_stress = None
         if cpu > 0:
             s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus)
-            self._cpu_stress = s.__enter__()
+            if not self._keep("_cpu_stress", s.__enter__()):
+                return False
         self._cpu = cpu
         return True
 
     def _set_mem(self, t: float) -> bool:
         """Restart the memory stressor if its level changed at ``t``; the level is in
-        place once its bytes are resident."""
+        place once its bytes are resident (not when stop() cancelled the wait)."""
         mem = self.sc.edge_mem.at(t)
         if mem == self._mem:
             return False
@@ -106,7 +121,8 @@ class ConditionFollower:
         if mem > 0:
             s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
                        mem_yields=True, cancel=self._stop)  # fmt: skip
-            self._mem_stress = s.__enter__()  # returns once its bytes are resident
+            if not self._keep("_mem_stress", s.__enter__()):  # once its bytes are resident
+                return False
         self._mem = mem
         return True
 
@@ -156,11 +172,13 @@ class ConditionFollower:
         for th in self._threads:
             th.join(timeout=30)
         self._threads = []
-        for s in (self._cpu_stress, self._mem_stress):
+        with self._lock:  # a thread still starting one stops it itself (_keep)
+            running = (self._cpu_stress, self._mem_stress)
+            self._cpu_stress = self._mem_stress = None
+        for s in running:
             if s is not None:
                 with contextlib.suppress(Exception):
                     s.stop()
-        self._cpu_stress = self._mem_stress = None
         self._cpu = self._mem = self._bw = None
         with self._lock:
             self.applied.sort(key=lambda a: a[0])
