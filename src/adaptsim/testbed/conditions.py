@@ -101,7 +101,7 @@ class ConditionFollower:
             return False
         if self._cpu_stress is not None:
             self._cpu_stress.stop()
-            self._cpu_stress = None
+            self._cpu_stress, self._cpu = None, 0.0  # none in place until the new one is
         if cpu > 0:
             s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus)
             if not self._keep("_cpu_stress", s.__enter__()):
@@ -117,7 +117,7 @@ class ConditionFollower:
             return False
         if self._mem_stress is not None:
             self._mem_stress.stop()
-            self._mem_stress = None
+            self._mem_stress, self._mem = None, 0.0  # none in place until the new one is
         if mem > 0:
             s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
                        mem_yields=True, cancel=self._stop)  # fmt: skip
