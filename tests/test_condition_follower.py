@@ -57,6 +57,17 @@ def _alive(pgid: int) -> bool:
     return bool(members.stdout.split())
 
 
+def test_without_a_link_no_bandwidth_step_is_logged_as_applied():
+    """A remote cloud (link None): tc shapes nothing, so the bandwidth trace's steps
+    change nothing in place and add no rows to ``applied`` (only the start's row)."""
+    sc = _scenario({"bandwidth_mbps": {"steps": [[0, 10], [0.1, 20], [0.2, 5], [0.3, 15]]}})
+    with ConditionFollower(sc, None, [0], None, 0) as follow:
+        follow.start(time.monotonic())
+        time.sleep(0.6)
+    assert len(follow.applied) == 1, follow.applied
+    assert follow.applied[0][1:] == (None, 0.0, 0.0)
+
+
 @needs_stress_ng
 def test_a_slow_memory_step_holds_up_no_cpu_step():
     """The CPU stressor is the edge's load: its steps must land on time even while a

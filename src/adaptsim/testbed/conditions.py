@@ -147,14 +147,16 @@ class ConditionFollower:
                         return
                     if apply(t):
                         self._log(time.monotonic() - t0)
-            except Exception as exc:  # the run reports it
-                self.error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # the run reports it (the first one)
+                with self._lock:
+                    self.error = self.error or f"{type(exc).__name__}: {exc}"
             # Stay alive until stopped: stress-ng started here gets SIGTERM when the
             # thread that started it ends (PR_SET_PDEATHSIG follows the thread).
             self._stop.wait()
 
         plans = (
-            (self.sc.bandwidth, self._set_link, "link"),
+            # not shaped (a remote cloud): the bandwidth steps change nothing here
+            (self.sc.bandwidth if self.link is not None else None, self._set_link, "link"),
             (self.sc.edge_cpu, self._set_cpu, "cpu"),
             (self.sc.edge_mem, self._set_mem, "mem"),
         )
