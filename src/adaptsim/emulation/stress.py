@@ -108,6 +108,10 @@ class Stress:
             that core from the cloud (VGG19's tails x2.1-2.3 under edge memory
             stress, docs/validation.md). The profiler's edge leaves that core to the
             stressor alone, where the priority changes nothing.
+        cancel: once set, the ``with`` block starts without waiting for the memory
+            to be resident (the caller is stopping: a yielding stressor on a busy
+            core may take seconds to get there); the stressors run until the block
+            ends, and the caller tells a cancelled start by its own event.
     """
 
     def __init__(
@@ -128,8 +132,6 @@ class Stress:
         self.cpu_pct, self.mem_bytes, self.mem_cpus = cpu_pct, int(mem_bytes), mem_cpus
         self.cpu_cpus, self.mem_yields = cpu_cpus, mem_yields
         self.ready_timeout_s, self.settle_s = ready_timeout_s, settle_s
-        # set: stop waiting for the memory to be resident (the caller is stopping; a
-        # yielding stressor on a busy core may take seconds to get there)
         self.cancel = cancel
         self._procs: list[subprocess.Popen] = []
 
