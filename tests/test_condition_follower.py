@@ -130,3 +130,19 @@ def test_a_row_logged_during_a_memory_restart_says_no_memory_stress_is_in_place(
                 time.sleep(t0 + 1.6 - time.monotonic())
     link_row = next(e for e in follow.applied if e[1] == 20)
     assert link_row[0] < 1.5 and link_row[3] == 0, follow.applied
+
+
+@pytest.mark.needs_root
+@needs_link
+def test_tcp_counters_of_a_namespace_that_is_gone_fail_in_one_line():
+    """validate reads the edge's TCP counters before and after each run: with the
+    namespace gone (cleaned up under it) that is one UserError naming the namespace."""
+    from adaptsim.errors import UserError
+
+    pair = NetnsPair(10.0)
+    with pair:
+        counters = pair.tcp_counters()
+    assert counters["RetransSegs"] >= 0 and "TCPTimeouts" in counters
+    with pytest.raises(UserError, match=f"reading TCP counters in {pair.edge} failed") as err:
+        pair.tcp_counters()
+    assert "\n" not in str(err.value)
