@@ -146,3 +146,22 @@ def test_tcp_counters_of_a_namespace_that_is_gone_fail_in_one_line():
     with pytest.raises(UserError, match=f"reading TCP counters in {pair.edge} failed") as err:
         pair.tcp_counters()
     assert "\n" not in str(err.value)
+
+
+@needs_stress_ng
+def test_the_levels_at_t0_are_in_place_before_the_clock_is_chosen():
+    """A memory level at t = 0 takes seconds to be resident when its stressor yields a
+    busy core; the real run puts it in place (apply_initial) and only then picks
+    ``t0`` 0.5 s ahead, so that start(t0) returns before t0, with one t = 0 row."""
+    sc = _scenario({"edge_cpu_pct": {"constant": 30}, "edge_mem_pct": {"constant": 50}})
+    with _core1_busy(0.8), ConditionFollower(sc, None, [0], [1], 64 << 20) as follow:
+        began = time.monotonic()
+        follow.apply_initial()
+        took_s = time.monotonic() - began
+        t0 = time.monotonic() + 0.5
+        follow.start(t0)
+        assert time.monotonic() < t0, "start() re-applied the levels at t = 0"
+        cpu_pgids, mem_pgids = follow.stress_pids
+        assert cpu_pgids and mem_pgids and all(_alive(p) for p in cpu_pgids + mem_pgids)
+    assert took_s > 0.5  # without apply_initial, t0 would have passed during start()
+    assert [e[2:] for e in follow.applied] == [(30, 50)]

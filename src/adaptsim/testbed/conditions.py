@@ -60,6 +60,7 @@ class ConditionFollower:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._initial_done = False
         self.applied: list[tuple[float, float, float, float]] = []  # (t, bw, cpu, mem)
         self.error: str | None = None
 
@@ -126,18 +127,27 @@ class ConditionFollower:
         self._mem = mem
         return True
 
-    def start(self, t0: float) -> None:
-        """Follow the traces from ``t0`` (monotonic): the link, the CPU stress and the
-        memory stress in a thread each, so that no step waits behind another's.
-
-        The levels at t = 0 are put in place here, before it returns (the memory's
-        once resident, which may take past ``t0``), by the calling thread: call it
-        from a thread that lives until stop(), since stress-ng started by a thread
-        gets SIGTERM when that thread ends (PR_SET_PDEATHSIG follows the thread)."""
+    def apply_initial(self) -> None:
+        """Put the levels at t = 0 in place now, the memory's once resident (seconds, for
+        a large budget or a yielding stressor on a busy core). Call it before choosing
+        the run's ``t0``, so that the run's clock starts with them in place; start()
+        calls it where it was not called. The calling thread must live until stop(),
+        since stress-ng started by a thread gets SIGTERM when that thread ends
+        (PR_SET_PDEATHSIG follows the thread)."""
+        if self._initial_done:
+            return
         self._set_link(0.0)
         self._set_cpu(0.0)
         self._set_mem(0.0)
         self._log(0.0)
+        self._initial_done = True
+
+    def start(self, t0: float) -> None:
+        """Follow the traces from ``t0`` (monotonic): the link, the CPU stress and the
+        memory stress in a thread each, so that no step waits behind another's. The
+        levels at t = 0 are put in place first (:meth:`apply_initial`), by the calling
+        thread, which must live until stop()."""
+        self.apply_initial()
         d = self.sc.duration_s
 
         def follow(times: list[float], apply) -> None:

@@ -285,6 +285,7 @@ def real_run(
                 tcp_before = link.tcp_counters() if link is not None else {}
                 with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
                                        plan.mem_budget_bytes) as follow:  # fmt: skip
+                    follow.apply_initial()  # the clock starts with them in place
                     t0 = time.monotonic() + 0.5
                     follow.start(t0)
                     edge.send({"policy": spec_i, "seed": seed, "t0": t0,
