@@ -165,3 +165,26 @@ def test_the_levels_at_t0_are_in_place_before_the_clock_is_chosen():
         assert cpu_pgids and mem_pgids and all(_alive(p) for p in cpu_pgids + mem_pgids)
     assert took_s > 0.5  # without apply_initial, t0 would have passed during start()
     assert [e[2:] for e in follow.applied] == [(30, 50)]
+
+
+@pytest.mark.needs_root
+@needs_link
+@needs_stress_ng
+def test_a_failing_link_thread_is_reported_and_leaves_the_stress_to_stop():
+    """The link's namespace vanishes mid-run: its thread's tc change fails and is the
+    run's error, while the CPU stressor that the CPU thread started keeps loading the
+    edge (a thread's failure ends no stressor early) until stop() ends it."""
+    sc = _scenario({"bandwidth_mbps": {"steps": [[0, 10], [0.4, 20]], "end": "hold"},
+                    "edge_cpu_pct": {"steps": [[0, 0], [0.2, 30]], "end": "hold"}})  # fmt: skip
+    with NetnsPair(10.0) as pair, ConditionFollower(sc, pair, [0], None, 0) as follow:
+        t0 = time.monotonic()
+        follow.start(t0)
+        time.sleep(max(0.0, t0 + 0.3 - time.monotonic()))
+        pair.close()  # the namespaces are gone before the step at 0.4
+        time.sleep(max(0.0, t0 + 0.9 - time.monotonic()))
+        error = follow.error
+        (cpu_pgid,) = follow.stress_pids[0]
+        running = _alive(cpu_pgid)
+    assert error is not None and error.startswith("UserError:") and "tc" in error, error
+    assert running and not _alive(cpu_pgid)
+    assert not any(e[1] == 20 for e in follow.applied)  # the failed rate is not logged
