@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -188,3 +189,45 @@ def test_a_failing_link_thread_is_reported_and_leaves_the_stress_to_stop():
     assert error is not None and error.startswith("UserError:") and "tc" in error, error
     assert running and not _alive(cpu_pgid)
     assert not any(e[1] == 20 for e in follow.applied)  # the failed rate is not logged
+
+
+_CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from test_condition_follower import _scenario
+from adaptsim.testbed.conditions import ConditionFollower
+sc = _scenario({{"edge_cpu_pct": {{"steps": [[0, 20], [0.2, 30]], "end": "hold"}},
+                "edge_mem_pct": {{"steps": [[0, 0], [0.2, 10]], "end": "hold"}}}})
+with ConditionFollower(sc, None, [0], [1], 32 << 20) as follow:
+    follow.start(time.monotonic())
+    time.sleep(1.5)  # the step at 0.2 restarted the CPU stressor and started the memory's
+    cpu, mem = follow.stress_pids
+    print(" ".join(map(str, cpu + mem)), flush=True)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.slow
+@needs_stress_ng
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_no_stressor_outlives_its_run_on_ctrl_c_or_kill(sig):
+    """Stressors started by the CPU and memory threads, not only the caller's: Ctrl-C
+    stops them through stop(); a killed run's die with it (PR_SET_PDEATHSIG). (End to
+    end: after Ctrl-C the process exits too, so this holds stop() and the death signal
+    to the guarantee together, not each alone.)"""
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CHILD.format(tests=str(Path(__file__).parent))],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        pgids = [int(p) for p in child.stdout.readline().split()]
+        assert len(pgids) == 2 and all(_alive(p) for p in pgids)
+        child.send_signal(sig)
+        child.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pgids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pgids)
+    finally:
+        child.kill()
+        child.wait()
