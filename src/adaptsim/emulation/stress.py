@@ -116,6 +116,10 @@ class Stress:
             starts (:attr:`adaptsim.emulation.CpuQuota.procs_file`): the testbed's
             throttled edge puts its stress inside its own quota, as the profiler's
             stress-ng, a child of the throttled profile, inherits it.
+        cancel: once set, the ``with`` block starts without waiting for the memory
+            to be resident (the caller is stopping: a yielding stressor on a busy
+            core may take seconds to get there); the stressors run until the block
+            ends, and the caller tells a cancelled start by its own event.
     """
 
     def __init__(
@@ -138,8 +142,6 @@ class Stress:
         self.cpu_cpus, self.mem_yields = cpu_cpus, mem_yields
         self.cgroup_procs = cgroup_procs
         self.ready_timeout_s, self.settle_s = ready_timeout_s, settle_s
-        # set: stop waiting for the memory to be resident (the caller is stopping; a
-        # yielding stressor on a busy core may take seconds to get there)
         self.cancel = cancel
         self._procs: list[subprocess.Popen] = []
 

@@ -106,7 +106,9 @@ class View:
     # not yet seen delivered: its own send backlog, which a real application knows.
     # (Not when they will be delivered: that depends on the future bandwidth.)
     uplink_unacked_bytes: float = 0.0
-    pause_s: float = 0.0  # what a switch costs (the edge pauses this long)
+    # what the policy counts a switch to cost (the edge pauses this long; in a folded
+    # twin the Belief's, while the engine charges the world's measured pause)
+    pause_s: float = 0.0
     one_way_latency_s: float = 0.0
     last_arrival_s: float = 0.0  # when the latest frame reached the edge
     _truth: Callable[[float], Conditions] | None = None

@@ -299,8 +299,9 @@ class Scenario:
     # only the per-frame service noise (arrivals and monitor noise stay the seed's),
     # as the validation twin's extra noise draws do (adaptsim.testbed.twin).
     noise_stream: int = 0
-    # What the practical policies believe when it differs from ``model`` and
-    # ``pause_s`` (a folded-back validation twin); None: they believe the world.
+    # What every policy's View predicts with when it differs from ``model`` and
+    # ``pause_s`` (a folded-back validation twin: static-best too, so it keeps the real
+    # run's point; only the oracle's look-ahead sees the world); None: the world.
     belief: Belief | None = None
 
     def shortened(self, duration_s: float, seeds: tuple[int, ...] | None = None) -> Scenario:

@@ -8,13 +8,17 @@ level changed stops and a new one starts at the new level, as the profiler
 applies stress: CPU stress on the edge core (it shares it with the heads), memory
 stress on the other core, as a percentage of the profile's memory budget.
 
-The link and the stress follow in two threads. A memory stressor is in place only
-once its bytes are resident, which takes seconds when it yields its core to a busy
-cloud (``mem_yields``); in one thread, the tc changes waited behind it: on
-``combined`` (traces x20) the link kept a stale rate for up to 3.9 s after a
-memory step, and uploads that the trace gave 0.13 s took 0.35-0.71 s. Now a
-stress step delays nothing but itself, and ``applied`` says when each level was
-in place.
+The link, the CPU stress and the memory stress follow in a thread each. A memory
+stressor is in place only once its bytes are resident, which takes seconds when it
+yields its core to a busy cloud (``mem_yields``); in one thread, the tc changes
+waited behind it: on ``combined`` (traces x20) the link kept a stale rate for up
+to 3.9 s after a memory step, and uploads that the trace gave 0.13 s took
+0.35-0.71 s (and in a shared stress thread, so did the edge's CPU load). Now a
+step delays nothing but itself, and ``applied`` says when each level was in
+place: while a stressor restarts its level reads 0 (none in place), a memory
+start that stop() cancelled is not logged, and without a shaped link (a remote
+cloud) the bandwidth trace's steps log nothing.
+
 Under an edge CPU quota both stressors join the edge's quota group
 (``cgroup_procs``): the profiler's stress-ng is a child of the throttled profile
 and shares its quota, so the real edge's must too, or the run would emulate
@@ -66,6 +70,7 @@ class ConditionFollower:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._initial_done = False
         self.applied: list[tuple[float, float, float, float]] = []  # (t, bw, cpu, mem)
         self.error: str | None = None
 
@@ -86,40 +91,76 @@ class ConditionFollower:
         changed, self._bw = bw != self._bw, bw
         return changed
 
-    def _set_stress(self, t: float) -> bool:
-        """Restart the stressor whose level changed at ``t`` (only that one)."""
-        cpu, mem = self.sc.edge_cpu.at(t), self.sc.edge_mem.at(t)
-        changed = False
-        if cpu != self._cpu:
-            if self._cpu_stress is not None:
-                self._cpu_stress.stop()
-                self._cpu_stress = None
-            if cpu > 0:
-                s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus,
-                           cgroup_procs=self.cgroup_procs)  # fmt: skip
-                self._cpu_stress = s.__enter__()
-            self._cpu, changed = cpu, True
-        if mem != self._mem:
-            if self._mem_stress is not None:
-                self._mem_stress.stop()
-                self._mem_stress = None
-            if mem > 0:
-                s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
-                           mem_yields=True, cancel=self._stop,
-                           cgroup_procs=self.cgroup_procs)  # fmt: skip
-                self._mem_stress = s.__enter__()  # returns once its bytes are resident
-            self._mem, changed = mem, True
-        return changed
+    def _keep(self, attr: str, s: Stress) -> bool:
+        """Hand a started stressor to ``attr`` unless stop() has begun; then stop it here.
+
+        stop() sets the event before it takes the lock, so a stressor is either handed
+        over in time for stop() to stop it, or seen here as too late: none outlives
+        stop(), even one whose start stop() did not wait for (its join timed out)."""
+        with self._lock:
+            late = self._stop.is_set()
+            if not late:
+                setattr(self, attr, s)
+        if late:
+            s.stop()
+        return not late
+
+    def _set_cpu(self, t: float) -> bool:
+        """Restart the CPU stressor if its level changed at ``t``."""
+        cpu = self.sc.edge_cpu.at(t)
+        if cpu == self._cpu:
+            return False
+        if self._cpu_stress is not None:
+            self._cpu_stress.stop()
+            self._cpu_stress, self._cpu = None, 0.0  # none in place until the new one is
+        if cpu > 0:
+            s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus,
+                       cgroup_procs=self.cgroup_procs)  # fmt: skip
+            if not self._keep("_cpu_stress", s.__enter__()):
+                return False
+        self._cpu = cpu
+        return True
+
+    def _set_mem(self, t: float) -> bool:
+        """Restart the memory stressor if its level changed at ``t``; the level is in
+        place once its bytes are resident (not when stop() cancelled the wait)."""
+        mem = self.sc.edge_mem.at(t)
+        if mem == self._mem:
+            return False
+        if self._mem_stress is not None:
+            self._mem_stress.stop()
+            self._mem_stress, self._mem = None, 0.0  # none in place until the new one is
+        if mem > 0:
+            s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
+                       mem_yields=True, cancel=self._stop,
+                       cgroup_procs=self.cgroup_procs)  # fmt: skip
+            if not self._keep("_mem_stress", s.__enter__()):  # once its bytes are resident
+                return False
+        self._mem = mem
+        return True
+
+    def apply_initial(self) -> None:
+        """Put the levels at t = 0 in place now, the memory's once resident (seconds, for
+        a large budget or a yielding stressor on a busy core). Call it before choosing
+        the run's ``t0``, so that the run's clock starts with them in place; start()
+        calls it where it was not called. The calling thread must live until stop(),
+        since stress-ng started by a thread gets SIGTERM when that thread ends
+        (PR_SET_PDEATHSIG follows the thread)."""
+        if self._initial_done:
+            return
+        self._set_link(0.0)
+        self._set_cpu(0.0)
+        self._set_mem(0.0)
+        self._log(0.0)
+        self._initial_done = True
 
     def start(self, t0: float) -> None:
-        """Follow the traces from ``t0`` (monotonic): the link and the stress in a thread each."""
-        self._set_link(0.0)
-        self._set_stress(0.0)
-        self._log(0.0)
+        """Follow the traces from ``t0`` (monotonic): the link, the CPU stress and the
+        memory stress in a thread each, so that no step waits behind another's. The
+        levels at t = 0 are put in place first (:meth:`apply_initial`), by the calling
+        thread, which must live until stop()."""
+        self.apply_initial()
         d = self.sc.duration_s
-
-        def steps(*traces) -> list[float]:
-            return sorted({t for tr in traces for t in tr.breakpoints(d) if t > 0})
 
         def follow(times: list[float], apply) -> None:
             try:
@@ -128,18 +169,24 @@ class ConditionFollower:
                         return
                     if apply(t):
                         self._log(time.monotonic() - t0)
-            except Exception as exc:  # the run reports it
-                self.error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # the run reports it (the first one)
+                with self._lock:
+                    self.error = self.error or f"{type(exc).__name__}: {exc}"
             # Stay alive until stopped: stress-ng started here gets SIGTERM when the
             # thread that started it ends (PR_SET_PDEATHSIG follows the thread).
             self._stop.wait()
 
         plans = (
-            (steps(self.sc.bandwidth), self._set_link, "link"),
-            (steps(self.sc.edge_cpu, self.sc.edge_mem), self._set_stress, "stress"),
+            # not shaped (a remote cloud): the bandwidth steps change nothing here
+            (self.sc.bandwidth if self.link is not None else None, self._set_link, "link"),
+            (self.sc.edge_cpu, self._set_cpu, "cpu"),
+            (self.sc.edge_mem, self._set_mem, "mem"),
         )
-        for times, apply, name in plans:
-            th = threading.Thread(target=follow, args=(times, apply), daemon=True,
+        for trace, apply, name in plans:
+            times = [t for t in trace.breakpoints(d) if t > 0] if trace is not None else []
+            if not times:
+                continue
+            th = threading.Thread(target=follow, args=(sorted(set(times)), apply), daemon=True,
                                   name=f"conditions-{name}")  # fmt: skip
             th.start()
             self._threads.append(th)
@@ -149,11 +196,13 @@ class ConditionFollower:
         for th in self._threads:
             th.join(timeout=30)
         self._threads = []
-        for s in (self._cpu_stress, self._mem_stress):
+        with self._lock:  # a thread still starting one stops it itself (_keep)
+            running = (self._cpu_stress, self._mem_stress)
+            self._cpu_stress = self._mem_stress = None
+        for s in running:
             if s is not None:
                 with contextlib.suppress(Exception):
                     s.stop()
-        self._cpu_stress = self._mem_stress = None
         self._cpu = self._mem = self._bw = None
         with self._lock:
             self.applied.sort(key=lambda a: a[0])

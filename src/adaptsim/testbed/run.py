@@ -310,6 +310,7 @@ def real_run(
                 with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
                                        plan.mem_budget_bytes,
                                        quota.procs_file if quota else None) as follow:  # fmt: skip
+                    follow.apply_initial()  # the clock starts with them in place
                     t0 = time.monotonic() + 0.5
                     follow.start(t0)
                     edge.send({"policy": spec_i, "seed": seed, "t0": t0,
