@@ -76,19 +76,28 @@ def _unyield(pgid: int) -> None:
             f.write("0")
 
 
-def _start_child(cpus: list[int] | None, idle: bool, cgroup_procs: Path | None = None) -> None:
+def _start_child(cpus: list[int] | None, cgroup_procs: Path | None = None) -> None:
     """``preexec_fn``: dies with its parent, pinned; in the cgroup whose ``cgroup.procs``
-    is ``cgroup_procs`` (a throttled edge's quota, inherited by stress-ng's workers);
-    if ``idle``, under ``SCHED_IDLE`` (inherited by stress-ng's workers) and, where the
-    kernel groups each session for the scheduler (``sched_autogroup``: the new session
-    would otherwise get a fair share of the core whatever its tasks' policy), in an
-    autogroup of nice 19."""
+    is ``cgroup_procs`` (a throttled edge's quota, inherited by stress-ng's workers)."""
     die_with_parent(cpus)
     if cgroup_procs is not None:
         cgroup_procs.write_text(str(os.getpid()))
-    if idle:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
+
+
+def _yield_group(pgid: int) -> None:
+    """Every process of the group under ``SCHED_IDLE`` and, where the kernel groups each
+    session for the scheduler (``sched_autogroup``: the new session would otherwise get
+    a fair share of the core whatever its tasks' policy), in an autogroup of nice 19.
+
+    Done by the parent once the stressor has started, not in the child before it
+    execs: a child that yields before exec on a core a busy cloud holds starts only
+    when that core idles (stress-ng was not even running 0.8 s after its start, and
+    stop() waited on it, with CPU 1 kept busy). Workers forked before the switch are
+    caught by the next call (:meth:`Stress._wait_ready` repeats it)."""
+    for d in _group_members(pgid):
+        with contextlib.suppress(OSError, ValueError):
+            os.sched_setscheduler(int(d.name), os.SCHED_IDLE, os.sched_param(0))
+        with contextlib.suppress(OSError), open(d / "autogroup", "w") as f:
             f.write("19")
 
 
@@ -144,6 +153,7 @@ class Stress:
         self.ready_timeout_s, self.settle_s = ready_timeout_s, settle_s
         self.cancel = cancel
         self._procs: list[subprocess.Popen] = []
+        self._yielding: list[int] = []  # process groups of the yielding stressors
 
     @property
     def idle(self) -> bool:
@@ -184,18 +194,17 @@ class Stress:
             for cmd in self.commands():
                 mem = "--vm" in cmd
                 cpus = self.mem_cpus if mem else self.cpu_cpus
-                idle = mem and self.mem_yields
-                self._procs.append(
-                    subprocess.Popen(
-                        cmd,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE,
-                        preexec_fn=lambda cpus=cpus, idle=idle: _start_child(
-                            cpus, idle, self.cgroup_procs
-                        ),
-                    )
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    preexec_fn=lambda cpus=cpus: _start_child(cpus, self.cgroup_procs),
                 )
+                self._procs.append(proc)
+                if mem and self.mem_yields:
+                    self._yielding.append(proc.pid)
+                    _yield_group(proc.pid)
             if self._procs:
                 self._wait_ready()
         except BaseException:
@@ -207,6 +216,8 @@ class Stress:
         deadline = time.monotonic() + self.ready_timeout_s
         want = self.mem_bytes * _RESIDENT_SHARE
         while True:
+            for pgid in self._yielding:  # workers forked before the switch, too
+                _yield_group(pgid)
             for proc in self._procs:
                 if proc.poll() is not None:
                     msg = (proc.stderr.read() or b"").decode(errors="replace").strip()
@@ -225,6 +236,8 @@ class Stress:
                     f"{self.ready_timeout_s:g} s; lower --mem-budget-bytes"
                 )
             time.sleep(0.1)
+        for pgid in self._yielding:
+            _yield_group(pgid)
         time.sleep(self.settle_s)
 
     def stop(self) -> None:
@@ -242,7 +255,7 @@ class Stress:
             finally:
                 if proc.stderr:
                     proc.stderr.close()
-        self._procs = []
+        self._procs, self._yielding = [], []
 
     def __exit__(self, *exc) -> None:
         self.stop()
