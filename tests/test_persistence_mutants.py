@@ -282,3 +282,69 @@ def test_an_outlook_with_feedback_predicts_the_next_frame_from_the_latest_finish
     assert est[True].edge_s[k] == pytest.approx(typical[k] * want, rel=2e-3)
     assert est[False].edge_s[k] == pytest.approx(typical[k] * mean_factors(view)[0][k], rel=1e-9)
     np.testing.assert_allclose(est[True].cloud_s, est[False].cloud_s, rtol=1e-12)
+
+
+def test_beyond_the_spreads_last_quantile_a_factor_holds_at_it():
+    """Quantiles from 0.1 to 0.9 only: a latent beyond them reads the end quantile (the
+    quantile function is flat outside its table, as the draws' np.interp is), never an
+    extrapolation (a frame at its 90th percentile 1 s before the next, tau 4 s: of
+    the next latent's law, a third of it, lies beyond the table)."""
+    q = {"probs": [0.1, 0.5, 0.9], "log_ratio": [-0.5, 0.0, 0.5]}
+    sc = with_spread(scenario(), edge=persistent(q, 4.0))
+    k, point, pred = _timed_point(sc)
+    obs = Observation(10.0, point, 0.05, float(pred.edge_s[k]) * math.exp(0.5), 0.01, 1000.0)
+    got, _ = _factors(sc, [obs], at_s=10.95)
+    rho = math.exp(-1.0 / 4.0)
+    assert got[0][k] == pytest.approx(_expected_factor(q, float(ndtri(0.9)), rho), rel=2e-3)
+    assert got[0][k] <= math.exp(0.5)
+
+
+def test_another_noise_stream_redraws_only_the_noise_and_keeps_it_persistent():
+    """``noise_stream`` k > 0 (the validation twin's k-th draw): the same arrivals and
+    monitor noise, other service noise, still persistent (periodic frames 1 s apart,
+    tau 5 s: lag-1 correlation of the latents exp(-1/5) = 0.82 within 3 standard errors)."""
+    from dataclasses import replace
+
+    sc = with_spread(scenario(duration_s=2000.0), edge=persistent(LINEAR, 5.0), comm=LINEAR)
+    a, b = draw(sc, 9), draw(replace(sc, noise_stream=2), 9)
+    np.testing.assert_array_equal(a.arrivals_s, b.arrivals_s)
+    np.testing.assert_array_equal(a.monitor_noise, b.monitor_noise)
+    assert not np.array_equal(a.noise[0], b.noise[0])
+    z = ndtri((np.log(b.noise[0][:, 0]) + 1.0) / 2.0)
+    r = float(np.corrcoef(z[:-1], z[1:])[0, 1])
+    assert abs(r - math.exp(-1 / 5)) < 3 * math.sqrt(1 / len(z))
+
+
+def test_within_file_series_orders_each_files_lines_and_dates_them_by_their_totals():
+    """Two AdaptiveDNN files (one bandwidth each) of seven points, rows shuffled: each
+    file is one sequence in point order, a line dated at the middle of its own three
+    inferences after the lines before it (line i's total 0.1 i s, 3 x that long), its
+    value the line's within-file rest, in that order (near-repeats across the files
+    make it finite)."""
+    from adaptsim.calibration.persistence import within_file_series
+    from adaptsim.calibration.spread import file_decomposition
+
+    rng = np.random.default_rng(4)
+    rows = []
+    for bw in (20.0, 10.0):
+        for point in rng.permutation(np.arange(1, 8)):
+            total = 0.1 * point
+            edge, cloud = total * rng.uniform(0.3, 0.5), total * rng.uniform(0.2, 0.3)
+            rows.append({"model": "m", "point": int(point), "edge_cpu_pct": 0.0,
+                         "edge_mem_pct": 0.0, "bandwidth_mbps": bw, "cloud_cpu_pct": 0.0,
+                         "cloud_mem_pct": 0.0, "edge_s": edge, "cloud_s": cloud,
+                         "comm_s": total - edge - cloud})  # fmt: skip
+    frame = pd.DataFrame(rows)
+    out = within_file_series(frame)
+    tot = 3 * 0.1 * np.arange(1, 8)
+    assert set(out) == {"edge", "cloud", "comm"}
+    for part, d in out.items():
+        assert d["seq"].nunique() == 2 and (d.groupby("seq").size() == 7).all()
+        assert (d["seq"] == d["centre"]).all()
+        for _, f in d.groupby("seq", sort=False):
+            np.testing.assert_allclose(f["t_s"], np.cumsum(tot) - tot / 2)
+        order = frame.sort_values(["bandwidth_mbps", "point"]).index
+        want = file_decomposition(frame, part)["within"].loc[order].to_numpy()
+        if part == "edge":  # bandwidth is free for the edge: near-repeats, finite values
+            assert np.isfinite(want).all()
+        np.testing.assert_array_equal(d["log_ratio"].to_numpy(), want)

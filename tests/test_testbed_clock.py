@@ -225,3 +225,29 @@ def test_check_cloud_names_a_wrong_secret_and_a_model_not_served(peers, secret):
         check_cloud(f"127.0.0.1:{peer.port}", "vgg16", secret, wait_s=5.0, progress=print)
     assert "serves alexnet, lenet, not vgg16; start it with --models vgg16" in str(err.value)
     assert check_cloud(f"127.0.0.1:{peer.port}", "lenet", secret, 5.0, print)[1] == peer.port
+
+
+def test_a_peer_that_accepts_but_never_greets_times_out_as_asked():
+    """A half-started server (it accepts, but its hello never comes): the connection
+    gives up after the timeout it was given, which check_cloud counts as not up yet,
+    instead of waiting forever for the hello."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)  # the kernel accepts; nobody ever writes
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            CloudClient("127.0.0.1", srv.getsockname()[1], None, timeout_s=0.3).close()
+            outcome.append(None)
+        except BaseException as exc:  # the outcome is asserted below
+            outcome.append(exc)
+
+    t = threading.Thread(target=connect, daemon=True)
+    try:
+        t.start()
+        t.join(5.0)
+        assert not t.is_alive(), "still waiting for a hello after 5 s"
+        assert isinstance(outcome[0], TimeoutError), outcome
+    finally:
+        srv.close()
