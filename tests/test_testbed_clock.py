@@ -20,7 +20,7 @@ import pytest
 
 from adaptsim.errors import UserError
 from adaptsim.testbed.client import CloudClient
-from adaptsim.testbed.protocol import VERSION, encode, read_frame
+from adaptsim.testbed.protocol import VERSION, FrameError, Session, encode, read_frame
 from adaptsim.testbed.run import check_cloud
 
 SHIFT_S = 4321.25  # the peer's clock minus ours
@@ -65,6 +65,7 @@ class _Peer:
             threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
 
     def _talk(self, conn: socket.socket) -> None:
+        session = Session(self.key, "n")  # the real server's check of each frame
         with conn:
             hello = dict(self.hello)
             if "clock_s" not in hello and hello.get("stamp", True):
@@ -74,6 +75,7 @@ class _Peer:
             try:
                 while True:
                     header, _ = read_frame(conn, 1 << 20, self.key)
+                    session.check(header)
                     if header.get("kind") != "clock":
                         continue
                     if not self.clock:
@@ -87,7 +89,7 @@ class _Peer:
                         conn.sendall(encode(self.first, b"", self.key))
                     time.sleep(delay)
                     conn.sendall(encode({"kind": "clock", "clock_s": stamp}, b"", self.key))
-            except (EOFError, OSError):
+            except (EOFError, OSError, FrameError):
                 self.closed.set()
 
     def close(self) -> None:
@@ -193,8 +195,10 @@ def test_check_cloud_waits_for_a_late_server_and_says_so_once(peers, secret):
     finally:
         timer.join()
     assert got == ("127.0.0.1", port)
-    assert 1.2 <= time.monotonic() - t0 < 10.0
+    took = time.monotonic() - t0  # tries at 0, 0.5 and 1.5 s: pauses doubling from 0.5 s
+    assert 1.2 <= took < 1.85, took
     assert len(said) == 1 and "waiting for the cloud at 127.0.0.1" in said[0], said
+    assert "(Connection refused)" in said[0]
     assert "--cloud-wait-s" in said[0] and "30 s" in said[0]
     assert started[0].closed.wait(5.0)
 
@@ -210,7 +214,8 @@ def test_check_cloud_gives_up_after_its_wait_with_one_line(secret):
     took = time.monotonic() - t0
     assert 1.0 <= took < 1.4, took
     line = str(err.value)
-    assert "\n" not in line and f"--cloud 127.0.0.1:{port}: cannot connect" in line
+    assert "\n" not in line
+    assert f"--cloud 127.0.0.1:{port}: cannot connect (Connection refused) for 1 s" in line
     assert "for 1 s" in line and "--cloud-wait-s waits longer" in line
     assert f"serve --role cloud --listen 127.0.0.1:{port}" in line
     assert len(said) == 1
@@ -251,3 +256,8 @@ def test_a_peer_that_accepts_but_never_greets_times_out_as_asked():
         assert isinstance(outcome[0], TimeoutError), outcome
     finally:
         srv.close()
+
+
+def test_check_cloud_refuses_an_address_without_a_port_naming_its_flag(secret):
+    with pytest.raises(UserError, match=r"^--cloud 'cloud\.example': give HOST:PORT"):
+        check_cloud("cloud.example", "lenet", secret, wait_s=1.0, progress=print)
