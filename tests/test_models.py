@@ -182,7 +182,32 @@ def test_cli_points_csv_and_table():
     assert "conv1" in table.stdout
 
 
-def test_cli_models_table():
+@pytest.fixture(scope="module")
+def _built() -> dict:
+    return {}
+
+
+@pytest.fixture
+def zoo_once(_built, monkeypatch):
+    """Each zoo model built once for the two tests that analyse the whole zoo (the CLI's
+    table and the catalog): building the eight models was most of each one's 11 s. The
+    second of them reads the models the first built (Keras models are not changed by
+    the analysis); only within these two tests (the patch is undone after each)."""
+    from adaptsim import models
+    from adaptsim.models import catalog
+
+    real = models.build_model
+
+    def build(name: str, seed: int = 0):
+        if (name, seed) not in _built:
+            _built[name, seed] = real(name, seed)
+        return _built[name, seed]
+
+    monkeypatch.setattr(models, "build_model", build)
+    monkeypatch.setattr(catalog, "build_model", build)
+
+
+def test_cli_models_table(zoo_once):
     result = runner.invoke(app, ["models", "--format", "csv"])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
@@ -209,7 +234,7 @@ def test_cli_bad_input_is_one_line_exit_2(args, message):
 
 
 @pytest.mark.slow
-def test_shipped_catalog_is_current(tmp_path):
+def test_shipped_catalog_is_current(tmp_path, zoo_once):
     fresh = write_catalog(tmp_path / "catalog.csv")
     shipped = pd.read_csv(CATALOG_PATH)
     pd.testing.assert_frame_equal(fresh.reset_index(drop=True), shipped, check_dtype=False)

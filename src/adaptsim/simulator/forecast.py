@@ -536,6 +536,9 @@ _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(32)
 _GH_W = _GH_W / _GH_W.sum()
 # A latent correlation below this tells nothing worth a recomputation.
 _MIN_RHO = 1e-3
+# The uniforms nearest 0 and 1 a latent is read from (the draws clip theirs the same,
+# adaptsim.simulator.draws): ndtri(1e-12) is -7.03, the inverse normal of 0 or 1 infinite.
+_U_EDGE = 1e-12
 # The parts a policy can time on its own frames: the head on the edge and, where the
 # cloud reports it, the tail (the link's time is the bandwidth's too: the
 # ``planned`` discount and the ``transfers`` source already learn from it).
@@ -613,7 +616,9 @@ class RecentService:
                 lr = math.log(took / float(typical[k]))
                 probs = self._probs[j]
                 u = float(np.interp(lr, self._lr[j][k], probs))
-                u = min(max(u, probs[0]), probs[-1])
+                # beyond the spread's ends a frame reads as the end itself; quantiles that
+                # reach 0 or 1 would make that latent infinite: held where the draws hold theirs
+                u = min(max(u, probs[0], _U_EDGE), probs[-1], 1.0 - _U_EDGE)
                 self.last[j] = (obs.time_s - obs.latency_s, NormalDist().inv_cdf(u))
                 self.version += 1
                 break
