@@ -65,17 +65,6 @@ def _group_rss_bytes(pgid: int) -> int:
     return total
 
 
-def _unyield(pgid: int) -> None:
-    """Back to normal priority, so that a yielding stressor on a busy core exits now:
-    a process frees its memory in its own time, which SCHED_IDLE hardly gets there
-    (stopping one took 5.7 s at load 7 on 2 cores; 0.17 s after this, autogroup too)."""
-    for d in _group_members(pgid):
-        with contextlib.suppress(OSError, ValueError):
-            os.sched_setscheduler(int(d.name), os.SCHED_OTHER, os.sched_param(0))
-        with contextlib.suppress(OSError), open(d / "autogroup", "w") as f:
-            f.write("0")
-
-
 def _start_child(cpus: list[int] | None, cgroup_procs: Path | None = None) -> None:
     """``preexec_fn``: dies with its parent, pinned; in the cgroup whose ``cgroup.procs``
     is ``cgroup_procs`` (a throttled edge's quota, inherited by stress-ng's workers)."""
@@ -84,21 +73,26 @@ def _start_child(cpus: list[int] | None, cgroup_procs: Path | None = None) -> No
         cgroup_procs.write_text(str(os.getpid()))
 
 
-def _yield_group(pgid: int) -> None:
+def _set_yielding(pgid: int, yielding: bool) -> None:
     """Every process of the group under ``SCHED_IDLE`` and, where the kernel groups each
     session for the scheduler (``sched_autogroup``: the new session would otherwise get
-    a fair share of the core whatever its tasks' policy), in an autogroup of nice 19.
+    a fair share of the core whatever its tasks' policy), in an autogroup of nice 19;
+    or, with ``yielding`` False, both back to normal.
 
-    Done by the parent once the stressor has started, not in the child before it
-    execs: a child that yields before exec on a core a busy cloud holds starts only
-    when that core idles (stress-ng was not even running 0.8 s after its start, and
-    stop() waited on it, with CPU 1 kept busy). Workers forked before the switch are
-    caught by the next call (:meth:`Stress._wait_ready` repeats it)."""
+    Yielding is set by the parent once the stressor has started, not in the child
+    before it execs: a child that yields before exec on a core a busy cloud holds
+    starts only when that core idles (stress-ng was not even running 0.8 s after its
+    start, and stop() waited on it, with CPU 1 kept busy). Workers forked before the
+    switch are caught by the next call (:meth:`Stress._wait_ready` repeats it). Back
+    to normal before it is stopped, so that it exits now: a process frees its memory
+    in its own time, which SCHED_IDLE hardly gets on a busy core (stopping one took
+    5.7 s at load 7 on 2 cores; 0.17 s after this, autogroup too)."""
+    policy, nice = (os.SCHED_IDLE, "19") if yielding else (os.SCHED_OTHER, "0")
     for d in _group_members(pgid):
         with contextlib.suppress(OSError, ValueError):
-            os.sched_setscheduler(int(d.name), os.SCHED_IDLE, os.sched_param(0))
+            os.sched_setscheduler(int(d.name), policy, os.sched_param(0))
         with contextlib.suppress(OSError), open(d / "autogroup", "w") as f:
-            f.write("19")
+            f.write(nice)
 
 
 class Stress:
@@ -204,7 +198,7 @@ class Stress:
                 self._procs.append(proc)
                 if mem and self.mem_yields:
                     self._yielding.append(proc.pid)
-                    _yield_group(proc.pid)
+                    _set_yielding(proc.pid, True)
             if self._procs:
                 self._wait_ready()
         except BaseException:
@@ -217,7 +211,7 @@ class Stress:
         want = self.mem_bytes * _RESIDENT_SHARE
         while True:
             for pgid in self._yielding:  # workers forked before the switch, too
-                _yield_group(pgid)
+                _set_yielding(pgid, True)
             for proc in self._procs:
                 if proc.poll() is not None:
                     msg = (proc.stderr.read() or b"").decode(errors="replace").strip()
@@ -237,13 +231,13 @@ class Stress:
                 )
             time.sleep(0.1)
         for pgid in self._yielding:
-            _yield_group(pgid)
+            _set_yielding(pgid, True)
         time.sleep(self.settle_s)
 
     def stop(self) -> None:
+        for pgid in self._yielding:
+            _set_yielding(pgid, False)
         for proc in self._procs:
-            if self.mem_yields:
-                _unyield(proc.pid)
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(timeout=10)
