@@ -105,39 +105,37 @@ class ConditionFollower:
             s.stop()
         return not late
 
+    def _restart(self, part: str, level: float, start) -> bool:
+        """Restart ``part``'s stressor (``cpu`` or ``mem``: attributes ``_<part>`` and
+        ``_<part>_stress``) if its level changed; ``start()`` makes the new one. Its
+        level is 0 (none in place) from the old one's stop until the new one is in
+        place, and stays so when stop() began meanwhile."""
+        if level == getattr(self, f"_{part}"):
+            return False
+        old = getattr(self, f"_{part}_stress")
+        if old is not None:
+            old.stop()
+            setattr(self, f"_{part}_stress", None)
+            setattr(self, f"_{part}", 0.0)
+        if level > 0 and not self._keep(f"_{part}_stress", start().__enter__()):
+            return False
+        setattr(self, f"_{part}", level)
+        return True
+
     def _set_cpu(self, t: float) -> bool:
         """Restart the CPU stressor if its level changed at ``t``."""
         cpu = self.sc.edge_cpu.at(t)
-        if cpu == self._cpu:
-            return False
-        if self._cpu_stress is not None:
-            self._cpu_stress.stop()
-            self._cpu_stress, self._cpu = None, 0.0  # none in place until the new one is
-        if cpu > 0:
-            s = Stress(cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus,
-                       cgroup_procs=self.cgroup_procs)  # fmt: skip
-            if not self._keep("_cpu_stress", s.__enter__()):
-                return False
-        self._cpu = cpu
-        return True
+        return self._restart("cpu", cpu, lambda: Stress(
+            cpu, 0, settle_s=0.0, cpu_cpus=self.edge_cpus, cgroup_procs=self.cgroup_procs
+        ))  # fmt: skip
 
     def _set_mem(self, t: float) -> bool:
         """Restart the memory stressor if its level changed at ``t``; the level is in
         place once its bytes are resident (not when stop() cancelled the wait)."""
         mem = self.sc.edge_mem.at(t)
-        if mem == self._mem:
-            return False
-        if self._mem_stress is not None:
-            self._mem_stress.stop()
-            self._mem_stress, self._mem = None, 0.0  # none in place until the new one is
-        if mem > 0:
-            s = Stress(0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0,
-                       mem_yields=True, cancel=self._stop,
-                       cgroup_procs=self.cgroup_procs)  # fmt: skip
-            if not self._keep("_mem_stress", s.__enter__()):  # once its bytes are resident
-                return False
-        self._mem = mem
-        return True
+        return self._restart("mem", mem, lambda: Stress(
+            0, int(mem / 100 * self.budget), self.mem_cpus, settle_s=0.0, mem_yields=True,
+            cancel=self._stop, cgroup_procs=self.cgroup_procs))  # fmt: skip
 
     def apply_initial(self) -> None:
         """Put the levels at t = 0 in place now, the memory's once resident (seconds, for
