@@ -192,7 +192,10 @@ def test_a_failing_link_thread_is_reported_and_leaves_the_stress_to_stop():
 
 
 _CHILD = """
-import sys, time
+import signal, sys, time
+# Ctrl-C as in a terminal: a suite started in the background (``cmd &``) hands its
+# children SIGINT ignored, and Python then installs no KeyboardInterrupt for it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from test_condition_follower import _scenario
 from adaptsim.testbed.conditions import ConditionFollower
