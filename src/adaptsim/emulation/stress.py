@@ -65,15 +65,6 @@ def _group_rss_bytes(pgid: int) -> int:
     return total
 
 
-# One stressor started at a time in this process. The testbed's condition follower
-# starts CPU and memory stressors from two threads, and ``preexec_fn`` (Python code
-# run between fork and exec) is not safe against another thread forking at the same
-# moment (the subprocess docs): a child could deadlock before exec, and the thread
-# waiting on it with it. One stop() of that follower hung for 30 s in a fresh-clone
-# CI run (1 Dec 07:05; not reproduced in the next 4 runs), so the starts are serial.
-_SPAWN = threading.Lock()
-
-
 def _start_child(cpus: list[int] | None, cgroup_procs: Path | None = None) -> None:
     """``preexec_fn``: dies with its parent, pinned; in the cgroup whose ``cgroup.procs``
     is ``cgroup_procs`` (a throttled edge's quota, inherited by stress-ng's workers)."""
@@ -197,14 +188,13 @@ class Stress:
             for cmd in self.commands():
                 mem = "--vm" in cmd
                 cpus = self.mem_cpus if mem else self.cpu_cpus
-                with _SPAWN:
-                    proc = subprocess.Popen(
-                        cmd,
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE,
-                        preexec_fn=lambda cpus=cpus: _start_child(cpus, self.cgroup_procs),
-                    )
+                proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    preexec_fn=lambda cpus=cpus: _start_child(cpus, self.cgroup_procs),
+                )
                 self._procs.append(proc)
                 if mem and self.mem_yields:
                     self._yielding.append(proc.pid)
