@@ -1,6 +1,9 @@
 """Writing files and folders so that a crash or Ctrl-C never leaves a half-written one.
 
-:func:`write_atomic` writes one file beside its target and renames it into place.
+:func:`write_atomic` writes one file beside its target and renames it into place;
+:func:`write_together` does so for files that belong together (a report's page and
+its images): all are written first, then all renamed, so a failure or Ctrl-C
+leaves the previous set, not a mix of old and new.
 :class:`StagedFolder` does the same for a whole folder (a run's results): the
 folder is built as a hidden sibling and swapped into place at the end, with
 Ctrl-C held back during the swap, so the target is always either the previous
@@ -21,7 +24,13 @@ from pathlib import Path
 
 from adaptsim.errors import UserError
 
-__all__ = ["StagedFolder", "check_writable_place", "sigint_deferred", "write_atomic"]
+__all__ = [
+    "StagedFolder",
+    "check_writable_place",
+    "sigint_deferred",
+    "write_atomic",
+    "write_together",
+]
 
 
 def check_writable_place(path: str | Path, what: str) -> None:
@@ -61,6 +70,34 @@ def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
     return p
+
+
+def write_together(writers: dict[Path, Callable[[Path], object]]) -> list[Path]:
+    """Call each ``write(tmp)`` on a temporary file beside its target, then rename them
+    all into place with Ctrl-C held back: the targets are all old or all new.
+
+    A target that is a folder is refused before anything is written; a write the
+    system refuses is a :class:`UserError` (the old files stay, no temporary stays).
+    """
+    for path in writers:
+        if Path(path).is_dir():
+            raise UserError(f"cannot write {path}: it is a folder; move it away")
+    tmps = {Path(p): Path(p).with_name(f".{Path(p).name}.{os.getpid()}.tmp") for p in writers}
+    try:
+        for path, write in writers.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write(tmps[Path(path)])
+        with sigint_deferred():
+            for path, tmp in tmps.items():
+                tmp.replace(path)
+    except OSError as exc:
+        where = exc.filename or next(iter(writers))
+        raise UserError(f"cannot write {where} ({exc.strerror or exc})") from None
+    finally:
+        for tmp in tmps.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+    return list(tmps)
 
 
 @contextmanager

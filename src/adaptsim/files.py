@@ -4,8 +4,9 @@ Every command reads files the user names: YAML scenarios, traces, stores,
 calibrations, models. These helpers say in one line what is wrong with such a
 file and how to fix it (missing, a folder where a file is wanted, binary, UTF-16
 or not UTF-8), tell a Parquet store from a JSON calibration by their first bytes,
-and read YAML refusing what PyYAML would otherwise accept silently (a key given
-twice: the last one would win unseen).
+read YAML refusing what PyYAML would otherwise accept silently (a key given
+twice: the last one would win unseen), and read JSON with its line and column
+named when it is malformed (or nested too deeply for Python's parser).
 
 Files saved by spreadsheet programs and Windows editors start with a UTF-8 byte
 order mark; it is dropped, not treated as part of the first line or column name.
@@ -17,6 +18,7 @@ for a malformed line megabytes long.
 from __future__ import annotations
 
 import codecs
+import json
 from enum import StrEnum
 from pathlib import Path
 
@@ -30,6 +32,7 @@ __all__ = [
     "excerpt",
     "input_file",
     "kind_of",
+    "load_json",
     "load_yaml",
     "read_text",
 ]
@@ -147,3 +150,22 @@ def load_yaml(path: str | Path, what: str):
         raise UserError(f"{p}{line}: not valid YAML ({why})") from None
     except RecursionError:
         raise UserError(f"{p}: YAML nested too deeply to be a {what}") from None
+
+
+def load_json(path: str | Path, what: str):
+    """The JSON document in ``path``, or a one-line error naming the file, line and column.
+
+    The text is read as :func:`read_text` reads it (a byte order mark dropped; binary,
+    UTF-16/32 and non-UTF-8 files refused); NaN and infinities, which Python writes
+    and reads, are accepted as they are: callers check their values.
+    """
+    p = Path(path)
+    text = read_text(p, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{what} {p}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"
+        ) from None
+    except RecursionError:
+        raise UserError(f"{what} {p}: JSON nested too deeply to be a {what}") from None

@@ -80,6 +80,12 @@ def run(
                 verdict = run_report(staged.path, final_dir=target)[1]
             except UserError as exc:  # the runs are kept; the report is what failed
                 report_error = f"no report: {exc}"
+            except Exception as exc:  # a bug in the report must not cost the simulation
+                why = " ".join(str(exc).split())[:200]
+                report_error = (
+                    f"no report: it failed ({type(exc).__name__}: {why}); this is a bug in "
+                    "adaptsim, please report it with the results folder"
+                )
         staged.commit()
     _summary_table(results.summary)
     if verdict is not None:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from adaptsim.atomic import write_together
 from adaptsim.report.figures import (
     STAGES,
     cdf_figure,
@@ -319,12 +320,15 @@ def run_report(
         table(_scores_table(v)), table(summary_table(run.summary))
     )
 
-    pngs = []
+    images_at = {}  # drawn when the page is written, all files together (none half-done)
     if images:
-        pngs.append(plot_cdf(records, deadline_s, results / "latency_cdf.png", colours))
-        pngs.append(
-            plot_timeline(records, int(seed), traces, duration_s, results / "timeline.png", colours)
-        )
+        images_at = {
+            results / "latency_cdf.png": lambda p: plot_cdf(records, deadline_s, p, colours),
+            results / "timeline.png": lambda p: plot_timeline(
+                records, int(seed), traces, duration_s, p, colours
+            ),
+        }
+    pngs = list(images_at)
     md_cdf, md_tl = (f"![{p.stem}]({p.name})" for p in pngs) if pngs else ("", "")
     fig, cdf_note = cdf_figure(records, colours, deadline_s)
     page.section("Latency distribution", "cdf").add(
@@ -359,5 +363,5 @@ def run_report(
         paragraph("Re-run the simulation and this report (same scenario and seeds, same records):"),
         code(_command(meta, Path(final_dir) if final_dir is not None else results)),
     )
-    html_path, md_path = page.write(results)
+    html_path, md_path, *pngs = write_together({**page.writers(results), **images_at})
     return [html_path, md_path, *pngs], v

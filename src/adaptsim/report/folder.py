@@ -3,18 +3,24 @@
 A results folder holds ``records.parquet`` (one row per frame), ``summary.csv``
 (one row per policy) and ``run.json`` (the scenario's facts). Folders from older
 versions (no ``finished`` column, no ``errors`` in run.json) are read as they are;
-a missing, truncated or foreign folder is a :class:`~adaptsim.errors.UserError`.
+a missing, truncated or foreign folder is a :class:`~adaptsim.errors.UserError`,
+and so is one whose files are there but hold what ``adaptsim run`` never writes
+(a column of the wrong type, a negative time, a duration that is not a number):
+the report would otherwise fail half-way through its files or draw a wrong figure.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+from pandas.api import types
 
 from adaptsim.errors import UserError
+from adaptsim.files import load_json
 from adaptsim.report.figures import STAGES
 
 __all__ = ["RECORD_NEEDS", "RunFolder", "read_run"]
@@ -32,6 +38,87 @@ RECORD_NEEDS = (
 )
 _META_NEEDS = ("scenario", "model", "duration_s", "deadline_s", "seeds")
 _HOW = "re-create it with `adaptsim run SCENARIO --out DIR`"
+# Seconds a frame spent (inf or NaN: it never got there); never negative.
+_TIMES = ("latency_s", "done_s", *(column for column, _ in STAGES))
+# summary.csv columns that hold numbers (the report formats them as such).
+_SUMMARY_NUMBERS = (
+    "seeds",
+    "requests",
+    "unfinished",
+    "dropped",
+    "drop_rate",
+    "mean_s",
+    "p50_s",
+    "p95_s",
+    "p99_s",
+    "deadline_miss_rate",
+    "throughput_rps",
+    "goodput_rps",
+    "bytes_sent",
+    "repartitions",
+    "switching_s",
+)
+
+
+def _check_meta(meta: dict, path: Path) -> None:
+    """run.json's facts the report computes with: of the types ``adaptsim run`` writes."""
+
+    def bad(key: str, want: str) -> UserError:
+        return UserError(f"{path}: {key} is {meta[key]!r}, not {want}; {_HOW}")
+
+    for key in ("scenario", "model"):
+        if not isinstance(meta[key], str):
+            raise bad(key, "a name")
+    for key in ("duration_s", "deadline_s"):
+        v = meta[key]
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            raise bad(key, "a positive number of seconds")
+    seeds = meta["seeds"]
+    if (
+        not isinstance(seeds, list)
+        or not seeds
+        or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)
+    ):
+        raise bad("seeds", "a list of whole numbers >= 0")
+
+
+def _check_records(records: pd.DataFrame, path: Path) -> None:
+    """The columns the report uses, of the types and ranges ``adaptsim run`` writes."""
+
+    def bad(column: str, want: str) -> UserError:
+        return UserError(f"{path}: column {column} {want}; {_HOW}")
+
+    policy = records["policy"]
+    if not (types.is_string_dtype(policy) or types.is_object_dtype(policy)) or not all(
+        isinstance(p, str) and p for p in policy
+    ):
+        raise bad("policy", "must hold policy names")
+    for column in ("seed", "point"):
+        if not types.is_integer_dtype(records[column]):
+            raise bad(column, f"must hold whole numbers, not {records[column].dtype}")
+    if (records["seed"] < 0).any():
+        raise bad("seed", "holds a negative seed")
+    if not types.is_bool_dtype(records["deadline_met"]):
+        raise bad("deadline_met", f"must hold true/false, not {records['deadline_met'].dtype}")
+    for column in ("arrival_s", *_TIMES):
+        c = records[column]
+        if not types.is_numeric_dtype(c) or types.is_bool_dtype(c):
+            raise bad(column, f"must hold seconds, not {c.dtype}")
+        v = c.to_numpy(dtype=float)
+        if (v < 0).any():
+            raise bad(column, f"holds a negative time ({v[v < 0][0]:g} s)")
+    arrival = records["arrival_s"].to_numpy(dtype=float)
+    if not np.isfinite(arrival).all():
+        raise bad("arrival_s", "holds a missing or infinite arrival time")
+
+
+def _check_summary(summary: pd.DataFrame, path: Path) -> None:
+    for column in _SUMMARY_NUMBERS:
+        if column in summary.columns:
+            c = summary[column]
+            as_number = pd.to_numeric(c, errors="coerce")
+            if types.is_bool_dtype(c) or (as_number.isna() & c.notna()).any():
+                raise UserError(f"{path}: column {column} must hold numbers; {_HOW}")
 
 
 @dataclass(frozen=True)
@@ -58,14 +145,15 @@ def read_run(folder: str | Path) -> RunFolder:
             f"{d}: not an adaptsim results folder (missing {', '.join(missing)}); {_HOW}"
         )
     try:
-        meta = json.loads((d / "run.json").read_text("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{d / 'run.json'}: not valid JSON ({exc}); {_HOW}") from None
+        meta = load_json(d / "run.json", "run facts")
+    except UserError as exc:
+        raise UserError(f"{exc}; {_HOW}") from None
     if not isinstance(meta, dict) or any(k not in meta for k in _META_NEEDS):
         raise UserError(
             f"{d / 'run.json'}: not written by `adaptsim run` (needs "
             f"{', '.join(_META_NEEDS)}); {_HOW}"
         )
+    _check_meta(meta, d / "run.json")
     try:
         records = pd.read_parquet(d / "records.parquet")
     except Exception as exc:  # pyarrow raises several types for a damaged file
@@ -81,10 +169,12 @@ def read_run(folder: str | Path) -> RunFolder:
         )
     if records.empty:
         raise UserError(f"{d}: the run recorded no requests; {_HOW}")
+    _check_records(records, d / "records.parquet")
     try:
         summary = pd.read_csv(d / "summary.csv")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{d / 'summary.csv'}: unreadable ({exc}); {_HOW}") from None
     if "policy" not in summary.columns:
         raise UserError(f"{d / 'summary.csv'}: no policy column; {_HOW}")
+    _check_summary(summary, d / "summary.csv")
     return RunFolder(d, records, summary, meta)

@@ -15,6 +15,14 @@ import pandas as pd
 __all__ = ["plot_cdf", "plot_timeline"]
 
 
+def _top(latency_s: pd.Series, fallback_s: float) -> float:
+    """The 99.5th percentile of the finished frames' latencies, for an axis limit;
+    ``fallback_s`` when no frame finished (all dropped, or the link stalled for good)."""
+    lat = latency_s.to_numpy(dtype=float)
+    lat = lat[np.isfinite(lat)]
+    return float(np.percentile(lat, 99.5)) if len(lat) else fallback_s
+
+
 def plot_cdf(records: pd.DataFrame, deadline_s: float, path: Path, colours: dict[str, str]) -> Path:
     """Empirical CDF of end-to-end latency, one line per policy (all seeds pooled).
 
@@ -33,15 +41,14 @@ def plot_cdf(records: pd.DataFrame, deadline_s: float, path: Path, colours: dict
             color=colours.get(policy),
         )
     ax.axvline(deadline_s, color="grey", linestyle="--", linewidth=1, label="deadline")
-    hi = np.nanpercentile(records["latency_s"].replace(np.inf, np.nan), 99.5)
-    ax.set_xlim(0, max(hi, deadline_s) * 1.05)
+    ax.set_xlim(0, max(_top(records["latency_s"], deadline_s), deadline_s) * 1.05)
     ax.set_xlabel("end-to-end latency (s)")
     ax.set_ylabel("share of requests")
     ax.set_title("Latency CDF per policy")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # path may be a temporary name
     plt.close(fig)
     return path
 
@@ -110,11 +117,10 @@ def plot_timeline(
     axes[1].legend(fontsize=7, loc="upper right", ncol=2)
     axes[2].set_ylabel("latency (s)")
     axes[2].set_xlabel("time (s)")
-    finite = r["latency_s"].replace(np.inf, np.nan)
-    axes[2].set_ylim(0, np.nanpercentile(finite, 99.5) * 1.1)
+    axes[2].set_ylim(0, max(_top(r["latency_s"], 1.0), 1e-3) * 1.1)
     for a in axes:
         a.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, format="png")  # path may be a temporary name
     plt.close(fig)
     return path

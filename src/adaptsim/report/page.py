@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from adaptsim.atomic import write_atomic
+from adaptsim.atomic import write_together
 from adaptsim.report.tables import Table
 
 __all__ = [
@@ -309,9 +310,16 @@ class Page:
                     out += ["", b.md]
         return "\n".join(out) + "\n"
 
-    def write(self, folder: str | Path, stem: str = "report") -> tuple[Path, Path]:
-        """Write ``stem.html`` and ``stem.md`` into ``folder``, each atomically."""
+    def writers(self, folder: str | Path, stem: str = "report") -> dict[Path, Callable]:
+        """What :meth:`write` writes, for :func:`~adaptsim.atomic.write_together` with
+        files of the caller's (the images the markdown links to)."""
         d = Path(folder)
-        h = write_atomic(d / f"{stem}.html", lambda p: p.write_text(self.html(), "utf-8"))
-        m = write_atomic(d / f"{stem}.md", lambda p: p.write_text(self.markdown(), "utf-8"))
+        return {
+            d / f"{stem}.html": lambda p: p.write_text(self.html(), "utf-8"),
+            d / f"{stem}.md": lambda p: p.write_text(self.markdown(), "utf-8"),
+        }
+
+    def write(self, folder: str | Path, stem: str = "report") -> tuple[Path, Path]:
+        """Write ``stem.html`` and ``stem.md`` into ``folder``, together and atomically."""
+        h, m = write_together(self.writers(folder, stem))
         return h, m
