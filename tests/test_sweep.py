@@ -92,6 +92,12 @@ def test_sweep_seed_changes_every_seed(tmp_path):
         ({"traces": {"files": ["no/such/folder"]}}, "no/such/folder"),
         ({"fields": {"model": ["vgg16"]}}, "cannot be swept"),
         ({"seeds": 0}, "field seeds"),
+        # found by the robustness audit (1 Dec): each was accepted before
+        ({"models": ["alexnet", "alexnet"]}, "alexnet is given twice"),  # every run twice
+        ({"fields": {"duration_s": [30, 30]}}, "given twice"),
+        # a field that replaces the trace the traces axis gives: every "trace" the same
+        ({"fields": {"traces.bandwidth_mbps": [{"constant": 5}]}}, "traces axis"),
+        ({"fields": {"traces.bandwidth_mbps.file": ["x.txt"]}}, "traces axis"),
     ],
 )
 def test_bad_sweep_is_one_line_exit_2(tmp_path, changes, needle):
@@ -101,6 +107,45 @@ def test_bad_sweep_is_one_line_exit_2(tmp_path, changes, needle):
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and str(path) in lines[0] and needle in lines[0]
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "", "a/b"])
+def test_a_sweep_name_that_is_not_one_folder_is_refused(tmp_path, name):
+    """The name is the default results folder, sweeps-out/NAME: ``../elsewhere`` wrote
+    beside sweeps-out, ``""`` into sweeps-out itself."""
+    path = _sweep_file(tmp_path)
+    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), "name": name}))
+    res = runner.invoke(app, ["sweep", str(path), "--dry-run"])
+    assert res.exit_code == 2, res.output
+    assert "field name" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_a_sweep_too_big_is_refused_before_it_is_expanded(tmp_path, monkeypatch):
+    """The run count is computed from the axes (grid products, added baselines, field
+    combinations, seeds) before any run is listed: ``seeds: 1000000000`` used to list
+    them all and took the machine's memory. The count must equal the plan's exactly."""
+    from adaptsim.sweep import plan as plan_module
+
+    path = _sweep_file(tmp_path, fields={"duration_s": [30, 20], "arrivals.rate_hz": [1.0]})
+    n = len(load_plan(path).runs)  # 2 traces x 2 field combinations x 5 policies x 2 seeds
+    assert n == 40
+    monkeypatch.setattr(plan_module, "MAX_RUNS", n)
+    assert len(load_plan(path).runs) == n
+    monkeypatch.setattr(plan_module, "MAX_RUNS", n - 1)
+    res = runner.invoke(app, ["sweep", str(path), "--dry-run"])
+    assert res.exit_code == 2, res.output
+    assert "40 runs (2 traces x 1 models x 2 field combinations x 5 policies x 2 seeds)" in (
+        res.output
+    )
+    assert len(res.output.strip().splitlines()) == 1
+
+
+def test_a_part_of_a_swept_trace_may_be_swept(tmp_path):
+    path = _sweep_file(tmp_path, fields={"traces.bandwidth_mbps.scale": [1, 10]})
+    scales = {
+        json.loads(c.doc_json)["traces"]["bandwidth_mbps"]["scale"] for c in load_plan(path).cells
+    }
+    assert scales == {1, 10}
 
 
 def test_dry_run_prints_count_and_sample(tmp_path):

@@ -52,6 +52,7 @@ __all__ = [
     "Scenario",
     "check_limits",
     "load_scenario",
+    "plain_folder_name",
     "refuse_admission",
     "scenario_from_dict",
 ]
@@ -96,6 +97,17 @@ class _Strict(BaseModel):
 _YAML12_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 # A scenario's name becomes a folder under results/: one plain path component.
 _NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
+
+
+def plain_folder_name(name: str, parent: str) -> str:
+    """``name`` if it is one plain folder name (it becomes ``parent/NAME``), else a
+    ValueError saying so: no ``/``, no ``..``, not empty, at most 120 characters."""
+    if not re.match(_NAME, name) or len(name) > 120:
+        raise ValueError(
+            f"{name!r} must be one plain folder name (letters, digits, _ . + -; "
+            f"no '/' or '..'): results go to {parent}/NAME"
+        )
+    return name
 
 
 class ArrivalKind(StrEnum):
@@ -230,12 +242,7 @@ class ScenarioSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, name: str) -> str:
-        if not re.match(_NAME, name) or len(name) > 120:
-            raise ValueError(
-                f"{name!r} must be one plain folder name (letters, digits, _ . + -; "
-                "no '/' or '..'): results go to results/NAME"
-            )
-        return name
+        return plain_folder_name(name, "results")
 
     @field_validator("seeds")
     @classmethod

@@ -21,6 +21,7 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from adaptsim.sweep.spec import PolicyAxis, SweepSpec, TracesAxis, read_sweep
 
 __all__ = [
     "BASELINES",
+    "MAX_RUNS",
     "NOT_ADAPTIVE",
     "Cell",
     "Plan",
@@ -47,6 +49,9 @@ __all__ = [
 ]
 
 BASELINES = ("static-best", "oracle")
+# The most runs one sweep may plan (the shipped one has 3,840): the plan holds every run
+# in memory, so a typo (``seeds: 1000000000``) is refused before it is expanded.
+MAX_RUNS = 1_000_000
 NOT_ADAPTIVE = frozenset(
     {"static", "all-edge", "all-cloud", "static-best", "oracle", "oracle-free"}
 )
@@ -259,6 +264,29 @@ def _variants(axes: list[PolicyAxis], sweep_dir: Path, notes: list[str], source:
     return out
 
 
+def _check_size(
+    spec: SweepSpec, axes: list[PolicyAxis], traces: int, models: int, source: str
+) -> None:
+    """Refuse a sweep of more than :data:`MAX_RUNS` runs, counted before any is listed."""
+    variants = sum(math.prod(len(v) for v in axis.grid.values()) for axis in axes)
+    variants += sum(b not in {a.policy for a in axes} for b in BASELINES)
+    combos = math.prod(len(v) for v in spec.fields.values())
+    parts = {
+        "traces": traces,
+        "models": models,
+        "field combinations": combos,
+        "policies": variants,
+        "seeds": spec.replicates(),
+    }
+    runs = math.prod(parts.values())
+    if runs > MAX_RUNS:
+        product = " x ".join(f"{n:,} {what}" for what, n in parts.items())
+        raise UserError(
+            f"{source}: {runs:,} runs ({product}) is more than the {MAX_RUNS:,} one sweep may "
+            "hold; split it into several sweeps or give fewer values"
+        )
+
+
 def _run_id(doc: dict) -> str:
     text = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
@@ -280,17 +308,38 @@ def make_plan(
             ) from None
         if not axes:
             raise UserError(f"{source}: field policies: neither the sweep nor its base names any")
-        variants = _variants(axes, base_dir, notes, source)
+        policy_dir = base_dir
     else:
-        variants = _variants(spec.policies, sweep_dir, notes, source)
-    base.pop("policies", None)
-    base.pop("seeds", None)
+        axes, policy_dir = spec.policies, sweep_dir
     traces = _trace_docs(spec, base, sweep_dir, source)
     if not traces:
         bw = (base.get("traces") or {}).get("bandwidth_mbps") or {}
         label = bw.get("label") if isinstance(bw, dict) else None
         traces = [(label or "base", None, None)]
     models = spec.models or [base.get("model")]
+    if len(set(map(str, models))) != len(models):
+        dup = next(m for m in models if models.count(m) > 1)
+        raise UserError(f"{source}: field models: {dup} is given twice; give each model once")
+    replaced = {axis.field.value for axis in spec.trace_axes()}
+    for name, values in spec.fields.items():
+        keys = [*name.split("."), "", ""]
+        whole = keys[2] in ("", "file", "constant", "steps")  # the trace, not a part of it
+        if keys[0] == "traces" and keys[1] in replaced and whole:
+            raise UserError(
+                f"{source}: field fields.{name}: the traces axis already gives "
+                f"traces.{keys[1]} (its files); sweep one or the other, or a part of "
+                f"it such as traces.{keys[1]}.scale"
+            )
+        texts = [json.dumps(v, sort_keys=True) for v in values]
+        if len(set(texts)) != len(texts):
+            dup = next(v for v, t in zip(values, texts, strict=True) if texts.count(t) > 1)
+            raise UserError(
+                f"{source}: field fields.{name}: {dup!r} is given twice; give each value once"
+            )
+    _check_size(spec, axes, len(traces), len(models), source)
+    variants = _variants(axes, policy_dir, notes, source)
+    base.pop("policies", None)
+    base.pop("seeds", None)
     field_names = list(spec.fields)
     combos = list(itertools.product(*(spec.fields[f] for f in field_names)))
     cal_cache: dict = {}

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from adaptsim.errors import UserError
 from adaptsim.files import load_yaml
+from adaptsim.simulator.scenario import plain_folder_name
 
 __all__ = ["PolicyAxis", "SweepSpec", "TraceField", "TracesAxis", "read_sweep"]
 
@@ -80,6 +81,11 @@ class SweepSpec(_Strict):
     policies: Annotated[list[PolicyAxis], Field(min_length=1)] | None = None
     fields: dict[str, Annotated[list[Any], Field(min_length=1)]] = {}
 
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        return plain_folder_name(name, "sweeps-out")
+
     @field_validator("fields")
     @classmethod
     def _fields_free(cls, fields):
@@ -99,6 +105,10 @@ class SweepSpec(_Strict):
 
     def replicate_ids(self) -> list[int]:
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def replicates(self) -> int:
+        """How many replicates (seeds per cell and policy), without listing them."""
+        return self.seeds if isinstance(self.seeds, int) else len(self.seeds)
 
 
 def _yaml(path: Path, what: str) -> Any:
