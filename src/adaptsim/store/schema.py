@@ -25,6 +25,14 @@ row and ``stat`` what the row is of them (``mean``, ``median`` or ``sample``).
 never dropped; calibrations leave out the rows an importer's ``UNUSABLE_FLAGS``
 mark as not measuring what they are labelled). Hosts are described on both
 sides; unknown values are empty/NaN.
+
+Every store read or written is checked by :func:`validate_frame`: the columns and
+their types, and their values: no infinity anywhere, no negative time unless an
+importer flagged it (``negative_time``, ``negative_comm``), no negative size,
+stress, bandwidth or core count, at least one repeat, a model named on every
+split, and the time a row is of present (an edge row's ``edge_s``, a link row's
+``comm_s``, bytes and bandwidth). A store edited by hand or written by another
+tool is refused in one line naming the row, before a calibration is built on it.
 """
 
 from __future__ import annotations
@@ -160,4 +168,68 @@ def validate_frame(frame: pd.DataFrame, where: str = "store") -> pd.DataFrame:
             )
     if (out["point"] < 0).any():
         raise UserError(f"{where}: negative point ordinals; the store is corrupt")
+    _check_values(out, where)
     return out
+
+
+# Seconds an importer may find negative in its source (a clock glitch): kept, flagged.
+_TIMES = ("edge_s", "cloud_s", "comm_s", "total_s")
+_GLITCH_FLAGS = ("negative_time", "negative_comm")
+# Columns that are never negative (NaN: unknown or not applicable to the row).
+_NON_NEGATIVE = (
+    "edge_cores",
+    "edge_memory_bytes",
+    "cloud_cores",
+    "cloud_memory_bytes",
+    "output_bytes",
+    *CONDITION_COLUMNS,
+)
+# What a row of each kind measured: NaN there is a row that measured nothing.
+_MEASURED = {
+    ("partition", "edge+cloud"): ("edge_s", "cloud_s", "comm_s"),
+    ("partition", "edge"): ("edge_s",),
+    ("partition", "cloud"): ("cloud_s",),
+    ("block", "edge"): ("edge_s",),
+    ("block", "cloud"): ("cloud_s",),
+    ("link", "link"): ("comm_s", "output_bytes", "bandwidth_mbps"),
+}
+
+
+def _check_values(out: pd.DataFrame, where: str) -> None:
+    """Refuse values no importer or profiler writes: an infinity, a negative time an
+    importer did not flag, a negative size or stress, a row without the time it is of.
+
+    Row numbers count from 1 in the store's order; the first bad row is named.
+    """
+
+    def fail(mask, column: str, problem: str, fix: str = "") -> None:
+        rows = np.flatnonzero(np.asarray(mask))
+        if len(rows):
+            i = rows[0]
+            raise UserError(
+                f"{where}: row {i + 1} ({out['model'].iat[i] or out['record'].iat[i]}, point "
+                f"{out['point'].iat[i]}): {column} is {out[column].iat[i]!r}; {problem}"
+                f"{fix or '; re-import or re-profile the data'}"
+            )
+
+    numeric = [c for c in COLUMNS if c not in _STRINGS and c not in _INTS]
+    for col in numeric:
+        fail(np.isinf(out[col]), col, "a measurement is never infinite")
+    glitch = out["flags"].str.contains("|".join(_GLITCH_FLAGS), regex=True)
+    for col in _TIMES:
+        fail(
+            (out[col] < 0) & ~glitch,
+            col,
+            "a time is never negative",
+            " (an importer keeps one from its source only flagged negative_time or "
+            "negative_comm); re-import or re-profile the data",
+        )
+    for col in _NON_NEGATIVE:
+        fail(out[col] < 0, col, "it is never negative")
+    fail(out["repeats"] < 1, "repeats", "a row stands for at least one timing")
+    unnamed = (out["record"] != "link") & (out["model"].str.strip() == "")
+    fail(unnamed, "model", "a timing of a split names its model")
+    for (record, role), columns in _MEASURED.items():
+        kind = (out["record"] == record) & (out["host_role"] == role)
+        for col in columns:
+            fail(kind & out[col].isna(), col, f"a {record} row of the {role} measures it")
