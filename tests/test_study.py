@@ -322,3 +322,22 @@ def test_study_on_a_calibration_refuses_store_choices_by_their_flags(tmp_path, a
     r = runner.invoke(app, ["study", "--out", str(tmp_path / "o"), *args])
     assert r.exit_code == 2 and says in r.stderr, r.output
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+def test_a_study_reports_each_step_before_it_starts(tmp_path):
+    """A study of the full data runs half a minute: it must say what it is doing (it
+    said nothing until it had finished). Each step is told once, in order, the files
+    last (an interrupt before them leaves no folder)."""
+    store = tmp_path / "s.parquet"
+    import_adaptivednn([DATA / "study_tiny"], store)
+    told: list[tuple[str, int, int]] = []
+
+    def progress(step: str, done: int, total: int) -> None:
+        told.append((step, done, total))
+        if step == "writing the files":
+            assert not (tmp_path / "out").exists()
+
+    run_study(store, tmp_path / "out", plots=False, progress=progress)
+    steps = ["reading the data", "best points", "sensitivity", "gains", "writing the files"]
+    assert told == [(s, i, len(steps)) for i, s in enumerate(steps)]
+    assert (tmp_path / "out" / "summary.md").is_file()

@@ -356,3 +356,14 @@ def test_trace_files_keep_the_base_trace_spec_and_fields_reach_nested_values(tmp
     bad = _sweep_file(tmp_path, "bad.yaml", fields={"traces.edge_cpu_pct.steps": [[[0, 150]]]})
     res = runner.invoke(app, ["sweep", str(bad), "--dry-run"])
     assert res.exit_code == 2 and "traces.edge_cpu_pct" in res.output
+
+
+def test_an_error_inside_the_progress_bar_is_exactly_one_line(tmp_path):
+    """The progress bar (drawn on terminals only) left a blank line before the error
+    when a scheduler could not be reached: the line must be the whole of stderr."""
+    r = runner.invoke(
+        app, ["sweep", str(SMALL), "--out", str(tmp_path / "o"), "--scheduler", "tcp://127.0.0.1:1"]
+    )
+    assert r.exit_code == 2, (r.stderr, r.exception)
+    assert r.stderr.startswith("adaptsim: error: cannot reach the Dask scheduler")
+    assert r.stderr.count("\n") == 1

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from adaptsim.errors import UserError
 
-__all__ = ["OutputFormat", "app", "emit", "err", "guard", "main", "out"]
+__all__ = ["OutputFormat", "app", "emit", "err", "guard", "main", "out", "progress_bar"]
 
 app = typer.Typer(
     name="adaptsim",
@@ -53,6 +53,17 @@ def guard(fn: Callable) -> Callable:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def progress_bar(*columns):
+    """A rich progress bar on stderr, drawn only on a terminal and gone when done.
+
+    Off a terminal (a pipe, a log file, a test) it draws nothing: a bar that is not
+    live would only leave a blank line before the one line of an error.
+    """
+    from rich.progress import Progress
+
+    return Progress(*columns, console=err, transient=True, disable=not err.is_terminal)
 
 
 def emit(frame, fmt: OutputFormat, title: str | None = None) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from adaptsim.cli.app import OutputFormat, app, emit, err, guard
+from adaptsim.cli.app import OutputFormat, app, emit, err, guard, progress_bar
 from adaptsim.errors import UserError
 
 
@@ -45,8 +45,6 @@ def run(
     mix. A policy that fails stops its own runs; the others are kept and written,
     and the command exits with 2.
     """
-    from rich.progress import Progress
-
     from adaptsim.simulator import load_scenario, run_scenario, write_results
     from adaptsim.simulator.results import results_folder
 
@@ -54,7 +52,7 @@ def run(
     target = out or Path("results") / sc.name
     where = "--out" if out else "results folder"
     with results_folder(target, make_parent=out is None, what=where) as staged:
-        with Progress(console=err, transient=True) as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"simulating {sc.name}", total=len(sc.policies) * len(sc.seeds))
             results = run_scenario(
                 sc,

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from adaptsim.cli.app import app, err, guard
+from adaptsim.cli.app import app, err, guard, progress_bar
 from adaptsim.cli.calibrating import CLOUD_HOST_HELP, EDGE_HOST_HELP, SUMMARY_HELP
 from adaptsim.cli.flags import as_flags
 
@@ -54,7 +54,8 @@ def study(
     """
     from adaptsim.study import Source, run_study
 
-    with as_flags():
+    with as_flags(), progress_bar() as bar:
+        task = bar.add_task("study", total=None)
         result = run_study(
             source_path,
             out,
@@ -64,6 +65,9 @@ def study(
             edge_host=edge_host,
             cloud_host=cloud_host,
             summary=summary,
+            progress=lambda step, done, total: bar.update(
+                task, description=f"study: {step}", completed=done, total=total
+            ),
         )
     err.print(
         f"wrote {len(result['files'])} files to {out} in {result['elapsed_s']:.2f} s", markup=False

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from adaptsim.cli.app import OutputFormat, app, emit, err, guard
+from adaptsim.cli.app import OutputFormat, app, emit, err, guard, progress_bar
 
 
 def _sample(plan, n: int = 8):
@@ -88,7 +88,6 @@ def sweep(
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
-        Progress,
         TextColumn,
         TimeElapsedColumn,
         TimeRemainingColumn,
@@ -124,7 +123,7 @@ def sweep(
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err, transient=True) as bar:
+    with progress_bar(*columns) as bar:
         task = bar.add_task(f"sweep {plan.name}", total=None)
         outcome = run_sweep(
             plan,

@@ -7,6 +7,7 @@ interrupted study leaves complete files only.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -163,12 +164,21 @@ def run_study(
     edge_host: str | None = None,
     cloud_host: str | None = None,
     summary: str | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> StudyResult:
     """Run the study and write its files into ``out_dir``; returns the tables.
 
     ``edge_host``, ``cloud_host`` and ``summary`` choose how a store is read, as
-    for ``adaptsim calibrate`` (see :func:`load_grids`).
+    for ``adaptsim calibrate`` (see :func:`load_grids`). ``progress(step, done,
+    total)`` is told each step as it starts (a study of the full AdaptiveDNN data
+    takes half a minute).
     """
+    steps = ["reading the data", "best points", "sensitivity", "gains", "writing the files"]
+
+    def step(name: str) -> None:
+        if progress is not None:
+            progress(name, steps.index(name), len(steps))
+
     t0 = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -178,6 +188,7 @@ def run_study(
             f"study folder {out} holds other files; give a new folder name (a study "
             "replaces only its own folder)"
         )
+    step("reading the data")
     study_input = load_grids(
         path, source, models, edge_host=edge_host, cloud_host=cloud_host, summary=summary
     )
@@ -185,16 +196,19 @@ def run_study(
     if not grids:
         raise UserError("no models to study")
     staged = StagedFolder(out, "study folder", is_study_folder, make_parent=True)
+    step("best points")
     best = pd.concat([best_points(g) for g in grids], ignore_index=True)
     dist = pd.concat(
         [distribution(g, best[best["model"] == g.model]) for g in grids], ignore_index=True
     )
+    step("sensitivity")
     sens = pd.DataFrame([r for g in grids for r in sensitivity(g, best[best["model"] == g.model])])
     diversity = best.groupby("model")["best_point"].nunique()
     sens["distinct_best_points_all"] = sens["model"].map(diversity)
     sens = sens.sort_values(
         ["distinct_best_points_all", "model"], ascending=[False, True], kind="stable"
     ).reset_index(drop=True)
+    step("gains")
     gain = pd.concat([gains(g, study_input.left_out) for g in grids], ignore_index=True)
     combined = pd.concat([combined_gains(g) for g in grids], ignore_index=True)
     latency = to_frame(grids)
@@ -208,6 +222,7 @@ def run_study(
         "version": __version__,
     }
 
+    step("writing the files")
     with staged:  # built beside the folder and swapped in whole: Ctrl-C keeps the old one
         d = staged.path
         write_atomic(d / "latency.parquet", lambda p: latency.to_parquet(p, index=False))

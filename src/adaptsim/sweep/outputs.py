@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adaptsim.atomic import write_atomic
+from adaptsim.atomic import write_together
 from adaptsim.sweep.plan import Plan
 from adaptsim.sweep.report import build_sweep_report
 from adaptsim.sweep.runner import SweepOutcome
@@ -58,9 +58,12 @@ def write_outputs(
                 },
             }
         )
-    paths = [out / "sweep_summary.csv", out / "sweep.json"]
-    write_atomic(paths[0], lambda p: summary.to_csv(p, index=False))
-    write_atomic(paths[1], lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))
+    paths = write_together(  # the summary and its facts: both of this call, or both older
+        {
+            out / "sweep_summary.csv": lambda p: summary.to_csv(p, index=False),
+            out / "sweep.json": lambda p: p.write_text(json.dumps(facts, indent=1, default=str)),
+        }
+    )
     if report and not summary.empty:
         paths.extend(build_sweep_report(out, summary, gains, facts))
     return paths
