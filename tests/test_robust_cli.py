@@ -219,6 +219,22 @@ CASES: dict[str, Callable[[Workspace], tuple[list[str], str]]] = {
         )[1],
         "a.csv",
     ),
+    # a row longer than the header (its cells would be read shifted) and a header that
+    # names the value column twice (the last one was read, silently): audit of 1 Dec
+    "csv trace row longer than the header": lambda ws: (
+        (
+            ws.file("traces/r.csv", "time_s,value\n0,5,7,8\n1,6\n"),
+            [ws.with_trace({"file": "traces/r.csv", "format": "csv"})],
+        )[1],
+        "r.csv:2",
+    ),
+    "csv trace value column twice": lambda ws: (
+        (
+            ws.file("traces/d.csv", "time_s,value,value\n0,5,6\n"),
+            [ws.with_trace({"file": "traces/d.csv", "format": "csv"})],
+        )[1],
+        "d.csv:1",
+    ),
     "mahimahi stamp 1e12 ms": lambda ws: (
         (
             ws.file("traces/m.txt", "0\n1\n1000000000000\n"),

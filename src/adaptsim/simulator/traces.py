@@ -285,6 +285,11 @@ def _dict_rows(path: Path, what: str):
         for n, cells in enumerate(reader, start=2):
             if not any(c.strip() for c in cells):
                 continue  # a blank line
+            if any(c.strip() for c in cells[len(names) :]):  # its cells would shift unseen
+                raise UserError(
+                    f"{where(path, n)}: {len(cells)} cells under a header of {len(names)} "
+                    f"columns (delimiter {delimiter!r}); give every row the header's columns"
+                )
             padded = [c.strip() for c in cells] + [None] * (len(names) - len(cells))
             yield n, dict(zip(names, padded, strict=False))  # a short row: None cells
 
@@ -306,6 +311,12 @@ def _cell(row: dict, column: str, path: Path, n: int) -> float:
 
 
 def _columns(names: list[str], wanted: list[str], path: Path, fields: str) -> None:
+    twice = [c for c in wanted if names.count(c) > 1]
+    if twice:
+        raise UserError(
+            f"{where(path, 1)}: the header names column {twice[0]!r} twice; rename one, or "
+            f"name the column to read with the trace's {fields}"
+        )
     missing = [c for c in wanted if c not in names]
     if missing and all(_number(n) is not None for n in names):
         raise UserError(
