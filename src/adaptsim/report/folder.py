@@ -23,7 +23,14 @@ from adaptsim.errors import UserError
 from adaptsim.files import load_json
 from adaptsim.report.figures import STAGES
 
-__all__ = ["RECORD_NEEDS", "RunFolder", "read_run"]
+__all__ = [
+    "RECORD_NEEDS",
+    "RunFolder",
+    "check_records",
+    "read_csv_file",
+    "read_parquet_file",
+    "read_run",
+]
 
 # What the report needs of the records; other columns are welcome and ignored.
 RECORD_NEEDS = (
@@ -82,11 +89,17 @@ def _check_meta(meta: dict, path: Path) -> None:
         raise bad("seeds", "a list of whole numbers >= 0")
 
 
-def _check_records(records: pd.DataFrame, path: Path) -> None:
-    """The columns the report uses, of the types and ranges ``adaptsim run`` writes."""
+def check_records(records: pd.DataFrame, path: Path, how: str = _HOW) -> None:
+    """Per-frame records (``adaptsim run``'s, or a real run's in the same schema): the
+    columns a report uses, present and of the types and ranges the runs write."""
+    lacking = [c for c in RECORD_NEEDS if c not in records.columns]
+    if lacking:
+        raise UserError(f"{path}: not adaptsim run records (no column {', '.join(lacking)}); {how}")
+    if records.empty:
+        raise UserError(f"{path}: the run recorded no requests; {how}")
 
     def bad(column: str, want: str) -> UserError:
-        return UserError(f"{path}: column {column} {want}; {_HOW}")
+        return UserError(f"{path}: column {column} {want}; {how}")
 
     policy = records["policy"]
     if not (types.is_string_dtype(policy) or types.is_object_dtype(policy)) or not all(
@@ -110,6 +123,32 @@ def _check_records(records: pd.DataFrame, path: Path) -> None:
     arrival = records["arrival_s"].to_numpy(dtype=float)
     if not np.isfinite(arrival).all():
         raise bad("arrival_s", "holds a missing or infinite arrival time")
+
+
+def read_parquet_file(path: Path, how: str = _HOW) -> pd.DataFrame:
+    """A Parquet file adaptsim wrote, or one line saying it is missing or damaged."""
+    if not path.is_file():
+        raise UserError(f"{path}: missing or not a file; {how}")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{path}: truncated or not Parquet ({first}); {how}") from None
+
+
+def read_csv_file(path: Path, how: str = _HOW, needs: tuple[str, ...] = ("policy",)):
+    """A CSV table adaptsim wrote (one row per policy), or one line saying why not."""
+    if not path.is_file():
+        raise UserError(f"{path}: missing or not a file; {how}")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise UserError(f"{path}: unreadable ({first}); {how}") from None
+    lacking = [c for c in needs if c not in table.columns]
+    if lacking:
+        raise UserError(f"{path}: no {', '.join(lacking)} column; {how}")
+    return table
 
 
 def _check_summary(summary: pd.DataFrame, path: Path) -> None:
@@ -154,27 +193,8 @@ def read_run(folder: str | Path) -> RunFolder:
             f"{', '.join(_META_NEEDS)}); {_HOW}"
         )
     _check_meta(meta, d / "run.json")
-    try:
-        records = pd.read_parquet(d / "records.parquet")
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(
-            f"{d / 'records.parquet'}: truncated or not Parquet ({first}); {_HOW}"
-        ) from None
-    lacking = [c for c in RECORD_NEEDS if c not in records.columns]
-    if lacking:
-        raise UserError(
-            f"{d / 'records.parquet'}: not adaptsim run records (no column "
-            f"{', '.join(lacking)}); {_HOW}"
-        )
-    if records.empty:
-        raise UserError(f"{d}: the run recorded no requests; {_HOW}")
-    _check_records(records, d / "records.parquet")
-    try:
-        summary = pd.read_csv(d / "summary.csv")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{d / 'summary.csv'}: unreadable ({exc}); {_HOW}") from None
-    if "policy" not in summary.columns:
-        raise UserError(f"{d / 'summary.csv'}: no policy column; {_HOW}")
+    records = read_parquet_file(d / "records.parquet")
+    check_records(records, d / "records.parquet")
+    summary = read_csv_file(d / "summary.csv")
     _check_summary(summary, d / "summary.csv")
     return RunFolder(d, records, summary, meta)

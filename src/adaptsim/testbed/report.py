@@ -11,7 +11,6 @@ numbers; the HTML adds the overlaid timelines.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -19,10 +18,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from adaptsim.errors import UserError
 from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
 from adaptsim.report.figures import STAGES, figure_block, policy_colours
 from adaptsim.testbed.compare import ranking
+from adaptsim.testbed.folder import validation_facts, validation_records, validation_table
 
 __all__ = ["STAGE_LABELS", "validation_page", "write_validation_report"]
 
@@ -196,21 +195,11 @@ def _timeline(
 def validation_page(folder: Path) -> Page:
     """The validation report of ``folder`` as a :class:`~adaptsim.report.Page` (from its files)."""
     folder = Path(folder)
-    need = [
-        "comparison.csv",
-        "stages.csv",
-        "validation.json",
-        "real/records.parquet",
-        "simulated/records.parquet",
-    ]
-    missing = [n for n in need if not (folder / n).is_file()]
-    if missing:
-        raise UserError(f"{folder}: not a validation folder ({missing[0]} missing)")
-    comp = pd.read_csv(folder / "comparison.csv")
-    stages = pd.read_csv(folder / "stages.csv")
-    facts = json.loads((folder / "validation.json").read_text())
-    real = pd.read_parquet(folder / "real" / "records.parquet")
-    sim = pd.read_parquet(folder / "simulated" / "records.parquet")
+    facts = validation_facts(folder, needs=("ranking", "placement", "load_average"))
+    comp = validation_table(folder, "comparison.csv")
+    stages = validation_table(folder, "stages.csv")
+    real = validation_records(folder, "real")
+    sim = validation_records(folder, "simulated")
     colours = policy_colours(comp["policy"].tolist())
     rank = facts["ranking"]
     p = facts["placement"]

@@ -10,7 +10,6 @@ folder is only read.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pandas as pd
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario, run_scenario
 from adaptsim.testbed.foldback import FoldBack, apply_foldback, fit_foldback
+from adaptsim.testbed.folder import validation_facts, validation_table
 from adaptsim.testbed.scenario import scenario_for_testbed
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
@@ -26,11 +26,9 @@ __all__ = ["rescore_folder", "twin_scenario"]
 
 
 def _facts(folder: Path) -> dict:
-    path = folder / "validation.json"
-    if not path.is_file() or not (folder / "real" / "summary.csv").is_file():
-        raise UserError(f"{folder}: not a validation folder (validation.json or real/ missing); "
-                        "give the --out of `adaptsim validate`")  # fmt: skip
-    return json.loads(path.read_text())
+    facts = validation_facts(folder)
+    validation_table(folder, "real/summary.csv")  # its policies are read next
+    return facts
 
 
 def twin_scenario(folder: Path) -> Scenario:

@@ -14,7 +14,6 @@ SEED1_DIR SEED2_DIR``.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ import pandas as pd
 
 from adaptsim.errors import UserError
 from adaptsim.testbed.compare import ranking
+from adaptsim.testbed.folder import validation_facts, validation_table
 from adaptsim.testbed.report import STAGE_LABELS
 
 __all__ = ["MEAN_TARGET_PCT", "P95_TARGET_PCT", "scorecard"]
@@ -99,11 +99,7 @@ _POLICY_COLS = ["policy", "frames", "mean measured (ms)", "simulated (median of 
 
 
 def _read(folder: Path, name: str) -> pd.DataFrame:
-    path = folder / name
-    if not path.is_file():
-        raise UserError(f"{folder}: not a validation folder ({name} missing); give the --out "
-                        "of `adaptsim validate`")  # fmt: skip
-    return pd.read_csv(path)
+    return validation_table(folder, name)
 
 
 def _ranking_line(t: pd.DataFrame, records: pd.DataFrame) -> str:
@@ -130,7 +126,7 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
     before = _read(seed2, "comparison.csv")
     after = _read(seed2, "comparison_folded.csv")
     stages = _read(seed2, "stages.csv")
-    facts = json.loads((seed2 / "validation.json").read_text())
+    facts = validation_facts(seed2)
     fb = facts.get("fold_back") or {}
     if Path(fb.get("from", "")).resolve() != seed1.resolve():
         raise UserError(f"{seed2} was not folded back from {seed1} (validate --seed 2 "

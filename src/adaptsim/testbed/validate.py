@@ -34,6 +34,7 @@ from adaptsim.testbed.edge_quota import (
     scenario_calibration_path,
 )
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback
+from adaptsim.testbed.folder import fold_back_source
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
@@ -134,8 +135,7 @@ def validate(
         raise UserError(f"--out {out} is a file; give a folder")
     fb = None
     if fold_back is not None:
-        if not (fold_back / "real" / "records.parquet").is_file():
-            raise UserError(f"--fold-back {fold_back}: not a validation folder (no real/)")
+        fold_back_source(fold_back, "--fold-back")  # one line now, not a traceback
         if fold_back.resolve() == out.resolve():
             raise UserError("--fold-back: fit on another run than the one you score (--out)")
         fb = fit_foldback(fold_back)

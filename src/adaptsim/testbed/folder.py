@@ -1,0 +1,103 @@
+"""Reading a validation folder (``adaptsim validate --out``), or saying in one line why not.
+
+Three readers take such folders: ``validate --fold-back`` (the real run of another
+seed folds back into this one's twin), the scorecard and the re-scoring of saved
+runs, and the validation report. Each went straight to pandas and ``json``: a folder
+that was not a validation folder, was truncated by a full disk, or was edited by
+hand gave a traceback (``--fold-back`` before the real run started, the others at
+the end of minutes of re-simulation). The checks here are those of a results
+folder (:mod:`adaptsim.report.folder`): every file there and readable, the facts a
+JSON object with the scenario, seeds and duration, the records with the columns a
+comparison uses, of the types a run writes.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from adaptsim.errors import UserError
+from adaptsim.files import load_json
+from adaptsim.report.folder import check_records, read_csv_file, read_parquet_file
+
+__all__ = ["fold_back_source", "validation_facts", "validation_records", "validation_table"]
+
+_HOW = "give the --out folder of `adaptsim validate`"
+
+
+def validation_facts(folder: str | Path, needs: tuple[str, ...] = ()) -> dict:
+    """``validation.json`` of ``folder``, checked to hold what its readers take from it:
+    the scenario, duration and seeds, and the keys in ``needs``."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise UserError(f"{d}: not a validation folder (no such folder); {_HOW}")
+    path = d / "validation.json"
+    if not path.is_file():
+        raise UserError(f"{d}: not a validation folder (validation.json missing); {_HOW}")
+    try:
+        facts = load_json(path, "validation facts")
+    except UserError as exc:
+        raise UserError(f"{exc}; {_HOW}") from None
+    if not isinstance(facts, dict):
+        raise UserError(f"{path}: not written by `adaptsim validate` (not an object); {_HOW}")
+    duration = facts.get("duration_s")
+    seeds = facts.get("seeds")
+    problems = {
+        "scenario": not isinstance(facts.get("scenario"), str),
+        "duration_s": isinstance(duration, bool)
+        or not isinstance(duration, int | float)
+        or not math.isfinite(duration)
+        or duration <= 0,
+        "seeds": not isinstance(seeds, list)
+        or not seeds
+        or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds),
+    }
+    problems.update({key: facts.get(key) is None for key in needs})
+    wrong = [key for key, bad in problems.items() if bad]
+    if wrong:
+        raise UserError(
+            f"{path}: {wrong[0]} is missing or not what `adaptsim validate` writes "
+            f"({facts.get(wrong[0])!r}); {_HOW}"
+        )
+    return facts
+
+
+def validation_records(folder: str | Path, side: str, extra: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``real/`` or ``simulated/`` per-frame records of ``folder``, checked, with the
+    numeric columns ``extra`` too."""
+    path = _present(folder, f"{side}/records.parquet")
+    records = read_parquet_file(path, _HOW)
+    check_records(records, path, _HOW)
+    for column in ("request", "edge_s", "cloud_s", "uplink_s", *extra):
+        if column not in records.columns or not pd.api.types.is_numeric_dtype(records[column]):
+            raise UserError(f"{path}: no numeric column {column}; {_HOW}")
+    return records
+
+
+def validation_table(folder: str | Path, name: str, needs: tuple[str, ...] = ("policy",)):
+    """A CSV table of ``folder`` (``comparison.csv``, ``real/summary.csv``, ...), checked."""
+    return read_csv_file(_present(folder, name), _HOW, needs)
+
+
+def _present(folder: str | Path, name: str) -> Path:
+    if not (Path(folder) / name).is_file():
+        raise UserError(f"{folder}: not a validation folder ({name} missing); {_HOW}")
+    return Path(folder) / name
+
+
+def fold_back_source(folder: str | Path, what: str = "--fold-back") -> None:
+    """Refuse, before any real run, a folder a fold-back cannot be fitted on."""
+    try:
+        validation_facts(folder)
+        validation_records(folder, "real", ("return_s",))  # the result's way back, measured
+        validation_records(folder, "simulated")
+        summary = validation_table(folder, "real/summary.csv", ("policy", "repartitions"))
+        for column in ("repartitions", "switching_s"):
+            if column not in summary or not pd.api.types.is_numeric_dtype(summary[column]):
+                raise UserError(
+                    f"{Path(folder) / 'real/summary.csv'}: no numeric column {column}; {_HOW}"
+                )
+    except UserError as exc:
+        raise UserError(f"{what} {folder}: {exc}") from None
