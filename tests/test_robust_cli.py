@@ -398,6 +398,10 @@ CASES: dict[str, Callable[[Workspace], tuple[list[str], str]]] = {
         [ws.scenario(), "--out", str(ws.file("mine/notes.txt", "keep").parent)],
         "--out",
     ),
+    "--out a folder whose run.json is nested too deeply": lambda ws: (
+        [ws.scenario(), "--out", str(ws.file("deep/run.json", "[" * 10**5 + "]" * 10**5).parent)],
+        "--out",
+    ),
     "--out parent missing": lambda ws: (
         [ws.scenario(), "--out", str(ws.root / "no" / "such" / "res")],
         "--out",

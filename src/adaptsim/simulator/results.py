@@ -36,6 +36,7 @@ import pandas as pd
 
 from adaptsim.atomic import StagedFolder, write_atomic
 from adaptsim.errors import UserError
+from adaptsim.files import load_json
 from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.decision import PolicyError
 from adaptsim.simulator.engine import RECORD_COLUMNS, Tables, run_policy
@@ -282,9 +283,10 @@ def is_results_folder(path: Path) -> bool:
         return True
     meta = path / "run.json"
     try:
-        return meta.is_file() and "scenario" in json.loads(meta.read_text())
-    except (OSError, ValueError, TypeError):
+        facts = load_json(meta, "run facts") if meta.is_file() else None
+    except (OSError, UserError):  # unreadable, binary, malformed or nested too deeply
         return False
+    return isinstance(facts, dict) and "scenario" in facts
 
 
 def results_folder(
