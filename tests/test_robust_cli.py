@@ -296,6 +296,10 @@ CASES: dict[str, Callable[[Workspace], tuple[list[str], str]]] = {
         [ws.edited_cal(lambda m: m["spread"]["cloud"]["log_ratio"].__setitem__(-1, 1e6))],
         "edited.json",
     ),
+    "calibration block time 1e308 s": lambda ws: (  # finite, yet every frame never finished
+        [ws.edited_cal(lambda m: m["edge_block_s"]["values"][0][0].__setitem__(3, 1e308))],
+        "edited.json",
+    ),
     "calibration negative block time": lambda ws: (
         [ws.edited_cal(lambda m: m["edge_block_s"]["values"][0][0].__setitem__(3, -0.5))],
         "edited.json",

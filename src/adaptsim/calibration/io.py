@@ -2,8 +2,9 @@
 
 The simulator trusts what :func:`load_calibration` returns, so everything it
 reads is checked here, once, with the file and the key named in one line: every
-number finite and non-negative (stress levels, block times, extras, link laws
-and tables, output bytes, bandwidth levels positive), every required key present
+number finite and non-negative (stress levels, block times and extras, at most
+:data:`MAX_BLOCK_S`, link laws and tables, output bytes, bandwidth levels
+positive), every required key present
 and of the right type, ordinals whole and increasing, and each part's spread a
 proper quantile function (probabilities increasing in [0, 1], log ratios
 non-decreasing and within :data:`MAX_LOG_SPREAD`). A file edited by hand to hold
@@ -41,12 +42,15 @@ from adaptsim.calibration.spread import PARTS
 from adaptsim.errors import UserError
 from adaptsim.files import FileKind, kind_of, read_text
 
-__all__ = ["MAX_LOG_SPREAD", "READS", "load_calibration", "save_calibration"]
+__all__ = ["MAX_BLOCK_S", "MAX_LOG_SPREAD", "READS", "load_calibration", "save_calibration"]
 
 READS = (1, 2, 3, 4)  # versions load_calibration accepts
 # A spread's log ratio beyond this (a factor of 10,000 either way per sample) is not
 # variation but a broken file: the shipped calibration's widest is 6.8 (the link's 1 %).
 MAX_LOG_SPREAD = math.log(1e4)
+# A block (or a sub-model's extra) of more than a day is not a measurement but a broken
+# file: 1e308 s passed as "finite" and made every frame of a run never finish.
+MAX_BLOCK_S = 86_400.0
 _KINDS = {"all_cloud", "cut", "all_edge"}
 _FIX = "; correct it or rebuild the file with `adaptsim calibrate`"
 
@@ -115,10 +119,18 @@ class _Reader:
             self.fail(f"{path}.{key}", "must be strictly increasing")
         return a
 
-    def grid(self, d, path: str, shape: tuple[int, ...], keys=STRESS_KEYS) -> StressGrid:
+    def grid(
+        self, d, path: str, shape: tuple[int, ...], keys=STRESS_KEYS, most: float = math.inf
+    ) -> StressGrid:
         d = self.get(d, path.rsplit(".", 1)[-1], path.rsplit(".", 1)[0], dict)
         cpu, mem = self.levels(d, keys[0], path), self.levels(d, keys[1], path)
         values = self.numbers(self.get(d, "values", path, list), f"{path}.values")
+        if (values > most).any():
+            idx = np.argwhere(values > most)[0]
+            self.fail(
+                f"{path}.values" + "".join(f"[{int(i)}]" for i in idx),
+                f"is {values[tuple(idx)]:g}; more than {most:g} is not a measurement",
+            )
         expected = (len(cpu), len(mem), *shape)
         if values.shape != expected:
             self.fail(
@@ -243,12 +255,12 @@ def _model_from_dict(r: _Reader, name: str, d, version: int) -> ModelCalibration
     w = f"models.{name}"
     ordinals, kinds, names, out_bytes = _points(r, d, w)
     n = len(ordinals)
-    edge = r.grid(d, f"{w}.edge_block_s", (n,))
-    cloud = r.grid(d, f"{w}.cloud_block_s", (n,))
+    edge = r.grid(d, f"{w}.edge_block_s", (n,), most=MAX_BLOCK_S)
+    cloud = r.grid(d, f"{w}.cloud_block_s", (n,), most=MAX_BLOCK_S)
     extras = {}  # version 1 files have none: zeros
     sides = (("edge_extra_s", "edge", edge), ("cloud_extra_s", "cloud", cloud))
     for key, side, g in sides if version >= 2 else ():
-        x = extras[f"{side}_extra"] = r.grid(d, f"{w}.{key}", (n,))
+        x = extras[f"{side}_extra"] = r.grid(d, f"{w}.{key}", (n,), most=MAX_BLOCK_S)
         if not (
             np.array_equal(x.cpu_levels, g.cpu_levels)
             and np.array_equal(x.mem_levels, g.mem_levels)
@@ -348,7 +360,7 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     version = doc.get("version")
     if isinstance(version, bool) or version not in READS:
         raise UserError(
-            f"{where}: calibration version {version}, this adaptsim reads "
+            f"{where}: calibration version {version!r}, this adaptsim reads "
             f"{', '.join(map(str, READS))}: re-run `adaptsim calibrate`"
         )
     r = _Reader(where)
