@@ -492,6 +492,20 @@ STARTED_TOO_SOON = {
         ["serve", "--role", "cloud", "--listen", "127.0.0.1:0", "--one-way-latency-s", "inf"],
         ("--one-way-latency-s inf",),
     ),
+    "calibrate --check --seed -1 (a traceback after the calibration was written)": (
+        [
+            "calibrate",
+            str(REPO / "docs/own_profiles/own.parquet"),
+            "--out",
+            "{w}/c.json",
+            "--check",
+            "--seed",
+            "-1",
+            "-m",
+            "lenet",
+        ],
+        ("--seed -1", "2**63"),
+    ),
     "serve --secret-file 64 MB (read whole, zeros taken as the key)": (
         ["serve", "--role", "cloud", "--listen", "127.0.0.1:0", "--secret-file", "{w}/big.bin"],
         ("--secret-file", "more than 4096 bytes"),

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import OutputFormat, app, emit, err, guard
-from adaptsim.cli.flags import as_flags, output_file
+from adaptsim.cli.flags import as_flags, check_seeds, output_file
 
 __all__ = ["CLOUD_HOST_HELP", "EDGE_HOST_HELP", "SUMMARY_HELP", "calibrate"]
 
@@ -72,6 +72,7 @@ def calibrate(
     from adaptsim.calibration import save_calibration
     from adaptsim.calibration.build import StoreKind, build_calibration
 
+    check_seeds([seed])  # the check draws with it after the calibration is written
     output_file(out, "--out")
     check_path = output_file(check_out or out.with_suffix(".check.csv"), "--check-out")
     with as_flags():

@@ -13,7 +13,7 @@ from pathlib import Path
 from adaptsim.atomic import check_writable_place
 from adaptsim.errors import UserError
 
-__all__ = ["FLAGS", "as_flags", "output_file", "store_output"]
+__all__ = ["FLAGS", "as_flags", "check_seeds", "output_file", "store_output"]
 
 # The library's choices (adaptsim.store.WORDS) by the flags that make them.
 FLAGS = {
@@ -35,6 +35,14 @@ def as_flags():
         yield
     except ChoiceError as exc:
         raise UserError(exc.render(FLAGS)) from None
+
+
+def check_seeds(seeds, flag: str = "--seed") -> None:
+    """Refuse, before any work, a seed numpy's generators cannot take (they take 0 to
+    2**63 - 1 here, a store's int64): a negative one failed after the work was done."""
+    bad = [s for s in seeds if not 0 <= s < 2**63]
+    if bad:
+        raise UserError(f"{flag} {bad[0]}: seeds are integers from 0 to 2**63 - 1")
 
 
 def output_file(path: Path, what: str) -> Path:

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import app, err, guard
+from adaptsim.cli.flags import check_seeds
 from adaptsim.errors import UserError
 
 
@@ -110,9 +111,7 @@ def validate(
     from adaptsim.testbed import scenario_for_testbed
     from adaptsim.testbed import validate as run_validation
 
-    bad = [s for s in seeds or [] if not 0 <= s < 2**63]
-    if bad:
-        raise UserError(f"--seed {bad[0]}: seeds are integers from 0 to 2**63 - 1")
+    check_seeds(seeds or [])
     if policies is not None and not policies.replace(",", "").strip():
         raise UserError(f"--policies {policies!r}: name at least one policy, e.g. all,mpc")
     if secret_file is not None and cloud is None:
