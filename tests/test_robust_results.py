@@ -19,7 +19,6 @@ Everything runs through the real CLI on real runs of a small scenario.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from typer.testing import CliRunner
 from adaptsim.atomic import write_together
 from adaptsim.cli import app
 from adaptsim.errors import UserError
+from damage import Damage, csv_edit, json_edit, parquet_edit, replace_with
 
 runner = CliRunner()
 
@@ -93,42 +93,26 @@ def good(tmp_path_factory) -> Path:
     return out
 
 
-def _meta(edit: Callable[[dict], None]) -> Callable[[Path], Path]:
-    def damage(res: Path) -> Path:
-        meta = json.loads((res / "run.json").read_text())
-        edit(meta)
-        (res / "run.json").write_text(json.dumps(meta))
-        return res / "run.json"
-
-    return damage
+def _meta(edit: Callable[[dict], None]) -> Damage:
+    return json_edit("run.json", edit)
 
 
-def _records(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], Path]:
-    def damage(res: Path) -> Path:
-        edit(pd.read_parquet(res / "records.parquet")).to_parquet(res / "records.parquet")
-        return res / "records.parquet"
-
-    return damage
+def _records(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Damage:
+    return parquet_edit("records.parquet", edit)
 
 
-def _column(name: str, value) -> Callable[[Path], Path]:
+def _column(name: str, value) -> Damage:
     return _records(lambda r: r.assign(**{name: value}))
 
 
-def _summary(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], Path]:
-    def damage(res: Path) -> Path:
-        edit(pd.read_csv(res / "summary.csv")).to_csv(res / "summary.csv", index=False)
-        return res / "summary.csv"
-
-    return damage
+def _summary(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Damage:
+    return csv_edit("summary.csv", edit)
 
 
-def _nested(res: Path) -> Path:
-    (res / "run.json").write_text("[" * 100_000 + "]" * 100_000)
-    return res / "run.json"
+_nested = replace_with("run.json", "[" * 100_000 + "]" * 100_000)
 
 
-DAMAGED: dict[str, Callable[[Path], Path]] = {
+DAMAGED: dict[str, Damage] = {
     "run.json seeds a word": _meta(lambda m: m.update(seeds="abc")),
     "run.json seeds missing a value": _meta(lambda m: m.update(seeds=None)),
     "run.json duration a word": _meta(lambda m: m.update(duration_s="ten")),

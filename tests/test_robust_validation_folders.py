@@ -13,7 +13,6 @@ as in tests/test_testbed_report.py: no root, no namespaces.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +29,7 @@ from adaptsim.testbed.folder import fold_back_source
 from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.rescore import twin_scenario
 from adaptsim.testbed.validate import write_validation
+from damage import Damage, csv_edit, json_edit, parquet_edit, replace_with, truncate
 
 DATA = Path(__file__).parent / "data"
 SCENARIO = DATA / "testbed_lenet.yaml"
@@ -61,50 +61,20 @@ def _copy(folder: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(folder, tmp_path / "v"))
 
 
-def _write(name: str, text: str | bytes) -> Callable[[Path], Path]:
-    def damage(v: Path) -> Path:
-        p = v / name
-        p.write_bytes(text) if isinstance(text, bytes) else p.write_text(text)
-        return p
-
-    return damage
+_write = replace_with
+_truncate = truncate
 
 
-def _facts(edit: Callable[[dict], None]) -> Callable[[Path], Path]:
-    def damage(v: Path) -> Path:
-        facts = json.loads((v / "validation.json").read_text())
-        edit(facts)
-        (v / "validation.json").write_text(json.dumps(facts))
-        return v / "validation.json"
-
-    return damage
+def _facts(edit: Callable[[dict], None]) -> Damage:
+    return json_edit("validation.json", edit)
 
 
-def _truncate(name: str) -> Callable[[Path], Path]:
-    def damage(v: Path) -> Path:
-        p = v / name
-        p.write_bytes(p.read_bytes()[:300])
-        return p
-
-    return damage
+def _records(side: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Damage:
+    return parquet_edit(f"{side}/records.parquet", edit)
 
 
-def _records(side: str, edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], Path]:
-    def damage(v: Path) -> Path:
-        p = v / side / "records.parquet"
-        edit(pd.read_parquet(p)).to_parquet(p)
-        return p
-
-    return damage
-
-
-def _summary(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], Path]:
-    def damage(v: Path) -> Path:
-        p = v / "real" / "summary.csv"
-        edit(pd.read_csv(p)).to_csv(p, index=False)
-        return p
-
-    return damage
+def _summary(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Damage:
+    return csv_edit("real/summary.csv", edit)
 
 
 # case -> (damage, readers that must refuse it in one line)

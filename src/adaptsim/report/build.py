@@ -29,7 +29,7 @@ from adaptsim.report.figures import (
     stage_means,
     timeline_figure,
 )
-from adaptsim.report.folder import read_run
+from adaptsim.report.folder import SUMMARY_LABELS, read_run
 from adaptsim.report.images import plot_cdf, plot_timeline
 from adaptsim.report.page import Block, Page, code, facts, note, paragraph, table, warnings
 from adaptsim.report.tables import Cell, Table, fmt_interval, fmt_number, fmt_pct
@@ -37,24 +37,7 @@ from adaptsim.report.verdict import Verdict, verdict
 
 __all__ = ["build_report", "pretty_summary", "run_report", "summary_table"]
 
-_COLUMNS = {
-    "policy": "policy",
-    "seeds": "seeds",
-    "requests": "requests",
-    "unfinished": "unfinished",
-    "dropped": "dropped",
-    "drop_rate": "drop rate",
-    "mean_s": "mean (s)",
-    "p50_s": "p50 (s)",
-    "p95_s": "p95 (s)",
-    "p99_s": "p99 (s)",
-    "deadline_miss_rate": "deadline miss",
-    "throughput_rps": "throughput (req/s)",
-    "goodput_rps": "goodput (req/s)",
-    "bytes_sent": "MB sent",
-    "repartitions": "re-partitions",
-    "switching_s": "switching (s)",
-}
+_COLUMNS = SUMMARY_LABELS  # summary.csv columns shown, by their headers
 
 
 def _formatters() -> dict:

@@ -25,6 +25,7 @@ from adaptsim.report.figures import STAGES
 
 __all__ = [
     "RECORD_NEEDS",
+    "SUMMARY_LABELS",
     "RunFolder",
     "check_records",
     "read_csv_file",
@@ -47,24 +48,25 @@ _META_NEEDS = ("scenario", "model", "duration_s", "deadline_s", "seeds")
 _HOW = "re-create it with `adaptsim run SCENARIO --out DIR`"
 # Seconds a frame spent (inf or NaN: it never got there); never negative.
 _TIMES = ("latency_s", "done_s", *(column for column, _ in STAGES))
-# summary.csv columns that hold numbers (the report formats them as such).
-_SUMMARY_NUMBERS = (
-    "seeds",
-    "requests",
-    "unfinished",
-    "dropped",
-    "drop_rate",
-    "mean_s",
-    "p50_s",
-    "p95_s",
-    "p99_s",
-    "deadline_miss_rate",
-    "throughput_rps",
-    "goodput_rps",
-    "bytes_sent",
-    "repartitions",
-    "switching_s",
-)
+# summary.csv columns a report shows, by their headers (all but the policy hold numbers).
+SUMMARY_LABELS = {
+    "policy": "policy",
+    "seeds": "seeds",
+    "requests": "requests",
+    "unfinished": "unfinished",
+    "dropped": "dropped",
+    "drop_rate": "drop rate",
+    "mean_s": "mean (s)",
+    "p50_s": "p50 (s)",
+    "p95_s": "p95 (s)",
+    "p99_s": "p99 (s)",
+    "deadline_miss_rate": "deadline miss",
+    "throughput_rps": "throughput (req/s)",
+    "goodput_rps": "goodput (req/s)",
+    "bytes_sent": "MB sent",
+    "repartitions": "re-partitions",
+    "switching_s": "switching (s)",
+}
 
 
 def _check_meta(meta: dict, path: Path) -> None:
@@ -152,7 +154,7 @@ def read_csv_file(path: Path, how: str = _HOW, needs: tuple[str, ...] = ("policy
 
 
 def _check_summary(summary: pd.DataFrame, path: Path) -> None:
-    for column in _SUMMARY_NUMBERS:
+    for column in list(SUMMARY_LABELS)[1:]:
         if column in summary.columns:
             c = summary[column]
             as_number = pd.to_numeric(c, errors="coerce")
