@@ -114,6 +114,18 @@ def _user_policy(ws: Workspace, body: str, target: str, params: dict | None = No
     return [ws.with_policy(spec)], "policies.0"
 
 
+def _alias_bomb(doc: dict, levels: int) -> str:
+    """The scenario with its bandwidth steps an alias of aliases: 10**(levels+1) values."""
+    lines = ["  a0: &a0 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels + 1)]
+    body = yaml.safe_dump({k: v for k, v in doc.items() if k != "traces"})
+    return (
+        "x-bomb:\n"
+        + "\n".join(lines)
+        + f"\n{body}traces:\n  bandwidth_mbps: {{steps: *a{levels}}}\n"
+    )
+
+
 CASES: dict[str, Callable[[Workspace], tuple[list[str], str]]] = {
     # -- the scenario file itself --------------------------------------------------
     "scenario missing": lambda ws: ([str(ws.root / "nope.yaml")], "nope.yaml"),
@@ -130,6 +142,12 @@ CASES: dict[str, Callable[[Workspace], tuple[list[str], str]]] = {
     "scenario bad yaml": lambda ws: ([str(ws.file("y.yaml", "name: [t\n"))], "y.yaml"),
     "scenario a list": lambda ws: ([str(ws.file("l.yaml", "- 1\n- 2\n"))], "l.yaml"),
     "scenario empty": lambda ws: ([str(ws.file("e.yaml", ""))], "e.yaml"),
+    # ten short lines of aliases of aliases: 23 million values ("a billion laughs" at
+    # two levels more took minutes and gigabytes before it was refused by its size)
+    "scenario YAML aliases that expand to millions": lambda ws: (
+        [str(ws.file("bomb.yaml", _alias_bomb(ws.doc, levels=6)))],
+        "aliases",
+    ),
     "scenario python tag": lambda ws: (
         [str(ws.file("t.yaml", "name: !!python/object:os.system ls\n"))],
         "t.yaml",

@@ -28,6 +28,7 @@ from adaptsim.errors import UserError
 
 __all__ = [
     "EXCERPT_CHARS",
+    "MAX_YAML_NODES",
     "FileKind",
     "excerpt",
     "input_file",
@@ -39,6 +40,9 @@ __all__ = [
 
 _PARQUET_MAGIC = b"PAR1"
 EXCERPT_CHARS = 60
+# Values a YAML document may expand to (a scenario or sweep has hundreds; an inline
+# trace of 100,000 steps has 300,000): beyond, aliases of aliases are a "billion laughs".
+MAX_YAML_NODES = 2_000_000
 _UTF16_32_BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),
     (codecs.BOM_UTF32_BE, "UTF-32"),
@@ -132,13 +136,26 @@ def load_yaml(path: str | Path, what: str):
     """The YAML document in ``path`` (safe types only), or a one-line error with its line.
 
     A key given twice in one mapping is refused (PyYAML would keep the last one
-    silently), as are tags that build Python objects and documents nested too
-    deeply to be a configuration.
+    silently), as are tags that build Python objects, documents nested too deeply
+    to be a configuration, and aliases that expand to more than
+    :data:`MAX_YAML_NODES` values (ten lines of ``&a [*b, *b, ...]`` are a billion
+    values: validating them took minutes and gigabytes).
     """
     p = Path(path)
     text = read_text(p, what)
+    loader = _UniqueKeyLoader(text)  # a SafeLoader: safe types only
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: safe types only
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:  # aliases of aliases: a few lines that expand to billions
+            raise UserError(
+                f"{p}: YAML that expands to {size:,} values through its aliases (*name); at "
+                f"most {MAX_YAML_NODES:,} make a {what}: write the values out, or put a long "
+                "trace in a file"
+            )
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
@@ -150,6 +167,23 @@ def load_yaml(path: str | Path, what: str):
         raise UserError(f"{p}{line}: not valid YAML ({why})") from None
     except RecursionError:
         raise UserError(f"{p}: YAML nested too deeply to be a {what}") from None
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """How many nodes ``node`` holds once every alias is expanded (a node an alias
+    shares is counted each time it is used, computed once)."""
+    key = id(node)
+    if key not in seen:
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = node.value
+        else:
+            children = []
+        seen[key] = 1 + sum(_expanded_size(c, seen) for c in children)
+    return seen[key]
 
 
 def load_json(path: str | Path, what: str):
