@@ -165,6 +165,26 @@ class Trace:
             base += self.duration_s
         return out
 
+    def delayed(self, lag_s: float, until_s: float) -> Trace:
+        """The trace as a real testbed's follower applies it, each step ``lag_s`` late.
+
+        The follower (:class:`~adaptsim.testbed.conditions.ConditionFollower`) puts the
+        value at t = 0 in place before the clock starts and follows the steps in
+        ``(0, until_s]`` (a run's duration; loops unrolled), none after. So: this
+        trace's value at 0 until ``lag_s``, then each step in ``(0, until_s]``
+        ``lag_s`` after its time, and the last of them held for good (a hold trace).
+        ``lag_s`` 0, or no step to follow, gives the trace itself.
+        """
+        if not (math.isfinite(lag_s) and lag_s >= 0):
+            raise ValueError(f"a condition lag must be a finite number of seconds >= 0: {lag_s!r}")
+        steps = sorted({t for t in self.breakpoints(until_s) if t > 0})
+        if lag_s == 0 or not steps:
+            return self
+        times = (0.0, *(t + lag_s for t in steps))
+        values = (self.at(0.0), *(self.at(t) for t in steps))
+        return Trace(times, values, max(until_s + lag_s, times[-1] + 1.0), End.hold,
+                     f"{self.label} (steps {lag_s:.3g} s late)")  # fmt: skip
+
     def zero_from(self) -> float | None:
         """The time from which the value is 0 for good (``None``: it never is)."""
         if self.end is End.loop:
