@@ -114,6 +114,11 @@ def test_step_lags_match_each_step_to_its_level_really_in_place():
     assert step_lags(cpu, [[0.0, 20, 0, 0], [5.0, 20, 50, 0], [7.5, 20, 0, 0]], 2, 9.0) == (
         pytest.approx([1.0, 1.5])
     )
+    # the follower takes a kind's steps in order: the 0 % step (6 s) waits for the 50 %
+    # one (in place at 6.5 s), so the link's entry at 6.2 s, which still shows the old
+    # 0 %, is not the 0 % step in place
+    late = [[0.0, 20, 0, 0], [6.2, 1, 0, 0], [6.5, 1, 50, 0], [6.6, 1, 0, 0]]
+    assert step_lags(cpu, late, 2, 9.0) == pytest.approx([2.5, 0.6])
 
 
 def test_the_monitor_reads_the_traces_as_written_while_the_world_is_late():
@@ -208,6 +213,33 @@ def test_the_cloud_level_is_the_applied_one_at_the_cloud_stage_start(tmp_path):
     # by the trace's level at arrival the late frames would count at 50 % with x1: mixed
     assert levels[0.0] == pytest.approx(1.0, rel=1e-6)
     assert levels[50.0] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_the_engines_slow_the_cloud_by_the_edge_level_when_the_cloud_stage_starts():
+    """Frames queue for seconds on a slow link, so many reach the cloud after the edge's
+    CPU step although they arrived before it: their cloud time is scaled by the level
+    when the cloud stage starts (not at arrival), in both engines alike."""
+    from adaptsim.simulator.engine import run_policy
+    from adaptsim.simulator.naive import run_policy_naive
+
+    sc = replace(_scenario("all-cloud"), bandwidth=Trace.constant(0.05))  # ~0.5 s a frame
+    world = apply_foldback(sc, replace(NEUTRAL, cloud_scale_by_cpu=((0.0, 1.0), (50.0, 3.0))))
+    fast, stats, _ = run_policy(world, world.policies[0], 1)
+    naive, naive_stats, _ = run_policy_naive(world, world.policies[0], 1)
+    assert stats == naive_stats
+    for col in ("cloud_s", "latency_s", "cloud_wait_s"):
+        np.testing.assert_allclose(fast[col], naive[col], rtol=1e-9, atol=1e-9, err_msg=col)
+    base, _, _ = run_policy(sc, sc.policies[0], 1)
+    a = np.asarray(fast["arrival_s"])
+    start = a + sum(np.asarray(fast[c]) for c in ("edge_wait_s", "edge_s", "uplink_wait_s",
+                                                  "uplink_s", "cloud_wait_s"))  # fmt: skip
+    start += sc.one_way_latency_s
+    done = np.isfinite(start)
+    level = sc.edge_cpu.at_many(start[done])
+    expected = np.where(level == 50, 3.0, 1.0) * np.asarray(base["cloud_s"])[done]
+    np.testing.assert_allclose(np.asarray(fast["cloud_s"])[done], expected, rtol=1e-9)
+    # the test tells the two choices apart: frames that arrived before the step
+    assert ((sc.edge_cpu.at_many(a[done]) == 0) & (level == 50)).sum() >= 5
 
 
 # -- the fold-back's file stays readable ---------------------------------------------
