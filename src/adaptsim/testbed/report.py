@@ -274,8 +274,10 @@ def validation_page(folder: Path) -> Page:
                 f"by {fb.link_lag_s:.3g} s (link), {fb.cpu_lag_s:.3g} s (edge CPU stress), "
                 f"{fb.mem_lag_s:.3g} s (edge memory stress) after the trace's step (medians)."
                 + _per_level("Edge", fb.edge_scale_by_cpu)
-                + _per_level("Cloud (by the edge CPU stress in place when its stage started)",
-                             fb.cloud_scale_by_cpu)  # fmt: skip
+                + _per_level(
+                    "Cloud (by the edge CPU stress in place when its stage started)",
+                    fb.cloud_scale_by_cpu,
+                )
             ),
             table(_fold_table(comp, after)),
             paragraph(

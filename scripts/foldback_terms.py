@@ -1,0 +1,78 @@
+"""The held-out run's twin error with each fold-back term on and off (no real run).
+
+Usage: .venv/bin/python scripts/foldback_terms.py SEED1_DIR SEED2_DIR [DRAWS]
+
+Fits the fold-back on SEED1 (against its twin simulated now, as
+``adaptsim.testbed.rescore`` does) and scores the SEED2 twin against SEED2's saved
+real run: before any fold-back, with the terms older than the conditions' lag and
+the cloud's per-edge-CPU scale, with each of the two added alone, and with both.
+Prints per variant and policy the mean and p95 errors (median over DRAWS noise
+draws, 9 by default) and, from draw 0, the per-stage mean errors of edge compute,
+uplink transfer and cloud compute.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+from adaptsim.simulator import run_scenario
+from adaptsim.testbed.compare import err_pct
+from adaptsim.testbed.foldback import apply_foldback, fit_foldback
+from adaptsim.testbed.rescore import twin_scenario
+from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
+
+STAGES = ("edge_s", "uplink_s", "cloud_s")
+
+
+def variants(fb):
+    no_lag = dict(link_lag_s=0.0, cpu_lag_s=0.0, mem_lag_s=0.0)
+    return {
+        "older terms only": replace(fb, cloud_scale_by_cpu=(), **no_lag),
+        "+ lag": replace(fb, cloud_scale_by_cpu=()),
+        "+ cloud per edge CPU": replace(fb, **no_lag),
+        "+ both": fb,
+    }
+
+
+def main(seed1: Path, seed2: Path, draws: int) -> None:
+    fit_sc = twin_scenario(seed1)
+    fb = fit_foldback(seed1, simulated=run_scenario(fit_sc).records, scenario=fit_sc)
+    print(f"fitted on {seed1}: lags link {fb.link_lag_s:.3f} s, cpu {fb.cpu_lag_s:.3f} s, "
+          f"mem {fb.mem_lag_s:.3f} s; cloud x{fb.cloud_scale:.3f}, per edge CPU level "
+          f"{[(c, round(s, 3)) for c, s in fb.cloud_scale_by_cpu]}; edge per level "
+          f"{[(c, round(s, 3)) for c, s in fb.edge_scale_by_cpu]}")  # fmt: skip
+    sc = twin_scenario(seed2)
+    real_summary = pd.read_csv(seed2 / "real" / "summary.csv")
+    real = pd.read_parquet(seed2 / "real" / "records.parquet")
+    rows = []
+    twin_scs = {"no fold-back": sc, **{k: apply_foldback(sc, v) for k, v in variants(fb).items()}}
+    for name, twin_sc in twin_scs.items():
+        twins = twin_draws(twin_sc, draws)
+        comp = compare_draws(real_summary, twins)
+        both = real.merge(twins[0].records, on=["policy", "seed", "request"], suffixes=("", "_sim"))
+        for _, r in comp.iterrows():
+            d = both[both["policy"] == r["policy"]]
+            d = d[d["latency_s"] < float("inf")]
+            row = {"variant": name, "policy": r["policy"], "mean_err_pct": r["mean_error_pct"],
+                   "p95_err_pct": r["p95_error_pct"]}  # fmt: skip
+            for s in STAGES:
+                row[f"{s}_err_pct"] = err_pct(d[f"{s}_sim"].mean(), d[s].mean())
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(out.round(1).to_string(index=False))
+        print()
+        print("median |error| over policies, per variant:")
+        print(out.drop(columns="policy").abs().groupby(out["variant"], sort=False).median()
+              .round(1).to_string())  # fmt: skip
+
+
+if __name__ == "__main__":
+    if len(sys.argv) not in (3, 4):
+        sys.exit(__doc__.split("\n\n")[1])
+    draws = int(sys.argv[3]) if len(sys.argv) == 4 else NOISE_DRAWS
+    main(Path(sys.argv[1]), Path(sys.argv[2]), draws)
