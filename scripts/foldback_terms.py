@@ -8,7 +8,7 @@ real run: before any fold-back, with the terms older than the conditions' lag an
 the cloud's per-edge-CPU scale, with each of the two added alone, and with both.
 Prints per variant and policy the mean and p95 errors (median over DRAWS noise
 draws, 9 by default) and, from draw 0, the per-stage mean errors of edge compute,
-uplink transfer and cloud compute.
+uplink transfer and cloud compute, and the cloud's error per edge CPU stress level.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(seed1: Path, seed2: Path, draws: int) -> None:
     sc = twin_scenario(seed2)
     real_summary = pd.read_csv(seed2 / "real" / "summary.csv")
     real = pd.read_parquet(seed2 / "real" / "records.parquet")
-    rows = []
+    rows, levels = [], []
     twin_scs = {"no fold-back": sc, **{k: apply_foldback(sc, v) for k, v in variants(fb).items()}}
     for name, twin_sc in twin_scs.items():
         twins = twin_draws(twin_sc, draws)
@@ -62,13 +62,21 @@ def main(seed1: Path, seed2: Path, draws: int) -> None:
             for s in STAGES:
                 row[f"{s}_err_pct"] = err_pct(d[f"{s}_sim"].mean(), d[s].mean())
             rows.append(row)
+        cloud = both[(both["cloud_s_sim"] > 0) & (both["latency_s"] < float("inf"))]
+        for cpu, g in cloud.groupby("edge_cpu_pct"):
+            err = err_pct(g["cloud_s_sim"].mean(), g["cloud_s"].mean())
+            levels.append({"variant": name, "edge_cpu_pct_at_arrival": cpu, "frames": len(g),
+                           "cloud_s_err_pct": err})  # fmt: skip
     out = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(out.round(1).to_string(index=False))
         print()
         print("median |error| over policies, per variant:")
-        print(out.drop(columns="policy").abs().groupby(out["variant"], sort=False).median()
-              .round(1).to_string())  # fmt: skip
+        errors = out.drop(columns=["variant", "policy"]).abs()
+        print(errors.groupby(out["variant"], sort=False).median().round(1).to_string())
+        print()
+        print("cloud compute error per edge CPU level (all policies' cloud frames, draw 0):")
+        print(pd.DataFrame(levels).round(1).to_string(index=False))
 
 
 if __name__ == "__main__":
