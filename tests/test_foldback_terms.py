@@ -78,54 +78,65 @@ def _folder(tmp_path: Path, sc, world, name: str = "v") -> Path:
 
 def test_a_delayed_trace_steps_late_and_holds_after_the_run():
     hold = Trace.steps([[0, 20], [3, 1], [6, 20]])
-    late = hold.delayed(0.5, until_s=9.0)
+    late = hold.delayed(0.5, 0.5, until_s=9.0)
     assert late.times == (0.0, 3.5, 6.5) and late.values == hold.values
     assert [late.at(t) for t in (3.4, 3.5, 6.4, 6.5, 100.0)] == [20, 1, 1, 20, 20]
-    assert hold.delayed(0.0, 9.0) is hold and Trace.constant(5).delayed(2.0, 9.0).at(1) == 5
+    # a step up (6 s) and a step down (3 s) each by its own lag
+    assert hold.delayed(0.2, 1.0, until_s=9.0).times == (0.0, 4.0, 6.2)
+    assert hold.delayed(0.0, 0.0, 9.0) is hold
+    assert Trace.constant(5).delayed(2.0, 2.0, 9.0).at(1) == 5
     # a looped trace is followed over the run only (the follower's steps), then held
     loop = Trace.steps([[0, 10], [2, 30]], end=End.loop)  # period 4 s
-    late = loop.delayed(1.0, until_s=9.0)
+    late = loop.delayed(1.0, 1.0, until_s=9.0)
     assert late.end is End.hold
     seen = [late.at(t) for t in (0.5, 2.5, 3.5, 5.5, 7.5, 9.5, 11.0, 50.0)]
     assert seen == [10, 10, 30, 10, 30, 10, 10, 10]  # the last step, at 8 s, held
+    # steps taken one after the other: a level overtaken by the next is never in place
+    stress = Trace.steps([[0, 0], [2, 50], [3, 0], [8, 50]])
+    late = stress.delayed(1.5, 0.1, until_s=9.0)  # 50 % in place at 3.5 s, after the 0 % step
+    assert late.times == (0.0, 3.5, 9.5) and late.values == (0.0, 0.0, 50.0)
     with pytest.raises(ValueError, match="lag"):
-        hold.delayed(-1.0, 9.0)
+        hold.delayed(-1.0, 0.0, 9.0)
 
 
 def test_step_lags_match_each_step_to_its_level_really_in_place():
     """The follower's log: each kind's level once in place; while the CPU stressor
     restarts another kind's entry shows it at 0 (none in place), which is not the
-    step's level; a step never in place before the run ended has no lag."""
+    step's level; a step never in place before the run ended counts as in place at
+    its end (else the median would keep only the steps that came in time)."""
     cpu = Trace.steps([[0, 0], [4, 50], [6, 0], [8, 100]])
     applied = [
         [0.0, 20, 0, 0],
         [4.2, 1, 0.0, 0],  # the link stepped while the CPU stressor was starting
         [4.3, 1, 50, 0],  # 50 % in place: 0.3 s late
         [6.1, 1, 0.0, 0],  # 0 % in place: 0.1 s late
-        # the 100 % step at 8 s never logged: the run ended first
+        # the 100 % step at 8 s never logged: the run (9 s) ended first
     ]
-    assert step_lags(cpu, applied, 2, 9.0) == pytest.approx([0.3, 0.1])
+    assert _lags(step_lags(cpu, applied, 2, 9.0)) == [("up", 0.3), ("down", 0.1), ("up", 1.0)]
     # the link's steps at 4 s (20 -> 1) with its column; None: not applied (remote)
     bw = Trace.steps([[0, 20], [4, 1]])
-    assert step_lags(bw, applied, 1, 9.0) == pytest.approx([0.2])
+    assert _lags(step_lags(bw, applied, 1, 9.0)) == [("down", 0.2)]
     assert step_lags(bw, [[0.0, None, 0, 0], [4.2, None, 0, 0]], 1, 9.0) == []
     # a level the trace returns to (0 -> 50 -> 0) is matched after the previous step's
     # entry, not at an earlier entry with the same value
-    assert step_lags(cpu, [[0.0, 20, 0, 0], [5.0, 20, 50, 0], [7.5, 20, 0, 0]], 2, 9.0) == (
-        pytest.approx([1.0, 1.5])
-    )
+    got = step_lags(cpu, [[0.0, 20, 0, 0], [5.0, 20, 50, 0], [7.5, 20, 0, 0]], 2, 9.0)
+    assert _lags(got) == [("up", 1.0), ("down", 1.5), ("up", 1.0)]
     # the follower takes a kind's steps in order: the 0 % step (6 s) waits for the 50 %
     # one (in place at 6.5 s), so the link's entry at 6.2 s, which still shows the old
     # 0 %, is not the 0 % step in place
     late = [[0.0, 20, 0, 0], [6.2, 1, 0, 0], [6.5, 1, 50, 0], [6.6, 1, 0, 0]]
-    assert step_lags(cpu, late, 2, 9.0) == pytest.approx([2.5, 0.6])
+    assert _lags(step_lags(cpu, late, 2, 9.0)) == [("up", 2.5), ("down", 0.6), ("up", 1.0)]
+
+
+def _lags(got: list) -> list:
+    return [(way, round(s, 9)) for way, s in got]
 
 
 def test_the_monitor_reads_the_traces_as_written_while_the_world_is_late():
     """The real run's monitor reads the trace (the testbed's Monitor over the scenario),
     not the applied state; a lagged twin's monitor must read the same, its world not."""
     sc = _scenario("all-cloud")
-    fb = replace(NEUTRAL, link_lag_s=1.0, cpu_lag_s=0.7)
+    fb = replace(NEUTRAL, link_down_lag_s=1.0, cpu_up_lag_s=0.7)
     world = apply_foldback(sc, fb)
     noise = draw(sc, 1).monitor_noise
     for t in np.arange(0.0, sc.duration_s, 0.25):
@@ -139,20 +150,22 @@ def test_the_monitor_reads_the_traces_as_written_while_the_world_is_late():
 
 
 def test_the_lag_is_fitted_and_folded_back_and_needed(tmp_path):
-    """A world whose link steps 0.8 s and CPU stress 1.2 s late: the fit gives both
-    lags back from the applied log, the twin folded with them reproduces the run
-    frame by frame, and the twin without the lag does not."""
+    """A world whose link steps down 0.8 s and up 0.3 s late, and its CPU stress up
+    1.2 s late: the fit gives each lag back from the applied log, the twin folded with
+    them reproduces the run frame by frame, and the twin without the lag does not."""
     sc = _scenario("all-cloud", "static-best", "reactive")
-    stand_in = replace(NEUTRAL, link_lag_s=0.8, cpu_lag_s=1.2)
+    stand_in = replace(NEUTRAL, link_down_lag_s=0.8, link_up_lag_s=0.3, cpu_up_lag_s=1.2)
     folder = _folder(tmp_path, sc, apply_foldback(sc, stand_in))
     fb = fit_foldback(folder)  # the scenario rebuilt from validation.json
-    assert fb.link_lag_s == pytest.approx(0.8, abs=1e-3)
-    assert fb.cpu_lag_s == pytest.approx(1.2, abs=1e-3)
-    assert fb.mem_lag_s == 0.0  # no memory step
+    assert fb.link_down_lag_s == pytest.approx(0.8, abs=1e-3)
+    assert fb.link_up_lag_s == pytest.approx(0.3, abs=1e-3)
+    assert fb.cpu_up_lag_s == pytest.approx(1.2, abs=1e-3)
+    assert fb.cpu_down_lag_s == fb.mem_up_lag_s == fb.mem_down_lag_s == 0.0  # no such step
     real = run_scenario(apply_foldback(sc, stand_in)).records
     folded = run_scenario(apply_foldback(sc, fb)).records
     np.testing.assert_allclose(folded["latency_s"], real["latency_s"], atol=2e-3)
-    without = run_scenario(apply_foldback(sc, replace(fb, link_lag_s=0.0, cpu_lag_s=0.0)))
+    no_lag = dict(link_up_lag_s=0.0, link_down_lag_s=0.0, cpu_up_lag_s=0.0)
+    without = run_scenario(apply_foldback(sc, replace(fb, **no_lag)))
     assert np.abs(without.records["latency_s"] - real["latency_s"]).max() > 0.01
     # and the real run's monitor saw what the folded twin's did: the same decisions
     np.testing.assert_array_equal(folded["point"], real["point"])
@@ -170,9 +183,10 @@ def test_fit_lags_takes_the_median_over_runs():
         for i, d in enumerate((0.01, 0.02, 0.09))
     }
     lags = fit_lags(sc, logs)
-    assert lags["link_lag_s"] == pytest.approx(0.02)  # of 0.01, 0.01, 0.02, 0.02, 0.09, 0.09
-    assert lags["cpu_lag_s"] == pytest.approx(0.04)
-    assert lags["mem_lag_s"] == 0.0
+    assert lags["link_down_lag_s"] == pytest.approx(0.02)  # of 0.01, 0.02, 0.09
+    assert lags["link_up_lag_s"] == pytest.approx(0.02)
+    assert lags["cpu_up_lag_s"] == pytest.approx(0.04)  # of 0.02, 0.04, 0.18
+    assert lags["cpu_down_lag_s"] == lags["mem_up_lag_s"] == lags["mem_down_lag_s"] == 0.0
 
 
 # -- the cloud slowed by the edge's CPU stress -----------------------------------------
@@ -212,10 +226,10 @@ def test_the_cloud_level_is_the_applied_one_at_the_cloud_stage_start(tmp_path):
     and the stress really in place ran beside no stress: the fit reads the level from
     the applied log at the cloud start, as the folded twin applies it (its world late)."""
     sc = _scenario("all-cloud")
-    stand_in = replace(NEUTRAL, cpu_lag_s=1.5, cloud_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
+    stand_in = replace(NEUTRAL, cpu_up_lag_s=1.5, cloud_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
     world = apply_foldback(sc, stand_in)
     fb = fit_foldback(_folder(tmp_path, sc, world))
-    assert fb.cpu_lag_s == pytest.approx(1.5, abs=1e-3)
+    assert fb.cpu_up_lag_s == pytest.approx(1.5, abs=1e-3)
     levels = dict(fb.cloud_scale_by_cpu)
     # by the trace's level at arrival the late frames would count at 50 % with x1: mixed
     assert levels[0.0] == pytest.approx(1.0, rel=1e-6)
@@ -257,12 +271,13 @@ def test_a_fold_back_written_before_the_new_terms_reads_with_their_defaults():
            "uplink_extra_s": 0.0002, "return_s": 0.0005, "pause_s": 0.22, "frames": 114,
            "edge_scale_by_cpu": [[0.0, 1.1], [100.0, 0.9]]}  # fmt: skip
     fb = FoldBack.from_dict(old)
-    assert fb.link_lag_s == fb.cpu_lag_s == fb.mem_lag_s == 0.0
+    lags = [getattr(fb, f"{k}_{w}_lag_s") for k in ("link", "cpu", "mem") for w in ("up", "down")]
+    assert lags == [0.0] * 6
     assert fb.cloud_scale_by_cpu == () and fb.edge_scale_by_cpu == ((0.0, 1.1), (100.0, 0.9))
     sc = _scenario("all-cloud")
     after = apply_foldback(sc, fb)
     assert after.bandwidth is sc.bandwidth and after.edge_cpu is sc.edge_cpu
     assert after.cloud_scale_by_edge_cpu == () and after.belief.traces is None
-    new = replace(fb, mem_lag_s=2.5, cloud_scale_by_cpu=((0.0, 1.2),))
+    new = replace(fb, mem_up_lag_s=2.5, cloud_scale_by_cpu=((0.0, 1.2),))
     assert FoldBack.from_dict(json.loads(new.to_json())) == new
     assert FoldBack.from_dict({"from": "y", **asdict(new)}) == new

@@ -249,7 +249,7 @@ def test_engines_agree_on_random_traces_rates_and_servers(
     CPU, switching pauses, up to three cloud servers and admission control (stale drops,
     a queue limit per stage or none); and a validation fold-back's world: conditions
     that come in place late while the monitor reads the traces as written (``lags``:
-    the link's and the edge CPU's, s), and the cloud slowed by the edge's CPU stress
+    up and down, s), and the cloud slowed by the edge's CPU stress
     when its stage starts (``cloud_by_cpu``)."""
     sc = scenario(
         model=model,
@@ -270,8 +270,8 @@ def test_engines_agree_on_random_traces_rates_and_servers(
     )
     if any(lags) or cloud_by_cpu:
         belief = Belief(model=sc.model, pause_s=sc.pause_s, traces=sc.seen_traces())
-        sc = replace(sc, bandwidth=sc.bandwidth.delayed(lags[0], sc.duration_s),
-                     edge_cpu=sc.edge_cpu.delayed(lags[1], sc.duration_s), belief=belief,
+        sc = replace(sc, bandwidth=sc.bandwidth.delayed(lags[0], lags[1], sc.duration_s),
+                     edge_cpu=sc.edge_cpu.delayed(lags[1], lags[0], sc.duration_s), belief=belief,
                      cloud_scale_by_edge_cpu=cloud_by_cpu)  # fmt: skip
     a, sa, _ = run_policy(sc, sc.policies[0], seed)
     b, sb, _ = run_policy_naive(sc, sc.policies[0], seed)

@@ -29,10 +29,13 @@ stress when the cloud stage starts (``Scenario.cloud_scale_by_edge_cpu``).
 
 The conditions' own lag: the real conditions take effect after the trace's step
 (a memory stressor is in place only once its bytes are resident: seconds; CPU
-stress and tc are faster), and the run's ``applied`` log says when. The median
-lag per kind (``link_lag_s``, ``cpu_lag_s``, ``mem_lag_s``: applied time minus
-the step's time, in run seconds, i.e. after ``--time-scale``) shifts the
-folded twin's world steps that much later (:meth:`~adaptsim.simulator.traces.Trace.delayed`),
+stress and tc are faster; stopping a stressor is fast), and the run's ``applied``
+log says when. The median lag per kind and direction (``mem_up_lag_s`` for a
+step to a higher memory stress, ``mem_down_lag_s`` to a lower one, the same for
+``link`` and ``cpu``: applied time minus the step's time, in run seconds, i.e.
+after ``--time-scale``; a step never in place before the run ended counts as in
+place at its end) shifts the folded twin's world steps that much later
+(:meth:`~adaptsim.simulator.traces.Trace.delayed`),
 while its monitor still reads the traces as written, as the real run's monitor
 does (it reads the trace, not the applied state): ``Belief.traces``.
 
@@ -70,10 +73,14 @@ class FoldBack:
     # (edge CPU stress % in place when the cloud stage started, real / simulated cloud
     # seconds) per level with enough frames
     cloud_scale_by_cpu: tuple[tuple[float, float], ...] = ()
-    # median seconds from a trace's step to its level really in place, per kind
-    link_lag_s: float = 0.0
-    cpu_lag_s: float = 0.0
-    mem_lag_s: float = 0.0
+    # median seconds from a trace's step to its level really in place, per kind and
+    # direction (up: to a higher level, a stressor starting; down: to a lower one)
+    link_up_lag_s: float = 0.0
+    link_down_lag_s: float = 0.0
+    cpu_up_lag_s: float = 0.0
+    cpu_down_lag_s: float = 0.0
+    mem_up_lag_s: float = 0.0
+    mem_down_lag_s: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -122,47 +129,55 @@ def _level_factor(cpu_levels, by_level: tuple, default: float) -> np.ndarray:
     return np.interp(np.asarray(cpu_levels, dtype=float), cpu, scale)
 
 
-# (FoldBack field, the trace it lags, its column in an ``applied`` entry (t, bw, cpu, mem))
-LAG_KINDS = (("link_lag_s", "bandwidth", 1), ("cpu_lag_s", "edge_cpu", 2),
-             ("mem_lag_s", "edge_mem", 3))  # fmt: skip
+# (kind: FoldBack fields ``<kind>_up_lag_s`` / ``<kind>_down_lag_s``, the trace it lags,
+# its column in an ``applied`` entry (t, bw, cpu, mem))
+LAG_KINDS = (("link", "bandwidth", 1), ("cpu", "edge_cpu", 2), ("mem", "edge_mem", 3))
 _STEP_SLACK_S = 1e-3  # an applied time this much before its step still counts (rounding)
 
 
-def step_lags(trace, applied: list, column: int, until_s: float) -> list[float]:
-    """Seconds from each level-changing step of ``trace`` in ``(0, until_s]`` to the
-    first entry of ``applied`` (``(t, bw, cpu, mem)``, time order) with that level, at
-    or after the step and after the previous step's entry; a step never seen in place
-    (the run ended first) gives none. A column the run did not apply (``None``: the
-    bandwidth with a remote cloud) gives none."""
+def step_lags(trace, applied: list, column: int, until_s: float) -> list[tuple[str, float]]:
+    """(``up`` or ``down``, seconds) from each level-changing step of ``trace`` in ``(0,
+    until_s]`` to the first entry of ``applied`` (``(t, bw, cpu, mem)``, time order) with
+    that level, at or after the step and after the previous step's entry (the follower
+    takes a kind's steps one after the other); ``up``: to a higher level.
+
+    A step never seen in place (the run ended first: a memory stressor still making
+    its bytes resident), and every step after it, counts as in place at ``until_s``
+    (the run's duration: after every arrival), so the median is not biased towards
+    the steps that did come in time. A column the run did not apply (all ``None``:
+    the bandwidth with a remote cloud) gives none."""
+    if all(e[column] is None for e in applied):
+        return []
     lags, prev, j = [], trace.at(0.0), 0
     for t in sorted({b for b in trace.breakpoints(until_s) if b > 0}):
         level = trace.at(t)
         if level == prev:
             continue
-        prev = level
+        way, prev = ("up" if level > prev else "down"), level
         while j < len(applied) and not (
             applied[j][0] >= t - _STEP_SLACK_S
             and applied[j][column] is not None
             and abs(float(applied[j][column]) - level) <= 1e-9 * max(1.0, abs(level))
         ):
             j += 1
-        if j == len(applied):
-            break
-        lags.append(max(0.0, float(applied[j][0]) - t))
+        at = float(applied[j][0]) if j < len(applied) else until_s
+        lags.append((way, max(0.0, at - t)))
         j += 1
     return lags
 
 
 def fit_lags(sc: Scenario, applied: dict) -> dict[str, float]:
-    """Median lag per kind over every run's ``applied`` log (``{"policy/seed": [(t, bw,
-    cpu, mem), ...]}``) against ``sc``'s traces (the run's: time-scaled); 0 for a kind
-    with no step seen."""
+    """Median lag per kind and direction over every run's ``applied`` log
+    (``{"policy/seed": [(t, bw, cpu, mem), ...]}``) against ``sc``'s traces (the
+    run's: time-scaled); 0 where no step was taken. Keys: the FoldBack fields."""
     out = {}
-    for name, trace, column in LAG_KINDS:
+    for kind, trace, column in LAG_KINDS:
         lags = [x for log in applied.values()
                 for x in step_lags(getattr(sc, trace), sorted(log, key=lambda e: e[0]), column,
                                    sc.duration_s)]  # fmt: skip
-        out[name] = float(np.median(lags)) if lags else 0.0
+        for way in ("up", "down"):
+            mine = [s for w, s in lags if w == way]
+            out[f"{kind}_{way}_lag_s"] = float(np.median(mine)) if mine else 0.0
     return out
 
 
@@ -281,8 +296,9 @@ def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
     )
     # the world changes; the practical policies still decide as the real run's did
     belief = sc.belief or Belief(model=m, pause_s=sc.pause_s)
-    lagged = {trace: getattr(sc, trace).delayed(getattr(fb, name), sc.duration_s)
-              for name, trace, _ in LAG_KINDS}  # fmt: skip
+    lagged = {trace: getattr(sc, trace).delayed(getattr(fb, f"{kind}_up_lag_s"),
+                                                getattr(fb, f"{kind}_down_lag_s"), sc.duration_s)
+              for kind, trace, _ in LAG_KINDS}  # fmt: skip
     if any(lagged[t] is not getattr(sc, t) for t in lagged) and belief.traces is None:
         belief = replace(belief, traces=sc.seen_traces())  # the monitor reads them as written
     cloud_by_cpu = tuple((cpu, s / fb.cloud_scale) for cpu, s in fb.cloud_scale_by_cpu

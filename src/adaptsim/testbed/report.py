@@ -271,8 +271,8 @@ def validation_page(folder: Path) -> Page:
                 f"x{fb.edge_scale:.3g}, cloud x{fb.cloud_scale:.3g}, link overhead "
                 f"{fb.uplink_extra_s * 1e3:+.2f} ms, way back {fb.return_s * 1e3:.2f} ms, "
                 f"pause {fb.pause_s * 1e3:.2f} ms per switch; the conditions in place late "
-                f"by {fb.link_lag_s:.3g} s (link), {fb.cpu_lag_s:.3g} s (edge CPU stress), "
-                f"{fb.mem_lag_s:.3g} s (edge memory stress) after the trace's step (medians)."
+                f"after the trace's step (medians, up / down): link {_lags(fb, 'link')}, edge "
+                f"CPU stress {_lags(fb, 'cpu')}, edge memory stress {_lags(fb, 'mem')}."
                 + _per_level("Edge", fb.edge_scale_by_cpu)
                 + _per_level(
                     "Cloud (by the edge CPU stress in place when its stage started)",
@@ -320,6 +320,11 @@ def _discordant(rank: dict) -> str:
 def write_validation_report(folder: Path) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into a validation folder, from its files."""
     return validation_page(folder).write(folder)
+
+
+def _lags(fb, kind: str) -> str:
+    """A kind's fold-back lags, up / down, in seconds."""
+    return f"{getattr(fb, f'{kind}_up_lag_s'):.3g} / {getattr(fb, f'{kind}_down_lag_s'):.3g} s"
 
 
 def _per_level(what: str, levels) -> str:
