@@ -28,12 +28,14 @@ from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 STAGES = ("edge_s", "uplink_s", "cloud_s")
 
 
+LAGS = {f"{k}_{w}_lag_s": 0.0 for k in ("link", "cpu", "mem") for w in ("up", "down")}
+
+
 def variants(fb):
-    no_lag = dict(link_lag_s=0.0, cpu_lag_s=0.0, mem_lag_s=0.0)
     return {
-        "older terms only": replace(fb, cloud_scale_by_cpu=(), **no_lag),
+        "older terms only": replace(fb, cloud_scale_by_cpu=(), **LAGS),
         "+ lag": replace(fb, cloud_scale_by_cpu=()),
-        "+ cloud per edge CPU": replace(fb, **no_lag),
+        "+ cloud per edge CPU": replace(fb, **LAGS),
         "+ both": fb,
     }
 
@@ -41,9 +43,9 @@ def variants(fb):
 def main(seed1: Path, seed2: Path, draws: int) -> None:
     fit_sc = twin_scenario(seed1)
     fb = fit_foldback(seed1, simulated=run_scenario(fit_sc).records, scenario=fit_sc)
-    print(f"fitted on {seed1}: lags link {fb.link_lag_s:.3f} s, cpu {fb.cpu_lag_s:.3f} s, "
-          f"mem {fb.mem_lag_s:.3f} s; cloud x{fb.cloud_scale:.3f}, per edge CPU level "
-          f"{[(c, round(s, 3)) for c, s in fb.cloud_scale_by_cpu]}; edge per level "
+    lags = ", ".join(f"{k[:-6]} {getattr(fb, k):.3f}" for k in LAGS)
+    print(f"fitted on {seed1}: lags (s) {lags}; cloud x{fb.cloud_scale:.3f}, per edge CPU "
+          f"level {[(c, round(s, 3)) for c, s in fb.cloud_scale_by_cpu]}; edge per level "
           f"{[(c, round(s, 3)) for c, s in fb.edge_scale_by_cpu]}")  # fmt: skip
     sc = twin_scenario(seed2)
     real_summary = pd.read_csv(seed2 / "real" / "summary.csv")
