@@ -281,3 +281,25 @@ def test_a_fold_back_written_before_the_new_terms_reads_with_their_defaults():
     new = replace(fb, mem_up_lag_s=2.5, cloud_scale_by_cpu=((0.0, 1.2),))
     assert FoldBack.from_dict(json.loads(new.to_json())) == new
     assert FoldBack.from_dict({"from": "y", **asdict(new)}) == new
+
+
+def test_the_report_names_the_new_terms(tmp_path):
+    """The validation report's fold-back paragraph gives the lags per kind and direction
+    and the cloud per edge CPU level, from the folder's validation.json."""
+    sc = _scenario("all-cloud")
+    fb = replace(NEUTRAL, mem_up_lag_s=11.0, mem_down_lag_s=0.527, cpu_up_lag_s=0.048,
+                 cloud_scale_by_cpu=((0.0, 2.13), (100.0, 3.47)))  # fmt: skip
+    real, twin = run_scenario(apply_foldback(sc, fb)), run_scenario(sc)
+    real.records["return_s"] = 0.0
+    facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
+             "duration_s": sc.duration_s, "seeds": list(sc.seeds), "notes": [], "applied": {},
+             "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
+                           "memory_stress_cpus": [1]},
+             "one_way_latency": "added in the application", "zero_rate": "tbf",
+             "load_average": [1.0, 1.0, 1.0], "interrupted": False,
+             "fold_back": {"from": "seed1", **asdict(fb)}}  # fmt: skip
+    out = write_validation(tmp_path / "v", real, twin, facts, run_scenario(apply_foldback(sc, fb)))
+    md = (out / "report.md").read_text()
+    assert "edge memory stress 11 / 0.527 s" in md and "edge CPU stress 0.048 / 0 s" in md
+    assert "Cloud (by the edge CPU stress in place when its stage started) per edge CPU" in md
+    assert "0 % x2.13, 100 % x3.47" in md
