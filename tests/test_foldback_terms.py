@@ -153,14 +153,18 @@ def test_the_lag_is_fitted_and_folded_back_and_needed(tmp_path):
     """A world whose link steps down 0.8 s and up 0.3 s late, and its CPU stress up
     1.2 s late: the fit gives each lag back from the applied log, the twin folded with
     them reproduces the run frame by frame, and the twin without the lag does not."""
-    sc = _scenario("all-cloud", "static-best", "reactive")
+    sc = _scenario("all-cloud", "all-edge", "reactive")
     stand_in = replace(NEUTRAL, link_down_lag_s=0.8, link_up_lag_s=0.3, cpu_up_lag_s=1.2)
     folder = _folder(tmp_path, sc, apply_foldback(sc, stand_in))
-    fb = fit_foldback(folder)  # the scenario rebuilt from validation.json
+    fb = fit_foldback(folder, scenario=sc)  # the twin's own (default params of reactive)
     assert fb.link_down_lag_s == pytest.approx(0.8, abs=1e-3)
     assert fb.link_up_lag_s == pytest.approx(0.3, abs=1e-3)
     assert fb.cpu_up_lag_s == pytest.approx(1.2, abs=1e-3)
     assert fb.cpu_down_lag_s == fb.mem_up_lag_s == fb.mem_down_lag_s == 0.0  # no such step
+    # the scales fitted against the twin late as the run was: the stand-in's edge is the
+    # profile's (x1) at every level, the frames of the lag window included
+    assert fb.edge_scale == pytest.approx(1.0, rel=1e-6)
+    assert all(x == pytest.approx(1.0, rel=1e-6) for _, x in fb.edge_scale_by_cpu)
     real = run_scenario(apply_foldback(sc, stand_in)).records
     folded = run_scenario(apply_foldback(sc, fb)).records
     np.testing.assert_allclose(folded["latency_s"], real["latency_s"], atol=2e-3)

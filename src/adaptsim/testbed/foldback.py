@@ -221,12 +221,32 @@ def fit_foldback(
             since the run (a new calibration or model: the folder's saved twin is
             then stale, and a fold-back fitted on it would carry the old twin's
             error into the new one); default the folder's own ``simulated/``.
-        scenario: the run's scenario (its traces time the steps the lags are
-            measured from); default rebuilt from the folder's ``validation.json``
-            (:func:`~adaptsim.testbed.rescore.twin_scenario`), only where the run
-            logged conditions applied after t = 0.
+        scenario: the run's scenario, as its twin was simulated (its traces time the
+            steps the lags are measured from); default rebuilt from the folder's
+            ``validation.json`` (:func:`~adaptsim.testbed.rescore.twin_scenario`),
+            only where the run logged conditions applied after t = 0.
+
+    Where a lag is fitted, the scales are fitted against the twin simulated again
+    with its world that late (``simulated`` and the saved twin are not): else the
+    frames in a lag window (a stressor not yet in place, computed for real as
+    without it) would count as the edge being faster than its profile at the
+    trace's level, and the folded twin, late too, would have it twice.
     """
     real = pd.read_parquet(folder / "real" / "records.parquet")
+    facts_path = folder / "validation.json"
+    facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
+    applied = facts.get("applied") or {}
+    lags = {}
+    if any(e[0] > 0 for log in applied.values() for e in log):  # steps to time
+        if scenario is None:
+            from adaptsim.testbed.rescore import twin_scenario  # (it imports this module)
+
+            scenario = twin_scenario(folder)
+        lags = fit_lags(scenario, applied)
+    if any(lags.values()):
+        from adaptsim.simulator import run_scenario
+
+        simulated = run_scenario(_late(scenario, **lags)).records
     sim = (
         simulated
         if simulated is not None
@@ -238,16 +258,6 @@ def fit_foldback(
     both = both[np.isfinite(both["latency_s"])]
     same = both[both["point"] == both["point_sim"]]  # where both ran the same split
     reparts = runs["repartitions"].sum()
-    facts_path = folder / "validation.json"
-    facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
-    applied = facts.get("applied") or {}
-    lags = {}
-    if any(e[0] > 0 for log in applied.values() for e in log):  # steps to time
-        if scenario is None:
-            from adaptsim.testbed.rescore import twin_scenario  # (it imports this module)
-
-            scenario = twin_scenario(folder)
-        lags = fit_lags(scenario, applied)
     same = same.assign(cloud_level=_applied_cpu_at_cloud_start(same, facts))
     return FoldBack(
         edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
@@ -296,12 +306,23 @@ def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
     )
     # the world changes; the practical policies still decide as the real run's did
     belief = sc.belief or Belief(model=m, pause_s=sc.pause_s)
-    lagged = {trace: getattr(sc, trace).delayed(getattr(fb, f"{kind}_up_lag_s"),
-                                                getattr(fb, f"{kind}_down_lag_s"), sc.duration_s)
-              for kind, trace, _ in LAG_KINDS}  # fmt: skip
-    if any(lagged[t] is not getattr(sc, t) for t in lagged) and belief.traces is None:
-        belief = replace(belief, traces=sc.seen_traces())  # the monitor reads them as written
+    lags = {f.name: getattr(fb, f.name) for f in fields(fb) if f.name.endswith("_lag_s")}
     cloud_by_cpu = tuple((cpu, s / fb.cloud_scale) for cpu, s in fb.cloud_scale_by_cpu
                          if fb.cloud_scale > 0)  # fmt: skip
-    return replace(sc, model=model, pause_s=fb.pause_s, belief=belief,
-                   cloud_scale_by_edge_cpu=cloud_by_cpu, **lagged)  # fmt: skip
+    world = replace(sc, model=model, pause_s=fb.pause_s, belief=belief,
+                    cloud_scale_by_edge_cpu=cloud_by_cpu)  # fmt: skip
+    return _late(world, **lags)
+
+
+def _late(sc: Scenario, **lags: float) -> Scenario:
+    """``sc`` with its world's conditions late by ``lags`` (FoldBack's ``*_lag_s``
+    fields; missing: 0), its monitor still on the traces as written (``Belief.traces``)."""
+    late = {trace: getattr(sc, trace).delayed(lags.get(f"{kind}_up_lag_s", 0.0),
+                                              lags.get(f"{kind}_down_lag_s", 0.0), sc.duration_s)
+            for kind, trace, _ in LAG_KINDS}  # fmt: skip
+    if all(late[t] is getattr(sc, t) for t in late):
+        return sc
+    belief = sc.belief or Belief(model=sc.model, pause_s=sc.pause_s)
+    if belief.traces is None:
+        belief = replace(belief, traces=sc.seen_traces())  # the monitor reads them as written
+    return replace(sc, belief=belief, **late)
