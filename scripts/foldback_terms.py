@@ -5,7 +5,8 @@ Usage: .venv/bin/python scripts/foldback_terms.py SEED1_DIR SEED2_DIR [DRAWS]
 Fits the fold-back on SEED1 (against its twin simulated now, as
 ``adaptsim.testbed.rescore`` does) and scores the SEED2 twin against SEED2's saved
 real run: before any fold-back, with the terms older than the conditions' lag and
-the cloud's per-edge-CPU scale, with each of the two added alone, and with both.
+the cloud's per-edge-CPU scale (fitted as before them: no lag known, so the scales
+against the twin on time), with each of the two added alone, and with both.
 Prints per variant and policy the mean and p95 errors (median over DRAWS noise
 draws, 9 by default) and, from draw 0, the per-stage mean errors of edge compute,
 uplink transfer and cloud compute, and the cloud's error per edge CPU stress level.
@@ -13,7 +14,9 @@ uplink transfer and cloud compute, and the cloud's error per edge CPU stress lev
 
 from __future__ import annotations
 
+import json
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -28,30 +31,46 @@ from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 STAGES = ("edge_s", "uplink_s", "cloud_s")
 
 
-LAGS = {f"{k}_{w}_lag_s": 0.0 for k in ("link", "cpu", "mem") for w in ("up", "down")}
+LAGS = [f"{k}_{w}_lag_s" for k in ("link", "cpu", "mem") for w in ("up", "down")]
 
 
-def variants(fb):
+def fit_as_before(seed1: Path, fresh: pd.DataFrame, sc) -> object:
+    """The fold-back as fitted before the lag was known: the folder without its
+    ``applied`` log (a copy: the folder is only read)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "seed1"
+        copy.mkdir()
+        (copy / "real").symlink_to((seed1 / "real").resolve())
+        facts = json.loads((seed1 / "validation.json").read_text())
+        (copy / "validation.json").write_text(json.dumps({**facts, "applied": {}}))
+        return fit_foldback(copy, simulated=fresh, scenario=sc)
+
+
+def variants(fb, old):
     return {
-        "older terms only": replace(fb, cloud_scale_by_cpu=(), **LAGS),
+        "older terms only": replace(old, cloud_scale_by_cpu=()),
         "+ lag": replace(fb, cloud_scale_by_cpu=()),
-        "+ cloud per edge CPU": replace(fb, **LAGS),
+        "+ cloud per edge CPU": replace(old, cloud_scale_by_cpu=fb.cloud_scale_by_cpu),
         "+ both": fb,
     }
 
 
 def main(seed1: Path, seed2: Path, draws: int) -> None:
     fit_sc = twin_scenario(seed1)
-    fb = fit_foldback(seed1, simulated=run_scenario(fit_sc).records, scenario=fit_sc)
+    fresh = run_scenario(fit_sc).records
+    fb = fit_foldback(seed1, simulated=fresh, scenario=fit_sc)
+    old = fit_as_before(seed1, fresh, fit_sc)
     lags = ", ".join(f"{k[:-6]} {getattr(fb, k):.3f}" for k in LAGS)
     print(f"fitted on {seed1}: lags (s) {lags}; cloud x{fb.cloud_scale:.3f}, per edge CPU "
           f"level {[(c, round(s, 3)) for c, s in fb.cloud_scale_by_cpu]}; edge per level "
-          f"{[(c, round(s, 3)) for c, s in fb.edge_scale_by_cpu]}")  # fmt: skip
+          f"{[(c, round(s, 3)) for c, s in fb.edge_scale_by_cpu]} (without the lag: "
+          f"{[(c, round(s, 3)) for c, s in old.edge_scale_by_cpu]})")  # fmt: skip
     sc = twin_scenario(seed2)
     real_summary = pd.read_csv(seed2 / "real" / "summary.csv")
     real = pd.read_parquet(seed2 / "real" / "records.parquet")
     rows, levels = [], []
-    twin_scs = {"no fold-back": sc, **{k: apply_foldback(sc, v) for k, v in variants(fb).items()}}
+    twin_scs = {"no fold-back": sc,
+                **{k: apply_foldback(sc, v) for k, v in variants(fb, old).items()}}  # fmt: skip
     for name, twin_sc in twin_scs.items():
         twins = twin_draws(twin_sc, draws)
         comp = compare_draws(real_summary, twins)
