@@ -21,7 +21,7 @@ from adaptsim.errors import UserError
 from adaptsim.simulator import load_scenario, run_scenario, scenario_from_dict
 from adaptsim.simulator.engine import RECORD_COLUMNS, run_policy
 from adaptsim.simulator.naive import run_policy_naive
-from adaptsim.simulator.scenario import PolicySpec
+from adaptsim.simulator.scenario import Belief, PolicySpec
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((REPO / "scenarios").glob("*.yaml"))
@@ -238,14 +238,19 @@ admission_st = st.one_of(
     seed=st.integers(0, 1000),
     admission=admission_st,
     deadline_s=st.floats(0.05, 2.0),
+    lags=st.tuples(st.sampled_from([0.0, 0.3, 1.7]), st.sampled_from([0.0, 0.6, 2.5])),
+    cloud_by_cpu=st.sampled_from([(), ((0.0, 1.0), (100.0, 2.5)), ((50.0, 0.7),)]),
 )
 def test_engines_agree_on_random_traces_rates_and_servers(
-    bw, rate, model, poisson, servers, seed, admission, deadline_s
+    bw, rate, model, poisson, servers, seed, admission, deadline_s, lags, cloud_by_cpu
 ):
     """Replaces an identity (latency = the sum of its parts, true by construction): the
     fast engine against the independent naive one, with noise, queues, a varying edge
     CPU, switching pauses, up to three cloud servers and admission control (stale drops,
-    a queue limit per stage or none)."""
+    a queue limit per stage or none); and a validation fold-back's world: conditions
+    that come in place late while the monitor reads the traces as written (``lags``:
+    up and down, s), and the cloud slowed by the edge's CPU stress
+    when its stage starts (``cloud_by_cpu``)."""
     sc = scenario(
         model=model,
         duration_s=15.0,
@@ -263,6 +268,11 @@ def test_engines_agree_on_random_traces_rates_and_servers(
         policies=[{"policy": "reactive", "params": {"period_s": 0.5, "hysteresis": 1}}],
         seeds=[seed],
     )
+    if any(lags) or cloud_by_cpu:
+        belief = Belief(model=sc.model, pause_s=sc.pause_s, traces=sc.seen_traces())
+        sc = replace(sc, bandwidth=sc.bandwidth.delayed(lags[0], lags[1], sc.duration_s),
+                     edge_cpu=sc.edge_cpu.delayed(lags[1], lags[0], sc.duration_s), belief=belief,
+                     cloud_scale_by_edge_cpu=cloud_by_cpu)  # fmt: skip
     a, sa, _ = run_policy(sc, sc.policies[0], seed)
     b, sb, _ = run_policy_naive(sc, sc.policies[0], seed)
     assert sa == sb

@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from adaptsim.calibration.profiles import profile_spread
-from adaptsim.calibration.spread import MIN_POINT_SAMPLES
+from adaptsim.calibration.spread import MIN_POINT_SAMPLES, by_point, quantiles
 from adaptsim.simulator.engine import Tables, run_policy
 from adaptsim.simulator.forecast import mean_factors
 from adaptsim.simulator.naive import run_policy_naive
@@ -103,12 +103,23 @@ def test_profile_spread_keeps_each_points_own_quantiles(summary):
     with fewer than MIN_POINT_SAMPLES samples keeps the pooled quantiles. Fails if
     the spread is pooled only, keyed by row instead of point, or taken from another
     part's samples."""
-    spread = profile_spread(_profile(np.random.default_rng(7)), ["m"], summary)["m"]
+    frame = _profile(np.random.default_rng(7))
+    spread = profile_spread(frame, ["m"], summary)["m"]
     edge = spread["edge"]
     probs = np.asarray(edge["probs"])
     p50, p95 = probs.tolist().index(0.5), probs.tolist().index(0.95)
     own = edge["by_point"]
-    assert set(own) == {"5", "2"}  # point 3 has too few samples
+    assert set(own) == {"5", "2", "3"}
+    # point 3 has too few samples: it borrows those of the point nearest in time
+    # (point 5, 0.2 s), not those of point 2 (5 ms)
+    def log_ratio(point):
+        t = frame.loc[(frame["host_role"] == "edge") & (frame["point"] == point), "edge_s"]
+        return np.log(t / (t.median() if summary == "median" else t.mean()))
+
+    borrowed = quantiles(np.concatenate([log_ratio(3), log_ratio(5)]))["log_ratio"]
+    if summary == "median":
+        np.testing.assert_allclose(own["3"], borrowed, atol=1e-6)
+    assert own["3"][p95] < quantiles(np.concatenate([log_ratio(3), log_ratio(2)]))["log_ratio"][p95]
     assert abs(own["5"][p95]) < np.log(1.025)
     # p95 - p50 of log N(0, 0.5) is 1.645 x 0.5, whatever the centre; 0.35 is ~2.5
     # standard errors of a sample p95 of 60 draws (sqrt(.95 x .05 / 60) / pdf(1.645) x 0.5).
@@ -132,3 +143,52 @@ def test_policies_predict_with_each_points_own_mean_factor(tmp_path):
     pooled, own = np.sinh(0.7) / 0.7, np.sinh(0.05) / 0.05
     np.testing.assert_allclose(f[0], [pooled, pooled, own], rtol=1e-4)
     np.testing.assert_allclose(f[1:], 1.0)
+
+
+def _quota_like_profile(rng) -> pd.DataFrame:
+    """An own profile with 10 repeats a point, as a short profile under a CPU quota
+    has: six long points (0.5-0.65 s, +-2 %) and four millisecond points (lognormal
+    sigma 0.8, as a quota's period quantises them), one condition."""
+    base = {**dict.fromkeys(("edge_cpu_pct", "edge_mem_pct", "cloud_cpu_pct", "cloud_mem_pct"), 0.0),
+            "bandwidth_mbps": np.nan, "stat": "sample", "model": "m", "output_bytes": 1e3,
+            "host_role": "edge", "cloud_s": 0.0, "comm_s": 0.0}  # fmt: skip
+    rows = []
+    for point in range(1, 11):
+        if point <= 4:
+            times = 0.002 * point * np.exp(rng.normal(0.0, 0.8, 10))
+        else:
+            times = (0.5 + 0.03 * (point - 5)) * rng.uniform(0.98, 1.02, 10)
+        rows += [{**base, "point": point, "edge_s": t} for t in times]
+    return pd.DataFrame(rows)
+
+
+def test_points_with_few_repeats_borrow_from_their_neighbours_in_time():
+    """Every point has 10 samples, under MIN_POINT_SAMPLES: each long point takes the
+    spread of the other long points (+-2 %), not the pool that the millisecond points
+    widen, so a whole model's replayed p95 stays where its repeats put it (the slower
+    edge's twin had a p95 1.46x its mean from the pooled spread; the real frames 1.04x).
+    Fails if such points keep the pooled quantiles, borrow farthest-first, or borrow by
+    point ordinal instead of by time."""
+    assert 10 * 6 >= MIN_POINT_SAMPLES > 10 * 4
+    frame = _quota_like_profile(np.random.default_rng(3))
+    # scramble the ordinals' order in time: neighbours by ordinal are not by time
+    frame["point"] = frame["point"].map({1: 1, 2: 6, 3: 3, 4: 8, 5: 2, 6: 4, 7: 5, 8: 7, 9: 9, 10: 10})
+    edge = profile_spread(frame, ["m"])["m"]["edge"]
+    probs = edge["probs"]
+    p5, p95 = probs.index(0.05), probs.index(0.95)
+    long_points = {"2", "4", "5", "7", "9", "10"}
+    assert set(edge["by_point"]) == {str(p) for p in range(1, 11)}
+    for point in long_points:
+        lr = edge["by_point"][point]
+        assert np.log(0.97) < lr[p5] and lr[p95] < np.log(1.03), point
+    assert edge["log_ratio"][p95] > 0.3  # the pool is wide
+    for point in {"1", "3", "6", "8"}:  # the short ones borrow short ones first
+        assert edge["by_point"][point][p95] > 0.3, point
+
+
+def test_without_sample_times_a_point_with_few_samples_keeps_the_pool():
+    """The near-repeat path passes no times: a point under MIN_POINT_SAMPLES gets none."""
+    lr = np.log(np.random.default_rng(1).uniform(0.9, 1.1, 60))
+    points = np.repeat([1, 2], [MIN_POINT_SAMPLES, 60 - MIN_POINT_SAMPLES])
+    assert set(by_point(lr, points)) == {"1"}
+    assert set(by_point(lr, points, np.where(points == 1, 0.1, 0.12))) == {"1", "2"}

@@ -243,7 +243,8 @@ def profile_spread(
 ) -> dict[str, dict[str, dict]]:
     """Per model, the spread quantiles (log sample / summary) of the edge, cloud and
     link repeats: each part pooled over the models' samples, and the edge and cloud
-    also per point from that model's own samples (``by_point``; see
+    also per point from that model's own samples, borrowing those of the points
+    nearest in time where a point has too few (``by_point``; see
     :mod:`adaptsim.calibration.spread`). The link is profiled once for every model,
     so it has no per-point spread."""
     summary = parse_summary(summary)
@@ -260,13 +261,13 @@ def profile_spread(
         lr = np.log(v[ok] / centre[ok])
         pooled[part] = quantiles(lr)
         if role != "link":
-            ratios[part] = (lr, r["model"].to_numpy()[ok], r["point"].to_numpy()[ok])
+            ratios[part] = (lr, r["model"].to_numpy()[ok], r["point"].to_numpy()[ok], centre[ok])
     out = {}
     for model in models:
         spread = {part: dict(q) for part, q in pooled.items()}
-        for part, (lr, owner, point) in ratios.items():
+        for part, (lr, owner, point, centre_s) in ratios.items():
             mine = owner == model
-            own = by_point(lr[mine], point[mine])
+            own = by_point(lr[mine], point[mine], centre_s[mine])
             if own:
                 spread[part]["by_point"] = own
         out[model] = spread

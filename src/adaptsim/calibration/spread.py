@@ -13,7 +13,12 @@ of sample / summary is 1.8-4x for edge services under 10 ms and 1.18 for those o
 0.1-0.3 s, while all of them pooled give 1.44. Replaying the pooled spread on a
 whole ResNet50 (0.19 s) made the twin's p95 20-30 % too high in validation runs
 (docs/validation.md); each point's own spread does not. A point without enough
-samples of its own (:data:`MIN_POINT_SAMPLES`) uses the pooled quantiles.
+samples of its own (:data:`MIN_POINT_SAMPLES`) borrows those of the points nearest
+to it in median time, where the samples' times are known (own profiles: a
+profile under a CPU quota with 10 repeats a point had a pooled edge p95 of 1.31x,
+from its millisecond points quantised by the quota's period, against 1.02-1.07x
+for its whole-model points, which the real frames matched); else it uses the
+pooled quantiles.
 
 Per-partition data without repeats (AdaptiveDNN) may take its spread from its
 near-repeats (:func:`near_repeat_spread`). Each of its lines is the mean of two
@@ -119,17 +124,39 @@ def quantiles(log_ratio: np.ndarray) -> dict[str, list[float]]:
     }
 
 
-def by_point(log_ratio: np.ndarray, points: np.ndarray) -> dict[str, list[float]]:
-    """Per point ordinal with at least :data:`MIN_POINT_SAMPLES` finite values, the
-    :data:`SPREAD_PROBS` quantiles of its own ``log_ratio`` (``points``: the ordinal of
-    each value); the keys are the ordinals as strings."""
+def by_point(
+    log_ratio: np.ndarray, points: np.ndarray, centre_s: np.ndarray | None = None
+) -> dict[str, list[float]]:
+    """Per point ordinal, the :data:`SPREAD_PROBS` quantiles of its ``log_ratio``
+    (``points``: the ordinal of each value); the keys are the ordinals as strings.
+
+    A point needs :data:`MIN_POINT_SAMPLES` finite values. Without ``centre_s`` a
+    point with fewer gets none (it keeps the pooled quantiles). With ``centre_s``
+    (each value's summary time in seconds), such a point borrows the values of the
+    points nearest to it in median time (log scale), nearest first, until it has
+    enough: noise depends on how long a service runs (see the module doc), so a
+    short profile's whole model takes the spread of the other long points, not
+    the pool that its millisecond points dominate."""
     ok = np.isfinite(log_ratio)
     lr, pt = log_ratio[ok], np.asarray(points)[ok].astype(int)
+    own = {int(p): lr[pt == p] for p in np.unique(pt)}
     out = {}
-    for p in np.unique(pt):
-        mine = lr[pt == p]
-        if len(mine) >= MIN_POINT_SAMPLES:
-            out[str(int(p))] = quantiles(mine)["log_ratio"]
+    if centre_s is None:
+        for p, mine in own.items():
+            if len(mine) >= MIN_POINT_SAMPLES:
+                out[str(p)] = quantiles(mine)["log_ratio"]
+        return out
+    c = np.asarray(centre_s, dtype=float)[ok]
+    log_time = {p: np.log(max(float(np.median(c[pt == p])), _MIN_TIME_S)) for p in own}
+    for p in own:
+        near = sorted(own, key=lambda q: (abs(log_time[q] - log_time[p]), q != p, q))
+        taken, n = [], 0
+        for q in near:
+            taken.append(own[q])
+            n += len(own[q])
+            if n >= MIN_POINT_SAMPLES:
+                out[str(p)] = quantiles(np.concatenate(taken))["log_ratio"]
+                break
     return out
 
 

@@ -32,7 +32,10 @@ is never reported to the policy. A stage that would start a frame only at t = in
 
 Service times come from the calibration at the stress in force when the stage
 starts (cumulative block sums precomputed per stress level), times a noise
-factor drawn from the calibration's spread (vectorised, up front). Everything
+factor drawn from the calibration's spread (vectorised, up front). Where the
+cloud shares the edge's machine (``Scenario.cloud_scale_by_edge_cpu``, a
+validation fold-back), the cloud stage's time is also times the factor at the
+edge CPU stress in force when the cloud stage starts (the naive engine the same). Everything
 random comes from one ``numpy.random.Generator`` seeded per run, drawn in a fixed
 order, so the same scenario and seed give the same records bit for bit.
 """
@@ -54,7 +57,7 @@ from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.decision import checked_decision
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.link import Link
-from adaptsim.simulator.monitor import Monitor, true_conditions
+from adaptsim.simulator.monitor import Monitor, seen_conditions, true_conditions
 from adaptsim.simulator.policies import Conditions, View, resolve_policy
 from adaptsim.simulator.record import RECORD_COLUMNS, Record, columns, observation
 from adaptsim.simulator.scenario import Scenario
@@ -216,6 +219,9 @@ class _Run:
         self.cloud_s = self.tables.cloud_list
         self.owl = scenario.one_way_latency_s
         self.per_frame = self.policy.period_s is None
+        # the cloud slowed by the edge's load (empty: never; the hot path skips it)
+        self.cloud_by_edge_cpu = bool(scenario.cloud_scale_by_edge_cpu)
+        self._cloud_factors: dict[float, float] = {}
         if scenario.admission.active:  # the plain serve() stays as it was, and as fast
             self.serve = self.serve_admitted
             adm = scenario.admission
@@ -250,8 +256,18 @@ class _Run:
         v.finished = finished
 
     def _deployed(self) -> int:
-        """Before any decision, the split in place is the best for the conditions at t = 0."""
-        return self.view.best_point(self.truth(0.0))
+        """Before any decision, the split in place is the best for the conditions at t = 0
+        (as the monitor sees them: the real edge deploys by the trace)."""
+        return self.view.best_point(seen_conditions(self.sc, 0.0))
+
+    def cloud_factor(self, start_s: float) -> float:
+        """The cloud's seconds factor for a cloud stage starting at ``start_s``: by the
+        edge CPU stress in force then (``Scenario.cloud_scale_by_edge_cpu``)."""
+        cpu = self.sc.edge_cpu.at(start_s)
+        f = self._cloud_factors.get(cpu)
+        if f is None:
+            f = self._cloud_factors[cpu] = self.sc.cloud_factor(cpu)
+        return f
 
     def decide(self, now: float) -> None:
         self._update_view(now)
@@ -297,7 +313,11 @@ class _Run:
             law = self.tables.lists(self.sc.edge_cpu.at(ls), self.sc.edge_mem.at(ls))
             fin = self._sent(ls, k, fl, law)
             c = cloud_s[k] * fc
-            end = max(fin + owl, cloud_first) + c if c > 0 else fin + owl
+            if c > 0:
+                cs = max(fin + owl, cloud_first)
+                end = cs + (c * self.cloud_factor(cs) if self.cloud_by_edge_cpu else c)
+            else:
+                end = fin + owl
             done[k] = end + owl
         return done
 
@@ -347,6 +367,8 @@ class _Run:
             cloud = self.cloud_free
             free = cloud[0]
             cs = arrive if arrive > free else free
+            if self.cloud_by_edge_cpu:
+                c *= self.cloud_factor(cs)
             ce = cs + c
             heapreplace(cloud, ce)
         else:
@@ -440,6 +462,8 @@ class _Run:
             if late < cs < math.inf:
                 parts += (cs - arrive, 0.0)
                 return drop(i, a, point, switched, Stage.cloud, parts, self.payload[k])
+            if self.cloud_by_edge_cpu:
+                c *= self.cloud_factor(cs)
             ce = cs + c
             heapreplace(self.cloud_free, ce)
         else:

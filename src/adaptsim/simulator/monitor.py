@@ -1,9 +1,12 @@
 """The monitor: what a policy reads of the conditions, periodic, delayed and noisy.
 
-A reading is taken every ``observe.period_s``; reading ``m`` reports the true
+A reading is taken every ``observe.period_s``; reading ``m`` reports the
 conditions at ``m * period - delay`` (never before t = 0), each factor times its
 own noise draw (CPU and memory capped at 100 %). The simulator and the real
-testbed hand policies the same readings for the same scenario and seed.
+testbed hand policies the same readings for the same scenario and seed. The
+conditions read are the traces as written (:func:`seen_conditions`): the real
+testbed's monitor reads the trace, not the state its conditions are in, so a
+twin whose world follows the traces late keeps reading the traces.
 """
 
 from __future__ import annotations
@@ -13,13 +16,21 @@ import numpy as np
 from adaptsim.simulator.policies import Conditions
 from adaptsim.simulator.scenario import Scenario
 
-__all__ = ["Monitor", "true_conditions"]
+__all__ = ["Monitor", "seen_conditions", "true_conditions"]
 
 
 def true_conditions(scenario: Scenario, t: float) -> Conditions:
-    """The traces' values at time ``t``."""
+    """The traces' values at time ``t``: the world's conditions."""
     sc = scenario
     return Conditions(sc.bandwidth.at(t), sc.edge_cpu.at(t), sc.edge_mem.at(t))
+
+
+def seen_conditions(scenario: Scenario, t: float) -> Conditions:
+    """The conditions at ``t`` as the monitor reads them: the traces as written, which
+    a folded-back twin keeps in its belief when its world follows them late (see
+    :meth:`~adaptsim.simulator.scenario.Scenario.seen_traces`); else the world's."""
+    bw, cpu, mem = scenario.seen_traces()
+    return Conditions(bw.at(t), cpu.at(t), mem.at(t))
 
 
 class Monitor:
@@ -37,7 +48,7 @@ class Monitor:
         m = int(now / sc.observe_period_s + 1e-9)
         if m != self.index:
             self.index = m
-            true = true_conditions(sc, max(0.0, m * sc.observe_period_s - sc.observe_delay_s))
+            true = seen_conditions(sc, max(0.0, m * sc.observe_period_s - sc.observe_delay_s))
             f = self.noise[min(m, len(self.noise) - 1)]
             self.reading = Conditions(
                 true.bandwidth_mbps * f[0],

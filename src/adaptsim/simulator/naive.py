@@ -87,13 +87,20 @@ class _Naive:
         sc = self.sc
         return Conditions(sc.bandwidth.at(t), sc.edge_cpu.at(t), sc.edge_mem.at(t))
 
+    def written(self, t: float) -> Conditions:
+        """The traces as written at ``t``: what the monitor reads, where a folded-back
+        twin's world follows them late (the belief keeps them); else the truth."""
+        bw, cpu, mem = self.sc.seen_traces()
+        return Conditions(bw.at(t), cpu.at(t), mem.at(t))
+
     def reading(self, now: float) -> Conditions:
-        """The monitor's latest reading: taken at whole periods, of the truth ``delay`` earlier."""
+        """The monitor's latest reading: taken at whole periods, of the traces as written
+        ``delay`` earlier."""
         sc = self.sc
         index = math.floor(now / sc.observe_period_s + 1e-9)
         if self._reading is None or self._reading[0] != index:
             taken = index * sc.observe_period_s
-            true = self.truth(max(taken - sc.observe_delay_s, 0.0))
+            true = self.written(max(taken - sc.observe_delay_s, 0.0))
             bw_f, cpu_f, mem_f = self.monitor_noise[min(index, len(self.monitor_noise) - 1)]
             seen = Conditions(
                 true.bandwidth_mbps * bw_f,
@@ -108,7 +115,7 @@ class _Naive:
         v = self.view
         v.now_s = now
         if self.point is None:  # before any decision: the best split for t = 0
-            v.current_point = v.best_point(self.truth(0.0))
+            v.current_point = v.best_point(self.written(0.0))
         else:
             v.current_point = self.point
         v.monitor = self.reading(now)
@@ -284,6 +291,8 @@ class _Naive:
                     wait = cloud_start - at_cloud
                     self.drop(i, arrival, point, switched, Stage.cloud, *ahead, wait, sent=sent)
                     return
+                # slowed by the edge's CPU stress in force now, where they share a machine
+                cloud *= sc.cloud_factor(sc.edge_cpu.at(cloud_start))
                 yield env.timeout(cloud)
         yield env.timeout(sc.one_way_latency_s)
         done = env.now

@@ -113,12 +113,14 @@ def run_scenario(
 
 
 def add_conditions(records: pd.DataFrame, scenario: Scenario) -> None:
-    """Add each frame's conditions at its arrival (the traces' values) and whether it met
-    its deadline: the columns a simulated and a real run's records share."""
+    """Add each frame's conditions at its arrival (the traces' values as written, which a
+    real run's records hold too, also where a folded-back twin's world follows them late)
+    and whether it met its deadline: the columns a simulated and a real run's records share."""
     t = records["arrival_s"].to_numpy()
-    records["bandwidth_mbps"] = scenario.bandwidth.at_many(t)
-    records["edge_cpu_pct"] = scenario.edge_cpu.at_many(t)
-    records["edge_mem_pct"] = scenario.edge_mem.at_many(t)
+    bw, cpu, mem = scenario.seen_traces()
+    records["bandwidth_mbps"] = bw.at_many(t)
+    records["edge_cpu_pct"] = cpu.at_many(t)
+    records["edge_mem_pct"] = mem.at_many(t)
     records["deadline_met"] = records["latency_s"] <= scenario.deadline_s
 
 

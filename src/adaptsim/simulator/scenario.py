@@ -266,10 +266,18 @@ class Belief:
     policies must decide with those too, or the twin scores other decisions than
     the real run made (mpc on ``combined``, docs/validation.md). The oracle's
     look-ahead still sees the world.
+
+    The conditions too: a real run's monitor reads the traces as written (the
+    testbed's :class:`~adaptsim.simulator.monitor.Monitor` over the scenario), while
+    the real conditions come into place late (``FoldBack.*_lag_s``); a twin whose
+    world follows them late keeps the traces as written in ``traces``, for its
+    monitor, its deployment decision and its records' conditions at arrival.
     """
 
     model: ModelCalibration  # the calibration the policies predict with
     pause_s: float  # the switch cost they count on
+    # (bandwidth, edge CPU, edge memory) as the monitor reads them; None: the world's
+    traces: tuple[Trace, Trace, Trace] | None = None
 
 
 @dataclass(frozen=True)
@@ -310,6 +318,28 @@ class Scenario:
     # ``pause_s`` (a folded-back validation twin: static-best too, so it keeps the real
     # run's point; only the oracle's look-ahead sees the world); None: the world.
     belief: Belief | None = None
+    # The cloud slowed by the edge's own load where the two share a machine (a 2-core
+    # testbed: the edge's stress-ng beside the cloud's core): (edge CPU stress %, factor)
+    # pairs, the cloud stage's seconds times the factor at the edge CPU stress in force
+    # when the stage starts (interpolated between the levels, the nearest held beyond);
+    # empty: 1. Set by a validation fold-back (adaptsim.testbed.foldback), not by YAML.
+    cloud_scale_by_edge_cpu: tuple[tuple[float, float], ...] = ()
+
+    def seen_traces(self) -> tuple[Trace, Trace, Trace]:
+        """(bandwidth, edge CPU, edge memory) as the policies' monitor reads them: the
+        belief's where it keeps them (a world whose conditions come late), else the world's."""
+        if self.belief is not None and self.belief.traces is not None:
+            return self.belief.traces
+        return self.bandwidth, self.edge_cpu, self.edge_mem
+
+    def cloud_factor(self, edge_cpu_pct: float) -> float:
+        """The cloud's seconds factor at an edge CPU stress level (see
+        ``cloud_scale_by_edge_cpu``; 1 without it)."""
+        pairs = self.cloud_scale_by_edge_cpu
+        if not pairs:
+            return 1.0
+        cpu, scale = zip(*pairs, strict=True)
+        return float(np.interp(edge_cpu_pct, cpu, scale))
 
     def shortened(self, duration_s: float, seeds: tuple[int, ...] | None = None) -> Scenario:
         """The same scenario over a shorter time (and optionally fewer seeds), for tests."""

@@ -165,6 +165,39 @@ class Trace:
             base += self.duration_s
         return out
 
+    def delayed(self, up_lag_s: float, down_lag_s: float, until_s: float) -> Trace:
+        """The trace as a real testbed's follower applies it: each step late.
+
+        The follower (:class:`~adaptsim.testbed.conditions.ConditionFollower`) puts the
+        value at t = 0 in place before the clock starts, then follows the steps in
+        ``(0, until_s]`` (a run's duration; loops unrolled) one after the other, none
+        after. A step to a higher value comes in place ``up_lag_s`` after its time (a
+        stressor starting: a memory stressor once its bytes are resident), one to a
+        lower value ``down_lag_s`` after it (a stressor stopping), never before the
+        step before it; a level overtaken so is never in place. The last value holds
+        for good (a hold trace). No lag, or no step to follow, gives the trace itself.
+        """
+        for lag in (up_lag_s, down_lag_s):
+            if not (math.isfinite(lag) and lag >= 0):
+                raise ValueError(f"a condition lag must be finite seconds >= 0, not {lag!r}")
+        steps = sorted({t for t in self.breakpoints(until_s) if t > 0})
+        if (up_lag_s == 0 and down_lag_s == 0) or not steps:
+            return self
+        times, values = [0.0], [self.at(0.0)]
+        for t in steps:
+            v = self.at(t)
+            if v == values[-1]:
+                continue
+            when = max(t + (up_lag_s if v > values[-1] else down_lag_s), times[-1])
+            if when == times[-1] and len(times) > 1:  # the level before never came in place
+                values[-1] = v
+            else:
+                times.append(when)
+                values.append(v)
+        label = f"{self.label} (steps up {up_lag_s:.3g} s, down {down_lag_s:.3g} s late)"
+        end = max(until_s + max(up_lag_s, down_lag_s), times[-1] + 1.0)
+        return Trace(tuple(times), tuple(values), end, End.hold, label)
+
     def zero_from(self) -> float | None:
         """The time from which the value is 0 for good (``None``: it never is)."""
         if self.end is End.loop:

@@ -19,16 +19,34 @@ The edge's scale is also fitted per CPU stress level the run visited
 machine than the run's needs one scale per level, not one for all (busy_edge's
 first ResNet50V2 edge rows were: the real edge at 100 % stress took 0.60x their
 time and 1.05-1.09x at 0 and 50 %; re-profiled on the idle machine, the levels
-fit 0.97-1.07; docs/validation.md). The cloud's scale is one for the run: a
-testbed whose cloud shares the machine with the edge's stress (two cores:
-``combined`` in docs/validation.md) would need one per edge condition, which
-the engines cannot apply yet.
+fit 0.97-1.07; docs/validation.md). The cloud's scale is fitted per edge CPU
+stress level too (``cloud_scale_by_cpu``): on a 2-core testbed the cloud shares
+the machine with the edge's stress-ng (real / simulated cloud seconds x1.12-1.19
+with no edge stress, x1.34 at edge CPU 100 % on ``combined``). A frame's level
+is the edge CPU stress really in place (the run's ``applied`` log) when its
+cloud stage started, and the engines apply the factor by the world's edge CPU
+stress when the cloud stage starts (``Scenario.cloud_scale_by_edge_cpu``).
+
+The conditions' own lag: the real conditions take effect after the trace's step
+(a memory stressor is in place only once its bytes are resident: seconds; CPU
+stress and tc are faster; stopping a stressor is fast), and the run's ``applied``
+log says when. The median lag per kind and direction (``mem_up_lag_s`` for a
+step to a higher memory stress, ``mem_down_lag_s`` to a lower one, the same for
+``link`` and ``cpu``: applied time minus the step's time, in run seconds, i.e.
+after ``--time-scale``; a step never in place before the run ended counts as in
+place at its end) shifts the folded twin's world steps that much later
+(:meth:`~adaptsim.simulator.traces.Trace.delayed`),
+while its monitor still reads the traces as written, as the real run's monitor
+does (it reads the trace, not the applied state): ``Belief.traces``.
+
+A fold-back written before a term existed (``fold_back`` in an older
+``validation.json``) reads with that term's neutral default (:meth:`FoldBack.from_dict`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,9 +70,32 @@ class FoldBack:
     frames: int  # finished real frames it was fitted on
     # (edge CPU stress %, real / simulated edge seconds) per level with enough frames
     edge_scale_by_cpu: tuple[tuple[float, float], ...] = ()
+    # (edge CPU stress % in place when the cloud stage started, real / simulated cloud
+    # seconds) per level with enough frames
+    cloud_scale_by_cpu: tuple[tuple[float, float], ...] = ()
+    # median seconds from a trace's step to its level really in place, per kind and
+    # direction (up: to a higher level, a stressor starting; down: to a lower one)
+    link_up_lag_s: float = 0.0
+    link_down_lag_s: float = 0.0
+    cpu_up_lag_s: float = 0.0
+    cpu_down_lag_s: float = 0.0
+    mem_up_lag_s: float = 0.0
+    mem_down_lag_s: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FoldBack:
+        """A fold-back from its JSON (``to_json``, or ``fold_back`` in a validation.json:
+        other keys such as ``from`` ignored); a term missing from an older file is its
+        default (no lag, no per-level scale)."""
+        names = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        for k in ("edge_scale_by_cpu", "cloud_scale_by_cpu"):
+            if k in kw:
+                kw[k] = tuple((float(a), float(b)) for a, b in kw[k] or ())
+        return cls(**kw)
 
 
 def _ratio(real: pd.Series, sim: pd.Series) -> float:
@@ -62,29 +103,105 @@ def _ratio(real: pd.Series, sim: pd.Series) -> float:
     return float(real[keep].sum() / sim[keep].sum()) if keep.any() else 1.0
 
 
-# Frames a stress level needs before it gets its own edge scale.
+# Frames a stress level needs before it gets its own scale.
 MIN_FRAMES_PER_LEVEL = 5
 
 
-def _edge_by_cpu(same: pd.DataFrame) -> tuple[tuple[float, float], ...]:
-    """Real / simulated edge seconds per edge CPU stress level (frames computing there)."""
-    if "edge_cpu_pct" not in same:
+def _by_level(same: pd.DataFrame, level: str, part: str) -> tuple[tuple[float, float], ...]:
+    """Real / simulated seconds of ``part`` (``edge_s``, ``cloud_s``) per value of the
+    ``level`` column, over the frames that compute there."""
+    if level not in same:
         return ()
-    comp = same[(same["edge_s_sim"] > 0) & np.isfinite(same["edge_s"])]
+    comp = same[(same[f"{part}_sim"] > 0) & np.isfinite(same[part])]
     out = []
-    for cpu, g in comp.groupby("edge_cpu_pct"):
+    for cpu, g in comp.groupby(level):
         if len(g) >= MIN_FRAMES_PER_LEVEL:
-            out.append((float(cpu), _ratio(g["edge_s"], g["edge_s_sim"])))
+            out.append((float(cpu), _ratio(g[part], g[f"{part}_sim"])))
     return tuple(out)
 
 
-def _edge_factor(cpu_levels: np.ndarray, fb: FoldBack) -> np.ndarray:
-    """The edge scale at each calibrated CPU level: the per-level fit, interpolated
-    between the levels the run visited and held beyond them; one scale without it."""
-    if len(fb.edge_scale_by_cpu) == 0:
-        return np.full(len(cpu_levels), fb.edge_scale)
-    cpu, scale = (np.array(x, dtype=float) for x in zip(*fb.edge_scale_by_cpu, strict=True))
+def _level_factor(cpu_levels, by_level: tuple, default: float) -> np.ndarray:
+    """A per-level fit at ``cpu_levels``: interpolated between the levels the run visited
+    and held beyond them; ``default`` everywhere without one."""
+    if len(by_level) == 0:
+        return np.full(len(cpu_levels), default)
+    cpu, scale = (np.array(x, dtype=float) for x in zip(*by_level, strict=True))
     return np.interp(np.asarray(cpu_levels, dtype=float), cpu, scale)
+
+
+# (kind: FoldBack fields ``<kind>_up_lag_s`` / ``<kind>_down_lag_s``, the trace it lags,
+# its column in an ``applied`` entry (t, bw, cpu, mem))
+LAG_KINDS = (("link", "bandwidth", 1), ("cpu", "edge_cpu", 2), ("mem", "edge_mem", 3))
+_STEP_SLACK_S = 1e-3  # an applied time this much before its step still counts (rounding)
+
+
+def step_lags(trace, applied: list, column: int, until_s: float) -> list[tuple[str, float]]:
+    """(``up`` or ``down``, seconds) from each level-changing step of ``trace`` in ``(0,
+    until_s]`` to the first entry of ``applied`` (``(t, bw, cpu, mem)``, time order) with
+    that level, at or after the step and after the previous step's entry (the follower
+    takes a kind's steps one after the other); ``up``: to a higher level.
+
+    A step never seen in place (the run ended first: a memory stressor still making
+    its bytes resident), and every step after it, counts as in place at ``until_s``
+    (the run's duration: after every arrival), so the median is not biased towards
+    the steps that did come in time. A column the run did not apply (all ``None``:
+    the bandwidth with a remote cloud) gives none."""
+    if all(e[column] is None for e in applied):
+        return []
+    lags, prev, j = [], trace.at(0.0), 0
+    for t in sorted({b for b in trace.breakpoints(until_s) if b > 0}):
+        level = trace.at(t)
+        if level == prev:
+            continue
+        way, prev = ("up" if level > prev else "down"), level
+        while j < len(applied) and not (
+            applied[j][0] >= t - _STEP_SLACK_S
+            and applied[j][column] is not None
+            and abs(float(applied[j][column]) - level) <= 1e-9 * max(1.0, abs(level))
+        ):
+            j += 1
+        at = float(applied[j][0]) if j < len(applied) else until_s
+        lags.append((way, max(0.0, at - t)))
+        j += 1
+    return lags
+
+
+def fit_lags(sc: Scenario, applied: dict) -> dict[str, float]:
+    """Median lag per kind and direction over every run's ``applied`` log
+    (``{"policy/seed": [(t, bw, cpu, mem), ...]}``) against ``sc``'s traces (the
+    run's: time-scaled); 0 where no step was taken. Keys: the FoldBack fields."""
+    out = {}
+    for kind, trace, column in LAG_KINDS:
+        lags = [x for log in applied.values()
+                for x in step_lags(getattr(sc, trace), sorted(log, key=lambda e: e[0]), column,
+                                   sc.duration_s)]  # fmt: skip
+        for way in ("up", "down"):
+            mine = [s for w, s in lags if w == way]
+            out[f"{kind}_{way}_lag_s"] = float(np.median(mine)) if mine else 0.0
+    return out
+
+
+def _applied_cpu_at_cloud_start(same: pd.DataFrame, facts: dict) -> pd.Series:
+    """Per real frame: the edge CPU stress in place (the ``applied`` log) when its cloud
+    stage started (arrival + its stages before + the outward latency the cloud held it,
+    ``clock.cloud_latency_s``, 0 where not recorded: ms against steps of seconds); the
+    trace's level at arrival for a run without a log."""
+    start = same["arrival_s"].to_numpy(dtype=float).copy()
+    for c in ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s"):
+        start += same[c].to_numpy(dtype=float)
+    level = same["edge_cpu_pct"].to_numpy(dtype=float).copy()
+    keys = same["policy"].astype(str) + "/" + same["seed"].astype(str)
+    for key in keys.unique():
+        log = sorted(facts.get("applied", {}).get(key) or [], key=lambda e: e[0])
+        if not log:
+            continue
+        rows = (keys == key).to_numpy()
+        owl = (facts.get("clock", {}).get(key) or {}).get("cloud_latency_s") or 0.0
+        times = np.array([e[0] for e in log], dtype=float)
+        cpus = np.array([np.nan if e[2] is None else e[2] for e in log], dtype=float)
+        at = np.searchsorted(times, start[rows] + owl, side="right") - 1
+        level[rows] = cpus[np.maximum(at, 0)]
+    return pd.Series(level, index=same.index)
 
 
 def _scaled(grid, factor: np.ndarray):
@@ -93,7 +210,9 @@ def _scaled(grid, factor: np.ndarray):
     return replace(grid, values=grid.values * factor.reshape(shape))
 
 
-def fit_foldback(folder: Path, simulated: pd.DataFrame | None = None) -> FoldBack:
+def fit_foldback(
+    folder: Path, simulated: pd.DataFrame | None = None, scenario: Scenario | None = None
+) -> FoldBack:
     """Fit the fold-back on a validation folder (``adaptsim validate --out``).
 
     Args:
@@ -102,8 +221,32 @@ def fit_foldback(folder: Path, simulated: pd.DataFrame | None = None) -> FoldBac
             since the run (a new calibration or model: the folder's saved twin is
             then stale, and a fold-back fitted on it would carry the old twin's
             error into the new one); default the folder's own ``simulated/``.
+        scenario: the run's scenario, as its twin was simulated (its traces time the
+            steps the lags are measured from); default rebuilt from the folder's
+            ``validation.json`` (:func:`~adaptsim.testbed.rescore.twin_scenario`),
+            only where the run logged conditions applied after t = 0.
+
+    Where a lag is fitted, the scales are fitted against the twin simulated again
+    with its world that late (``simulated`` and the saved twin are not): else the
+    frames in a lag window (a stressor not yet in place, computed for real as
+    without it) would count as the edge being faster than its profile at the
+    trace's level, and the folded twin, late too, would have it twice.
     """
     real = pd.read_parquet(folder / "real" / "records.parquet")
+    facts_path = folder / "validation.json"
+    facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
+    applied = facts.get("applied") or {}
+    lags = {}
+    if any(e[0] > 0 for log in applied.values() for e in log):  # steps to time
+        if scenario is None:
+            from adaptsim.testbed.rescore import twin_scenario  # (it imports this module)
+
+            scenario = twin_scenario(folder)
+        lags = fit_lags(scenario, applied)
+    if any(lags.values()):
+        from adaptsim.simulator import run_scenario
+
+        simulated = run_scenario(_late(scenario, **lags)).records
     sim = (
         simulated
         if simulated is not None
@@ -115,6 +258,7 @@ def fit_foldback(folder: Path, simulated: pd.DataFrame | None = None) -> FoldBac
     both = both[np.isfinite(both["latency_s"])]
     same = both[both["point"] == both["point_sim"]]  # where both ran the same split
     reparts = runs["repartitions"].sum()
+    same = same.assign(cloud_level=_applied_cpu_at_cloud_start(same, facts))
     return FoldBack(
         edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
         cloud_scale=_ratio(same["cloud_s"], same["cloud_s_sim"]),
@@ -124,22 +268,36 @@ def fit_foldback(folder: Path, simulated: pd.DataFrame | None = None) -> FoldBac
         return_s=float(both["return_s"].median()) if len(both) else 0.0,
         pause_s=float(runs["switching_s"].sum() / reparts) if reparts else 0.0,
         frames=len(both),
-        edge_scale_by_cpu=_edge_by_cpu(same),
+        edge_scale_by_cpu=_by_level(same, "edge_cpu_pct", "edge_s"),
+        cloud_scale_by_cpu=_by_level(same, "cloud_level", "cloud_s"),
+        **lags,
     )
 
 
 def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
-    """The scenario with its calibration and switch cost adjusted by ``fb``."""
+    """The scenario with its calibration, switch cost and world adjusted by ``fb``.
+
+    The model's cloud is scaled by the run's one ``cloud_scale``; where the run
+    visited edge CPU levels with enough frames, the scenario's
+    ``cloud_scale_by_edge_cpu`` carries each level's scale relative to it (so the
+    cloud at a level is its fitted scale; the way back, folded into the cloud's
+    extra, is scaled along: a few percent of half a millisecond). The world's
+    conditions follow the traces ``*_lag_s`` late; the monitor reads them as written.
+    """
     m = sc.model
     # the law's per-message overhead and the measured medians it is corrected to
     extra = max(fb.uplink_extra_s, -float(m.link.values[..., 0].min()))
     link_values = m.link.values.copy()
     link_values[..., 0] += extra
     cloud_extra = m.cloud_extra.values * fb.cloud_scale + fb.return_s
+
+    def edge(grid):  # each calibrated CPU level's edge times by its fitted scale
+        return _scaled(grid, _level_factor(grid.cpu_levels, fb.edge_scale_by_cpu, fb.edge_scale))
+
     model = replace(
         m,
-        edge_blocks=_scaled(m.edge_blocks, _edge_factor(m.edge_blocks.cpu_levels, fb)),
-        edge_extra=_scaled(m.edge_extra, _edge_factor(m.edge_extra.cpu_levels, fb)),
+        edge_blocks=edge(m.edge_blocks),
+        edge_extra=edge(m.edge_extra),
         cloud_blocks=replace(m.cloud_blocks, values=m.cloud_blocks.values * fb.cloud_scale),
         cloud_extra=replace(m.cloud_extra, values=cloud_extra),
         link=replace(m.link, values=link_values),
@@ -148,4 +306,23 @@ def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
     )
     # the world changes; the practical policies still decide as the real run's did
     belief = sc.belief or Belief(model=m, pause_s=sc.pause_s)
-    return replace(sc, model=model, pause_s=fb.pause_s, belief=belief)
+    lags = {f.name: getattr(fb, f.name) for f in fields(fb) if f.name.endswith("_lag_s")}
+    cloud_by_cpu = tuple((cpu, s / fb.cloud_scale) for cpu, s in fb.cloud_scale_by_cpu
+                         if fb.cloud_scale > 0)  # fmt: skip
+    world = replace(sc, model=model, pause_s=fb.pause_s, belief=belief,
+                    cloud_scale_by_edge_cpu=cloud_by_cpu)  # fmt: skip
+    return _late(world, **lags)
+
+
+def _late(sc: Scenario, **lags: float) -> Scenario:
+    """``sc`` with its world's conditions late by ``lags`` (FoldBack's ``*_lag_s``
+    fields; missing: 0), its monitor still on the traces as written (``Belief.traces``)."""
+    late = {trace: getattr(sc, trace).delayed(lags.get(f"{kind}_up_lag_s", 0.0),
+                                              lags.get(f"{kind}_down_lag_s", 0.0), sc.duration_s)
+            for kind, trace, _ in LAG_KINDS}  # fmt: skip
+    if all(late[t] is getattr(sc, t) for t in late):
+        return sc
+    belief = sc.belief or Belief(model=sc.model, pause_s=sc.pause_s)
+    if belief.traces is None:
+        belief = replace(belief, traces=sc.seen_traces())  # the monitor reads them as written
+    return replace(sc, belief=belief, **late)

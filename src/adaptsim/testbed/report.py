@@ -248,16 +248,25 @@ def validation_page(folder: Path) -> Page:
             "(interactive in report.html).*",
         )
     )
-    fb = facts.get("fold_back")
-    if fb is not None and (folder / "comparison_folded.csv").is_file():
+    fb_facts = facts.get("fold_back")
+    if fb_facts is not None and (folder / "comparison_folded.csv").is_file():
+        from adaptsim.testbed.foldback import FoldBack
+
+        fb = FoldBack.from_dict(fb_facts)  # a term an older file lacks: its default
         after = pd.read_csv(folder / "comparison_folded.csv")
         page.section("Before and after the fold-back", "fold-back").add(
             paragraph(
-                f"Fitted on {fb['from']} (another run, {fb['frames']} frames): edge "
-                f"x{fb['edge_scale']:.3g}, cloud x{fb['cloud_scale']:.3g}, link overhead "
-                f"{fb['uplink_extra_s'] * 1e3:+.2f} ms, way back {fb['return_s'] * 1e3:.2f} ms, "
-                f"pause {fb['pause_s'] * 1e3:.2f} ms per switch."
-                + _per_level(fb.get("edge_scale_by_cpu") or [])
+                f"Fitted on {fb_facts['from']} (another run, {fb.frames} frames): edge "
+                f"x{fb.edge_scale:.3g}, cloud x{fb.cloud_scale:.3g}, link overhead "
+                f"{fb.uplink_extra_s * 1e3:+.2f} ms, way back {fb.return_s * 1e3:.2f} ms, "
+                f"pause {fb.pause_s * 1e3:.2f} ms per switch; the conditions in place late "
+                f"after the trace's step (medians, up / down): link {_lags(fb, 'link')}, edge "
+                f"CPU stress {_lags(fb, 'cpu')}, edge memory stress {_lags(fb, 'mem')}."
+                + _per_level("Edge", fb.edge_scale_by_cpu)
+                + _per_level(
+                    "Cloud (by the edge CPU stress in place when its stage started)",
+                    fb.cloud_scale_by_cpu,
+                )
             ),
             table(_fold_table(comp, after)),
             paragraph(
@@ -302,9 +311,14 @@ def write_validation_report(folder: Path) -> tuple[Path, Path]:
     return validation_page(folder).write(folder)
 
 
-def _per_level(levels: list) -> str:
-    """The edge's fold-back per CPU stress level, as a sentence (empty without one)."""
+def _lags(fb, kind: str) -> str:
+    """A kind's fold-back lags, up / down, in seconds."""
+    return f"{getattr(fb, f'{kind}_up_lag_s'):.3g} / {getattr(fb, f'{kind}_down_lag_s'):.3g} s"
+
+
+def _per_level(what: str, levels) -> str:
+    """A fold-back per edge CPU stress level, as a sentence (empty without one)."""
     if not levels:
         return ""
     parts = ", ".join(f"{cpu:g} % x{scale:.3g}" for cpu, scale in levels)
-    return f" Edge per CPU stress level: {parts}."
+    return f" {what} per edge CPU stress level: {parts}."

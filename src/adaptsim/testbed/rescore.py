@@ -61,8 +61,9 @@ def rescore_folder(
         if Path(fold_back_from).resolve() == folder.resolve():
             raise UserError("fold-back: fit on another run than the one you score")
         # fitted against the current twin of that run, not its saved (maybe stale) one
-        fresh = run_scenario(twin_scenario(Path(fold_back_from))).records
-        fb = fit_foldback(Path(fold_back_from), simulated=fresh)
+        fit_sc = twin_scenario(Path(fold_back_from))
+        fresh = run_scenario(fit_sc).records
+        fb = fit_foldback(Path(fold_back_from), simulated=fresh, scenario=fit_sc)
         sc = apply_foldback(sc, fb)
     real = pd.read_csv(folder / "real" / "summary.csv")
     return compare_draws(real, twin_draws(sc, draws)), fb
