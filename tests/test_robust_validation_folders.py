@@ -85,6 +85,7 @@ DAMAGED = {
     "validation.json binary": (_write("validation.json", b"\x00\xff"), (FOLD, REPORT, RESCORE)),
     "validation.json seeds a word": (_facts(lambda f: f.update(seeds="x")), (FOLD, RESCORE)),
     "validation.json without a placement": (_facts(lambda f: f.pop("placement")), (REPORT,)),
+    "validation.json applied a list": (_facts(lambda f: f.update(applied=[1])), (FOLD,)),
     "real records truncated": (_truncate("real/records.parquet"), (FOLD, REPORT)),
     "simulated records truncated": (_truncate("simulated/records.parquet"), (FOLD, REPORT)),
     "real records latency words": (

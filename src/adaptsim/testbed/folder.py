@@ -90,8 +90,14 @@ def _present(folder: str | Path, name: str) -> Path:
 def fold_back_source(folder: str | Path, what: str = "--fold-back") -> None:
     """Refuse, before any real run, a folder a fold-back cannot be fitted on."""
     try:
-        validation_facts(folder)
-        validation_records(folder, "real", ("return_s",))  # the result's way back, measured
+        facts = validation_facts(folder)
+        for key in ("applied", "clock"):  # the lag's fit reads them per run
+            if not isinstance(facts.get(key, {}), dict):
+                raise UserError(
+                    f"{Path(folder) / 'validation.json'}: {key} is not an object; {_HOW}"
+                )
+        # the result's way back and the edge's stress level (the cloud's scale per level)
+        validation_records(folder, "real", ("return_s", "edge_cpu_pct"))
         validation_records(folder, "simulated")
         summary = validation_table(folder, "real/summary.csv", ("policy", "repartitions"))
         for column in ("repartitions", "switching_s"):
