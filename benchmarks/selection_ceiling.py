@@ -26,8 +26,8 @@ default) every static point of the scenario's model (``static`` with ``point``).
 Run: ``.venv/bin/python benchmarks/selection_ceiling.py [--seeds 5] [--windows 10,30,60,120]
 [--no-statics] [SCENARIO.yaml ...]`` (default: the six trace scenarios).
 
-Measured 2026-12-01 (seeds 1..5, the six trace scenarios; 16 s with the four
-adaptive experts, 41 s with the static points too): the per-trace best expert
+Measured 2026-12-01 (seeds 1..5, the six trace scenarios; about 20 s with the four
+adaptive experts, 45 s with the static points too): the per-trace best expert
 closes 0.53 [0.41, 0.59] of the gap (0.54 [0.43, 0.61] with the static points),
 the best single built-in 0.51; per window in hindsight 0.55 (120 s) to 0.66 (10 s)
 over the four; every full-information follow-the-leader replay 0.46-0.51. Tables in
