@@ -115,10 +115,10 @@ declare -A TESTS=(
   [emulation]="tests/test_emulation.py tests/test_emulation_checks.py $odd_link"
   [testbed]="tests/test_testbed_client.py tests/test_testbed_clock.py
     tests/test_testbed_server.py::test_the_serve_line_says_who_can_reach_an_unspecified_or_loopback_address"
-  [policies]="tests/test_policies.py tests/test_sim_policies.py tests/test_policy_*.py
-    tests/test_horizon.py tests/test_sim_mutants.py tests/test_persistent_noise.py
-    tests/test_persistence_mutants.py tests/test_params.py tests/test_simulator_drive.py
-    $odd_policies"
+  [policies]="tests/test_simulator*.py tests/test_traces.py tests/test_sim_*.py tests/test_policies.py
+    tests/test_policy_*.py tests/test_horizon.py tests/test_spread_by_point.py tests/test_robust_runs.py
+    tests/test_persistent_noise.py tests/test_persistence_mutants.py tests/test_params.py
+    tests/test_scoring.py $odd_policies"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's

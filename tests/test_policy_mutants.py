@@ -1,0 +1,149 @@
+"""Policy and forecast behaviour that mutation testing found unguarded (1 Dec).
+
+Each test pins one documented behaviour of the built-ins, their shared forecast code
+or the policy protocol that a plausible slip would break silently: a detector built
+with the wrong threshold, a parameter's lower bound lost, a tie that picks the
+second point, neurosurgeon planning from a mean of samples instead of the latest,
+a user's policy file executed again for every policy built from it, a stage that
+exactly fills the gap between frames counted as keeping up.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adaptsim.errors import UserError
+from adaptsim.simulator.changepoint import ChangePoint
+from adaptsim.simulator.engine import run_policy
+from adaptsim.simulator.forecast import first_min
+from adaptsim.simulator.neurosurgeon import Neurosurgeon
+from adaptsim.simulator.policies import Conditions, resolve_policy
+from adaptsim.simulator.scenario import PolicySpec
+from simkit import toy_calibration, toy_scenario
+from test_policies import scenario, view_of
+
+
+def test_changepoint_builds_each_detector_with_its_threshold_and_drift():
+    # log bandwidth, edge CPU %, edge memory %: the policy's threshold and drift each,
+    # the noise floor per series (log units; percent)
+    cp = ChangePoint(threshold=4.0, drift=0.5)
+    got = [(d.h, d.k, d.min_sigma) for d in cp._detectors]
+    assert got == [(4.0, 0.5, 0.05), (4.0, 0.5, 2.0), (4.0, 0.5, 2.0)]
+
+
+def test_changepoint_sees_no_change_in_a_noisy_but_steady_cpu_reading():
+    """Edge CPU read with 10 % noise around a steady 50 % (bandwidth and memory steady):
+    200 readings, no change detected; a 20-point step is detected within a few."""
+    rng = np.random.default_rng(11)
+    sc = scenario()
+    cp = ChangePoint(discount="none", service_feedback=False)
+    view = view_of(sc, current_point=int(sc.model.ordinals[0]), arrival_rate_hz=1.0)
+    for t in range(200):
+        view.now_s = float(t)
+        view.monitor = Conditions(20.0, 50.0 * rng.lognormal(0.0, 0.1), 10.0)
+        cp.decide(view)
+    assert cp.changes == 0
+    for t in range(200, 205):
+        view.now_s = float(t)
+        view.monitor = Conditions(20.0, 70.0 * rng.lognormal(0.0, 0.1), 10.0)
+        cp.decide(view)
+    assert cp.changes == 1
+
+
+@pytest.mark.parametrize("k", [0, -3])
+def test_mpc_refuses_fewer_than_one_bandwidth_sample(k):
+    with pytest.raises(UserError, match=r"k must be a whole number from 1 to 10000"):
+        run_policy(scenario(), PolicySpec(policy="mpc", params={"k": k}), 0)
+
+
+def test_first_min_is_the_first_least_value_and_a_nan_wins():
+    assert first_min([1.0, 2.0, 3.0]) == 0
+    assert first_min([3.0, 1.0, 1.0]) == 1
+    assert first_min([2.0, math.nan, 1.0]) == 1  # as np.argmin
+    assert first_min([5.0]) == 0
+
+
+def test_neurosurgeon_plans_with_the_latest_sample_alone():
+    """The paper's policy: the latest bandwidth sample, not a mean of the recent ones."""
+    sc = scenario()
+    ns = Neurosurgeon(discount="none", period_s=0, service_feedback=False)
+    view = view_of(sc, current_point=int(sc.model.ordinals[0]), arrival_rate_hz=1.0)
+    for t, bw in enumerate((40.0, 4.0)):
+        view.now_s = float(t)
+        view.monitor = Conditions(bw)
+        ns.decide(view)
+    assert ns._outlook.forecast.forecast() == pytest.approx(4.0)
+    fresh = Neurosurgeon(discount="none", period_s=0, service_feedback=False)
+    assert ns.decide(view) == fresh.decide(view)  # as if 4 Mbit/s were all it had read
+
+
+def _user_file(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "imports.log"
+    path = folder / "mine.py"
+    path.write_text(
+        "from pathlib import Path\n"
+        f"with open({str(log)!r}, 'a') as f:\n"
+        "    f.write('imported\\n')\n"
+        "def decide(view):\n"
+        "    return view.current_point\n"
+    )
+    return log
+
+
+def test_a_policy_file_is_imported_once_however_many_policies_use_it(tmp_path):
+    log = _user_file(tmp_path / "pol")
+    model = scenario().model
+    spec = PolicySpec(policy="mine.py:decide")
+    first = resolve_policy(spec, model, base_dir=tmp_path / "pol")
+    second = resolve_policy(spec, model, base_dir=tmp_path / "pol")
+    assert log.read_text() == "imported\n"
+    assert first.fn is second.fn
+
+
+def test_a_policy_file_in_a_folder_is_named_by_the_file_and_the_callable(tmp_path):
+    _user_file(tmp_path / "sub" / "dir")
+    policy = resolve_policy(
+        PolicySpec(policy="sub/dir/mine.py:decide"), scenario().model, base_dir=tmp_path
+    )
+    assert policy.name == "mine.py:decide"
+
+
+def test_an_unknown_policy_is_reported_as_the_policy_by_default():
+    with pytest.raises(UserError) as err:
+        resolve_policy(PolicySpec(policy="no-such-policy"), scenario().model)
+    assert str(err.value).startswith("policy: policy 'no-such-policy' is neither a built-in")
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"hysteresis": 0}, r"hysteresis must be a whole number from 1 to 1000 "),
+        ({"hysteresis": 2.5}, r"hysteresis must be a whole number, not 2.5"),
+        ({"alpha": 0}, r"alpha must be"),
+        ({"threshold": 1}, r"threshold must be"),
+        ({"discount": "spread"}, r"reactive's discount is none or planned"),
+        ({"period_s": -1}, r"period_s must be >= 0"),
+    ],
+)
+def test_reactive_refuses_each_bad_parameter_in_words(params, message):
+    with pytest.raises(UserError, match=message):
+        run_policy(scenario(), PolicySpec(policy="reactive", params=params), 0)
+
+
+def test_a_stage_that_exactly_fills_the_gap_between_frames_does_not_keep_up(tmp_path):
+    """At 2 frames/s (0.5 s apart): point 2's cloud takes exactly 0.5 s and the
+    all-edge point's edge exactly 0.5 s, so neither keeps up (its queue would never
+    drain); just below 2 frames/s both do."""
+    cal = toy_calibration(tmp_path / "cal.json", edge_all_s=(0.5, 0.6), cloud_s=0.5)
+    sc = toy_scenario(cal)
+    view = view_of(sc, arrival_rate_hz=2.0)
+    cond = Conditions(8.0)
+    assert view.stable(cond).tolist() == [False, False, False]  # all-cloud: 0.6 s cloud
+    view.arrival_rate_hz = 1.99
+    assert view.stable(cond).tolist() == [False, True, True]
+    np.testing.assert_array_equal(view.stable(cond, view.predict(cond)), view.stable(cond))
