@@ -19,7 +19,7 @@ import pytest
 from adaptsim.errors import UserError
 from adaptsim.simulator.changepoint import ChangePoint
 from adaptsim.simulator.engine import run_policy
-from adaptsim.simulator.forecast import first_min
+from adaptsim.simulator.forecast import BandwidthForecast, Discount, SampleFeed, Source, first_min
 from adaptsim.simulator.neurosurgeon import Neurosurgeon
 from adaptsim.simulator.policies import Conditions, resolve_policy
 from adaptsim.simulator.scenario import PolicySpec
@@ -122,10 +122,18 @@ def test_an_unknown_policy_is_reported_as_the_policy_by_default():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"hysteresis": 0}, r"hysteresis must be a whole number from 1 to 1000 "),
+        (
+            {"hysteresis": 0},
+            r"hysteresis must be a whole number from 1 to 1000 \(decisions in a row\), not 0",
+        ),
         ({"hysteresis": 2.5}, r"hysteresis must be a whole number, not 2.5"),
-        ({"alpha": 0}, r"alpha must be"),
-        ({"threshold": 1}, r"threshold must be"),
+        ({"alpha": 0}, r"alpha must be a number above 0 and at most 1 \(EWMA weight\), not 0"),
+        ({"alpha": 1.5}, r"alpha must be a number above 0 and at most 1 \(EWMA weight\), not 1.5"),
+        (
+            {"threshold": 1},
+            r"threshold must be a number from 0 and below 1 \(relative gain\), not 1",
+        ),
+        ({"threshold": -0.1}, r"threshold must be a number from 0 and below 1 \(relative gain\)"),
         ({"discount": "spread"}, r"reactive's discount is none or planned"),
         ({"period_s": -1}, r"period_s must be >= 0"),
     ],
@@ -147,3 +155,41 @@ def test_a_stage_that_exactly_fills_the_gap_between_frames_does_not_keep_up(tmp_
     view.arrival_rate_hz = 1.99
     assert view.stable(cond).tolist() == [False, True, True]
     np.testing.assert_array_equal(view.stable(cond, view.predict(cond)), view.stable(cond))
+
+
+@pytest.mark.parametrize("name", ["neurosurgeon", "mpc", "changepoint"])
+def test_a_period_of_zero_means_every_frame_and_a_negative_one_is_refused(name):
+    model = scenario().model
+    policy = resolve_policy(PolicySpec(policy=name, params={"period_s": 0}), model)
+    assert policy.period_s is None
+    with pytest.raises(UserError, match=r"period_s must be >= 0, not -1"):
+        resolve_policy(PolicySpec(policy=name, params={"period_s": -1}), model)
+
+
+def test_the_planned_discount_scores_uploads_against_the_latest_256_forecasts():
+    """Forecasts 10, 11, ... in force from t = 0, 1, ...: after 300 only those from
+    t = 44 on are kept, so an upload of a frame that arrived at 44 s is scored against
+    the forecast of 54 (at half that rate: divide by 2), one that arrived at 43.5 s
+    against none (no discount)."""
+    for arrival_s, factor in ((44.0, 2.0), (43.5, 1.0)):
+        f = BandwidthForecast(k=1, discount=Discount.planned)
+        for t in range(300):
+            f.add(10.0 + t)
+            f.stamp(float(t))
+        f.planned_rates([(arrival_s, 27.0)])
+        assert f.forecast() == pytest.approx(309.0 / factor)
+
+
+def test_the_monitor_feed_hands_each_reading_over_once():
+    """A policy deciding more often than the monitor reads must not count one reading
+    as several samples (mpc's harmonic mean of the last k would weigh it more)."""
+    sc = scenario()
+    view = view_of(sc, arrival_rate_hz=1.0)
+    feed = SampleFeed(Source.monitor)
+    assert feed.new(view) == []  # nothing read yet
+    view.monitor = Conditions(40.0)
+    assert feed.new(view) == [40.0]
+    view.now_s = 0.5
+    assert feed.new(view) == []  # the same reading, half a second on
+    view.monitor = Conditions(4.0)
+    assert feed.new(view) == [4.0]
