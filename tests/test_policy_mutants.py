@@ -5,7 +5,10 @@ or the policy protocol that a plausible slip would break silently: a detector bu
 with the wrong threshold, a parameter's lower bound lost, a tie that picks the
 second point, neurosurgeon planning from a mean of samples instead of the latest,
 a user's policy file executed again for every policy built from it, a stage that
-exactly fills the gap between frames counted as keeping up.
+exactly fills the gap between frames counted as keeping up, a regime looked up at the
+wrong stress, every upload of a decision scored where the latest eight are meant, a
+frame's latent read against the unstressed time. Each was run against its planted
+slip and went red (docs/testing.md, "The policies area").
 """
 
 from __future__ import annotations
@@ -15,15 +18,30 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import ndtri
 
 from adaptsim.errors import UserError
 from adaptsim.simulator.changepoint import ChangePoint
 from adaptsim.simulator.engine import run_policy
-from adaptsim.simulator.forecast import BandwidthForecast, Discount, SampleFeed, Source, first_min
+from adaptsim.simulator.forecast import (
+    BandwidthForecast,
+    Discount,
+    Horizon,
+    Outlook,
+    RecentService,
+    SampleFeed,
+    ServiceLists,
+    Source,
+    first_min,
+)
 from adaptsim.simulator.neurosurgeon import Neurosurgeon
-from adaptsim.simulator.policies import Conditions, resolve_policy
+from adaptsim.simulator.policies import Conditions, Observation, _builtin, resolve_policy
 from adaptsim.simulator.scenario import PolicySpec
 from simkit import toy_calibration, toy_scenario
+from test_persistence_mutants import SKEWED
+from test_persistent_noise import _view as persistence_view
+from test_persistent_noise import persistent, with_spread
+from test_persistent_noise import scenario as persistence_scenario
 from test_policies import scenario, view_of
 
 
@@ -193,3 +211,76 @@ def test_the_monitor_feed_hands_each_reading_over_once():
     assert feed.new(view) == []  # the same reading, half a second on
     view.monitor = Conditions(4.0)
     assert feed.new(view) == [4.0]
+
+
+def test_changepoint_looks_its_point_up_at_the_regimes_cpu_stress(tmp_path):
+    """The toy model under 100 % edge CPU: all-edge takes 1.2 s, all-cloud 0.62 s at
+    50 Mbit/s (at no stress all-edge would take 0.3 s and win). Memory stays at 0."""
+    cal = toy_calibration(tmp_path / "cal.json", edge_all_s=(0.3, 1.2))
+    sc = toy_scenario(
+        cal,
+        duration_s=20.0,
+        arrivals={"kind": "periodic", "rate_hz": 0.5},
+        traces={"bandwidth_mbps": {"constant": 50.0}, "edge_cpu_pct": {"constant": 100.0}},
+    )
+    spec = PolicySpec(policy="changepoint", params={"discount": "none", "service_feedback": False})
+    cols, _, _ = run_policy(sc, spec, 0)
+    late = [p for t, p in zip(cols["arrival_s"], cols["point"], strict=True) if t >= 4.0]
+    assert len(late) >= 7 and set(late) == {1}
+
+
+def test_the_horizon_plans_every_point_when_a_time_is_infinite(tmp_path):
+    """An infinite service time leaves nothing to prune by: every point is planned and
+    the least finite cost wins (all-edge, 0.4 s, over point 2's 0.8 s)."""
+    sc = toy_scenario(toy_calibration(tmp_path / "cal.json"))
+    view = view_of(sc, arrival_rate_hz=1.0, current_point=1)
+    est = ServiceLists([1, 2, 3], [0.0, 0.2, 0.3], [0.1, 0.1, 0.1], [math.inf, 0.5, 0.0])
+    assert Horizon(view, 1).best(est) == 3
+
+
+def test_the_planned_discount_scores_the_latest_eight_uploads_of_a_decision():
+    """Twenty uploads finished since the last decision, planned at 40 Mbit/s: the first
+    twelve got 8, the last eight 4. Only the latest eight are scored (they were all
+    planned with the same forecast): the forecast is divided by 10, not by 7."""
+    sc = scenario()
+    view = view_of(sc, monitor=Conditions(40.0), arrival_rate_hz=1.0)
+    outlook = Outlook(Source.monitor, 1, Discount.planned, False)
+    assert outlook.bandwidth_mbps(view) == pytest.approx(40.0)
+    _, over, wire_bytes, _ = view.tables.at(0.0, 0.0)
+
+    def upload(i: int, mbps: float) -> Observation:
+        uplink_s = over[0] + wire_bytes[0] * 8 / (mbps * 1e6)
+        return Observation(1.0 + i, 1, 1.0, 0.0, uplink_s, wire_bytes[0])
+
+    view.finished = [upload(i, 8.0 if i < 12 else 4.0) for i in range(20)]
+    view.now_s = 21.0
+    assert outlook.bandwidth_mbps(view) == pytest.approx(4.0, rel=1e-6)
+
+
+def test_recent_service_reads_a_frame_against_the_typical_time_at_its_stress():
+    """Edge CPU at 100 %: a frame whose edge took its 20th percentile of the typical
+    time *under that stress* reads as the latent of 0.2, whatever the unstressed time."""
+    sc = with_spread(persistence_scenario(), edge=persistent(SKEWED, 4.0))
+    view = persistence_view(sc, [])
+    view.monitor = Conditions(20.0, 100.0, 0.0)
+    stressed = view.predict(view.monitor).edge_s
+    k = int(np.flatnonzero(stressed > 0)[0])
+    assert stressed[k] > view.predict(Conditions(20.0)).edge_s[k] * 1.05  # stress matters
+    lr = float(np.interp(0.2, SKEWED["probs"], SKEWED["log_ratio"]))
+    took = float(stressed[k]) * math.exp(lr)
+    view.finished = [Observation(9.0, int(sc.model.ordinals[k]), 1.0, took, 0.1, 1000.0)]
+    recent = RecentService()
+    recent.observe(view)
+    assert recent.last[0][1] == pytest.approx(float(ndtri(0.2)), abs=1e-6)
+
+
+def test_a_registry_factory_builds_its_class_on_first_use_with_the_params_given():
+    mpc = _builtin("mpc", "MPC")(None, horizon=3)
+    assert type(mpc).__name__ == "MPC" and mpc.horizon == 3
+
+
+def test_a_class_that_builds_no_decide_is_one_line_naming_it(tmp_path):
+    (tmp_path / "thing.py").write_text("class Thing:\n    pass\n")
+    with pytest.raises(UserError) as err:
+        resolve_policy(PolicySpec(policy="thing.py:Thing"), scenario().model, base_dir=tmp_path)
+    assert str(err.value) == "policy: thing.py:Thing does not build an object with decide(view)"
