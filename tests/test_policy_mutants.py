@@ -32,6 +32,7 @@ from adaptsim.simulator.forecast import (
     SampleFeed,
     ServiceLists,
     Source,
+    expected,
     first_min,
 )
 from adaptsim.simulator.neurosurgeon import Neurosurgeon
@@ -284,3 +285,106 @@ def test_a_class_that_builds_no_decide_is_one_line_naming_it(tmp_path):
     with pytest.raises(UserError) as err:
         resolve_policy(PolicySpec(policy="thing.py:Thing"), scenario().model, base_dir=tmp_path)
     assert str(err.value) == "policy: thing.py:Thing does not build an object with decide(view)"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"threshold": 0},
+            "threshold must be a number above 0 and at most 1000 (noise sds), not 0",
+        ),
+        (
+            {"threshold": 1001},
+            "threshold must be a number above 0 and at most 1000 (noise sds), not 1001",
+        ),
+        ({"drift": -1}, "drift must be a number from 0 to 1000 (noise sds), not -1"),
+    ],
+)
+def test_changepoint_refuses_each_bad_setting_naming_its_range(params, message):
+    with pytest.raises(UserError) as err:
+        resolve_policy(PolicySpec(policy="changepoint", params=params), scenario().model)
+    assert str(err.value) == f"policy: bad params for 'changepoint': {message}"
+
+
+def test_reactive_names_the_discounts_it_takes_in_words():
+    spec = PolicySpec(policy="reactive", params={"discount": "spread"})
+    with pytest.raises(UserError) as err:
+        resolve_policy(spec, scenario().model)
+    assert (
+        str(err.value)
+        == "policy: bad params for 'reactive': reactive's discount is none or planned"
+    )
+
+
+def test_a_static_point_the_model_lacks_names_the_models_range():
+    model = scenario().model
+    with pytest.raises(UserError) as err:
+        resolve_policy(PolicySpec(policy="static", params={"point": 99}), model)
+    first, last = int(model.ordinals[0]), int(model.ordinals[-1])
+    assert str(err.value) == f"policy: point 99 is not a point of resnet50 ({first}..{last})"
+
+
+def test_the_planned_discount_is_no_discount_until_an_upload_is_scored():
+    """Samples falling 80, 40, 20, 10: without a scored upload the forecast is the
+    latest sample as it is (the spread discount's ratios are not the planned one's)."""
+    f = BandwidthForecast(k=1, discount=Discount.planned)
+    for t, x in enumerate((80.0, 40.0, 20.0, 10.0)):
+        f.add(x)
+        f.stamp(float(t))
+    assert f.forecast() == pytest.approx(10.0)
+
+
+def test_the_planned_discount_scores_a_slow_upload_at_its_own_rate():
+    """An upload at 0.5 Mbit/s planned at 10: the ratio is 20 (rates are floored only
+    at 1 kbit/s, where a stalled upload would divide by zero)."""
+    f = BandwidthForecast(k=1, discount=Discount.planned)
+    f.add(10.0)
+    f.stamp(0.0)
+    f.planned_rates([(1.0, 0.5)])
+    assert f.forecast() == pytest.approx(0.5)
+
+
+def test_a_forecast_stamped_again_keeps_the_time_it_came_into_force():
+    """One forecast, stamped at every decision for 300 s: it stays in force from t = 0,
+    so an upload of a frame that arrived at 0.5 s is scored against it."""
+    f = BandwidthForecast(k=1, discount=Discount.planned)
+    f.add(10.0)
+    for t in range(300):
+        f.stamp(float(t))
+    f.planned_rates([(0.5, 5.0)])
+    assert f.forecast() == pytest.approx(5.0)
+
+
+def test_expected_times_scale_each_part_by_its_own_factor_row():
+    sc = scenario()
+    view = view_of(sc)
+    cond = Conditions(20.0, 30.0, 0.0)
+    n = len(sc.model.ordinals)
+    factors = np.vstack([np.full(n, 2.0), np.full(n, 3.0), np.full(n, 5.0)])
+    got = expected(view, cond, factors)
+    plain = view.predict(cond)
+    np.testing.assert_allclose(got.edge_s, plain.edge_s * 2.0)
+    np.testing.assert_allclose(got.comm_s, plain.comm_s * 3.0)
+    np.testing.assert_allclose(got.cloud_s, plain.cloud_s * 5.0)
+
+
+def test_changepoint_moves_on_a_change_of_cpu_stress_alone(tmp_path):
+    """Bandwidth steady at 50 Mbit/s; the edge CPU steps from 0 to 100 % at 30 s. At no
+    stress all-edge wins (0.3 s), at full stress all-cloud (0.62 s against 1.2 s): the
+    CPU detector's change alone must move the split."""
+    cal = toy_calibration(tmp_path / "cal.json", edge_all_s=(0.3, 1.2))
+    sc = toy_scenario(
+        cal,
+        duration_s=60.0,
+        arrivals={"kind": "periodic", "rate_hz": 0.5},
+        traces={
+            "bandwidth_mbps": {"constant": 50.0},
+            "edge_cpu_pct": {"steps": [[0, 0.0], [30, 100.0]], "end": "hold"},
+        },
+    )
+    spec = PolicySpec(policy="changepoint", params={"discount": "none", "service_feedback": False})
+    cols, _, _ = run_policy(sc, spec, 0)
+    by_time = dict(zip(cols["arrival_s"], cols["point"], strict=True))
+    assert {p for t, p in by_time.items() if 10.0 <= t < 30.0} == {3}
+    assert {p for t, p in by_time.items() if t >= 40.0} == {1}
