@@ -34,6 +34,7 @@ from adaptsim.simulator.forecast import (
     Source,
     expected,
     first_min,
+    transfer_rates_mbps,
 )
 from adaptsim.simulator.neurosurgeon import Neurosurgeon
 from adaptsim.simulator.policies import Conditions, Observation, _builtin, resolve_policy
@@ -388,3 +389,35 @@ def test_changepoint_moves_on_a_change_of_cpu_stress_alone(tmp_path):
     by_time = dict(zip(cols["arrival_s"], cols["point"], strict=True))
     assert {p for t, p in by_time.items() if 10.0 <= t < 30.0} == {3}
     assert {p for t, p in by_time.items() if t >= 40.0} == {1}
+
+
+def test_changepoint_plans_a_new_regime_at_its_level_at_once():
+    """Exact readings of 40 Mbit/s, then one of 4: the change is detected at once and
+    the regime is planned at 4 (not at a mean with the old level), as a policy that
+    only ever read 4 would plan it."""
+    sc = scenario()
+    cp = ChangePoint(discount="none", service_feedback=False)
+    view = view_of(sc, current_point=int(sc.model.ordinals[0]), arrival_rate_hz=1.0)
+    for t in range(10):
+        view.now_s, view.monitor = float(t), Conditions(40.0)
+        cp.decide(view)
+    view.now_s, view.monitor = 10.0, Conditions(4.0)
+    point = cp.decide(view)
+    assert cp.changes == 1
+    assert cp._plan.forecast() == pytest.approx(4.0)
+    fresh = ChangePoint(discount="none", service_feedback=False)
+    assert point == fresh.decide(view)
+
+
+def test_an_upload_is_read_through_the_link_law_at_the_monitors_stress():
+    """Under 100 % edge CPU the link law's overhead differs from the unstressed one: an
+    upload that took that overhead plus its bytes at 8 Mbit/s reads as 8 Mbit/s."""
+    sc = scenario()
+    view = view_of(sc, monitor=Conditions(40.0, 100.0, 0.0))
+    _, over0, _, _ = view.tables.at(0.0, 0.0)
+    _, over, wire_bytes, host = view.tables.at(100.0, 0.0)
+    k = next(i for i in range(len(over)) if abs(over[i] - over0[i]) > 0.05 and wire_bytes[i] > 1e5)
+    uplink_s = over[k] + wire_bytes[k] * 8 / 8e6
+    assert uplink_s > 1.05 * host[k]
+    view.finished = [Observation(3.0, int(sc.model.ordinals[k]), 2.0, 0.5, uplink_s, 0.0)]
+    assert transfer_rates_mbps(view) == [pytest.approx(8.0)]
