@@ -4,7 +4,7 @@ selection idea.
 The idea: a layer above the built-in policies (Hedge, follow-the-leader, a bandit)
 that chooses, window by window, which policy decides, from counterfactual predicted
 latencies or its own realised ones. Whatever it learns, it cannot do better than
-always handing the decision to the expert that turned out best, so this measures,
+handing each window to the expert that turned out best in it, so this measures,
 on the same seeds and with the same gap closed as ``policy_scores.py`` (seed means,
 against the paying oracle), what such a layer could reach at most:
 
@@ -16,12 +16,16 @@ against the paying oracle), what such a layer could reach at most:
   per seed and window (it also sees the seed's draws). Each expert's frames are taken
   from its own full run, so the composite inherits the expert's queues and deployed
   point and switching between experts costs nothing (``free``); ``pays`` adds the
-  switch pause to the first frame of a window whose point differs from the previous
-  window's last frame. Both are optimistic for a real selector, which learns only
-  from the past and pays for its switches in queues.
+  switch pause to the first frame of a window handed to another expert whose point
+  differs from the previous window's last frame. Both are optimistic for a real
+  selector, which learns only from the past and pays for its switches in queues;
+- **online replays** of the same windows (``ftl``, ``ftl d0.8``, ``ftl d0.5``, ``last
+  leader``): follow-the-leader on every expert's realised latency in the windows
+  already ended (full information: more than a selector running one expert sees),
+  undiscounted, discounted per window, or the last window's leader only.
 
-Experts: the four adaptive built-ins at their defaults, and (``--statics``, the
-default) every static point of the scenario's model (``static`` with ``point``).
+Experts: the four adaptive built-ins at their defaults, and (unless ``--no-statics``)
+every static point of the scenario's model (``static`` with ``point``).
 
 Run: ``.venv/bin/python benchmarks/selection_ceiling.py [--seeds 5] [--windows 10,30,60,120]
 [--no-statics] [SCENARIO.yaml ...]`` (default: the six trace scenarios).
