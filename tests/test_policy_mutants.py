@@ -34,6 +34,7 @@ from adaptsim.simulator.forecast import (
     Source,
     expected,
     first_min,
+    mean_factors,
     transfer_rates_mbps,
 )
 from adaptsim.simulator.neurosurgeon import Neurosurgeon
@@ -421,3 +422,81 @@ def test_an_upload_is_read_through_the_link_law_at_the_monitors_stress():
     assert uplink_s > 1.05 * host[k]
     view.finished = [Observation(3.0, int(sc.model.ordinals[k]), 2.0, 0.5, uplink_s, 0.0)]
     assert transfer_rates_mbps(view) == [pytest.approx(8.0)]
+
+
+@pytest.mark.parametrize(
+    ("params", "wants"),
+    [
+        ({"discount": "none", "service_feedback": False}, False),
+        ({"discount": "none", "service_feedback": True}, True),
+        ({"discount": "planned", "service_feedback": False}, True),
+        ({"discount": "none", "service_feedback": False, "source": "transfers"}, True),
+    ],
+)
+def test_changepoint_asks_for_finished_frames_only_when_it_reads_them(params, wants):
+    assert ChangePoint(**params).uses_finished is wants
+
+
+def test_changepoint_looks_its_point_up_at_the_regimes_memory_stress():
+    """ResNet50 at a bandwidth where the edge's memory stress moves the best point: the
+    regime's point is the one for the memory stress read, not for none."""
+    sc = scenario()
+    view = view_of(sc, current_point=int(sc.model.ordinals[0]), arrival_rate_hz=0.1)
+    factors = mean_factors(view)
+
+    def best(cond: Conditions) -> int:
+        return int(view.ordinals[int(np.argmin(expected(view, cond, factors).total_s))])
+
+    bw = next(
+        b for b in np.geomspace(0.5, 200.0, 200)
+        if best(Conditions(b, 0.0, 100.0)) != best(Conditions(b, 0.0, 0.0))
+    )  # fmt: skip
+    cp = ChangePoint(discount="none", service_feedback=False)
+    view.monitor = Conditions(float(bw), 0.0, 100.0)
+    assert cp.decide(view) == best(
+        Conditions(math.exp(round(math.log(bw) / math.log(1.02)) * math.log(1.02)), 0.0, 100.0)
+    )
+
+
+def test_mean_factors_go_on_past_a_part_without_a_spread():
+    """No edge spread, a skewed cloud spread: the cloud's row is still its mean factor."""
+    sc = with_spread(persistence_scenario(), edge={}, cloud=SKEWED)
+    view = persistence_view(sc, [])
+    u = (np.arange(200_000) + 0.5) / 200_000
+    want = float(np.mean(np.exp(np.interp(u, SKEWED["probs"], SKEWED["log_ratio"]))))
+    got = mean_factors(view)
+    np.testing.assert_allclose(got[0], 1.0)
+    np.testing.assert_allclose(got[2], want, rtol=1e-3)
+
+
+def test_the_transfers_feed_falls_back_to_the_monitor_without_an_arrival_rate():
+    sc = scenario()
+    view = view_of(sc, arrival_rate_hz=0.0, monitor=Conditions(12.0), now_s=5.0)
+    assert SampleFeed(Source.transfers).new(view) == [12.0]
+
+
+def test_static_best_decides_for_the_conditions_at_the_start(tmp_path):
+    """Poisson frames; the link falls from 50 to 0.5 Mbit/s at 0.5 s. In a seed whose
+    first frame comes after the fall, static-best still keeps the point for t = 0 (the
+    paper's baseline), all-cloud here, not the point for the conditions it first sees
+    (all-edge, 1.2 s, against all-cloud's 3.0 s at 0.5 Mbit/s)."""
+    cal = toy_calibration(tmp_path / "cal.json", edge_all_s=(1.2, 2.4))
+    sc = toy_scenario(
+        cal,
+        duration_s=6.0,
+        arrivals={"kind": "poisson", "rate_hz": 0.5},
+        traces={"bandwidth_mbps": {"steps": [[0, 50.0], [0.5, 0.5]], "end": "hold"}},
+    )
+    view = view_of(sc)
+    assert view.best_point(Conditions(50.0)) == 1 and view.best_point(Conditions(0.5)) != 1
+    for seed in range(20):
+        cols, _, _ = run_policy(sc, PolicySpec(policy="static-best"), seed)
+        if cols["arrival_s"] and cols["arrival_s"][0] > 0.6:
+            break
+    assert cols["arrival_s"][0] > 0.6
+    assert set(cols["point"]) == {1}
+
+
+def test_a_policy_looking_ahead_without_being_clairvoyant_is_told_why():
+    with pytest.raises(PermissionError, match=r"^only clairvoyant policies may look ahead$"):
+        view_of(scenario()).lookahead()
