@@ -8,7 +8,9 @@
 # narrower areas of newer code: persistence (persistent service noise: draws, the
 # forecasts' RecentService and Outlook, calibration.persistence and its checks), params
 # (policy parameter bounds and names), emulation (check_rate, add_peer, the yielding
-# memory stressor), testbed (the edge's clock sync, check_cloud's wait, reach_hint).
+# memory stressor), testbed (the edge's clock sync, check_cloud's wait, reach_hint),
+# policies (the policy protocol, the adaptive built-ins and their shared forecast code:
+# policies, reactive, neurosurgeon, mpc, changepoint, forecast).
 # Each area mutates its own source and runs every test that exercises it (see TESTS
 # below), nothing slow it does not need; it counts only the mutants whose names match its
 # MATCH pattern (a narrower area leaves the older code of its files out; name an area and
@@ -73,6 +75,9 @@ declare -A SOURCES=(
   [emulation]="src/adaptsim/emulation/netns.py src/adaptsim/emulation/stress.py"
   [testbed]="src/adaptsim/testbed/client.py src/adaptsim/testbed/run.py
     src/adaptsim/testbed/server.py"
+  [policies]="src/adaptsim/simulator/policies.py src/adaptsim/simulator/reactive.py
+    src/adaptsim/simulator/neurosurgeon.py src/adaptsim/simulator/mpc.py
+    src/adaptsim/simulator/changepoint.py src/adaptsim/simulator/forecast.py"
 )
 # The profiler tests that build calibrations and studies from a hand-made profile store
 # (no TensorFlow, no root); the rest of test_profiler.py times real models.
@@ -110,6 +115,10 @@ declare -A TESTS=(
   [emulation]="tests/test_emulation.py tests/test_emulation_checks.py $odd_link"
   [testbed]="tests/test_testbed_client.py tests/test_testbed_clock.py
     tests/test_testbed_server.py::test_the_serve_line_says_who_can_reach_an_unspecified_or_loopback_address"
+  [policies]="tests/test_simulator*.py tests/test_traces.py tests/test_sim_*.py tests/test_policies.py
+    tests/test_policy_*.py tests/test_horizon.py tests/test_spread_by_point.py tests/test_robust_runs.py
+    tests/test_persistent_noise.py tests/test_persistence_mutants.py tests/test_params.py
+    tests/test_scoring.py $odd_policies"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's
@@ -125,6 +134,7 @@ declare -A MATCH=(
   [params]='adaptsim\.simulator\.params\.'
   [emulation]='adaptsim\.emulation\.netns\.(x_check_rate_|xǁNetnsPairǁadd_peer_)|adaptsim\.emulation\.stress\.(x__start_child_|xǁStressǁ__enter___)'
   [testbed]='adaptsim\.testbed\.client\.xǁCloudClientǁ(sync_clock_|__init___)|adaptsim\.testbed\.run\.x_check_cloud_|adaptsim\.testbed\.server\.x_reach_hint_'
+  [policies]='adaptsim\.simulator\.(policies|reactive|neurosurgeon|mpc|changepoint|forecast)\.'
 )
 
 mutmut=$repo/.venv/bin/mutmut
@@ -141,7 +151,7 @@ cd "$work"
 only="" tests="" prefixes="" narrow=0
 declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed all)" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies all)" >&2; exit 2; }
   set -f; for s in ${SOURCES[$a]}; do only+="    $s"$'\n'; done; set +f  # globs kept for mutmut
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
