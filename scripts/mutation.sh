@@ -8,7 +8,10 @@
 # narrower areas of newer code: persistence (persistent service noise: draws, the
 # forecasts' RecentService and Outlook, calibration.persistence and its checks), params
 # (policy parameter bounds and names), emulation (check_rate, add_peer, the yielding
-# memory stressor), testbed (the edge's clock sync, check_cloud's wait, reach_hint).
+# memory stressor), testbed (the edge's clock sync, check_cloud's wait, reach_hint),
+# foldterms (the fold-back's condition lag and cloud per edge CPU level: fits, apply,
+# Trace.delayed, the engines' cloud factor, the monitor's traces as written; and
+# spread.by_point's borrowing).
 # Each area mutates its own source and runs every test that exercises it (see TESTS
 # below), nothing slow it does not need; it counts only the mutants whose names match its
 # MATCH pattern (a narrower area leaves the older code of its files out; name an area and
@@ -73,6 +76,10 @@ declare -A SOURCES=(
   [emulation]="src/adaptsim/emulation/netns.py src/adaptsim/emulation/stress.py"
   [testbed]="src/adaptsim/testbed/client.py src/adaptsim/testbed/run.py
     src/adaptsim/testbed/server.py"
+  [foldterms]="src/adaptsim/testbed/foldback.py src/adaptsim/simulator/traces.py
+    src/adaptsim/simulator/engine.py src/adaptsim/simulator/naive.py
+    src/adaptsim/simulator/scenario.py src/adaptsim/simulator/monitor.py
+    src/adaptsim/simulator/results.py src/adaptsim/calibration/spread.py"
 )
 # The profiler tests that build calibrations and studies from a hand-made profile store
 # (no TensorFlow, no root); the rest of test_profiler.py times real models.
@@ -110,6 +117,10 @@ declare -A TESTS=(
   [emulation]="tests/test_emulation.py tests/test_emulation_checks.py $odd_link"
   [testbed]="tests/test_testbed_client.py tests/test_testbed_clock.py
     tests/test_testbed_server.py::test_the_serve_line_says_who_can_reach_an_unspecified_or_loopback_address"
+  [foldterms]="tests/test_foldback_terms.py tests/test_traces.py tests/test_spread_by_point.py
+    tests/test_simulator.py::test_engines_agree_on_random_traces_rates_and_servers
+    tests/test_belief.py tests/test_testbed_twin.py tests/test_testbed_report.py
+    tests/test_testbed_run.py::test_fold_back_scales_what_the_simulator_charges"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's
@@ -125,6 +136,7 @@ declare -A MATCH=(
   [params]='adaptsim\.simulator\.params\.'
   [emulation]='adaptsim\.emulation\.netns\.(x_check_rate_|xǁNetnsPairǁadd_peer_)|adaptsim\.emulation\.stress\.(x__start_child_|xǁStressǁ__enter___)'
   [testbed]='adaptsim\.testbed\.client\.xǁCloudClientǁ(sync_clock_|__init___)|adaptsim\.testbed\.run\.x_check_cloud_|adaptsim\.testbed\.server\.x_reach_hint_'
+  [foldterms]='adaptsim\.testbed\.foldback\.(x_step_lags_|x_fit_lags_|x__applied_cpu_at_cloud_start_|x__by_level_|x__level_factor_|x__late_|x_apply_foldback_|x_fit_foldback_|xǁFoldBackǁfrom_dict_)|adaptsim\.simulator\.traces\.xǁTraceǁdelayed_|adaptsim\.simulator\.engine\.xǁ_Runǁ(cloud_factor_|_deployed_)|adaptsim\.simulator\.naive\.xǁ_Naiveǁwritten_|adaptsim\.simulator\.scenario\.xǁScenarioǁ(cloud_factor_|seen_traces_)|adaptsim\.simulator\.monitor\.x_seen_conditions_|adaptsim\.simulator\.results\.x_add_conditions_|adaptsim\.calibration\.spread\.x_by_point_'
 )
 
 mutmut=$repo/.venv/bin/mutmut
@@ -141,11 +153,11 @@ cd "$work"
 only="" tests="" prefixes="" narrow=0
 declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed all)" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed foldterms all)" >&2; exit 2; }
   set -f; for s in ${SOURCES[$a]}; do only+="    $s"$'\n'; done; set +f  # globs kept for mutmut
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
-  case $a in persistence|emulation|testbed) narrow=1 ;; esac
+  case $a in persistence|emulation|testbed|foldterms) narrow=1 ;; esac
   for t in ${TESTS[$a]}; do
     # a test (file or node id) missing at REV is left out, once each
     if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
