@@ -307,3 +307,20 @@ def test_the_report_names_the_new_terms(tmp_path):
     assert "edge memory stress 11 / 0.527 s" in md and "edge CPU stress 0.048 / 0 s" in md
     assert "Cloud (by the edge CPU stress in place when its stage started) per edge CPU" in md
     assert "0 % x2.13, 100 % x3.47" in md
+
+
+def test_the_edge_level_is_the_applied_one_at_the_edge_stage_start(tmp_path):
+    """The edge's per-level scale, like the cloud's, is fitted by the CPU stress really in
+    place when the frame's edge stage started (the applied log), as the folded twin
+    applies it (by its late world's level at the stage's start): a frame of the lag
+    window (the trace already at 50 %, the stress not yet) ran as at 0 %, and by the
+    trace's level at arrival would pull the 50 % scale towards the 0 % one."""
+    sc = _scenario("all-edge")
+    stand_in = replace(NEUTRAL, cpu_up_lag_s=1.5, edge_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
+    world = apply_foldback(sc, stand_in)
+    fb = fit_foldback(_folder(tmp_path, sc, world))
+    assert fb.cpu_up_lag_s == pytest.approx(1.5, abs=1e-3)
+    levels = dict(fb.edge_scale_by_cpu)
+    assert sorted(levels) == [0.0, 50.0]
+    assert levels[0.0] == pytest.approx(1.0, rel=1e-3)
+    assert levels[50.0] == pytest.approx(2.0, rel=1e-3)

@@ -15,7 +15,9 @@ predict with the calibration and switch cost the real run's policies were given
 (:class:`~adaptsim.simulator.scenario.Belief`).
 
 The edge's scale is also fitted per CPU stress level the run visited
-(``edge_scale_by_cpu``): a profile whose stressed rows were taken on a busier
+(``edge_scale_by_cpu``; a frame's level: the stress really in place, by the run's
+``applied`` log, when its edge stage started, as the folded twin applies it by its
+world's level then; a run without the log: the trace's level at arrival): a profile whose stressed rows were taken on a busier
 machine than the run's needs one scale per level, not one for all (busy_edge's
 first ResNet50V2 edge rows were: the real edge at 100 % stress took 0.60x their
 time and 1.05-1.09x at 0 and 50 %; re-profiled on the idle machine, the levels
@@ -181,13 +183,19 @@ def fit_lags(sc: Scenario, applied: dict) -> dict[str, float]:
     return out
 
 
-def _applied_cpu_at_cloud_start(same: pd.DataFrame, facts: dict) -> pd.Series:
-    """Per real frame: the edge CPU stress in place (the ``applied`` log) when its cloud
-    stage started (arrival + its stages before + the outward latency the cloud held it,
-    ``clock.cloud_latency_s``, 0 where not recorded: ms against steps of seconds); the
+# the stage times before each stage of a real frame's, from its arrival
+_BEFORE_EDGE = ("edge_wait_s",)
+_BEFORE_CLOUD = ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s")
+
+
+def _applied_cpu_at(same: pd.DataFrame, facts: dict, before: tuple[str, ...]) -> pd.Series:
+    """Per real frame: the edge CPU stress in place (the ``applied`` log) when one of its
+    stages started: at arrival plus ``before`` (its stage times before that one); for
+    the cloud stage plus the outward latency the cloud held it too
+    (``clock.cloud_latency_s``, 0 where not recorded: ms against steps of seconds). The
     trace's level at arrival for a run without a log."""
     start = same["arrival_s"].to_numpy(dtype=float).copy()
-    for c in ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s"):
+    for c in before:
         start += same[c].to_numpy(dtype=float)
     level = same["edge_cpu_pct"].to_numpy(dtype=float).copy()
     keys = same["policy"].astype(str) + "/" + same["seed"].astype(str)
@@ -196,7 +204,9 @@ def _applied_cpu_at_cloud_start(same: pd.DataFrame, facts: dict) -> pd.Series:
         if not log:
             continue
         rows = (keys == key).to_numpy()
-        owl = (facts.get("clock", {}).get(key) or {}).get("cloud_latency_s") or 0.0
+        owl = 0.0
+        if "cloud_wait_s" in before:
+            owl = (facts.get("clock", {}).get(key) or {}).get("cloud_latency_s") or 0.0
         times = np.array([e[0] for e in log], dtype=float)
         cpus = np.array([np.nan if e[2] is None else e[2] for e in log], dtype=float)
         at = np.searchsorted(times, start[rows] + owl, side="right") - 1
@@ -258,7 +268,8 @@ def fit_foldback(
     both = both[np.isfinite(both["latency_s"])]
     same = both[both["point"] == both["point_sim"]]  # where both ran the same split
     reparts = runs["repartitions"].sum()
-    same = same.assign(cloud_level=_applied_cpu_at_cloud_start(same, facts))
+    same = same.assign(edge_level=_applied_cpu_at(same, facts, _BEFORE_EDGE),
+                       cloud_level=_applied_cpu_at(same, facts, _BEFORE_CLOUD))  # fmt: skip
     return FoldBack(
         edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
         cloud_scale=_ratio(same["cloud_s"], same["cloud_s_sim"]),
@@ -268,7 +279,7 @@ def fit_foldback(
         return_s=float(both["return_s"].median()) if len(both) else 0.0,
         pause_s=float(runs["switching_s"].sum() / reparts) if reparts else 0.0,
         frames=len(both),
-        edge_scale_by_cpu=_by_level(same, "edge_cpu_pct", "edge_s"),
+        edge_scale_by_cpu=_by_level(same, "edge_level", "edge_s"),
         cloud_scale_by_cpu=_by_level(same, "cloud_level", "cloud_s"),
         **lags,
     )
