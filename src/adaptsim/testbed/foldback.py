@@ -17,11 +17,12 @@ predict with the calibration and switch cost the real run's policies were given
 The edge's scale is also fitted per CPU stress level the run visited
 (``edge_scale_by_cpu``; a frame's level: the stress really in place, by the run's
 ``applied`` log, when its edge stage started, as the folded twin applies it by its
-world's level then; a run without the log: the trace's level at arrival): a profile whose stressed rows were taken on a busier
-machine than the run's needs one scale per level, not one for all (busy_edge's
-first ResNet50V2 edge rows were: the real edge at 100 % stress took 0.60x their
-time and 1.05-1.09x at 0 and 50 %; re-profiled on the idle machine, the levels
-fit 0.97-1.07; docs/validation.md). The cloud's scale is fitted per edge CPU
+world's level then; a run without the log: the trace's level at arrival): a
+profile whose stressed rows were taken on a busier machine than the run's needs
+one scale per level, not one for all (busy_edge's first ResNet50V2 edge rows
+were: the real edge at 100 % stress took 0.60x their time and 1.05-1.09x at 0
+and 50 %; re-profiled on the idle machine, the levels fit 0.97-1.07;
+docs/validation.md). The cloud's scale is fitted per edge CPU
 stress level too (``cloud_scale_by_cpu``): on a 2-core testbed the cloud shares
 the machine with the edge's stress-ng (real / simulated cloud seconds x1.12-1.19
 with no edge stress, x1.34 at edge CPU 100 % on ``combined``). A frame's level
