@@ -324,3 +324,60 @@ def test_the_edge_level_is_the_applied_one_at_the_edge_stage_start(tmp_path):
     assert sorted(levels) == [0.0, 50.0]
     assert levels[0.0] == pytest.approx(1.0, rel=1e-3)
     assert levels[50.0] == pytest.approx(2.0, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "facts, said",
+    [
+        ("{not json", ("validation.json", "not JSON")),
+        ("[]", ("validation.json", "not a validation's facts")),
+        (
+            {"applied": {"reactive/1": [[None, 20, 0, 0]]}},
+            ("validation.json", "applied.reactive/1"),
+        ),
+        ({"applied": {"reactive/1": [[0.0, 20]]}}, ("validation.json", "applied.reactive/1")),
+        ({"applied": [[0.0, 20, 0, 0]]}, ("validation.json", "field applied")),
+        ({"scenario": "/nonexistent/x.yaml"}, ("--fold-back", "/nonexistent/x.yaml", "lag")),
+    ],
+    ids=[
+        "not JSON",
+        "not an object",
+        "a time not a number",
+        "an entry short",
+        "not per run",
+        "its scenario gone",
+    ],
+)
+def test_a_fold_back_folder_with_bad_facts_is_one_line_and_exit_2(
+    tmp_path, monkeypatch, facts, said
+):
+    """`validate --fold-back FOLDER` fits before the real run, and the fit now reads the
+    folder's validation.json (the applied log, the scenario the lags are timed against):
+    a file that is not what validate wrote is refused in one line naming it, exit 2,
+    before anything runs (it was a traceback)."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from adaptsim.cli import app
+
+    tv = importlib.import_module("adaptsim.testbed.validate")  # the package exports validate()
+
+    sc = _scenario("all-cloud")
+    folder = _folder(tmp_path, sc, apply_foldback(sc, replace(NEUTRAL, cpu_up_lag_s=0.5)))
+    path = folder / "validation.json"
+    if isinstance(facts, dict):
+        facts = json.dumps({**json.loads(path.read_text()), **facts})
+    path.write_text(facts)
+
+    def started(*_a, **_k):
+        raise AssertionError("the real run started before the fold-back folder was refused")
+
+    monkeypatch.setattr(tv, "real_run", started)
+    res = CliRunner().invoke(app, ["validate", str(SCENARIO), "--fold-back", str(folder),
+                                   "--out", str(tmp_path / "v2")])  # fmt: skip
+    assert res.exit_code == 2, (res.output, res.exception)
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("adaptsim: error:"), res.output
+    assert all(s in lines[0] for s in said), lines[0]
+    assert not (tmp_path / "v2").exists()

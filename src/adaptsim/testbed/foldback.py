@@ -49,12 +49,14 @@ A fold-back written before a term existed (``fold_back`` in an older
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario
 from adaptsim.simulator.scenario import Belief
 
@@ -221,6 +223,37 @@ def _scaled(grid, factor: np.ndarray):
     return replace(grid, values=grid.values * factor.reshape(shape))
 
 
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _facts(path: Path) -> dict:
+    """A validation folder's facts (``{}`` without the file), its ``applied`` log checked
+    (per run, ``[t, bw, cpu, mem]`` entries: seconds, then a level or null): a file
+    not as ``adaptsim validate`` wrote it is refused in one line."""
+    if not path.is_file():
+        return {}
+    fix = "give a folder that `adaptsim validate --out` wrote"
+    try:
+        facts = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not JSON ({exc}); {fix}") from None
+    if not isinstance(facts, dict):
+        raise UserError(f"{path}: not a validation's facts (a JSON object); {fix}")
+    applied = facts.get("applied") or {}
+    if not isinstance(applied, dict):
+        raise UserError(f"{path}: field applied: not a log per run ({{\"policy/seed\": "
+                        f"[...]}}); {fix}")  # fmt: skip
+    for key, log in applied.items():
+        if not (isinstance(log, list) and all(
+            isinstance(e, list) and len(e) == 4 and _number(e[0])
+            and all(v is None or _number(v) for v in e[1:]) for e in log
+        )):  # fmt: skip
+            raise UserError(f"{path}: field applied.{key}: not a log of [t, bw, cpu, mem] "
+                            f"entries (seconds, then a level or null); {fix}")  # fmt: skip
+    return facts
+
+
 def fit_foldback(
     folder: Path, simulated: pd.DataFrame | None = None, scenario: Scenario | None = None
 ) -> FoldBack:
@@ -245,14 +278,20 @@ def fit_foldback(
     """
     real = pd.read_parquet(folder / "real" / "records.parquet")
     facts_path = folder / "validation.json"
-    facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
+    facts = _facts(facts_path)
     applied = facts.get("applied") or {}
     lags = {}
     if any(e[0] > 0 for log in applied.values() for e in log):  # steps to time
         if scenario is None:
             from adaptsim.testbed.rescore import twin_scenario  # (it imports this module)
 
-            scenario = twin_scenario(folder)
+            try:
+                scenario = twin_scenario(folder)
+            except UserError as exc:
+                raise UserError(
+                    f"{facts_path}: the scenario it names times the conditions' lag: {exc} "
+                    "(run from the folder the validation was run in, or correct its path there)"
+                ) from None
         lags = fit_lags(scenario, applied)
     if any(lags.values()):
         from adaptsim.simulator import run_scenario
