@@ -58,10 +58,14 @@ def _applied_log(world) -> list[list]:
     return log
 
 
-def _folder(tmp_path: Path, sc, world, name: str = "v") -> Path:
-    """A validation folder whose real run is ``world`` simulated (``sc``'s twin beside it)."""
+def _folder(tmp_path: Path, sc, world, name: str = "v", lost: int = 0) -> Path:
+    """A validation folder whose real run is ``world`` simulated (``sc``'s twin beside it);
+    ``lost``: the first frames of each run never came back (so the fit's frames are
+    not the records' first rows)."""
     real, twin = run_scenario(world), run_scenario(sc)
     real.records["return_s"] = 0.0  # a real run's own column (the result's way back)
+    gone = real.records["request"] < lost
+    real.records.loc[gone, ["latency_s", "done_s"]] = np.inf
     log = _applied_log(world)
     facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
              "duration_s": sc.duration_s, "seeds": list(sc.seeds), "notes": [],
@@ -84,6 +88,9 @@ def test_a_delayed_trace_steps_late_and_holds_after_the_run():
     # a step up (6 s) and a step down (3 s) each by its own lag
     assert hold.delayed(0.2, 1.0, until_s=9.0).times == (0.0, 4.0, 6.2)
     assert hold.delayed(0.0, 0.0, 9.0) is hold
+    # the value before the first step is the trace's at t = 0, also for a step before 1 s
+    early = Trace.steps([[0, 20], [0.5, 1], [4, 20]]).delayed(0.25, 0.25, until_s=9.0)
+    assert early.times == (0.0, 0.75, 4.25) and early.at(0.5) == 20 and early.at(1.0) == 1
     assert Trace.constant(5).delayed(2.0, 2.0, 9.0).at(1) == 5
     # a looped trace is followed over the run only (the follower's steps), then held
     loop = Trace.steps([[0, 10], [2, 30]], end=End.loop)  # period 4 s
@@ -147,6 +154,22 @@ def test_the_monitor_reads_the_traces_as_written_while_the_world_is_late():
     # the records' conditions at arrival are the traces as written, as the real run's
     recs, plain = run_scenario(world).records, run_scenario(sc).records
     np.testing.assert_array_equal(recs["bandwidth_mbps"], plain["bandwidth_mbps"])
+
+
+def test_the_records_hold_every_condition_as_written_while_the_world_is_late():
+    """Each of the three condition columns at arrival is the trace as written (a real
+    run's records hold those), not the late world's: with every kind late, frames of
+    each lag window tell the two apart."""
+    sc = replace(_scenario("all-cloud"), edge_mem=Trace.steps([[0, 0], [2, 50], [7, 0]]))
+    lags = {f"{k}_{w}_lag_s": 0.9 for k in ("link", "cpu", "mem") for w in ("up", "down")}
+    world = apply_foldback(sc, replace(NEUTRAL, **lags))
+    recs = run_scenario(world).records
+    t = recs["arrival_s"].to_numpy()
+    for col, trace, late in (("bandwidth_mbps", sc.bandwidth, world.bandwidth),
+                             ("edge_cpu_pct", sc.edge_cpu, world.edge_cpu),
+                             ("edge_mem_pct", sc.edge_mem, world.edge_mem)):  # fmt: skip
+        np.testing.assert_array_equal(recs[col].to_numpy(dtype=float), trace.at_many(t), col)
+        assert (trace.at_many(t) != late.at_many(t)).sum() >= 3, col  # the windows are seen
 
 
 def test_the_lag_is_fitted_and_folded_back_and_needed(tmp_path):
@@ -232,8 +255,9 @@ def test_the_cloud_level_is_the_applied_one_at_the_cloud_stage_start(tmp_path):
     sc = _scenario("all-cloud")
     stand_in = replace(NEUTRAL, cpu_up_lag_s=1.5, cloud_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
     world = apply_foldback(sc, stand_in)
-    fb = fit_foldback(_folder(tmp_path, sc, world))
+    fb = fit_foldback(_folder(tmp_path, sc, world, lost=3))
     assert fb.cpu_up_lag_s == pytest.approx(1.5, abs=1e-3)
+    assert fb.pause_s == 0.0  # all-cloud never switched: no pause to fit
     levels = dict(fb.cloud_scale_by_cpu)
     # by the trace's level at arrival the late frames would count at 50 % with x1: mixed
     assert levels[0.0] == pytest.approx(1.0, rel=1e-6)
@@ -318,7 +342,7 @@ def test_the_edge_level_is_the_applied_one_at_the_edge_stage_start(tmp_path):
     sc = _scenario("all-edge")
     stand_in = replace(NEUTRAL, cpu_up_lag_s=1.5, edge_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
     world = apply_foldback(sc, stand_in)
-    fb = fit_foldback(_folder(tmp_path, sc, world))
+    fb = fit_foldback(_folder(tmp_path, sc, world, lost=3))
     assert fb.cpu_up_lag_s == pytest.approx(1.5, abs=1e-3)
     levels = dict(fb.edge_scale_by_cpu)
     assert sorted(levels) == [0.0, 50.0]

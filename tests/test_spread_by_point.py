@@ -192,3 +192,18 @@ def test_without_sample_times_a_point_with_few_samples_keeps_the_pool():
     points = np.repeat([1, 2], [MIN_POINT_SAMPLES, 60 - MIN_POINT_SAMPLES])
     assert set(by_point(lr, points)) == {"1"}
     assert set(by_point(lr, points, np.where(points == 1, 0.1, 0.12))) == {"1", "2"}
+
+
+def test_a_point_with_enough_samples_keeps_its_own_even_beside_one_as_long():
+    """Borrowing is for a point short of samples: one with enough keeps its own
+    quantiles, also where another point is as long (the same median time, e.g. two
+    points under the 1 ms floor: ties in time). Fails if the tie puts the other first."""
+    rng = np.random.default_rng(5)
+    n = MIN_POINT_SAMPLES
+    narrow, wide = rng.normal(0.0, 0.01, n), rng.normal(0.0, 0.5, n)
+    lr = np.concatenate([narrow, wide])
+    for first, second in ((1, 2), (2, 1)):  # whichever ordinal comes first
+        points = np.repeat([first, second], n)
+        got = by_point(lr, points, np.full(2 * n, 0.0004))  # both under the floor: a tie
+        np.testing.assert_allclose(got[str(first)], quantiles(narrow)["log_ratio"])
+        np.testing.assert_allclose(got[str(second)], quantiles(wide)["log_ratio"])
