@@ -149,7 +149,8 @@ def _quota_like_profile(rng) -> pd.DataFrame:
     """An own profile with 10 repeats a point, as a short profile under a CPU quota
     has: six long points (0.5-0.65 s, +-2 %) and four millisecond points (lognormal
     sigma 0.8, as a quota's period quantises them), one condition."""
-    base = {**dict.fromkeys(("edge_cpu_pct", "edge_mem_pct", "cloud_cpu_pct", "cloud_mem_pct"), 0.0),
+    levels = ("edge_cpu_pct", "edge_mem_pct", "cloud_cpu_pct", "cloud_mem_pct")
+    base = {**dict.fromkeys(levels, 0.0),
             "bandwidth_mbps": np.nan, "stat": "sample", "model": "m", "output_bytes": 1e3,
             "host_role": "edge", "cloud_s": 0.0, "comm_s": 0.0}  # fmt: skip
     rows = []
@@ -172,7 +173,8 @@ def test_points_with_few_repeats_borrow_from_their_neighbours_in_time():
     assert 10 * 6 >= MIN_POINT_SAMPLES > 10 * 4
     frame = _quota_like_profile(np.random.default_rng(3))
     # scramble the ordinals' order in time: neighbours by ordinal are not by time
-    frame["point"] = frame["point"].map({1: 1, 2: 6, 3: 3, 4: 8, 5: 2, 6: 4, 7: 5, 8: 7, 9: 9, 10: 10})
+    order = {1: 1, 2: 6, 3: 3, 4: 8, 5: 2, 6: 4, 7: 5, 8: 7, 9: 9, 10: 10}
+    frame["point"] = frame["point"].map(order)
     edge = profile_spread(frame, ["m"])["m"]["edge"]
     probs = edge["probs"]
     p5, p95 = probs.index(0.05), probs.index(0.95)
