@@ -110,6 +110,7 @@ def test_profile_spread_keeps_each_points_own_quantiles(summary):
     p50, p95 = probs.tolist().index(0.5), probs.tolist().index(0.95)
     own = edge["by_point"]
     assert set(own) == {"5", "2", "3"}
+
     # point 3 has too few samples: it borrows those of the point nearest in time
     # (point 5, 0.2 s), not those of point 2 (5 ms)
     def log_ratio(point):
