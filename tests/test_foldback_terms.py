@@ -405,3 +405,30 @@ def test_a_fold_back_folder_with_bad_facts_is_one_line_and_exit_2(
     assert len(lines) == 1 and lines[0].startswith("adaptsim: error:"), res.output
     assert all(s in lines[0] for s in said), lines[0]
     assert not (tmp_path / "v2").exists()
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["{w}/none", "{w}/none2"], "not a validation folder"),
+        (["{w}/a", "{w}/b", "many"], "DRAWS many"),
+        (["{w}/a", "{w}/b", "0"], "DRAWS 0"),
+        (["{w}/a"], "Usage"),
+    ],
+    ids=["no such folder", "draws not a number", "no draw", "one folder"],
+)
+def test_the_foldback_terms_script_refuses_bad_input_in_one_line(tmp_path, args, said):
+    """scripts/foldback_terms.py: a folder that is not a validation's, draws that are not
+    a positive count, or a folder missing: one line, exit 2 (they were tracebacks, or a
+    usage with exit 1)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "foldback_terms.py"
+    argv = [a.format(w=tmp_path) for a in args]
+    out = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], out.stderr
+    assert out.stdout == ""
