@@ -58,18 +58,23 @@ def _applied_log(world) -> list[list]:
     return log
 
 
-def _folder(tmp_path: Path, sc, world, name: str = "v", lost: int = 0) -> Path:
+def _folder(
+    tmp_path: Path, sc, world, name: str = "v", lost: int = 0, return_s: float = 0.0
+) -> Path:
     """A validation folder whose real run is ``world`` simulated (``sc``'s twin beside it);
     ``lost``: the first frames of each run never came back (so the fit's frames are
-    not the records' first rows)."""
+    not the records' first rows); ``return_s``: each result's way back, measured."""
     real, twin = run_scenario(world), run_scenario(sc)
-    real.records["return_s"] = 0.0  # a real run's own column (the result's way back)
+    real.records["return_s"] = return_s  # a real run's own column (the result's way back)
     gone = real.records["request"] < lost
     real.records.loc[gone, ["latency_s", "done_s"]] = np.inf
     log = _applied_log(world)
     facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
              "duration_s": sc.duration_s, "seeds": list(sc.seeds), "notes": [],
              "applied": {f"{p}/{s}": log for p in real.summary["policy"] for s in sc.seeds},
+             # the outward latency the (local) cloud held each frame before it queued
+             "clock": {f"{p}/{s}": {"cloud_latency_s": sc.one_way_latency_s}
+                       for p in real.summary["policy"] for s in sc.seeds},
              "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
                            "memory_stress_cpus": [1]},
              "one_way_latency": "added in the application", "zero_rate": "tbf",
@@ -148,6 +153,12 @@ def test_the_monitor_reads_the_traces_as_written_while_the_world_is_late():
     noise = draw(sc, 1).monitor_noise
     for t in np.arange(0.0, sc.duration_s, 0.25):
         assert Monitor(world, noise).read(t) == Monitor(sc, noise).read(t)
+    # a kind without a lag keeps its trace as written
+    from adaptsim.testbed.foldback import _late
+
+    cpu_only = _late(sc, cpu_up_lag_s=0.7)
+    assert cpu_only.bandwidth is sc.bandwidth and cpu_only.edge_mem is sc.edge_mem
+    assert cpu_only.edge_cpu.times == (0.0, pytest.approx(5.2))
     assert true_conditions(world, 3.5).bandwidth_mbps == 20  # the world: 1 Mbit/s at 4 s
     assert true_conditions(sc, 3.5).bandwidth_mbps == 1
     assert true_conditions(world, 5.0).edge_cpu_pct == 0 and world.edge_cpu.at(5.3) == 50
@@ -262,6 +273,37 @@ def test_the_cloud_level_is_the_applied_one_at_the_cloud_stage_start(tmp_path):
     # by the trace's level at arrival the late frames would count at 50 % with x1: mixed
     assert levels[0.0] == pytest.approx(1.0, rel=1e-6)
     assert levels[50.0] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_the_cloud_level_counts_the_outward_latency_and_the_way_back_is_fitted(tmp_path):
+    """A frame reaches the cloud's queue the outward latency after its upload ends (the
+    cloud holds it that long: ``clock.cloud_latency_s``): with 0.4 s of it, frames whose
+    cloud stage started just after the stress came in place count at the new level only
+    if the fit adds it. The measured way back (``return_s``) is fitted too."""
+    sc = replace(_scenario("all-cloud"), one_way_latency_s=0.4)
+    stand_in = replace(NEUTRAL, cpu_up_lag_s=0.5, cloud_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
+    fb = fit_foldback(_folder(tmp_path, sc, apply_foldback(sc, stand_in), return_s=0.003))
+    levels = dict(fb.cloud_scale_by_cpu)
+    assert levels[0.0] == pytest.approx(1.0, rel=1e-6)
+    assert levels[50.0] == pytest.approx(2.0, rel=1e-6)
+    assert fb.return_s == pytest.approx(0.003)
+
+
+def test_the_edge_scale_per_level_scales_each_points_extra_too():
+    """The per-level edge scale multiplies a point's whole edge time at that level: its
+    blocks and its extra (the calibration's per-point overhead; zero in the testbed's
+    LeNet calibration, so given one here)."""
+    from adaptsim.simulator.engine import Tables
+
+    sc = _scenario("all-edge")
+    m = sc.model
+    sc = replace(sc, model=replace(m, edge_extra=replace(
+        m.edge_extra, values=np.full_like(m.edge_extra.values, 0.002))))  # fmt: skip
+    after = apply_foldback(sc, replace(NEUTRAL, edge_scale_by_cpu=((0.0, 1.3), (50.0, 0.6))))
+    for cpu, k in ((0.0, 1.3), (50.0, 0.6), (25.0, 0.95)):  # 25 %: between the two
+        before_s, after_s = Tables(sc).at(cpu, 0.0)[0], Tables(after).at(cpu, 0.0)[0]
+        assert before_s[0] >= 0.002  # the first point: its extra, and a block or none
+        np.testing.assert_allclose(after_s, k * before_s, rtol=1e-9)
 
 
 def test_the_engines_slow_the_cloud_by_the_edge_level_when_the_cloud_stage_starts():
