@@ -59,11 +59,18 @@ def _applied_log(world) -> list[list]:
 
 
 def _folder(
-    tmp_path: Path, sc, world, name: str = "v", lost: int = 0, return_s: float = 0.0
+    tmp_path: Path,
+    sc,
+    world,
+    name: str = "v",
+    lost: int = 0,
+    return_s: float = 0.0,
+    clock: bool = True,
 ) -> Path:
     """A validation folder whose real run is ``world`` simulated (``sc``'s twin beside it);
     ``lost``: the first frames of each run never came back (so the fit's frames are
-    not the records' first rows); ``return_s``: each result's way back, measured."""
+    not the records' first rows); ``return_s``: each result's way back, measured;
+    ``clock``: False for a folder from before validation.json had it (30 Nov)."""
     real, twin = run_scenario(world), run_scenario(sc)
     real.records["return_s"] = return_s  # a real run's own column (the result's way back)
     gone = real.records["request"] < lost
@@ -79,6 +86,8 @@ def _folder(
                            "memory_stress_cpus": [1]},
              "one_way_latency": "added in the application", "zero_rate": "tbf",
              "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    if not clock:
+        del facts["clock"]
     return write_validation(tmp_path / name, real, twin, facts)
 
 
@@ -384,7 +393,8 @@ def test_the_edge_level_is_the_applied_one_at_the_edge_stage_start(tmp_path):
     sc = _scenario("all-edge")
     stand_in = replace(NEUTRAL, cpu_up_lag_s=1.5, edge_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
     world = apply_foldback(sc, stand_in)
-    fb = fit_foldback(_folder(tmp_path, sc, world, lost=3))
+    # (a folder from before validation.json had its "clock": the fit reads without it)
+    fb = fit_foldback(_folder(tmp_path, sc, world, lost=3, clock=False))
     assert fb.cpu_up_lag_s == pytest.approx(1.5, abs=1e-3)
     levels = dict(fb.edge_scale_by_cpu)
     assert sorted(levels) == [0.0, 50.0]
