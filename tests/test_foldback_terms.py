@@ -484,3 +484,16 @@ def test_the_foldback_terms_script_refuses_bad_input_in_one_line(tmp_path, args,
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and said in lines[0], out.stderr
     assert out.stdout == ""
+
+
+def test_a_link_overhead_fitted_below_the_laws_is_held_at_zero():
+    """The fitted per-message overhead is added to the link law's; a median difference
+    more negative than the law's own overhead leaves it at 0, never a negative time."""
+    sc = _scenario("all-cloud")
+    law = sc.model.link.values[..., 0]
+    after = apply_foldback(sc, replace(NEUTRAL, uplink_extra_s=-1.0))
+    got = after.model.link.values[..., 0]
+    assert got.min() == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(got, law - law.min(), atol=1e-12)
+    small = apply_foldback(sc, replace(NEUTRAL, uplink_extra_s=0.002)).model.link.values[..., 0]
+    np.testing.assert_allclose(small, law + 0.002, atol=1e-12)
