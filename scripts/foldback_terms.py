@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptsim.errors import UserError
 from adaptsim.simulator import run_scenario
 from adaptsim.testbed.compare import err_pct
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback
@@ -100,8 +101,23 @@ def main(seed1: Path, seed2: Path, draws: int) -> None:
         print(pd.DataFrame(levels).round(1).to_string(index=False))
 
 
+def _draws(arg: str) -> int:
+    try:
+        draws = int(arg)
+    except ValueError:
+        draws = 0
+    if draws < 1:
+        raise UserError(f"DRAWS {arg}: give a positive whole number of noise draws, e.g. 9")
+    return draws
+
+
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4):
-        sys.exit(__doc__.split("\n\n")[1])
-    draws = int(sys.argv[3]) if len(sys.argv) == 4 else NOISE_DRAWS
-    main(Path(sys.argv[1]), Path(sys.argv[2]), draws)
+        sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
+        sys.exit(2)
+    try:
+        draws = _draws(sys.argv[3]) if len(sys.argv) == 4 else NOISE_DRAWS
+        main(Path(sys.argv[1]), Path(sys.argv[2]), draws)
+    except UserError as exc:
+        sys.stderr.write(f"foldback_terms: error: {exc}\n")
+        sys.exit(2)

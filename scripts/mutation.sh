@@ -10,7 +10,10 @@
 # (policy parameter bounds and names), emulation (check_rate, add_peer, the yielding
 # memory stressor), testbed (the edge's clock sync, check_cloud's wait, reach_hint),
 # policies (the policy protocol, the adaptive built-ins and their shared forecast code:
-# policies, reactive, neurosurgeon, mpc, changepoint, forecast).
+# policies, reactive, neurosurgeon, mpc, changepoint, forecast),
+# foldterms (the fold-back's condition lag and cloud per edge CPU level: fits, apply,
+# Trace.delayed, the engines' cloud factor, the monitor's traces as written; and
+# spread.by_point's borrowing).
 # Each area mutates its own source and runs every test that exercises it (see TESTS
 # below), nothing slow it does not need; it counts only the mutants whose names match its
 # MATCH pattern (a narrower area leaves the older code of its files out; name an area and
@@ -29,7 +32,8 @@
 # scores, the counts, the run time, the load average and every survivor.
 # The cross-process determinism test is left out: its child processes import the
 # installed (unmutated) adaptsim, so under mutmut it would "kill" every mutant that
-# changes a record, whatever the other tests say.
+# changes a record, whatever the other tests say; so is the test of
+# scripts/foldback_terms.py's refusals (a child process too, of a script not copied).
 # Needs: pip install -e ".[mutation]" (mutmut >= 3.3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,6 +82,10 @@ declare -A SOURCES=(
   [policies]="src/adaptsim/simulator/policies.py src/adaptsim/simulator/reactive.py
     src/adaptsim/simulator/neurosurgeon.py src/adaptsim/simulator/mpc.py
     src/adaptsim/simulator/changepoint.py src/adaptsim/simulator/forecast.py"
+  [foldterms]="src/adaptsim/testbed/foldback.py src/adaptsim/simulator/traces.py
+    src/adaptsim/simulator/engine.py src/adaptsim/simulator/naive.py
+    src/adaptsim/simulator/scenario.py src/adaptsim/simulator/monitor.py
+    src/adaptsim/simulator/results.py src/adaptsim/calibration/spread.py"
 )
 # The profiler tests that build calibrations and studies from a hand-made profile store
 # (no TensorFlow, no root); the rest of test_profiler.py times real models.
@@ -119,6 +127,10 @@ declare -A TESTS=(
     tests/test_policy_*.py tests/test_horizon.py tests/test_spread_by_point.py tests/test_robust_runs.py
     tests/test_persistent_noise.py tests/test_persistence_mutants.py tests/test_params.py
     tests/test_scoring.py $odd_policies"
+  [foldterms]="tests/test_foldback_terms.py tests/test_traces.py tests/test_spread_by_point.py
+    tests/test_simulator.py::test_engines_agree_on_random_traces_rates_and_servers
+    tests/test_belief.py tests/test_testbed_twin.py tests/test_testbed_report.py
+    tests/test_testbed_run.py::test_fold_back_scales_what_the_simulator_charges"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's
@@ -135,6 +147,7 @@ declare -A MATCH=(
   [emulation]='adaptsim\.emulation\.netns\.(x_check_rate_|xǁNetnsPairǁadd_peer_)|adaptsim\.emulation\.stress\.(x__start_child_|xǁStressǁ__enter___)'
   [testbed]='adaptsim\.testbed\.client\.xǁCloudClientǁ(sync_clock_|__init___)|adaptsim\.testbed\.run\.x_check_cloud_|adaptsim\.testbed\.server\.x_reach_hint_'
   [policies]='adaptsim\.simulator\.(policies|reactive|neurosurgeon|mpc|changepoint|forecast)\.'
+  [foldterms]='adaptsim\.testbed\.foldback\.(x_step_lags_|x_fit_lags_|x__applied_cpu_at_|x__facts_|x__by_level_|x__level_factor_|x__late_|x_apply_foldback_|x_fit_foldback_|xǁFoldBackǁfrom_dict_)|adaptsim\.simulator\.traces\.xǁTraceǁdelayed_|adaptsim\.simulator\.engine\.xǁ_Runǁ(cloud_factor_|_deployed_)|adaptsim\.simulator\.naive\.xǁ_Naiveǁwritten_|adaptsim\.simulator\.scenario\.xǁScenarioǁ(cloud_factor_|seen_traces_)|adaptsim\.simulator\.monitor\.x_seen_conditions_|adaptsim\.simulator\.results\.x_add_conditions_|adaptsim\.calibration\.spread\.x_by_point_'
 )
 
 mutmut=$repo/.venv/bin/mutmut
@@ -151,11 +164,11 @@ cd "$work"
 only="" tests="" prefixes="" narrow=0
 declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies all)" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms all)" >&2; exit 2; }
   set -f; for s in ${SOURCES[$a]}; do only+="    $s"$'\n'; done; set +f  # globs kept for mutmut
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
-  case $a in persistence|emulation|testbed) narrow=1 ;; esac
+  case $a in persistence|emulation|testbed|foldterms) narrow=1 ;; esac
   for t in ${TESTS[$a]}; do
     # a test (file or node id) missing at REV is left out, once each
     if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
@@ -176,6 +189,7 @@ pytest_add_cli_args_test_selection=
 $tests
 pytest_add_cli_args=
     --deselect=tests/test_sim_random.py::test_same_records_in_other_processes_and_hash_seeds
+    --deselect=tests/test_foldback_terms.py::test_the_foldback_terms_script_refuses_bad_input_in_one_line
 use_git_change_detection=false
 CFG
 

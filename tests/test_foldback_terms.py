@@ -58,18 +58,36 @@ def _applied_log(world) -> list[list]:
     return log
 
 
-def _folder(tmp_path: Path, sc, world, name: str = "v") -> Path:
-    """A validation folder whose real run is ``world`` simulated (``sc``'s twin beside it)."""
+def _folder(
+    tmp_path: Path,
+    sc,
+    world,
+    name: str = "v",
+    lost: int = 0,
+    return_s: float = 0.0,
+    clock: bool = True,
+) -> Path:
+    """A validation folder whose real run is ``world`` simulated (``sc``'s twin beside it);
+    ``lost``: the first frames of each run never came back (so the fit's frames are
+    not the records' first rows); ``return_s``: each result's way back, measured;
+    ``clock``: False for a folder from before validation.json had it (30 Nov)."""
     real, twin = run_scenario(world), run_scenario(sc)
-    real.records["return_s"] = 0.0  # a real run's own column (the result's way back)
+    real.records["return_s"] = return_s  # a real run's own column (the result's way back)
+    gone = real.records["request"] < lost
+    real.records.loc[gone, ["latency_s", "done_s"]] = np.inf
     log = _applied_log(world)
     facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
              "duration_s": sc.duration_s, "seeds": list(sc.seeds), "notes": [],
              "applied": {f"{p}/{s}": log for p in real.summary["policy"] for s in sc.seeds},
+             # the outward latency the (local) cloud held each frame before it queued
+             "clock": {f"{p}/{s}": {"cloud_latency_s": sc.one_way_latency_s}
+                       for p in real.summary["policy"] for s in sc.seeds},
              "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
                            "memory_stress_cpus": [1]},
              "one_way_latency": "added in the application", "zero_rate": "tbf",
              "load_average": [1.0, 1.0, 1.0], "interrupted": False}  # fmt: skip
+    if not clock:
+        del facts["clock"]
     return write_validation(tmp_path / name, real, twin, facts)
 
 
@@ -84,6 +102,9 @@ def test_a_delayed_trace_steps_late_and_holds_after_the_run():
     # a step up (6 s) and a step down (3 s) each by its own lag
     assert hold.delayed(0.2, 1.0, until_s=9.0).times == (0.0, 4.0, 6.2)
     assert hold.delayed(0.0, 0.0, 9.0) is hold
+    # the value before the first step is the trace's at t = 0, also for a step before 1 s
+    early = Trace.steps([[0, 20], [0.5, 1], [4, 20]]).delayed(0.25, 0.25, until_s=9.0)
+    assert early.times == (0.0, 0.75, 4.25) and early.at(0.5) == 20 and early.at(1.0) == 1
     assert Trace.constant(5).delayed(2.0, 2.0, 9.0).at(1) == 5
     # a looped trace is followed over the run only (the follower's steps), then held
     loop = Trace.steps([[0, 10], [2, 30]], end=End.loop)  # period 4 s
@@ -141,12 +162,34 @@ def test_the_monitor_reads_the_traces_as_written_while_the_world_is_late():
     noise = draw(sc, 1).monitor_noise
     for t in np.arange(0.0, sc.duration_s, 0.25):
         assert Monitor(world, noise).read(t) == Monitor(sc, noise).read(t)
+    # a kind without a lag keeps its trace as written
+    from adaptsim.testbed.foldback import _late
+
+    cpu_only = _late(sc, cpu_up_lag_s=0.7)
+    assert cpu_only.bandwidth is sc.bandwidth and cpu_only.edge_mem is sc.edge_mem
+    assert cpu_only.edge_cpu.times == (0.0, pytest.approx(5.2))
     assert true_conditions(world, 3.5).bandwidth_mbps == 20  # the world: 1 Mbit/s at 4 s
     assert true_conditions(sc, 3.5).bandwidth_mbps == 1
     assert true_conditions(world, 5.0).edge_cpu_pct == 0 and world.edge_cpu.at(5.3) == 50
     # the records' conditions at arrival are the traces as written, as the real run's
     recs, plain = run_scenario(world).records, run_scenario(sc).records
     np.testing.assert_array_equal(recs["bandwidth_mbps"], plain["bandwidth_mbps"])
+
+
+def test_the_records_hold_every_condition_as_written_while_the_world_is_late():
+    """Each of the three condition columns at arrival is the trace as written (a real
+    run's records hold those), not the late world's: with every kind late, frames of
+    each lag window tell the two apart."""
+    sc = replace(_scenario("all-cloud"), edge_mem=Trace.steps([[0, 0], [2, 50], [7, 0]]))
+    lags = {f"{k}_{w}_lag_s": 0.9 for k in ("link", "cpu", "mem") for w in ("up", "down")}
+    world = apply_foldback(sc, replace(NEUTRAL, **lags))
+    recs = run_scenario(world).records
+    t = recs["arrival_s"].to_numpy()
+    for col, trace, late in (("bandwidth_mbps", sc.bandwidth, world.bandwidth),
+                             ("edge_cpu_pct", sc.edge_cpu, world.edge_cpu),
+                             ("edge_mem_pct", sc.edge_mem, world.edge_mem)):  # fmt: skip
+        np.testing.assert_array_equal(recs[col].to_numpy(dtype=float), trace.at_many(t), col)
+        assert (trace.at_many(t) != late.at_many(t)).sum() >= 3, col  # the windows are seen
 
 
 def test_the_lag_is_fitted_and_folded_back_and_needed(tmp_path):
@@ -232,12 +275,44 @@ def test_the_cloud_level_is_the_applied_one_at_the_cloud_stage_start(tmp_path):
     sc = _scenario("all-cloud")
     stand_in = replace(NEUTRAL, cpu_up_lag_s=1.5, cloud_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
     world = apply_foldback(sc, stand_in)
-    fb = fit_foldback(_folder(tmp_path, sc, world))
+    fb = fit_foldback(_folder(tmp_path, sc, world, lost=3))
     assert fb.cpu_up_lag_s == pytest.approx(1.5, abs=1e-3)
+    assert fb.pause_s == 0.0  # all-cloud never switched: no pause to fit
     levels = dict(fb.cloud_scale_by_cpu)
     # by the trace's level at arrival the late frames would count at 50 % with x1: mixed
     assert levels[0.0] == pytest.approx(1.0, rel=1e-6)
     assert levels[50.0] == pytest.approx(2.0, rel=1e-6)
+
+
+def test_the_cloud_level_counts_the_outward_latency_and_the_way_back_is_fitted(tmp_path):
+    """A frame reaches the cloud's queue the outward latency after its upload ends (the
+    cloud holds it that long: ``clock.cloud_latency_s``): with 0.4 s of it, frames whose
+    cloud stage started just after the stress came in place count at the new level only
+    if the fit adds it. The measured way back (``return_s``) is fitted too."""
+    sc = replace(_scenario("all-cloud"), one_way_latency_s=0.4)
+    stand_in = replace(NEUTRAL, cpu_up_lag_s=0.5, cloud_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
+    fb = fit_foldback(_folder(tmp_path, sc, apply_foldback(sc, stand_in), return_s=0.003))
+    levels = dict(fb.cloud_scale_by_cpu)
+    assert levels[0.0] == pytest.approx(1.0, rel=1e-6)
+    assert levels[50.0] == pytest.approx(2.0, rel=1e-6)
+    assert fb.return_s == pytest.approx(0.003)
+
+
+def test_the_edge_scale_per_level_scales_each_points_extra_too():
+    """The per-level edge scale multiplies a point's whole edge time at that level: its
+    blocks and its extra (the calibration's per-point overhead; zero in the testbed's
+    LeNet calibration, so given one here)."""
+    from adaptsim.simulator.engine import Tables
+
+    sc = _scenario("all-edge")
+    m = sc.model
+    sc = replace(sc, model=replace(m, edge_extra=replace(
+        m.edge_extra, values=np.full_like(m.edge_extra.values, 0.002))))  # fmt: skip
+    after = apply_foldback(sc, replace(NEUTRAL, edge_scale_by_cpu=((0.0, 1.3), (50.0, 0.6))))
+    for cpu, k in ((0.0, 1.3), (50.0, 0.6), (25.0, 0.95)):  # 25 %: between the two
+        before_s, after_s = Tables(sc).at(cpu, 0.0)[0], Tables(after).at(cpu, 0.0)[0]
+        assert before_s[0] >= 0.002  # the first point: its extra, and a block or none
+        np.testing.assert_allclose(after_s, k * before_s, rtol=1e-9)
 
 
 def test_the_engines_slow_the_cloud_by_the_edge_level_when_the_cloud_stage_starts():
@@ -307,3 +382,118 @@ def test_the_report_names_the_new_terms(tmp_path):
     assert "edge memory stress 11 / 0.527 s" in md and "edge CPU stress 0.048 / 0 s" in md
     assert "Cloud (by the edge CPU stress in place when its stage started) per edge CPU" in md
     assert "0 % x2.13, 100 % x3.47" in md
+
+
+def test_the_edge_level_is_the_applied_one_at_the_edge_stage_start(tmp_path):
+    """The edge's per-level scale, like the cloud's, is fitted by the CPU stress really in
+    place when the frame's edge stage started (the applied log), as the folded twin
+    applies it (by its late world's level at the stage's start): a frame of the lag
+    window (the trace already at 50 %, the stress not yet) ran as at 0 %, and by the
+    trace's level at arrival would pull the 50 % scale towards the 0 % one."""
+    sc = _scenario("all-edge")
+    stand_in = replace(NEUTRAL, cpu_up_lag_s=1.5, edge_scale_by_cpu=((0.0, 1.0), (50.0, 2.0)))
+    world = apply_foldback(sc, stand_in)
+    # (a folder from before validation.json had its "clock": the fit reads without it)
+    fb = fit_foldback(_folder(tmp_path, sc, world, lost=3, clock=False))
+    assert fb.cpu_up_lag_s == pytest.approx(1.5, abs=1e-3)
+    levels = dict(fb.edge_scale_by_cpu)
+    assert sorted(levels) == [0.0, 50.0]
+    assert levels[0.0] == pytest.approx(1.0, rel=1e-3)
+    assert levels[50.0] == pytest.approx(2.0, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "facts, said",
+    [
+        ("{not json", ("validation.json", "not JSON")),
+        ("[]", ("validation.json", "not a validation's facts")),
+        (
+            {"applied": {"reactive/1": [[None, 20, 0, 0]]}},
+            ("validation.json", "applied.reactive/1"),
+        ),
+        ({"applied": {"reactive/1": [[0.0, 20]]}}, ("validation.json", "applied.reactive/1")),
+        ({"applied": [[0.0, 20, 0, 0]]}, ("validation.json", "field applied")),
+        ({"scenario": "/nonexistent/x.yaml"}, ("--fold-back", "/nonexistent/x.yaml", "lag")),
+    ],
+    ids=[
+        "not JSON",
+        "not an object",
+        "a time not a number",
+        "an entry short",
+        "not per run",
+        "its scenario gone",
+    ],
+)
+def test_a_fold_back_folder_with_bad_facts_is_one_line_and_exit_2(
+    tmp_path, monkeypatch, facts, said
+):
+    """`validate --fold-back FOLDER` fits before the real run, and the fit now reads the
+    folder's validation.json (the applied log, the scenario the lags are timed against):
+    a file that is not what validate wrote is refused in one line naming it, exit 2,
+    before anything runs (it was a traceback)."""
+    import importlib
+
+    from typer.testing import CliRunner
+
+    from adaptsim.cli import app
+
+    tv = importlib.import_module("adaptsim.testbed.validate")  # the package exports validate()
+
+    sc = _scenario("all-cloud")
+    folder = _folder(tmp_path, sc, apply_foldback(sc, replace(NEUTRAL, cpu_up_lag_s=0.5)))
+    path = folder / "validation.json"
+    if isinstance(facts, dict):
+        facts = json.dumps({**json.loads(path.read_text()), **facts})
+    path.write_text(facts)
+
+    def started(*_a, **_k):
+        raise AssertionError("the real run started before the fold-back folder was refused")
+
+    monkeypatch.setattr(tv, "real_run", started)
+    res = CliRunner().invoke(app, ["validate", str(SCENARIO), "--fold-back", str(folder),
+                                   "--out", str(tmp_path / "v2")])  # fmt: skip
+    assert res.exit_code == 2, (res.output, res.exception)
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("adaptsim: error:"), res.output
+    assert all(s in lines[0] for s in said), lines[0]
+    assert not (tmp_path / "v2").exists()
+
+
+@pytest.mark.parametrize(
+    "args, said",
+    [
+        (["{w}/none", "{w}/none2"], "not a validation folder"),
+        (["{w}/a", "{w}/b", "many"], "DRAWS many"),
+        (["{w}/a", "{w}/b", "0"], "DRAWS 0"),
+        (["{w}/a"], "Usage"),
+    ],
+    ids=["no such folder", "draws not a number", "no draw", "one folder"],
+)
+def test_the_foldback_terms_script_refuses_bad_input_in_one_line(tmp_path, args, said):
+    """scripts/foldback_terms.py: a folder that is not a validation's, draws that are not
+    a positive count, or a folder missing: one line, exit 2 (they were tracebacks, or a
+    usage with exit 1)."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "foldback_terms.py"
+    argv = [a.format(w=tmp_path) for a in args]
+    out = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and said in lines[0], out.stderr
+    assert out.stdout == ""
+
+
+def test_a_link_overhead_fitted_below_the_laws_is_held_at_zero():
+    """The fitted per-message overhead is added to the link law's; a median difference
+    more negative than the law's own overhead leaves it at 0, never a negative time."""
+    sc = _scenario("all-cloud")
+    law = sc.model.link.values[..., 0]
+    after = apply_foldback(sc, replace(NEUTRAL, uplink_extra_s=-1.0))
+    got = after.model.link.values[..., 0]
+    assert got.min() == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(got, law - law.min(), atol=1e-12)
+    small = apply_foldback(sc, replace(NEUTRAL, uplink_extra_s=0.002)).model.link.values[..., 0]
+    np.testing.assert_allclose(small, law + 0.002, atol=1e-12)

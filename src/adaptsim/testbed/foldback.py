@@ -15,11 +15,14 @@ predict with the calibration and switch cost the real run's policies were given
 (:class:`~adaptsim.simulator.scenario.Belief`).
 
 The edge's scale is also fitted per CPU stress level the run visited
-(``edge_scale_by_cpu``): a profile whose stressed rows were taken on a busier
-machine than the run's needs one scale per level, not one for all (busy_edge's
-first ResNet50V2 edge rows were: the real edge at 100 % stress took 0.60x their
-time and 1.05-1.09x at 0 and 50 %; re-profiled on the idle machine, the levels
-fit 0.97-1.07; docs/validation.md). The cloud's scale is fitted per edge CPU
+(``edge_scale_by_cpu``; a frame's level: the stress really in place, by the run's
+``applied`` log, when its edge stage started, as the folded twin applies it by its
+world's level then; a run without the log: the trace's level at arrival): a
+profile whose stressed rows were taken on a busier machine than the run's needs
+one scale per level, not one for all (busy_edge's first ResNet50V2 edge rows
+were: the real edge at 100 % stress took 0.60x their time and 1.05-1.09x at 0
+and 50 %; re-profiled on the idle machine, the levels fit 0.97-1.07;
+docs/validation.md). The cloud's scale is fitted per edge CPU
 stress level too (``cloud_scale_by_cpu``): on a 2-core testbed the cloud shares
 the machine with the edge's stress-ng (real / simulated cloud seconds x1.12-1.19
 with no edge stress, x1.34 at edge CPU 100 % on ``combined``). A frame's level
@@ -46,12 +49,14 @@ A fold-back written before a term existed (``fold_back`` in an older
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario
 from adaptsim.simulator.scenario import Belief
 
@@ -181,13 +186,19 @@ def fit_lags(sc: Scenario, applied: dict) -> dict[str, float]:
     return out
 
 
-def _applied_cpu_at_cloud_start(same: pd.DataFrame, facts: dict) -> pd.Series:
-    """Per real frame: the edge CPU stress in place (the ``applied`` log) when its cloud
-    stage started (arrival + its stages before + the outward latency the cloud held it,
-    ``clock.cloud_latency_s``, 0 where not recorded: ms against steps of seconds); the
+# the stage times before each stage of a real frame's, from its arrival
+_BEFORE_EDGE = ("edge_wait_s",)
+_BEFORE_CLOUD = ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s")
+
+
+def _applied_cpu_at(same: pd.DataFrame, facts: dict, before: tuple[str, ...]) -> pd.Series:
+    """Per real frame: the edge CPU stress in place (the ``applied`` log) when one of its
+    stages started: at arrival plus ``before`` (its stage times before that one); for
+    the cloud stage plus the outward latency the cloud held it too
+    (``clock.cloud_latency_s``, 0 where not recorded: ms against steps of seconds). The
     trace's level at arrival for a run without a log."""
     start = same["arrival_s"].to_numpy(dtype=float).copy()
-    for c in ("edge_wait_s", "edge_s", "uplink_wait_s", "uplink_s", "cloud_wait_s"):
+    for c in before:
         start += same[c].to_numpy(dtype=float)
     level = same["edge_cpu_pct"].to_numpy(dtype=float).copy()
     keys = same["policy"].astype(str) + "/" + same["seed"].astype(str)
@@ -196,7 +207,9 @@ def _applied_cpu_at_cloud_start(same: pd.DataFrame, facts: dict) -> pd.Series:
         if not log:
             continue
         rows = (keys == key).to_numpy()
-        owl = (facts.get("clock", {}).get(key) or {}).get("cloud_latency_s") or 0.0
+        owl = 0.0
+        if "cloud_wait_s" in before:
+            owl = (facts.get("clock", {}).get(key) or {}).get("cloud_latency_s") or 0.0
         times = np.array([e[0] for e in log], dtype=float)
         cpus = np.array([np.nan if e[2] is None else e[2] for e in log], dtype=float)
         at = np.searchsorted(times, start[rows] + owl, side="right") - 1
@@ -208,6 +221,37 @@ def _scaled(grid, factor: np.ndarray):
     """A stress grid with each CPU level's values times its factor."""
     shape = (-1,) + (1,) * (grid.values.ndim - 1)
     return replace(grid, values=grid.values * factor.reshape(shape))
+
+
+def _number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _facts(path: Path) -> dict:
+    """A validation folder's facts (``{}`` without the file), its ``applied`` log checked
+    (per run, ``[t, bw, cpu, mem]`` entries: seconds, then a level or null): a file
+    not as ``adaptsim validate`` wrote it is refused in one line."""
+    if not path.is_file():
+        return {}
+    fix = "give a folder that `adaptsim validate --out` wrote"
+    try:
+        facts = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not JSON ({exc}); {fix}") from None
+    if not isinstance(facts, dict):
+        raise UserError(f"{path}: not a validation's facts (a JSON object); {fix}")
+    applied = facts.get("applied") or {}
+    if not isinstance(applied, dict):
+        raise UserError(f"{path}: field applied: not a log per run ({{\"policy/seed\": "
+                        f"[...]}}); {fix}")  # fmt: skip
+    for key, log in applied.items():
+        if not (isinstance(log, list) and all(
+            isinstance(e, list) and len(e) == 4 and _number(e[0])
+            and all(v is None or _number(v) for v in e[1:]) for e in log
+        )):  # fmt: skip
+            raise UserError(f"{path}: field applied.{key}: not a log of [t, bw, cpu, mem] "
+                            f"entries (seconds, then a level or null); {fix}")  # fmt: skip
+    return facts
 
 
 def fit_foldback(
@@ -234,14 +278,20 @@ def fit_foldback(
     """
     real = pd.read_parquet(folder / "real" / "records.parquet")
     facts_path = folder / "validation.json"
-    facts = json.loads(facts_path.read_text()) if facts_path.is_file() else {}
+    facts = _facts(facts_path)
     applied = facts.get("applied") or {}
     lags = {}
     if any(e[0] > 0 for log in applied.values() for e in log):  # steps to time
         if scenario is None:
             from adaptsim.testbed.rescore import twin_scenario  # (it imports this module)
 
-            scenario = twin_scenario(folder)
+            try:
+                scenario = twin_scenario(folder)
+            except UserError as exc:
+                raise UserError(
+                    f"{facts_path}: the scenario it names times the conditions' lag: {exc} "
+                    "(run from the folder the validation was run in, or correct its path there)"
+                ) from None
         lags = fit_lags(scenario, applied)
     if any(lags.values()):
         from adaptsim.simulator import run_scenario
@@ -258,7 +308,8 @@ def fit_foldback(
     both = both[np.isfinite(both["latency_s"])]
     same = both[both["point"] == both["point_sim"]]  # where both ran the same split
     reparts = runs["repartitions"].sum()
-    same = same.assign(cloud_level=_applied_cpu_at_cloud_start(same, facts))
+    same = same.assign(edge_level=_applied_cpu_at(same, facts, _BEFORE_EDGE),
+                       cloud_level=_applied_cpu_at(same, facts, _BEFORE_CLOUD))  # fmt: skip
     return FoldBack(
         edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
         cloud_scale=_ratio(same["cloud_s"], same["cloud_s_sim"]),
@@ -268,7 +319,7 @@ def fit_foldback(
         return_s=float(both["return_s"].median()) if len(both) else 0.0,
         pause_s=float(runs["switching_s"].sum() / reparts) if reparts else 0.0,
         frames=len(both),
-        edge_scale_by_cpu=_by_level(same, "edge_cpu_pct", "edge_s"),
+        edge_scale_by_cpu=_by_level(same, "edge_level", "edge_s"),
         cloud_scale_by_cpu=_by_level(same, "cloud_level", "cloud_s"),
         **lags,
     )

@@ -138,7 +138,10 @@ def validate(
         fold_back_source(fold_back, "--fold-back")  # one line now, not a traceback
         if fold_back.resolve() == out.resolve():
             raise UserError("--fold-back: fit on another run than the one you score (--out)")
-        fb = fit_foldback(fold_back)
+        try:
+            fb = fit_foldback(fold_back)
+        except UserError as exc:
+            raise UserError(f"--fold-back {fold_back}: {exc}") from None
     sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds, rate_hz,
                               policies)  # fmt: skip
     keep, notes = select_policies(sc, policies)
