@@ -405,14 +405,14 @@ def test_the_edge_level_is_the_applied_one_at_the_edge_stage_start(tmp_path):
 @pytest.mark.parametrize(
     "facts, said",
     [
-        ("{not json", ("validation.json", "not JSON")),
-        ("[]", ("validation.json", "not a validation's facts")),
+        ("{not json", ("validation.json", "not valid JSON")),
+        ("[]", ("validation.json", "not an object")),
         (
             {"applied": {"reactive/1": [[None, 20, 0, 0]]}},
             ("validation.json", "applied.reactive/1"),
         ),
         ({"applied": {"reactive/1": [[0.0, 20]]}}, ("validation.json", "applied.reactive/1")),
-        ({"applied": [[0.0, 20, 0, 0]]}, ("validation.json", "field applied")),
+        ({"applied": [[0.0, 20, 0, 0]]}, ("validation.json", "applied is not an object")),
         ({"scenario": "/nonexistent/x.yaml"}, ("--fold-back", "/nonexistent/x.yaml", "lag")),
     ],
     ids=[
