@@ -59,6 +59,7 @@ import pandas as pd
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario
 from adaptsim.simulator.scenario import Belief
+from adaptsim.testbed.scenario import twin_scenario
 
 __all__ = ["FoldBack", "apply_foldback", "fit_foldback"]
 
@@ -267,7 +268,7 @@ def fit_foldback(
             error into the new one); default the folder's own ``simulated/``.
         scenario: the run's scenario, as its twin was simulated (its traces time the
             steps the lags are measured from); default rebuilt from the folder's
-            ``validation.json`` (:func:`~adaptsim.testbed.rescore.twin_scenario`),
+            ``validation.json`` (:func:`~adaptsim.testbed.scenario.twin_scenario`),
             only where the run logged conditions applied after t = 0.
 
     Where a lag is fitted, the scales are fitted against the twin simulated again
@@ -283,8 +284,6 @@ def fit_foldback(
     lags = {}
     if any(e[0] > 0 for log in applied.values() for e in log):  # steps to time
         if scenario is None:
-            from adaptsim.testbed.rescore import twin_scenario  # (it imports this module)
-
             try:
                 scenario = twin_scenario(folder)
             except UserError as exc:

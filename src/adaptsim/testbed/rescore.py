@@ -10,38 +10,17 @@ folder is only read.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
 from adaptsim.errors import UserError
-from adaptsim.simulator import Scenario, run_scenario
+from adaptsim.simulator import run_scenario
 from adaptsim.testbed.foldback import FoldBack, apply_foldback, fit_foldback
-from adaptsim.testbed.folder import validation_facts, validation_table
-from adaptsim.testbed.scenario import scenario_for_testbed
+from adaptsim.testbed.scenario import twin_scenario
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
 __all__ = ["rescore_folder", "twin_scenario"]
-
-
-def _facts(folder: Path) -> dict:
-    facts = validation_facts(folder)
-    validation_table(folder, "real/summary.csv")  # its policies are read next
-    return facts
-
-
-def twin_scenario(folder: Path) -> Scenario:
-    """The twin's scenario of a saved validation folder: its policies, as it was run."""
-    from adaptsim.testbed.validate import ALL_POLICIES, select_policies
-
-    facts = _facts(folder)
-    names = pd.read_csv(folder / "real" / "summary.csv")["policy"].tolist()
-    sc = scenario_for_testbed(facts["scenario"], facts.get("calibration"), facts["duration_s"],
-                              facts.get("time_scale", 1.0), tuple(facts["seeds"]),
-                              facts.get("rate_hz"), [ALL_POLICIES, *names])  # fmt: skip
-    keep, _ = select_policies(sc, names)
-    return replace(sc, policies=tuple(sc.policies[i] for i in keep))
 
 
 def rescore_folder(

@@ -20,12 +20,22 @@ import math
 from dataclasses import replace
 from pathlib import Path
 
+import pandas as pd
+
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario, Trace, load_scenario
 from adaptsim.simulator.policies import REGISTRY, resolve_policy
 from adaptsim.simulator.scenario import PolicySpec, check_limits, refuse_admission
+from adaptsim.testbed.folder import validation_facts, validation_table
 
-__all__ = ["scenario_for_testbed", "time_scaled", "with_builtin_policies"]
+__all__ = [
+    "ALL_POLICIES",
+    "scenario_for_testbed",
+    "select_policies",
+    "time_scaled",
+    "twin_scenario",
+    "with_builtin_policies",
+]
 
 
 def _scaled_trace(t: Trace, factor: float) -> Trace:
@@ -105,3 +115,51 @@ def with_builtin_policies(sc: Scenario, wanted: list[str]) -> Scenario:
     if not extra:
         return sc
     return replace(sc, policies=(*sc.policies, *(PolicySpec(policy=w) for w in extra)))
+
+
+ALL_POLICIES = "all"  # in --policies: every policy of the scenario
+
+
+def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]:
+    """Indices of the scenario's policies to run for real, and notes on those left out.
+
+    The oracle looks ahead through the true future of the link and queues: it is
+    the simulator's upper bound and cannot run on real hosts, so it is left out.
+    ``all`` among ``wanted`` stands for every policy of the scenario.
+    """
+    base = Path(sc.base_dir)
+    names = [resolve_policy(p, sc.model, base_dir=base).name for p in sc.policies]
+    if wanted and ALL_POLICIES in wanted:  # every policy of the scenario, and the others named
+        wanted = [*names, *(w for w in wanted if w != ALL_POLICIES)]
+    if wanted:
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            raise UserError(f"--policies {unknown[0]!r}: the scenario has {', '.join(names)}")
+    keep, notes = [], []
+    for i, (spec, name) in enumerate(zip(sc.policies, names, strict=True)):
+        if wanted and name not in wanted:
+            continue
+        if spec.policy == "oracle":
+            notes.append(f"{name}: left out; it sees the true future, so it has no real run")
+            continue
+        keep.append(i)
+    if not keep:
+        raise UserError("--policies: no policy left to run for real (the oracle cannot run)")
+    return keep, notes
+
+
+def _facts(folder: Path) -> dict:
+    facts = validation_facts(folder)
+    validation_table(folder, "real/summary.csv")  # its policies are read next
+    return facts
+
+
+def twin_scenario(folder: Path) -> Scenario:
+    """The twin's scenario of a saved validation folder: its policies, as it was run."""
+    facts = _facts(folder)
+    names = pd.read_csv(folder / "real" / "summary.csv")["policy"].tolist()
+    sc = scenario_for_testbed(facts["scenario"], facts.get("calibration"), facts["duration_s"],
+                              facts.get("time_scale", 1.0), tuple(facts["seeds"]),
+                              facts.get("rate_hz"), [ALL_POLICIES, *names])  # fmt: skip
+    keep, _ = select_policies(sc, names)
+    return replace(sc, policies=tuple(sc.policies[i] for i in keep))

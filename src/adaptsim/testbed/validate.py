@@ -26,7 +26,6 @@ from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
 from adaptsim.simulator import Results, write_results
 from adaptsim.simulator.draws import draw
-from adaptsim.simulator.policies import resolve_policy
 from adaptsim.testbed.compare import compare_stages, ranking
 from adaptsim.testbed.edge_quota import (
     check_edge_quota,
@@ -38,12 +37,10 @@ from adaptsim.testbed.folder import fold_back_source
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
-from adaptsim.testbed.scenario import scenario_for_testbed
+from adaptsim.testbed.scenario import ALL_POLICIES, scenario_for_testbed, select_policies
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
 __all__ = ["ALL_POLICIES", "select_policies", "shared_core_note", "validate", "write_validation"]
-
-ALL_POLICIES = "all"  # in --policies: every policy of the scenario
 
 
 def shared_core_note(mem_cpus: list[int], cloud_cpus: list[int], edge_mem_pct) -> str | None:
@@ -62,34 +59,6 @@ def shared_core_note(mem_cpus: list[int], cloud_cpus: list[int], edge_mem_pct) -
         "slower than the twin's there is the testbed's, not the model's; "
         "docs/validation.md, combined)"
     )
-
-
-def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]:
-    """Indices of the scenario's policies to run for real, and notes on those left out.
-
-    The oracle looks ahead through the true future of the link and queues: it is
-    the simulator's upper bound and cannot run on real hosts, so it is left out.
-    ``all`` among ``wanted`` stands for every policy of the scenario.
-    """
-    base = Path(sc.base_dir)
-    names = [resolve_policy(p, sc.model, base_dir=base).name for p in sc.policies]
-    if wanted and ALL_POLICIES in wanted:  # every policy of the scenario, and the others named
-        wanted = [*names, *(w for w in wanted if w != ALL_POLICIES)]
-    if wanted:
-        unknown = [w for w in wanted if w not in names]
-        if unknown:
-            raise UserError(f"--policies {unknown[0]!r}: the scenario has {', '.join(names)}")
-    keep, notes = [], []
-    for i, (spec, name) in enumerate(zip(sc.policies, names, strict=True)):
-        if wanted and name not in wanted:
-            continue
-        if spec.policy == "oracle":
-            notes.append(f"{name}: left out; it sees the true future, so it has no real run")
-            continue
-        keep.append(i)
-    if not keep:
-        raise UserError("--policies: no policy left to run for real (the oracle cannot run)")
-    return keep, notes
 
 
 def validate(
