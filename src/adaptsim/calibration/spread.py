@@ -16,9 +16,9 @@ whole ResNet50 (0.19 s) made the twin's p95 20-30 % too high in validation runs
 samples of its own (:data:`MIN_POINT_SAMPLES`) borrows those of the points nearest
 to it in median time, where the samples' times are known (own profiles: a
 profile under a CPU quota with 10 repeats a point had a pooled edge p95 of 1.31x,
-from its millisecond points quantised by the quota's period, against 1.02-1.07x
-for its whole-model points, which the real frames matched); else it uses the
-pooled quantiles.
+from its millisecond points quantised by the quota's period, while its four
+whole-model points' own p90 was 1.02-1.15x and the real frames' spread narrower
+still); else it uses the pooled quantiles.
 
 Per-partition data without repeats (AdaptiveDNN) may take its spread from its
 near-repeats (:func:`near_repeat_spread`). Each of its lines is the mean of two
