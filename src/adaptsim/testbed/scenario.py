@@ -12,6 +12,9 @@ the scenario does not list may join it by name (``policies``: neurosurgeon, mpc,
 changepoint with their default parameters). Both the edge process and the twin
 build the scenario with :func:`scenario_for_testbed`, so their arrivals, noise,
 monitor readings and policies are the same scenario's and seed's.
+:func:`select_policies` says which of them run for real (not the oracle), and
+:func:`twin_scenario` rebuilds a saved validation folder's scenario from its facts
+(re-scoring, and the fold-back timing the conditions' lag against its traces).
 """
 
 from __future__ import annotations
