@@ -143,7 +143,10 @@ def load_yaml(path: str | Path, what: str):
     """
     p = Path(path)
     text = read_text(p, what)
-    loader = _UniqueKeyLoader(text)  # a SafeLoader: safe types only
+    try:
+        loader = _UniqueKeyLoader(text)  # a SafeLoader: safe types only
+    except yaml.YAMLError as exc:  # its reader checks every character first
+        raise _not_yaml(p, text, exc) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -157,18 +160,23 @@ def load_yaml(path: str | Path, what: str):
             )
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        at = getattr(exc, "position", None)  # a ReaderError (a control character): no mark
-        if not mark and isinstance(at, int):
-            line = f":{text.count(chr(10), 0, at) + 1}"
-        # a ReaderError has no ``problem`` and its text runs over two lines: the first
-        why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"{p}{line}: not valid YAML ({why})") from None
+        raise _not_yaml(p, text, exc) from None
     except RecursionError:
         raise UserError(f"{p}: YAML nested too deeply to be a {what}") from None
     finally:
         loader.dispose()
+
+
+def _not_yaml(p: Path, text: str, exc: yaml.YAMLError) -> UserError:
+    """The one line for YAML that does not parse, with its line where known."""
+    mark = getattr(exc, "problem_mark", None)
+    line = f":{mark.line + 1}" if mark else ""
+    at = getattr(exc, "position", None)  # a ReaderError (a control character): no mark
+    if not mark and isinstance(at, int):
+        line = f":{text.count(chr(10), 0, at) + 1}"
+    # a ReaderError has no ``problem`` and its text runs over two lines: the first
+    why = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return UserError(f"{p}{line}: not valid YAML ({why})")
 
 
 def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
