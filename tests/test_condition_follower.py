@@ -130,7 +130,12 @@ def test_a_row_logged_during_a_memory_restart_says_no_memory_stress_is_in_place(
             with _core1_busy(t0 + 3.0 - time.monotonic()):
                 time.sleep(t0 + 1.6 - time.monotonic())
     link_row = next(e for e in follow.applied if e[1] == 20)
-    assert link_row[0] < 1.5 and link_row[3] == 0, follow.applied
+    assert link_row[0] < 1.5, follow.applied
+    # never the old level: 0 while the new stressor's bytes are not resident yet, or
+    # 100 where they were before the link's step (a host that makes them resident in
+    # under a second: seen in a fresh-clone run at 1.11 s against the step at 1.2 s)
+    resident = [e[0] for e in follow.applied if e[3] == 100]
+    assert link_row[3] == (100 if resident and resident[0] <= link_row[0] else 0), follow.applied
 
 
 @pytest.mark.needs_root
