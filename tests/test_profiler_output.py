@@ -1,0 +1,36 @@
+"""What `adaptsim profile` prints: its own progress lines, no TensorFlow retracing flood.
+
+Run through the real entry point in a fresh process, as a user runs it: TensorFlow
+warns of retracing at most twice per Python code object and process, so only a
+fresh process shows what a user sees.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from adaptsim.store import read_store
+
+
+def test_a_profile_prints_its_progress_and_no_retracing_warning(tmp_path):
+    store = tmp_path / "own.parquet"
+    code = "from adaptsim.cli import main; main()"
+    args = ["profile", "--host", "edge", "-m", "lenet", "--cpu-stress", "0", "--mem-stress", "0"]
+    r = subprocess.run(
+        [sys.executable, "-c", code, *args, "--repeats", "2", "--out", str(store)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    said = r.stdout + r.stderr
+    # LeNet has 11 heads, each its own tf.function traced once: no retrace at all
+    assert "retracing" not in said, said
+    lines = said.strip().splitlines()
+    assert lines[0].startswith("lenet: 12 points compiled in "), said
+    assert lines[1].startswith("[1/1] lenet edge CPU 0% memory 0%: 2 repeats in "), said
+    assert lines[-1].startswith(f"wrote 12 medians (+ samples) to {store} in "), said
+    assert len(lines) == 3, said
+    frame, _ = read_store(store)
+    assert len(frame) == 12 * 3  # a median and two samples per point
