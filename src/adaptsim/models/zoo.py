@@ -100,10 +100,7 @@ def canonical_name(name: str) -> str:
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _BUILDERS:
-        raise UserError(
-            f"unknown model {name!r}: known models are {', '.join(ZOO_NAMES)} "
-            "(or pass --model-file PATH.keras|.h5)"
-        )
+        raise UserError(f"unknown model {name!r}: known models are {', '.join(ZOO_NAMES)}")
     return key
 
 
@@ -140,4 +137,10 @@ def resolve_model(name: str | None, model_file: str | Path | None, seed: int = 0
     """The model a command names: a zoo name, or a model file (exactly one)."""
     if (name is None) == (model_file is None):
         raise UserError("name exactly one model: a zoo name or --model-file PATH")
-    return load_model_file(model_file) if model_file is not None else build_model(name, seed)
+    if model_file is not None:
+        return load_model_file(model_file)
+    try:  # only the commands that take a model file say so (profile, serve do not)
+        canonical_name(name)
+    except UserError as exc:
+        raise UserError(f"{exc} (or pass --model-file PATH.keras|.h5)") from None
+    return build_model(name, seed)
