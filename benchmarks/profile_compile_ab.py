@@ -20,6 +20,9 @@ op for op, and the partial's timings are the lambda's within this machine's nois
 median of the 25 per-head ratios after / before 0.966 (0.740-1.277 per head; the
 spread is the load's, both ways alike); whole model (point 25) 125.5 ms before,
 112.8 ms after; a head a third of the way in (point 9) 107.7 / 96.0 ms.
+Again pinned to CPU 0 with one thread (``ADAPTSIM_AB_CPUS=0``, 12:41 UTC, load average
+4.3-5.9, still loaded): median ratio 0.969 (0.893-1.094 per head); whole model 58.6 ms
+before, 53.5 ms after. Neither way is slower beyond the noise.
 """
 
 from __future__ import annotations
