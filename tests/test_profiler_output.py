@@ -18,7 +18,7 @@ def test_a_profile_prints_its_progress_and_no_retracing_warning(tmp_path):
     code = "from adaptsim.cli import main; main()"
     args = ["profile", "--host", "edge", "-m", "lenet", "--cpu-stress", "0", "--mem-stress", "0"]
     r = subprocess.run(
-        [sys.executable, "-c", code, *args, "--repeats", "2", "--out", str(store)],
+        [sys.executable, "-c", code, *args, "--repeats", "3", "--rounds", "2", "--out", str(store)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -29,8 +29,10 @@ def test_a_profile_prints_its_progress_and_no_retracing_warning(tmp_path):
     assert "retracing" not in said, said
     lines = said.strip().splitlines()
     assert lines[0].startswith("lenet: 12 points compiled in "), said
-    assert lines[1].startswith("[1/1] lenet edge CPU 0% memory 0%: 2 repeats in "), said
+    round_1, round_2 = "lenet edge CPU 0% memory 0% (round 1/2)", "(round 2/2)"
+    assert lines[1].startswith(f"[1/2] {round_1}: 2 repeats in "), said
+    assert lines[2].startswith(f"[2/2] lenet edge CPU 0% memory 0% {round_2}: 1 repeat in "), said
     assert lines[-1].startswith(f"wrote 12 medians (+ samples) to {store} in "), said
-    assert len(lines) == 3, said
+    assert len(lines) == 4, said
     frame, _ = read_store(store)
-    assert len(frame) == 12 * 3  # a median and two samples per point
+    assert len(frame) == 12 * 4  # a median and three samples per point
