@@ -10,9 +10,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from adaptsim.store import read_store
 
 
+@pytest.mark.slow
 def test_a_profile_prints_its_progress_and_no_retracing_warning(tmp_path):
     store = tmp_path / "own.parquet"
     code = "from adaptsim.cli import main; main()"

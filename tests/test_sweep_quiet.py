@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_a_local_sweep_says_nothing_of_dasks_port_8787_when_another_dask_holds_it(tmp_path):
     doc = {
         "name": "quiet",

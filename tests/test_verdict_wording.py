@@ -13,6 +13,7 @@ from adaptsim.cli import app
 from adaptsim.report.verdict import verdict
 
 VEHICLE = Path(__file__).resolve().parents[1] / "scenarios" / "vehicle_trace.yaml"
+pytestmark = pytest.mark.slow  # a real run through the CLI
 
 
 @pytest.fixture(scope="module")
