@@ -23,3 +23,13 @@ def test_points_still_offers_its_model_file_option():
     r = runner.invoke(app, ["points", "nosuch"])
     assert r.exit_code == 2, r.output
     assert "unknown model 'nosuch'" in r.stderr and "(or pass --model-file " in r.stderr
+
+
+def test_a_keras_file_that_is_no_zip_archive_is_said_so_not_missing(tmp_path):
+    bad = tmp_path / "m.keras"
+    bad.write_text("not a model\n")
+    r = runner.invoke(app, ["points", "--model-file", str(bad)])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is not a Keras model: a .keras file is a zip archive" in lines[0]
+    assert "not found" not in lines[0].lower()

@@ -8,6 +8,7 @@ set right before building and is the only use of it).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -123,6 +124,12 @@ def load_model_file(path: str | Path) -> keras.Model:
         raise UserError(f"model file {p} does not exist: pass a .keras or .h5 model file")
     if p.suffix not in (".keras", ".h5"):
         raise UserError(f"model file {p}: expected a .keras or .h5 file, got {p.suffix!r}")
+    if p.suffix == ".keras" and not zipfile.is_zipfile(p):
+        # Keras says "File not found" of a file that is there but is no zip archive
+        raise UserError(
+            f"model file {p} is not a Keras model: a .keras file is a zip archive "
+            "(as model.save('m.keras') writes it), this one is not"
+        )
     try:
         model = keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad file
