@@ -31,5 +31,6 @@ def test_a_keras_file_that_is_no_zip_archive_is_said_so_not_missing(tmp_path):
     r = runner.invoke(app, ["points", "--model-file", str(bad)])
     assert r.exit_code == 2, r.output
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and "is not a Keras model: a .keras file is a zip archive" in lines[0]
+    assert len(lines) == 1
+    assert "is not a loadable Keras model: a .keras file is a zip archive" in lines[0]
     assert "not found" not in lines[0].lower()

@@ -127,7 +127,7 @@ def load_model_file(path: str | Path) -> keras.Model:
     if p.suffix == ".keras" and not zipfile.is_zipfile(p):
         # Keras says "File not found" of a file that is there but is no zip archive
         raise UserError(
-            f"model file {p} is not a Keras model: a .keras file is a zip archive "
+            f"model file {p} is not a loadable Keras model: a .keras file is a zip archive "
             "(as model.save('m.keras') writes it), this one is not"
         )
     try:
