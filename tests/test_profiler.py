@@ -113,7 +113,7 @@ def test_rounds_split_the_repeats_over_visits(tmp_path):
     store, lines = tmp_path / "p.parquet", []
     plan = ComputePlan("cloud", ["lenet"], [0.0], [0.0], repeats=3, rounds=2)
     profile_compute(plan, store, lines.append)
-    assert ["(round 1/2): 2 repeats" in lines[1], "(round 2/2): 1 repeats" in lines[2]] == [1, 1]
+    assert ["(round 1/2): 2 repeats" in lines[1], "(round 2/2): 1 repeat in" in lines[2]] == [1, 1]
     frame, meta = read_store(store)
     samples = frame[frame["stat"] == "sample"]
     assert len(samples) == 12 * 3 and (frame.loc[frame["stat"] == "median", "repeats"] == 3).all()

@@ -156,6 +156,19 @@ def test_a_field_error_says_how_many_more_there_are():
     assert str(two.value).endswith("greater than 0 (and 1 more)")
 
 
+def test_a_misspelt_field_is_named_before_the_field_it_left_missing():
+    doc = {k: v for k, v in _doc().items() if k != "deadline_s"} | {"deadlin_s": 1}
+    with pytest.raises(UserError) as err:
+        scenario_from_dict(doc, "s.yaml")
+    assert str(err.value) == (
+        "s.yaml: field deadlin_s: Extra inputs are not permitted (no such field: misspelt?) "
+        "(and 1 more)"
+    )
+    with pytest.raises(UserError) as nested:
+        scenario_from_dict(_doc(arrivals={"rate_hz": 1, "knd": "poisson"}), "s.yaml")
+    assert str(nested.value).startswith("s.yaml: field arrivals.knd: Extra inputs are not")
+
+
 def test_scaled_traces_say_so_in_their_label():
     t = Trace((0.0,), (8.0,), 1.0, End.hold, "car")
     assert t.scaled(10).label == "car x10" and t.scaled(1).label == "car"

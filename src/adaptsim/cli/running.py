@@ -40,7 +40,7 @@ def run(
     """Simulate the scenario's policies over its traces and compare them.
 
     Everything checkable is checked before simulating (the scenario, the
-    overrides, ``--out``). The results folder is built beside its target and
+    overrides, --out). The results folder is built beside its target and
     swapped in whole at the end: it is the previous one or the new one, never a
     mix. A policy that fails stops its own runs; the others are kept and written,
     and the command exits with 2.
@@ -151,8 +151,10 @@ def report_cmd(
 def bench(
     repeats: Annotated[int, typer.Option(min=1, max=100, help="Runs of each engine.")] = 3,
 ) -> None:
-    """Simulated requests per second: the fast engine vs a naive SimPy one, side by side,
-    and the fast engine with each adaptive built-in (per wall- and per CPU-second)."""
+    """Simulated requests per second: the fast engine vs a naive SimPy one, side by side.
+
+    And the fast engine with each adaptive built-in (per wall- and per CPU-second).
+    """
     from adaptsim.simulator.bench import bench as run_bench
 
     result = run_bench(repeats, progress=lambda r, n: err.print(f"  repeat {r}/{n}", markup=False))

@@ -8,6 +8,7 @@ set right before building and is the only use of it).
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -100,10 +101,7 @@ def canonical_name(name: str) -> str:
     key = name.strip().lower()
     key = _ALIASES.get(key, key)
     if key not in _BUILDERS:
-        raise UserError(
-            f"unknown model {name!r}: known models are {', '.join(ZOO_NAMES)} "
-            "(or pass --model-file PATH.keras|.h5)"
-        )
+        raise UserError(f"unknown model {name!r}: known models are {', '.join(ZOO_NAMES)}")
     return key
 
 
@@ -126,6 +124,12 @@ def load_model_file(path: str | Path) -> keras.Model:
         raise UserError(f"model file {p} does not exist: pass a .keras or .h5 model file")
     if p.suffix not in (".keras", ".h5"):
         raise UserError(f"model file {p}: expected a .keras or .h5 file, got {p.suffix!r}")
+    if p.suffix == ".keras" and not zipfile.is_zipfile(p):
+        # Keras says "File not found" of a file that is there but is no zip archive
+        raise UserError(
+            f"model file {p} is not a loadable Keras model: a .keras file is a zip archive "
+            "(as model.save('m.keras') writes it), this one is not"
+        )
     try:
         model = keras.saving.load_model(p, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a bad file
@@ -140,4 +144,10 @@ def resolve_model(name: str | None, model_file: str | Path | None, seed: int = 0
     """The model a command names: a zoo name, or a model file (exactly one)."""
     if (name is None) == (model_file is None):
         raise UserError("name exactly one model: a zoo name or --model-file PATH")
-    return load_model_file(model_file) if model_file is not None else build_model(name, seed)
+    if model_file is not None:
+        return load_model_file(model_file)
+    try:  # only the commands that take a model file say so (profile, serve do not)
+        canonical_name(name)
+    except UserError as exc:
+        raise UserError(f"{exc} (or pass --model-file PATH.keras|.h5)") from None
+    return build_model(name, seed)

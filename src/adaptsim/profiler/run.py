@@ -281,7 +281,7 @@ def profile_compute(
                     progress(
                         f"[{done}/{total}] {name} {plan.role} CPU {cpu:g}% memory {mem:g}%"
                         + (f" (round {k + 1}/{plan.rounds})" if plan.rounds > 1 else "")
-                        + f": {n} repeats in {time.perf_counter() - t1:.1f} s, "
+                        + f": {n} repeat{'s' * (n != 1)} in {time.perf_counter() - t1:.1f} s, "
                         f"whole model {med.max():.4f} s"
                     )
             written.append(frame)

@@ -221,10 +221,13 @@ def verdict(records: pd.DataFrame, meta: dict, seed: int = 0) -> Verdict:
     best = _pick_best(records, scores)
     missing = [p for p in CLAIRVOYANT if p not in have]
     if missing or best is None:
-        need = " and ".join(missing) if missing else "a practical (non-clairvoyant) policy"
+        if missing:
+            need, add = " and ".join(missing), "them" if len(missing) > 1 else "it"
+        else:
+            need, add = "practical (non-clairvoyant) policy", "one"
         sentence = (
             f"No verdict: the run has no {need} to compare against "
-            f"(it ran {', '.join(sorted(have))}); add them to the scenario's policies."
+            f"(it ran {', '.join(sorted(have))}); add {add} to the scenario's policies."
         )
         return Verdict(best, sentence, None, scores, n_seeds, warn)
     s = scores.set_index(["policy", "metric"])

@@ -446,10 +446,14 @@ def _trace(spec: TraceSpec, base: Path, field: str, source: str, limits: LimitsS
 
 
 def _pydantic_line(exc: ValidationError, source: str) -> str:
-    e = exc.errors()[0]
+    # An unknown field first: a misspelt field (deadlin_s) also leaves the real one
+    # missing, and "deadline_s: Field required" alone hid the typo that caused it.
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    e = errors[0]
     loc = ".".join(str(x) for x in e["loc"]) or "(top level)"
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return f"{source}: field {loc}: {e['msg'].removeprefix('Value error, ')}{more}"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    why = " (no such field: misspelt?)" if e["type"] == "extra_forbidden" else ""
+    return f"{source}: field {loc}: {e['msg'].removeprefix('Value error, ')}{why}{more}"
 
 
 def scenario_from_dict(

@@ -122,13 +122,13 @@ def write_summary(
             )
         if not single.empty and not multi.empty:
             verdict = (
-                "larger"
+                "give"
                 if multi["gain_pct"].median() > single["gain_pct"].median()
-                else "not larger"
+                else "do not give"
             )
             out.append("")
             out.append(
-                f"Combinations give {verdict} gains than single factors (median "
+                f"Combinations {verdict} larger gains than single factors (median "
                 f"{_pct(multi['gain_pct'].median())} vs {_pct(single['gain_pct'].median())})."
             )
         per_model = (

@@ -131,6 +131,11 @@ def open_client(workers: int | None = None, scheduler: str | None = None):
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # No dashboard, but the scheduler still serves HTTP (health, metrics), by
+            # default on port 8787: where another Dask already holds it, distributed
+            # printed a 4-line "Port 8787 is already in use" UserWarning. Any free
+            # port on loopback: nothing of ours reads it, and nothing outside sees it.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             silence_logs=logging.ERROR,
         )
     finally:
