@@ -35,6 +35,7 @@ from adaptsim.testbed.host_speed import (
     host_speeds,
     predicted_probe_s,
     probed_twin,
+    record_speeds,
     run_keys,
     twin_per_run,
 )
@@ -45,7 +46,7 @@ DATA = Path(__file__).parent / "data"
 SCENARIO = DATA / "testbed_lenet.yaml"  # 20 -> 1 -> 20 Mbit/s at 3 and 6 s, CPU 0 -> 50 % at 4.5 s
 CALIBRATION = Path(__file__).parents[1] / "src" / "adaptsim" / "data" / "calibration_own_2core.json"
 POLICIES = ("all-cloud", "all-edge", "static-best")  # as the YAML has them (re-scoring)
-runner = CliRunner(mix_stderr=False)
+runner = CliRunner()
 
 
 def _scenario(seed: int = 1):
@@ -80,7 +81,8 @@ def _probes(speed: tuple[float, float], predicted: tuple[float, float], n: int =
 def _folder(tmp_path: Path, name: str, sc, speeds: dict, pipeline=(1.0, 1.0), probes=True):
     """A validation folder whose policy runs ran at ``speeds[key]`` = (edge, cloud) host
     speed times the pipeline's own factor ``pipeline`` (what the probes do not see)."""
-    world = {k: HostSpeed(edge=e * pipeline[0], cloud=c * pipeline[1]) for k, (e, c) in speeds.items()}
+    world = {k: HostSpeed(edge=e * pipeline[0], cloud=c * pipeline[1])
+             for k, (e, c) in speeds.items()}  # fmt: skip
     real = twin_per_run(sc, lambda key: at_host_speed(sc, world[key]), 1)[0]
     real.records["return_s"] = 0.0
     twin = twin_draws(sc, 1)
@@ -98,6 +100,7 @@ def _folder(tmp_path: Path, name: str, sc, speeds: dict, pipeline=(1.0, 1.0), pr
         facts["host_speed"] = {k: _probes(speeds[k], predicted) for k in keys}
         facts["probe_frames"] = 5
     found = host_speeds(facts.get("host_speed", {}), sc.model)
+    record_speeds(facts.get("host_speed", {}), found)  # as validate does
     probed = probed_twin(sc, found, 1) if found else None
     return write_validation(tmp_path / name, real, twin, facts, twin_probed=probed), real
 
@@ -161,7 +164,11 @@ def test_the_probed_twin_reproduces_runs_at_their_host_speed(tmp_path):
     comp = pd.read_csv(folder / "comparison_probed.csv").set_index("policy")
     assert comp["mean_error_pct"].abs().max() < 1e-6
     plain = pd.read_csv(folder / "comparison.csv").set_index("policy")
-    assert (plain["mean_error_pct"] < -5).all()  # the plain twin: the profile's host, faster
+    assert (plain["mean_error_pct"] < -0.3).all()  # the plain twin: the profile's host, faster
+    sim = pd.read_parquet(folder / "simulated" / "records.parquet")
+    off = real.records.merge(sim, on=key, suffixes=("", "_twin"))
+    edge = off[off["edge_s"] > 0]
+    assert (edge["edge_s"] / edge["edge_s_twin"]).min() > 1.15  # every edge frame slower
     md = (folder / "report.md").read_text()
     assert "probed host speed" in md and "x1.450" in md  # all-edge's cloud speed, per run
 
@@ -217,7 +224,9 @@ def test_rescoring_saved_folders_uses_their_probes(tmp_path):
     assert after["mean_error_pct"].abs().max() < 0.5
     plain, fb_plain = rescore_folder(seed2, fold_back_from=seed1, draws=1, host_speed=False)
     assert not fb_plain.host_relative
-    assert plain["mean_error_pct"].abs().max() > 5  # seed 1's host speed carried over
+    # seed 1's host speed carried over (LeNet: compute is a small part of a frame's latency)
+    assert plain["mean_error_pct"].abs().max() > 1.0
+    assert after["mean_error_pct"].abs().max() < plain["mean_error_pct"].abs().max() / 10
     probed = rescore_probed(seed2, draws=1)
     assert probed["mean_error_pct"].abs().max() < 10  # the pipeline's 8-15 % is not in it
     assert (probed["mean_error_pct"] < 0).all()
@@ -298,8 +307,9 @@ def test_a_fold_back_folder_with_malformed_probes_is_one_line_exit_2(tmp_path, h
         fit_foldback(folder, scenario=sc)
     with pytest.raises(UserError, match="host_speed"):
         fold_back_source(folder)
+    out = str(tmp_path / "out")
     r = runner.invoke(app, ["validate", str(SCENARIO), "--calibration", str(CALIBRATION),
-                            "--fold-back", str(folder), "--out", str(tmp_path / "out")])  # fmt: skip
+                            "--fold-back", str(folder), "--out", out])  # fmt: skip
     lines = r.stderr.strip().splitlines()
     assert r.exit_code == 2, (r.exit_code, r.stderr, r.exception)
     assert len(lines) == 1 and "host_speed" in lines[0] and "Traceback" not in r.stderr

@@ -396,9 +396,7 @@ def _scenario_of(folder: Path, facts_path: Path, why: str) -> Scenario:
         ) from None
 
 
-def folded_twin(
-    sc: Scenario, fb: FoldBack, speeds: dict[str, HostSpeed], draws: int
-) -> list:
+def folded_twin(sc: Scenario, fb: FoldBack, speeds: dict[str, HostSpeed], draws: int) -> list:
     """The twin of ``sc`` with ``fb`` folded back, ``draws`` noise draws: a host-relative
     fold-back at each policy run's own host speed (``speeds``, the scored run's probes;
     a run without: the fit run's speed), any other as one world for every run."""

@@ -52,6 +52,7 @@ __all__ = [
     "host_speeds",
     "predicted_probe_s",
     "probed_twin",
+    "record_speeds",
     "run_keys",
     "twin_per_run",
 ]
@@ -149,6 +150,16 @@ def host_speeds(probes: dict, model) -> dict[str, HostSpeed]:
     return out
 
 
+def record_speeds(probes: dict, speeds: dict[str, HostSpeed]) -> dict:
+    """``probes`` (a run's ``host_speed`` facts) with each run's derived speeds beside its
+    raw probes (``edge``, ``cloud``, the medians and the predictions), for the report."""
+    for key, v in speeds.items():
+        probes[key].update(edge=v.edge, cloud=v.cloud, edge_median_s=v.edge_probe_s,
+                           cloud_median_s=v.cloud_probe_s, edge_predicted_s=v.edge_predicted_s,
+                           cloud_predicted_s=v.cloud_predicted_s)  # fmt: skip
+    return probes
+
+
 def _times(grid, factor: float):
     return replace(grid, values=grid.values * factor)
 
@@ -178,9 +189,7 @@ def run_keys(sc: Scenario) -> list[tuple[int, str]]:
     return [(i, f"{name}/{seed}") for i, name in enumerate(names) for seed in sc.seeds]
 
 
-def twin_per_run(
-    sc: Scenario, world: Callable[[str], Scenario], draws: int
-) -> list[Results]:
+def twin_per_run(sc: Scenario, world: Callable[[str], Scenario], draws: int) -> list[Results]:
     """The twin of ``sc`` with each policy run simulated in its own world
     (``world("policy/seed")``: ``sc`` adjusted for that run), ``draws`` noise draws
     (draw 0 first, as :func:`~adaptsim.testbed.twin.twin_draws`); every run is

@@ -61,25 +61,26 @@ def _policy_table(t: pd.DataFrame, table_id: str, caption: str) -> Table:
         cols += ["p95 draws 10 % (ms)", "p95 draws 90 % (ms)", "mean error, one draw",
                  "p95 error, one draw"]  # fmt: skip
     tab = Table(cols, caption=caption, table_id=table_id)
+    pre = "" if table_id == "comparison" else f"{table_id}/"  # the data keys of the cells
     for _, r in t.iterrows():
         p = r["policy"]
         cells: list[Cell | str] = [p, Cell(str(int(r["frames"])), float(r["frames"]))]
         for stat in ("mean", "p50", "p95"):
             cells += [
-                _s(r[f"measured_{stat}_s"], f"{p}/measured_{stat}_s"),
-                _s(r[f"simulated_{stat}_s"], f"{p}/simulated_{stat}_s"),
-                _pct(r[f"{stat}_error_pct"], f"{p}/{stat}_error_pct"),
+                _s(r[f"measured_{stat}_s"], f"{pre}{p}/measured_{stat}_s"),
+                _s(r[f"simulated_{stat}_s"], f"{pre}{p}/simulated_{stat}_s"),
+                _pct(r[f"{stat}_error_pct"], f"{pre}{p}/{stat}_error_pct"),
             ]
         cells += [
-            _rate(r["measured_miss_rate"], f"{p}/measured_miss_rate"),
-            _rate(r["simulated_miss_rate"], f"{p}/simulated_miss_rate"),
+            _rate(r["measured_miss_rate"], f"{pre}{p}/measured_miss_rate"),
+            _rate(r["simulated_miss_rate"], f"{pre}{p}/simulated_miss_rate"),
         ]
         if draws:
             cells += [
-                _s(r["simulated_p95_s_p10"], f"{p}/simulated_p95_s_p10"),
-                _s(r["simulated_p95_s_p90"], f"{p}/simulated_p95_s_p90"),
-                _pct(r["single_mean_error_pct"], f"{p}/single_mean_error_pct"),
-                _pct(r["single_p95_error_pct"], f"{p}/single_p95_error_pct"),
+                _s(r["simulated_p95_s_p10"], f"{pre}{p}/simulated_p95_s_p10"),
+                _s(r["simulated_p95_s_p90"], f"{pre}{p}/simulated_p95_s_p90"),
+                _pct(r["single_mean_error_pct"], f"{pre}{p}/single_mean_error_pct"),
+                _pct(r["single_p95_error_pct"], f"{pre}{p}/single_p95_error_pct"),
             ]
         tab.add(*cells)
     return tab
@@ -303,8 +304,11 @@ def validation_page(folder: Path) -> Page:
                 "scored frames: the probes are frames of their own, timed between runs."
             ),
             table(_speed_table(host_speed)),
-            table(_policy_table(probed, "comparison-probed",
-                                "Measured vs the twin at the probed host speed.")),  # fmt: skip
+            table(
+                _policy_table(
+                    probed, "comparison-probed", "Measured vs the twin at the probed host speed."
+                )
+            ),
             table(_fold_table(comp, probed, "plain twin", "probed twin", "probed")),
             paragraph(
                 f"Ranking at the probed speed: "
@@ -354,8 +358,7 @@ def validation_page(folder: Path) -> Page:
                     "run's host speed, as before the probe), against the one relative to the "
                     "host's speed:"
                 ),
-                table(_fold_table(plain, after, "plain fold-back", "probe-relative",
-                                  "fold-back-plain")),  # fmt: skip
+                table(_fold_table(plain, after, "plain fold-back", "relative", "fold-back-plain")),
             )
     how = [
         f"One-way latency: {facts['one_way_latency']}: the kernel here has no netem, so the "

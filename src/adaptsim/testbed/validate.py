@@ -39,6 +39,7 @@ from adaptsim.testbed.host_speed import (
     check_probe_frames,
     host_speeds,
     probed_twin,
+    record_speeds,
 )
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
@@ -158,10 +159,7 @@ def validate(
     twin = twin_draws(twin_sc, noise_draws)
     probes = facts.get("host_speed") or {}
     speeds = host_speeds(probes, twin_sc.model)
-    for key, v in speeds.items():  # beside the raw probes: what the twin makes of them
-        probes[key].update(edge=v.edge, cloud=v.cloud, edge_median_s=v.edge_probe_s,
-                           cloud_median_s=v.cloud_probe_s, edge_predicted_s=v.edge_predicted_s,
-                           cloud_predicted_s=v.cloud_predicted_s)  # fmt: skip
+    record_speeds(probes, speeds)  # beside the raw probes: what the twin makes of them
     twin_probed = probed_twin(twin_sc, speeds, noise_draws) if speeds else None
     twin_fb = folded_twin(twin_sc, fb, speeds, noise_draws) if fb is not None else None
     twin_fb_plain = None
@@ -221,9 +219,10 @@ def write_validation(
     their spread and draw 0's numbers beside it; ``simulated/`` and the stages hold
     draw 0. ``twin_probed``: the draws of the twin at each run's probed host speed
     (``comparison_probed.csv``); ``twin_folded_plain``: of the fold-back fitted
-    without the probes (``comparison_folded_plain.csv``). ``facts`` says how the real run was made (see :func:`validate`); the
-    ranking is added here. Everything goes into a scratch folder beside ``out`` that is
-    renamed into place at the end: the folder is whole or absent.
+    without the probes (``comparison_folded_plain.csv``). ``facts`` says how the real
+    run was made (see :func:`validate`); the ranking is added here. Everything goes
+    into a scratch folder beside ``out`` that is renamed into place at the end: the
+    folder is whole or absent.
     """
     twins = twin if isinstance(twin, list) else [twin]
     twin = twins[0]
