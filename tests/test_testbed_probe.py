@@ -182,7 +182,8 @@ def test_a_fold_back_relative_to_the_host_speed_transfers_to_another_speed(tmp_p
     seed1, _ = _folder(tmp_path, "s1", sc1, SEED1, PIPELINE)
     seed2, real2 = _folder(tmp_path, "s2", sc2, SEED2, PIPELINE)
     fb = fit_foldback(seed1, scenario=sc1)
-    assert fb.host_relative
+    assert fb.host_relative is True  # a JSON true in validation.json, not a string
+    assert FoldBack.from_dict(json.loads(fb.to_json())) == fb
     assert fb.edge_scale == pytest.approx(PIPELINE[0], rel=1e-6)
     assert fb.cloud_scale == pytest.approx(PIPELINE[1], rel=1e-6)
     assert [s for _, s in fb.edge_scale_by_cpu] == pytest.approx([PIPELINE[0]] * 2, rel=1e-6)
@@ -256,6 +257,7 @@ def test_older_fold_backs_and_folders_without_probes_read_as_before(tmp_path):
            "pause_s": 0.0, "frames": 10, "from": "x"}  # fmt: skip
     fb = FoldBack.from_dict(old)
     assert not fb.host_relative and (fb.fit_edge_speed, fb.fit_cloud_speed) == (1.0, 1.0)
+    assert FoldBack.from_dict({**old, "host_relative": False}).host_relative is False
     assert fb.at_host(HostSpeed(edge=3.0, cloud=3.0)) is fb  # absolute: never rescaled
     sc = _scenario()
     folder, _ = _folder(tmp_path, "v", sc, SEED1, PIPELINE, probes=False)

@@ -139,6 +139,8 @@ class FoldBack:
         for k in ("edge_scale_by_cpu", "cloud_scale_by_cpu"):
             if k in kw:
                 kw[k] = tuple((float(a), float(b)) for a, b in kw[k] or ())
+        if "host_relative" in kw:  # JSON's true (a string "True" from a numpy bool once)
+            kw["host_relative"] = kw["host_relative"] in (True, "True")
         return cls(**kw)
 
 
@@ -359,7 +361,7 @@ def fit_foldback(
             scenario = _scenario_of(folder, facts_path, "its calibration prices the probes")
         speeds = host_speeds(probes, scenario.model)
     keys = same["policy"].astype(str) + "/" + same["seed"].astype(str)
-    relative = bool(speeds) and len(same) > 0 and keys.isin(list(speeds)).all()
+    relative = bool(speeds) and len(same) > 0 and bool(keys.isin(list(speeds)).all())
     fit_speed = (1.0, 1.0)
     if relative:  # each frame's seconds at its own run's host speed
         factors = {k: v.factors() for k, v in speeds.items()}
