@@ -140,6 +140,8 @@ def test_the_twin_per_run_of_the_plain_world_is_the_plain_twin():
         left = a.records.sort_values(key).reset_index(drop=True)
         right = b.records.sort_values(key).reset_index(drop=True)
         pd.testing.assert_frame_equal(left[right.columns], right)
+        assert a.records.index.equals(pd.RangeIndex(len(a.records)))  # one frame, one row
+        assert a.wall_s > 0 and a.interrupted is False and a.errors == ()
         pd.testing.assert_frame_equal(
             a.summary.set_index("policy").sort_index(), b.summary.set_index("policy").sort_index()
         )
@@ -228,6 +230,10 @@ def test_rescoring_saved_folders_uses_their_probes(tmp_path):
     # seed 1's host speed carried over (LeNet: compute is a small part of a frame's latency)
     assert plain["mean_error_pct"].abs().max() > 1.0
     assert after["mean_error_pct"].abs().max() < plain["mean_error_pct"].abs().max() / 10
+    before, none = rescore_folder(seed2, draws=1)  # no fold-back: the plain twin again
+    assert none is None
+    saved = pd.read_csv(seed2 / "comparison.csv")
+    np.testing.assert_allclose(before["mean_error_pct"], saved["mean_error_pct"], rtol=1e-9)
     probed = rescore_probed(seed2, draws=1)
     assert probed["mean_error_pct"].abs().max() < 10  # the pipeline's 8-15 % is not in it
     assert (probed["mean_error_pct"] < 0).all()
@@ -250,6 +256,10 @@ def test_a_relative_fold_back_applied_without_probes_takes_the_fit_runs_speed(tm
     moved = fb.at_host(one)
     assert moved.edge_scale == pytest.approx(PIPELINE[0] * 2.0)
     assert moved.cloud_scale == pytest.approx(PIPELINE[1] * 1.40)
+    moved = fb.at_host(HostSpeed(edge=None, cloud=3.0))
+    assert moved.edge_scale == pytest.approx(PIPELINE[0] * 1.25)
+    assert moved.cloud_scale == pytest.approx(PIPELINE[1] * 3.0)
+    assert [s for _, s in moved.cloud_scale_by_cpu] == pytest.approx([PIPELINE[1] * 3.0] * 2)
 
 
 def test_older_fold_backs_and_folders_without_probes_read_as_before(tmp_path):
@@ -270,6 +280,24 @@ def test_older_fold_backs_and_folders_without_probes_read_as_before(tmp_path):
     a = folded_twin(sc, got, speeds, 1)[0].summary
     b = twin_draws(apply_foldback(sc, got), 1)[0].summary
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_fit_without_steps_to_time_rebuilds_its_scenario_to_price_the_probes(tmp_path):
+    """A folder whose applied log has no step after t = 0 (nothing to time) and no
+    scenario handed in: the fit rebuilds the run's scenario from its facts for the
+    calibration that prices the probes, and says so in one line when it is gone."""
+    sc = _scenario()
+    folder, _ = _folder(tmp_path, "v", sc, SEED1, PIPELINE)
+    path = folder / "validation.json"
+    facts = json.loads(path.read_text())
+    facts["applied"] = {k: log[:1] for k, log in facts["applied"].items()}  # t = 0 only
+    path.write_text(json.dumps(facts))
+    fb = fit_foldback(folder)
+    assert fb.host_relative and fb.cloud_scale == pytest.approx(PIPELINE[1], rel=1e-6)
+    path.write_text(json.dumps({**facts, "scenario": str(tmp_path / "gone.yaml")}))
+    with pytest.raises(UserError, match="prices the probes") as exc:
+        fit_foldback(folder)
+    assert str(path) in str(exc.value) and "gone.yaml" in str(exc.value)
 
 
 @pytest.mark.parametrize("bad", [-1, 101, 2.5, True, "5"])
@@ -305,7 +333,7 @@ def test_a_fold_back_folder_with_malformed_probes_is_one_line_exit_2(tmp_path, h
     path = folder / "validation.json"
     facts = json.loads(path.read_text())
     path.write_text(json.dumps({**facts, "host_speed": host_speed}))
-    with pytest.raises(UserError, match="host_speed"):
+    with pytest.raises(UserError, match=r"host_speed.*delete host_speed from its validation"):
         fit_foldback(folder, scenario=sc)
     with pytest.raises(UserError, match="host_speed"):
         fold_back_source(folder)
