@@ -10,6 +10,11 @@ against the twin on time), with each of the two added alone, and with both.
 Prints per variant and policy the mean and p95 errors (median over DRAWS noise
 draws, 9 by default) and, from draw 0, the per-stage mean errors of edge compute,
 uplink transfer and cloud compute, and the cloud's error per edge CPU stress level.
+
+Where the folders probed their host's speed (adaptsim.testbed.host_speed), the fold-back
+is fitted relative to seed 1's host speed and applied at each seed-2 policy run's own
+(every variant above); two more rows: the twin at seed 2's probed host speed (no
+fold-back) and both terms fitted without the probes (as before them).
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import pandas as pd
 from adaptsim.errors import UserError
 from adaptsim.simulator import run_scenario
 from adaptsim.testbed.compare import err_pct
-from adaptsim.testbed.foldback import apply_foldback, fit_foldback
-from adaptsim.testbed.rescore import twin_scenario
+from adaptsim.testbed.foldback import fit_foldback, folded_twin
+from adaptsim.testbed.host_speed import probed_twin
+from adaptsim.testbed.rescore import folder_speeds, twin_scenario
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
 STAGES = ("edge_s", "uplink_s", "cloud_s")
@@ -69,11 +75,21 @@ def main(seed1: Path, seed2: Path, draws: int) -> None:
     sc = twin_scenario(seed2)
     real_summary = pd.read_csv(seed2 / "real" / "summary.csv")
     real = pd.read_parquet(seed2 / "real" / "records.parquet")
+    speeds = folder_speeds(seed2, sc)
     rows, levels = [], []
-    twin_scs = {"no fold-back": sc,
-                **{k: apply_foldback(sc, v) for k, v in variants(fb, old).items()}}  # fmt: skip
-    for name, twin_sc in twin_scs.items():
-        twins = twin_draws(twin_sc, draws)
+    makers = {"no fold-back": lambda: twin_draws(sc, draws)}
+    if speeds:
+        print(f"seed 2's host speed per run (edge, cloud): "
+              f"{ {k: tuple(round(x, 3) for x in v.factors()) for k, v in speeds.items()} }; "
+              f"the fold-back is relative to it: {fb.host_relative}")  # fmt: skip
+        makers["probed host speed"] = lambda: probed_twin(sc, speeds, draws)
+    for k, v in variants(fb, old).items():
+        makers[k] = lambda v=v: folded_twin(sc, v, speeds, draws)
+    if fb.host_relative:
+        plain = fit_foldback(seed1, simulated=fresh, scenario=fit_sc, host_speed=False)
+        makers["+ both, without the probes"] = lambda: folded_twin(sc, plain, {}, draws)
+    for name, make in makers.items():
+        twins = make()
         comp = compare_draws(real_summary, twins)
         both = real.merge(twins[0].records, on=["policy", "seed", "request"], suffixes=("", "_sim"))
         for _, r in comp.iterrows():

@@ -13,7 +13,8 @@
 # policies, reactive, neurosurgeon, mpc, changepoint, forecast),
 # foldterms (the fold-back's condition lag and cloud per edge CPU level: fits, apply,
 # Trace.delayed, the engines' cloud factor, the monitor's traces as written; and
-# spread.by_point's borrowing).
+# spread.by_point's borrowing), probe (the host-speed probe: host_speed's arithmetic, the
+# probed twin, the fold-back relative to the host's speed and its re-scoring).
 # Each area mutates its own source and runs every test that exercises it (see TESTS
 # below), nothing slow it does not need; it counts only the mutants whose names match its
 # MATCH pattern (a narrower area leaves the older code of its files out; name an area and
@@ -86,6 +87,8 @@ declare -A SOURCES=(
     src/adaptsim/simulator/engine.py src/adaptsim/simulator/naive.py
     src/adaptsim/simulator/scenario.py src/adaptsim/simulator/monitor.py
     src/adaptsim/simulator/results.py src/adaptsim/calibration/spread.py"
+  [probe]="src/adaptsim/testbed/host_speed.py src/adaptsim/testbed/foldback.py
+    src/adaptsim/testbed/rescore.py"
 )
 # The profiler tests that build calibrations and studies from a hand-made profile store
 # (no TensorFlow, no root); the rest of test_profiler.py times real models.
@@ -131,6 +134,7 @@ declare -A TESTS=(
     tests/test_simulator.py::test_engines_agree_on_random_traces_rates_and_servers
     tests/test_belief.py tests/test_testbed_twin.py tests/test_testbed_report.py
     tests/test_testbed_run.py::test_fold_back_scales_what_the_simulator_charges"
+  [probe]="tests/test_testbed_probe.py tests/test_foldback_terms.py"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's
@@ -148,6 +152,7 @@ declare -A MATCH=(
   [testbed]='adaptsim\.testbed\.client\.xǁCloudClientǁ(sync_clock_|__init___)|adaptsim\.testbed\.run\.x_check_cloud_|adaptsim\.testbed\.server\.x_reach_hint_'
   [policies]='adaptsim\.simulator\.(policies|reactive|neurosurgeon|mpc|changepoint|forecast)\.'
   [foldterms]='adaptsim\.testbed\.foldback\.(x_step_lags_|x_fit_lags_|x__applied_cpu_at_|x__facts_|x__by_level_|x__level_factor_|x__late_|x_apply_foldback_|x_fit_foldback_|xǁFoldBackǁfrom_dict_)|adaptsim\.simulator\.traces\.xǁTraceǁdelayed_|adaptsim\.simulator\.engine\.xǁ_Runǁ(cloud_factor_|_deployed_)|adaptsim\.simulator\.naive\.xǁ_Naiveǁwritten_|adaptsim\.simulator\.scenario\.xǁScenarioǁ(cloud_factor_|seen_traces_)|adaptsim\.simulator\.monitor\.x_seen_conditions_|adaptsim\.simulator\.results\.x_add_conditions_|adaptsim\.calibration\.spread\.x_by_point_'
+  [probe]='adaptsim\.testbed\.host_speed\.|adaptsim\.testbed\.foldback\.(xǁFoldBackǁat_host_|x_folded_twin_|x__scenario_of_|x_fit_foldback_)|adaptsim\.testbed\.rescore\.(x_folder_speeds_|x_rescore_folder_|x_rescore_probed_)'
 )
 
 mutmut=$repo/.venv/bin/mutmut
@@ -164,11 +169,11 @@ cd "$work"
 only="" tests="" prefixes="" narrow=0
 declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms all)" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms probe all)" >&2; exit 2; }
   set -f; for s in ${SOURCES[$a]}; do only+="    $s"$'\n'; done; set +f  # globs kept for mutmut
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
-  case $a in persistence|emulation|testbed|foldterms) narrow=1 ;; esac
+  case $a in persistence|emulation|testbed|foldterms|probe) narrow=1 ;; esac
   for t in ${TESTS[$a]}; do
     # a test (file or node id) missing at REV is left out, once each
     if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
@@ -190,6 +195,7 @@ $tests
 pytest_add_cli_args=
     --deselect=tests/test_sim_random.py::test_same_records_in_other_processes_and_hash_seeds
     --deselect=tests/test_foldback_terms.py::test_the_foldback_terms_script_refuses_bad_input_in_one_line
+    --deselect=tests/test_testbed_probe.py::test_a_real_validation_probes_the_host_around_every_policy_run
 use_git_change_detection=false
 CFG
 

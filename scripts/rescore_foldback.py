@@ -8,6 +8,10 @@ against the median over draws, the draws' 10-90 % spread and the single draw's
 runs were made (docs/validation.md). `python -m adaptsim.testbed.scorecard
 --resimulate SEED1 SEED2` prints every table so.
 
+Where the folders probed their host's speed (adaptsim.testbed.host_speed) the fold-back
+is fitted relative to seed 1's host speed and applied at each seed-2 policy run's own,
+and a second table gives it fitted without the probes (as before them).
+
 Usage: .venv/bin/python scripts/rescore_foldback.py VALIDATION_OUT [SCENARIO ...]
 (VALIDATION_OUT holds SCENARIO-seed1 and SCENARIO-seed2; default scenarios:
 vehicle_trace busy_edge.) Prints a Markdown table per scenario.
@@ -31,6 +35,14 @@ def _ms(v: float) -> str:
 def rescore(out: Path, name: str) -> str:
     s1, s2 = out / f"{name}-seed1", out / f"{name}-seed2"
     t, fb = rescore_folder(s2, fold_back_from=s1)
+    text = _table(name, t, fb)
+    if fb.host_relative:  # the same without the probes, beside it
+        plain, fb_plain = rescore_folder(s2, fold_back_from=s1, host_speed=False)
+        text += _table(f"{name} (without the probes)", plain, fb_plain)
+    return text
+
+
+def _table(name: str, t, fb) -> str:
     met = (t["mean_error_pct"].abs() <= MEAN_TARGET_PCT) & (
         t["p95_error_pct"].abs() <= P95_TARGET_PCT
     )

@@ -16,7 +16,11 @@
 #        fcc_amazon_797466 user_policy combined)
 #        [EDGE_CPU_QUOTA=Q (a slower edge; CALIBRATION's edge profiled so, see
 #        scripts/validate_slowedge.sh)] [PLAN="SCALE SECONDS RATE" (replaces the plan below)]
-#        [DURATION=S (seconds per policy, for a quick check)] scripts/validate_shipped.sh
+#        [DURATION=S (seconds per policy, for a quick check)]
+#        [PROBE_FRAMES=N (host-speed probe frames per role before and after each policy
+#        run, default 5; 0: off; the fold-back is then fitted relative to seed 1's host
+#        speed and applied at seed 2's: docs/validation.md, "host speed probe")]
+#        scripts/validate_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=.venv/bin/adaptsim
@@ -64,7 +68,8 @@ for name in ${SCENARIOS:-vehicle_trace busy_edge}; do
   read -r scale duration rate <<<"${PLAN:-${plan[$name]}}"
   duration=${DURATION:-$duration}
   common=(scenarios/$name.yaml --calibration "$cal" --time-scale "$scale" --duration "$duration"
-          --rate-hz "$rate" --policies "$policies" "${quota[@]}")
+          --rate-hz "$rate" --policies "$policies" --probe-frames "${PROBE_FRAMES:-5}"
+          "${quota[@]}")
   t0=$SECONDS
   echo "== $name: seed 1 (traces x$scale, $duration s per policy, $rate frames/s)"
   $a validate "${common[@]}" --seed 1 --out "$out/$name-seed1"

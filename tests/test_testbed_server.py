@@ -64,6 +64,37 @@ def test_valid_request_gets_the_tails_real_output(server, tails):
     assert header["recv_s"] <= header["start_s"] <= header["end_s"]
 
 
+def test_a_probe_frame_times_the_whole_tail_and_bad_ones_get_an_error_frame(server, tails):
+    """The host-speed probe: the all-cloud point's tail (the whole model) run ``frames``
+    times on the body, the server's own seconds each; a probe that asks too much or of a
+    point without a tail gets an error frame, and the connection keeps serving."""
+    whole = min(tails["lenet"])  # the all-cloud point: the raw input, the whole model
+    x = np.zeros(tails["lenet"][whole].shape, np.float32)
+    client = CloudClient(*server.address, KEY)
+    seconds = client.probe("lenet", whole, x, 4)
+    assert len(seconds) == 4 and all(s > 0 for s in seconds)
+    sock, nonce = _raw(server)
+    shape, body = list(x.shape), x.tobytes()
+    last = max(tails["lenet"])  # all-edge: no tail to run
+    asks = [(whole, 0), (whole, 101), (whole, True), (last, 1), (whole, "3")]
+    for seq, (point, frames) in enumerate(asks, start=1):
+        header, _ = _infer(nonce, seq, shape, body, point=point)
+        if point == last:
+            header["shape"] = list(tails["lenet"][last].shape)
+            body_here = np.zeros(tails["lenet"][last].shape, np.float32).tobytes()
+        else:
+            body_here = body
+        sock.sendall(encode({**header, "kind": "probe", "frames": frames}, body_here, KEY))
+        reply, _ = read_frame(sock, 1 << 20, KEY)
+        assert reply["kind"] == "error", (point, frames, reply)
+    header, _ = _infer(nonce, len(asks) + 1, shape, body, point=whole)
+    sock.sendall(encode({**header, "kind": "probe", "frames": 2}, body, KEY))
+    reply, _ = read_frame(sock, 1 << 20, KEY)
+    assert reply["kind"] == "probe" and len(reply["cloud_s"]) == 2
+    sock.close()
+    assert server.served == 0  # probes are not frames served
+
+
 def test_server_survives_1000_bad_frames_and_keeps_serving(server, tails):
     shape = list(tails["lenet"][5].shape)
     good_body = np.zeros(shape, np.float32).tobytes()

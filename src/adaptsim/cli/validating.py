@@ -104,6 +104,15 @@ def validate(
             "`profile --cpu-quota`.",
         ),
     ] = None,
+    probe_frames: Annotated[
+        int,
+        typer.Option(
+            help="Host-speed probe: before and after each policy run (no stress, link idle) "
+            "time this many calls of the whole model on the edge and of its whole tail on "
+            "the cloud; a twin at each run's probed speed (comparison_probed.csv) and a "
+            "fold-back relative to the host's speed. 0: no probe.",
+        ),
+    ] = 5,
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     import pandas as pd
@@ -112,6 +121,9 @@ def validate(
     from adaptsim.testbed import validate as run_validation
 
     check_seeds(seeds or [])
+    from adaptsim.testbed.host_speed import check_probe_frames
+
+    check_probe_frames(probe_frames)  # before any scenario is read or folder checked
     if policies is not None and not policies.replace(",", "").strip():
         raise UserError(f"--policies {policies!r}: name at least one policy, e.g. all,mpc")
     if secret_file is not None and cloud is None:
@@ -130,7 +142,7 @@ def validate(
         policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
         fold_back=fold_back,
         cloud=cloud, secret_file=secret_file, cloud_wait_s=cloud_wait_s, noise_draws=noise_draws,
-        edge_cpu_quota=edge_cpu_quota, progress=_say,
+        edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames, progress=_say,
     )  # fmt: skip
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",

@@ -95,6 +95,26 @@ class CloudClient:
         if best is not None:
             self.clock_offset_s, self.clock_uncertainty_s = best[1], best[0] / 2
 
+    def probe(self, model: str, point: int, x: np.ndarray, frames: int) -> list[float] | None:
+        """The server's own seconds for ``frames`` calls of ``point``'s tail on ``x``
+        (a ``probe`` frame: the host's speed, between runs); None from a server that
+        refuses it (an older one, without probe frames). A late result of an earlier
+        run that comes first is not the answer."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        with self._lock:
+            self._seq += 1
+            header = {"kind": "probe", "id": 0, "model": model, "point": point,
+                      "dtype": "float32", "shape": list(x.shape), "frames": int(frames),
+                      "nonce": self.nonce, "seq": self._seq}  # fmt: skip
+            self.sock.sendall(encode(header, x.tobytes(), self.key))
+        while True:
+            reply, _ = self.receive()
+            if reply.get("kind") in ("probe", "error"):
+                break
+        if reply.get("kind") == "error":
+            return None
+        return [float(s) for s in reply["cloud_s"]]
+
     def enqueued(self, payload_bytes: int) -> None:
         """Announce a payload that will be sent (it waits in the edge's uplink queue)."""
         with self._count:

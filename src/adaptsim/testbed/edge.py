@@ -114,6 +114,28 @@ class EdgeRunner:
             raise SystemExit(f"edge: the warm-up message failed: {header.get('error')}")
         return {"warm_up_s": time.monotonic() - t, "warm_up_bytes": int(self.x.nbytes)}
 
+    def probe(self, frames: int) -> dict:
+        """The host's speed now (:mod:`~adaptsim.testbed.host_speed`): ``frames`` calls of
+        the whole model at the edge (the all-edge point's head), timed as a frame's edge
+        stage, then ``frames`` calls of its whole tail in the cloud (the all-cloud point,
+        the raw input: a ``probe`` frame), the server's own seconds. Asked between
+        runs, with no stress and the link idle; not records."""
+        if self.client is None:
+            self.connect()
+        kinds, ordinals = list(self.sc.model.kinds), self.sc.model.ordinals.tolist()
+        whole = self.heads[ordinals[kinds.index("all_edge")]]
+        edge_s = []
+        for _ in range(frames):
+            es = time.monotonic()
+            np.asarray(whole(self.x))
+            edge_s.append(time.monotonic() - es)
+        point = ordinals[kinds.index("all_cloud")]
+        try:
+            cloud_s = self.client.probe(self.sc.model.model, point, self.x, frames)
+        except (EOFError, OSError):  # the cloud went away: the next run says so
+            cloud_s = None
+        return {"edge_s": edge_s, "cloud_s": cloud_s}
+
     def run(self, policy_index: int, seed: int, t0: float, records: Path) -> dict:
         from adaptsim.simulator.decision import checked_decision
         from adaptsim.simulator.draws import draw
@@ -360,6 +382,9 @@ def main() -> None:
         cmd = json.loads(line)
         if cmd.get("connect"):  # after both sides compiled, before any clock
             print(json.dumps(runner.connect()), flush=True)
+            continue
+        if cmd.get("probe"):  # the host's speed, before or after a run
+            print(json.dumps(runner.probe(int(cmd["probe"]))), flush=True)
             continue
         result = runner.run(cmd["policy"], cmd["seed"], cmd["t0"], Path(cmd["records"]))
         print(json.dumps(result), flush=True)

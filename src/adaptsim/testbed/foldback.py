@@ -42,6 +42,18 @@ place at its end) shifts the folded twin's world steps that much later
 while its monitor still reads the traces as written, as the real run's monitor
 does (it reads the trace, not the applied state): ``Belief.traces``.
 
+Relative to the host's speed: where the fit run probed its host's speed around each
+policy run (:mod:`~adaptsim.testbed.host_speed`), each real frame's edge and cloud
+seconds are divided by its own run's host speed before the scales are fitted, so
+``edge_scale``, ``cloud_scale`` and their per-level scales say what the pipeline
+adds beyond the host's speed (``host_relative``). Applied to a run that probed its
+host too, they are multiplied by that run's host speed, per policy run
+(:meth:`FoldBack.at_host`, :func:`folded_twin`): a host whose speed drifts between
+the fit run and the scored one (docs/validation.md) no longer carries the fit run's
+speed into the scored run's twin. Applied to a run without probes, they are
+multiplied by the fit run's own (median) host speed, which gives back about the
+fold-back fitted without them. A fit run without probes fits as before.
+
 A fold-back written before a term existed (``fold_back`` in an older
 ``validation.json``) reads with that term's neutral default (:meth:`FoldBack.from_dict`).
 """
@@ -59,9 +71,10 @@ import pandas as pd
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario
 from adaptsim.simulator.scenario import Belief
+from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds
 from adaptsim.testbed.scenario import twin_scenario
 
-__all__ = ["FoldBack", "apply_foldback", "fit_foldback"]
+__all__ = ["FoldBack", "apply_foldback", "fit_foldback", "folded_twin"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +100,31 @@ class FoldBack:
     cpu_down_lag_s: float = 0.0
     mem_up_lag_s: float = 0.0
     mem_down_lag_s: float = 0.0
+    # the edge and cloud scales (and per level) are relative to the fit run's host speed
+    # (each frame divided by its run's probed speed); the fit run's median host speed
+    host_relative: bool = False
+    fit_edge_speed: float = 1.0
+    fit_cloud_speed: float = 1.0
+
+    def at_host(self, speed: HostSpeed | None) -> FoldBack:
+        """The fold-back for a run at ``speed`` (its probed host speed; None: not probed):
+        a host-relative fold-back's edge and cloud scales, and their per-level scales,
+        times that speed (None, or a role not probed: the fit run's own); any other
+        fold-back as it is."""
+        if not self.host_relative:
+            return self
+        edge, cloud = self.fit_edge_speed, self.fit_cloud_speed
+        if speed is not None:
+            edge = speed.edge if speed.edge is not None else edge
+            cloud = speed.cloud if speed.cloud is not None else cloud
+        return replace(
+            self,
+            edge_scale=self.edge_scale * edge,
+            cloud_scale=self.cloud_scale * cloud,
+            edge_scale_by_cpu=tuple((c, s * edge) for c, s in self.edge_scale_by_cpu),
+            cloud_scale_by_cpu=tuple((c, s * cloud) for c, s in self.cloud_scale_by_cpu),
+            host_relative=False,
+        )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -101,6 +139,8 @@ class FoldBack:
         for k in ("edge_scale_by_cpu", "cloud_scale_by_cpu"):
             if k in kw:
                 kw[k] = tuple((float(a), float(b)) for a, b in kw[k] or ())
+        if "host_relative" in kw:  # JSON's true (a string "True" from a numpy bool once)
+            kw["host_relative"] = kw["host_relative"] in (True, "True")
         return cls(**kw)
 
 
@@ -252,11 +292,16 @@ def _facts(path: Path) -> dict:
         )):  # fmt: skip
             raise UserError(f"{path}: field applied.{key}: not a log of [t, bw, cpu, mem] "
                             f"entries (seconds, then a level or null); {fix}")  # fmt: skip
+    check_host_probes(facts.get("host_speed"), str(path))
     return facts
 
 
 def fit_foldback(
-    folder: Path, simulated: pd.DataFrame | None = None, scenario: Scenario | None = None
+    folder: Path,
+    simulated: pd.DataFrame | None = None,
+    scenario: Scenario | None = None,
+    *,
+    host_speed: bool = True,
 ) -> FoldBack:
     """Fit the fold-back on a validation folder (``adaptsim validate --out``).
 
@@ -269,7 +314,13 @@ def fit_foldback(
         scenario: the run's scenario, as its twin was simulated (its traces time the
             steps the lags are measured from); default rebuilt from the folder's
             ``validation.json`` (:func:`~adaptsim.testbed.scenario.twin_scenario`),
-            only where the run logged conditions applied after t = 0.
+            only where the run logged conditions applied after t = 0 or probed its host.
+        host_speed: False fits as before the probes (the scales absolute, carrying
+            the fit run's host speed), for comparison.
+
+    Where every policy run of the folder probed its host's speed, the scales are
+    fitted on each frame's seconds divided by its run's host speed (against
+    ``scenario``'s calibration): relative to the host's speed (``host_relative``).
 
     Where a lag is fitted, the scales are fitted against the twin simulated again
     with its world that late (``simulated`` and the saved twin are not): else the
@@ -284,13 +335,7 @@ def fit_foldback(
     lags = {}
     if any(e[0] > 0 for log in applied.values() for e in log):  # steps to time
         if scenario is None:
-            try:
-                scenario = twin_scenario(folder)
-            except UserError as exc:
-                raise UserError(
-                    f"{facts_path}: the scenario it names times the conditions' lag: {exc} "
-                    "(run from the folder the validation was run in, or correct its path there)"
-                ) from None
+            scenario = _scenario_of(folder, facts_path, "times the conditions' lag")
         lags = fit_lags(scenario, applied)
     if any(lags.values()):
         from adaptsim.simulator import run_scenario
@@ -309,6 +354,21 @@ def fit_foldback(
     reparts = runs["repartitions"].sum()
     same = same.assign(edge_level=_applied_cpu_at(same, facts, _BEFORE_EDGE),
                        cloud_level=_applied_cpu_at(same, facts, _BEFORE_CLOUD))  # fmt: skip
+    probes = facts.get("host_speed") or {}
+    speeds = {}
+    if host_speed and probes:
+        if scenario is None:
+            scenario = _scenario_of(folder, facts_path, "its calibration prices the probes")
+        speeds = host_speeds(probes, scenario.model)
+    keys = same["policy"].astype(str) + "/" + same["seed"].astype(str)
+    relative = bool(speeds) and len(same) > 0 and bool(keys.isin(list(speeds)).all())
+    fit_speed = (1.0, 1.0)
+    if relative:  # each frame's seconds at its own run's host speed
+        factors = {k: v.factors() for k, v in speeds.items()}
+        same = same.assign(edge_s=same["edge_s"] / keys.map(lambda k: factors[k][0]),
+                           cloud_s=same["cloud_s"] / keys.map(lambda k: factors[k][1]))  # fmt: skip
+        runs_in = [factors[k] for k in keys.unique()]
+        fit_speed = tuple(float(np.median([f[j] for f in runs_in])) for j in (0, 1))
     return FoldBack(
         edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
         cloud_scale=_ratio(same["cloud_s"], same["cloud_s_sim"]),
@@ -321,7 +381,33 @@ def fit_foldback(
         edge_scale_by_cpu=_by_level(same, "edge_level", "edge_s"),
         cloud_scale_by_cpu=_by_level(same, "cloud_level", "cloud_s"),
         **lags,
+        host_relative=relative,
+        fit_edge_speed=fit_speed[0],
+        fit_cloud_speed=fit_speed[1],
     )
+
+
+def _scenario_of(folder: Path, facts_path: Path, why: str) -> Scenario:
+    """The run's scenario rebuilt from its facts, or one line saying why not."""
+    try:
+        return twin_scenario(folder)
+    except UserError as exc:
+        raise UserError(
+            f"{facts_path}: the scenario it names {why}: {exc} "
+            "(run from the folder the validation was run in, or correct its path there)"
+        ) from None
+
+
+def folded_twin(sc: Scenario, fb: FoldBack, speeds: dict[str, HostSpeed], draws: int) -> list:
+    """The twin of ``sc`` with ``fb`` folded back, ``draws`` noise draws: a host-relative
+    fold-back at each policy run's own host speed (``speeds``, the scored run's probes;
+    a run without: the fit run's speed), any other as one world for every run."""
+    from adaptsim.testbed.host_speed import twin_per_run
+    from adaptsim.testbed.twin import twin_draws
+
+    if not fb.host_relative or not speeds:
+        return twin_draws(apply_foldback(sc, fb), draws)
+    return twin_per_run(sc, lambda key: apply_foldback(sc, fb.at_host(speeds.get(key))), draws)
 
 
 def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
@@ -333,7 +419,10 @@ def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:
     cloud at a level is its fitted scale; the way back, folded into the cloud's
     extra, is scaled along: a few percent of half a millisecond). The world's
     conditions follow the traces ``*_lag_s`` late; the monitor reads them as written.
+    A host-relative fold-back is applied at the fit run's own host speed here
+    (:meth:`FoldBack.at_host`); :func:`folded_twin` applies it at each scored run's.
     """
+    fb = fb.at_host(None)
     m = sc.model
     # the law's per-message overhead and the measured medians it is corrected to
     extra = max(fb.uplink_extra_s, -float(m.link.values[..., 0].min()))

@@ -96,6 +96,10 @@ def fold_back_source(folder: str | Path, what: str = "--fold-back") -> None:
                 raise UserError(
                     f"{Path(folder) / 'validation.json'}: {key} is not an object; {_HOW}"
                 )
+        from adaptsim.testbed.host_speed import check_host_probes
+
+        # the probes the fold-back is fitted relative to
+        check_host_probes(facts.get("host_speed"), str(Path(folder) / "validation.json"))
         # the result's way back and the edge's stress level (the cloud's scale per level)
         validation_records(folder, "real", ("return_s", "edge_cpu_pct"))
         validation_records(folder, "simulated")

@@ -18,7 +18,12 @@ Frame kinds: ``hello`` (server), ``infer`` (edge -> cloud: ``id``, ``model``,
 ``prev_recv_s``: when the frame before it on the connection was all in, which
 says when the uplink was free for this one),
 ``clock`` (edge -> cloud, empty; answered at once with the server's ``clock_s``:
-the edge's clock sync, :meth:`~adaptsim.testbed.client.CloudClient.sync_clock`) and
+the edge's clock sync, :meth:`~adaptsim.testbed.client.CloudClient.sync_clock`),
+``probe`` (edge -> cloud: an ``infer`` frame's fields and ``frames``, 1 to
+:data:`~adaptsim.testbed.host_speed.MAX_PROBE_FRAMES`; the server runs that point's
+tail on the body ``frames`` times, between runs, and answers a ``probe`` frame whose
+``cloud_s`` lists its own compute seconds per call: the host's speed,
+:mod:`~adaptsim.testbed.host_speed`) and
 ``error`` (``error``: what was wrong, ``id`` when known).
 """
 

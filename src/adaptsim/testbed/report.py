@@ -3,6 +3,7 @@
 Built with the shared report module (:mod:`adaptsim.report`: the same page,
 tables and figures as ``adaptsim report``), and only from the folder's own files
 (``comparison.csv``, ``stages.csv``, ``comparison_folded.csv``,
+``comparison_probed.csv``, ``comparison_folded_plain.csv``,
 ``validation.json``, ``real/`` and ``simulated/`` records), so the page says
 exactly what the CSVs hold and can be rebuilt from a folder at any time
 (:func:`write_validation_report`). The HTML and the markdown hold the same
@@ -60,25 +61,26 @@ def _policy_table(t: pd.DataFrame, table_id: str, caption: str) -> Table:
         cols += ["p95 draws 10 % (ms)", "p95 draws 90 % (ms)", "mean error, one draw",
                  "p95 error, one draw"]  # fmt: skip
     tab = Table(cols, caption=caption, table_id=table_id)
+    pre = "" if table_id == "comparison" else f"{table_id}/"  # the data keys of the cells
     for _, r in t.iterrows():
         p = r["policy"]
         cells: list[Cell | str] = [p, Cell(str(int(r["frames"])), float(r["frames"]))]
         for stat in ("mean", "p50", "p95"):
             cells += [
-                _s(r[f"measured_{stat}_s"], f"{p}/measured_{stat}_s"),
-                _s(r[f"simulated_{stat}_s"], f"{p}/simulated_{stat}_s"),
-                _pct(r[f"{stat}_error_pct"], f"{p}/{stat}_error_pct"),
+                _s(r[f"measured_{stat}_s"], f"{pre}{p}/measured_{stat}_s"),
+                _s(r[f"simulated_{stat}_s"], f"{pre}{p}/simulated_{stat}_s"),
+                _pct(r[f"{stat}_error_pct"], f"{pre}{p}/{stat}_error_pct"),
             ]
         cells += [
-            _rate(r["measured_miss_rate"], f"{p}/measured_miss_rate"),
-            _rate(r["simulated_miss_rate"], f"{p}/simulated_miss_rate"),
+            _rate(r["measured_miss_rate"], f"{pre}{p}/measured_miss_rate"),
+            _rate(r["simulated_miss_rate"], f"{pre}{p}/simulated_miss_rate"),
         ]
         if draws:
             cells += [
-                _s(r["simulated_p95_s_p10"], f"{p}/simulated_p95_s_p10"),
-                _s(r["simulated_p95_s_p90"], f"{p}/simulated_p95_s_p90"),
-                _pct(r["single_mean_error_pct"], f"{p}/single_mean_error_pct"),
-                _pct(r["single_p95_error_pct"], f"{p}/single_p95_error_pct"),
+                _s(r["simulated_p95_s_p10"], f"{pre}{p}/simulated_p95_s_p10"),
+                _s(r["simulated_p95_s_p90"], f"{pre}{p}/simulated_p95_s_p90"),
+                _pct(r["single_mean_error_pct"], f"{pre}{p}/single_mean_error_pct"),
+                _pct(r["single_p95_error_pct"], f"{pre}{p}/single_p95_error_pct"),
             ]
         tab.add(*cells)
     return tab
@@ -110,17 +112,25 @@ def _stage_table(stages: pd.DataFrame) -> Table:
     return tab
 
 
-def _fold_table(before: pd.DataFrame, after: pd.DataFrame) -> Table:
+def _fold_table(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    was: str = "before",
+    now: str = "after",
+    table_id: str = "fold-back",
+) -> Table:
     cols = ["policy"]
     for stat in ("mean", "p50", "p95"):
-        cols += [f"{stat} error before", f"{stat} error after"]
-    cols += ["miss rate diff before", "miss rate diff after"]
+        cols += [f"{stat} error {was}", f"{stat} error {now}"]
+    cols += [f"miss rate diff {was}", f"miss rate diff {now}"]
     tab = Table(
         cols,
-        caption="Simulated vs measured, in %, before and after the fold-back.",
-        table_id="fold-back",
+        caption=f"Simulated vs measured, in %: {was} and {now}"
+        + (" the fold-back." if table_id == "fold-back" else "."),
+        table_id=table_id,
     )
     a = after.set_index("policy")
+    tag = "" if table_id == "fold-back" else f"{table_id}/"  # the data keys of the cells
     for _, r in before.iterrows():
         p = r["policy"]
         if p not in a.index:
@@ -128,12 +138,44 @@ def _fold_table(before: pd.DataFrame, after: pd.DataFrame) -> Table:
         cells: list[Cell | str] = [p]
         for stat in ("mean", "p50", "p95"):
             c = f"{stat}_error_pct"
-            cells += [_pct(r[c], f"{p}/before/{c}"), _pct(a.loc[p, c], f"{p}/after/{c}")]
+            cells += [_pct(r[c], f"{p}/{tag}{was}/{c}"), _pct(a.loc[p, c], f"{p}/{tag}{now}/{c}")]
         cells += [
-            _pct(r["miss_rate_diff"] * 100, f"{p}/before/miss_rate_diff"),
-            _pct(a.loc[p, "miss_rate_diff"] * 100, f"{p}/after/miss_rate_diff"),
+            _pct(r["miss_rate_diff"] * 100, f"{p}/{tag}{was}/miss_rate_diff"),
+            _pct(a.loc[p, "miss_rate_diff"] * 100, f"{p}/{tag}{now}/miss_rate_diff"),
         ]
         tab.add(*cells)
+    return tab
+
+
+def _speed_table(host_speed: dict) -> Table:
+    """Per policy run: the probes' medians, the calibration's prediction, the speed."""
+    tab = Table(
+        ["run (policy/seed)", "edge probes", "edge median (ms)", "edge predicted (ms)",
+         "edge speed", "cloud probes", "cloud median (ms)", "cloud predicted (ms)",
+         "cloud speed"],
+        caption="The host's speed per policy run: median probe seconds / the calibration's "
+        "at no stress (probes before and after the run).",
+        table_id="host-speed",
+    )  # fmt: skip
+
+    def speed(v, key: str) -> Cell | str:
+        return "n/a" if v is None else Cell(f"x{float(v):.3f}", float(v), key)
+
+    def ms(v, key: str) -> Cell | str:
+        return "n/a" if v is None else _s(v, key)
+
+    for run, p in host_speed.items():
+        tab.add(
+            run,
+            str(len(p.get("edge_s") or [])),
+            ms(p.get("edge_median_s"), f"{run}/edge_median_s"),
+            ms(p.get("edge_predicted_s"), f"{run}/edge_predicted_s"),
+            speed(p.get("edge"), f"{run}/edge_speed"),
+            str(len(p.get("cloud_s") or [])),
+            ms(p.get("cloud_median_s"), f"{run}/cloud_median_s"),
+            ms(p.get("cloud_predicted_s"), f"{run}/cloud_predicted_s"),
+            speed(p.get("cloud"), f"{run}/cloud_speed"),
+        )
     return tab
 
 
@@ -248,6 +290,32 @@ def validation_page(folder: Path) -> Page:
             "(interactive in report.html).*",
         )
     )
+    host_speed = facts.get("host_speed") or {}
+    if host_speed and (folder / "comparison_probed.csv").is_file():
+        probed = pd.read_csv(folder / "comparison_probed.csv")
+        page.section("The twin at the probed host speed", "probed").add(
+            paragraph(
+                f"Before and after each policy run ({facts.get('probe_frames', '?')} probe "
+                "frames per role each time, no stress, the link idle) the edge ran the whole "
+                "model and the cloud its whole tail; a run's host speed is the median probe "
+                "over the calibration's prediction at no stress. The probed twin simulates "
+                "each policy run with the edge's and the cloud's compute times that run's "
+                "speed (one scalar per role, nothing else changed). It is not fitted on the "
+                "scored frames: the probes are frames of their own, timed between runs."
+            ),
+            table(_speed_table(host_speed)),
+            table(
+                _policy_table(
+                    probed, "comparison-probed", "Measured vs the twin at the probed host speed."
+                )
+            ),
+            table(_fold_table(comp, probed, "plain twin", "probed twin", "probed")),
+            paragraph(
+                f"Ranking at the probed speed: "
+                f"{' < '.join(probed.sort_values('simulated_mean_s')['policy'])}; "
+                + _discordant(ranking(probed))
+            ),
+        )
     fb_facts = facts.get("fold_back")
     if fb_facts is not None and (folder / "comparison_folded.csv").is_file():
         from adaptsim.testbed.foldback import FoldBack
@@ -267,6 +335,14 @@ def validation_page(folder: Path) -> Page:
                     "Cloud (by the edge CPU stress in place when its stage started)",
                     fb.cloud_scale_by_cpu,
                 )
+                + (
+                    " Relative to the host's speed: the scales above are over the fit run's "
+                    f"probed speed (its median: edge x{fb.fit_edge_speed:.3g}, cloud "
+                    f"x{fb.fit_cloud_speed:.3g}), and each policy run's twin gets them times "
+                    "its own probed speed."
+                    if fb.host_relative
+                    else ""
+                )
             ),
             table(_fold_table(comp, after)),
             paragraph(
@@ -274,6 +350,16 @@ def validation_page(folder: Path) -> Page:
                 + _discordant(ranking(after))
             ),
         )
+        if (folder / "comparison_folded_plain.csv").is_file():
+            plain = pd.read_csv(folder / "comparison_folded_plain.csv")
+            page.sections[-1].add(
+                paragraph(
+                    "The same fold-back fitted without the probes (its scales carry the fit "
+                    "run's host speed, as before the probe), against the one relative to the "
+                    "host's speed:"
+                ),
+                table(_fold_table(plain, after, "plain fold-back", "relative", "fold-back-plain")),
+            )
     how = [
         f"One-way latency: {facts['one_way_latency']}: the kernel here has no netem, so the "
         "cloud holds a frame that long after it is all in, and the edge adds it to a result's "

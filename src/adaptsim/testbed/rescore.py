@@ -16,33 +16,63 @@ import pandas as pd
 
 from adaptsim.errors import UserError
 from adaptsim.simulator import run_scenario
-from adaptsim.testbed.foldback import FoldBack, apply_foldback, fit_foldback
+from adaptsim.testbed.foldback import FoldBack, fit_foldback, folded_twin
+from adaptsim.testbed.folder import validation_facts
+from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds, probed_twin
 from adaptsim.testbed.scenario import twin_scenario
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
-__all__ = ["rescore_folder", "twin_scenario"]
+__all__ = ["folder_speeds", "rescore_folder", "rescore_probed", "twin_scenario"]
+
+
+def folder_speeds(folder: Path, sc) -> dict[str, HostSpeed]:
+    """The host speed of each policy run of a saved validation folder (its probes,
+    against ``sc``'s calibration: the twin's now); ``{}`` for a folder without probes."""
+    folder = Path(folder)
+    probes = check_host_probes(validation_facts(folder).get("host_speed"),
+                               str(folder / "validation.json"))  # fmt: skip
+    return host_speeds(probes, sc.model)
 
 
 def rescore_folder(
-    folder: Path, fold_back_from: Path | None = None, draws: int = NOISE_DRAWS
+    folder: Path,
+    fold_back_from: Path | None = None,
+    draws: int = NOISE_DRAWS,
+    *,
+    host_speed: bool = True,
 ) -> tuple[pd.DataFrame, FoldBack | None]:
     """The folder's saved real run against the twin simulated now (with ``draws`` noise draws).
 
     With ``fold_back_from`` (another validation folder: never ``folder`` itself)
     the twin has what that run measured folded back, fitted against that run's twin
-    simulated now (its saved twin may come from an older calibration). Returns the comparison of
+    simulated now (its saved twin may come from an older calibration): relative to
+    the host's speed and applied at each policy run's own where both folders have
+    probes (``host_speed`` False: as before the probes). Returns the comparison of
     :func:`~adaptsim.testbed.twin.compare_draws` and the fold-back used.
     """
     folder = Path(folder)
     sc = twin_scenario(folder)
-    fb = None
-    if fold_back_from is not None:
-        if Path(fold_back_from).resolve() == folder.resolve():
-            raise UserError("fold-back: fit on another run than the one you score")
-        # fitted against the current twin of that run, not its saved (maybe stale) one
-        fit_sc = twin_scenario(Path(fold_back_from))
-        fresh = run_scenario(fit_sc).records
-        fb = fit_foldback(Path(fold_back_from), simulated=fresh, scenario=fit_sc)
-        sc = apply_foldback(sc, fb)
     real = pd.read_csv(folder / "real" / "summary.csv")
-    return compare_draws(real, twin_draws(sc, draws)), fb
+    if fold_back_from is None:
+        return compare_draws(real, twin_draws(sc, draws)), None
+    if Path(fold_back_from).resolve() == folder.resolve():
+        raise UserError("fold-back: fit on another run than the one you score")
+    # fitted against the current twin of that run, not its saved (maybe stale) one
+    fit_sc = twin_scenario(Path(fold_back_from))
+    fresh = run_scenario(fit_sc).records
+    fb = fit_foldback(Path(fold_back_from), simulated=fresh, scenario=fit_sc,
+                      host_speed=host_speed)  # fmt: skip
+    speeds = folder_speeds(folder, sc) if host_speed else {}
+    return compare_draws(real, folded_twin(sc, fb, speeds, draws)), fb
+
+
+def rescore_probed(folder: Path, draws: int = NOISE_DRAWS) -> pd.DataFrame | None:
+    """The folder's saved real run against the twin at each run's probed host speed,
+    simulated now; None for a folder without probes."""
+    folder = Path(folder)
+    sc = twin_scenario(folder)
+    speeds = folder_speeds(folder, sc)
+    if not speeds:
+        return None
+    real = pd.read_csv(folder / "real" / "summary.csv")
+    return compare_draws(real, probed_twin(sc, speeds, draws))

@@ -17,6 +17,11 @@ timed then. The quota's group belongs to this process (``adaptsim-<pid>``): it
 is removed when the run ends, however it ends, and one a SIGKILL left is removed
 by the next run, with the namespaces.
 
+Around every policy run the edge probes the host's speed (``plan.probe_frames``
+calls of the whole model on the edge and of its whole tail on the cloud, before the
+run's conditions are applied and after they are removed: :mod:`~adaptsim.testbed.host_speed`),
+kept in the facts' ``host_speed`` per run; they are not records.
+
 Every policy and seed is one run: the conditions at t = 0 are put in place,
 then the edge is told to start at ``t0`` and the traces are followed from
 ``t0``. The records come back in the simulator's schema (plus ``return_s``:
@@ -91,6 +96,7 @@ class RealRunPlan:
     rate_hz: float | None = None  # frames a second, replacing the scenario's
     added_policies: list[str] = field(default_factory=list)  # built-ins the scenario lacks
     edge_cpu_quota: float | None = None  # cores of CPU time the edge gets (None: its core)
+    probe_frames: int = 5  # host-speed probe frames per role before and after each run (0: none)
 
     @property
     def mem_cpus(self) -> list[int]:
@@ -305,6 +311,7 @@ def real_run(
             total = len(plan.policies) * len(sc.seeds)
             for spec_i, seed in itertools.product(plan.policies, sc.seeds):
                 rec_path = work / f"records-{spec_i}-{seed}.jsonl"
+                before = _probe(edge, plan.probe_frames)  # no stress yet, the link idle
                 drops_before = link.dropped_packets() if link is not None else 0
                 tcp_before = link.tcp_counters() if link is not None else {}
                 with ConditionFollower(sc, link, plan.edge_cpus, mem_cpus,
@@ -325,6 +332,10 @@ def real_run(
                     interrupted = True
                     if not out.get("started", True):
                         break
+                if before is not None and not out.get("lost"):  # the stress is gone again
+                    facts.setdefault("host_speed", {})[f"{out['policy']}/{seed}"] = _probes(
+                        before, _probe(edge, plan.probe_frames)
+                    )
                 f = _records(rec_path)
                 frames.append(f)
                 facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
@@ -364,6 +375,28 @@ def real_run(
     summary = summarise(records, runs_frame, sc)
     wall = time.perf_counter() - t_start
     return Results(sc, records, summary, runs_frame, wall, interrupted), facts
+
+
+def _probe(edge: _Child, frames: int) -> dict | None:
+    """The edge's host-speed probe (:meth:`~adaptsim.testbed.edge.EdgeRunner.probe`),
+    with its wall seconds; None when probes are off."""
+    if frames <= 0:
+        return None
+    t = time.perf_counter()
+    edge.send({"probe": frames})
+    got = edge.answer(120.0 + 60.0 * frames, "the edge's host-speed probe")
+    return {**got, "wall_s": time.perf_counter() - t}
+
+
+def _probes(before: dict, after: dict) -> dict:
+    """One policy run's probes as ``validation.json`` keeps them: the before-probes
+    first, ``at`` naming each (a cloud without probe frames: an empty list)."""
+    cloud = [*(before.get("cloud_s") or []), *(after.get("cloud_s") or [])]
+    return {"edge_s": [*before["edge_s"], *after["edge_s"]], "cloud_s": cloud,
+            "at": ["before"] * len(before["edge_s"]) + ["after"] * len(after["edge_s"]),
+            "cloud_at": (["before"] * len(before.get("cloud_s") or [])
+                         + ["after"] * len(after.get("cloud_s") or [])),
+            "wall_s": before["wall_s"] + after["wall_s"]}  # fmt: skip
 
 
 def _switching_s(f: pd.DataFrame) -> float:

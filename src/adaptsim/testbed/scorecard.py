@@ -7,7 +7,10 @@ and prints :func:`scorecard` of the two folders: per policy the errors of mean,
 p50 and p95 and the deadline-miss rates on both seeds, seed 2 before and after
 the fold-back, whether the targets are met (mean within 10 %, p95 within 15 %),
 the rankings and Kendall's tau, the fold-back's factors, and per stage where
-seed 2's error sits. Everything comes from the folders' own files, so the
+seed 2's error sits. Where the runs probed their host's speed
+(:mod:`~adaptsim.testbed.host_speed`): each policy run's host speed, seed 2 against
+the twin at its probed speed, and after the fold-back as fitted without the probes
+beside the one relative to the host's speed. Everything comes from the folders' own files, so the
 tables can be printed again at any time: ``python -m adaptsim.testbed.scorecard
 SEED1_DIR SEED2_DIR``.
 """
@@ -102,6 +105,14 @@ def _read(folder: Path, name: str) -> pd.DataFrame:
     return validation_table(folder, name)
 
 
+def _optional(folder: Path, name: str) -> pd.DataFrame | None:
+    return validation_table(folder, name) if (folder / name).is_file() else None
+
+
+def _speed(v) -> str:
+    return "n/a" if v is None else f"x{float(v):.3f}"
+
+
 def _ranking_line(t: pd.DataFrame, records: pd.DataFrame) -> str:
     r = ranking(t, records)
     return (f"ranking by mean: measured {' < '.join(r['measured'])}; simulated "
@@ -131,6 +142,8 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
     if Path(fb.get("from", "")).resolve() != seed1.resolve():
         raise UserError(f"{seed2} was not folded back from {seed1} (validate --seed 2 "
                         f"--fold-back {seed1})")  # fmt: skip
+    probed = _optional(seed2, "comparison_probed.csv")
+    plain = _optional(seed2, "comparison_folded_plain.csv")
     note = None
     if resimulate or not all("simulated_p95_s_p10" in t for t in (first, before, after)):
         from dataclasses import asdict
@@ -141,6 +154,12 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
         before, _ = rescore_folder(seed2)
         after, fitted = rescore_folder(seed2, fold_back_from=seed1)
         fb = {"from": str(seed1), **asdict(fitted)}
+        from adaptsim.testbed.rescore import rescore_probed
+
+        probed = rescore_probed(seed2)
+        plain = None
+        if fitted.host_relative:
+            plain, _ = rescore_folder(seed2, fold_back_from=seed1, host_speed=False)
         note = (f"(the twins simulated again now from the saved facts, "
                 f"{int(first['noise_draws'].iloc[0])} noise draws each, against the saved "
                 "real runs; the fold-back fitted again on seed 1)")  # fmt: skip
@@ -151,9 +170,16 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
         out += ["", note]
     real1 = pd.read_parquet(seed1 / "real" / "records.parquet")
     real2 = pd.read_parquet(seed2 / "real" / "records.parquet")
-    tables = (("seed 1 (measured vs simulated)", first, real1),
-              ("seed 2 before the fold-back", before, real2),
-              ("seed 2 after the fold-back fitted on seed 1", after, real2))  # fmt: skip
+    tables = [("seed 1 (measured vs simulated)", first, real1),
+              ("seed 2 before the fold-back", before, real2)]  # fmt: skip
+    if probed is not None:
+        tables.append(("seed 2, the twin at each policy run's probed host speed (not fitted)",
+                       probed, real2))  # fmt: skip
+    if plain is not None:
+        tables.append(("seed 2 after the fold-back fitted on seed 1, without the probes "
+                       "(as before them)", plain, real2))  # fmt: skip
+    relative = " relative to the host's speed" if fb.get("host_relative") else ""
+    tables.append((f"seed 2 after the fold-back fitted on seed 1{relative}", after, real2))
     for title, t, real in tables:
         out += ["", f"### {title}", "", _md(_policy_rows(t), _POLICY_COLS), "",
                 _ranking_line(t, real)]  # fmt: skip
@@ -164,6 +190,13 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
             out.append(f"measured mean inside the draws' 10-90 % for "
                        f"{int(t['mean_inside'].sum())} of {len(t)} policies, p95 for "
                        f"{int(t['p95_inside'].sum())} of {len(t)}")  # fmt: skip
+    for name, folder in (("seed 1", seed1), ("seed 2", seed2)):
+        speeds = validation_facts(folder).get("host_speed") or {}
+        if speeds:
+            out += ["", f"### {name}: the host's speed per policy run (median probe / "
+                    "calibration's at no stress)", "",
+                    ", ".join(f"{k} edge {_speed(v.get('edge'))} cloud {_speed(v.get('cloud'))}"
+                              for k, v in speeds.items())]  # fmt: skip
     factors = {k: v for k, v in fb.items() if k != "from"}
     out += ["", "### the fold-back fitted on seed 1", "",
             ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"

@@ -207,6 +207,9 @@ class CloudServer:
                     if header.get("kind") == "clock":  # the edge's clock sync: answered at once
                         reply({"kind": "clock", "clock_s": time.monotonic()})
                         continue
+                    if header.get("kind") == "probe":  # the host's speed, between runs
+                        reply(self._probe(header, body))
+                        continue
                     job = self._job(header, body)
                 except FrameError as exc:
                     self.rejected += 1
@@ -227,9 +230,9 @@ class CloudServer:
         finally:
             conn.close()
 
-    def _job(self, header: dict, body: bytes):
+    def _job(self, header: dict, body: bytes, kind: str = "infer"):
         rid = header.get("id")
-        if header.get("kind") != "infer":
+        if header.get("kind") != kind:
             raise FrameError(f"unexpected frame kind {header.get('kind')!r}", request_id=rid)
         model, point = header.get("model"), header.get("point")
         if model not in self.tails:
@@ -248,6 +251,27 @@ class CloudServer:
             raise FrameError(f"body of {len(body)} bytes does not hold shape {shape} float32",
                              request_id=rid)  # fmt: skip
         return rid, tail, body
+
+    def _probe(self, header: dict, body: bytes) -> dict:
+        """A probe frame's answer: its point's tail run ``frames`` times on its body, the
+        seconds of each call as a frame's cloud service time is timed (``start_s`` to
+        ``end_s``). Run here, in the connection's thread: the edge probes between runs,
+        when no frame of its own is in the queue."""
+        from adaptsim.testbed.host_speed import MAX_PROBE_FRAMES
+
+        rid, tail, _ = self._job(header, body, kind="probe")
+        n = header.get("frames")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PROBE_FRAMES:
+            raise FrameError(f"probe frames {n!r}: give 1 to {MAX_PROBE_FRAMES}", request_id=rid)
+        if tail.run is None:
+            raise FrameError(f"point {header['point']} has no tail to probe", request_id=rid)
+        x = np.frombuffer(body, dtype=np.float32).reshape(tail.shape)
+        seconds = []
+        for _ in range(n):
+            start = time.monotonic()
+            tail.run(x)
+            seconds.append(time.monotonic() - start)
+        return {"kind": "probe", "id": rid, "cloud_s": seconds}
 
     # -- the one-way latency, then the FIFO queue and its servers -----------------
     def _release(self) -> None:

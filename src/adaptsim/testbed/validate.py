@@ -32,8 +32,15 @@ from adaptsim.testbed.edge_quota import (
     check_quota_matches,
     scenario_calibration_path,
 )
-from adaptsim.testbed.foldback import apply_foldback, fit_foldback
+from adaptsim.testbed.foldback import apply_foldback, fit_foldback, folded_twin
 from adaptsim.testbed.folder import fold_back_source
+from adaptsim.testbed.host_speed import (
+    PROBE_FRAMES,
+    check_probe_frames,
+    host_speeds,
+    probed_twin,
+    record_speeds,
+)
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
@@ -77,6 +84,7 @@ def validate(
     cloud_wait_s: float = 300.0,
     noise_draws: int = NOISE_DRAWS,
     edge_cpu_quota: float | None = None,
+    probe_frames: int = PROBE_FRAMES,
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Run the scenario for real and simulated; write the comparison into ``out``.
@@ -97,18 +105,26 @@ def validate(
     ``edge_cpu_quota`` runs the edge process in a cgroup CPU quota of that many
     cores (:mod:`~adaptsim.testbed.edge_quota`); a calibration whose edge was
     profiled under another quota is refused before anything runs.
+    ``probe_frames`` (0: none) times the host's speed before and after each policy run
+    (:mod:`~adaptsim.testbed.host_speed`): a third twin, each policy run's edge and
+    cloud at its probed host speed (``comparison_probed.csv``), and a fold-back from a
+    run that probed too is fitted relative to its host speed and applied at each run's
+    (``comparison_folded.csv``; as without probes: ``comparison_folded_plain.csv``).
     """
+    check_probe_frames(probe_frames)
     if noise_draws < 1:
         raise UserError(f"--noise-draws {noise_draws}: give at least 1")
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
-    fb = None
+    fb = fb_plain = None
     if fold_back is not None:
         fold_back_source(fold_back, "--fold-back")  # one line now, not a traceback
         if fold_back.resolve() == out.resolve():
             raise UserError("--fold-back: fit on another run than the one you score (--out)")
         try:
             fb = fit_foldback(fold_back)
+            if fb.host_relative:  # as it was fitted before the probes, for comparison
+                fb_plain = fit_foldback(fold_back, host_speed=False)
         except UserError as exc:
             raise UserError(f"--fold-back {fold_back}: {exc}") from None
     sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds, rate_hz,
@@ -116,7 +132,7 @@ def validate(
     keep, notes = select_policies(sc, policies)
     plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep, rate_hz=rate_hz,
                        added_policies=list(policies or []),
-                       edge_cpu_quota=edge_cpu_quota)  # fmt: skip
+                       edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames)  # fmt: skip
     check_edge_quota(edge_cpu_quota, plan.edge_cpus)
     cal = load_calibration(scenario_calibration_path(calibration, sc))
     unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
@@ -141,7 +157,14 @@ def validate(
     twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
     progress(f"simulating the twin ({noise_draws} noise draws)")
     twin = twin_draws(twin_sc, noise_draws)
-    twin_fb = twin_draws(apply_foldback(twin_sc, fb), noise_draws) if fb is not None else None
+    probes = facts.get("host_speed") or {}
+    speeds = host_speeds(probes, twin_sc.model)
+    record_speeds(probes, speeds)  # beside the raw probes: what the twin makes of them
+    twin_probed = probed_twin(twin_sc, speeds, noise_draws) if speeds else None
+    twin_fb = folded_twin(twin_sc, fb, speeds, noise_draws) if fb is not None else None
+    twin_fb_plain = None
+    if fb_plain is not None:
+        twin_fb_plain = twin_draws(apply_foldback(twin_sc, fb_plain), noise_draws)
     remote = plan.cloud_address is not None
     if remote:
         held = {c.get("cloud_latency_s") for c in facts.get("clock", {}).values()}
@@ -173,8 +196,11 @@ def validate(
         notes=notes, noise_draws=noise_draws, real_wall_s=real.wall_s, interrupted=real.interrupted,
         logs_tail=logs, load_average=os.getloadavg(), cloud=cloud,
         fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
+        fold_back_plain=None if fb_plain is None else {"from": str(fold_back),
+                                                       **asdict(fb_plain)},
+        probe_frames=probe_frames,
     )  # fmt: skip
-    return write_validation(out, real, twin, facts, twin_fb)
+    return write_validation(out, real, twin, facts, twin_fb, twin_probed, twin_fb_plain)
 
 
 def write_validation(
@@ -183,15 +209,20 @@ def write_validation(
     twin: Results | list[Results],
     facts: dict,
     twin_folded: Results | list[Results] | None = None,
+    twin_probed: list[Results] | None = None,
+    twin_folded_plain: list[Results] | None = None,
 ) -> Path:
     """Compare ``real`` with ``twin`` (and the folded twin) and write the folder ``out``.
 
     ``twin`` is one simulation or a list of noise draws (draw 0 first, see
     :mod:`~adaptsim.testbed.twin`): the comparison is against their median, with
     their spread and draw 0's numbers beside it; ``simulated/`` and the stages hold
-    draw 0. ``facts`` says how the real run was made (see :func:`validate`); the
-    ranking is added here. Everything goes into a scratch folder beside ``out`` that is
-    renamed into place at the end: the folder is whole or absent.
+    draw 0. ``twin_probed``: the draws of the twin at each run's probed host speed
+    (``comparison_probed.csv``); ``twin_folded_plain``: of the fold-back fitted
+    without the probes (``comparison_folded_plain.csv``). ``facts`` says how the real
+    run was made (see :func:`validate`); the ranking is added here. Everything goes
+    into a scratch folder beside ``out`` that is renamed into place at the end: the
+    folder is whole or absent.
     """
     twins = twin if isinstance(twin, list) else [twin]
     twin = twins[0]
@@ -210,6 +241,11 @@ def write_validation(
             folded = compare_draws(real.summary, folded_draws)
             write_results(folded_draws[0], tmp / "simulated_folded")
             write_atomic(tmp / "comparison_folded.csv", lambda p: folded.to_csv(p, index=False))
+        for name, draws in (("comparison_probed.csv", twin_probed),
+                            ("comparison_folded_plain.csv", twin_folded_plain)):  # fmt: skip
+            if draws is not None:
+                extra = compare_draws(real.summary, draws)
+                write_atomic(tmp / name, lambda p, t=extra: t.to_csv(p, index=False))
         write_atomic(tmp / "validation.json",
                      lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip
         write_validation_report(tmp)
