@@ -7,11 +7,14 @@ layers and weights, so head then tail computes exactly what the model computes.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import keras
 
 from adaptsim.models.graph import ModelGraph, PointKind, analyse
 
-__all__ = ["InvalidPointError", "split"]
+__all__ = ["InvalidPointError", "compiled", "split"]
 
 
 class InvalidPointError(ValueError):
@@ -72,3 +75,18 @@ def split(
     else:
         tail = keras.Model(p.tensor, outputs, name=f"{graph.name}_tail_{p.ordinal}")
     return head, tail
+
+
+def compiled(model: keras.Model) -> Callable:
+    """``model(x, training=False)`` as a ``tf.function`` of its own, traced once per input shape.
+
+    Wrapped as a ``functools.partial``, not a lambda: TensorFlow counts a function's
+    traces per Python code object, so every lambda made by one line of code shares a
+    counter, and the first (necessary) trace of the fifth sub-model printed "5 out of
+    the last 5 calls to <function ...<lambda>> triggered tf.function retracing",
+    although no function was ever traced twice. A partial is counted on its own: a
+    warning now means a real retrace. The traced graph is the lambda's.
+    """
+    import tensorflow as tf
+
+    return tf.function(functools.partial(model, training=False), reduce_retracing=True)

@@ -15,7 +15,6 @@ Nothing runs at the ends: the head of all-cloud and the tail of all-edge take 0 
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 
@@ -24,24 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 from adaptsim.models.graph import ModelGraph, PointKind
-from adaptsim.models.split import split
+from adaptsim.models.split import compiled, split
 
 __all__ = ["SplitTimer", "compiled"]
 
 _WARM_CALLS = 2
-
-
-def compiled(model: keras.Model) -> Callable:
-    """``model(x, training=False)`` as a ``tf.function`` of its own, traced once per input shape.
-
-    Wrapped as a ``functools.partial``, not a lambda: TensorFlow counts a function's
-    traces per Python code object, so every lambda made by one line of code shares a
-    counter, and the first (necessary) trace of the fifth sub-model printed "5 out of
-    the last 5 calls to <function ...<lambda>> triggered tf.function retracing",
-    although no function was ever traced twice. A partial is counted on its own: a
-    warning now means a real retrace. The traced graph is the lambda's.
-    """
-    return tf.function(functools.partial(model, training=False), reduce_retracing=True)
 
 
 def _clock(fn: Callable, x) -> float:

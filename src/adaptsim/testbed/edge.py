@@ -44,11 +44,10 @@ _RUN_IDS = 1_000_000  # request ids of run r: r * _RUN_IDS + frame (run 0: the w
 
 def build_heads(name: str) -> tuple[dict, np.ndarray, float]:
     """Every point's compiled head: ``{point: call or None}``, the input, seconds taken."""
-    import tensorflow as tf
 
     from adaptsim.models import analyse, build_model
     from adaptsim.models.graph import PointKind
-    from adaptsim.models.split import split
+    from adaptsim.models.split import compiled, split
 
     t0 = time.perf_counter()
     model = build_model(name)
@@ -61,7 +60,7 @@ def build_heads(name: str) -> tuple[dict, np.ndarray, float]:
             heads[p.ordinal] = None
             continue
         head, _ = split(model, p.ordinal, graph=graph)
-        fn = tf.function(lambda v, m=head: m(v, training=False), reduce_retracing=True)
+        fn = compiled(head)
         for _ in range(2):
             fn(x)
         heads[p.ordinal] = fn

@@ -52,11 +52,10 @@ class Tail:
 
 def build_tails(names: list[str], progress: Callable[[str], None] = print) -> dict:
     """Every point's compiled tail of each zoo model: ``{model: {point: Tail}}``."""
-    import tensorflow as tf
 
     from adaptsim.models import analyse, build_model, canonical_name
     from adaptsim.models.graph import PointKind
-    from adaptsim.models.split import split
+    from adaptsim.models.split import compiled, split
 
     out: dict[str, dict[int, Tail]] = {}
     for raw in names:
@@ -71,7 +70,7 @@ def build_tails(names: list[str], progress: Callable[[str], None] = print) -> di
                 tails[p.ordinal] = Tail(shape, None)
                 continue
             _, tail = split(model, p.ordinal, graph=graph)
-            fn = tf.function(lambda x, m=tail: m(x, training=False), reduce_retracing=True)
+            fn = compiled(tail)
             x = np.zeros(shape, np.float32)
             for _ in range(2):  # trace and warm
                 fn(x)

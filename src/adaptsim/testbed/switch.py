@@ -28,11 +28,10 @@ __all__ = ["switch_costs"]
 
 def switch_costs(name: str, repeats: int = 5, seed: int = 0) -> dict:
     """Cold and warm switch costs of every head of zoo model ``name`` (seconds)."""
-    import tensorflow as tf
 
     from adaptsim.models import analyse, build_model, canonical_name
     from adaptsim.models.graph import PointKind
-    from adaptsim.models.split import split
+    from adaptsim.models.split import compiled, split
 
     name = canonical_name(name)
     model = build_model(name)
@@ -44,7 +43,7 @@ def switch_costs(name: str, repeats: int = 5, seed: int = 0) -> dict:
     for p in points:
         t0 = time.perf_counter()
         head, _ = split(model, p.ordinal, graph=graph)
-        fn = tf.function(lambda v, m=head: m(v, training=False), reduce_retracing=True)
+        fn = compiled(head)
         fn(x)
         cold[p.ordinal] = time.perf_counter() - t0
         fns[p.ordinal] = fn
