@@ -52,7 +52,6 @@ class Tail:
 
 def build_tails(names: list[str], progress: Callable[[str], None] = print) -> dict:
     """Every point's compiled tail of each zoo model: ``{model: {point: Tail}}``."""
-
     from adaptsim.models import analyse, build_model, canonical_name
     from adaptsim.models.graph import PointKind
     from adaptsim.models.split import compiled, split
