@@ -13,7 +13,11 @@
 # policies, reactive, neurosurgeon, mpc, changepoint, forecast),
 # foldterms (the fold-back's condition lag and cloud per edge CPU level: fits, apply,
 # Trace.delayed, the engines' cloud factor, the monitor's traces as written; and
-# spread.by_point's borrowing).
+# spread.by_point's borrowing),
+# sweep (the sweep: spec, plan, execute, runner, store, summary, outputs, report; Dask),
+# store (the measurement store: schema, io, catalog, select, choice, flags),
+# report (the run report: build, tables, verdict, folder, figures, page; not the
+# browser driver nor the matplotlib PNGs).
 # Each area mutates its own source and runs every test that exercises it (see TESTS
 # below), nothing slow it does not need; it counts only the mutants whose names match its
 # MATCH pattern (a narrower area leaves the older code of its files out; name an area and
@@ -86,6 +90,11 @@ declare -A SOURCES=(
     src/adaptsim/simulator/engine.py src/adaptsim/simulator/naive.py
     src/adaptsim/simulator/scenario.py src/adaptsim/simulator/monitor.py
     src/adaptsim/simulator/results.py src/adaptsim/calibration/spread.py"
+  [sweep]="src/adaptsim/sweep/*"
+  [store]="src/adaptsim/store/*"
+  [report]="src/adaptsim/report/build.py src/adaptsim/report/tables.py
+    src/adaptsim/report/verdict.py src/adaptsim/report/folder.py
+    src/adaptsim/report/figures.py src/adaptsim/report/page.py"
 )
 # The profiler tests that build calibrations and studies from a hand-made profile store
 # (no TensorFlow, no root); the rest of test_profiler.py times real models.
@@ -105,6 +114,14 @@ tests/test_odd_cli.py::test_a_built_in_is_named_by_its_label_not_a_name_paramete
 # tc's own bounds, against check_rate (root) and the link profile's refusals (none)
 odd_link="tests/test_odd_cli.py::test_tc_takes_the_bounds_it_is_checked_against
 tests/test_odd_cli.py::test_a_link_profile_tc_cannot_make_is_refused_before_any_namespace"
+# The sweep's refusals through the real CLI (policy names and labels, input refused
+# before a Dask cluster starts, a scheduler address checked first, a key given twice)
+odd_sweep="tests/test_odd_cli.py::test_a_policy_name_that_breaks_a_table_or_a_path_is_refused_alike
+tests/test_odd_cli.py::test_a_built_in_is_named_by_its_label_not_a_name_parameter
+tests/test_odd_cli.py::test_a_policy_file_in_a_folder_is_named_by_its_file_not_its_path
+tests/test_odd_cli.py::test_input_is_refused_before_the_work_it_would_spoil
+tests/test_odd_inputs.py::test_a_key_given_twice_in_a_flow_mapping_and_in_a_sweep_is_refused
+tests/test_odd_inputs.py::test_command_line_addresses_seeds_and_lists_are_checked_first"
 declare -A TESTS=(
   [simulator]="tests/test_simulator*.py tests/test_traces.py tests/test_sim_*.py tests/test_policies.py
     tests/test_policy_*.py tests/test_horizon.py tests/test_spread_by_point.py tests/test_robust_runs.py
@@ -131,6 +148,15 @@ declare -A TESTS=(
     tests/test_simulator.py::test_engines_agree_on_random_traces_rates_and_servers
     tests/test_belief.py tests/test_testbed_twin.py tests/test_testbed_report.py
     tests/test_testbed_run.py::test_fold_back_scales_what_the_simulator_charges"
+  [sweep]="tests/test_sweep.py tests/test_sweep_scheduler.py::test_unreachable_scheduler_is_one_line_exit_2
+    $odd_sweep"
+  [store]="tests/test_atomic.py tests/test_robust_stores.py tests/test_importer*.py
+    tests/test_importers.py tests/test_calibration_pieces.py tests/test_calibration_build.py
+    tests/test_mutants_more.py $profiles
+    tests/test_odd_inputs.py::test_a_store_output_that_is_not_a_store_is_refused_before_any_work"
+  [report]="tests/test_report.py tests/test_records_points.py tests/test_robust_report.py
+    tests/test_robust_results.py tests/test_sim_saturation.py tests/test_testbed_report.py
+    tests/test_odd_cli.py::test_report_escapes_the_names_an_older_results_folder_holds"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's
@@ -147,6 +173,9 @@ declare -A MATCH=(
   [emulation]='adaptsim\.emulation\.netns\.(x_check_rate_|xǁNetnsPairǁadd_peer_)|adaptsim\.emulation\.stress\.(x__start_child_|xǁStressǁ__enter___)'
   [testbed]='adaptsim\.testbed\.client\.xǁCloudClientǁ(sync_clock_|__init___)|adaptsim\.testbed\.run\.x_check_cloud_|adaptsim\.testbed\.server\.x_reach_hint_'
   [policies]='adaptsim\.simulator\.(policies|reactive|neurosurgeon|mpc|changepoint|forecast)\.'
+  [sweep]='adaptsim\.sweep\.'
+  [store]='adaptsim\.store\.'
+  [report]='adaptsim\.report\.(build|tables|verdict|folder|figures|page)\.'
   [foldterms]='adaptsim\.testbed\.foldback\.(x_step_lags_|x_fit_lags_|x__applied_cpu_at_|x__facts_|x__by_level_|x__level_factor_|x__late_|x_apply_foldback_|x_fit_foldback_|xǁFoldBackǁfrom_dict_)|adaptsim\.simulator\.traces\.xǁTraceǁdelayed_|adaptsim\.simulator\.engine\.xǁ_Runǁ(cloud_factor_|_deployed_)|adaptsim\.simulator\.naive\.xǁ_Naiveǁwritten_|adaptsim\.simulator\.scenario\.xǁScenarioǁ(cloud_factor_|seen_traces_)|adaptsim\.simulator\.monitor\.x_seen_conditions_|adaptsim\.simulator\.results\.x_add_conditions_|adaptsim\.calibration\.spread\.x_by_point_'
 )
 
@@ -164,7 +193,7 @@ cd "$work"
 only="" tests="" prefixes="" narrow=0
 declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms all)" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms sweep store report all)" >&2; exit 2; }
   set -f; for s in ${SOURCES[$a]}; do only+="    $s"$'\n'; done; set +f  # globs kept for mutmut
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
