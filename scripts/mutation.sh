@@ -190,7 +190,7 @@ else
 fi
 cd "$work"
 
-only="" tests="" prefixes="" narrow=0
+only="" tests="" prefixes="" narrow=0 isolation=fork
 declare -A seen=()
 for a in "${areas[@]}"; do
   [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms sweep store report all)" >&2; exit 2; }
@@ -198,6 +198,11 @@ for a in "${areas[@]}"; do
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
   case $a in persistence|emulation|testbed|foldterms) narrow=1 ;; esac
+  # The sweep's tests start Dask clusters: mutmut's default runner forks each mutant
+  # from the process that ran the test map, whose Dask threads are gone in the fork (a
+  # new cluster then hangs until the timeout: every mutant a "timeout"). A fork server
+  # forks the mutants from a process that never ran a test.
+  [ "$a" != sweep ] || isolation=forkserver
   for t in ${TESTS[$a]}; do
     # a test (file or node id) missing at REV is left out, once each
     if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
@@ -220,6 +225,7 @@ pytest_add_cli_args=
     --deselect=tests/test_sim_random.py::test_same_records_in_other_processes_and_hash_seeds
     --deselect=tests/test_foldback_terms.py::test_the_foldback_terms_script_refuses_bad_input_in_one_line
 use_git_change_detection=false
+process_isolation=$isolation
 CFG
 
 export PATH="$repo/.venv/bin:$PATH" HYPOTHESIS_PROFILE=default
