@@ -148,13 +148,14 @@ declare -A TESTS=(
     tests/test_simulator.py::test_engines_agree_on_random_traces_rates_and_servers
     tests/test_belief.py tests/test_testbed_twin.py tests/test_testbed_report.py
     tests/test_testbed_run.py::test_fold_back_scales_what_the_simulator_charges"
-  [sweep]="tests/test_sweep.py tests/test_sweep_scheduler.py::test_unreachable_scheduler_is_one_line_exit_2
-    $odd_sweep"
-  [store]="tests/test_atomic.py tests/test_robust_stores.py tests/test_importer*.py
+  [sweep]="tests/test_sweep.py tests/test_sweep_outputs.py
+    tests/test_sweep_scheduler.py::test_unreachable_scheduler_is_one_line_exit_2 $odd_sweep"
+  [store]="tests/test_store.py tests/test_atomic.py tests/test_robust_stores.py tests/test_importer*.py
     tests/test_importers.py tests/test_calibration_pieces.py tests/test_calibration_build.py
     tests/test_mutants_more.py $profiles
     tests/test_odd_inputs.py::test_a_store_output_that_is_not_a_store_is_refused_before_any_work"
-  [report]="tests/test_report.py tests/test_records_points.py tests/test_robust_report.py
+  [report]="tests/test_report.py tests/test_report_pieces.py tests/test_records_points.py
+    tests/test_robust_report.py
     tests/test_robust_results.py tests/test_sim_saturation.py tests/test_testbed_report.py
     tests/test_odd_cli.py::test_report_escapes_the_names_an_older_results_folder_holds"
 )
