@@ -154,3 +154,16 @@ def test_a_store_of_a_newer_schema_says_which_versions_this_adaptsim_reads(tmp_p
     assert str(err.value) == (
         f"store {path} has schema version 3, this adaptsim reads 1, 2: re-import the data"
     )
+
+
+def test_the_refused_value_is_shown_as_a_number_not_numpys_repr():
+    """The line showed ``np.float64(-5.0)`` (numpy 2's repr of the cell) where a user
+    wrote -5.0; an infinity read ``np.float64(inf)``."""
+    rows = _rows("vgg19", A, [0, 25])
+    rows[1]["output_bytes"] = -5.0
+    with pytest.raises(UserError, match=r"output_bytes is -5\.0; it is never negative"):
+        _store_frame(rows)
+    rows = _rows("vgg19", A, [0])
+    rows[0]["edge_s"] = float("inf")
+    with pytest.raises(UserError, match=r"edge_s is inf; a measurement is never infinite"):
+        _store_frame(rows)
