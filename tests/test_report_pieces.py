@@ -81,3 +81,20 @@ def test_an_older_folder_without_admission_rules_says_every_frame_was_kept(run_d
     build_report(folder, images=False)
     md = (folder / "report.md").read_text()
     assert "- **admission:** drop never; unbounded queues (every frame kept)" in md
+
+
+def test_the_summary_table_shows_every_latency_to_the_millisecond(run_dir, tmp_path):
+    """mean, p50, p95 and p99: the same rounding in every latency column (a raw float
+    in one of them reads as a different kind of number)."""
+    folder = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    build_report(folder, images=False)
+    page = (folder / "report.html").read_text()
+    body = re.search(r'<table class="data" id="summary-table">(.*?)</table>', page).group(1)
+    rows = [
+        re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", r) for r in re.findall(r"<tr>(.*?)</tr>", body)
+    ]
+    header = rows[0]
+    for column in ("mean (s)", "p50 (s)", "p95 (s)", "p99 (s)"):
+        j = header.index(column)
+        cells = [r[j] for r in rows[1:]]
+        assert len(cells) == 5 and all(re.fullmatch(r"\d+\.\d{3}", c) for c in cells), cells
