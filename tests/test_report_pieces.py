@@ -98,3 +98,36 @@ def test_the_summary_table_shows_every_latency_to_the_millisecond(run_dir, tmp_p
         j = header.index(column)
         cells = [r[j] for r in rows[1:]]
         assert len(cells) == 5 and all(re.fullmatch(r"\d+\.\d{3}", c) for c in cells), cells
+
+
+def test_the_pages_head_holds_only_elements_no_stray_text(run_dir, tmp_path):
+    """Text in <head> outside its title, style and scripts is shown by browsers at the
+    top of the page: the head must hold none."""
+    from html.parser import HTMLParser
+
+    class Head(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.open: list[str] = []
+            self.stray: list[str] = []
+            self.heads = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.heads += tag == "head"
+            if tag not in ("meta", "link"):  # void elements
+                self.open.append(tag)
+
+        def handle_endtag(self, tag):
+            if self.open and self.open[-1] == tag:
+                self.open.pop()
+
+        def handle_data(self, data):
+            if self.open[-1:] == ["head"] and data.strip():
+                self.stray.append(data.strip())
+
+    folder = Path(shutil.copytree(run_dir, tmp_path / "run"))
+    build_report(folder, images=False)
+    page = (folder / "report.html").read_text()
+    parser = Head()
+    parser.feed(page[: page.index("<body>")])
+    assert parser.stray == [] and parser.heads == 1  # the head was read, and is clean
