@@ -15,10 +15,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from adaptsim.report import build_report
+from adaptsim.errors import UserError
+from adaptsim.report import build_report, fmt_pct
 from adaptsim.report.figures import cdf_points, policy_colours
+from adaptsim.report.folder import RECORD_NEEDS, check_records
 from adaptsim.simulator import load_scenario, run_scenario, write_results
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,3 +134,34 @@ def test_the_pages_head_holds_only_elements_no_stray_text(run_dir, tmp_path):
     parser = Head()
     parser.feed(page[: page.index("<body>")])
     assert parser.stray == [] and parser.heads == 1  # the head was read, and is clean
+
+
+def _records(**columns) -> pd.DataFrame:
+    """Three frames of a well-formed run, with ``columns`` replaced."""
+    frame = {c: np.zeros(3) for c in RECORD_NEEDS}
+    frame.update(
+        policy=["p"] * 3, seed=np.ones(3, dtype=np.int64), point=np.ones(3, dtype=np.int64)
+    )
+    frame.update(deadline_met=np.ones(3, dtype=bool), **columns)
+    return pd.DataFrame(frame)
+
+
+@pytest.mark.parametrize(
+    ("columns", "says"),
+    [
+        ({"policy": ["p", "", "p"]}, "column policy must hold policy names"),
+        ({"seed": np.array([1, -2, 1])}, "column seed holds a negative seed"),
+    ],
+)
+def test_records_a_run_never_writes_are_one_line_naming_the_column(columns, says):
+    check_records(_records(), Path("r.parquet"))  # the well-formed ones pass
+    with pytest.raises(UserError) as err:
+        check_records(_records(**columns), Path("r.parquet"))
+    assert str(err.value).startswith(f"r.parquet: {says}; ")
+
+
+def test_percentages_carry_a_sign_only_when_asked():
+    """Shares (a deadline-miss rate, cells beaten) read 12.3 %; changes read +7.3 % or -7.3 %."""
+    assert fmt_pct(12.34) == "12.3 %" and fmt_pct(12.34, 2) == "12.34 %"
+    assert fmt_pct(7.3, signed=True) == "+7.3 %" and fmt_pct(-7.3, signed=True) == "-7.3 %"
+    assert fmt_pct(float("nan")) == "n/a"
