@@ -394,21 +394,24 @@ def test_a_base_trace_file_is_found_from_the_base_scenarios_folder(tmp_path):
     assert bw["file"] == str(repo / "scenarios" / "traces" / "norway_car_3.txt")
 
 
+def _summary_rows(intervals: list[tuple[float, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "trace": f"t{i}",
+            "model": "m",
+            "policy": "reactive",
+            "adaptive": True,
+            "mean_s_vs_static_best_pct": est,
+            "mean_s_vs_static_best_pct_lo": lo,
+            "mean_s_vs_static_best_pct_hi": hi,
+        }
+        for i, (est, lo, hi) in enumerate(intervals)
+    )
+
+
 def test_headline_counts_cells_beaten_with_intervals_below_zero():
-    rows = []
-    for cell, (est, lo, hi) in enumerate([(-10, -12, -8), (-20, -25, -15), (-5, -9, 1)]):
-        rows.append(
-            {
-                "trace": f"t{cell}",
-                "model": "m",
-                "policy": "reactive",
-                "adaptive": True,
-                "mean_s_vs_static_best_pct": est,
-                "mean_s_vs_static_best_pct_lo": lo,
-                "mean_s_vs_static_best_pct_hi": hi,
-            }
-        )
-    (h,) = headlines(pd.DataFrame(rows))
+    rows = _summary_rows([(-10, -12, -8), (-20, -25, -15), (-5, -9, 1)])
+    (h,) = headlines(rows)
     assert h.cells == 3 and h.beats == 2 and h.median_gain_pct == pytest.approx(15.0)
     assert "67 % of 3 cells by a median of 15.0 %" in h.sentence()
     assert np.isclose(h.median_gain_all_pct, 10.0)
@@ -442,3 +445,21 @@ def test_an_error_inside_the_progress_bar_is_exactly_one_line(tmp_path):
     assert r.exit_code == 2, (r.stderr, r.exception)
     assert r.stderr.startswith("adaptsim: error: cannot reach the Dask scheduler")
     assert r.stderr.count("\n") == 1
+
+
+def test_the_headline_says_when_one_seed_left_no_interval():
+    """With intervals the headline is the paired one; with a single seed (no interval)
+    it says that the estimate alone decided."""
+    (paired,) = headlines(_summary_rows([(-10, -12, -8), (-4, -9, 1)]))
+    assert paired.paired
+    assert paired.sentence() == (
+        "adapting (reactive) beats the best static split in 50 % of 2 cells by a median "
+        "of 10.0 % mean latency"
+    )
+    nan = float("nan")
+    (single,) = headlines(_summary_rows([(-10, nan, nan), (-4, nan, nan), (3, nan, nan)]))
+    assert not single.paired and single.beats == 2
+    assert single.sentence() == (
+        "adapting (reactive) beats the best static split in 67 % of 3 cells by a median "
+        "of 7.0 % mean latency (one seed: no interval, the estimate alone decides)"
+    )

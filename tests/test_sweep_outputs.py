@@ -21,7 +21,6 @@ import pytest
 
 from adaptsim.sweep import load_plan, read_runs, write_outputs
 from adaptsim.sweep.execute import run_batch
-from adaptsim.sweep.report import headlines
 from adaptsim.sweep.runner import _tasks
 from adaptsim.sweep.store import batch_id, write_batch
 
@@ -103,36 +102,3 @@ def test_the_gain_cdf_is_every_successful_runs_gain_over_static_best(swept):
         x, y = _numbers(lines[policy]["x"]), _numbers(lines[policy]["y"])
         np.testing.assert_allclose(x, gains, rtol=1e-12)
         np.testing.assert_allclose(y, np.arange(1, len(gains) + 1) / len(gains))
-
-
-def _summary_rows(intervals: list[tuple[float, float, float]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "trace": f"t{i}",
-            "model": "m",
-            "policy": "reactive",
-            "adaptive": True,
-            "mean_s_vs_static_best_pct": est,
-            "mean_s_vs_static_best_pct_lo": lo,
-            "mean_s_vs_static_best_pct_hi": hi,
-        }
-        for i, (est, lo, hi) in enumerate(intervals)
-    )
-
-
-def test_the_headline_says_when_one_seed_left_no_interval():
-    """With intervals the headline is the paired one; with a single seed (no interval)
-    it says that the estimate alone decided."""
-    (paired,) = headlines(_summary_rows([(-10, -12, -8), (-4, -9, 1)]))
-    assert paired.paired
-    assert paired.sentence() == (
-        "adapting (reactive) beats the best static split in 50 % of 2 cells by a median "
-        "of 10.0 % mean latency"
-    )
-    nan = float("nan")
-    (single,) = headlines(_summary_rows([(-10, nan, nan), (-4, nan, nan), (3, nan, nan)]))
-    assert not single.paired and single.beats == 2
-    assert single.sentence() == (
-        "adapting (reactive) beats the best static split in 67 % of 3 cells by a median "
-        "of 7.0 % mean latency (one seed: no interval, the estimate alone decides)"
-    )
