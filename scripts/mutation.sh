@@ -53,7 +53,7 @@ while [ $# -gt 0 ]; do
     --sample) sample=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --out) out=$(realpath -m "$2"); shift 2 ;;
-    -h|--help) sed -n 2,30p "$0"; exit 0 ;;
+    -h|--help) sed -n "2,/^# Needs:/p" "$0"; exit 0 ;;
     all) areas+=(simulator calibration importers analysis); shift ;;
     *) areas+=("$1"); shift ;;
   esac
