@@ -167,3 +167,23 @@ def test_the_refused_value_is_shown_as_a_number_not_numpys_repr():
     rows[0]["edge_s"] = float("inf")
     with pytest.raises(UserError, match=r"edge_s is inf; a measurement is never infinite"):
         _store_frame(rows)
+
+
+def test_layer_names_lose_keras_numbering_and_every_input_layer_is_input():
+    """The AdaptiveDNN importer matches the data's cut layers to the catalog's by these
+    names: Keras 2 numbers its layers (``conv2d_7``, ``input_1``), Keras 3 names the
+    input ``input_layer``."""
+    from adaptsim.store.catalog import normalise_layer_name
+
+    names = ["conv2d_7", "input_1", "input_layer", "input", "flatten", "dense_12"]
+    normalised = [normalise_layer_name(n) for n in names]
+    assert normalised == ["conv2d", "input", "input", "input", "flatten", "dense"]
+
+
+def test_an_empty_store_frame_has_every_column_with_its_type():
+    from adaptsim.store import empty_frame
+
+    frame = empty_frame()
+    assert list(frame.columns) == list(COLUMNS) and frame.empty
+    assert frame["point"].dtype == "int64" and frame["edge_s"].dtype == "float64"
+    assert validate_frame(frame).equals(frame)  # a valid store with no rows
