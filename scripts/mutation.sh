@@ -14,7 +14,11 @@
 # foldterms (the fold-back's condition lag and cloud per edge CPU level: fits, apply,
 # Trace.delayed, the engines' cloud factor, the monitor's traces as written; and
 # spread.by_point's borrowing), probe (the host-speed probe: host_speed's arithmetic, the
-# probed twin, the fold-back relative to the host's speed and its re-scoring).
+# probed twin, the fold-back relative to the host's speed and its re-scoring),
+# sweep (the sweep: spec, plan, execute, runner, store, summary, outputs, report; Dask),
+# store (the measurement store: schema, io, catalog, select, choice, flags),
+# report (the run report: build, tables, verdict, folder, figures, page; not the
+# browser driver nor the matplotlib PNGs).
 # Each area mutates its own source and runs every test that exercises it (see TESTS
 # below), nothing slow it does not need; it counts only the mutants whose names match its
 # MATCH pattern (a narrower area leaves the older code of its files out; name an area and
@@ -50,7 +54,7 @@ while [ $# -gt 0 ]; do
     --sample) sample=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --out) out=$(realpath -m "$2"); shift 2 ;;
-    -h|--help) sed -n 2,30p "$0"; exit 0 ;;
+    -h|--help) sed -n "2,/^# Needs:/p" "$0"; exit 0 ;;
     all) areas+=(simulator calibration importers analysis); shift ;;
     *) areas+=("$1"); shift ;;
   esac
@@ -89,6 +93,11 @@ declare -A SOURCES=(
     src/adaptsim/simulator/results.py src/adaptsim/calibration/spread.py"
   [probe]="src/adaptsim/testbed/host_speed.py src/adaptsim/testbed/foldback.py
     src/adaptsim/testbed/rescore.py"
+  [sweep]="src/adaptsim/sweep/*"
+  [store]="src/adaptsim/store/*"
+  [report]="src/adaptsim/report/build.py src/adaptsim/report/tables.py
+    src/adaptsim/report/verdict.py src/adaptsim/report/folder.py
+    src/adaptsim/report/figures.py src/adaptsim/report/page.py"
 )
 # The profiler tests that build calibrations and studies from a hand-made profile store
 # (no TensorFlow, no root); the rest of test_profiler.py times real models.
@@ -108,6 +117,14 @@ tests/test_odd_cli.py::test_a_built_in_is_named_by_its_label_not_a_name_paramete
 # tc's own bounds, against check_rate (root) and the link profile's refusals (none)
 odd_link="tests/test_odd_cli.py::test_tc_takes_the_bounds_it_is_checked_against
 tests/test_odd_cli.py::test_a_link_profile_tc_cannot_make_is_refused_before_any_namespace"
+# The sweep's refusals through the real CLI (policy names and labels, input refused
+# before a Dask cluster starts, a scheduler address checked first, a key given twice)
+odd_sweep="tests/test_odd_cli.py::test_a_policy_name_that_breaks_a_table_or_a_path_is_refused_alike
+tests/test_odd_cli.py::test_a_built_in_is_named_by_its_label_not_a_name_parameter
+tests/test_odd_cli.py::test_a_policy_file_in_a_folder_is_named_by_its_file_not_its_path
+tests/test_odd_cli.py::test_input_is_refused_before_the_work_it_would_spoil
+tests/test_odd_inputs.py::test_a_key_given_twice_in_a_flow_mapping_and_in_a_sweep_is_refused
+tests/test_odd_inputs.py::test_command_line_addresses_seeds_and_lists_are_checked_first"
 declare -A TESTS=(
   [simulator]="tests/test_simulator*.py tests/test_traces.py tests/test_sim_*.py tests/test_policies.py
     tests/test_policy_*.py tests/test_horizon.py tests/test_spread_by_point.py tests/test_robust_runs.py
@@ -135,6 +152,16 @@ declare -A TESTS=(
     tests/test_belief.py tests/test_testbed_twin.py tests/test_testbed_report.py
     tests/test_testbed_run.py::test_fold_back_scales_what_the_simulator_charges"
   [probe]="tests/test_testbed_probe.py tests/test_foldback_terms.py"
+  [sweep]="tests/test_sweep.py tests/test_sweep_outputs.py
+    tests/test_sweep_scheduler.py::test_unreachable_scheduler_is_one_line_exit_2 $odd_sweep"
+  [store]="tests/test_store.py tests/test_atomic.py tests/test_robust_stores.py tests/test_importer*.py
+    tests/test_importers.py tests/test_calibration_pieces.py tests/test_calibration_build.py
+    tests/test_mutants_more.py $profiles
+    tests/test_odd_inputs.py::test_a_store_output_that_is_not_a_store_is_refused_before_any_work"
+  [report]="tests/test_report.py tests/test_report_pieces.py tests/test_records_points.py
+    tests/test_robust_report.py
+    tests/test_robust_results.py tests/test_sim_saturation.py tests/test_testbed_report.py
+    tests/test_odd_cli.py::test_report_escapes_the_names_an_older_results_folder_holds"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's
@@ -151,6 +178,9 @@ declare -A MATCH=(
   [emulation]='adaptsim\.emulation\.netns\.(x_check_rate_|xǁNetnsPairǁadd_peer_)|adaptsim\.emulation\.stress\.(x__start_child_|xǁStressǁ__enter___)'
   [testbed]='adaptsim\.testbed\.client\.xǁCloudClientǁ(sync_clock_|__init___)|adaptsim\.testbed\.run\.x_check_cloud_|adaptsim\.testbed\.server\.x_reach_hint_'
   [policies]='adaptsim\.simulator\.(policies|reactive|neurosurgeon|mpc|changepoint|forecast)\.'
+  [sweep]='adaptsim\.sweep\.'
+  [store]='adaptsim\.store\.'
+  [report]='adaptsim\.report\.(build|tables|verdict|folder|figures|page)\.'
   [foldterms]='adaptsim\.testbed\.foldback\.(x_step_lags_|x_fit_lags_|x__applied_cpu_at_|x__facts_|x__by_level_|x__level_factor_|x__late_|x_apply_foldback_|x_fit_foldback_|xǁFoldBackǁfrom_dict_)|adaptsim\.simulator\.traces\.xǁTraceǁdelayed_|adaptsim\.simulator\.engine\.xǁ_Runǁ(cloud_factor_|_deployed_)|adaptsim\.simulator\.naive\.xǁ_Naiveǁwritten_|adaptsim\.simulator\.scenario\.xǁScenarioǁ(cloud_factor_|seen_traces_)|adaptsim\.simulator\.monitor\.x_seen_conditions_|adaptsim\.simulator\.results\.x_add_conditions_|adaptsim\.calibration\.spread\.x_by_point_'
   [probe]='adaptsim\.testbed\.host_speed\.|adaptsim\.testbed\.foldback\.(xǁFoldBackǁat_host_|x_folded_twin_|x__scenario_of_|x_fit_foldback_)|adaptsim\.testbed\.rescore\.(x_folder_speeds_|x_rescore_folder_|x_rescore_probed_)'
 )
@@ -166,14 +196,19 @@ else
 fi
 cd "$work"
 
-only="" tests="" prefixes="" narrow=0
+only="" tests="" prefixes="" narrow=0 isolation=fork
 declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms probe all)" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms probe sweep store report all)" >&2; exit 2; }
   set -f; for s in ${SOURCES[$a]}; do only+="    $s"$'\n'; done; set +f  # globs kept for mutmut
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
   case $a in persistence|emulation|testbed|foldterms|probe) narrow=1 ;; esac
+  # The sweep's tests start Dask clusters: mutmut's default runner forks each mutant
+  # from the process that ran the test map, whose Dask threads are gone in the fork (a
+  # new cluster then hangs until the timeout: every mutant a "timeout"). A fork server
+  # forks the mutants from a process that never ran a test.
+  [ "$a" != sweep ] || isolation=forkserver
   for t in ${TESTS[$a]}; do
     # a test (file or node id) missing at REV is left out, once each
     if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
@@ -197,6 +232,7 @@ pytest_add_cli_args=
     --deselect=tests/test_foldback_terms.py::test_the_foldback_terms_script_refuses_bad_input_in_one_line
     --deselect=tests/test_testbed_probe.py::test_a_real_validation_probes_the_host_around_every_policy_run
 use_git_change_detection=false
+process_isolation=$isolation
 CFG
 
 export PATH="$repo/.venv/bin:$PATH" HYPOTHESIS_PROFILE=default

@@ -137,7 +137,26 @@ def test_a_sweep_too_big_is_refused_before_it_is_expanded(tmp_path, monkeypatch)
     assert "40 runs (2 traces x 1 models x 2 field combinations x 5 policies x 2 seeds)" in (
         res.output
     )
-    assert len(res.output.strip().splitlines()) == 1
+    assert len(res.output.strip().splitlines()) == 1 and str(path) in res.output  # which file
+
+
+def test_a_sweep_or_base_file_that_is_not_text_is_named_for_what_it_is(tmp_path):
+    """The one line says which of the two files it could not read, and why."""
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"name: x\x00\x01")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    path = _sweep_file(tmp_path)
+    doc = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**doc, "base": "latin.yaml"}))
+    for argv, says in (
+        ([str(binary)], f"sweep file {binary} is a binary file, not text"),
+        ([str(path)], f"base scenario {latin} is not UTF-8 text (byte 9)"),
+    ):
+        res = runner.invoke(app, ["sweep", *argv, "--dry-run"])
+        assert res.exit_code == 2, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and says in lines[0], lines
 
 
 def test_a_part_of_a_swept_trace_may_be_swept(tmp_path):
@@ -319,21 +338,80 @@ def test_resume_and_interrupt_lose_only_runs_in_flight(client, tmp_path):
     assert len(read_runs(out)) == 20
 
 
+DIES = """
+import os
+
+
+class Dies:
+    \"\"\"Kills the process it runs in (a worker) at its first decision.\"\"\"
+
+    def __init__(self, period_s: float = 1.0):
+        self.period_s = period_s
+        self.name = "dies"
+
+    def decide(self, view) -> int:
+        os._exit(3)
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_whose_worker_dies_is_written_as_failed_runs_and_the_sweep_goes_on(tmp_path):
+    """A policy that kills its worker process: Dask gives up on the batch (no failure
+    allowed here, so at once) and the sweep writes the batch's runs with the reason,
+    runs the rest and counts them failed, instead of stopping with a traceback."""
+    import dask
+    import distributed  # noqa: F401  (its config defaults, before the set below undoes its own)
+
+    from adaptsim.sweep import open_client
+
+    (tmp_path / "dies.py").write_text(DIES)
+    path = _sweep_file(tmp_path, policies=[{"policy": "dies.py:Dies", "label": "dies"}])
+    plan = load_plan(path)
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        client = open_client(workers=1)
+    try:
+        outcome = run_sweep(plan, tmp_path / "out", client=client, batch_size=1)
+    finally:
+        cluster = client.cluster
+        client.close()
+        cluster.close()
+    runs = read_runs(tmp_path / "out")
+    assert sorted(runs["run_id"]) == sorted(r.run_id for r in plan.runs)  # every run written
+    dead = runs[runs["policy"] == "dies"]
+    assert len(dead) == 4 and dead["error"].str.startswith("task failed: KilledWorker").all()
+    assert outcome.done == len(plan.runs) and outcome.failed == int(runs["error"].notna().sum())
+    assert not outcome.interrupted
+
+
+def test_a_base_trace_file_is_found_from_the_base_scenarios_folder(tmp_path):
+    """Without a traces axis the runs use the base scenario's own trace file, which it
+    names relative to its folder: each run's scenario names it absolutely, and the
+    cell is named by the trace's label."""
+    plan = load_plan(_sweep_file(tmp_path, traces=None))
+    assert [c.trace for c in plan.cells] == ["Norway HSDPA car_3 x10 (uplink capacity, scaled)"]
+    bw = plan.run_doc(plan.runs[0])["traces"]["bandwidth_mbps"]
+    repo = Path(__file__).resolve().parent.parent
+    assert bw["file"] == str(repo / "scenarios" / "traces" / "norway_car_3.txt")
+
+
+def _summary_rows(intervals: list[tuple[float, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "trace": f"t{i}",
+            "model": "m",
+            "policy": "reactive",
+            "adaptive": True,
+            "mean_s_vs_static_best_pct": est,
+            "mean_s_vs_static_best_pct_lo": lo,
+            "mean_s_vs_static_best_pct_hi": hi,
+        }
+        for i, (est, lo, hi) in enumerate(intervals)
+    )
+
+
 def test_headline_counts_cells_beaten_with_intervals_below_zero():
-    rows = []
-    for cell, (est, lo, hi) in enumerate([(-10, -12, -8), (-20, -25, -15), (-5, -9, 1)]):
-        rows.append(
-            {
-                "trace": f"t{cell}",
-                "model": "m",
-                "policy": "reactive",
-                "adaptive": True,
-                "mean_s_vs_static_best_pct": est,
-                "mean_s_vs_static_best_pct_lo": lo,
-                "mean_s_vs_static_best_pct_hi": hi,
-            }
-        )
-    (h,) = headlines(pd.DataFrame(rows))
+    rows = _summary_rows([(-10, -12, -8), (-20, -25, -15), (-5, -9, 1)])
+    (h,) = headlines(rows)
     assert h.cells == 3 and h.beats == 2 and h.median_gain_pct == pytest.approx(15.0)
     assert "67 % of 3 cells by a median of 15.0 %" in h.sentence()
     assert np.isclose(h.median_gain_all_pct, 10.0)
@@ -367,3 +445,21 @@ def test_an_error_inside_the_progress_bar_is_exactly_one_line(tmp_path):
     assert r.exit_code == 2, (r.stderr, r.exception)
     assert r.stderr.startswith("adaptsim: error: cannot reach the Dask scheduler")
     assert r.stderr.count("\n") == 1
+
+
+def test_the_headline_says_when_one_seed_left_no_interval():
+    """With intervals the headline is the paired one; with a single seed (no interval)
+    it says that the estimate alone decided."""
+    (paired,) = headlines(_summary_rows([(-10, -12, -8), (-4, -9, 1)]))
+    assert paired.paired
+    assert paired.sentence() == (
+        "adapting (reactive) beats the best static split in 50 % of 2 cells by a median "
+        "of 10.0 % mean latency"
+    )
+    nan = float("nan")
+    (single,) = headlines(_summary_rows([(-10, nan, nan), (-4, nan, nan), (3, nan, nan)]))
+    assert not single.paired and single.beats == 2
+    assert single.sentence() == (
+        "adapting (reactive) beats the best static split in 67 % of 3 cells by a median "
+        "of 7.0 % mean latency (one seed: no interval, the estimate alone decides)"
+    )

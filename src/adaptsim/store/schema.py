@@ -206,9 +206,11 @@ def _check_values(out: pd.DataFrame, where: str) -> None:
         rows = np.flatnonzero(np.asarray(mask))
         if len(rows):
             i = rows[0]
+            value = out[column].iat[i]  # a numpy scalar: shown as -5.0, not np.float64(-5.0)
+            value = value.item() if isinstance(value, np.generic) else value
             raise UserError(
                 f"{where}: row {i + 1} ({out['model'].iat[i] or out['record'].iat[i]}, point "
-                f"{out['point'].iat[i]}): {column} is {out[column].iat[i]!r}; {problem}"
+                f"{out['point'].iat[i]}): {column} is {value!r}; {problem}"
                 f"{fix or '; re-import or re-profile the data'}"
             )
 
