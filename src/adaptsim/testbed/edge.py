@@ -44,7 +44,6 @@ _RUN_IDS = 1_000_000  # request ids of run r: r * _RUN_IDS + frame (run 0: the w
 
 def build_heads(name: str) -> tuple[dict, np.ndarray, float]:
     """Every point's compiled head: ``{point: call or None}``, the input, seconds taken."""
-
     from adaptsim.models import analyse, build_model
     from adaptsim.models.graph import PointKind
     from adaptsim.models.split import compiled, split

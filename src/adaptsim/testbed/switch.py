@@ -28,7 +28,6 @@ __all__ = ["switch_costs"]
 
 def switch_costs(name: str, repeats: int = 5, seed: int = 0) -> dict:
     """Cold and warm switch costs of every head of zoo model ``name`` (seconds)."""
-
     from adaptsim.models import analyse, build_model, canonical_name
     from adaptsim.models.graph import PointKind
     from adaptsim.models.split import compiled, split
