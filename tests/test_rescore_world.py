@@ -19,8 +19,9 @@ import pytest
 
 from adaptsim.calibration.io import load_calibration, save_calibration
 from adaptsim.simulator import run_scenario
-from adaptsim.simulator.scenario import Belief, PolicySpec
+from adaptsim.simulator.scenario import PolicySpec
 from adaptsim.testbed import scenario_for_testbed
+from adaptsim.testbed.host_speed import HostSpeed, at_host_speed
 from adaptsim.testbed.validate import write_validation
 
 ROOT = Path(__file__).parents[1]
@@ -35,25 +36,18 @@ rescore_world = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(rescore_world)
 
 
-def _slower(m):
-    def times(grid):
-        return replace(grid, values=grid.values * SLOWER)
-
-    edge = {"edge_blocks": times(m.edge_blocks), "edge_extra": times(m.edge_extra)}
-    return replace(m, **edge, cloud_blocks=times(m.cloud_blocks), cloud_extra=times(m.cloud_extra))
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """(the folder, a calibration file of the slower world)."""
     tmp = tmp_path_factory.mktemp("world")
-    cal = load_calibration(CALIBRATION)
-    slow_cal = replace(cal, models={"lenet": _slower(cal.model("lenet"))})
-    slow_path = tmp / "slower.json"
-    save_calibration(slow_cal, slow_path)
     sc = scenario_for_testbed(SCENARIO, CALIBRATION)
     sc = replace(sc, policies=tuple(PolicySpec(policy=p) for p in ("all-edge", "all-cloud")))
-    world = replace(sc, model=_slower(sc.model), belief=Belief(model=sc.model, pause_s=sc.pause_s))
+    # the slower world: every edge and cloud time x1.3, the policies believing the shipped
+    world = at_host_speed(sc, HostSpeed(edge=SLOWER, cloud=SLOWER))
+    slow_path = tmp / "slower.json"
+    save_calibration(
+        replace(load_calibration(CALIBRATION), models={"lenet": world.model}), slow_path
+    )
     real, twin = run_scenario(world), run_scenario(sc)
     real.records["return_s"] = 0.0
     facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
