@@ -193,10 +193,13 @@ def test_the_link_law_holds_on_the_emulated_link_through_a_trace():
     testbed's edge warms its one connection before the clock (EdgeRunner.connect):
     without it the first message on a fresh connection took 19 % more than the law (the
     receiver's window still growing). Measured here: mean within 0.4 %, each message within
-    5 %, the first one included."""
+    5 %, the first one included; on the slower host (1 Dec) 0.7 % idle and 0.2 % under
+    `stress-ng --cpu 4 --io 2`, where the rates landed a median 15 ms (at most 28 ms)
+    after the trace's steps."""
     from adaptsim.emulation import CLOUD_IP, NetnsPair
     from adaptsim.simulator.engine import Tables
     from adaptsim.simulator.link import Link
+    from adaptsim.simulator.traces import Trace
     from adaptsim.testbed.conditions import ConditionFollower
 
     peer = str(DATA / "link_peer.py")
@@ -230,13 +233,22 @@ def test_the_link_law_holds_on_the_emulated_link_through_a_trace():
     assert len(follow.applied) > 40  # the rate followed the trace, ~4 changes a second
     rows = [json.loads(line) for line in client.stdout.splitlines()]
     assert len(rows) == 15 and dropped == 0
-    link = Link(sc.bandwidth)
+    # The law over the rates as tc really had them: each level from when the follower
+    # had it in place (``applied``), not from the trace's step time. Under load a `tc qdisc
+    # change` lands tens of ms late, a good part of a 0.25 s step; against the trace's own
+    # times a loaded run's messages met rates the law had not yet reached and the mean was
+    # off by 6.6 % (a CI failure on this host). The follower's lag is its own finding.
+    steps = [(0.0 if t <= 0 else t, bw) for t, bw, _, _ in follow.applied if bw is not None]
+    steps = [s for i, s in enumerate(steps) if i == len(steps) - 1 or steps[i + 1][0] > s[0]]
+    link = Link(Trace.steps(steps))
     measured = np.array([r["seconds"] for r in rows])
     # each start on the follower's clock (the host's monotonic clock, shared by namespaces)
     starts = np.array([r["start_monotonic"] - t0 for r in rows])
     law = np.array([max(link.finish(s + over[col], wire[col]), s + host[col]) - s
                     for s in starts])  # fmt: skip
-    assert abs(law.mean() / measured.mean() - 1) < 0.03, (law.mean(), measured.mean())
+    # what a failure needs to be read: the rates' lag behind the trace and each ratio
+    why = (law.mean(), measured.mean(), follow.applied[:8], list(np.round(law / measured, 3)))
+    assert abs(law.mean() / measured.mean() - 1) < 0.03, why
     # the first recorded message too: the warm-up took the fresh connection's cost
     assert abs(law[0] / measured[0] - 1) < 0.10, (law[0], measured[0])
     assert np.all(np.abs(law / measured - 1) < 0.15), law / measured
