@@ -9,6 +9,7 @@ in the library's words; the CLI says the same with its flags.
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,29 @@ def test_calibration_modules_import_no_private_names_and_form_no_cycle():
         )
 
     assert [m for m in graph if reaches(m, m, set())] == []
+
+
+def test_models_are_taken_comma_separated_or_repeated_by_every_command(stores, tmp_path):
+    """`profile -m alexnet,mobilenet` takes a comma list; calibrate, study and import took
+    the same list as one name and refused "alexnet,mobilenet" while naming both as known."""
+    for cmd in (
+        ["calibrate", str(stores["partition"]), "--out", str(tmp_path / "c.json")],
+        ["study", str(stores["partition"]), "--out", str(tmp_path / "s")],
+        ["import", "adaptivednn", str(DATA / "adaptivednn/2020-05-27"),
+         "--out", str(tmp_path / "i")],
+    ):  # fmt: skip
+        r = runner.invoke(app, [*cmd, "-m", "lenet, vgg99"])
+        assert r.exit_code == 2, (cmd, r.output)
+        assert r.stderr.startswith("adaptsim: error: --models: vgg99 not in "), r.stderr
+    assert not list(tmp_path.iterdir())
+    made = {}
+    for name, models in (
+        ("comma", ["-m", "lenet,alexnet"]),
+        ("both", ["-m", "alexnet", "-m", "lenet"]),
+    ):
+        out = tmp_path / f"{name}.json"
+        r = runner.invoke(app, ["calibrate", str(OWN), "--out", str(out), "--no-check",
+                                "--cloud-host", "vm", *models])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        made[name] = sorted(json.loads(out.read_text())["models"])
+    assert made["comma"] == made["both"] == ["alexnet", "lenet"]

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import OutputFormat, app, emit, err, guard
-from adaptsim.cli.flags import as_flags, check_seeds, output_file
+from adaptsim.cli.flags import as_flags, check_seeds, model_list, output_file
 
 __all__ = ["CLOUD_HOST_HELP", "EDGE_HOST_HELP", "SUMMARY_HELP", "calibrate"]
 
@@ -31,7 +31,8 @@ def calibrate(
     store: Annotated[Path, typer.Argument(help="A measurement store (Parquet).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")],
     models: Annotated[
-        list[str] | None, typer.Option("--models", "-m", help="Only these models.")
+        list[str] | None,
+        typer.Option("--models", "-m", help="Only these models (comma-separated or repeated)."),
     ] = None,
     check: Annotated[
         bool, typer.Option(help="Leave-one-level-out cross-validation against the noise floor.")
@@ -78,7 +79,7 @@ def calibrate(
     with as_flags():
         built = build_calibration(
             store,
-            models,
+            model_list(models),
             edge_host=edge_host,
             cloud_host=cloud_host,
             summary=summary,

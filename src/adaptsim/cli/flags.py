@@ -13,7 +13,7 @@ from pathlib import Path
 from adaptsim.atomic import check_writable_place
 from adaptsim.errors import UserError
 
-__all__ = ["FLAGS", "as_flags", "check_seeds", "output_file", "store_output"]
+__all__ = ["FLAGS", "as_flags", "check_seeds", "model_list", "output_file", "store_output"]
 
 # The library's choices (adaptsim.store.WORDS) by the flags that make them.
 FLAGS = {
@@ -35,6 +35,17 @@ def as_flags():
         yield
     except ChoiceError as exc:
         raise UserError(exc.render(FLAGS)) from None
+
+
+def model_list(values: list[str] | None) -> list[str] | None:
+    """``--models`` as every command takes it: repeated, comma-separated, or both
+    (``-m alexnet,mobilenet -m resnet50``); None (every model) when not given."""
+    if not values:
+        return None
+    names = [m.strip() for v in values for m in v.split(",") if m.strip()]
+    if not names:
+        raise UserError("--models: no model named; give e.g. --models alexnet,resnet50")
+    return names
 
 
 def check_seeds(seeds, flag: str = "--seed") -> None:

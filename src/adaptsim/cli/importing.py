@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import app, err, guard
-from adaptsim.cli.flags import as_flags, store_output
+from adaptsim.cli.flags import as_flags, model_list, store_output
 
 import_app = typer.Typer(
     help="Import real published measurements into a store.", no_args_is_help=True
@@ -24,7 +24,11 @@ def import_adaptivednn_cmd(
     out: StoreOut,
     models: Annotated[
         list[str] | None,
-        typer.Option("--models", "-m", help="Only these models (other folders are not read)."),
+        typer.Option(
+            "--models",
+            "-m",
+            help="Only these models, comma-separated or repeated (other folders are not read).",
+        ),
     ] = None,
     cut_points: Annotated[
         Path | None, typer.Option(help="cut_points.csv (default: found beside the folders).")
@@ -38,7 +42,7 @@ def import_adaptivednn_cmd(
     store_output(out)
     t0 = time.perf_counter()
     with as_flags():
-        _, summaries = import_adaptivednn(dirs, out, models, cut_points)
+        _, summaries = import_adaptivednn(dirs, out, model_list(models), cut_points)
     for s in summaries.values():
         flagged = ", ".join(f"{k} {v}" for k, v in s.flags.items() if v) or "none"
         out_models = ", ".join(f"{m} {n}" for m, n in s.models.items())

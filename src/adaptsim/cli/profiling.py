@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from adaptsim.cli.app import app, err, guard
-from adaptsim.cli.flags import store_output
+from adaptsim.cli.flags import model_list, store_output
 from adaptsim.errors import UserError
 
 
@@ -98,7 +98,7 @@ def profile(
     else:
         from adaptsim.emulation import parse_cpus
 
-        names = [m.strip() for v in (models or []) for m in v.split(",") if m.strip()]
+        names = model_list(models) or []
         plan = ComputePlan(
             role=host.value,
             models=names,  # empty: every zoo model

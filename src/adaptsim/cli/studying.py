@@ -11,7 +11,7 @@ import typer
 
 from adaptsim.cli.app import app, err, guard, progress_bar
 from adaptsim.cli.calibrating import CLOUD_HOST_HELP, EDGE_HOST_HELP, SUMMARY_HELP
-from adaptsim.cli.flags import as_flags
+from adaptsim.cli.flags import as_flags, model_list
 
 
 class StudySource(StrEnum):
@@ -33,7 +33,8 @@ def study(
         "study"
     ),
     models: Annotated[
-        list[str] | None, typer.Option("--models", "-m", help="Only these models.")
+        list[str] | None,
+        typer.Option("--models", "-m", help="Only these models (comma-separated or repeated)."),
     ] = None,
     source: Annotated[
         StudySource | None,
@@ -60,7 +61,7 @@ def study(
             source_path,
             out,
             source=Source(source.value) if source else None,
-            models=models,
+            models=model_list(models),
             plots=plots,
             edge_host=edge_host,
             cloud_host=cloud_host,
