@@ -23,6 +23,7 @@ from pathlib import Path
 
 from adaptsim.calibration import DEFAULT_CALIBRATION, Calibration
 from adaptsim.errors import UserError
+from adaptsim.testbed.calibration_host import profile_sources
 
 __all__ = [
     "NO_QUOTA",
@@ -61,15 +62,8 @@ def calibration_edge_quota(cal: Calibration, model: str) -> float | None:
     if "edge_cpu_quota" in prov:
         q = prov["edge_cpu_quota"]
         return NO_QUOTA if q is None else float(q)
-    host = prov.get("edge_host")
-    sources = prov.get("sources")
     found = set()
-    for key, src in (sources if isinstance(sources, dict) else {}).items():
-        parts = str(key).split(":")
-        if len(parts) < 4 or parts[:2] != ["profile", "edge"] or parts[-1] != model:
-            continue
-        if host is not None and ":".join(parts[2:-1]) != host:
-            continue
+    for _, src in profile_sources(cal, "edge", model):
         if not isinstance(src, dict) or "cpu_quota" not in src:
             return None
         q = src["cpu_quota"]

@@ -24,8 +24,10 @@ import pandas as pd
 from adaptsim.atomic import write_atomic
 from adaptsim.calibration import load_calibration
 from adaptsim.errors import UserError
+from adaptsim.profiler.host import host_facts
 from adaptsim.simulator import Results, write_results
 from adaptsim.simulator.draws import draw
+from adaptsim.testbed.calibration_host import host_mismatch_note
 from adaptsim.testbed.compare import compare_stages, ranking
 from adaptsim.testbed.edge_quota import (
     check_edge_quota,
@@ -138,6 +140,10 @@ def validate(
     unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
     if unchecked:
         notes.append(unchecked)
+    other_host = host_mismatch_note(cal, sc.model.model, host_facts())
+    if other_host:  # said now, before minutes of running, and in the report
+        progress(f"adaptsim: warning: {other_host}")
+        notes.append(other_host)
     if cloud is not None:
         plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file, cloud_wait_s,
                                          progress)  # fmt: skip

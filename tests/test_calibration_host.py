@@ -1,0 +1,75 @@
+"""validate warns when its calibration was profiled on another kind of CPU.
+
+Real calibrations: the shipped one (profiled on an AMD EPYC VM), this project's
+re-profile on an Intel Xeon VM (docs/own_profiles/calibration_host2.json), and one
+imported from published data (no host facts, not checked).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from adaptsim.calibration import load_calibration
+from adaptsim.testbed.calibration_host import host_mismatch_note
+from adaptsim.testbed.edge_quota import calibration_edge_quota
+
+ROOT = Path(__file__).parents[1]
+SHIPPED = ROOT / "src/adaptsim/data/calibration_own_2core.json"
+HOST2 = ROOT / "docs/own_profiles/calibration_host2.json"
+AMD = {"cpu": "AMD EPYC", "arch": "x86_64"}
+XEON = {"cpu": "Intel(R) Xeon(R) Processor", "arch": "x86_64"}
+
+
+@pytest.fixture(scope="module")
+def cals():
+    return {"shipped": load_calibration(SHIPPED), "host2": load_calibration(HOST2),
+            "imported": load_calibration(None)}  # fmt: skip
+
+
+@pytest.mark.parametrize("which, here", [("shipped", AMD), ("host2", XEON)])
+def test_the_host_it_was_profiled_on_passes(cals, which, here):
+    for model in ("resnet50", "alexnet", "mobilenet"):
+        assert host_mismatch_note(cals[which], model, here) is None
+
+
+@pytest.mark.parametrize(
+    "which, here, theirs", [("shipped", XEON, "AMD EPYC"), ("host2", AMD, XEON["cpu"])]
+)
+def test_another_cpu_is_named_with_both_roles_and_the_way_out(cals, which, here, theirs):
+    note = host_mismatch_note(cals[which], "resnet50", here)
+    assert note is not None
+    assert f"resnet50 edge on {theirs} (x86_64" in note and "resnet50 cloud on" in note
+    assert f"this host is {here['cpu']} (x86_64)" in note and "--calibration" in note
+
+
+def test_another_architecture_with_the_same_cpu_name_is_another_host(cals):
+    assert host_mismatch_note(cals["shipped"], "resnet50", {**AMD, "arch": "aarch64"})
+
+
+def test_only_the_role_that_differs_is_named(cals):
+    cal = copy.deepcopy(cals["host2"])
+    src = cal.provenance["sources"]["profile:cloud:vm-h2-cloud1:alexnet"]
+    src["host"]["cpu"] = "Ampere Altra"
+    note = host_mismatch_note(cal, "alexnet", XEON)
+    assert "alexnet cloud on Ampere Altra (x86_64, host vm-h2-cloud1)" in note
+    assert "alexnet edge" not in note
+    # another model's sources, and the provenance's other hosts, are not read for alexnet
+    assert host_mismatch_note(cal, "mobilenet", XEON) is None
+
+
+def test_the_calibration_s_own_hosts_are_the_ones_checked(cals):
+    """The shipped calibration also holds the cloud profiled as host `vm` (both
+    cores); only `vm-cloud1`, its provenance's cloud host, makes its twin."""
+    cal = copy.deepcopy(cals["shipped"])
+    cal.provenance["sources"]["profile:cloud:vm:resnet50"]["host"]["cpu"] = "Other"
+    assert host_mismatch_note(cal, "resnet50", AMD) is None
+    cal.provenance["sources"]["profile:cloud:vm-cloud1:resnet50"]["host"]["cpu"] = "Other"
+    assert "resnet50 cloud on Other" in host_mismatch_note(cal, "resnet50", AMD)
+
+
+def test_an_imported_calibration_says_nothing_and_the_quota_lookup_is_unchanged(cals):
+    assert host_mismatch_note(cals["imported"], "resnet50", XEON) is None
+    assert calibration_edge_quota(cals["host2"], "resnet50") == 1.0
