@@ -8,12 +8,14 @@ imported from published data (no host facts, not checked).
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
 
 import pytest
 
 from adaptsim.calibration import load_calibration
-from adaptsim.testbed.calibration_host import host_mismatch_note
+from adaptsim.errors import UserError
+from adaptsim.testbed.calibration_host import calibration_for_host, host_mismatch_note
 from adaptsim.testbed.edge_quota import calibration_edge_quota
 
 ROOT = Path(__file__).parents[1]
@@ -73,3 +75,59 @@ def test_the_calibration_s_own_hosts_are_the_ones_checked(cals):
 def test_an_imported_calibration_says_nothing_and_the_quota_lookup_is_unchanged(cals):
     assert host_mismatch_note(cals["imported"], "resnet50", XEON) is None
     assert calibration_edge_quota(cals["host2"], "resnet50") == 1.0
+
+
+@pytest.mark.parametrize(
+    "model, here, file, alike",
+    [
+        ("resnet50", XEON, "calibration_own_2core_xeon.json", True),
+        ("mobilenet", XEON, "calibration_own_2core_xeon.json", True),
+        ("resnet50", AMD, "calibration_own_2core.json", True),  # first by preference
+        ("vgg19", XEON, "calibration_own_2core.json", False),  # not profiled on a Xeon
+        ("alexnet", {"cpu": "Ampere Altra", "arch": "aarch64"}, "calibration_own_2core.json",
+         False),
+    ],
+)  # fmt: skip
+def test_without_a_calibration_validate_takes_the_one_of_this_kind_of_host(model, here, file,
+                                                                          alike):  # fmt: skip
+    path, same = calibration_for_host(model, here)
+    assert (path.name, same) == (file, alike) and path.is_file()
+    assert (host_mismatch_note(load_calibration(path), model, here) is None) is alike
+
+
+def test_a_remote_cloud_s_host_is_not_this_host_s_business(cals):
+    """With --cloud only the edge runs here: a calibration whose cloud was profiled
+    elsewhere is still this edge's."""
+    cal = copy.deepcopy(cals["host2"])
+    cal.provenance["sources"]["profile:cloud:vm-h2-cloud1:resnet50"]["host"]["cpu"] = "EPYC"
+    assert host_mismatch_note(cal, "resnet50", XEON) is not None
+    assert host_mismatch_note(cal, "resnet50", XEON, roles=("edge",)) is None
+
+
+def test_a_model_no_shipped_machine_calibration_has_is_one_line_with_the_way_out():
+    with pytest.raises(UserError, match=r"densenet121 .*scripts/profile_here.sh OUT densenet121"):
+        calibration_for_host("densenet121", XEON)
+
+
+def test_validate_without_a_calibration_runs_its_twin_on_this_host_s(tmp_path, monkeypatch):
+    """Up to the real run: the calibration validate chose, for the host it says it runs
+    on. The scenario's own calibration (the published study's ARM edge) is never it.
+    The real run is replaced by a stop (the choice is made before it; a real run takes
+    a minute and root), and this host's facts by a Xeon's, so that the test means the
+    same on any machine."""
+    tv = importlib.import_module("adaptsim.testbed.validate")  # the package exports validate()
+    said = []
+
+    def stop(sc, plan, work, progress):
+        said.append(("ran", sc.calibration_name, str(plan.calibration)))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tv, "host_facts", lambda: dict(XEON))
+    monkeypatch.setattr(tv, "real_run", stop)
+    with pytest.raises(KeyboardInterrupt):
+        tv.validate(ROOT / "scenarios/vehicle_trace.yaml", None, tmp_path / "v",
+                    duration_s=5.0, progress=said.append)  # fmt: skip
+    assert any("calibration calibration_own_2core_xeon.json" in str(s) for s in said), said
+    ran = said[-1]
+    assert ran[0] == "ran" and ran[1].endswith("calibration_own_2core_xeon.json"), ran
+    assert ran[2].endswith("calibration_own_2core_xeon.json"), ran

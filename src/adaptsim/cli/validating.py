@@ -39,7 +39,10 @@ def validate(
     scenario: Annotated[Path, typer.Argument(help="A scenario YAML file.")],
     calibration: Annotated[
         Path | None,
-        typer.Option(help="This host's calibration (replaces the scenario's, in both runs)."),
+        typer.Option(
+            help="This host's calibration (replaces the scenario's, in both runs; default: "
+            "the shipped one profiled on this kind of CPU, else the nearest, with a warning)."
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Folder (default results/NAME-validation).")

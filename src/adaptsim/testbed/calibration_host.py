@@ -12,15 +12,27 @@ A calibration built from own profiles names its hosts' facts in its provenance
 (``sources``: ``profile:<role>:<host>:<model>``, each with the ``host`` facts of
 :func:`adaptsim.profiler.host.host_facts`); an imported one does not, and is not
 checked.
+
+Without ``--calibration``, ``validate`` takes the shipped own calibration profiled on
+this host's kind of CPU for the scenario's model (:data:`SHIPPED_OWN`, in that order),
+else the first that has the model, and warns: never the scenario's own calibration,
+which describes the published study's ARM edge and Xeon cloud, not this machine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
 
-from adaptsim.calibration import Calibration
+from adaptsim.calibration import Calibration, load_calibration
+from adaptsim.errors import UserError
 
-__all__ = ["host_mismatch_note", "profile_sources"]
+__all__ = ["SHIPPED_OWN", "calibration_for_host", "host_mismatch_note", "profile_sources"]
+
+# The shipped calibrations of this project's own 2-core machines (adaptsim/data), by
+# preference when more than one was profiled on this host's kind of CPU.
+SHIPPED_OWN = ("calibration_own_2core.json", "calibration_own_2core_xeon.json")
 
 
 def profile_sources(cal: Calibration, role: str, model: str) -> Iterator[tuple[str, object]]:
@@ -38,12 +50,14 @@ def profile_sources(cal: Calibration, role: str, model: str) -> Iterator[tuple[s
             yield name, src
 
 
-def host_mismatch_note(cal: Calibration, model: str, here: dict) -> str | None:
-    """A note when ``model``'s edge or cloud was profiled on another CPU model or
-    architecture than ``here`` (this host's facts); None when they match or the
-    calibration does not say."""
+def host_mismatch_note(
+    cal: Calibration, model: str, here: dict, roles: Sequence[str] = ("edge", "cloud")
+) -> str | None:
+    """A note when ``model``'s edge or cloud (``roles``: the ones that run on this host)
+    was profiled on another CPU model or architecture than ``here`` (this host's facts);
+    None when they match or the calibration does not say."""
     differ = []
-    for role in ("edge", "cloud"):
+    for role in roles:
         for name, src in profile_sources(cal, role, model):
             facts = src.get("host") if isinstance(src, dict) else None
             if not isinstance(facts, dict):
@@ -60,3 +74,26 @@ def host_mismatch_note(cal: Calibration, model: str, here: dict) -> str | None:
         "machine, and not by one factor per model; profile this host "
         "(scripts/profile_here.sh) and give its calibration with --calibration"
     )
+
+
+def calibration_for_host(
+    model: str, here: dict, roles: Sequence[str] = ("edge", "cloud"), names=SHIPPED_OWN
+) -> tuple[Path, bool]:
+    """The shipped own calibration to validate ``model`` on this host with, and whether
+    it was profiled on this host's kind of CPU (:func:`host_mismatch_note` finds
+    nothing): the first of ``names`` that was, else the first that has the model."""
+    have = []
+    for name in names:
+        path = Path(str(resources.files("adaptsim").joinpath("data", name)))
+        cal = load_calibration(path)
+        if model not in cal.models:
+            continue
+        if host_mismatch_note(cal, model, here, roles) is None:
+            return path, True
+        have.append(path)
+    if not have:
+        raise UserError(
+            f"no shipped calibration of this project's machines has {model} ({', '.join(names)}):"
+            f" profile this host (scripts/profile_here.sh OUT {model}) and give --calibration"
+        )
+    return have[0], False

@@ -27,7 +27,7 @@ from adaptsim.errors import UserError
 from adaptsim.profiler.host import host_facts
 from adaptsim.simulator import Results, write_results
 from adaptsim.simulator.draws import draw
-from adaptsim.testbed.calibration_host import host_mismatch_note
+from adaptsim.testbed.calibration_host import calibration_for_host, host_mismatch_note
 from adaptsim.testbed.compare import compare_stages, ranking
 from adaptsim.testbed.edge_quota import (
     check_edge_quota,
@@ -107,6 +107,10 @@ def validate(
     ``edge_cpu_quota`` runs the edge process in a cgroup CPU quota of that many
     cores (:mod:`~adaptsim.testbed.edge_quota`); a calibration whose edge was
     profiled under another quota is refused before anything runs.
+    Without ``calibration`` (and a quota) the twin takes the shipped own calibration
+    profiled on this host's kind of CPU (:func:`~adaptsim.testbed.calibration_host.
+    calibration_for_host`), never the scenario's; one profiled on another kind is
+    warned of, before the run and in the report's notes.
     ``probe_frames`` (0: none) times the host's speed before and after each policy run
     (:mod:`~adaptsim.testbed.host_speed`): a third twin, each policy run's edge and
     cloud at its probed host speed (``comparison_probed.csv``), and a fold-back from a
@@ -131,6 +135,15 @@ def validate(
             raise UserError(f"--fold-back {fold_back}: {exc}") from None
     sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds, rate_hz,
                               policies)  # fmt: skip
+    here, roles = host_facts(), ("edge",) if cloud is not None else ("edge", "cloud")
+    if calibration is None and edge_cpu_quota is None:  # this host's, not the scenario's
+        calibration, alike = calibration_for_host(sc.model.model, here, roles)
+        progress(
+            f"calibration {calibration.name} (no --calibration given; "
+            f"{'profiled on this kind of host' if alike else 'the nearest shipped'})"
+        )
+        sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds,
+                                  rate_hz, policies)  # fmt: skip
     keep, notes = select_policies(sc, policies)
     plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep, rate_hz=rate_hz,
                        added_policies=list(policies or []),
@@ -140,7 +153,7 @@ def validate(
     unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
     if unchecked:
         notes.append(unchecked)
-    other_host = host_mismatch_note(cal, sc.model.model, host_facts())
+    other_host = host_mismatch_note(cal, sc.model.model, here, roles)
     if other_host:  # said now, before minutes of running, and in the report
         progress(f"adaptsim: warning: {other_host}")
         notes.append(other_host)
