@@ -14,6 +14,7 @@
 # Usage: [OUT=results/validation-shipped] [SCENARIOS="vehicle_trace busy_edge"] (or any of
 #        norway_ferry_20 norway_train_1 norway_bus_1 norway_metro_2 norway_car_3
 #        fcc_amazon_797466 user_policy combined)
+#        [CALIBRATION=CAL (default: validate's choice for this host, docs/validation.md)]
 #        [EDGE_CPU_QUOTA=Q (a slower edge; CALIBRATION's edge profiled so, see
 #        scripts/validate_slowedge.sh)] [PLAN="SCALE SECONDS RATE" (replaces the plan below)]
 #        [DURATION=S (seconds per policy, for a quick check)]
@@ -24,7 +25,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 a=.venv/bin/adaptsim
-cal=${CALIBRATION:-src/adaptsim/data/calibration_own_2core.json}
+# CALIBRATION unset: validate's own choice, the shipped calibration of this host's kind of CPU
+calopt=()
+[ -n "${CALIBRATION:-}" ] && calopt=(--calibration "$CALIBRATION")
 out=${OUT:-results/validation-shipped}
 policies=all,neurosurgeon,mpc,changepoint
 quota=()
@@ -67,7 +70,7 @@ for name in ${SCENARIOS:-vehicle_trace busy_edge}; do
   [ -n "${plan[$name]:-}" ] || { echo "validate_shipped: no plan for $name" >&2; exit 2; }
   read -r scale duration rate <<<"${PLAN:-${plan[$name]}}"
   duration=${DURATION:-$duration}
-  common=(scenarios/$name.yaml --calibration "$cal" --time-scale "$scale" --duration "$duration"
+  common=(scenarios/$name.yaml "${calopt[@]}" --time-scale "$scale" --duration "$duration"
           --rate-hz "$rate" --policies "$policies" --probe-frames "${PROBE_FRAMES:-5}"
           "${quota[@]}")
   t0=$SECONDS
