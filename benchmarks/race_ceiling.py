@@ -92,6 +92,7 @@ class Raced(BasePolicy):
         self.alt, self.charge = alt, charge
         self.period_s = self.base.period_s
         self.uses_finished = self.base.uses_finished
+        self.clairvoyant = self.base.clairvoyant  # static-best reads the truth at t = 0
         self.race = True
 
     def decide(self, view) -> int:
@@ -101,8 +102,8 @@ class Raced(BasePolicy):
 class _Path:
     """One path of a raced frame: its point column and its times."""
 
-    __slots__ = ("k", "e", "edge_end", "ls", "fin", "arrive", "cs", "c", "ce", "done", "bytes_",
-                 "held")  # fmt: skip
+    __slots__ = ("arrive", "bytes_", "c", "ce", "cs", "done", "e", "edge_end", "fin", "held",
+                 "k", "ls")  # fmt: skip
 
     def __init__(self, k: int, es: float, e: float):
         self.k, self.e, self.edge_end = k, e, es + e
@@ -268,9 +269,9 @@ class RacingRun(engine._Run):
         it unless it would be done before the deeper one starts (``preempt``)."""
         order = sorted((p_lo, p_hi), key=lambda p: p.fin)
         if preempt and p_lo.c > 0 and p_hi.c > 0:
-            first = self._at_cloud([p_lo], list(self.cloud_free))
-            alone_hi = self._at_cloud([p_hi], list(self.cloud_free))
-            if not (p_lo.fin <= p_hi.fin and first <= alone_hi):
+            lo_end = self._at_cloud([p_lo], list(self.cloud_free))
+            self._at_cloud([p_hi], list(self.cloud_free))
+            if not (p_lo.fin <= p_hi.fin and lo_end <= p_hi.cs):
                 order = [p_hi, p_lo]
         self._at_cloud(order, list(self.cloud_free))
 
@@ -286,8 +287,9 @@ class RacingRun(engine._Run):
                 heapreplace(heap, p.ce)
             else:
                 p.cs = p.ce = p.arrive
-            p.done = end = p.ce + self.owl
-        return end - self.owl
+            p.done = p.ce + self.owl
+            end = p.ce
+        return end
 
     def _cloud_settle(self, win: _Path, lose: _Path, d: float) -> None:
         """The cloud after the race: the winner's request, and the loser's until the
@@ -311,9 +313,9 @@ class RacingRun(engine._Run):
         return self._carried(p, i, p.ls, d)
 
 
-def _specs(alts, charges) -> tuple[PolicySpec, ...]:
-    specs = [PolicySpec(policy=p) for p in ("static-best", "oracle", *BASES)]
-    for base in BASES:
+def _specs(bases, alts, charges) -> tuple[PolicySpec, ...]:
+    specs = [PolicySpec(policy=p) for p in dict.fromkeys(("static-best", "oracle", *bases))]
+    for base in bases:
         specs.append(
             PolicySpec(
                 policy="__main__:Raced",
@@ -333,11 +335,11 @@ def _specs(alts, charges) -> tuple[PolicySpec, ...]:
     return tuple(specs)
 
 
-def _check(records: pd.DataFrame) -> None:
+def _check(records: pd.DataFrame, bases) -> None:
     """Each built-in served by the racing run without a second path must give the
     engine's own records bit for bit (or the script stops)."""
     cols = ["request", "point", "edge_wait_s", "edge_s", "uplink_s", "cloud_s", "latency_s"]
-    for base in BASES:
+    for base in bases:
         mine = records[records["policy"] == f"{base} alone"][cols].to_numpy()
         theirs = records[records["policy"] == base][cols].to_numpy()
         if mine.shape != theirs.shape or not np.array_equal(mine, theirs):
@@ -356,6 +358,8 @@ def _costs(scenario: str, seeds, labels) -> list[dict]:
             "scenario": scenario, "policy": label,
             "extra_edge_cpu_pct": 100 * (mine[1] / alone[1] - 1),
             "extra_uplink_bytes_pct": 100 * (mine[2] / alone[2] - 1),
+            "extra_edge_ms_per_frame": 1e3 * (mine[1] - alone[1]) / mine[0],
+            "extra_uplink_kB_per_frame": 1e-3 * (mine[2] - alone[2]) / mine[0],
         })  # fmt: skip
     return rows
 
@@ -364,13 +368,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenarios", nargs="*", type=Path)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--bases", default=",".join(BASES), help="built-ins to race")
     ap.add_argument("--alts", default=",".join(ALTS))
     ap.add_argument("--charges", default=",".join(CHARGES))
     args = ap.parse_args()
     engine._Run = RacingRun  # run_policy builds its run through the module global
     seeds = tuple(range(1, args.seeds + 1))
     paths = args.scenarios or [ROOT / "scenarios" / f"{s}.yaml" for s in DEFAULT_SCENARIOS]
-    specs = _specs(args.alts.split(","), args.charges.split(","))
+    bases = args.bases.split(",")
+    specs = _specs(bases, args.alts.split(","), args.charges.split(","))
     races = [s.label for s in specs if s.label and "race" in s.label]
     t0 = time.perf_counter()
     tables, per_seed, costs = [], {}, []
@@ -379,7 +385,7 @@ def main() -> None:
         res = run_scenario(sc)
         if res.errors:
             sys.exit(f"{path.stem}: {res.errors}")
-        _check(res.records)
+        _check(res.records, bases)
         tables.append(policy_table(res.records).assign(scenario=sc.name))
         per_seed[sc.name] = per_seed_metrics(res.records)
         costs += _costs(sc.name, seeds, races)
@@ -388,14 +394,15 @@ def main() -> None:
     full = full.merge(pd.DataFrame(costs), on=["scenario", "policy"], how="left")
     full = full[~full["policy"].str.endswith(" alone")]
     cols = ["scenario", "policy", "mean_s", "p95_s", "vs_static_best_pct", "gap_closed",
-            "gap_lo", "gap_hi", "extra_edge_cpu_pct", "extra_uplink_bytes_pct"]  # fmt: skip
+            "gap_lo", "gap_hi", "extra_edge_cpu_pct", "extra_uplink_bytes_pct",
+            "extra_edge_ms_per_frame", "extra_uplink_kB_per_frame"]  # fmt: skip
     print(f"seeds {seeds}\n")
     print(markdown(full[cols]))
     traces = [s for s in TRACE_SCENARIOS if s in per_seed]
     if traces:
         rng = np.random.default_rng(0)
         rows = []
-        for policy in [*BASES, *races]:
+        for policy in [*bases, *races]:
             gap = six_trace_mean({s: per_seed[s] for s in traces}, policy, rng)
             mine = full[full["policy"] == policy]
             row = overall_row(policy, gap, mine)
@@ -405,6 +412,8 @@ def main() -> None:
             if policy in races:
                 row["edge_cpu_pct"] = in_traces["extra_edge_cpu_pct"].mean()
                 row["uplink_bytes_pct"] = in_traces["extra_uplink_bytes_pct"].mean()
+                row["edge_ms_per_frame"] = in_traces["extra_edge_ms_per_frame"].mean()
+                row["uplink_kB_per_frame"] = in_traces["extra_uplink_kB_per_frame"].mean()
             rows.append(row)
         print(f"\n## The trace scenarios ({', '.join(traces)})\n")
         print(markdown(pd.DataFrame(rows)))
