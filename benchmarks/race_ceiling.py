@@ -45,8 +45,11 @@ same built-in alone, in %.
 The engine's own serve is reproduced for a built-in alone (``--check``, on by
 default: the ``none`` race must give the built-in's records bit for bit).
 
-Run: ``.venv/bin/python benchmarks/race_ceiling.py [--seeds 5] [SCENARIO.yaml ...]``
-(default: the six trace scenarios, vehicle_trace and busy_edge).
+Run: ``.venv/bin/python benchmarks/race_ceiling.py [--seeds 5] [--bases B,...] [--alts
+edge,cloud,either] [--charges ignore,charge,fifo] [--rate-x X] [SCENARIO.yaml ...]``
+(default: the three built-ins, every form, the six trace scenarios, vehicle_trace and
+busy_edge; ``--rate-x`` multiplies each scenario's frame rate, to see when the
+loser's load starts to queue later frames).
 """
 
 from __future__ import annotations
@@ -371,6 +374,9 @@ def main() -> None:
     ap.add_argument("--bases", default=",".join(BASES), help="built-ins to race")
     ap.add_argument("--alts", default=",".join(ALTS))
     ap.add_argument("--charges", default=",".join(CHARGES))
+    ap.add_argument(
+        "--rate-x", type=float, default=1.0, help="frame rate times this (load sensitivity)"
+    )
     args = ap.parse_args()
     engine._Run = RacingRun  # run_policy builds its run through the module global
     seeds = tuple(range(1, args.seeds + 1))
@@ -381,7 +387,8 @@ def main() -> None:
     t0 = time.perf_counter()
     tables, per_seed, costs = [], {}, []
     for path in paths:
-        sc = dataclasses.replace(load_scenario(path), policies=specs, seeds=seeds)
+        sc = load_scenario(path)
+        sc = dataclasses.replace(sc, policies=specs, seeds=seeds, rate_hz=sc.rate_hz * args.rate_x)
         res = run_scenario(sc)
         if res.errors:
             sys.exit(f"{path.stem}: {res.errors}")
@@ -396,7 +403,7 @@ def main() -> None:
     cols = ["scenario", "policy", "mean_s", "p95_s", "vs_static_best_pct", "gap_closed",
             "gap_lo", "gap_hi", "extra_edge_cpu_pct", "extra_uplink_bytes_pct",
             "extra_edge_ms_per_frame", "extra_uplink_kB_per_frame"]  # fmt: skip
-    print(f"seeds {seeds}\n")
+    print(f"seeds {seeds}, frame rate x{args.rate_x:g}\n")
     print(markdown(full[cols]))
     traces = [s for s in TRACE_SCENARIOS if s in per_seed]
     if traces:
