@@ -32,7 +32,11 @@ Two ways to count the loser's load, on the same seeds and arrivals as the built-
   one in transit, which resumes after it (``fifo``: no preemption, the later one
   waits); the loser's transfer aborts when the winner is back; the cloud serves
   both in order of arrival and drops the loser's request when the cancel reaches it
-  (one way later), so later frames queue behind whatever the loser occupied.
+  (one way later), so later frames queue behind whatever the loser occupied;
+- ``gated``: ``charge``, but a frame races only when the second path's extra work
+  (the whole model on the edge, or the raw input on an idle uplink), at its mean
+  time and the true conditions when the frame starts, ends before the next frame is
+  due (arrival + 1 / rate); otherwise the primary runs alone.
 
 Gap closed in mean latency against the paying oracle (which chooses ONE point per
 frame: a race can beat it per frame, so the gap closed may exceed 1), per scenario
@@ -80,7 +84,7 @@ __all__ = ["Raced", "RacingRun"]
 
 BASES = ("neurosurgeon", "changepoint", "mpc")
 ALTS = ("edge", "cloud", "either")
-CHARGES = ("ignore", "charge", "fifo")
+CHARGES = ("ignore", "charge", "fifo", "gated")
 DEFAULT_SCENARIOS = (*TRACE_SCENARIOS, "vehicle_trace", "busy_edge")
 _new_tuple = tuple.__new__
 # (scenario, policy label, seed) -> [frames, edge busy s, uplink wire bytes]
@@ -181,6 +185,8 @@ class RacingRun(engine._Run):
             j = k
         es = a if a > self.edge_free else self.edge_free
         row = self.edge_stress.row(es)
+        if j != k and self.policy.charge == "gated" and not self._idle_for(a, es, row, k, j):
+            j = k  # the second path would not fit in the idle time before the next frame
         lo, hi = (k, j) if k <= j else (j, k)
         p_lo = _Path(lo, es, row[0][lo] * self._fe[lo][i])
         p_hi = _Path(hi, es, max(p_lo.e, row[0][hi] * self._fe[hi][i]))
@@ -199,8 +205,8 @@ class RacingRun(engine._Run):
                 self._cloud_alone(p, self.cloud_free[0])
             win, lose = (p_lo, p_hi) if p_lo.done <= p_hi.done else (p_hi, p_lo)
         else:
-            self._uplink_shared(p_lo, p_hi, i, preempt=charge == "charge")
-            self._cloud_shared(p_lo, p_hi, preempt=charge == "charge")
+            self._uplink_shared(p_lo, p_hi, i, preempt=charge != "fifo")
+            self._cloud_shared(p_lo, p_hi, preempt=charge != "fifo")
             win, lose = (p_lo, p_hi) if p_lo.done <= p_hi.done else (p_hi, p_lo)
         d = win.done
         # -- the resources after the frame --------------------------------------------
@@ -233,6 +239,20 @@ class RacingRun(engine._Run):
         self._switched = False
         if self.wants_finished:
             heappush(self.pending, (d, i, record))
+
+    def _idle_for(self, a: float, es: float, row, k: int, j: int) -> bool:
+        """The gate of ``gated``: race only if the second path's extra work, at its mean
+        service time and the true conditions when the frame starts, ends before the next
+        frame is due (``a`` + 1 / rate): the edge's whole model for all-edge, the raw
+        input's transfer (on an idle uplink) for all-cloud."""
+        next_s = a + 1.0 / self.sc.rate_hz
+        if j > k:  # all-edge: the edge computes on past point k
+            return es + row[0][j] <= next_s
+        if self.link_free > es:
+            return False
+        _, over, wire, host = self._law(es)
+        fin = max(self.link.finish(es + over[j], wire[j]), es + host[j])
+        return fin <= next_s
 
     def _wire(self, p: _Path, i: int) -> float:
         """p's bytes on the wire (the link law's, without the noise factor)."""
