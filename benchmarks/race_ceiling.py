@@ -74,7 +74,6 @@ import pandas as pd
 
 from adaptsim.scoring import per_seed_metrics
 from adaptsim.simulator import engine, load_scenario, run_scenario
-from adaptsim.simulator.policies import REGISTRY, BasePolicy
 from adaptsim.simulator.record import Record
 from adaptsim.simulator.scenario import PolicySpec
 
@@ -82,6 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from near_repeat_spread import TRACE_SCENARIOS
 from persistence_scores import overall_row, six_trace_mean
 from policy_scores import ROOT, markdown, policy_table
+from progressive_ceiling import Wrapped
 
 __all__ = ["Raced", "RacingRun"]
 
@@ -94,19 +94,13 @@ _new_tuple = tuple.__new__
 COST: dict[tuple[str, str, int], list[float]] = {}
 
 
-class Raced(BasePolicy):
+class Raced(Wrapped):
     """A built-in's decisions, each frame raced by :class:`RacingRun` (diagnostic)."""
 
     def __init__(self, base: str, alt: str, charge: str):
-        self.base = REGISTRY[base](None)
+        super().__init__(base)
         self.alt, self.charge = alt, charge
-        self.period_s = self.base.period_s
-        self.uses_finished = self.base.uses_finished
-        self.clairvoyant = self.base.clairvoyant  # static-best reads the truth at t = 0
         self.race = True
-
-    def decide(self, view) -> int:
-        return self.base.decide(view)
 
 
 class _Path:
