@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import sys
 import time
@@ -333,26 +334,20 @@ class RacingRun(engine._Run):
         return self._carried(p, i, p.ls, d)
 
 
+def _raced(base: str, alt: str, charge: str, label: str) -> PolicySpec:
+    params = {"base": base, "alt": alt, "charge": charge}
+    return PolicySpec(policy="__main__:Raced", params=params, label=label)
+
+
 def _specs(bases, alts, charges) -> tuple[PolicySpec, ...]:
+    """The bounds, the bases as shipped, each base alone through the racing run (the
+    check) and every race form of each."""
     bounds = ("static-best", "oracle", "oracle-free")
     specs = [PolicySpec(policy=p) for p in dict.fromkeys((*bounds, *bases))]
-    for base in bases:
-        specs.append(
-            PolicySpec(
-                policy="__main__:Raced",
-                params={"base": base, "alt": "none", "charge": "ignore"},
-                label=f"{base} alone",
-            )
-        )
-        for alt in alts:
-            for charge in charges:
-                specs.append(
-                    PolicySpec(
-                        policy="__main__:Raced",
-                        params={"base": base, "alt": alt, "charge": charge},
-                        label=f"{base} race {alt} {charge}",
-                    )
-                )
+    specs += [_raced(b, "none", "ignore", f"{b} alone") for b in bases]
+    specs += [
+        _raced(b, a, c, f"{b} race {a} {c}") for b, a, c in itertools.product(bases, alts, charges)
+    ]
     return tuple(specs)
 
 
