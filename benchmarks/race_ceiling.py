@@ -57,6 +57,15 @@ edge,cloud,either] [--charges ignore,charge,fifo] [--rate-x X] [SCENARIO.yaml ..
 (default: the three built-ins, every form, the six trace scenarios, vehicle_trace and
 busy_edge; ``--rate-x`` multiplies each scenario's frame rate, to see when the
 loser's load starts to queue later frames).
+
+Measured 2026-12-01 (the default scenarios, seeds 1..5, bases neurosurgeon,
+changepoint, mpc and static-best, 370 s on the shared 2-core machine): six-trace
+mean gap closed against the paying oracle 0.51 for neurosurgeon alone; raced and
+charged, ``edge`` 0.87 [0.82, 0.93], ``cloud`` 0.93 [0.84, 1.03], ``either`` 1.15
+[1.11, 1.24] (against ``oracle-free``: 0.31 alone, 0.49 / 0.60 / 0.66); mean -15.2 %
+against static-best (alone -11.1 %); extra edge CPU +3 % to +157 % a frame. Gone at
+twice the frame rate unless ``gated``. Tables in
+benchmarks/spread_tables/race_ceiling.md, the reading in docs/policies.md.
 """
 
 from __future__ import annotations
