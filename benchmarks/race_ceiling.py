@@ -63,8 +63,9 @@ changepoint, mpc and static-best, 370 s on the shared 2-core machine): six-trace
 mean gap closed against the paying oracle 0.51 for neurosurgeon alone; raced and
 charged, ``edge`` 0.87 [0.82, 0.93], ``cloud`` 0.93 [0.84, 1.03], ``either`` 1.15
 [1.11, 1.24] (against ``oracle-free``: 0.31 alone, 0.49 / 0.60 / 0.66); mean -15.2 %
-against static-best (alone -11.1 %); extra edge CPU +3 % to +157 % a frame. Gone at
-twice the frame rate unless ``gated``. Tables in
+against static-best (alone -11.1 %); extra edge CPU +3 % to +157 % a frame. At twice
+the frame rate the charged race queues later frames (bus_1 1.49 s against the
+built-in's 1.09) unless ``gated`` (1.065). Tables in
 benchmarks/spread_tables/race_ceiling.md, the reading in docs/policies.md.
 """
 
