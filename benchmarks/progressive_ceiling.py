@@ -62,24 +62,33 @@ from near_repeat_spread import TRACE_SCENARIOS
 from persistence_scores import overall_row, six_trace_mean
 from policy_scores import markdown, policy_table, shipped_scenarios
 
-__all__ = ["Refined", "RefiningRun"]
+__all__ = ["Refined", "RefiningRun", "Wrapped"]
 
 BASES = ("neurosurgeon", "changepoint", "mpc")
 _new_tuple = tuple.__new__
 
 
-class Refined(BasePolicy):
-    """A built-in's decisions, refined per frame by :class:`RefiningRun` (diagnostic)."""
+class Wrapped(BasePolicy):
+    """A built-in's own decisions, for a diagnostic run that serves them its own way
+    (also ``race_ceiling.py``'s)."""
 
-    def __init__(self, base: str, knows: str, cost: str):
+    def __init__(self, base: str):
         self.base = REGISTRY[base](None)
-        self.knows, self.cost = knows, cost
         self.period_s = self.base.period_s
         self.uses_finished = self.base.uses_finished
-        self.refine = True
+        self.clairvoyant = self.base.clairvoyant  # static-best reads the truth at t = 0
 
     def decide(self, view) -> int:
         return self.base.decide(view)
+
+
+class Refined(Wrapped):
+    """A built-in's decisions, refined per frame by :class:`RefiningRun` (diagnostic)."""
+
+    def __init__(self, base: str, knows: str, cost: str):
+        super().__init__(base)
+        self.knows, self.cost = knows, cost
+        self.refine = True
 
 
 class RefiningRun(engine._Run):
