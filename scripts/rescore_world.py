@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptsim.errors import UserError, script_main
+from adaptsim.errors import UserError
 from adaptsim.simulator.scenario import Belief
 from adaptsim.testbed.folder import scored_source
 from adaptsim.testbed.rescore import real_summary
@@ -54,14 +54,20 @@ def _table(t: pd.DataFrame) -> list[str]:
     return rows
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) < 2:
-        raise UserError("usage: rescore_world.py CALIBRATION FOLDER...")
+        print("usage: rescore_world.py CALIBRATION FOLDER...", file=sys.stderr)
+        return 2
     cal = Path(argv[0])
-    for folder in map(Path, argv[1:]):
-        t = rescore_world(cal, folder)
-        print("\n".join([f"## {folder}: the twin's world from {cal}", "", *_table(t), ""]))
+    try:
+        for folder in map(Path, argv[1:]):
+            t = rescore_world(cal, folder)
+            print("\n".join([f"## {folder}: the twin's world from {cal}", "", *_table(t), ""]))
+    except UserError as exc:
+        print(f"rescore_world: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    script_main("rescore_world", lambda: main(sys.argv[1:]))
+    sys.exit(main(sys.argv[1:]))
