@@ -11,13 +11,15 @@ with two policies; a signal is sent when its progress line says it reached a mom
   not overwrite.
 Each time: exit 128 + the signal, no traceback, and no namespace, child process,
 stress-ng, scratch or staging folder left. Before the audit of 1 Dec (evening), SIGTERM
-in the second run and Ctrl-C in the twin lost every finished run.
+in the second run and Ctrl-C in the twin lost every finished run. And a child that
+fails: its one line names its log, which is kept for it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -163,3 +165,30 @@ def test_ctrl_c_in_the_twin_keeps_the_real_runs_in_a_folder_marked_incomplete(tm
     assert "holds an incomplete validation" in said and "another --out" in said, said
     assert json.loads((out / "validation.json").read_text()) == facts
     assert os.listdir(tmp_path) == ["v"]
+
+
+def test_a_failed_child_keeps_the_log_its_one_line_names(tmp_path):
+    """A calibration of another build of the model (its points not the model's): the edge
+    fails after compiling and the one line names its log, which validate then deleted
+    with its scratch folder. Now the log stays (nothing else does) until the next run."""
+    cal = json.loads(CALIBRATION.read_text())
+    cal["models"] = {"lenet": cal["models"]["lenet"]}
+    points = cal["models"]["lenet"]["points"]
+    points[-2]["ordinal"], points[-1]["ordinal"] = 29, 30  # no such layers in LeNet
+    bad = tmp_path / "other-build.json"
+    bad.write_text(json.dumps(cal))
+    out = tmp_path / "v"
+    proc = _cli("validate", SCENARIO, "--calibration", bad, "--policies", "all-cloud",
+                "--duration", "2", "--probe-frames", "1", "--out", out, cwd=tmp_path)  # fmt: skip
+    stderr = proc.communicate(timeout=300)[1]
+    assert proc.returncode == 2, stderr
+    line = _one_line(stderr)
+    assert "the edge process failed" in line and "[29, 30] are not the model's" in line, line
+    log = Path(line.split("(log: ")[1].rstrip(")"))
+    assert "are not the model's" in log.read_text()
+    assert not out.exists()
+    assert _left_behind(proc.pid, tmp_path) == [str(log.parent)]  # the log's folder alone
+    from adaptsim.testbed.run import scratch_dir
+
+    shutil.rmtree(scratch_dir())  # the next run's scratch folder: the dead run's goes first
+    assert not log.parent.exists()
