@@ -196,18 +196,21 @@ class StagedFolder:
     def commit(self) -> Path:
         """Swap the staged folder into place (the previous one, if any, is removed)."""
         trash = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
-        with sigint_deferred(also=_STOPPING):
-            moved = self.target.exists()
-            if moved:
-                os.rename(self.target, trash)
-            try:
-                os.rename(self.path, self.target)
-            except OSError:
+        try:
+            with sigint_deferred(also=_STOPPING):  # raises a held signal at its end
+                moved = self.target.exists()
                 if moved:
-                    os.rename(trash, self.target)
-                raise
-            self.committed = True
-        shutil.rmtree(trash, ignore_errors=True)
+                    os.rename(self.target, trash)
+                try:
+                    os.rename(self.path, self.target)
+                except OSError:
+                    if moved:
+                        os.rename(trash, self.target)
+                    raise
+                self.committed = True
+        finally:  # the previous folder goes, an interrupt held for the swap or not
+            if self.committed:
+                shutil.rmtree(trash, ignore_errors=True)
         return self.target
 
     def discard(self) -> None:
