@@ -34,6 +34,7 @@ from adaptsim.emulation.cleanup import Terminated, terminating_as_interrupt
 from adaptsim.errors import UserError
 from adaptsim.simulator import Results, write_results
 from adaptsim.simulator.draws import draw
+from adaptsim.simulator.results import interrupts_propagate
 from adaptsim.testbed.compare import compare_stages, ranking
 from adaptsim.testbed.edge_quota import (
     check_edge_quota,
@@ -41,7 +42,12 @@ from adaptsim.testbed.edge_quota import (
     scenario_calibration_path,
 )
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback, folded_twin
-from adaptsim.testbed.folder import fold_back_source
+from adaptsim.testbed.folder import (
+    fold_back_facts,
+    fold_back_source,
+    scored_source,
+    validation_facts,
+)
 from adaptsim.testbed.host_speed import (
     PROBE_FRAMES,
     check_probe_frames,
@@ -52,12 +58,18 @@ from adaptsim.testbed.host_speed import (
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
-from adaptsim.testbed.scenario import ALL_POLICIES, scenario_for_testbed, select_policies
+from adaptsim.testbed.scenario import (
+    ALL_POLICIES,
+    scenario_for_testbed,
+    select_policies,
+    twin_scenario,
+)
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
 __all__ = [
     "ALL_POLICIES",
     "incomplete_line",
+    "resume",
     "select_policies",
     "shared_core_note",
     "validate",
@@ -216,8 +228,17 @@ def validate(
                                                            **asdict(fb_plain)},
             probe_frames=probe_frames,
         )  # fmt: skip
-        try:  # minutes of real runs are done: an interrupt from here on keeps them
-            progress(f"simulating the twin ({noise_draws} noise draws)")
+        return _twin_and_write(out, twin_sc, real, facts, fb, fb_plain, noise_draws, progress)
+
+
+def _twin_and_write(out: Path, twin_sc, real: Results, facts: dict, fb, fb_plain,
+                    noise_draws: int, progress: Callable[[str], None]) -> Path:  # fmt: skip
+    """Simulate the twins of ``real`` and write the folder; an interrupt meanwhile (the
+    minutes of real runs are done) writes the real runs alone (:func:`write_incomplete`)."""
+    try:
+        progress(f"simulating the twin ({noise_draws} noise draws)")
+        # a draw cut short by Ctrl-C is not compared as whole, nor the next one started
+        with interrupts_propagate():
             twin = twin_draws(twin_sc, noise_draws)
             probes = facts.get("host_speed") or {}
             speeds = host_speeds(probes, twin_sc.model)
@@ -227,13 +248,39 @@ def validate(
             twin_fb_plain = None
             if fb_plain is not None:
                 twin_fb_plain = twin_draws(apply_foldback(twin_sc, fb_plain), noise_draws)
-            return write_validation(out, real, twin, facts, twin_fb, twin_probed,
-                                    twin_fb_plain)  # fmt: skip
-        except KeyboardInterrupt as exc:
-            by = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
-            with contextlib.suppress(KeyboardInterrupt):  # a second one: held until written
-                write_incomplete(out, real, facts, by)
-            return out
+        return write_validation(out, real, twin, facts, twin_fb, twin_probed, twin_fb_plain)
+    except KeyboardInterrupt as exc:
+        by = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        with contextlib.suppress(KeyboardInterrupt):  # a second one: held until written
+            write_incomplete(out, real, facts, by)
+        return out
+
+
+def resume(out: Path, progress: Callable[[str], None] = print) -> Path:
+    """Finish an incomplete validation folder (:func:`write_incomplete`): its twin
+    simulated for the real runs it holds, as the interrupted ``validate`` would have
+    (its scenario, calibration, noise draws and fold-back from its facts), compared and
+    written into it."""
+    with terminating_as_interrupt():
+        facts = validation_facts(out, incomplete_ok=True)
+        if not facts.get("incomplete"):
+            raise UserError(f"--resume {out}: not an incomplete validation, nothing to finish")
+        facts = {k: v for k, v in facts.items() if k not in ("incomplete", "incomplete_by")}
+        scored_source(out, incomplete_ok=True)
+        twin_sc = twin_scenario(out, incomplete_ok=True)
+        d = out / "real"
+        real = Results(twin_sc, pd.read_parquet(d / "records.parquet"),
+                       pd.read_csv(d / "summary.csv"), pd.DataFrame(),
+                       float(facts.get("real_wall_s") or 0.0),
+                       bool(facts.get("interrupted")))  # fmt: skip
+        fb = fold_back_facts(out, facts["fold_back"]) if facts.get("fold_back") else None
+        fb_plain = None
+        if facts.get("fold_back_plain"):
+            fb_plain = fold_back_facts(out, facts["fold_back_plain"])
+        draws = facts.get("noise_draws") or NOISE_DRAWS
+        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+            raise UserError(f"{out / 'validation.json'}: noise_draws {draws!r}: not a count")
+        return _twin_and_write(out, twin_sc, real, facts, fb, fb_plain, draws, progress)
 
 
 def _interrupted_by(interrupted: bool, facts: dict, signals: list[int]) -> str | None:
@@ -245,23 +292,23 @@ def _interrupted_by(interrupted: bool, facts: dict, signals: list[int]) -> str |
     return "the cloud went away" if facts.get("cloud_lost") else "SIGINT"
 
 
-def incomplete_line(folder: Path, facts: dict) -> str:
+def incomplete_line(folder: Path, facts: dict, by: str) -> str:
     """What an incomplete validation folder holds and how to go on, in one line."""
     return (
-        f"interrupted ({facts.get('interrupted_by') or '?'}) while the twin was simulated: "
-        f"the {facts.get('runs_finished', '?')} real policy run(s) that finished are in "
+        f"interrupted ({by}) while the twin was simulated: the "
+        f"{facts.get('runs_finished', '?')} real policy run(s) that finished are in "
         f"{Path(folder) / 'real'} (`adaptsim report {Path(folder) / 'real'}` shows them), "
-        "not compared; run `adaptsim validate` again with another --out"
+        f"not compared; `adaptsim validate SCENARIO --out {folder} --resume` compares them"
     )
 
 
 def write_incomplete(out: Path, real: Results, facts: dict, by: str) -> Path:
     """The folder of a validation interrupted after its real runs, before its comparison
     was written: the real runs (``real/``), ``validation.json`` with ``incomplete`` saying
-    so (every reader refuses the folder in one line naming it) and a ``report.md`` that
-    says it; written whole (Ctrl-C and SIGTERM held back meanwhile)."""
-    facts = {**facts, "interrupted": True, "interrupted_by": by}
-    facts["incomplete"] = incomplete_line(out, facts)
+    so (every reader refuses the folder in one line naming it; :func:`resume` finishes
+    it) and a ``report.md`` that says it; written whole (Ctrl-C and SIGTERM held back
+    meanwhile). ``by``: the signal's name."""
+    facts = {**facts, "incomplete": incomplete_line(out, facts, by), "incomplete_by": by}
     with (
         StagedFolder(out, "--out", lambda _: True, make_parent=True) as staged,
         sigint_deferred(also=(signal.SIGTERM, signal.SIGHUP)),
