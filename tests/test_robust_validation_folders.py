@@ -249,3 +249,37 @@ def test_the_scripts_say_a_damaged_folder_in_one_line(folder, tmp_path):
         assert lines[0].startswith(f"{name}: error: ") and str(culprit) in lines[0], lines
     usage = _script(SCRIPTS / "rescore_foldback.py")
     assert usage.returncode == 2 and "usage: rescore_foldback.py" in usage.stderr
+
+
+def test_an_incomplete_folder_is_finished_by_resume(folder, tmp_path):
+    """A validation interrupted while its twin was simulated keeps its real runs in a
+    folder marked incomplete (tests/test_validate_interrupt.py makes one for real);
+    `validate --resume` compares them, running nothing again."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from adaptsim.cli import app
+
+    v = _copy(folder, tmp_path)
+    for p in list(v.iterdir()):  # what write_incomplete leaves: real/ and the facts
+        if p.name not in ("real", "validation.json"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    said = "interrupted (SIGTERM) while the twin was simulated: ..."
+    json_edit("validation.json", lambda f: f.update(incomplete=said, incomplete_by="SIGTERM"))(v)
+    refused = CliRunner().invoke(app, ["validate", str(SCENARIO), "--out", str(v)])
+    assert refused.exit_code == 2 and "give --resume to finish it" in refused.stderr
+    done = CliRunner().invoke(app, ["validate", str(SCENARIO), "--out", str(v), "--resume"])
+    assert done.exit_code == 0, done.stderr
+    facts = json.loads((v / "validation.json").read_text())
+    assert "incomplete" not in facts and "incomplete_by" not in facts
+    before = pd.read_csv(folder / "comparison.csv").set_index("policy")
+    after = pd.read_csv(v / "comparison.csv").set_index("policy")
+    assert sorted(after.index) == sorted(before.index)  # the same real runs, compared
+    cols = ["measured_mean_s", "measured_p95_s", "frames"]
+    pd.testing.assert_frame_equal(after[cols], before.loc[after.index, cols])
+    assert after["noise_draws"].eq(9).all()  # the folder's own (its facts: the default)
+    for name in ("comparison_probed.csv", "comparison_folded.csv", "report.html"):
+        assert (v / name).is_file(), name  # its probes and fold-back, as validate would
+    again = CliRunner().invoke(app, ["validate", str(SCENARIO), "--out", str(v), "--resume"])
+    assert again.exit_code == 2 and "not an incomplete validation" in again.stderr

@@ -41,7 +41,8 @@ def _check_out(target: Path, what: str, make_parent: bool) -> None:
         if incomplete:
             raise UserError(
                 f"{what} {target} holds an incomplete validation ({facts}: {incomplete}); "
-                "replacing it would lose its real runs: give another --out, or move it away"
+                "replacing it would lose its real runs: give --resume to finish it, another "
+                "--out, or move it away"
             )
     with StagedFolder(target, what, _is_validation_folder, make_parent=make_parent):
         pass
@@ -138,6 +139,14 @@ def validate(
             "`profile --cpu-quota`.",
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Finish the incomplete validation in --out (interrupted while its twin "
+            "was simulated): its saved real runs compared, nothing run again; the other "
+            "options are the folder's own."
+        ),
+    ] = False,
     probe_frames: Annotated[
         int,
         typer.Option(
@@ -149,11 +158,16 @@ def validate(
     ] = 5,
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
-    import pandas as pd
-
     from adaptsim.testbed import scenario_for_testbed
     from adaptsim.testbed import validate as run_validation
 
+    if resume:
+        if out is None:
+            raise UserError("--resume: give the incomplete folder as --out")
+        from adaptsim.testbed.validate import resume as finish
+
+        _report_validation(finish(out, progress=_say))
+        return
     check_seeds(seeds or [])
     from adaptsim.testbed.host_speed import check_probe_frames
 
@@ -184,10 +198,17 @@ def validate(
         by = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
         _say(f"adaptsim: interrupted ({by}) before any policy run finished; nothing written")
         raise typer.Exit(_exit_code(by)) from None
+    _report_validation(folder)
+
+
+def _report_validation(folder: Path) -> None:
+    """The comparison table and what was written; an interrupted run's one line and exit."""
+    import pandas as pd
+
     facts = json.loads((folder / "validation.json").read_text())
     if facts.get("incomplete"):
         _say(f"adaptsim: {folder}: {facts['incomplete']}")
-        raise typer.Exit(_exit_code(facts.get("interrupted_by")))
+        raise typer.Exit(_exit_code(facts.get("incomplete_by")))
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",
             "measured_p95_s", "simulated_p95_s", "p95_error_pct"]  # fmt: skip

@@ -37,9 +37,12 @@ __all__ = [
 _HOW = "give the --out folder of `adaptsim validate`"
 
 
-def validation_facts(folder: str | Path, needs: tuple[str, ...] = ()) -> dict:
+def validation_facts(
+    folder: str | Path, needs: tuple[str, ...] = (), incomplete_ok: bool = False
+) -> dict:
     """``validation.json`` of ``folder``, checked to hold what its readers take from it:
-    the scenario, duration and seeds, and the keys in ``needs``."""
+    the scenario, duration and seeds, and the keys in ``needs``; an incomplete
+    validation's refused (``incomplete_ok``: taken, to finish it)."""
     d = Path(folder)
     if not d.is_dir():
         raise UserError(f"{d}: not a validation folder (no such folder); {_HOW}")
@@ -52,7 +55,7 @@ def validation_facts(folder: str | Path, needs: tuple[str, ...] = ()) -> dict:
         raise UserError(f"{exc}; {_HOW}") from None
     if not isinstance(facts, dict):
         raise UserError(f"{path}: not written by `adaptsim validate` (not an object); {_HOW}")
-    if facts.get("incomplete"):  # interrupted before its comparison: real runs, no twin
+    if facts.get("incomplete") and not incomplete_ok:  # real runs, no twin compared
         raise UserError(f"{path}: incomplete: {facts['incomplete']}")
     duration = facts.get("duration_s")
     seeds = facts.get("seeds")
@@ -157,10 +160,11 @@ REAL_SUMMARY = ("policy", "requests", "mean_s", "p50_s", "p95_s", "deadline_miss
                 "repartitions")  # fmt: skip
 
 
-def scored_source(folder: str | Path) -> dict:
+def scored_source(folder: str | Path, incomplete_ok: bool = False) -> dict:
     """Refuse, before any simulation, a folder whose saved real run cannot be scored again
-    (re-scoring, the scorecard, the scripts): its facts, real records and summary; the facts."""
-    facts = validation_facts(folder)
+    (re-scoring, the scorecard, the scripts, ``validate --resume`` with ``incomplete_ok``):
+    its facts, real records and summary; the facts."""
+    facts = validation_facts(folder, incomplete_ok=incomplete_ok)
     host_speed_facts(folder, facts)
     records = validation_records(folder, "real")
     summary = validation_table(folder, "real/summary.csv", REAL_SUMMARY)
