@@ -27,10 +27,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptsim.errors import UserError
+from adaptsim.errors import UserError, script_main
 from adaptsim.simulator import run_scenario
+from adaptsim.testbed import rescore
 from adaptsim.testbed.compare import err_pct
 from adaptsim.testbed.foldback import fit_foldback, folded_twin
+from adaptsim.testbed.folder import fold_back_source, validation_records
 from adaptsim.testbed.host_speed import probed_twin
 from adaptsim.testbed.rescore import folder_speeds, twin_scenario
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
@@ -63,6 +65,9 @@ def variants(fb, old):
 
 
 def main(seed1: Path, seed2: Path, draws: int) -> None:
+    fold_back_source(seed1, "SEED1_DIR")  # both folders checked before any simulation
+    real_summary = rescore.real_summary(seed2)
+    real = validation_records(seed2, "real", ("return_s", "edge_cpu_pct"))
     fit_sc = twin_scenario(seed1)
     fresh = run_scenario(fit_sc).records
     fb = fit_foldback(seed1, simulated=fresh, scenario=fit_sc)
@@ -73,8 +78,6 @@ def main(seed1: Path, seed2: Path, draws: int) -> None:
           f"{[(c, round(s, 3)) for c, s in fb.edge_scale_by_cpu]} (without the lag: "
           f"{[(c, round(s, 3)) for c, s in old.edge_scale_by_cpu]})")  # fmt: skip
     sc = twin_scenario(seed2)
-    real_summary = pd.read_csv(seed2 / "real" / "summary.csv")
-    real = pd.read_parquet(seed2 / "real" / "records.parquet")
     speeds = folder_speeds(seed2, sc)
     rows, levels = [], []
     makers = {"no fold-back": lambda: twin_draws(sc, draws)}
@@ -127,13 +130,12 @@ def _draws(arg: str) -> int:
     return draws
 
 
+def _main(argv: list[str]) -> None:
+    if len(argv) not in (2, 3):
+        raise UserError(__doc__.split("\n\n")[1])
+    draws = _draws(argv[2]) if len(argv) == 3 else NOISE_DRAWS
+    main(Path(argv[0]), Path(argv[1]), draws)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4):
-        sys.stderr.write(__doc__.split("\n\n")[1] + "\n")
-        sys.exit(2)
-    try:
-        draws = _draws(sys.argv[3]) if len(sys.argv) == 4 else NOISE_DRAWS
-        main(Path(sys.argv[1]), Path(sys.argv[2]), draws)
-    except UserError as exc:
-        sys.stderr.write(f"foldback_terms: error: {exc}\n")
-        sys.exit(2)
+    script_main("foldback_terms", lambda: _main(sys.argv[1:]))

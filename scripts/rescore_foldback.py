@@ -23,6 +23,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from adaptsim.errors import UserError, script_main
 from adaptsim.testbed.compare import ranking
 from adaptsim.testbed.rescore import rescore_folder
 from adaptsim.testbed.scorecard import MEAN_TARGET_PCT, P95_TARGET_PCT
@@ -76,7 +77,15 @@ def _table(name: str, t, fb) -> str:
     return "\n".join(lines)
 
 
-if __name__ == "__main__":
-    folder = Path(sys.argv[1])
-    for scenario in sys.argv[2:] or ["vehicle_trace", "busy_edge"]:
+def main(argv: list[str]) -> None:
+    if not argv:
+        raise UserError("usage: rescore_foldback.py VALIDATION_OUT [SCENARIO ...]")
+    folder = Path(argv[0])
+    if not folder.is_dir():
+        raise UserError(f"{folder}: no such folder; give the OUT of scripts/validate_shipped.sh")
+    for scenario in argv[1:] or ["vehicle_trace", "busy_edge"]:
         print(rescore(folder, scenario))
+
+
+if __name__ == "__main__":
+    script_main("rescore_foldback", lambda: main(sys.argv[1:]))

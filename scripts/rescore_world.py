@@ -22,14 +22,15 @@ import pandas as pd
 
 from adaptsim.errors import UserError
 from adaptsim.simulator.scenario import Belief
-from adaptsim.testbed.folder import validation_facts, validation_table
+from adaptsim.testbed.folder import scored_source
+from adaptsim.testbed.rescore import real_summary
 from adaptsim.testbed.scenario import scenario_for_testbed, twin_scenario
 from adaptsim.testbed.twin import compare_draws, twin_draws
 
 
 def rescore_world(calibration: Path, folder: Path) -> pd.DataFrame:
     """The folder's real run against its twin whose world is ``calibration``'s."""
-    facts = validation_facts(folder, ("scenario", "duration_s", "seeds"))
+    facts = scored_source(folder)  # checked before the simulation
     sc = twin_scenario(folder)
     other = scenario_for_testbed(facts["scenario"], calibration, facts["duration_s"],
                                  facts.get("time_scale", 1.0), tuple(facts["seeds"]),
@@ -38,7 +39,7 @@ def rescore_world(calibration: Path, folder: Path) -> pd.DataFrame:
         raise UserError(f"{calibration}: gave {other.model.model}, the run ran {sc.model.model}")
     belief = sc.belief or Belief(model=sc.model, pause_s=sc.pause_s)
     world = replace(sc, model=other.model, belief=belief)
-    real = validation_table(folder, "real/summary.csv")
+    real = real_summary(folder)
     return compare_draws(real, twin_draws(world))
 
 
@@ -63,7 +64,7 @@ def main(argv: list[str]) -> int:
             t = rescore_world(cal, folder)
             print("\n".join([f"## {folder}: the twin's world from {cal}", "", *_table(t), ""]))
     except UserError as exc:
-        print(f"rescore_world: {exc}", file=sys.stderr)
+        print(f"rescore_world: error: {exc}", file=sys.stderr)
         return 2
     return 0
 

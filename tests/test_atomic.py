@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -92,3 +93,47 @@ def test_a_store_write_that_runs_out_of_disk_keeps_the_old_store(tmp_path, data_
         assert len(read_store(store)[0]) == len(old_frame)
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def _swap_killed(tmp_path, sig: str, ignored: bool = False):
+    """A staged folder swapped over an old one while ``sig`` comes in the middle of the
+    swap (between its two renames), in a child process (``ignored``: one that ignores
+    ``sig``, as nohup does SIGHUP)."""
+    script = f"""
+import os, signal
+from pathlib import Path
+from adaptsim.atomic import StagedFolder
+if {ignored}:
+    signal.signal(signal.{sig}, signal.SIG_IGN)
+target = Path({str(tmp_path / "out")!r})
+with StagedFolder(target, "--out", lambda _: True) as staged:
+    (staged.path / "new.txt").write_text("new")
+    real_rename = os.rename
+    def rename(a, b):  # the signal lands right after the old folder moved away
+        real_rename(a, b)
+        if Path(b).name.startswith(".out.old"):
+            os.kill(os.getpid(), signal.{sig})
+    os.rename = rename
+    staged.commit()
+"""
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "old.txt").write_text("old")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_a_kill_in_the_middle_of_a_folder_swap_waits_for_its_end(tmp_path, sig):
+    """Only Ctrl-C was held back for the swap: a SIGTERM between its two renames ended
+    the process with the target gone and the old folder under a hidden name; a Ctrl-C
+    held there was raised before the old folder was removed, which stayed hidden."""
+    done = _swap_killed(tmp_path, sig)
+    assert done.returncode != 0  # the signal still ends it, after the swap
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], done.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]
+
+
+def test_an_ignored_signal_stays_ignored_during_a_swap(tmp_path):
+    """nohup ignores SIGHUP: holding it back for the swap must not make it an interrupt."""
+    done = _swap_killed(tmp_path, "SIGHUP", ignored=True)
+    assert done.returncode == 0, done.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["new.txt"]

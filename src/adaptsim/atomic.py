@@ -6,7 +6,7 @@ its images): all are written first, then all renamed, so a failure or Ctrl-C
 leaves the previous set, not a mix of old and new.
 :class:`StagedFolder` does the same for a whole folder (a run's results): the
 folder is built as a hidden sibling and swapped into place at the end, with
-Ctrl-C held back during the swap, so the target is always either the previous
+Ctrl-C (and SIGTERM, SIGHUP) held back during the swap, so the target is always either the previous
 folder untouched or the new one complete.
 """
 
@@ -31,6 +31,10 @@ __all__ = [
     "write_atomic",
     "write_together",
 ]
+
+
+# held back with Ctrl-C while files are swapped: a kill then lands after the swap
+_STOPPING = (signal.SIGTERM, signal.SIGHUP)
 
 
 def check_writable_place(path: str | Path, what: str) -> None:
@@ -87,7 +91,7 @@ def write_together(writers: dict[Path, Callable[[Path], object]]) -> list[Path]:
         for path, write in writers.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             write(tmps[Path(path)])
-        with sigint_deferred():
+        with sigint_deferred(also=_STOPPING):
             for path, tmp in tmps.items():
                 tmp.replace(path)
     except OSError as exc:
@@ -101,8 +105,9 @@ def write_together(writers: dict[Path, Callable[[Path], object]]) -> list[Path]:
 
 
 @contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C back for a few statements; raise it (KeyboardInterrupt) after them.
+def sigint_deferred(also: tuple[int, ...] = ()) -> Iterator[None]:
+    """Hold Ctrl-C (and the signals ``also``, e.g. SIGTERM, unless ignored) back for a few
+    statements; raise KeyboardInterrupt after them if one came.
 
     A Python-level handler, not a signal mask: a mask covers one thread only, and
     the libraries adaptsim uses run threads of their own that would take the signal.
@@ -111,11 +116,13 @@ def sigint_deferred() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    held = [signal.SIGINT, *(s for s in also if signal.getsignal(s) is not signal.SIG_IGN)]
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
     if caught:
         raise KeyboardInterrupt
 
@@ -189,25 +196,28 @@ class StagedFolder:
     def commit(self) -> Path:
         """Swap the staged folder into place (the previous one, if any, is removed)."""
         trash = self.target.parent / f".{self.target.name}.old-{os.getpid()}"
-        with sigint_deferred():
-            moved = self.target.exists()
-            if moved:
-                os.rename(self.target, trash)
-            try:
-                os.rename(self.path, self.target)
-            except OSError:
+        try:
+            with sigint_deferred(also=_STOPPING):  # raises a held signal at its end
+                moved = self.target.exists()
                 if moved:
-                    os.rename(trash, self.target)
-                raise
-            self.committed = True
-        shutil.rmtree(trash, ignore_errors=True)
+                    os.rename(self.target, trash)
+                try:
+                    os.rename(self.path, self.target)
+                except OSError:
+                    if moved:
+                        os.rename(trash, self.target)
+                    raise
+                self.committed = True
+        finally:  # the previous folder goes, an interrupt held for the swap or not
+            if self.committed:
+                shutil.rmtree(trash, ignore_errors=True)
         return self.target
 
     def discard(self) -> None:
         """Remove the staging folder (the target stays as it was); a Ctrl-C that comes
         meanwhile waits until it is gone."""
         if not self.committed:
-            with sigint_deferred():
+            with sigint_deferred(also=_STOPPING):
                 shutil.rmtree(self.path, ignore_errors=True)
                 if self._made_parent:  # leave no empty results/ behind either
                     with contextlib.suppress(OSError):
@@ -219,7 +229,7 @@ class StagedFolder:
         at any moment leaves no staging folder behind."""
         t, parent = self.target, self.target.parent
         try:
-            with sigint_deferred():
+            with sigint_deferred(also=_STOPPING):
                 shutil.rmtree(self.path, ignore_errors=True)
                 try:
                     self.path.mkdir()

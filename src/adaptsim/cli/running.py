@@ -131,13 +131,22 @@ def _censored_notes(results) -> None:
 @app.command("report")
 @guard
 def report_cmd(
-    results: Annotated[Path, typer.Argument(help="A results folder from `adaptsim run`.")],
+    results: Annotated[
+        Path,
+        typer.Argument(help="A results folder from `adaptsim run` (or `adaptsim validate`'s)."),
+    ],
 ) -> None:
     """Build report.html and report.md (verdict, CDF, timeline, stages) from a results folder."""
     import pandas as pd
 
     from adaptsim.report import run_report
 
+    if (results / "validation.json").is_file():  # a validation folder: its own report
+        from adaptsim.testbed.report import write_validation_report
+
+        html, md = write_validation_report(results)
+        err.print(f"wrote {html} and {md}", markup=False)
+        return
     paths, verdict = run_report(results)
     _summary_table(pd.read_csv(results / "summary.csv"))
     err.print(verdict.sentence, markup=False)

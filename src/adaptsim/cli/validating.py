@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -25,12 +26,46 @@ def _is_validation_folder(path: Path) -> bool:
 
 def _check_out(target: Path, what: str, make_parent: bool) -> None:
     """The folder a validation will replace, checked before minutes of real run: not a
-    file, not '.', not a folder of something else (it would be deleted), and writable
-    (a staging folder is made there and removed again)."""
+    file, not '.', not a folder of something else (it would be deleted), not an
+    interrupted validation's (its real runs would be lost), and writable (a staging
+    folder is made there and removed again)."""
     from adaptsim.atomic import StagedFolder
+    from adaptsim.files import load_json
 
+    facts = target / "validation.json"
+    if target.is_dir() and facts.is_file():
+        try:
+            incomplete = load_json(facts, "validation facts").get("incomplete")
+        except (UserError, AttributeError):  # damaged or not an object: replaceable
+            incomplete = None
+        if incomplete:
+            raise UserError(
+                f"{what} {target} holds an incomplete validation ({facts}: {incomplete}); "
+                "replacing it would lose its real runs: give --resume to finish it, another "
+                "--out, or move it away"
+            )
     with StagedFolder(target, what, _is_validation_folder, make_parent=make_parent):
         pass
+
+
+def _warn_if_others_read(secret_file: Path | None) -> None:
+    """A secret file other users of this host can read (ssh refuses such keys): said once
+    on stderr, not refused (a file made with the default umask is 644)."""
+    if secret_file is None:
+        return
+    try:
+        mode = secret_file.stat().st_mode & 0o777
+    except OSError:
+        return  # load_secret says why it cannot be read
+    if mode & 0o044:
+        _say(f"adaptsim: warning: --secret-file {secret_file} is readable by other users "
+             f"of this host (mode {mode:o}): they can forge frames; chmod 600 "
+             f"{secret_file}")  # fmt: skip
+
+
+def _exit_code(by: str | None) -> int:
+    """128 + the signal that stopped the run (130: Ctrl-C; 1 for anything else)."""
+    return 128 + signal.Signals[by] if by in signal.Signals.__members__ else 1
 
 
 @app.command()
@@ -107,6 +142,14 @@ def validate(
             "`profile --cpu-quota`.",
         ),
     ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            help="Finish the incomplete validation in --out (interrupted while its twin "
+            "was simulated): its saved real runs compared, nothing run again; the other "
+            "options are the folder's own."
+        ),
+    ] = False,
     probe_frames: Annotated[
         int,
         typer.Option(
@@ -118,11 +161,16 @@ def validate(
     ] = 5,
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
-    import pandas as pd
-
     from adaptsim.testbed import scenario_for_testbed
     from adaptsim.testbed import validate as run_validation
 
+    if resume:
+        if out is None:
+            raise UserError("--resume: give the incomplete folder as --out")
+        from adaptsim.testbed.validate import resume as finish
+
+        _report_validation(finish(out, progress=_say))
+        return
     check_seeds(seeds or [])
     from adaptsim.testbed.host_speed import check_probe_frames
 
@@ -131,6 +179,7 @@ def validate(
         raise UserError(f"--policies {policies!r}: name at least one policy, e.g. all,mpc")
     if secret_file is not None and cloud is None:
         raise UserError("--secret-file: only with --cloud HOST:PORT (a local run makes its own)")
+    _warn_if_others_read(secret_file)
     wanted = [p.strip() for p in policies.split(",") if p.strip()] if policies else None
     sc = scenario_for_testbed(scenario, calibration, duration, time_scale, rate_hz=rate_hz)
     if cloud is None:  # the local run shapes the trace with tc: every rate must be one tc takes
@@ -140,13 +189,29 @@ def validate(
             check_rate(v, f"{scenario}: field traces.bandwidth_mbps:", zero_ok=True)
     target = out or Path("results") / f"{sc.name}-validation"
     _check_out(target, "--out" if out else "results folder", make_parent=out is None)
-    folder = run_validation(
-        scenario, calibration, target, duration_s=duration, time_scale=time_scale,
-        policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
-        fold_back=fold_back,
-        cloud=cloud, secret_file=secret_file, cloud_wait_s=cloud_wait_s, noise_draws=noise_draws,
-        edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames, progress=_say,
-    )  # fmt: skip
+    try:
+        folder = run_validation(
+            scenario, calibration, target, duration_s=duration, time_scale=time_scale,
+            policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
+            fold_back=fold_back, cloud=cloud, secret_file=secret_file,
+            cloud_wait_s=cloud_wait_s, noise_draws=noise_draws,
+            edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames, progress=_say,
+        )  # fmt: skip
+    except KeyboardInterrupt as exc:  # Ctrl-C or kill before a policy run finished
+        by = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        _say(f"adaptsim: interrupted ({by}) before any policy run finished; nothing written")
+        raise typer.Exit(_exit_code(by)) from None
+    _report_validation(folder)
+
+
+def _report_validation(folder: Path) -> None:
+    """The comparison table and what was written; an interrupted run's one line and exit."""
+    import pandas as pd
+
+    facts = json.loads((folder / "validation.json").read_text())
+    if facts.get("incomplete"):
+        _say(f"adaptsim: {folder}: {facts['incomplete']}")
+        raise typer.Exit(_exit_code(facts.get("incomplete_by")))
     table = pd.read_csv(folder / "comparison.csv")
     cols = ["policy", "measured_mean_s", "simulated_mean_s", "mean_error_pct",
             "measured_p95_s", "simulated_p95_s", "p95_error_pct"]  # fmt: skip
@@ -155,14 +220,15 @@ def validate(
     emit(table[cols].round(4), OutputFormat.table, "measured vs simulated")
     _say(f"wrote {folder} (report.html, report.md, comparison.csv, stages.csv, real/, "
          "simulated/)")  # fmt: skip
-    facts = json.loads((folder / "validation.json").read_text())
     if facts.get("cloud_lost"):  # the remote cloud went away: what finished is written
         _say(f"adaptsim: {facts['cloud_lost']}; the frames and runs that finished were "
              "compared and written")  # fmt: skip
         raise typer.Exit(1)
     if facts["interrupted"]:
-        _say("adaptsim: interrupted; the runs that finished were compared and written")
-        raise typer.Exit(130)
+        _say(f"adaptsim: interrupted ({facts.get('interrupted_by')}): the "
+             f"{facts.get('runs_finished')} of {facts.get('runs_planned')} policy runs that "
+             "finished were compared and written")  # fmt: skip
+        raise typer.Exit(_exit_code(facts.get("interrupted_by")))
 
 
 class ServeRole(StrEnum):
@@ -210,6 +276,7 @@ def serve(
             f"--one-way-latency-s {one_way_latency_s}: give seconds from 0 to {MAX_TIME_S:g}"
         )
     key = load_secret(secret_file)
+    _warn_if_others_read(secret_file)
     names = [canonical_name(m.strip()) for m in models.split(",") if m.strip()]
     from adaptsim.testbed.server import (
         CloudServer,

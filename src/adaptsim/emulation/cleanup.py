@@ -8,7 +8,8 @@ makes clean-up certain even after SIGKILL, which no handler sees.
 
 Within a living process, context managers do the clean-up; :func:`terminating_as_exit`
 turns SIGTERM (and SIGHUP) into :class:`SystemExit` so those ``with`` blocks
-unwind as they do on Ctrl-C. Children get :func:`die_with_parent` so that they
+unwind as they do on Ctrl-C (:func:`terminating_as_interrupt`: into Ctrl-C itself,
+for work that keeps what it finished). Children get :func:`die_with_parent` so that they
 end when the process that started them does, whatever killed it.
 """
 
@@ -26,11 +27,13 @@ from pathlib import Path
 
 __all__ = [
     "NETNS_PATTERN",
+    "Terminated",
     "die_with_parent",
     "owner_alive",
     "stale_namespaces",
     "sweep_stale",
     "terminating_as_exit",
+    "terminating_as_interrupt",
 ]
 
 _PR_SET_PDEATHSIG = 1
@@ -100,20 +103,65 @@ def _raise_exit(signum, _frame):
     raise SystemExit(128 + signum)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP taken as Ctrl-C (:func:`terminating_as_interrupt`); ``signum``
+    says which (an exit code is 128 + it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _Terminated:
+    """SIGTERM/SIGHUP as Ctrl-C: remembers the signals and raises :class:`Terminated`."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def __call__(self, signum, _frame):
+        self.signals.append(signum)
+        raise Terminated(signum)
+
+
+_STOPPING = (signal.SIGTERM, signal.SIGHUP)
+
+
 @contextlib.contextmanager
 def terminating_as_exit() -> Iterator[None]:
     """SIGTERM and SIGHUP raise SystemExit in the main thread while the block runs.
 
     The default action of SIGTERM ends the process at once, skipping every
     ``finally``; as an exception it unwinds the ``with`` blocks that hold
-    namespaces, stress-ng and children, as Ctrl-C does.
+    namespaces, stress-ng and children, as Ctrl-C does. Inside
+    :func:`terminating_as_interrupt` it leaves that block's handler in place (the
+    outer caller keeps what finished, as on Ctrl-C).
     """
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or isinstance(
+        signal.getsignal(signal.SIGTERM), _Terminated
+    ):
         yield
         return
-    old = {s: signal.signal(s, _raise_exit) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old = {s: signal.signal(s, _raise_exit) for s in _STOPPING}
     try:
         yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def terminating_as_interrupt() -> Iterator[list[int]]:
+    """SIGTERM and SIGHUP raise :class:`Terminated` (a KeyboardInterrupt) in the main
+    thread while the block runs: work that keeps what finished on Ctrl-C keeps it on
+    ``kill`` too. Yields the list of the signals that came (empty: none, or Ctrl-C
+    itself), for the exit code and the facts."""
+    handler = _Terminated()
+    if threading.current_thread() is not threading.main_thread():
+        yield handler.signals
+        return
+    old = {s: signal.signal(s, handler) for s in _STOPPING}
+    try:
+        yield handler.signals
     finally:
         for s, h in old.items():
             signal.signal(s, h)

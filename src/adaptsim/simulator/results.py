@@ -25,9 +25,10 @@ it actually ran.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,22 @@ class Results:
     errors: tuple[str, ...] = ()  # one line per policy that failed (its runs stopped)
 
 
+_PROPAGATE: list[bool] = []  # non-empty: Ctrl-C ends run_scenario instead of being kept
+
+
+@contextlib.contextmanager
+def interrupts_propagate() -> Iterator[None]:
+    """While the block runs, Ctrl-C (or :class:`~adaptsim.emulation.cleanup.Terminated`)
+    in :func:`run_scenario` propagates instead of returning the runs that finished: for a
+    caller simulating many scenarios (a twin's noise draws), where a partial one would
+    be compared as whole and the next one would start anyway."""
+    _PROPAGATE.append(True)
+    try:
+        yield
+    finally:
+        _PROPAGATE.pop()
+
+
 def run_scenario(
     scenario: Scenario,
     progress: Callable[[str, int, int], None] | None = None,
@@ -88,6 +105,8 @@ def run_scenario(
             _run_all(scenario, progress, done_runs, errors)
             interrupted = False
         except KeyboardInterrupt:
+            if _PROPAGATE:  # a caller that keeps its own work instead (validate's twin)
+                raise
             interrupted = True
     frames = [f for f, _ in done_runs]
     runs = [r for _, r in done_runs]

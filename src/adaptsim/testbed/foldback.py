@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -134,13 +134,30 @@ class FoldBack:
         """A fold-back from its JSON (``to_json``, or ``fold_back`` in a validation.json:
         other keys such as ``from`` ignored); a term missing from an older file is its
         default (no lag, no per-level scale)."""
+        if not isinstance(d, dict):
+            raise UserError(f"field fold_back: not an object ({d!r})")
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
-        for k in ("edge_scale_by_cpu", "cloud_scale_by_cpu"):
-            if k in kw:
-                kw[k] = tuple((float(a), float(b)) for a, b in kw[k] or ())
-        if "host_relative" in kw:  # JSON's true (a string "True" from a numpy bool once)
-            kw["host_relative"] = kw["host_relative"] in (True, "True")
+        need = [f.name for f in fields(cls) if f.default is MISSING]
+        for k in need:
+            if k not in kw:
+                raise UserError(f"field fold_back.{k}: missing")
+        for k, v in kw.items():
+            if k in ("edge_scale_by_cpu", "cloud_scale_by_cpu"):
+                pairs = v or ()
+                if not isinstance(pairs, list | tuple) or not all(
+                    isinstance(e, list | tuple) and len(e) == 2 and all(_numeric(x) for x in e)
+                    for e in pairs
+                ):  # fmt: skip
+                    raise UserError(f"field fold_back.{k}: not a list of [level, scale] "
+                                    f"pairs of numbers ({v!r})")  # fmt: skip
+                kw[k] = tuple((float(a), float(b)) for a, b in pairs)
+            elif k == "host_relative":  # JSON's true (a string "True" from a numpy bool once)
+                if v not in (True, False, "True", "False"):
+                    raise UserError(f"field fold_back.{k}: not true or false ({v!r})")
+                kw[k] = v in (True, "True")
+            elif not _numeric(v):
+                raise UserError(f"field fold_back.{k}: not a number ({v!r})")
         return cls(**kw)
 
 
@@ -265,7 +282,12 @@ def _scaled(grid, factor: np.ndarray):
 
 
 def _number(x) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    return _numeric(x) and math.isfinite(x)
+
+
+def _numeric(x) -> bool:
+    """A JSON number (NaN included, as Python writes it), not true/false."""
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def _facts(path: Path) -> dict:

@@ -22,9 +22,19 @@ from plotly.subplots import make_subplots
 from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
 from adaptsim.report.figures import STAGES, figure_block, policy_colours
 from adaptsim.testbed.compare import ranking
-from adaptsim.testbed.folder import validation_facts, validation_records, validation_table
+from adaptsim.testbed.folder import (
+    COMPARED,
+    fold_back_facts,
+    host_speed_facts,
+    scored_source,
+    validation_facts,
+    validation_records,
+    validation_table,
+)
 
 __all__ = ["STAGE_LABELS", "validation_page", "write_validation_report"]
+
+_COMPARED = COMPARED  # the comparison tables' columns the page reads
 
 # The run report's own words for each stage (adaptsim.report.figures.STAGES), so a
 # validation page and a run page name a stage the same; plus the two this page adds.
@@ -237,8 +247,9 @@ def _timeline(
 def validation_page(folder: Path) -> Page:
     """The validation report of ``folder`` as a :class:`~adaptsim.report.Page` (from its files)."""
     folder = Path(folder)
+    scored_source(folder)  # the facts, probes, real records and summary, checked together
     facts = validation_facts(folder, needs=("ranking", "placement", "load_average"))
-    comp = validation_table(folder, "comparison.csv")
+    comp = validation_table(folder, "comparison.csv", _COMPARED)
     stages = validation_table(folder, "stages.csv")
     real = validation_records(folder, "real")
     sim = validation_records(folder, "simulated")
@@ -251,6 +262,14 @@ def validation_page(folder: Path) -> Page:
         f"traces x{facts['time_scale']:g} faster; seeds {facts['seeds']}",
         colours,
     )
+    if facts.get("interrupted"):  # a reader sees first that runs are missing
+        page.section("Interrupted", "interrupted").add(
+            paragraph(
+                f"The real runs were stopped early ({facts.get('interrupted_by') or 'interrupted'}"
+                f"): {facts.get('runs_finished', '?')} of {facts.get('runs_planned', '?')} "
+                "policy runs finished; only those are compared on this page."
+            )
+        )
     s = page.section("Per policy", "policies")
     s.add(
         paragraph(
@@ -290,9 +309,9 @@ def validation_page(folder: Path) -> Page:
             "(interactive in report.html).*",
         )
     )
-    host_speed = facts.get("host_speed") or {}
+    host_speed = host_speed_facts(folder, facts)
     if host_speed and (folder / "comparison_probed.csv").is_file():
-        probed = pd.read_csv(folder / "comparison_probed.csv")
+        probed = validation_table(folder, "comparison_probed.csv", _COMPARED)
         page.section("The twin at the probed host speed", "probed").add(
             paragraph(
                 f"Before and after each policy run ({facts.get('probe_frames', '?')} probe "
@@ -318,10 +337,8 @@ def validation_page(folder: Path) -> Page:
         )
     fb_facts = facts.get("fold_back")
     if fb_facts is not None and (folder / "comparison_folded.csv").is_file():
-        from adaptsim.testbed.foldback import FoldBack
-
-        fb = FoldBack.from_dict(fb_facts)  # a term an older file lacks: its default
-        after = pd.read_csv(folder / "comparison_folded.csv")
+        fb = fold_back_facts(folder, fb_facts)  # a term an older file lacks: its default
+        after = validation_table(folder, "comparison_folded.csv", _COMPARED)
         page.section("Before and after the fold-back", "fold-back").add(
             paragraph(
                 f"Fitted on {fb_facts['from']} (another run, {fb.frames} frames): edge "
@@ -351,7 +368,7 @@ def validation_page(folder: Path) -> Page:
             ),
         )
         if (folder / "comparison_folded_plain.csv").is_file():
-            plain = pd.read_csv(folder / "comparison_folded_plain.csv")
+            plain = validation_table(folder, "comparison_folded_plain.csv", _COMPARED)
             page.sections[-1].add(
                 paragraph(
                     "The same fold-back fitted without the probes (its scales carry the fit "

@@ -17,21 +17,26 @@ import pandas as pd
 from adaptsim.errors import UserError
 from adaptsim.simulator import run_scenario
 from adaptsim.testbed.foldback import FoldBack, fit_foldback, folded_twin
-from adaptsim.testbed.folder import validation_facts
-from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds, probed_twin
+from adaptsim.testbed.folder import (
+    REAL_SUMMARY,
+    fold_back_source,
+    host_speed_facts,
+    scored_source,
+    validation_facts,
+    validation_table,
+)
+from adaptsim.testbed.host_speed import HostSpeed, host_speeds, probed_twin
 from adaptsim.testbed.scenario import twin_scenario
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
-__all__ = ["folder_speeds", "rescore_folder", "rescore_probed", "twin_scenario"]
+__all__ = ["folder_speeds", "real_summary", "rescore_folder", "rescore_probed", "twin_scenario"]
 
 
 def folder_speeds(folder: Path, sc) -> dict[str, HostSpeed]:
     """The host speed of each policy run of a saved validation folder (its probes,
     against ``sc``'s calibration: the twin's now); ``{}`` for a folder without probes."""
     folder = Path(folder)
-    probes = check_host_probes(validation_facts(folder).get("host_speed"),
-                               str(folder / "validation.json"))  # fmt: skip
-    return host_speeds(probes, sc.model)
+    return host_speeds(host_speed_facts(folder, validation_facts(folder)), sc.model)
 
 
 def rescore_folder(
@@ -51,8 +56,10 @@ def rescore_folder(
     :func:`~adaptsim.testbed.twin.compare_draws` and the fold-back used.
     """
     folder = Path(folder)
+    real = real_summary(folder)  # every folder checked before minutes of simulation
+    if fold_back_from is not None:
+        fold_back_source(fold_back_from, "fold-back from")
     sc = twin_scenario(folder)
-    real = pd.read_csv(folder / "real" / "summary.csv")
     if fold_back_from is None:
         return compare_draws(real, twin_draws(sc, draws)), None
     if Path(fold_back_from).resolve() == folder.resolve():
@@ -70,9 +77,15 @@ def rescore_probed(folder: Path, draws: int = NOISE_DRAWS) -> pd.DataFrame | Non
     """The folder's saved real run against the twin at each run's probed host speed,
     simulated now; None for a folder without probes."""
     folder = Path(folder)
+    real = real_summary(folder)
     sc = twin_scenario(folder)
     speeds = folder_speeds(folder, sc)
     if not speeds:
         return None
-    real = pd.read_csv(folder / "real" / "summary.csv")
     return compare_draws(real, probed_twin(sc, speeds, draws))
+
+
+def real_summary(folder: Path) -> pd.DataFrame:
+    """A saved validation's real run per policy (``real/summary.csv``), the folder checked."""
+    scored_source(folder)
+    return validation_table(folder, "real/summary.csv", REAL_SUMMARY)

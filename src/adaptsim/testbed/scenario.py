@@ -151,15 +151,16 @@ def select_policies(sc, wanted: list[str] | None) -> tuple[list[int], list[str]]
     return keep, notes
 
 
-def _facts(folder: Path) -> dict:
-    facts = validation_facts(folder)
+def _facts(folder: Path, incomplete_ok: bool) -> dict:
+    facts = validation_facts(folder, incomplete_ok=incomplete_ok)
     validation_table(folder, "real/summary.csv")  # its policies are read next
     return facts
 
 
-def twin_scenario(folder: Path) -> Scenario:
-    """The twin's scenario of a saved validation folder: its policies, as it was run."""
-    facts = _facts(folder)
+def twin_scenario(folder: Path, incomplete_ok: bool = False) -> Scenario:
+    """The twin's scenario of a saved validation folder: its policies, as it was run
+    (``incomplete_ok``: of an interrupted one's real runs too, to finish it)."""
+    facts = _facts(folder, incomplete_ok)
     names = pd.read_csv(folder / "real" / "summary.csv")["policy"].tolist()
     sc = scenario_for_testbed(facts["scenario"], facts.get("calibration"), facts["duration_s"],
                               facts.get("time_scale", 1.0), tuple(facts["seeds"]),

@@ -8,25 +8,34 @@ simulated with the same policies. The folder holds ``real/`` and
 ``validation.json`` (the run's facts) and ``report.html`` + ``report.md``
 (:mod:`~adaptsim.testbed.report`, built from those files). It is written beside
 its place and renamed into it at the end: whole or absent.
+
+Ctrl-C, SIGTERM and SIGHUP keep what finished: policy runs that finished before
+are compared and written (``interrupted``); an interrupt while the twin is
+simulated writes the real runs alone, in a folder whose ``validation.json`` says
+``incomplete`` (:func:`write_incomplete`; every reader refuses it in one line).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
 
-from adaptsim.atomic import write_atomic
+from adaptsim.atomic import StagedFolder, sigint_deferred, write_atomic
 from adaptsim.calibration import load_calibration
+from adaptsim.emulation.cleanup import Terminated, terminating_as_interrupt
 from adaptsim.errors import UserError
 from adaptsim.profiler.host import host_facts
 from adaptsim.simulator import Results, write_results
 from adaptsim.simulator.draws import draw
+from adaptsim.simulator.results import interrupts_propagate
 from adaptsim.testbed.calibration_host import calibration_for_host, host_mismatch_note
 from adaptsim.testbed.compare import compare_stages, ranking
 from adaptsim.testbed.edge_quota import (
@@ -35,7 +44,12 @@ from adaptsim.testbed.edge_quota import (
     scenario_calibration_path,
 )
 from adaptsim.testbed.foldback import apply_foldback, fit_foldback, folded_twin
-from adaptsim.testbed.folder import fold_back_source
+from adaptsim.testbed.folder import (
+    fold_back_facts,
+    fold_back_source,
+    scored_source,
+    validation_facts,
+)
 from adaptsim.testbed.host_speed import (
     PROBE_FRAMES,
     check_probe_frames,
@@ -46,10 +60,24 @@ from adaptsim.testbed.host_speed import (
 from adaptsim.testbed.protocol import load_secret
 from adaptsim.testbed.report import write_validation_report
 from adaptsim.testbed.run import RealRunPlan, check_cloud, real_run, scratch_dir
-from adaptsim.testbed.scenario import ALL_POLICIES, scenario_for_testbed, select_policies
+from adaptsim.testbed.scenario import (
+    ALL_POLICIES,
+    scenario_for_testbed,
+    select_policies,
+    twin_scenario,
+)
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
-__all__ = ["ALL_POLICIES", "select_policies", "shared_core_note", "validate", "write_validation"]
+__all__ = [
+    "ALL_POLICIES",
+    "incomplete_line",
+    "resume",
+    "select_policies",
+    "shared_core_note",
+    "validate",
+    "write_incomplete",
+    "write_validation",
+]
 
 
 def shared_core_note(mem_cpus: list[int], cloud_cpus: list[int], edge_mem_pct) -> str | None:
@@ -117,109 +145,200 @@ def validate(
     run that probed too is fitted relative to its host speed and applied at each run's
     (``comparison_folded.csv``; as without probes: ``comparison_folded_plain.csv``).
     """
-    check_probe_frames(probe_frames)
-    if noise_draws < 1:
-        raise UserError(f"--noise-draws {noise_draws}: give at least 1")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
-    fb = fb_plain = None
-    if fold_back is not None:
-        fold_back_source(fold_back, "--fold-back")  # one line now, not a traceback
-        if fold_back.resolve() == out.resolve():
-            raise UserError("--fold-back: fit on another run than the one you score (--out)")
+    with terminating_as_interrupt() as signals:  # kill keeps what finished, as Ctrl-C
+        check_probe_frames(probe_frames)
+        if noise_draws < 1:
+            raise UserError(f"--noise-draws {noise_draws}: give at least 1")
+        if out.exists() and not out.is_dir():
+            raise UserError(f"--out {out} is a file; give a folder")
+        fb = fb_plain = None
+        if fold_back is not None:
+            fold_back_source(fold_back, "--fold-back")  # one line now, not a traceback
+            if fold_back.resolve() == out.resolve():
+                raise UserError("--fold-back: fit on another run than the one you score (--out)")
+            try:
+                fb = fit_foldback(fold_back)
+                if fb.host_relative:  # as it was fitted before the probes, for comparison
+                    fb_plain = fit_foldback(fold_back, host_speed=False)
+            except UserError as exc:
+                raise UserError(f"--fold-back {fold_back}: {exc}") from None
+        sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds, rate_hz,
+                                  policies)  # fmt: skip
+        here, roles = host_facts(), ("edge",) if cloud is not None else ("edge", "cloud")
+        if calibration is None and edge_cpu_quota is None:  # this host's, not the scenario's
+            calibration, alike = calibration_for_host(sc.model.model, here, roles)
+            progress(
+                f"calibration {calibration.name} (no --calibration given; "
+                f"{'profiled on this kind of host' if alike else 'the nearest shipped'})"
+            )
+            sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds,
+                                      rate_hz, policies)  # fmt: skip
+        keep, notes = select_policies(sc, policies)
+        plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep,
+                           rate_hz=rate_hz, added_policies=list(policies or []),
+                           edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames)  # fmt: skip
+        check_edge_quota(edge_cpu_quota, plan.edge_cpus)
+        cal = load_calibration(scenario_calibration_path(calibration, sc))
+        unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
+        if unchecked:
+            notes.append(unchecked)
+        other_host = host_mismatch_note(cal, sc.model.model, here, roles)
+        if other_host:  # said now, before minutes of running, and in the report
+            progress(f"adaptsim: warning: {other_host}")
+            notes.append(other_host)
+        if cloud is not None:
+            plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file, cloud_wait_s,
+                                             progress)  # fmt: skip
+            plan.secret = load_secret(secret_file)
+        work = scratch_dir()
+        failed = False
         try:
-            fb = fit_foldback(fold_back)
-            if fb.host_relative:  # as it was fitted before the probes, for comparison
-                fb_plain = fit_foldback(fold_back, host_speed=False)
-        except UserError as exc:
-            raise UserError(f"--fold-back {fold_back}: {exc}") from None
-    sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds, rate_hz,
-                              policies)  # fmt: skip
-    here, roles = host_facts(), ("edge",) if cloud is not None else ("edge", "cloud")
-    if calibration is None and edge_cpu_quota is None:  # this host's, not the scenario's
-        calibration, alike = calibration_for_host(sc.model.model, here, roles)
-        progress(
-            f"calibration {calibration.name} (no --calibration given; "
-            f"{'profiled on this kind of host' if alike else 'the nearest shipped'})"
-        )
-        sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds,
-                                  rate_hz, policies)  # fmt: skip
-    keep, notes = select_policies(sc, policies)
-    plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep, rate_hz=rate_hz,
-                       added_policies=list(policies or []),
-                       edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames)  # fmt: skip
-    check_edge_quota(edge_cpu_quota, plan.edge_cpus)
-    cal = load_calibration(scenario_calibration_path(calibration, sc))
-    unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
-    if unchecked:
-        notes.append(unchecked)
-    other_host = host_mismatch_note(cal, sc.model.model, here, roles)
-    if other_host:  # said now, before minutes of running, and in the report
-        progress(f"adaptsim: warning: {other_host}")
-        notes.append(other_host)
-    if cloud is not None:
-        plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file, cloud_wait_s,
-                                         progress)  # fmt: skip
-        plan.secret = load_secret(secret_file)
-    work = scratch_dir()
+            real, facts = real_run(sc, plan, work, progress)
+        except UserError:  # a child failed: the log its one line names stays to be read
+            failed = True
+            raise
+        finally:
+            logs = {n: (work / n).read_text()[-4000:] for n in ("edge.log", "cloud.log")
+                    if (work / n).exists()}  # fmt: skip
+            if not (failed and logs):  # else the next run removes it (its owner is gone)
+                shutil.rmtree(work, ignore_errors=True)
+        if real.records.empty:
+            if facts.get("cloud_lost"):
+                lost = facts["cloud_lost"]
+                raise UserError(f"--cloud {cloud}: {lost}; no run finished, nothing written")
+            raise Terminated(signals[0]) if signals else KeyboardInterrupt
+        twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
+        remote = plan.cloud_address is not None
+        if remote:
+            held = {c.get("cloud_latency_s") for c in facts.get("clock", {}).values()}
+            notes.append(
+                f"remote cloud {cloud}: the bandwidth trace is not applied; the server added "
+                f"{', '.join(f'{x:g}' for x in held if x is not None) or '?'} s on the way out, "
+                f"the edge {sc.one_way_latency_s:g} s on the way back (the scenario's one-way "
+                "latency), and the real network's latency comes on top"
+            )
+            notes.append(_clock_note(facts.get("clock", {})))
+        shared = shared_core_note(plan.mem_cpus, plan.cloud_cpus, sc.edge_mem.values)
+        if shared and not remote:
+            notes.append(shared)
+        facts.update(
+            scenario=str(scenario),
+            calibration=str(calibration) if calibration else sc.calibration_name,
+            time_scale=time_scale, duration_s=sc.duration_s, seeds=list(sc.seeds),
+            rate_hz=sc.rate_hz, frames_per_run=len(draw(sc, sc.seeds[0]).arrivals_s),
+            placement={"edge_cpus": plan.edge_cpus,
+                       "cloud_cpus": f"remote {cloud}" if remote else plan.cloud_cpus,
+                       "edge_tf_threads": 1, "cloud_tf_threads": None if remote else 1,
+                       "cloud_workers": "the server's" if remote else sc.cloud_servers,
+                       "memory_stress_cpus": plan.mem_cpus,
+                       "edge_cpu_quota": edge_cpu_quota},
+            edge_cpu_quota=edge_cpu_quota,
+            one_way_latency="added in the application (the kernel has no netem)",
+            zero_rate=("not emulated: the real network between the two machines carries the "
+                       "frames" if remote else "tbf at its smallest rate (8 kbit/s), not an "
+                       "exact stall"),
+            notes=notes, noise_draws=noise_draws, real_wall_s=real.wall_s,
+            interrupted=real.interrupted,
+            interrupted_by=_interrupted_by(real.interrupted, facts, signals),
+            runs_planned=len(keep) * len(sc.seeds), runs_finished=len(real.runs),
+            logs_tail=logs, load_average=os.getloadavg(), cloud=cloud,
+            fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
+            fold_back_plain=None if fb_plain is None else {"from": str(fold_back),
+                                                           **asdict(fb_plain)},
+            probe_frames=probe_frames,
+        )  # fmt: skip
+        return _twin_and_write(out, twin_sc, real, facts, fb, fb_plain, noise_draws, progress)
+
+
+def _twin_and_write(out: Path, twin_sc, real: Results, facts: dict, fb, fb_plain,
+                    noise_draws: int, progress: Callable[[str], None]) -> Path:  # fmt: skip
+    """Simulate the twins of ``real`` and write the folder; an interrupt meanwhile (the
+    minutes of real runs are done) writes the real runs alone (:func:`write_incomplete`)."""
     try:
-        real, facts = real_run(sc, plan, work, progress)
-    finally:
-        logs = {n: (work / n).read_text()[-4000:] for n in ("edge.log", "cloud.log")
-                if (work / n).exists()}  # fmt: skip
-        shutil.rmtree(work, ignore_errors=True)
-    if real.records.empty:
-        if facts.get("cloud_lost"):
-            lost = facts["cloud_lost"]
-            raise UserError(f"--cloud {cloud}: {lost}; no run finished, nothing written")
-        raise KeyboardInterrupt
-    twin_sc = replace(sc, policies=tuple(sc.policies[i] for i in keep))
-    progress(f"simulating the twin ({noise_draws} noise draws)")
-    twin = twin_draws(twin_sc, noise_draws)
-    probes = facts.get("host_speed") or {}
-    speeds = host_speeds(probes, twin_sc.model)
-    record_speeds(probes, speeds)  # beside the raw probes: what the twin makes of them
-    twin_probed = probed_twin(twin_sc, speeds, noise_draws) if speeds else None
-    twin_fb = folded_twin(twin_sc, fb, speeds, noise_draws) if fb is not None else None
-    twin_fb_plain = None
-    if fb_plain is not None:
-        twin_fb_plain = twin_draws(apply_foldback(twin_sc, fb_plain), noise_draws)
-    remote = plan.cloud_address is not None
-    if remote:
-        held = {c.get("cloud_latency_s") for c in facts.get("clock", {}).values()}
-        notes.append(
-            f"remote cloud {cloud}: the bandwidth trace is not applied; the server added "
-            f"{', '.join(f'{x:g}' for x in held if x is not None) or '?'} s on the way out, the "
-            f"edge {sc.one_way_latency_s:g} s on the way back (the scenario's one-way latency), "
-            "and the real network's latency comes on top"
-        )
-        notes.append(_clock_note(facts.get("clock", {})))
-    shared = shared_core_note(plan.mem_cpus, plan.cloud_cpus, sc.edge_mem.values)
-    if shared and not remote:
-        notes.append(shared)
-    facts.update(
-        scenario=str(scenario),
-        calibration=str(calibration) if calibration else sc.calibration_name,
-        time_scale=time_scale, duration_s=sc.duration_s, seeds=list(sc.seeds),
-        rate_hz=sc.rate_hz, frames_per_run=len(draw(sc, sc.seeds[0]).arrivals_s),
-        placement={"edge_cpus": plan.edge_cpus,
-                   "cloud_cpus": f"remote {cloud}" if remote else plan.cloud_cpus,
-                   "edge_tf_threads": 1, "cloud_tf_threads": None if remote else 1,
-                   "cloud_workers": "the server's" if remote else sc.cloud_servers,
-                   "memory_stress_cpus": plan.mem_cpus,
-                   "edge_cpu_quota": edge_cpu_quota},
-        edge_cpu_quota=edge_cpu_quota,
-        one_way_latency="added in the application (the kernel has no netem)",
-        zero_rate=("not emulated: the real network between the two machines carries the frames"
-                   if remote else "tbf at its smallest rate (8 kbit/s), not an exact stall"),
-        notes=notes, noise_draws=noise_draws, real_wall_s=real.wall_s, interrupted=real.interrupted,
-        logs_tail=logs, load_average=os.getloadavg(), cloud=cloud,
-        fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
-        fold_back_plain=None if fb_plain is None else {"from": str(fold_back),
-                                                       **asdict(fb_plain)},
-        probe_frames=probe_frames,
-    )  # fmt: skip
-    return write_validation(out, real, twin, facts, twin_fb, twin_probed, twin_fb_plain)
+        progress(f"simulating the twin ({noise_draws} noise draws)")
+        # a draw cut short by Ctrl-C is not compared as whole, nor the next one started
+        with interrupts_propagate():
+            twin = twin_draws(twin_sc, noise_draws)
+            probes = facts.get("host_speed") or {}
+            speeds = host_speeds(probes, twin_sc.model)
+            record_speeds(probes, speeds)  # beside the raw probes: what the twin makes of them
+            twin_probed = probed_twin(twin_sc, speeds, noise_draws) if speeds else None
+            twin_fb = folded_twin(twin_sc, fb, speeds, noise_draws) if fb is not None else None
+            twin_fb_plain = None
+            if fb_plain is not None:
+                twin_fb_plain = twin_draws(apply_foldback(twin_sc, fb_plain), noise_draws)
+        return write_validation(out, real, twin, facts, twin_fb, twin_probed, twin_fb_plain)
+    except KeyboardInterrupt as exc:
+        by = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+        with contextlib.suppress(KeyboardInterrupt):  # a second one: held until written
+            write_incomplete(out, real, facts, by)
+        return out
+
+
+def resume(out: Path, progress: Callable[[str], None] = print) -> Path:
+    """Finish an incomplete validation folder (:func:`write_incomplete`): its twin
+    simulated for the real runs it holds, as the interrupted ``validate`` would have
+    (its scenario, calibration, noise draws and fold-back from its facts), compared and
+    written into it."""
+    with terminating_as_interrupt():
+        facts = validation_facts(out, incomplete_ok=True)
+        if not facts.get("incomplete"):
+            raise UserError(f"--resume {out}: not an incomplete validation, nothing to finish")
+        facts = {k: v for k, v in facts.items() if k not in ("incomplete", "incomplete_by")}
+        scored_source(out, incomplete_ok=True)
+        twin_sc = twin_scenario(out, incomplete_ok=True)
+        d = out / "real"
+        real = Results(twin_sc, pd.read_parquet(d / "records.parquet"),
+                       pd.read_csv(d / "summary.csv"), pd.DataFrame(),
+                       float(facts.get("real_wall_s") or 0.0),
+                       bool(facts.get("interrupted")))  # fmt: skip
+        fb = fold_back_facts(out, facts["fold_back"]) if facts.get("fold_back") else None
+        fb_plain = None
+        if facts.get("fold_back_plain"):
+            fb_plain = fold_back_facts(out, facts["fold_back_plain"])
+        draws = facts.get("noise_draws") or NOISE_DRAWS
+        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+            raise UserError(f"{out / 'validation.json'}: noise_draws {draws!r}: not a count")
+        return _twin_and_write(out, twin_sc, real, facts, fb, fb_plain, draws, progress)
+
+
+def _interrupted_by(interrupted: bool, facts: dict, signals: list[int]) -> str | None:
+    """What stopped the real runs early: a signal's name, the remote cloud, or None."""
+    if not interrupted:
+        return None
+    if signals:
+        return signal.Signals(signals[0]).name
+    return "the cloud went away" if facts.get("cloud_lost") else "SIGINT"
+
+
+def incomplete_line(folder: Path, facts: dict, by: str) -> str:
+    """What an incomplete validation folder holds and how to go on, in one line."""
+    return (
+        f"interrupted ({by}) while the twin was simulated: the "
+        f"{facts.get('runs_finished', '?')} real policy run(s) that finished are in "
+        f"{Path(folder) / 'real'} (`adaptsim report {Path(folder) / 'real'}` shows them), "
+        f"not compared; `adaptsim validate SCENARIO --out {folder} --resume` compares them"
+    )
+
+
+def write_incomplete(out: Path, real: Results, facts: dict, by: str) -> Path:
+    """The folder of a validation interrupted after its real runs, before its comparison
+    was written: the real runs (``real/``), ``validation.json`` with ``incomplete`` saying
+    so (every reader refuses the folder in one line naming it; :func:`resume` finishes
+    it) and a ``report.md`` that says it; written whole (Ctrl-C and SIGTERM held back
+    meanwhile). ``by``: the signal's name."""
+    facts = {**facts, "incomplete": incomplete_line(out, facts, by), "incomplete_by": by}
+    with (
+        StagedFolder(out, "--out", lambda _: True, make_parent=True) as staged,
+        sigint_deferred(also=(signal.SIGTERM, signal.SIGHUP)),
+    ):
+        write_results(real, staged.path / "real")
+        write_atomic(staged.path / "validation.json",
+                     lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip
+        page = f"# Validation incomplete\n\n{facts['incomplete']}.\n"
+        write_atomic(staged.path / "report.md", lambda p: p.write_text(page))
+        staged.commit()
+    return out
 
 
 def write_validation(
@@ -248,9 +367,10 @@ def write_validation(
     table = compare_draws(real.summary, twins)
     stages = compare_stages(real.records, twin.records)
     facts = {**facts, "ranking": ranking(table)}
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    # built beside ``out`` and swapped in whole (Ctrl-C held back for the swap); what a
+    # killed process left beside it is removed by the next write there
+    with StagedFolder(out, "--out", lambda _: True, make_parent=True) as staged:
+        tmp = staged.path
         write_results(real, tmp / "real")
         write_results(twin, tmp / "simulated")
         write_atomic(tmp / "comparison.csv", lambda p: table.to_csv(p, index=False))
@@ -268,17 +388,7 @@ def write_validation(
         write_atomic(tmp / "validation.json",
                      lambda p: p.write_text(json.dumps(facts, indent=1, default=str)))  # fmt: skip
         write_validation_report(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if out.exists():
-        old = out.with_name(f".{out.name}.{os.getpid()}.old")
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(out)
+        staged.commit()
     return out
 
 
