@@ -12,9 +12,11 @@ Where the folders probed their host's speed (adaptsim.testbed.host_speed) the fo
 is fitted relative to seed 1's host speed and applied at each seed-2 policy run's own,
 and a second table gives it fitted without the probes (as before them).
 
-Usage: .venv/bin/python scripts/rescore_foldback.py VALIDATION_OUT [SCENARIO ...]
-(VALIDATION_OUT holds SCENARIO-seed1 and SCENARIO-seed2; default scenarios:
-vehicle_trace busy_edge.) Prints a Markdown table per scenario.
+Usage: .venv/bin/python scripts/rescore_foldback.py [--probe-pool run|seed] VALIDATION_OUT
+[SCENARIO ...] (VALIDATION_OUT holds SCENARIO-seed1 and SCENARIO-seed2; default scenarios:
+vehicle_trace busy_edge; --probe-pool: each policy run's host speed from its own probes
+or all the seed's pooled, default the folders' own, adaptsim.testbed.speed_track.)
+Prints a Markdown table per scenario.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ def _ms(v: float) -> str:
     return f"{v * 1e3:.1f}"
 
 
-def rescore(out: Path, name: str) -> str:
+def rescore(out: Path, name: str, pool: str | None = None) -> str:
     s1, s2 = out / f"{name}-seed1", out / f"{name}-seed2"
-    t, fb = rescore_folder(s2, fold_back_from=s1)
+    t, fb = rescore_folder(s2, fold_back_from=s1, pool=pool)
     text = _table(name, t, fb)
     if fb.host_relative:  # the same without the probes, beside it
         plain, fb_plain = rescore_folder(s2, fold_back_from=s1, host_speed=False)
@@ -77,6 +79,22 @@ def _table(name: str, t, fb) -> str:
 
 
 if __name__ == "__main__":
-    folder = Path(sys.argv[1])
-    for scenario in sys.argv[2:] or ["vehicle_trace", "busy_edge"]:
-        print(rescore(folder, scenario))
+    from adaptsim.errors import UserError
+    from adaptsim.testbed.speed_track import check_probe_pool
+
+    args, pool = sys.argv[1:], None
+    if "--probe-pool" in args:
+        i = args.index("--probe-pool")
+        pool = args[i + 1] if i + 1 < len(args) else ""
+        del args[i : i + 2]
+    try:
+        if pool is not None:
+            check_probe_pool(pool)
+        if not args:
+            raise UserError("give the VALIDATION_OUT folder (see the usage at the top)")
+        folder = Path(args[0])
+        for scenario in args[1:] or ["vehicle_trace", "busy_edge"]:
+            print(rescore(folder, scenario, pool))
+    except UserError as exc:
+        sys.stderr.write(f"rescore_foldback.py: error: {exc}\n")
+        sys.exit(2)
