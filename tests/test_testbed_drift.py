@@ -284,6 +284,21 @@ def test_the_gate_probes_only_in_gaps_the_next_frame_leaves_and_counts_the_rest(
     assert late.skipped == 8
 
 
+def test_a_host_slower_than_predicted_widens_the_gap_a_probe_needs():
+    """The last probes ran 3x their prediction: a gap of 2x the prediction is not enough;
+    the last three count, and a faster host never narrows it below the margin."""
+    arrivals = [0.0, 1.5, 3.0]
+    gate = ProbeGate(1.0, 10.0, arrivals, [], lambda t: 0.1, margin=2.0)
+    assert gate.need_s(1.0) == pytest.approx(0.2)
+    assert gate.may_probe(1.25, 1, idle=True)  # 0.25 s to frame 1: enough at 0.2
+    gate.observed(3.0)
+    assert gate.need_s(1.25) == pytest.approx(0.6)
+    assert not gate.may_probe(1.25, 1, idle=True)  # a probe of ~0.3 s would delay it
+    for r in (0.5, 0.5, 0.5):
+        gate.observed(r)
+    assert gate.slowdown == 1.0 and gate.may_probe(1.25, 1, idle=True)
+
+
 @pytest.mark.parametrize("bad", [-1, -0.5, math.inf, math.nan, True, "2", 4000])
 def test_probe_every_out_of_range_is_refused(bad):
     with pytest.raises(UserError, match="--probe-every"):

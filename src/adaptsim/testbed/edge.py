@@ -428,9 +428,13 @@ class EdgeRunner:
         edge_col, cloud_col = kinds.index("all_edge"), kinds.index("all_cloud")
         cloud_s = float(self.tables.cloud_list[cloud_col])
 
+        def edge_s(t: float) -> float:
+            return float(self.tables.at(sc.edge_cpu.at(t), sc.edge_mem.at(t))[0][edge_col])
+
         def predict_s(t: float) -> float:
-            edge = float(self.tables.at(sc.edge_cpu.at(t), sc.edge_mem.at(t))[0][edge_col])
-            return max(edge, cloud_s if state["cloud_ok"] else 0.0)
+            return max(edge_s(t), cloud_s if state["cloud_ok"] else 0.0)
+
+        state["edge_pred"], state["cloud_pred"] = edge_s, cloud_s
 
         steps = [*sc.edge_cpu.breakpoints(sc.duration_s), *sc.edge_mem.breakpoints(sc.duration_s)]
         state["gate"] = ProbeGate(every, sc.duration_s, arrivals.tolist(), steps, predict_s)
@@ -446,7 +450,9 @@ class EdgeRunner:
                               probing["cloud_point"], self.x.shape)  # fmt: skip
         es = now()
         np.asarray(probing["whole"](self.x))
-        probing["edge"].append([es, now() - es])
+        took = now() - es
+        probing["edge"].append([es, took])
+        probing["gate"].observed(took / probing["edge_pred"](es))
 
     def _probe_answer(self, probing: dict, header: dict, back: float) -> bool:
         """Is ``header`` the answer to a probe during this run (kept, or the cloud's
@@ -456,7 +462,9 @@ class EdgeRunner:
         if j not in probing["sent"]:
             return False
         if header.get("kind") == "probe":
-            probing["cloud"].append([probing["sent"].pop(j), float(header["cloud_s"][0]), back])
+            took = float(header["cloud_s"][0])
+            probing["cloud"].append([probing["sent"].pop(j), took, back])
+            probing["gate"].observed(took / probing["cloud_pred"])
         else:  # a server without probes on its own input: the edge's alone
             probing["sent"].pop(j)
             probing["cloud_ok"], probing["cloud_note"] = False, str(header.get("error"))

@@ -7,7 +7,8 @@ edge also probes *during* the run, in its idle gaps (:class:`ProbeGate`, used by
 edge's compute stage): about every ``S`` seconds of the run's real time (the records'
 clock: trace time / ``--time-scale``), once the edge has no frame queued, no frame is
 in flight (uplink and cloud idle) and the next arrival is not due within
-:data:`PROBE_MARGIN` times the probe's predicted seconds, it times ONE call of the
+:data:`PROBE_MARGIN` times the probe's predicted seconds (times how much slower than
+predicted the last probes ran, if they did), it times ONE call of the
 whole model on the edge and asks the cloud for one call of the whole tail (a
 ``probe`` frame whose input the server makes itself: nothing large crosses the
 shaped link). A period with no such gap is a skipped probe, counted. No probe starts
@@ -177,6 +178,24 @@ class ProbeGate:
         self.predict_s, self.margin, self.settle_s = predict_s, margin, settle_s
         self.due_s = every_s  # the next probe's period starts here
         self.skipped = 0
+        self._recent: list[float] = []  # the last probes' measured / predicted
+
+    @property
+    def slowdown(self) -> float:
+        """How much slower than predicted the last probes ran (at least 1): the margin
+        is taken over the prediction times this, so a host slower than its calibration
+        still leaves the next frame its gap."""
+        return max([1.0, *self._recent])
+
+    def observed(self, ratio: float) -> None:
+        """A probe ran ``ratio`` times its prediction (the last 3 count)."""
+        if math.isfinite(ratio) and ratio > 0:
+            self._recent = [*self._recent[-2:], ratio]
+
+    def need_s(self, t: float) -> float:
+        """The gap a probe at ``t`` needs before the next frame: the margin times its
+        prediction times :attr:`slowdown`."""
+        return self.margin * self.predict_s(t) * self.slowdown
 
     def _catch_up(self, t: float) -> None:
         """Periods that ended without a gap to probe in: skipped."""
@@ -199,7 +218,7 @@ class ProbeGate:
             return False
         if next_frame >= len(self.arrivals):  # the last frame is in: the run is ending
             return False
-        need = self.margin * self.predict_s(t)
+        need = self.need_s(t)
         if self.arrivals[next_frame] - t <= need or t + need >= self.duration_s:
             return False
         i = bisect_left(self.steps, t - self.settle_s)
@@ -215,6 +234,6 @@ class ProbeGate:
         if t < self.due_s:
             return self.due_s - t
         i = bisect_left(self.steps, t - self.settle_s)
-        if i < len(self.steps) and self.steps[i] <= t + self.margin * self.predict_s(t):
+        if i < len(self.steps) and self.steps[i] <= t + self.need_s(t):
             return max(self.steps[i] + self.settle_s - t, 0.001)
         return None
