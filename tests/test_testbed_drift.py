@@ -151,7 +151,7 @@ def test_a_running_median_of_the_nearest_probes_held_until_halfway_to_the_next()
     assert speed_steps([(3.0, 2.0)]) == ((0.0, 2.0),)  # one probe: held from t = 0
 
 
-def test_the_engines_time_varying_speed_equals_the_scaled_calibration_when_constant():
+def test_the_engines_host_speed_scales_each_frame_at_its_arrival():
     """``Scenario.host_speed`` scales each frame's edge and cloud seconds at its arrival:
     a constant speed gives the frames of the calibration scaled by it (the probed twin
     of a run without probes during it), the link untouched."""
@@ -164,6 +164,15 @@ def test_the_engines_time_varying_speed_equals_the_scaled_calibration_when_const
     edge = both[both["edge_s"] > 0]
     np.testing.assert_allclose(edge["edge_s_twin"] / edge["edge_s"], 1.3, rtol=1e-9)
     np.testing.assert_allclose(both["uplink_s_twin"], both["uplink_s"], rtol=1e-9)
+    # a speed that steps: each frame at the value in force at its arrival, by hand
+    stepped = run_scenario(replace(sc, host_speed=(_trace(((0.0, 1.0), (4.55, 2.0))),
+                                                   _trace(((0.0, 0.5), (2.05, 1.0))))))  # fmt: skip
+    both = plain.merge(stepped.records, on=KEY, suffixes=("", "_twin"))
+    edge, cloud = both[both["edge_s"] > 0], both[both["cloud_s"] > 0]
+    np.testing.assert_allclose(edge["edge_s_twin"] / edge["edge_s"],
+                               np.where(edge["arrival_s"] < 4.55, 1.0, 2.0), rtol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(cloud["cloud_s_twin"] / cloud["cloud_s"],
+                               np.where(cloud["arrival_s"] < 2.05, 0.5, 1.0), rtol=1e-9)  # fmt: skip
 
 
 def test_the_probed_twin_follows_each_runs_speed_over_time(tmp_path):
