@@ -7,8 +7,9 @@ edge also probes *during* the run, in its idle gaps (:class:`ProbeGate`, used by
 edge's compute stage): about every ``S`` seconds of the run's real time (the records'
 clock: trace time / ``--time-scale``), once the edge has no frame queued, no frame is
 in flight (uplink and cloud idle) and the next arrival is not due within
-:data:`PROBE_MARGIN` times the probe's predicted seconds (times how much slower than
-predicted the last probes ran, if they did), it times ONE call of the
+:data:`PROBE_MARGIN` times the probe's predicted seconds (or 1.5x the recent slowdown,
+the median measured / predicted of the last probes and frames' heads, where the host
+runs slower than that), it times ONE call of the
 whole model on the edge and asks the cloud for one call of the whole tail (a
 ``probe`` frame whose input the server makes itself: nothing large crosses the
 shaped link). A period with no such gap is a skipped probe, counted. No probe starts
@@ -68,6 +69,8 @@ __all__ = [
 PROBE_EVERY_S = 0.0  # interleaved probes: one per this many seconds of run time (0: none)
 MAX_PROBE_EVERY_S = 3600.0
 PROBE_MARGIN = 2.0  # the next frame due no sooner than this times the probe's prediction
+SLOWDOWN_MARGIN = 1.5  # ... nor than this times the prediction times the recent slowdown
+RECENT = 5  # the last calls whose measured / predicted give the slowdown
 STEP_SETTLE_S = 3.0  # no probe from a CPU/memory step until this long after it
 SPEED_WINDOW = 5  # the running median's probes
 POOLS = ("run", "seed", "ends")
@@ -182,20 +185,22 @@ class ProbeGate:
 
     @property
     def slowdown(self) -> float:
-        """How much slower than predicted the last probes ran (at least 1): the margin
-        is taken over the prediction times this, so a host slower than its calibration
-        still leaves the next frame its gap."""
-        return max([1.0, *self._recent])
+        """How much slower than predicted the host ran lately: the median of the last
+        :data:`RECENT` calls' measured / predicted (probes, and the frames' heads), at
+        least 1."""
+        return max(1.0, float(np.median(self._recent))) if self._recent else 1.0
 
     def observed(self, ratio: float) -> None:
-        """A probe ran ``ratio`` times its prediction (the last 3 count)."""
+        """A probe or a frame's head ran ``ratio`` times its prediction."""
         if math.isfinite(ratio) and ratio > 0:
-            self._recent = [*self._recent[-2:], ratio]
+            self._recent = [*self._recent[1 - RECENT :], ratio]
 
     def need_s(self, t: float) -> float:
-        """The gap a probe at ``t`` needs before the next frame: the margin times its
-        prediction times :attr:`slowdown`."""
-        return self.margin * self.predict_s(t) * self.slowdown
+        """The gap a probe at ``t`` needs before the next frame: its prediction times
+        the margin, or times :data:`SLOWDOWN_MARGIN` x :attr:`slowdown` where the host
+        runs slower than that (a host slower than its calibration still leaves the next
+        frame its gap; one slow call alone does not stop the probes)."""
+        return self.predict_s(t) * max(self.margin, SLOWDOWN_MARGIN * self.slowdown)
 
     def _catch_up(self, t: float) -> None:
         """Periods that ended without a gap to probe in: skipped."""
