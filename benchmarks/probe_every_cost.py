@@ -10,7 +10,8 @@ skipped for want of an idle gap, and the probes per minute of run time.
 Run as root on the machine under test:
 ``.venv/bin/python benchmarks/probe_every_cost.py SCENARIO TIME_SCALE DURATION_S RATE_HZ
 POLICIES EVERY_S [ROUNDS]`` e.g. ``scenarios/norway_metro_2.yaml 5 30 2
-static-best,all-cloud 2 2``. Results: docs/validation.md, "Probes during the run".
+static-best,all-cloud 2 2``; ``PROBE_COST_OUT=DIR`` keeps the validation folders there
+(else a temporary folder, removed). Results: docs/validation.md, "Probes during the run".
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ def one(scenario: Path, out: Path, every: float, args) -> tuple[pd.DataFrame, li
     for key, p in (facts.get("host_speed") or {}).items():
         if "skipped" in p:
             n = p["at"].count("during")
+            during = [s for s, a in zip(p["edge_s"], p["at"], strict=True) if a == "during"]
+            ends = [s for s, a in zip(p["edge_s"], p["at"], strict=True) if a != "during"]
             runs.append({"run": key, "during": n, "skipped": p["skipped"],
                          "mixed": p.get("mixed", 0),
-                         "per_minute": 60.0 * n / facts["duration_s"]})  # fmt: skip
+                         "per_minute": 60.0 * n / facts["duration_s"],
+                         "edge_probe_during_ms": 1e3 * float(pd.Series(during).median()),
+                         "edge_probe_ends_ms": 1e3 * float(pd.Series(ends).median())})  # fmt: skip
     return real.assign(every=every), runs
 
 
@@ -53,7 +58,9 @@ def main() -> None:
     policies, every = a[4].split(","), float(a[5])
     rounds = int(a[6]) if len(a) > 6 else 2
     frames, runs = [], []
-    with tempfile.TemporaryDirectory(prefix=f"probe-every-{os.getpid()}-") as tmp:
+    keep = os.environ.get("PROBE_COST_OUT")
+    with tempfile.TemporaryDirectory(prefix=f"probe-every-{os.getpid()}-") as scratch:
+        tmp = keep or scratch
         for r in range(rounds):
             for s in (0.0, every):
                 print(f"round {r + 1}/{rounds}: --probe-every {s:g}", flush=True)
