@@ -5,7 +5,8 @@ The same scenario, calibration, seed and policies run with ``--probe-every 0`` a
 falls on both), every run a real validation (root). Per setting and policy, the
 medians over every frame of every round: latency, edge and cloud stage; beside them
 the ratio on / off. Per run with probes: the probes taken during it, the periods
-skipped for want of an idle gap, and the probes per minute of run time.
+skipped for want of an idle gap, the probes per minute of run time, and how many
+probes (edge or cloud) overlapped a frame queued or in flight (should be 0).
 
 Run as root on the machine under test:
 ``.venv/bin/python benchmarks/probe_every_cost.py SCENARIO TIME_SCALE DURATION_S RATE_HZ
@@ -42,7 +43,15 @@ def one(scenario: Path, out: Path, every: float, args) -> tuple[pd.DataFrame, li
             n = p["at"].count("during")
             during = [s for s, a in zip(p["edge_s"], p["at"], strict=True) if a == "during"]
             ends = [s for s, a in zip(p["edge_s"], p["at"], strict=True) if a != "during"]
-            runs.append({"run": key, "during": n, "skipped": p["skipped"],
+            mine = real[(real["policy"] + "/" + real["seed"].astype(str)) == key]
+            owl = float(facts["clock"][key].get("cloud_latency_s") or 0.0)
+            busy = list(zip(mine["arrival_s"], mine["done_s"] - owl, strict=True))
+            spans = [(t, t + s) for t, s, a in zip(p["t_s"], p["edge_s"], p["at"], strict=True)
+                     if a == "during"]  # fmt: skip
+            spans += [(t, b) for t, b in zip([t for t, a in zip(p["cloud_t_s"], p["cloud_at"],
+                      strict=True) if a == "during"], p["cloud_back_s"], strict=True)]  # fmt: skip
+            hit = sum(any(a0 < s1 and s0 < d0 for a0, d0 in busy) for s0, s1 in spans)
+            runs.append({"run": key, "during": n, "skipped": p["skipped"], "overlapping": hit,
                          "mixed": p.get("mixed", 0),
                          "per_minute": 60.0 * n / facts["duration_s"],
                          "edge_probe_during_ms": 1e3 * float(pd.Series(during).median()),
