@@ -313,6 +313,9 @@ def test_a_host_slower_than_predicted_widens_the_gap_a_probe_needs():
     for r in (0.5, 0.5, 9.0):  # the five last: 0.5 x 5 (the 3.0s gone), then one slow
         gate.observed(r)
     assert gate.slowdown == 1.0
+    # a run's gate starts from the host's slowdown before it (its before-probes)
+    warned = ProbeGate(1.0, 10.0, arrivals, [], lambda t: 0.1, margin=2.0, recent=[5.0, 4.0])
+    assert warned.slowdown == 4.5 and not warned.may_probe(1.25, 1, idle=True)
 
 
 @pytest.mark.parametrize("bad", [-1, -0.5, math.inf, math.nan, True, "2", 4000])

@@ -96,6 +96,7 @@ class EdgeRunner:
             )
         self.client = None  # one connection for every run: see connect()
         self.runs = 0
+        self.slow: list[float] = []  # measured / predicted of the latest probes and heads
 
     def connect(self) -> dict:
         """Open the one connection every run uses, and warm it up before any clock.
@@ -139,6 +140,12 @@ class EdgeRunner:
             cloud_s = self.client.probe(self.sc.model.model, point, self.x, frames)
         except (EOFError, OSError):  # the cloud went away: the next run says so
             cloud_s = None
+        # how much slower than predicted the host runs: where the next run's gate starts
+        from adaptsim.testbed.host_speed import predicted_probe_s
+
+        edge_pred, cloud_pred = predicted_probe_s(self.sc.model)
+        self.slow = [float(np.median(edge_s)) / edge_pred] if edge_s else []
+        self.slow += [float(np.median(cloud_s)) / cloud_pred] if cloud_s else []
         return {"edge_s": edge_s, "cloud_s": cloud_s}
 
     def run(self, policy_index: int, seed: int, t0: float, records: Path) -> dict:
@@ -407,6 +414,8 @@ class EdgeRunner:
                 state["lost"] = f"the connection closed after the run ({exc})"
         if gate is not None and not state["lost"]:  # a cloud probe's answer still to come
             self._drain_probes(probing, now, client)
+        if gate is not None:  # the host's latest slowdown, for the next run's gate
+            self.slow = list(gate._recent)
         return {"policy": policy.name, "frames": len(arrivals), "finished": len(done_ids),
                 "repartitions": state["repartitions"], "error": state["error"],
                 "lost": state["lost"], "started": True, "clock_offset_s": 0.0,
@@ -440,7 +449,8 @@ class EdgeRunner:
         state["edge_pred"], state["cloud_pred"] = edge_s, cloud_s
 
         steps = [*sc.edge_cpu.breakpoints(sc.duration_s), *sc.edge_mem.breakpoints(sc.duration_s)]
-        state["gate"] = ProbeGate(every, sc.duration_s, arrivals.tolist(), steps, predict_s)
+        state["gate"] = ProbeGate(every, sc.duration_s, arrivals.tolist(), steps, predict_s,
+                                  recent=self.slow)  # fmt: skip
         return state
 
     def _probe_now(self, probing: dict, now, client) -> None:

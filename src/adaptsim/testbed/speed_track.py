@@ -171,17 +171,22 @@ class ProbeGate:
         steps_s: the times of the edge CPU and memory traces' steps.
         predict_s: run time -> the probe's predicted seconds (edge and cloud, the larger).
         margin: :data:`PROBE_MARGIN`; settle_s: :data:`STEP_SETTLE_S`.
+        recent: measured / predicted of the host's latest calls (the probes before the
+            run, the last run's): the slowdown from the start (without them a host 5x
+            slower than its calibration delayed a frame with the first probe of a run).
     """
 
     def __init__(self, every_s, duration_s, arrivals_s, steps_s, predict_s,
-                 margin: float = PROBE_MARGIN, settle_s: float = STEP_SETTLE_S):  # fmt: skip
+                 margin: float = PROBE_MARGIN, settle_s: float = STEP_SETTLE_S,
+                 recent: list[float] | None = None):  # fmt: skip
         self.every_s, self.duration_s = every_s, duration_s
         self.arrivals = list(arrivals_s)
         self.steps = sorted(s for s in steps_s if s > 0)
         self.predict_s, self.margin, self.settle_s = predict_s, margin, settle_s
         self.due_s = every_s  # the next probe's period starts here
         self.skipped = 0
-        self._recent: list[float] = []  # the last probes' measured / predicted
+        # the last calls' measured / predicted: the edge's before-probes and earlier runs'
+        self._recent: list[float] = list(recent or [])[-RECENT:]
 
     @property
     def slowdown(self) -> float:
