@@ -12,9 +12,11 @@ Where the folders probed their host's speed (adaptsim.testbed.host_speed) the fo
 is fitted relative to seed 1's host speed and applied at each seed-2 policy run's own,
 and a second table gives it fitted without the probes (as before them).
 
-Usage: .venv/bin/python scripts/rescore_foldback.py VALIDATION_OUT [SCENARIO ...]
-(VALIDATION_OUT holds SCENARIO-seed1 and SCENARIO-seed2; default scenarios:
-vehicle_trace busy_edge.) Prints a Markdown table per scenario.
+Usage: .venv/bin/python scripts/rescore_foldback.py [--probe-pool run|seed] VALIDATION_OUT
+[SCENARIO ...] (VALIDATION_OUT holds SCENARIO-seed1 and SCENARIO-seed2; default scenarios:
+vehicle_trace busy_edge; --probe-pool: each policy run's host speed from its own probes
+or all the seed's pooled, default the folders' own, adaptsim.testbed.speed_track.)
+Prints a Markdown table per scenario.
 """
 
 from __future__ import annotations
@@ -33,9 +35,9 @@ def _ms(v: float) -> str:
     return f"{v * 1e3:.1f}"
 
 
-def rescore(out: Path, name: str) -> str:
+def rescore(out: Path, name: str, pool: str | None = None) -> str:
     s1, s2 = out / f"{name}-seed1", out / f"{name}-seed2"
-    t, fb = rescore_folder(s2, fold_back_from=s1)
+    t, fb = rescore_folder(s2, fold_back_from=s1, pool=pool)
     text = _table(name, t, fb)
     if fb.host_relative:  # the same without the probes, beside it
         plain, fb_plain = rescore_folder(s2, fold_back_from=s1, host_speed=False)
@@ -78,13 +80,23 @@ def _table(name: str, t, fb) -> str:
 
 
 def main(argv: list[str]) -> None:
-    if not argv:
-        raise UserError("usage: rescore_foldback.py VALIDATION_OUT [SCENARIO ...]")
-    folder = Path(argv[0])
+    from adaptsim.testbed.speed_track import check_probe_pool
+
+    args, pool = list(argv), None
+    if "--probe-pool" in args:
+        i = args.index("--probe-pool")
+        pool = args[i + 1] if i + 1 < len(args) else ""
+        del args[i : i + 2]
+        check_probe_pool(pool)
+    if not args:
+        raise UserError(
+            "usage: rescore_foldback.py [--probe-pool run|seed|ends] VALIDATION_OUT [SCENARIO ...]"
+        )
+    folder = Path(args[0])
     if not folder.is_dir():
         raise UserError(f"{folder}: no such folder; give the OUT of scripts/validate_shipped.sh")
-    for scenario in argv[1:] or ["vehicle_trace", "busy_edge"]:
-        print(rescore(folder, scenario))
+    for scenario in args[1:] or ["vehicle_trace", "busy_edge"]:
+        print(rescore(folder, scenario, pool))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,11 @@
 #        [PROBE_FRAMES=N (host-speed probe frames per role before and after each policy
 #        run, default 5; 0: off; the fold-back is then fitted relative to seed 1's host
 #        speed and applied at seed 2's: docs/validation.md, "host speed probe")]
+#        [PROBE_EVERY=S (a probe in the edge's idle gaps every S s of the run, default 2;
+#        0: off) PROBE_POOL=run|seed|ends (default run): docs/validation.md, "Probes
+#        during the run"; with PROBE_EVERY > 0 the seed pair is also scored with the
+#        probes before/after alone (-scorecard-ends.md) and pooled per seed
+#        (-scorecard-seed.md), the same real runs]
 #        scripts/validate_shipped.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +77,7 @@ for name in ${SCENARIOS:-vehicle_trace busy_edge}; do
   duration=${DURATION:-$duration}
   common=(scenarios/$name.yaml "${calopt[@]}" --time-scale "$scale" --duration "$duration"
           --rate-hz "$rate" --policies "$policies" --probe-frames "${PROBE_FRAMES:-5}"
-          "${quota[@]}")
+          --probe-every "${PROBE_EVERY:-2}" --probe-pool "${PROBE_POOL:-run}" "${quota[@]}")
   t0=$SECONDS
   echo "== $name: seed 1 (traces x$scale, $duration s per policy, $rate frames/s)"
   $a validate "${common[@]}" --seed 1 --out "$out/$name-seed1"
@@ -80,6 +85,13 @@ for name in ${SCENARIOS:-vehicle_trace busy_edge}; do
   $a validate "${common[@]}" --seed 2 --fold-back "$out/$name-seed1" --out "$out/$name-seed2"
   .venv/bin/python -m adaptsim.testbed.scorecard "$out/$name-seed1" "$out/$name-seed2" \
     | tee "$out/$name-scorecard.md"
+  if [ "${PROBE_EVERY:-2}" != 0 ]; then  # the same runs, the probes during them ignored / pooled
+    for pool in ends seed; do
+      .venv/bin/python -m adaptsim.testbed.scorecard --probe-pool "$pool" \
+        "$out/$name-seed1" "$out/$name-seed2" > "$out/$name-scorecard-$pool.md"
+    done
+    echo "== $name: also $out/$name-scorecard-ends.md (probes before/after alone) and -seed.md"
+  fi
   echo "== $name: $((SECONDS - t0)) s wall (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 done
 echo "== validate_shipped: $((SECONDS - start)) s wall in all; tables in $out/*-scorecard.md"

@@ -325,6 +325,11 @@ def test_probe_frames_minus_one_on_the_command_line_is_one_line_exit_2(tmp_path)
         {"all-cloud/1": {"edge_s": [0.1, -0.2], "cloud_s": [0.1]}},
         {"all-cloud/1": {"edge_s": [0.1], "cloud_s": "fast"}},
         {"all-cloud/1": {"edge_s": [0.1], "cloud_s": [float("nan")]}},
+        # probes during the run (tests/test_testbed_drift.py): one run time and level each
+        {"all-cloud/1": {"edge_s": [0.1, 0.1], "cloud_s": [0.1], "t_s": [0.0, -1.0]}},
+        {"all-cloud/1": {"edge_s": [0.1], "cloud_s": [0.1], "t_s": [0.0, 1.0]}},
+        {"all-cloud/1": {"edge_s": [0.1], "cloud_s": [0.1], "cloud_t_s": "0"}},
+        {"all-cloud/1": {"edge_s": [0.1], "cloud_s": [0.1], "edge_cpu": [True]}},
     ],
 )
 def test_a_fold_back_folder_with_malformed_probes_is_one_line_exit_2(tmp_path, host_speed):

@@ -95,6 +95,33 @@ def test_a_probe_frame_times_the_whole_tail_and_bad_ones_get_an_error_frame(serv
     assert server.served == 0  # probes are not frames served
 
 
+def test_a_probe_on_the_servers_own_input_needs_no_body_and_answers_by_its_id(server, tails):
+    """A probe during a run (adaptsim.testbed.speed_track): no body crosses the link, the
+    server runs the whole tail on its own input and answers with the probe's id; a body
+    with it, or an unknown input, is an error frame, and the connection keeps serving."""
+    whole = min(tails["lenet"])
+    shape = tails["lenet"][whole].shape
+    client = CloudClient(*server.address, KEY)
+    client.send_probe(500_007, "lenet", whole, shape)
+    reply, body = client.receive()
+    assert reply["kind"] == "probe" and reply["id"] == 500_007 and body == b""
+    assert len(reply["cloud_s"]) == 1 and reply["cloud_s"][0] > 0
+    sock, nonce = _raw(server)
+    x = np.zeros(shape, np.float32)
+    header, _ = _infer(nonce, 1, list(shape), b"", point=whole, rid=9)
+    for seq, (own, body_here) in enumerate([("server", x.tobytes()), ("disk", b"")], start=1):
+        probe = {**header, "kind": "probe", "frames": 1, "input": own, "seq": seq}
+        sock.sendall(encode(probe, body_here, KEY))
+        reply, _ = read_frame(sock, 1 << 20, KEY)
+        assert reply["kind"] == "error" and reply["id"] == 9, (own, reply)
+    sock.sendall(encode({**header, "kind": "probe", "frames": 1, "input": "server", "seq": 3},
+                        b"", KEY))  # fmt: skip
+    reply, _ = read_frame(sock, 1 << 20, KEY)
+    assert reply["kind"] == "probe" and len(reply["cloud_s"]) == 1
+    sock.close()
+    assert server.served == 0
+
+
 def test_server_survives_1000_bad_frames_and_keeps_serving(server, tails):
     shape = list(tails["lenet"][5].shape)
     good_body = np.zeros(shape, np.float32).tobytes()

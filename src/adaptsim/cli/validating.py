@@ -159,6 +159,24 @@ def validate(
             "fold-back relative to the host's speed. 0: no probe.",
         ),
     ] = 5,
+    probe_every: Annotated[
+        float,
+        typer.Option(
+            help="Also probe DURING each run, in the edge's idle gaps (no frame queued or "
+            "in flight, the next not due within 2x the probe's predicted time): one call "
+            "on the edge and one in the cloud about every this many seconds of the run's "
+            "real time (the records' clock), under the run's conditions; skipped ones "
+            "counted. The host speed then follows the run's time. 0: none.",
+        ),
+    ] = 0.0,
+    probe_pool: Annotated[
+        str,
+        typer.Option(
+            help="run: each policy run's host speed from its own probes (over time, with "
+            "--probe-every); seed: every run of a seed at the speed of all the seed's probes "
+            "pooled (one number); ends: each run's probes before and after it alone.",
+        ),
+    ] = "run",
 ) -> None:
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     from adaptsim.testbed import scenario_for_testbed
@@ -173,8 +191,11 @@ def validate(
         return
     check_seeds(seeds or [])
     from adaptsim.testbed.host_speed import check_probe_frames
+    from adaptsim.testbed.speed_track import check_probe_every, check_probe_pool
 
     check_probe_frames(probe_frames)  # before any scenario is read or folder checked
+    check_probe_every(probe_every)
+    check_probe_pool(probe_pool)
     if policies is not None and not policies.replace(",", "").strip():
         raise UserError(f"--policies {policies!r}: name at least one policy, e.g. all,mpc")
     if secret_file is not None and cloud is None:
@@ -195,7 +216,8 @@ def validate(
             policies=wanted, seeds=tuple(seeds) if seeds else None, rate_hz=rate_hz,
             fold_back=fold_back, cloud=cloud, secret_file=secret_file,
             cloud_wait_s=cloud_wait_s, noise_draws=noise_draws,
-            edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames, progress=_say,
+            edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames,
+            probe_every_s=probe_every, probe_pool=probe_pool, progress=_say,
         )  # fmt: skip
     except KeyboardInterrupt as exc:  # Ctrl-C or kill before a policy run finished
         by = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name

@@ -30,7 +30,15 @@ import numpy as np
 
 from adaptsim.simulator.scenario import ArrivalKind, Scenario
 
-__all__ = ["SPREAD_PARTS", "RunDraws", "arrival_times", "draw", "persistence", "service_noise"]
+__all__ = [
+    "SPREAD_PARTS",
+    "RunDraws",
+    "arrival_times",
+    "at_host_speed",
+    "draw",
+    "persistence",
+    "service_noise",
+]
 
 # The spread's parts in the order of the noise columns (edge, link, cloud).
 SPREAD_PARTS = ("edge", "comm", "cloud")
@@ -154,17 +162,37 @@ def service_noise(
     return out
 
 
+def at_host_speed(noise: list[np.ndarray], arrivals_s: np.ndarray, speed) -> list[np.ndarray]:
+    """``noise`` (per point column, (frames, 3)) with each frame's edge and cloud factors
+    times the host's speed at its arrival (``speed``: the (edge, cloud) traces of
+    ``Scenario.host_speed``); the link's unchanged. New arrays: points that shared
+    one still share one."""
+    edge = speed[0].at_many(arrivals_s) if len(arrivals_s) else np.zeros(0)
+    cloud = speed[1].at_many(arrivals_s) if len(arrivals_s) else np.zeros(0)
+    scaled: dict[int, np.ndarray] = {}
+    for a in noise:
+        if id(a) not in scaled:
+            b = a.copy()
+            b[:, 0] *= edge
+            b[:, 2] *= cloud
+            scaled[id(a)] = b
+    return [scaled[id(a)] for a in noise]
+
+
 def draw(scenario: Scenario, seed: int) -> RunDraws:
     """The run's random inputs, in their fixed order, from ``default_rng(seed)``; with
     ``scenario.noise_stream`` k > 0 the service noise alone comes from
     ``default_rng([seed, k])`` (the seed's own is still drawn first, so nothing else
-    moves)."""
+    moves). A scenario with a ``host_speed`` scales each frame's edge and cloud noise
+    by it at the frame's arrival (:func:`at_host_speed`)."""
     rng = np.random.default_rng(seed)
     arrivals = arrival_times(scenario, rng)
     noise = service_noise(scenario, rng, len(arrivals), arrivals)
     if scenario.noise_stream:  # another draw of the service noise alone
         other = np.random.default_rng([int(seed), int(scenario.noise_stream)])
         noise = service_noise(scenario, other, len(arrivals), arrivals)
+    if scenario.host_speed is not None:
+        noise = at_host_speed(noise, arrivals, scenario.host_speed)
     n_readings = int(scenario.duration_s / scenario.observe_period_s) + 2
     monitor_noise = (
         np.exp(rng.normal(0.0, scenario.observe_noise, (n_readings, 3)))

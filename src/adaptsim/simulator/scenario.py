@@ -324,6 +324,12 @@ class Scenario:
     # when the stage starts (interpolated between the levels, the nearest held beyond);
     # empty: 1. Set by a validation fold-back (adaptsim.testbed.foldback), not by YAML.
     cloud_scale_by_edge_cpu: tuple[tuple[float, float], ...] = ()
+    # The host's speed as a function of time, (edge, cloud) multipliers: each frame's
+    # edge and cloud service seconds times the trace's value at the frame's arrival
+    # (drawn with its service noise: adaptsim.simulator.draws). None: 1. Set by a
+    # validation twin from the host-speed probes of a real run
+    # (adaptsim.testbed.speed_track), not by YAML.
+    host_speed: tuple[Trace, Trace] | None = None
 
     def seen_traces(self) -> tuple[Trace, Trace, Trace]:
         """(bandwidth, edge CPU, edge memory) as the policies' monitor reads them: the

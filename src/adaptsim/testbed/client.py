@@ -107,13 +107,24 @@ class CloudClient:
                       "dtype": "float32", "shape": list(x.shape), "frames": int(frames),
                       "nonce": self.nonce, "seq": self._seq}  # fmt: skip
             self.sock.sendall(encode(header, x.tobytes(), self.key))
-        while True:
+        while True:  # an answer to a probe during a run (its own id) is not this one's
             reply, _ = self.receive()
-            if reply.get("kind") in ("probe", "error"):
+            if reply.get("kind") in ("probe", "error") and reply.get("id") in (0, None):
                 break
         if reply.get("kind") == "error":
             return None
         return [float(s) for s in reply["cloud_s"]]
+
+    def send_probe(self, request_id: int, model: str, point: int, shape) -> None:
+        """Ask for one call of ``point``'s tail on the server's own input (a ``probe``
+        frame with ``input: "server"``, no body); the answer comes as the next frames
+        do, to :meth:`receive` (a probe during a run, :mod:`~adaptsim.testbed.speed_track`)."""
+        with self._lock:
+            self._seq += 1
+            header = {"kind": "probe", "id": request_id, "model": model, "point": point,
+                      "dtype": "float32", "shape": list(shape), "frames": 1, "input": "server",
+                      "nonce": self.nonce, "seq": self._seq}  # fmt: skip
+            self.sock.sendall(encode(header, b"", self.key))
 
     def enqueued(self, payload_bytes: int) -> None:
         """Announce a payload that will be sent (it waits in the edge's uplink queue)."""

@@ -19,6 +19,11 @@ The stages are the simulator's, one thread each, joined by FIFO queues:
 - the run's own thread reads results and writes records: a result back at
   ``t`` is done at ``t + one_way_latency_s`` (the return latency is added to the
   record, as the cloud adds the outward one before it queues the frame).
+
+With ``probe_every_s`` > 0 the compute stage also probes the host's speed in its
+idle gaps (:mod:`~adaptsim.testbed.speed_track`): one call of the whole model here
+and one of the whole tail in the cloud, only while no frame is queued or in flight
+and the next is not due within the probe's margin; the run's answer lists them.
 """
 
 from __future__ import annotations
@@ -39,7 +44,9 @@ import numpy as np
 __all__ = ["EdgeRunner", "build_heads"]
 
 _STOP = object()
+_WAKE = object()  # to the compute stage: the last frame in flight is back (a probe may fit)
 _RUN_IDS = 1_000_000  # request ids of run r: r * _RUN_IDS + frame (run 0: the warm-up)
+_PROBE_IDS = 500_000  # run r's probes during the run: r * _RUN_IDS + _PROBE_IDS + j
 
 
 def build_heads(name: str) -> tuple[dict, np.ndarray, float]:
@@ -89,6 +96,7 @@ class EdgeRunner:
             )
         self.client = None  # one connection for every run: see connect()
         self.runs = 0
+        self.slow: list[float] = []  # measured / predicted of the latest probes and heads
 
     def connect(self) -> dict:
         """Open the one connection every run uses, and warm it up before any clock.
@@ -132,6 +140,12 @@ class EdgeRunner:
             cloud_s = self.client.probe(self.sc.model.model, point, self.x, frames)
         except (EOFError, OSError):  # the cloud went away: the next run says so
             cloud_s = None
+        # how much slower than predicted the host runs: where the next run's gate starts
+        from adaptsim.testbed.host_speed import predicted_probe_s
+
+        edge_pred, cloud_pred = predicted_probe_s(self.sc.model)
+        self.slow = [float(np.median(edge_s)) / edge_pred] if edge_s else []
+        self.slow += [float(np.median(cloud_s)) / cloud_pred] if cloud_s else []
         return {"edge_s": edge_s, "cloud_s": cloud_s}
 
     def run(self, policy_index: int, seed: int, t0: float, records: Path) -> dict:
@@ -153,7 +167,7 @@ class EdgeRunner:
         lock = threading.Lock()
         state = {"current": None, "switched": False, "repartitions": 0, "error": None,
                  "lost": None, "queued": collections.deque(), "busy_until": 0.0,
-                 "last_arrival": 0.0}  # fmt: skip
+                 "last_arrival": 0.0, "computed": 0, "back": 0}  # fmt: skip
         pending: list = []  # (done_s, request, Observation) not yet seen by the policy
         if self.client is None:
             self.connect()
@@ -222,6 +236,8 @@ class EdgeRunner:
         send_q: queue.Queue = queue.Queue()
         stamps: dict[int, tuple] = {}
         arrivals = draws.arrivals_s
+        probing = self._probing(arrivals, base + _PROBE_IDS)
+        gate = probing["gate"]
 
         def guarded(fn):
             def body():
@@ -255,9 +271,30 @@ class EdgeRunner:
                 decide(m * policy.period_s)
                 m += 1
 
+        def next_item():
+            """The next frame for the compute stage; meanwhile, probes where they fit."""
+            if gate is None:
+                return compute_q.get()
+            while True:
+                try:
+                    item = compute_q.get_nowait()
+                except queue.Empty:
+                    t = now()
+                    idle = state["back"] == state["computed"]  # none queued or in flight
+                    if gate.may_probe(t, state["computed"], idle):
+                        self._probe_now(probing, now, client)
+                        gate.took()
+                        continue
+                    try:
+                        item = compute_q.get(timeout=gate.wait_s(t))
+                    except queue.Empty:
+                        continue
+                if item is not _WAKE:
+                    return item
+
         @guarded
         def compute_thread():
-            while (item := compute_q.get()) is not _STOP:
+            while (item := next_item()) is not _STOP:
                 i, a, k, sw = item
                 es = now()
                 with lock:
@@ -267,9 +304,16 @@ class EdgeRunner:
                 fn = self.heads[k]
                 y = self.x if fn is None else np.asarray(fn(self.x))
                 ee = now()
+                if gate is not None and fn is not None:  # how slow the host runs now
+                    gate.observed((ee - es) / max(float(self.tables.at(
+                        sc.edge_cpu.at(es), sc.edge_mem.at(es))[0][col[k]]), 1e-9))  # fmt: skip
                 stamps[i] = (a, k, sw, es, ee, y.nbytes)
                 client.enqueued(y.nbytes)  # in the uplink's backlog from now on
+                with lock:
+                    state["computed"] += 1
                 send_q.put((i, k, y))
+            if gate is not None:
+                gate.finish(float(arrivals[-1]) if len(arrivals) else 0.0)
             send_q.put(_STOP)
 
         @guarded
@@ -304,11 +348,13 @@ class EdgeRunner:
                     state["lost"] = f"the connection closed at t = {now():.2f} s ({exc})"
                     break
                 back = now()
+                if self._probe_answer(probing, header, back):
+                    continue
                 if header.get("kind") != "result":
                     state["error"] = f"cloud error: {header.get('error')}"
                     break
                 i = int(header["id"]) - base
-                if not 0 <= i < len(arrivals):
+                if not 0 <= i < len(arrivals) or i in done_ids:
                     continue  # an earlier run's late result (or the warm-up's): not this run's
                 a, k, sw, es, ee, nbytes = stamps[i]
                 # a remote cloud's clock is not ours: its stamps shifted by the offset
@@ -326,6 +372,10 @@ class EdgeRunner:
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
                 done_ids.add(i)
+                with lock:
+                    state["back"] += 1
+                    if gate is not None and state["back"] == state["computed"]:
+                        compute_q.put(_WAKE)
                 with lock:
                     heapq.heappush(
                         pending,
@@ -362,10 +412,100 @@ class EdgeRunner:
                 offsets["clock_offset_end_s"] = client.clock_offset_s
             except (EOFError, OSError) as exc:
                 state["lost"] = f"the connection closed after the run ({exc})"
+        if gate is not None and not state["lost"]:  # a cloud probe's answer still to come
+            self._drain_probes(probing, now, client)
+        if gate is not None:  # the host's latest slowdown, for the next run's gate
+            self.slow = list(gate._recent)
         return {"policy": policy.name, "frames": len(arrivals), "finished": len(done_ids),
                 "repartitions": state["repartitions"], "error": state["error"],
                 "lost": state["lost"], "started": True, "clock_offset_s": 0.0,
-                "clock_uncertainty_s": 0.0, **offsets, "cloud_latency_s": owl_out}  # fmt: skip
+                "clock_uncertainty_s": 0.0, **offsets, "cloud_latency_s": owl_out,
+                "probes": self._probes_done(probing)}  # fmt: skip
+
+    # -- probes during a run (adaptsim.testbed.speed_track) --------------------------
+    def _probing(self, arrivals, first_id: int) -> dict:
+        """A run's probe state: the gate (None: no probes during the run), the whole
+        model's head, the probes taken."""
+        from adaptsim.testbed.speed_track import ProbeGate
+
+        every = float(self.setup.get("probe_every_s") or 0.0)
+        state = {"gate": None, "edge": [], "cloud": [], "sent": {}, "first_id": first_id,
+                 "cloud_ok": True, "cloud_note": None, "every_s": every}  # fmt: skip
+        if every <= 0 or not len(arrivals):
+            return state
+        sc = self.sc
+        kinds, ordinals = list(sc.model.kinds), sc.model.ordinals.tolist()
+        state["whole"] = self.heads[ordinals[kinds.index("all_edge")]]
+        state["cloud_point"] = ordinals[kinds.index("all_cloud")]
+        edge_col, cloud_col = kinds.index("all_edge"), kinds.index("all_cloud")
+        cloud_s = float(self.tables.cloud_list[cloud_col])
+
+        def edge_s(t: float) -> float:
+            return float(self.tables.at(sc.edge_cpu.at(t), sc.edge_mem.at(t))[0][edge_col])
+
+        def predict_s(t: float) -> float:
+            return max(edge_s(t), cloud_s if state["cloud_ok"] else 0.0)
+
+        state["edge_pred"], state["cloud_pred"] = edge_s, cloud_s
+
+        steps = [*sc.edge_cpu.breakpoints(sc.duration_s), *sc.edge_mem.breakpoints(sc.duration_s)]
+        state["gate"] = ProbeGate(every, sc.duration_s, arrivals.tolist(), steps, predict_s,
+                                  recent=self.slow)  # fmt: skip
+        return state
+
+    def _probe_now(self, probing: dict, now, client) -> None:
+        """One probe: the cloud asked for one call of its whole tail (on its own input),
+        then one call of the whole model here, timed as a frame's edge stage."""
+        if probing["cloud_ok"]:
+            j = len(probing["sent"])
+            probing["sent"][j] = now()
+            client.send_probe(probing["first_id"] + j, self.sc.model.model,
+                              probing["cloud_point"], self.x.shape)  # fmt: skip
+        es = now()
+        np.asarray(probing["whole"](self.x))
+        took = now() - es
+        probing["edge"].append([es, took])
+        probing["gate"].observed(took / probing["edge_pred"](es))
+
+    def _probe_answer(self, probing: dict, header: dict, back: float) -> bool:
+        """Is ``header`` the answer to a probe during this run (kept, or the cloud's
+        refusal: no more cloud probes this run)?"""
+        rid = header.get("id")
+        j = rid - probing["first_id"] if isinstance(rid, int) else -1
+        if j not in probing["sent"]:
+            return False
+        if header.get("kind") == "probe":
+            took = float(header["cloud_s"][0])
+            probing["cloud"].append([probing["sent"].pop(j), took, back])
+            probing["gate"].observed(took / probing["cloud_pred"])
+        else:  # a server without probes on its own input: the edge's alone
+            probing["sent"].pop(j)
+            probing["cloud_ok"], probing["cloud_note"] = False, str(header.get("error"))
+        return True
+
+    def _drain_probes(self, probing: dict, now, client, wait_s: float = 5.0) -> None:
+        """Read the answers of cloud probes still out after the run's last frame."""
+        end = time.monotonic() + wait_s
+        while probing["sent"] and time.monotonic() < end:
+            if not select.select([client.sock], [], [], 0.5)[0]:
+                continue
+            try:
+                header, _ = client.receive()
+            except (EOFError, OSError):
+                return
+            self._probe_answer(probing, header, now())
+
+    @staticmethod
+    def _probes_done(probing: dict) -> dict | None:
+        """The run's probes during it: edge ``[t_s, seconds]``, cloud ``[t_s, seconds,
+        back_s]`` (run times), the periods skipped for want of an idle gap."""
+        gate = probing["gate"]
+        if gate is None:
+            return None
+        return {"every_s": probing["every_s"], "edge": probing["edge"],
+                "cloud": probing["cloud"], "skipped": gate.skipped,
+                "cloud_unanswered": len(probing["sent"]),
+                "cloud_note": probing["cloud_note"]}  # fmt: skip
 
 
 def main() -> None:

@@ -324,6 +324,7 @@ def fit_foldback(
     scenario: Scenario | None = None,
     *,
     host_speed: bool = True,
+    pool: str | None = None,
 ) -> FoldBack:
     """Fit the fold-back on a validation folder (``adaptsim validate --out``).
 
@@ -339,10 +340,14 @@ def fit_foldback(
             only where the run logged conditions applied after t = 0 or probed its host.
         host_speed: False fits as before the probes (the scales absolute, carrying
             the fit run's host speed), for comparison.
+        pool: how the probes give a run's speed (``run`` or ``seed``,
+            :mod:`~adaptsim.testbed.speed_track`); default the folder's own
+            ``probe_pool`` (``run`` for a folder written before it).
 
     Where every policy run of the folder probed its host's speed, the scales are
-    fitted on each frame's seconds divided by its run's host speed (against
-    ``scenario``'s calibration): relative to the host's speed (``host_relative``).
+    fitted on each frame's seconds divided by its run's host speed at the frame's
+    arrival (against ``scenario``'s calibration): relative to the host's speed
+    (``host_relative``).
 
     Where a lag is fitted, the scales are fitted against the twin simulated again
     with its world that late (``simulated`` and the saved twin are not): else the
@@ -381,14 +386,17 @@ def fit_foldback(
     if host_speed and probes:
         if scenario is None:
             scenario = _scenario_of(folder, facts_path, "its calibration prices the probes")
-        speeds = host_speeds(probes, scenario.model)
+        speeds = host_speeds(probes, scenario.model, pool or facts.get("probe_pool", "run"))
     keys = same["policy"].astype(str) + "/" + same["seed"].astype(str)
     relative = bool(speeds) and len(same) > 0 and bool(keys.isin(list(speeds)).all())
     fit_speed = (1.0, 1.0)
-    if relative:  # each frame's seconds at its own run's host speed
+    if relative:  # each frame's seconds at its own run's host speed, at its arrival
+        edge_f, cloud_f = np.ones(len(same)), np.ones(len(same))
+        for k in keys.unique():
+            rows = (keys == k).to_numpy()
+            edge_f[rows], cloud_f[rows] = speeds[k].at(same["arrival_s"].to_numpy()[rows])
+        same = same.assign(edge_s=same["edge_s"] / edge_f, cloud_s=same["cloud_s"] / cloud_f)
         factors = {k: v.factors() for k, v in speeds.items()}
-        same = same.assign(edge_s=same["edge_s"] / keys.map(lambda k: factors[k][0]),
-                           cloud_s=same["cloud_s"] / keys.map(lambda k: factors[k][1]))  # fmt: skip
         runs_in = [factors[k] for k in keys.unique()]
         fit_speed = tuple(float(np.median([f[j] for f in runs_in])) for j in (0, 1))
     return FoldBack(
@@ -423,13 +431,26 @@ def _scenario_of(folder: Path, facts_path: Path, why: str) -> Scenario:
 def folded_twin(sc: Scenario, fb: FoldBack, speeds: dict[str, HostSpeed], draws: int) -> list:
     """The twin of ``sc`` with ``fb`` folded back, ``draws`` noise draws: a host-relative
     fold-back at each policy run's own host speed (``speeds``, the scored run's probes;
-    a run without: the fit run's speed), any other as one world for every run."""
-    from adaptsim.testbed.host_speed import twin_per_run
+    over the run's time where it probed during the run; a run without: the fit run's
+    speed), any other as one world for every run."""
+    from adaptsim.testbed.host_speed import at_host_speed, twin_per_run
     from adaptsim.testbed.twin import twin_draws
 
     if not fb.host_relative or not speeds:
         return twin_draws(apply_foldback(sc, fb), draws)
-    return twin_per_run(sc, lambda key: apply_foldback(sc, fb.at_host(speeds.get(key))), draws)
+
+    def world(key: str) -> Scenario:
+        speed = speeds.get(key)
+        if speed is None or not speed.varies:
+            return apply_foldback(sc, fb.at_host(speed))
+        # the scales relative to the host, then the run's speed at each frame's arrival
+        # (a role it did not probe: the fit run's)
+        unit = apply_foldback(sc, fb.at_host(HostSpeed(edge=1.0, cloud=1.0)))
+        edge = speed.edge if speed.edge is not None else fb.fit_edge_speed
+        cloud = speed.cloud if speed.cloud is not None else fb.fit_cloud_speed
+        return at_host_speed(unit, replace(speed, edge=edge, cloud=cloud))
+
+    return twin_per_run(sc, world, draws)
 
 
 def apply_foldback(sc: Scenario, fb: FoldBack) -> Scenario:

@@ -41,6 +41,7 @@ from adaptsim.errors import UserError
 from adaptsim.simulator import Results, Scenario, run_scenario, summarise
 from adaptsim.simulator.policies import resolve_policy
 from adaptsim.simulator.scenario import Belief
+from adaptsim.simulator.traces import Trace
 
 __all__ = [
     "MAX_PROBE_FRAMES",
@@ -76,7 +77,10 @@ def check_probe_frames(frames) -> int:
 @dataclass(frozen=True)
 class HostSpeed:
     """One policy run's host speed: median probe seconds / the calibration's, per role
-    (None: that role was not probed, e.g. a server without probe frames)."""
+    (None: that role was not probed, e.g. a server without probe frames); with probes
+    during the run, also as a function of the run's time (``*_steps``: ``(t_from,
+    speed)``, :func:`~adaptsim.testbed.speed_track.speed_steps`; empty: ``edge`` /
+    ``cloud`` at every time)."""
 
     edge: float | None
     cloud: float | None
@@ -84,10 +88,28 @@ class HostSpeed:
     cloud_probe_s: float | None = None
     edge_predicted_s: float = math.nan  # the calibration's, at no stress
     cloud_predicted_s: float = math.nan
+    edge_steps: tuple[tuple[float, float], ...] = ()
+    cloud_steps: tuple[tuple[float, float], ...] = ()
 
     def factors(self) -> tuple[float, float]:
         """(edge, cloud) multipliers: 1 for a role not probed."""
         return (1.0 if self.edge is None else self.edge, 1.0 if self.cloud is None else self.cloud)
+
+    @property
+    def varies(self) -> bool:
+        """Does the speed follow the run's time (probes during the run)?"""
+        return bool(self.edge_steps or self.cloud_steps)
+
+    def at(self, t_s) -> tuple[np.ndarray, np.ndarray]:
+        """(edge, cloud) multipliers at run times ``t_s`` (1 for a role not probed)."""
+        from adaptsim.testbed.speed_track import speed_at
+
+        t = np.atleast_1d(np.asarray(t_s, dtype=float))
+        edge, cloud = self.factors()
+        return tuple(
+            speed_at(steps, t) if steps else np.full(len(t), f)
+            for steps, f in ((self.edge_steps, edge), (self.cloud_steps, cloud))
+        )
 
 
 def predicted_probe_s(model) -> tuple[float, float]:
@@ -127,25 +149,100 @@ def check_host_probes(probes, where: str) -> dict:
             ):  # fmt: skip
                 raise UserError(f"{where}: field host_speed.{key}.{role}: not a list of "
                                 f"positive seconds ({v!r}); {fix}")  # fmt: skip
+        # probes during the run: a run time and (edge) the levels in place, per probe
+        for name, role, what in (("t_s", "edge_s", "run times"),
+                                 ("cloud_t_s", "cloud_s", "run times"),
+                                 ("edge_cpu", "edge_s", "stress levels (%)"),
+                                 ("edge_mem", "edge_s", "stress levels (%)")):  # fmt: skip
+            v = p.get(name)
+            if v is None:
+                continue
+            if not isinstance(v, list) or len(v) != len(p[role]) or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                and x >= 0 for x in v
+            ):  # fmt: skip
+                raise UserError(f"{where}: field host_speed.{key}.{name}: not a list of "
+                                f"{len(p[role])} {what} >= 0, one per {role} probe ({v!r}); "
+                                f"{fix}")  # fmt: skip
     return probes
 
 
-def host_speeds(probes: dict, model) -> dict[str, HostSpeed]:
+def _samples(p: dict, model, role: str, ends: bool = False) -> list[tuple[float | None, float]]:
+    """A run's probes of ``role`` (``edge`` or ``cloud``) as (run time or None, measured /
+    predicted): the edge's at the levels in place when it ran (``edge_cpu``,
+    ``edge_mem``; none logged: no stress), the cloud's at no cloud stress. ``ends``:
+    the probes before and after the run alone (none of those during it)."""
+    from adaptsim.testbed.speed_track import edge_whole_s
+
+    seconds = p.get(f"{role}_s") or []
+    times = p.get("t_s" if role == "edge" else "cloud_t_s") or [None] * len(seconds)
+    at = p.get("at" if role == "edge" else "cloud_at") or []
+    at = at if len(at) == len(seconds) else [None] * len(seconds)  # not named: not during
+    keep = [not (ends and a == "during") for a in at]
+    if role == "cloud":
+        pred = predicted_probe_s(model)[1]
+        return [(t, s / pred) for t, s, k in zip(times, seconds, keep, strict=True) if k]
+    cpu = p.get("edge_cpu") or [0.0] * len(seconds)
+    mem = p.get("edge_mem") or [0.0] * len(seconds)
+    cache: dict = {}
+    out = []
+    for t, s, c, m, k in zip(times, seconds, cpu, mem, keep, strict=True):
+        if not k:
+            continue
+        if (c, m) not in cache:
+            cache[(c, m)] = edge_whole_s(model, c, m)
+        out.append((t, s / cache[(c, m)]))
+    return out
+
+
+def host_speeds(probes: dict, model, pool: str = "run") -> dict[str, HostSpeed]:
     """Per policy run (``"policy/seed"``): the host speed of ``probes`` (a validation's
     ``host_speed`` facts, checked) against ``model``'s predictions (the calibration
-    the twin is given): median probe seconds / predicted, per role."""
+    the twin is given): per role the median of measured / predicted over its probes
+    (each priced at the conditions it ran under: before and after a run, no stress);
+    with probes during the run (``at`` "during", each with its run time ``t_s``) also
+    a speed that follows the run's time
+    (:func:`~adaptsim.testbed.speed_track.speed_steps`). ``pool`` "seed": every run of
+    a seed at the one speed of all that seed's probes (a constant); ``ends``: each run
+    at the median of its before and after probes alone (as without probes during it,
+    for comparison on the same run)."""
+    from adaptsim.testbed.speed_track import check_probe_pool, speed_steps
+
+    check_probe_pool(pool)
     edge_pred, cloud_pred = predicted_probe_s(model)
+    samples = {key: {role: _samples(p, model, role, pool == "ends") for role in ("edge", "cloud")}
+               for key, p in probes.items()}  # fmt: skip
+    if pool == "seed":  # every run of a seed: all its runs' probes
+        by_seed: dict[str, dict] = {}
+        for key, got in samples.items():
+            mine = by_seed.setdefault(key.rsplit("/", 1)[-1], {"edge": [], "cloud": []})
+            for role in ("edge", "cloud"):
+                mine[role] += [(None, r) for _, r in got[role]]
+        samples = {key: by_seed[key.rsplit("/", 1)[-1]] for key in samples}
     out = {}
     for key, p in probes.items():
+        got = samples[key]
+        speed, steps = {}, {}
+        for role in ("edge", "cloud"):
+            ratios = [r for _, r in got[role]]
+            speed[role] = float(np.median(ratios)) if ratios else None
+            timed = [(t, r) for t, r in got[role] if t is not None]
+            during = (p.get("at") if role == "edge" else p.get("cloud_at")) or []
+            varies = pool == "run" and "during" in during and len(timed) == len(ratios)
+            steps[role] = speed_steps(timed) if varies else ()
+        if speed["edge"] is None:  # ends: a run probed only during it
+            continue
         edge = float(np.median(p["edge_s"])) if p.get("edge_s") else None
         cloud = float(np.median(p["cloud_s"])) if p.get("cloud_s") else None
         out[key] = HostSpeed(
-            edge=None if edge is None else edge / edge_pred,
-            cloud=None if cloud is None else cloud / cloud_pred,
+            edge=speed["edge"],
+            cloud=speed["cloud"],
             edge_probe_s=edge,
             cloud_probe_s=cloud,
             edge_predicted_s=edge_pred,
             cloud_predicted_s=cloud_pred,
+            edge_steps=steps["edge"],
+            cloud_steps=steps["cloud"],
         )
     return out
 
@@ -157,6 +254,9 @@ def record_speeds(probes: dict, speeds: dict[str, HostSpeed]) -> dict:
         probes[key].update(edge=v.edge, cloud=v.cloud, edge_median_s=v.edge_probe_s,
                            cloud_median_s=v.cloud_probe_s, edge_predicted_s=v.edge_predicted_s,
                            cloud_predicted_s=v.cloud_predicted_s)  # fmt: skip
+        if v.varies:  # the speed over the run's time, as the twin takes it
+            probes[key].update(edge_speed_steps=[list(s) for s in v.edge_steps],
+                               cloud_speed_steps=[list(s) for s in v.cloud_steps])  # fmt: skip
     return probes
 
 
@@ -167,9 +267,21 @@ def _times(grid, factor: float):
 def at_host_speed(sc: Scenario, speed: HostSpeed) -> Scenario:
     """``sc`` whose world computes at ``speed``: every edge time times its edge speed,
     every cloud time times its cloud speed; the link, the switch cost and what the
-    policies predict with (:class:`Belief`) unchanged."""
+    policies predict with (:class:`Belief`) unchanged. A speed that follows the run's
+    time (``speed.varies``) scales each frame's edge and cloud seconds by its value at
+    the frame's arrival (``Scenario.host_speed``; a role without steps: its constant)."""
     edge, cloud = speed.factors()
     m = sc.model
+    belief = sc.belief or Belief(model=m, pause_s=sc.pause_s)
+    if speed.varies:
+        from adaptsim.testbed.speed_track import speed_trace
+
+        traces = tuple(
+            speed_trace(steps, f"probed {role} speed") if steps else Trace.constant(f)
+            for role, steps, f in (("edge", speed.edge_steps, edge),
+                                   ("cloud", speed.cloud_steps, cloud))
+        )  # fmt: skip
+        return replace(sc, host_speed=traces, belief=belief)
     model = replace(
         m,
         edge_blocks=_times(m.edge_blocks, edge),
@@ -178,7 +290,6 @@ def at_host_speed(sc: Scenario, speed: HostSpeed) -> Scenario:
         cloud_extra=_times(m.cloud_extra, cloud),
         notes=(*m.notes, f"at the probed host speed: edge x{edge:.4g}, cloud x{cloud:.4g}"),
     )
-    belief = sc.belief or Belief(model=m, pause_s=sc.pause_s)
     return replace(sc, model=model, belief=belief)
 
 
@@ -217,7 +328,8 @@ def twin_per_run(sc: Scenario, world: Callable[[str], Scenario], draws: int) -> 
 
 def probed_twin(sc: Scenario, speeds: dict[str, HostSpeed], draws: int) -> list[Results]:
     """The twin with each policy run's edge and cloud at that run's probed host speed
-    (a run without probes: as the plain twin)."""
+    (over the run's time where it probed during the run; a run without probes: as the
+    plain twin)."""
     return twin_per_run(
         sc, lambda key: at_host_speed(sc, speeds[key]) if key in speeds else sc, draws
     )

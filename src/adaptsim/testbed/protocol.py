@@ -23,7 +23,9 @@ the edge's clock sync, :meth:`~adaptsim.testbed.client.CloudClient.sync_clock`),
 :data:`~adaptsim.testbed.host_speed.MAX_PROBE_FRAMES`; the server runs that point's
 tail on the body ``frames`` times, between runs, and answers a ``probe`` frame whose
 ``cloud_s`` lists its own compute seconds per call: the host's speed,
-:mod:`~adaptsim.testbed.host_speed`) and
+:mod:`~adaptsim.testbed.host_speed`; with ``input: "server"`` and an empty body, on
+an input of the point's shape the server makes itself: the probes during a run,
+:mod:`~adaptsim.testbed.speed_track`) and
 ``error`` (``error``: what was wrong, ``id`` when known).
 """
 

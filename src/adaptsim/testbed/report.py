@@ -162,9 +162,11 @@ def _speed_table(host_speed: dict) -> Table:
     tab = Table(
         ["run (policy/seed)", "edge probes", "edge median (ms)", "edge predicted (ms)",
          "edge speed", "cloud probes", "cloud median (ms)", "cloud predicted (ms)",
-         "cloud speed"],
-        caption="The host's speed per policy run: median probe seconds / the calibration's "
-        "at no stress (probes before and after the run).",
+         "cloud speed", "during the run (skipped)", "edge speed over the run"],
+        caption="The host's speed per policy run: the median of probe seconds / the "
+        "calibration's at the conditions each ran under (before and after the run: no "
+        "stress; during it, with --probe-every: the levels in place); predicted: at no "
+        "stress. Over the run: the running median's range, where it probed during it.",
         table_id="host-speed",
     )  # fmt: skip
 
@@ -185,8 +187,20 @@ def _speed_table(host_speed: dict) -> Table:
             ms(p.get("cloud_median_s"), f"{run}/cloud_median_s"),
             ms(p.get("cloud_predicted_s"), f"{run}/cloud_predicted_s"),
             speed(p.get("cloud"), f"{run}/cloud_speed"),
+            f"{(p.get('at') or []).count('during')} ({p.get('skipped', 0)})"
+            if "skipped" in p
+            else "none",
+            _range(p.get("edge_speed_steps")),
         )
     return tab
+
+
+def _range(steps) -> str:
+    """``x0.95-1.21`` over a speed's steps; ``-`` for none."""
+    if not steps:
+        return "-"
+    values = [v for _, v in steps]
+    return f"x{min(values):.3f}-{max(values):.3f}"
 
 
 def _timeline(
@@ -320,7 +334,11 @@ def validation_page(folder: Path) -> Page:
                 "over the calibration's prediction at no stress. The probed twin simulates "
                 "each policy run with the edge's and the cloud's compute times that run's "
                 "speed (one scalar per role, nothing else changed). It is not fitted on the "
-                "scored frames: the probes are frames of their own, timed between runs."
+                "scored frames: the probes are frames of their own, timed between runs. "
+                f"With --probe-every ({facts.get('probe_every_s') or 0:g} s here) the edge "
+                "also probed during each run in its idle gaps, under the run's conditions, "
+                "and the twin scales each frame by the speed at its arrival (a running "
+                f"median over time; pool: {facts.get('probe_pool', 'run')})."
             ),
             table(_speed_table(host_speed)),
             table(

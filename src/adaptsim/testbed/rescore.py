@@ -32,11 +32,15 @@ from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 __all__ = ["folder_speeds", "real_summary", "rescore_folder", "rescore_probed", "twin_scenario"]
 
 
-def folder_speeds(folder: Path, sc) -> dict[str, HostSpeed]:
+def folder_speeds(folder: Path, sc, pool: str | None = None) -> dict[str, HostSpeed]:
     """The host speed of each policy run of a saved validation folder (its probes,
-    against ``sc``'s calibration: the twin's now); ``{}`` for a folder without probes."""
+    against ``sc``'s calibration: the twin's now), each run's own or pooled per seed
+    (``pool``; default the folder's ``probe_pool``, ``run`` for one written before it);
+    ``{}`` for a folder without probes."""
     folder = Path(folder)
-    return host_speeds(host_speed_facts(folder, validation_facts(folder)), sc.model)
+    facts = validation_facts(folder)
+    return host_speeds(host_speed_facts(folder, facts), sc.model,
+                       pool or facts.get("probe_pool", "run"))  # fmt: skip
 
 
 def rescore_folder(
@@ -45,6 +49,7 @@ def rescore_folder(
     draws: int = NOISE_DRAWS,
     *,
     host_speed: bool = True,
+    pool: str | None = None,
 ) -> tuple[pd.DataFrame, FoldBack | None]:
     """The folder's saved real run against the twin simulated now (with ``draws`` noise draws).
 
@@ -52,7 +57,8 @@ def rescore_folder(
     the twin has what that run measured folded back, fitted against that run's twin
     simulated now (its saved twin may come from an older calibration): relative to
     the host's speed and applied at each policy run's own where both folders have
-    probes (``host_speed`` False: as before the probes). Returns the comparison of
+    probes (``host_speed`` False: as before the probes; ``pool``: see
+    :func:`folder_speeds`, for both folders). Returns the comparison of
     :func:`~adaptsim.testbed.twin.compare_draws` and the fold-back used.
     """
     folder = Path(folder)
@@ -68,18 +74,21 @@ def rescore_folder(
     fit_sc = twin_scenario(Path(fold_back_from))
     fresh = run_scenario(fit_sc).records
     fb = fit_foldback(Path(fold_back_from), simulated=fresh, scenario=fit_sc,
-                      host_speed=host_speed)  # fmt: skip
-    speeds = folder_speeds(folder, sc) if host_speed else {}
+                      host_speed=host_speed, pool=pool)  # fmt: skip
+    speeds = folder_speeds(folder, sc, pool) if host_speed else {}
     return compare_draws(real, folded_twin(sc, fb, speeds, draws)), fb
 
 
-def rescore_probed(folder: Path, draws: int = NOISE_DRAWS) -> pd.DataFrame | None:
-    """The folder's saved real run against the twin at each run's probed host speed,
-    simulated now; None for a folder without probes."""
+def rescore_probed(
+    folder: Path, draws: int = NOISE_DRAWS, pool: str | None = None
+) -> pd.DataFrame | None:
+    """The folder's saved real run against the twin at each run's probed host speed
+    (``pool``: see :func:`folder_speeds`), simulated now; None for a folder without
+    probes."""
     folder = Path(folder)
     real = real_summary(folder)
     sc = twin_scenario(folder)
-    speeds = folder_speeds(folder, sc)
+    speeds = folder_speeds(folder, sc, pool)
     if not speeds:
         return None
     return compare_draws(real, probed_twin(sc, speeds, draws))

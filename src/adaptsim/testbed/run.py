@@ -20,7 +20,9 @@ by the next run, with the namespaces.
 Around every policy run the edge probes the host's speed (``plan.probe_frames``
 calls of the whole model on the edge and of its whole tail on the cloud, before the
 run's conditions are applied and after they are removed: :mod:`~adaptsim.testbed.host_speed`),
-kept in the facts' ``host_speed`` per run; they are not records.
+and with ``plan.probe_every_s`` also during the run, in the edge's idle gaps, under
+the run's conditions (:mod:`~adaptsim.testbed.speed_track`); kept in the facts'
+``host_speed`` per run, with their run times; they are not records.
 
 Every policy and seed is one run: the conditions at t = 0 are put in place,
 then the edge is told to start at ``t0`` and the traces are followed from
@@ -97,6 +99,7 @@ class RealRunPlan:
     added_policies: list[str] = field(default_factory=list)  # built-ins the scenario lacks
     edge_cpu_quota: float | None = None  # cores of CPU time the edge gets (None: its core)
     probe_frames: int = 5  # host-speed probe frames per role before and after each run (0: none)
+    probe_every_s: float = 0.0  # a probe in the edge's idle gaps every this many run seconds
 
     @property
     def mem_cpus(self) -> list[int]:
@@ -295,7 +298,8 @@ def real_run(
                        "duration_s": plan.duration_s, "time_scale": plan.time_scale,
                        "cloud_host": host, "cloud_port": port, "remote": remote,
                        "drain_s": plan.drain_s, "rate_hz": plan.rate_hz,
-                       "policies": plan.added_policies})  # fmt: skip
+                       "policies": plan.added_policies,
+                       "probe_every_s": plan.probe_every_s})  # fmt: skip
             progress(f"building and compiling every split of {sc.model.model} (edge and cloud)")
             ready_cloud = cloud.answer(_READY_TIMEOUT_S, "the cloud process") if cloud else {}
             ready_edge = edge.answer(_READY_TIMEOUT_S, "the edge process")
@@ -332,10 +336,12 @@ def real_run(
                     interrupted = True
                     if not out.get("started", True):
                         break
-                if before is not None and not out.get("lost"):  # the stress is gone again
-                    facts.setdefault("host_speed", {})[f"{out['policy']}/{seed}"] = _probes(
-                        before, _probe(edge, plan.probe_frames)
-                    )
+                during = out.get("probes")
+                if (before is not None or (during and during["edge"])) and not out.get("lost"):
+                    after = _probe(edge, plan.probe_frames)  # the stress is gone again
+                    got = _probes(before, after, during, follow.applied, sc.duration_s)
+                    if got["edge_s"]:  # (every probe during the run mixed: none to keep)
+                        facts.setdefault("host_speed", {})[f"{out['policy']}/{seed}"] = got
                 f = _records(rec_path)
                 frames.append(f)
                 facts["applied"][f"{out['policy']}/{seed}"] = follow.applied
@@ -388,15 +394,54 @@ def _probe(edge: _Child, frames: int) -> dict | None:
     return {**got, "wall_s": time.perf_counter() - t}
 
 
-def _probes(before: dict, after: dict) -> dict:
+def _probes(
+    before: dict | None,
+    after: dict | None,
+    during: dict | None = None,
+    applied: list | None = None,
+    duration_s: float = 0.0,
+) -> dict:
     """One policy run's probes as ``validation.json`` keeps them: the before-probes
-    first, ``at`` naming each (a cloud without probe frames: an empty list)."""
-    cloud = [*(before.get("cloud_s") or []), *(after.get("cloud_s") or [])]
-    return {"edge_s": [*before["edge_s"], *after["edge_s"]], "cloud_s": cloud,
-            "at": ["before"] * len(before["edge_s"]) + ["after"] * len(after["edge_s"]),
-            "cloud_at": (["before"] * len(before.get("cloud_s") or [])
-                         + ["after"] * len(after.get("cloud_s") or [])),
-            "wall_s": before["wall_s"] + after["wall_s"]}  # fmt: skip
+    first, then those during the run (:mod:`~adaptsim.testbed.speed_track`), then the
+    after-probes; ``at`` names each, ``t_s`` gives its run time (before: 0, after: the
+    run's end) and ``edge_cpu`` / ``edge_mem`` the levels in place by the follower's
+    ``applied`` log (before and after: none). A probe during which the applied levels
+    changed is left out (``mixed``). A cloud without probe frames: empty lists."""
+    from adaptsim.testbed.speed_track import level_at
+
+    before, after = before or {"edge_s": [], "wall_s": 0.0}, after or {"edge_s": [], "wall_s": 0.0}
+    edge, mixed = [], 0
+    for t, s in (during or {}).get("edge", []):
+        levels = level_at(applied or [], t)
+        if levels != level_at(applied or [], t + s):
+            mixed += 1
+            continue
+        edge.append((t, s, *levels))
+    cloud = (during or {}).get("cloud", [])
+    b_cloud, a_cloud = before.get("cloud_s") or [], after.get("cloud_s") or []
+    out = {"edge_s": [*before["edge_s"], *(e[1] for e in edge), *after["edge_s"]],
+           "cloud_s": [*b_cloud, *(c[1] for c in cloud), *a_cloud],
+           "at": (["before"] * len(before["edge_s"]) + ["during"] * len(edge)
+                  + ["after"] * len(after["edge_s"])),
+           "cloud_at": (["before"] * len(b_cloud) + ["during"] * len(cloud)
+                        + ["after"] * len(a_cloud)),
+           "wall_s": before["wall_s"] + after["wall_s"]}  # fmt: skip
+    if during is not None:
+        end = round(float(duration_s), 6)
+        out.update(
+            t_s=[0.0] * len(before["edge_s"]) + [round(e[0], 6) for e in edge]
+            + [end] * len(after["edge_s"]),
+            edge_cpu=[0.0] * len(before["edge_s"]) + [e[2] for e in edge]
+            + [0.0] * len(after["edge_s"]),
+            edge_mem=[0.0] * len(before["edge_s"]) + [e[3] for e in edge]
+            + [0.0] * len(after["edge_s"]),
+            cloud_t_s=[0.0] * len(b_cloud) + [round(c[0], 6) for c in cloud] + [end] * len(a_cloud),
+            # when each cloud probe's answer was back (run time): it held the cloud till then
+            cloud_back_s=[round(c[2], 6) for c in cloud],
+            probe_every_s=during["every_s"], skipped=during["skipped"], mixed=mixed,
+            cloud_unanswered=during["cloud_unanswered"], cloud_note=during["cloud_note"],
+        )  # fmt: skip
+    return out
 
 
 def _switching_s(f: pd.DataFrame) -> float:

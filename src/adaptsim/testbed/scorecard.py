@@ -122,7 +122,7 @@ def _ranking_line(t: pd.DataFrame, records: pd.DataFrame) -> str:
             "real run (paired Wilcoxon, 5 %)")  # fmt: skip
 
 
-def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
+def scorecard(seed1: Path, seed2: Path, resimulate: bool = False, pool: str | None = None) -> str:
     """The protocol's tables (markdown) from the seed-1 folder and the folded seed-2 folder.
 
     The simulated statistics are the median over the twin's noise draws
@@ -130,8 +130,15 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
     error ("one draw") beside them. Folders written before the draws existed have
     no spread in their CSVs: their twins are simulated again from the saved facts
     (:mod:`~adaptsim.testbed.rescore`), as with ``resimulate`` (the current twin
-    and fold-back code against the saved real runs).
+    and fold-back code against the saved real runs). ``pool`` (``run`` or ``seed``:
+    :mod:`~adaptsim.testbed.speed_track`) re-scores them with the probes pooled so;
+    default each folder's own ``probe_pool``.
     """
+    if pool is not None:
+        from adaptsim.testbed.speed_track import check_probe_pool
+
+        check_probe_pool(pool)
+        resimulate = True
     seed1, seed2 = Path(seed1), Path(seed2)
     first = _read(seed1, "comparison.csv")
     before = _read(seed2, "comparison.csv")
@@ -152,17 +159,18 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
 
         first, _ = rescore_folder(seed1)
         before, _ = rescore_folder(seed2)
-        after, fitted = rescore_folder(seed2, fold_back_from=seed1)
+        after, fitted = rescore_folder(seed2, fold_back_from=seed1, pool=pool)
         fb = {"from": str(seed1), **asdict(fitted)}
         from adaptsim.testbed.rescore import rescore_probed
 
-        probed = rescore_probed(seed2)
+        probed = rescore_probed(seed2, pool=pool)
         plain = None
         if fitted.host_relative:
             plain, _ = rescore_folder(seed2, fold_back_from=seed1, host_speed=False)
         note = (f"(the twins simulated again now from the saved facts, "
                 f"{int(first['noise_draws'].iloc[0])} noise draws each, against the saved "
-                "real runs; the fold-back fitted again on seed 1)")  # fmt: skip
+                "real runs; the fold-back fitted again on seed 1"
+                + (f"; the host speed's probes: pool {pool}" if pool else "") + ")")  # fmt: skip
     out = [f"## {facts.get('scenario')}: {facts.get('frames_per_run', '?')} frames per policy "
            f"and run, traces x{facts.get('time_scale')} faster, {facts.get('duration_s')} s per "
            f"policy at {facts.get('rate_hz')} frames/s"]  # fmt: skip
@@ -196,7 +204,7 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
             out += ["", f"### {name}: the host's speed per policy run (median probe / "
                     "calibration's at no stress)", "",
                     ", ".join(f"{k} edge {_speed(v.get('edge'))} cloud {_speed(v.get('cloud'))}"
-                              for k, v in speeds.items())]  # fmt: skip
+                              + _during(v) for k, v in speeds.items())]  # fmt: skip
     factors = {k: v for k, v in fb.items() if k != "from"}
     out += ["", "### the fold-back fitted on seed 1", "",
             ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
@@ -210,14 +218,32 @@ def scorecard(seed1: Path, seed2: Path, resimulate: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
+def _during(p: dict) -> str:
+    """`` (12 probes during it, 3 skipped; edge over time x0.95-1.20)`` for a run that
+    probed during it (``--probe-every``), else nothing."""
+    if "skipped" not in p:
+        return ""
+    steps = [v for _, v in p.get("edge_speed_steps") or []]
+    over = f"; edge over time x{min(steps):.3g}-{max(steps):.3g}" if steps else ""
+    return (
+        f" ({(p.get('at') or []).count('during')} probes during it, {p['skipped']} skipped{over})"
+    )
+
+
 if __name__ == "__main__":  # python -m adaptsim.testbed.scorecard [--resimulate] SEED1 SEED2
     args = sys.argv[1:]
     again = "--resimulate" in args
     args = [a for a in args if a != "--resimulate"]
+    pooled = None
+    if "--probe-pool" in args:  # --probe-pool run|seed: re-scored with the probes so
+        i = args.index("--probe-pool")
+        pooled = args[i + 1] if i + 1 < len(args) else ""
+        del args[i : i + 2]
     if len(args) != 2:
-        sys.exit("usage: python -m adaptsim.testbed.scorecard [--resimulate] SEED1_DIR SEED2_DIR")
+        sys.exit("usage: python -m adaptsim.testbed.scorecard [--resimulate] "
+                 "[--probe-pool run|seed] SEED1_DIR SEED2_DIR")  # fmt: skip
     try:
-        sys.stdout.write(scorecard(Path(args[0]), Path(args[1]), resimulate=again))
+        sys.stdout.write(scorecard(Path(args[0]), Path(args[1]), resimulate=again, pool=pooled))
     except UserError as exc:
         sys.stderr.write(f"adaptsim: error: {exc}\n")
         sys.exit(2)

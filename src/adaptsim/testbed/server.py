@@ -228,7 +228,7 @@ class CloudServer:
         finally:
             conn.close()
 
-    def _job(self, header: dict, body: bytes, kind: str = "infer"):
+    def _job(self, header: dict, body: bytes, kind: str = "infer", own_input: bool = False):
         rid = header.get("id")
         if header.get("kind") != kind:
             raise FrameError(f"unexpected frame kind {header.get('kind')!r}", request_id=rid)
@@ -245,7 +245,11 @@ class CloudServer:
         if not isinstance(shape, list) or tuple(shape) != tail.shape:
             raise FrameError(f"shape {shape!r} is wrong for {model} point {point}: "
                              f"want {list(tail.shape)}", request_id=rid)  # fmt: skip
-        if len(body) != math.prod(tail.shape) * 4:
+        if own_input:  # a probe on the server's own input: nothing came with it
+            if body:
+                raise FrameError(f"a probe with input 'server' carries no body, not "
+                                 f"{len(body)} bytes", request_id=rid)  # fmt: skip
+        elif len(body) != math.prod(tail.shape) * 4:
             raise FrameError(f"body of {len(body)} bytes does not hold shape {shape} float32",
                              request_id=rid)  # fmt: skip
         return rid, tail, body
@@ -254,16 +258,26 @@ class CloudServer:
         """A probe frame's answer: its point's tail run ``frames`` times on its body, the
         seconds of each call as a frame's cloud service time is timed (``start_s`` to
         ``end_s``). Run here, in the connection's thread: the edge probes between runs,
-        when no frame of its own is in the queue."""
+        and during a run only when none of its frames is in flight and none is due
+        (:mod:`~adaptsim.testbed.speed_track`). With ``input: "server"`` and no body
+        the tail runs on the server's own input of the point's shape (a probe during a
+        run sends nothing large over the shaped link)."""
         from adaptsim.testbed.host_speed import MAX_PROBE_FRAMES
 
-        rid, tail, _ = self._job(header, body, kind="probe")
+        own = header.get("input", "body")
+        if own not in ("body", "server"):
+            raise FrameError(f"probe input {own!r}: give body or server",
+                             request_id=header.get("id"))  # fmt: skip
+        rid, tail, _ = self._job(header, body, kind="probe", own_input=own == "server")
         n = header.get("frames")
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PROBE_FRAMES:
             raise FrameError(f"probe frames {n!r}: give 1 to {MAX_PROBE_FRAMES}", request_id=rid)
         if tail.run is None:
             raise FrameError(f"point {header['point']} has no tail to probe", request_id=rid)
-        x = np.frombuffer(body, dtype=np.float32).reshape(tail.shape)
+        if own == "server":
+            x = np.random.default_rng(0).standard_normal(tail.shape).astype(np.float32)
+        else:
+            x = np.frombuffer(body, dtype=np.float32).reshape(tail.shape)
         seconds = []
         for _ in range(n):
             start = time.monotonic()

@@ -66,6 +66,12 @@ from adaptsim.testbed.scenario import (
     select_policies,
     twin_scenario,
 )
+from adaptsim.testbed.speed_track import (
+    PROBE_EVERY_S,
+    PROBE_POOL,
+    check_probe_every,
+    check_probe_pool,
+)
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
 __all__ = [
@@ -115,6 +121,8 @@ def validate(
     noise_draws: int = NOISE_DRAWS,
     edge_cpu_quota: float | None = None,
     probe_frames: int = PROBE_FRAMES,
+    probe_every_s: float = PROBE_EVERY_S,
+    probe_pool: str = PROBE_POOL,
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Run the scenario for real and simulated; write the comparison into ``out``.
@@ -144,9 +152,15 @@ def validate(
     cloud at its probed host speed (``comparison_probed.csv``), and a fold-back from a
     run that probed too is fitted relative to its host speed and applied at each run's
     (``comparison_folded.csv``; as without probes: ``comparison_folded_plain.csv``).
+    ``probe_every_s`` (0: none) adds a probe in the edge's idle gaps every that many
+    seconds of the run, under the run's conditions, and the host speed then follows the
+    run's time; ``probe_pool`` ``seed`` gives every run of a seed the speed of all the
+    seed's probes pooled (:mod:`~adaptsim.testbed.speed_track`).
     """
     with terminating_as_interrupt() as signals:  # kill keeps what finished, as Ctrl-C
         check_probe_frames(probe_frames)
+        check_probe_every(probe_every_s)
+        check_probe_pool(probe_pool)
         if noise_draws < 1:
             raise UserError(f"--noise-draws {noise_draws}: give at least 1")
         if out.exists() and not out.is_dir():
@@ -157,7 +171,7 @@ def validate(
             if fold_back.resolve() == out.resolve():
                 raise UserError("--fold-back: fit on another run than the one you score (--out)")
             try:
-                fb = fit_foldback(fold_back)
+                fb = fit_foldback(fold_back, pool=probe_pool)
                 if fb.host_relative:  # as it was fitted before the probes, for comparison
                     fb_plain = fit_foldback(fold_back, host_speed=False)
             except UserError as exc:
@@ -176,7 +190,8 @@ def validate(
         keep, notes = select_policies(sc, policies)
         plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep,
                            rate_hz=rate_hz, added_policies=list(policies or []),
-                           edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames)  # fmt: skip
+                           edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames,
+                           probe_every_s=probe_every_s)  # fmt: skip
         check_edge_quota(edge_cpu_quota, plan.edge_cpus)
         cal = load_calibration(scenario_calibration_path(calibration, sc))
         unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
@@ -245,7 +260,7 @@ def validate(
             fold_back=None if fb is None else {"from": str(fold_back), **asdict(fb)},
             fold_back_plain=None if fb_plain is None else {"from": str(fold_back),
                                                            **asdict(fb_plain)},
-            probe_frames=probe_frames,
+            probe_frames=probe_frames, probe_every_s=probe_every_s, probe_pool=probe_pool,
         )  # fmt: skip
         return _twin_and_write(out, twin_sc, real, facts, fb, fb_plain, noise_draws, progress)
 
@@ -260,7 +275,7 @@ def _twin_and_write(out: Path, twin_sc, real: Results, facts: dict, fb, fb_plain
         with interrupts_propagate():
             twin = twin_draws(twin_sc, noise_draws)
             probes = facts.get("host_speed") or {}
-            speeds = host_speeds(probes, twin_sc.model)
+            speeds = host_speeds(probes, twin_sc.model, facts.get("probe_pool", PROBE_POOL))
             record_speeds(probes, speeds)  # beside the raw probes: what the twin makes of them
             twin_probed = probed_twin(twin_sc, speeds, noise_draws) if speeds else None
             twin_fb = folded_twin(twin_sc, fb, speeds, noise_draws) if fb is not None else None
