@@ -232,7 +232,9 @@ for a in "${areas[@]}"; do
   # from the process that ran the test map, whose Dask threads are gone in the fork (a
   # new cluster then hangs until the timeout: every mutant a "timeout"). A fork server
   # forks the mutants from a process that never ran a test.
-  [ "$a" != sweep ] || isolation=forkserver
+  # The wire area's tests load TensorFlow (the LeNet tails) and run server threads: a
+  # forked mutant of that process spins until its CPU limit (every mutant a "timeout").
+  case $a in sweep|wire) isolation=forkserver ;; esac
   for t in ${TESTS[$a]}; do
     # a test (file or node id) missing at REV is left out, once each
     if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
