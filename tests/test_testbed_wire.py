@@ -205,7 +205,7 @@ def test_a_malformed_header_gets_an_error_frame_and_the_connection_serves_on(ser
     """Authenticated (a peer with the secret), so each reaches the JSON parser; none of
     them loses the stream, so the same connection is served next."""
     sock, hello = _raw(server)
-    bad = [b"{not json", b"[1, 2]", b"\xff\xfe", b"[" * 5000, b"{\"a\":" + b"9" * 5000 + b"}"]
+    bad = [b"{not json", b"[1, 2]", b"\xff\xfe", b"[" * 5000, b'{"a":' + b"9" * 5000 + b"}"]
     for head in bad:
         sock.sendall(_frame(head, b""))
         reply = read_frame(sock, 1 << 20, KEY)[0]
@@ -291,10 +291,11 @@ def test_probes_run_the_tail_as_asked_and_refuse_what_is_out_of_range(server):
     sock, hello = _raw(server)
     for seq, frames in enumerate((0, MAX_PROBE_FRAMES + 1, True, 2.0, "3", None), start=1):
         reply = _ask(sock, *_infer(hello["nonce"], seq, rid=seq, kind="probe", frames=frames))
-        assert reply == {"kind": "error", "id": seq,
-                         "error": f"probe frames {frames!r}: give 1 to {MAX_PROBE_FRAMES}"}  # fmt: skip
+        message = f"probe frames {frames!r}: give 1 to {MAX_PROBE_FRAMES}"
+        assert reply == {"kind": "error", "id": seq, "error": message}
+    edge_only = np.ones((1, 4), np.float32).tobytes()
     reply = _ask(sock, *_infer(hello["nonce"], 10, rid=6, kind="probe", point=1, frames=1,
-                               shape=[1, 4], body=np.ones((1, 4), np.float32).tobytes()))  # fmt: skip
+                               shape=[1, 4], body=edge_only))  # fmt: skip
     assert reply == {"kind": "error", "id": 6, "error": "point 1 has no tail to probe"}
     reply = _ask(sock, *_infer(hello["nonce"], 11, rid=7, kind="probe", frames=3))
     assert reply["kind"] == "probe" and reply["id"] == 7 and len(reply["cloud_s"]) == 3
