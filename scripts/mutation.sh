@@ -252,6 +252,7 @@ $only
 also_copy=
     scenarios
     docs
+    scripts
 do_not_mutate=
     src/adaptsim/simulator/bench.py
 pytest_add_cli_args_test_selection=
