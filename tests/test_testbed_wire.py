@@ -326,6 +326,30 @@ def test_a_refused_frame_is_one_log_line_naming_the_peer_and_why(server, caplog)
     assert lines == [f"cloud: 127.0.0.1:{port}: unknown model 'nosuch'; serving ['dense']"]
 
 
+def test_a_result_for_an_edge_gone_away_is_one_log_line_and_not_served(caplog):
+    """The edge closes its connection while its frame is held for the one-way latency
+    (1 s): the server has closed that connection by then, so the result cannot go out;
+    it says so in one line and counts nothing served."""
+    import time
+
+    srv = CloudServer(TAILS, key=KEY, one_way_latency_s=1.0).start()
+    try:
+        with caplog.at_level("WARNING", logger="adaptsim.cloud"):
+            client = CloudClient(*srv.address, KEY)
+            client.send(5, "dense", 0, X)
+            client.close()
+            want = "cloud: request 5: the edge went away before its result"
+            end = time.monotonic() + 10
+            while time.monotonic() < end and not any(
+                r.getMessage() == want for r in caplog.records
+            ):
+                time.sleep(0.05)
+        assert [r.getMessage() for r in caplog.records if r.name == "adaptsim.cloud"] == [want]
+        assert srv.served == 0
+    finally:
+        srv.close()
+
+
 def test_the_servers_threads_never_keep_a_process_alive(server):
     """A server left open (an edge that fails before closing it) must not hold its
     process at exit: every thread it starts is a daemon."""
