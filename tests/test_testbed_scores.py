@@ -283,13 +283,16 @@ def _values(page: str) -> dict[str, float]:
     }
 
 
-def test_the_validation_report_shows_the_stages_the_probes_and_the_notes(folders):
+def test_the_validation_report_rebuilt_shows_the_stages_the_probes_and_the_notes(folders, tmp_path):
     """The report of a probed, folded-back folder: the stage table under its own
     columns, the host's speed per run with the probes' numbers, the plain twin against the
     probed one per statistic, the ranking with tau to two decimals, and the run's notes."""
     from adaptsim.report import fmt_number
+    from adaptsim.testbed.report import write_validation_report
 
-    _, two = folders
+    two = shutil.copytree(folders[1], tmp_path / "seed2")
+    (two / "report.md").unlink()
+    write_validation_report(two)  # rebuilt here from the folder's files, as on the page
     md = (two / "report.md").read_text()
     got = _values((two / "report.html").read_text())
     assert ("| policy | stage | measured (ms) | simulated (ms) | simulated - measured (ms) "
@@ -305,7 +308,10 @@ def test_the_validation_report_shows_the_stages_the_probes_and_the_notes(folders
             c = f"{stat}_error_pct"
             assert got[f"{p}/probed/plain twin/{c}"] == pytest.approx(comp.loc[p, c])
             assert got[f"{p}/probed/probed twin/{c}"] == pytest.approx(probed.loc[p, c])
-    assert "| policy | mean error plain twin | mean error probed twin |" in md
+    heads = [f"{stat} error {twin}" for stat in ("mean", "p50", "p95")
+             for twin in ("plain twin", "probed twin")]  # fmt: skip
+    heads += ["miss rate diff plain twin", "miss rate diff probed twin"]
+    assert "| " + " | ".join(["policy", *heads]) + " |" in md
     order = " < ".join(probed.sort_values("simulated_mean_s").index)
     assert f"Ranking at the probed speed: {order}; " in md
     rank = json.loads((two / "validation.json").read_text())["ranking"]
