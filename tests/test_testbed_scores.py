@@ -18,14 +18,13 @@ import json
 import math
 import re
 import shutil
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from adaptsim.simulator import run_scenario
-from adaptsim.testbed import scenario_for_testbed
 from adaptsim.testbed.compare import (
     STAGES,
     compare_policies,
@@ -34,8 +33,9 @@ from adaptsim.testbed.compare import (
     ranking,
     separated,
 )
-from adaptsim.testbed.foldback import FoldBack, apply_foldback
+from adaptsim.testbed.foldback import apply_foldback
 from adaptsim.testbed.validate import write_validation
+from standins import STAND_IN, lenet_stand_in
 
 DATA = Path(__file__).parent / "data"
 SCENARIO = DATA / "testbed_lenet.yaml"
@@ -182,12 +182,8 @@ def test_stages_compare_the_means_of_finished_frames_on_both_sides():
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """A seed-1 folder and a seed-2 folder folded back from it, as validate writes them."""
-    sc = scenario_for_testbed(SCENARIO, CALIBRATION, duration_s=4.0)
-    two = ("static-best", "all-cloud")
-    sc = replace(sc, policies=tuple(p for p in sc.policies if p.policy in two))
-    stand_in = FoldBack(edge_scale=1.7, cloud_scale=2.2, uplink_extra_s=0.003, return_s=0.0,
-                        pause_s=0.0, frames=40)  # fmt: skip
-    real, twin = run_scenario(apply_foldback(sc, stand_in)), run_scenario(sc)
+    sc, real, twin = lenet_stand_in()
+    stand_in = STAND_IN
     facts = {"scenario": "x.yaml", "calibration": str(CALIBRATION), "time_scale": 1.0,
              "duration_s": 4.0, "rate_hz": 10.0, "frames_per_run": 40, "seeds": [1],
              "applied": {}, "notes": ["oracle: left out (it sees the true future)."],
