@@ -13,6 +13,7 @@ second). The LeNet tails' own tests are in test_testbed_server.py.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import socket
@@ -74,6 +75,12 @@ def _infer(nonce, seq, rid=1, body=X.tobytes(), **over) -> tuple[dict, bytes]:
 def _ask(sock, header, body=b"", key=KEY) -> dict:
     sock.sendall(encode(header, body, key))
     return read_frame(sock, 1 << 20, key)[0]
+
+
+def _plain(reply: dict) -> dict:
+    """A reply without its session's nonce and its reply seq (checked on their own)."""
+    assert isinstance(reply.pop("nonce"), str) and isinstance(reply.pop("rseq"), int)
+    return reply
 
 
 def _closed(sock: socket.socket) -> bool:
@@ -181,7 +188,7 @@ def test_sizes_at_the_limit_are_served_and_one_byte_over_gets_an_error_frame(ser
     # one byte more: an error frame from the prefix alone, and the connection closed
     sock.sendall(PREFIX.pack(b"ASF1", MAX_HEADER_BYTES + 1, 0))
     reply = read_frame(sock, 1 << 20, KEY)[0]
-    assert reply == {"kind": "error", "id": None,
+    assert _plain(reply) == {"kind": "error", "id": None,
                      "error": f"header of {MAX_HEADER_BYTES + 1} bytes is over the "
                               f"{MAX_HEADER_BYTES} limit"}  # fmt: skip
     assert _closed(sock)
@@ -228,9 +235,9 @@ def test_an_error_frame_names_the_request_it_refuses_and_the_connection_serves_o
     ]
     for seq, (over, message) in enumerate(cases, start=1):
         reply = _ask(sock, *_infer(nonce, seq, rid=100 + seq, **over))
-        assert reply == {"kind": "error", "id": 100 + seq, "error": message}
+        assert _plain(reply) == {"kind": "error", "id": 100 + seq, "error": message}
     short = _ask(sock, *_infer(nonce, 50, rid=77, body=X.tobytes()[:-4]))
-    assert short == {"kind": "error", "id": 77,
+    assert _plain(short) == {"kind": "error", "id": 77,
                      "error": "body of 28 bytes does not hold shape [1, 8] float32"}  # fmt: skip
     reply = _ask(sock, *_infer(nonce, 51, rid=78))
     assert reply["kind"] == "result" and reply["id"] == 78
@@ -292,11 +299,11 @@ def test_probes_run_the_tail_as_asked_and_refuse_what_is_out_of_range(server):
     for seq, frames in enumerate((0, MAX_PROBE_FRAMES + 1, True, 2.0, "3", None), start=1):
         reply = _ask(sock, *_infer(hello["nonce"], seq, rid=seq, kind="probe", frames=frames))
         message = f"probe frames {frames!r}: give 1 to {MAX_PROBE_FRAMES}"
-        assert reply == {"kind": "error", "id": seq, "error": message}
+        assert _plain(reply) == {"kind": "error", "id": seq, "error": message}
     edge_only = np.ones((1, 4), np.float32).tobytes()
     reply = _ask(sock, *_infer(hello["nonce"], 10, rid=6, kind="probe", point=1, frames=1,
                                shape=[1, 4], body=edge_only))  # fmt: skip
-    assert reply == {"kind": "error", "id": 6, "error": "point 1 has no tail to probe"}
+    assert _plain(reply) == {"kind": "error", "id": 6, "error": "point 1 has no tail to probe"}
     reply = _ask(sock, *_infer(hello["nonce"], 11, rid=7, kind="probe", frames=3))
     assert reply["kind"] == "probe" and reply["id"] == 7 and len(reply["cloud_s"]) == 3
     assert server.served == 0  # probes are not frames served
@@ -439,3 +446,77 @@ def test_an_address_is_host_and_a_port_in_range():
             parse_address(bad, "--cloud")
     with pytest.raises(UserError, match="a port 0-65535"):
         parse_address("h:65536", "--listen", port_zero=True)
+
+
+def _relay(server, tamper) -> tuple[socket.socket, list]:
+    """A man in the middle without the secret, on 127.0.0.1: it passes the edge's bytes
+    on as they are and the server's frames through ``tamper(n, frame, captured)`` (n:
+    the connection's number; ``captured``: every frame it has seen, to replay)."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    captured: list[bytes] = []
+
+    def pipe(a, b):
+        try:
+            while chunk := a.recv(1 << 16):
+                b.sendall(chunk)
+        except OSError:
+            pass
+
+    def serve():
+        for n in itertools.count():
+            try:
+                edge, _ = lsock.accept()
+            except OSError:
+                return
+            cloud = socket.create_connection(server.address)
+            threading.Thread(target=pipe, args=(edge, cloud), daemon=True).start()
+
+            def back(edge=edge, cloud=cloud, n=n):
+                try:
+                    while True:
+                        header, body = read_frame(cloud, 1 << 20, KEY)
+                        frame = encode(header, body, KEY)  # the same bytes it read
+                        for out in tamper(n, frame, header, captured):
+                            edge.sendall(out)
+                        captured.append(frame)
+                except (OSError, EOFError, FrameError):
+                    edge.close()
+
+            threading.Thread(target=back, daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return lsock, captured
+
+
+def test_a_reply_replayed_to_the_edge_is_refused(server):
+    """The server's replies are bound to the session too: a result sent twice, or one
+    of another connection slipped in, is refused by the edge's client (it would
+    otherwise be taken for a frame's result: a record written twice, or with another
+    run's stamps)."""
+
+    def twice(n, frame, header, captured):
+        return [frame, frame] if header.get("kind") == "result" else [frame]
+
+    lsock, _ = _relay(server, twice)
+    client = CloudClient(*lsock.getsockname()[:2], KEY)
+    client.send(1, "dense", 0, X)
+    assert client.receive()[0]["kind"] == "result"
+    with pytest.raises(FrameError, match=r"replayed\?"):
+        client.receive()
+    lsock.close()
+
+    def foreign(n, frame, header, captured):
+        # on the second connection, the first connection's result comes before the hello's
+        # successor: same secret, another session
+        old = [f for f in captured if b'"kind":"result"' in f]
+        return [*old[:1], frame] if n == 1 and header.get("kind") == "result" else [frame]
+
+    lsock, _ = _relay(server, foreign)
+    first = CloudClient(*lsock.getsockname()[:2], KEY)
+    first.send(1, "dense", 0, X)
+    assert first.receive()[0]["kind"] == "result"
+    second = CloudClient(*lsock.getsockname()[:2], KEY)
+    second.send(1, "dense", 0, 2 * X)
+    with pytest.raises(FrameError, match=r"replayed\?"):
+        second.receive()
+    lsock.close()
