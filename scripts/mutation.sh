@@ -18,7 +18,13 @@
 # sweep (the sweep: spec, plan, execute, runner, store, summary, outputs, report; Dask),
 # store (the measurement store: schema, io, catalog, select, choice, flags),
 # report (the run report: build, tables, verdict, folder, figures, page; not the
-# browser driver nor the matplotlib PNGs).
+# browser driver nor the matplotlib PNGs),
+# wire (the testbed's wire protocol: frames, sizes, HMAC, replay refusal; the cloud
+# server's connections, error frames, probe frames, queue and replies; the edge's
+# client; not the TensorFlow tail builder nor the server process's main),
+# compare (the validation's numbers: measured vs simulated errors, the ranking and
+# Kendall's tau, per-stage errors, the twin's draws, the scorecard and its targets,
+# re-scoring, the validation report).
 # Each area mutates its own source and runs every test that exercises it (see TESTS
 # below), nothing slow it does not need; it counts only the mutants whose names match its
 # MATCH pattern (a narrower area leaves the older code of its files out; name an area and
@@ -39,6 +45,12 @@
 # installed (unmutated) adaptsim, so under mutmut it would "kill" every mutant that
 # changes a record, whatever the other tests say; so is the test of
 # scripts/foldback_terms.py's refusals (a child process too, of a script not copied).
+# wire and compare leave out the real runs (tests/test_testbed_run.py, _remote.py,
+# _twohost.py, _slowedge.py, the probe file's real validation: root or a separate
+# `adaptsim serve` process, 30-60 s per mutant, whose server and client are the
+# unmutated installed package in their child processes); the in-process server's tests
+# over real sockets (test_testbed_server.py) and the validation folders written by
+# the real writer from simulated stand-ins cover the same code in seconds.
 # Needs: pip install -e ".[mutation]" (mutmut >= 3.3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +110,11 @@ declare -A SOURCES=(
   [report]="src/adaptsim/report/build.py src/adaptsim/report/tables.py
     src/adaptsim/report/verdict.py src/adaptsim/report/folder.py
     src/adaptsim/report/figures.py src/adaptsim/report/page.py"
+  [wire]="src/adaptsim/testbed/protocol.py src/adaptsim/testbed/server.py
+    src/adaptsim/testbed/client.py"
+  [compare]="src/adaptsim/testbed/compare.py src/adaptsim/testbed/scorecard.py
+    src/adaptsim/testbed/twin.py src/adaptsim/testbed/rescore.py
+    src/adaptsim/testbed/report.py"
 )
 # The profiler tests that build calibrations and studies from a hand-made profile store
 # (no TensorFlow, no root); the rest of test_profiler.py times real models.
@@ -162,6 +179,11 @@ declare -A TESTS=(
     tests/test_robust_report.py
     tests/test_robust_results.py tests/test_sim_saturation.py tests/test_testbed_report.py
     tests/test_odd_cli.py::test_report_escapes_the_names_an_older_results_folder_holds"
+  [wire]="tests/test_testbed_server.py tests/test_testbed_client.py tests/test_testbed_clock.py
+    tests/test_testbed_wire.py"
+  [compare]="tests/test_testbed_report.py tests/test_testbed_twin.py tests/test_testbed_probe.py
+    tests/test_rescore_world.py tests/test_robust_validation_folders.py
+    tests/test_testbed_scores.py"
 )
 # Which mutants an area counts: a regular expression matched at the start of the name
 # (mutmut names a function's mutants module.x_function__mutmut_N, a method's
@@ -182,6 +204,8 @@ declare -A MATCH=(
   [store]='adaptsim\.store\.'
   [report]='adaptsim\.report\.(build|tables|verdict|folder|figures|page)\.'
   [foldterms]='adaptsim\.testbed\.foldback\.(x_step_lags_|x_fit_lags_|x__applied_cpu_at_|x__facts_|x__by_level_|x__level_factor_|x__late_|x_apply_foldback_|x_fit_foldback_|xǁFoldBackǁfrom_dict_)|adaptsim\.simulator\.traces\.xǁTraceǁdelayed_|adaptsim\.simulator\.engine\.xǁ_Runǁ(cloud_factor_|_deployed_)|adaptsim\.simulator\.naive\.xǁ_Naiveǁwritten_|adaptsim\.simulator\.scenario\.xǁScenarioǁ(cloud_factor_|seen_traces_)|adaptsim\.simulator\.monitor\.x_seen_conditions_|adaptsim\.simulator\.results\.x_add_conditions_|adaptsim\.calibration\.spread\.x_by_point_'
+  [wire]='adaptsim\.testbed\.protocol\.|adaptsim\.testbed\.client\.|adaptsim\.testbed\.server\.(xǁCloudServerǁ|x_bind_)'
+  [compare]='adaptsim\.testbed\.(compare|scorecard|twin|rescore|report)\.'
   [probe]='adaptsim\.testbed\.host_speed\.|adaptsim\.testbed\.foldback\.(xǁFoldBackǁat_host_|x_folded_twin_|x__scenario_of_|x_fit_foldback_)|adaptsim\.testbed\.rescore\.(x_folder_speeds_|x_rescore_folder_|x_rescore_probed_)'
 )
 
@@ -196,19 +220,24 @@ else
 fi
 cd "$work"
 
-only="" tests="" prefixes="" narrow=0 isolation=fork
+only="" tests="" prefixes="" narrow=0 isolation=fork timeout_constant=1
 declare -A seen=()
 for a in "${areas[@]}"; do
-  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms probe sweep store report all)" >&2; exit 2; }
+  [ -n "${SOURCES[$a]:-}" ] || { echo "mutation.sh: unknown area $a (simulator calibration importers analysis persistence params emulation testbed policies foldterms probe sweep store report wire compare all)" >&2; exit 2; }
   set -f; for s in ${SOURCES[$a]}; do only+="    $s"$'\n'; done; set +f  # globs kept for mutmut
   prefixes+="$a=${MATCH[$a]} "
   # an area narrower than its files: its mutants are named to mutmut, the others not run
-  case $a in persistence|emulation|testbed|foldterms|probe) narrow=1 ;; esac
+  case $a in persistence|emulation|testbed|foldterms|probe|wire) narrow=1 ;; esac
   # The sweep's tests start Dask clusters: mutmut's default runner forks each mutant
   # from the process that ran the test map, whose Dask threads are gone in the fork (a
   # new cluster then hangs until the timeout: every mutant a "timeout"). A fork server
   # forks the mutants from a process that never ran a test.
-  [ "$a" != sweep ] || isolation=forkserver
+  # The wire area's tests load TensorFlow (the LeNet tails) and run server threads: a
+  # forked mutant of that process spins until its CPU limit (every mutant a "timeout").
+  # Its module fixture builds the tails inside whichever test runs first, which mutmut's
+  # estimate of that test's time does not include: the CPU limit gets 10 s more.
+  case $a in sweep|wire) isolation=forkserver ;; esac
+  [ "$a" != wire ] || timeout_constant=10
   for t in ${TESTS[$a]}; do
     # a test (file or node id) missing at REV is left out, once each
     if [ -e "${t%%::*}" ] && [ -z "${seen[$t]:-}" ]; then seen[$t]=1; tests+="    $t"$'\n'; fi
@@ -223,6 +252,7 @@ $only
 also_copy=
     scenarios
     docs
+    scripts
 do_not_mutate=
     src/adaptsim/simulator/bench.py
 pytest_add_cli_args_test_selection=
@@ -233,6 +263,7 @@ pytest_add_cli_args=
     --deselect=tests/test_testbed_probe.py::test_a_real_validation_probes_the_host_around_every_policy_run
 use_git_change_detection=false
 process_isolation=$isolation
+timeout_constant=$timeout_constant
 CFG
 
 export PATH="$repo/.venv/bin:$PATH" HYPOTHESIS_PROFILE=default

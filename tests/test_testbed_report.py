@@ -162,16 +162,13 @@ def test_stage_labels_are_the_run_reports_words(folder, tmp_path):
 def test_scorecard_prints_both_seeds_before_and_after_and_checks_the_targets(tmp_path):
     """The protocol's tables: the folded twin is the stand-in's own scenario, so after the
     fold-back every error is 0 and every policy meets the targets; before, none does."""
-    from dataclasses import asdict, replace
+    from dataclasses import asdict
 
     from adaptsim.testbed.scorecard import scorecard
+    from standins import STAND_IN as stand_in
+    from standins import lenet_stand_in
 
-    sc = scenario_for_testbed(SCENARIO, CALIBRATION, duration_s=4.0)
-    two_policies = ("static-best", "all-cloud")
-    sc = replace(sc, policies=tuple(p for p in sc.policies if p.policy in two_policies))
-    stand_in = FoldBack(edge_scale=1.7, cloud_scale=2.2, uplink_extra_s=0.003, return_s=0.0,
-                        pause_s=0.0, frames=40)  # fmt: skip
-    real, twin = run_scenario(apply_foldback(sc, stand_in)), run_scenario(sc)
+    sc, real, twin = lenet_stand_in()
     facts = {"scenario": "x.yaml", "calibration": str(CALIBRATION), "time_scale": 1.0,
              "duration_s": 4.0, "rate_hz": 10.0,
              "frames_per_run": 40, "seeds": [1], "applied": {}, "notes": [],

@@ -53,6 +53,7 @@ class CloudClient:
         self.hello_offset_s = self.clock_offset_s  # before any sync_clock: for comparison
         self.server_latency_s = float(hello.get("one_way_latency_s", 0.0))  # added on its side
         self.nonce = hello["nonce"]
+        self._rseq = hello.get("rseq")  # None: an older server, whose replies carry none
         self.models = hello.get("models", [])
         self._seq = 0
         self._lock = threading.Lock()
@@ -157,7 +158,15 @@ class CloudClient:
                     self._written += n
 
     def receive(self) -> tuple[dict, bytes]:
-        return read_frame(self.sock, _MAX_RESULT_BYTES, self.key)
+        """The next reply; one of another session or seen before (replayed) is refused."""
+        header, body = read_frame(self.sock, _MAX_RESULT_BYTES, self.key)
+        if self.key is not None and self._rseq is not None:
+            rseq = header.get("rseq")
+            if header.get("nonce") != self.nonce or not isinstance(rseq, int) or rseq <= self._rseq:
+                raise FrameError("refused: a reply of another session or seen before (replayed?)",
+                                 fatal=True)  # fmt: skip
+            self._rseq = rseq
+        return header, body
 
     def close(self) -> None:
         self.sock.close()

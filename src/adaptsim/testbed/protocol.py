@@ -196,9 +196,9 @@ def read_frame(
         want = _mac(key, PREFIX.pack(magic, head_n, body_n), head, body)
         if not hmac.compare_digest(mac, want):
             raise FrameError("refused: unauthenticated frame (bad or missing HMAC)", fatal=True)
-    try:
+    try:  # not UTF-8 or JSON, an integer over Python's 4,300 digits, nested too deep
         header = json.loads(head.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise FrameError(f"malformed header: {exc}") from None
     if not isinstance(header, dict):
         raise FrameError("malformed header: not a JSON object")

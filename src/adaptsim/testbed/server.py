@@ -189,8 +189,11 @@ class CloudServer:
         session = Session(self.key, secrets.token_hex(16))
         prev_recv_s = None  # when the frame before on this connection was all in
 
+        replies = itertools.count()  # each reply's rseq: the edge refuses one seen before
+
         def reply(header: dict, body: bytes = b"") -> None:
             with lock:
+                header = {**header, "nonce": session.nonce, "rseq": next(replies)}
                 conn.sendall(encode(header, body, self.key))
 
         try:
