@@ -71,10 +71,11 @@ import pandas as pd
 from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario
 from adaptsim.simulator.scenario import Belief
+from adaptsim.testbed.folder import HOW
 from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds
 from adaptsim.testbed.scenario import twin_scenario
 
-__all__ = ["FoldBack", "apply_foldback", "fit_foldback", "folded_twin"]
+__all__ = ["FoldBack", "apply_foldback", "fit_foldback", "fold_back_facts", "folded_twin"]
 
 
 @dataclass(frozen=True)
@@ -508,3 +509,12 @@ def _late(sc: Scenario, **lags: float) -> Scenario:
     if belief.traces is None:
         belief = replace(belief, traces=sc.seen_traces())  # the monitor reads them as written
     return replace(sc, belief=belief, **late)
+
+
+def fold_back_facts(folder: str | Path, d) -> FoldBack:
+    """The fold-back a folder's facts hold (``fold_back``), or one line naming the field."""
+    path = Path(folder) / "validation.json"
+    try:
+        return FoldBack.from_dict(d)
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}; {HOW}") from None

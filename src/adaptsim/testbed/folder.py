@@ -24,8 +24,8 @@ from adaptsim.report.folder import check_records, read_csv_file, read_parquet_fi
 
 __all__ = [
     "COMPARED",
+    "HOW",
     "REAL_SUMMARY",
-    "fold_back_facts",
     "fold_back_source",
     "host_speed_facts",
     "scored_source",
@@ -34,7 +34,7 @@ __all__ = [
     "validation_table",
 ]
 
-_HOW = "give the --out folder of `adaptsim validate`"
+HOW = "give the --out folder of `adaptsim validate`"  # how to mend a folder a reader refuses
 
 
 def validation_facts(
@@ -45,16 +45,16 @@ def validation_facts(
     validation's refused (``incomplete_ok``: taken, to finish it)."""
     d = Path(folder)
     if not d.is_dir():
-        raise UserError(f"{d}: not a validation folder (no such folder); {_HOW}")
+        raise UserError(f"{d}: not a validation folder (no such folder); {HOW}")
     path = d / "validation.json"
     if not path.is_file():
-        raise UserError(f"{d}: not a validation folder (validation.json missing); {_HOW}")
+        raise UserError(f"{d}: not a validation folder (validation.json missing); {HOW}")
     try:
         facts = load_json(path, "validation facts")
     except UserError as exc:
-        raise UserError(f"{exc}; {_HOW}") from None
+        raise UserError(f"{exc}; {HOW}") from None
     if not isinstance(facts, dict):
-        raise UserError(f"{path}: not written by `adaptsim validate` (not an object); {_HOW}")
+        raise UserError(f"{path}: not written by `adaptsim validate` (not an object); {HOW}")
     if facts.get("incomplete") and not incomplete_ok:  # real runs, no twin compared
         raise UserError(f"{path}: incomplete: {facts['incomplete']}")
     duration = facts.get("duration_s")
@@ -74,7 +74,7 @@ def validation_facts(
     if wrong:
         raise UserError(
             f"{path}: {wrong[0]} is missing or not what `adaptsim validate` writes "
-            f"({facts.get(wrong[0])!r}); {_HOW}"
+            f"({facts.get(wrong[0])!r}); {HOW}"
         )
     return facts
 
@@ -83,11 +83,11 @@ def validation_records(folder: str | Path, side: str, extra: tuple[str, ...] = (
     """``real/`` or ``simulated/`` per-frame records of ``folder``, checked, with the
     numeric columns ``extra`` too."""
     path = _present(folder, f"{side}/records.parquet")
-    records = read_parquet_file(path, _HOW)
-    check_records(records, path, _HOW)
+    records = read_parquet_file(path, HOW)
+    check_records(records, path, HOW)
     for column in ("request", "edge_s", "cloud_s", "uplink_s", *extra):
         if column not in records.columns or not pd.api.types.is_numeric_dtype(records[column]):
-            raise UserError(f"{path}: no numeric column {column}; {_HOW}")
+            raise UserError(f"{path}: no numeric column {column}; {HOW}")
     return records
 
 
@@ -108,10 +108,10 @@ def validation_table(folder: str | Path, name: str, needs: tuple[str, ...] = ("p
     """A CSV table of ``folder`` (``comparison.csv``, ``real/summary.csv``, ...), checked:
     the columns ``needs`` there, every one but ``policy`` numbers (or empty)."""
     path = _present(folder, name)
-    table = read_csv_file(path, _HOW, needs)
+    table = read_csv_file(path, HOW, needs)
     for column in needs:
         if column != "policy" and not pd.api.types.is_numeric_dtype(table[column]):
-            raise UserError(f"{path}: column {column} must hold numbers; {_HOW}")
+            raise UserError(f"{path}: column {column} must hold numbers; {HOW}")
     return table
 
 
@@ -128,7 +128,7 @@ def host_speed_facts(folder: str | Path, facts: dict) -> dict:
             v = p.get(field)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
                 raise UserError(
-                    f"{path}: field host_speed.{key}.{field}: not a number ({v!r}); {_HOW}, "
+                    f"{path}: field host_speed.{key}.{field}: not a number ({v!r}); {HOW}, "
                     "or delete the field (the report then shows n/a)"
                 )
     return probes
@@ -138,20 +138,9 @@ _DERIVED_SPEEDS = ("edge", "cloud", "edge_median_s", "cloud_median_s", "edge_pre
                    "cloud_predicted_s")  # fmt: skip
 
 
-def fold_back_facts(folder: str | Path, d) -> object:
-    """The fold-back a folder's facts hold (``fold_back``), or one line naming the field."""
-    from adaptsim.testbed.foldback import FoldBack
-
-    path = Path(folder) / "validation.json"
-    try:
-        return FoldBack.from_dict(d)
-    except UserError as exc:
-        raise UserError(f"{path}: {exc}; {_HOW}") from None
-
-
 def _present(folder: str | Path, name: str) -> Path:
     if not (Path(folder) / name).is_file():
-        raise UserError(f"{folder}: not a validation folder ({name} missing); {_HOW}")
+        raise UserError(f"{folder}: not a validation folder ({name} missing); {HOW}")
     return Path(folder) / name
 
 
@@ -172,7 +161,7 @@ def scored_source(folder: str | Path, incomplete_ok: bool = False) -> dict:
     if lost:  # a summary and records of different runs: one of them damaged
         raise UserError(
             f"{Path(folder) / 'real/records.parquet'}: no records of {lost[0]}, which "
-            f"real/summary.csv lists; {_HOW}"
+            f"real/summary.csv lists; {HOW}"
         )
     return facts
 
@@ -184,7 +173,7 @@ def fold_back_source(folder: str | Path, what: str = "--fold-back") -> None:
         for key in ("applied", "clock"):  # the lag's fit reads them per run
             if not isinstance(facts.get(key, {}), dict):
                 raise UserError(
-                    f"{Path(folder) / 'validation.json'}: {key} is not an object; {_HOW}"
+                    f"{Path(folder) / 'validation.json'}: {key} is not an object; {HOW}"
                 )
         # the result's way back and the edge's stress level (the cloud's scale per level)
         validation_records(folder, "real", ("return_s", "edge_cpu_pct"))
@@ -193,7 +182,7 @@ def fold_back_source(folder: str | Path, what: str = "--fold-back") -> None:
         for column in ("repartitions", "switching_s"):
             if column not in summary or not pd.api.types.is_numeric_dtype(summary[column]):
                 raise UserError(
-                    f"{Path(folder) / 'real/summary.csv'}: no numeric column {column}; {_HOW}"
+                    f"{Path(folder) / 'real/summary.csv'}: no numeric column {column}; {HOW}"
                 )
     except UserError as exc:
         raise UserError(f"{what} {folder}: {exc}") from None

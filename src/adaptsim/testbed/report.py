@@ -22,9 +22,9 @@ from plotly.subplots import make_subplots
 from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
 from adaptsim.report.figures import STAGES, figure_block, policy_colours
 from adaptsim.testbed.compare import ranking
+from adaptsim.testbed.foldback import fold_back_facts
 from adaptsim.testbed.folder import (
     COMPARED,
-    fold_back_facts,
     host_speed_facts,
     scored_source,
     validation_facts,

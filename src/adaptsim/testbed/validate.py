@@ -43,9 +43,8 @@ from adaptsim.testbed.edge_quota import (
     check_quota_matches,
     scenario_calibration_path,
 )
-from adaptsim.testbed.foldback import apply_foldback, fit_foldback, folded_twin
+from adaptsim.testbed.foldback import apply_foldback, fit_foldback, fold_back_facts, folded_twin
 from adaptsim.testbed.folder import (
-    fold_back_facts,
     fold_back_source,
     scored_source,
     validation_facts,
