@@ -131,3 +131,23 @@ def test_validate_without_a_calibration_runs_its_twin_on_this_host_s(tmp_path, m
     ran = said[-1]
     assert ran[0] == "ran" and ran[1].endswith("calibration_own_2core_xeon.json"), ran
     assert ran[2].endswith("calibration_own_2core_xeon.json"), ran
+
+
+def test_validate_warns_of_another_host_s_calibration_before_the_run(tmp_path, monkeypatch):
+    """The shipped AMD calibration given on a Xeon: one warning line, said before the real
+    run starts (stopped there, as above), naming both CPUs."""
+    tv = importlib.import_module("adaptsim.testbed.validate")
+    said = []
+
+    def stop(sc, plan, work, progress):
+        said.append("ran")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tv, "host_facts", lambda: dict(XEON))
+    monkeypatch.setattr(tv, "real_run", stop)
+    with pytest.raises(KeyboardInterrupt):
+        tv.validate(ROOT / "scenarios/vehicle_trace.yaml", SHIPPED, tmp_path / "v",
+                    duration_s=5.0, progress=said.append)  # fmt: skip
+    warned = [s for s in said if s.startswith("adaptsim: warning: ")]
+    assert len(warned) == 1 and said.index(warned[0]) < said.index("ran"), said
+    assert "AMD EPYC" in warned[0] and XEON["cpu"] in warned[0]

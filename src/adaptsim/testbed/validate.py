@@ -196,14 +196,14 @@ def validate(
         unchecked = check_quota_matches(cal, sc.model.model, edge_cpu_quota)
         if unchecked:
             notes.append(unchecked)
-        other_host = host_mismatch_note(cal, sc.model.model, here, roles)
-        if other_host:  # said now, before minutes of running, and in the report
-            progress(f"adaptsim: warning: {other_host}")
-            notes.append(other_host)
         if cloud is not None:
             plan.cloud_address = check_cloud(cloud, sc.model.model, secret_file, cloud_wait_s,
                                              progress)  # fmt: skip
             plan.secret = load_secret(secret_file)
+        other_host = host_mismatch_note(cal, sc.model.model, here, roles)
+        if other_host:  # once the run can start (an error is its one line), before it runs
+            progress(f"adaptsim: warning: {other_host}")
+            notes.append(other_host)
         work = scratch_dir()
         failed = False
         try:
