@@ -109,12 +109,11 @@ def test_a_model_no_shipped_machine_calibration_has_is_one_line_with_the_way_out
         calibration_for_host("densenet121", XEON)
 
 
-def test_validate_without_a_calibration_runs_its_twin_on_this_host_s(tmp_path, monkeypatch):
-    """Up to the real run: the calibration validate chose, for the host it says it runs
-    on. The scenario's own calibration (the published study's ARM edge) is never it.
-    The real run is replaced by a stop (the choice is made before it; a real run takes
-    a minute and root), and this host's facts by a Xeon's, so that the test means the
-    same on any machine."""
+def _validate_until_the_run(calibration, tmp_path, monkeypatch) -> list:
+    """What ``validate`` says up to its real run, on a Xeon: ``progress`` lines, then
+    ("ran", the scenario's calibration, the plan's). The real run is replaced by a stop
+    (the choices are made before it; a real run takes a minute and root), and this
+    host's facts by a Xeon's, so that the tests mean the same on any machine."""
     tv = importlib.import_module("adaptsim.testbed.validate")  # the package exports validate()
     said = []
 
@@ -125,8 +124,15 @@ def test_validate_without_a_calibration_runs_its_twin_on_this_host_s(tmp_path, m
     monkeypatch.setattr(tv, "host_facts", lambda: dict(XEON))
     monkeypatch.setattr(tv, "real_run", stop)
     with pytest.raises(KeyboardInterrupt):
-        tv.validate(ROOT / "scenarios/vehicle_trace.yaml", None, tmp_path / "v",
+        tv.validate(ROOT / "scenarios/vehicle_trace.yaml", calibration, tmp_path / "v",
                     duration_s=5.0, progress=said.append)  # fmt: skip
+    return said
+
+
+def test_validate_without_a_calibration_runs_its_twin_on_this_host_s(tmp_path, monkeypatch):
+    """Up to the real run: the calibration validate chose, for the host it says it runs
+    on. The scenario's own calibration (the published study's ARM edge) is never it."""
+    said = _validate_until_the_run(None, tmp_path, monkeypatch)
     assert any("calibration calibration_own_2core_xeon.json" in str(s) for s in said), said
     ran = said[-1]
     assert ran[0] == "ran" and ran[1].endswith("calibration_own_2core_xeon.json"), ran
@@ -135,19 +141,9 @@ def test_validate_without_a_calibration_runs_its_twin_on_this_host_s(tmp_path, m
 
 def test_validate_warns_of_another_host_s_calibration_before_the_run(tmp_path, monkeypatch):
     """The shipped AMD calibration given on a Xeon: one warning line, said before the real
-    run starts (stopped there, as above), naming both CPUs."""
-    tv = importlib.import_module("adaptsim.testbed.validate")
-    said = []
-
-    def stop(sc, plan, work, progress):
-        said.append("ran")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(tv, "host_facts", lambda: dict(XEON))
-    monkeypatch.setattr(tv, "real_run", stop)
-    with pytest.raises(KeyboardInterrupt):
-        tv.validate(ROOT / "scenarios/vehicle_trace.yaml", SHIPPED, tmp_path / "v",
-                    duration_s=5.0, progress=said.append)  # fmt: skip
-    warned = [s for s in said if s.startswith("adaptsim: warning: ")]
-    assert len(warned) == 1 and said.index(warned[0]) < said.index("ran"), said
+    run starts, naming both CPUs."""
+    said = _validate_until_the_run(SHIPPED, tmp_path, monkeypatch)
+    warned = [s for s in said if str(s).startswith("adaptsim: warning: ")]
+    assert len(warned) == 1 and said.index(warned[0]) < len(said) - 1, said
+    assert said[-1][0] == "ran"
     assert "AMD EPYC" in warned[0] and XEON["cpu"] in warned[0]
