@@ -193,18 +193,24 @@ class CloudServer:
 
         def reply(header: dict, body: bytes = b"") -> None:
             with lock:
-                header = {**header, "nonce": session.nonce, "rseq": next(replies)}
-                conn.sendall(encode(header, body, self.key))
+                conn.sendall(encode(session.bound(header, next(replies)), body, self.key))
+
+        def hello() -> dict:  # what an edge learns of this server (both hellos say it)
+            return {"kind": "hello", "version": VERSION, "auth": self.key is not None,
+                    "models": sorted(self.tails), "clock_s": time.monotonic(),
+                    "one_way_latency_s": self.owl}  # fmt: skip
 
         try:
-            reply({"kind": "hello", "version": VERSION, "nonce": session.nonce,
-                   "auth": self.key is not None, "models": sorted(self.tails),
-                   "clock_s": time.monotonic(), "one_way_latency_s": self.owl})  # fmt: skip
+            reply({**hello(), "bind_edge_nonce": True})  # an older edge reads only this one
             while not self._stop.is_set():
                 try:
                     header, body = read_frame(conn, self.max_body_bytes, self.key)
                     recv_s = time.monotonic()
                     session.check(header)
+                    if header.get("kind") == "hello":  # the edge's nonce: replies bound to it
+                        session.open(header)
+                        reply(hello())
+                        continue
                     if header.get("kind") == "clock":  # the edge's clock sync: answered at once
                         reply({"kind": "clock", "clock_s": time.monotonic()})
                         continue
