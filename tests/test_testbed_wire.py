@@ -18,6 +18,7 @@ import json
 import re
 import socket
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -490,11 +491,17 @@ def _relay(server, tamper) -> tuple[socket.socket, list]:
     return lsock, captured
 
 
-def test_a_reply_replayed_to_the_edge_is_refused(server):
+@pytest.mark.parametrize("edge_nonce_repeats", [False, True])
+def test_a_reply_replayed_to_the_edge_is_refused(server, monkeypatch, edge_nonce_repeats):
     """The server's replies are bound to the session too: a result sent twice, or one
     of another connection slipped in, is refused by the edge's client (it would
     otherwise be taken for a frame's result: a record written twice, or with another
-    run's stamps)."""
+    run's stamps). ``edge_nonce_repeats``: every edge says the same nonce (randomness
+    that repeats, as a cloned snapshot's might): the server's nonce still tells the
+    sessions apart."""
+    if edge_nonce_repeats:
+        same = types.SimpleNamespace(token_hex=lambda n: "c" * 2 * n)  # the edge's only
+        monkeypatch.setattr("adaptsim.testbed.client.secrets", same)
 
     def twice(n, frame, header, captured):
         return [frame, frame] if header.get("kind") == "result" else [frame]
@@ -518,6 +525,7 @@ def test_a_reply_replayed_to_the_edge_is_refused(server):
     first.send(1, "dense", 0, X)
     assert first.receive()[0]["kind"] == "result"
     second = CloudClient(*lsock.getsockname()[:2], KEY)
+    assert (first.edge_nonce == second.edge_nonce) is edge_nonce_repeats
     second.send(1, "dense", 0, 2 * X)
     with pytest.raises(FrameError, match=r"replayed\?"):
         second.receive()
@@ -556,14 +564,14 @@ def test_a_recorded_session_replayed_to_a_later_edge_is_refused(server):
     frame the edge sends. The edge's own fresh nonce is in none of them: refused at the
     handshake, one line, fatal; whichever recorded reply answers the edge's hello."""
     session = _recorded_session(server)
-    kinds = [_head(f)["kind"] for f in session]
-    assert kinds == ["hello", "hello", "result", "clock", "probe", "error"], kinds
     replayer = Replayer(session)
     with pytest.raises(FrameError, match=REPLAYED) as err:
         client = CloudClient(*replayer.address, KEY)
         client.send(1, "dense", 0, X)  # before the edge's nonce, the replay got this far
-        client.receive()
+        client.receive()  # and its recorded result was taken for this frame's
     assert err.value.fatal
+    kinds = [_head(f)["kind"] for f in session]
+    assert kinds == ["hello", "hello", "result", "clock", "probe", "error"], kinds
     # the later edge's hello carried a nonce of its own, not the recorded one
     said, recorded = _head(replayer.heard[0]), _head(session[1])
     assert said["kind"] == "hello" and said["edge_nonce"] != recorded["edge_nonce"]
@@ -579,8 +587,9 @@ def test_a_recorded_session_replayed_to_a_later_edge_is_refused(server):
 def test_the_edges_own_frames_reflected_back_to_it_are_refused(server):
     """A man in the middle sends the edge's own frames back to it, which carry its
     nonce and the server's under the same secret: its hello in place of the server's
-    second hello, its request in place of the result. Refused: a request carries a
-    ``seq``, never a reply's ``rseq``."""
+    second hello, a request in place of its answer. Refused: the hello, which carries
+    both nonces, has a request's ``seq`` and never a reply's ``rseq``; a request carries
+    no edge nonce."""
     seen = r"refused: a reply of another session or seen before \(replayed\?\)"
     tap = Relay(server.address, reflect=lambda n, i, frame: i == 0)
     with pytest.raises(FrameError, match=seen):
@@ -589,7 +598,7 @@ def test_the_edges_own_frames_reflected_back_to_it_are_refused(server):
     for ask in ("infer", "clock", "probe"):
         tap = Relay(server.address, reflect=lambda n, i, frame: i == 1)
         client = CloudClient(*tap.address, KEY)  # the hellos passed on as they were
-        with pytest.raises(FrameError, match=seen):
+        with pytest.raises(FrameError, match=REPLAYED):
             if ask == "infer":
                 client.send(1, "dense", 0, X)
                 client.receive()

@@ -119,10 +119,10 @@ class CloudClient:
         spans the whole TCP connect and the server stamps it only after accepting and
         starting a thread, not at the interval's middle: measured 0.13-10.6 ms off on
         a loaded host, where a LeNet frame's uplink takes 0.5 ms; docs/validation.md,
-        "Two machines"). A clock frame
-        is stamped by the server as it is read and answered at once, so the midpoint
-        of the shortest round trip is off by at most half of that round trip, and
-        only by the asymmetry of the two directions. Called before each run (a second
+        "Two machines"). A clock frame is stamped by the server as it is read and
+        answered at once, so the midpoint of the shortest round trip is off by at most
+        half of that round trip, and only by the asymmetry of the two directions.
+        Called before each run (a second
         machine's clock drifts from ours: a fresh offset per run bounds what the drift
         adds) and after it (the drift, said in the run's facts). A server without clock
         frames keeps the hello's estimate.

@@ -198,7 +198,7 @@ class Session:
     def open(self, header: dict) -> None:
         """The edge's hello (checked as every request is): its nonce, taken once, only as
         the connection's first frame (a hello later is a replay or a confused peer)."""
-        if self.frames != 1 or self.edge_nonce is not None:
+        if self.frames != 1:
             raise FrameError("refused: an edge's hello after the connection's first frame "
                              "(replayed?)", fatal=True)  # fmt: skip
         nonce = header.get("edge_nonce")
