@@ -152,7 +152,8 @@ def test_a_recorded_session_replayed_to_validate_is_refused_with_one_line(
     replayer.close()
     lines = [line for line in r.output.splitlines() if line.strip()]
     assert r.exit_code == 2 and len(lines) == 1, r.output
-    assert "a reply not bound to this edge's nonce (a recorded session replayed?)" in lines[0]
-    assert lines[0].startswith(f"--cloud 127.0.0.1:{replayer.address[1]}: ")
+    said = (f"--cloud 127.0.0.1:{replayer.address[1]}: refused: a reply not bound to this "
+            "edge's nonce (a recorded session replayed?)")  # fmt: skip
+    assert lines[0].endswith(said), lines[0]
     assert "Traceback" not in r.output and not out.exists()
     assert len(replayer.heard) == 1  # the edge's hello, then it hung up
