@@ -20,10 +20,12 @@ hello is the one frame that binds nothing of the edge's (a recording replays it)
 so the edge takes only the server's nonce from it. A recorded session replayed
 to a later edge fails that edge's check at the second hello: it was bound to
 another edge nonce. Reflection fails too: the edge's frames carry ``seq`` and no
-``rseq``, the server's ``rseq`` and no ``seq``. With a secret, the edge refuses
-a server whose hello does not offer ``bind_edge_nonce`` (an older adaptsim, or a
-recording of one): that downgrade would remove the check. An older edge, which
-sends no hello, is still served (the server's own nonce protects the server).
+``rseq`` (and only its hello the edge nonce), the server's ``rseq`` and no ``seq``.
+A hello from the edge is taken only as a connection's first frame. With a secret,
+the edge refuses a server whose hello does not offer ``bind_edge_nonce`` (an older
+adaptsim, or a recording of one): that downgrade would remove the check. An older
+edge, which sends no hello, is still served (the server's own nonce protects the
+server).
 
 Frame kinds: ``hello`` (server, then edge, then server), ``infer`` (edge -> cloud:
 ``id``, ``model``, ``point``, ``dtype``, ``shape``), ``result`` (cloud -> edge: ``id``

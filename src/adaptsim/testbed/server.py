@@ -10,6 +10,10 @@ answered when eligible. Every tail is built and compiled before the server says
 
 A bad frame gets an error frame and one log line; the server keeps serving the
 other connections (and this one too, where the stream can still be trusted).
+Each connection opens with the server's hello; an edge that answers with its own
+hello (its nonce) gets a second one, and every reply after it is bound to both
+nonces (:mod:`~adaptsim.testbed.protocol`); an older edge, without a hello, is
+served as before.
 """
 
 from __future__ import annotations
