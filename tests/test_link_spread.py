@@ -127,17 +127,22 @@ def test_the_twin_replays_the_links_own_spread_for_the_point_it_sends(tmp_path):
     assert np.abs(pooled).max() > 0.5
 
 
-@pytest.mark.parametrize("name", ["calibration_own_2core_xeon.json"])
+@pytest.mark.parametrize(
+    "name",
+    ["calibration_own_2core_xeon.json", "calibration_own_2core.json",
+     "calibration_own_slowedge.json"],
+)  # fmt: skip
 def test_the_shipped_calibration_gives_the_raw_input_the_large_probes_spread(name):
-    """The Xeon host's calibration (idle3's twin): ResNet50's raw input (602 kB) crosses
-    within a few % of the law on the testbed's link (docs/validation.md: per message the
-    median ratio 0.996, the worst 1.036), and its profile's large probes agree; the
-    pooled probes gave it x2.25 at p95. Fails on the calibration before the fix."""
+    """The own calibrations (the Xeon's is idle3's twin): ResNet50's raw input (602 kB)
+    crosses within a few % of the law on the testbed's link (docs/validation.md: per
+    message the median ratio 0.996, the worst 1.036; idle3's all-cloud frames 0.99-1.08),
+    and the profiles' large probes agree; the pooled probes gave it x2.25 (Xeon) and
+    x1.27 (EPYC) at p95. Fails on the calibrations before the fix."""
     cal = json.loads((ROOT / "src" / "adaptsim" / "data" / name).read_text())
     model = cal["models"]["resnet50"]
     comm = model["spread"]["comm"]
     first = min(model["points"], key=lambda p: p["ordinal"])  # all-cloud: the raw input
     assert first["output_bytes"] > 500_000
     own = comm["by_point"][str(first["ordinal"])]
-    assert _p(own, P95, comm["probs"]) < np.log(1.15)
-    assert _p(own, 0.05, comm["probs"]) > np.log(0.85)
+    assert _p(own, P95, comm["probs"]) < np.log(1.1)
+    assert _p(own, 0.05, comm["probs"]) > np.log(0.9)
