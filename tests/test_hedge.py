@@ -82,6 +82,26 @@ def test_a_preempted_transfer_resumes_and_the_loser_holds_the_uplink(cal):
     assert f["hedge_loser_uplink_bytes"].tolist() == pytest.approx([150_528.0, 125_000.0])
 
 
+def test_the_losers_cloud_request_runs_until_the_cancel_reaches_the_cloud(tmp_path):
+    # As above (2 Mbit/s, cloud race of point 2), with 2 s of cloud for point 2 (2.1 s
+    # all-cloud) and 50 ms one way. Frame 0: point 2 at the cloud 1.45..3.45, back at
+    # 3.5; the raw input's request starts after it at 3.45 and is cut when the cancel
+    # arrives at 3.55. Frame 1: point 2's tensor is up at 3.002112 (behind the loser's
+    # transfer, as above), at the cloud at 3.052112, which is the loser's until 3.55:
+    # 3.55..5.55, back at 5.6.
+    slow = toy_calibration(tmp_path / "cloudy.json", cloud_s=2.0, cloud_all_s=2.1)
+    sc = toy_scenario(
+        slow,
+        duration_s=2.0,
+        one_way_latency_s=0.05,
+        traces={"bandwidth_mbps": {"constant": 2.0}},
+        hedge={"path": "cloud", "gate": False},
+    )
+    f = _frames(sc)
+    assert f["latency_s"].tolist() == pytest.approx([3.5, 4.6])
+    assert f["cloud_wait_s"].tolist() == pytest.approx([0.0, 3.55 - 3.052112])
+
+
 def test_the_edge_computes_on_for_the_loser_until_the_winner_is_back(cal, tmp_path):
     # All-edge takes 2 s on the edge. Frame 0 (t = 0): point 2 wins at 1.0 (0.2 edge,
     # 0.2..0.5 up, 0.5..1.0 cloud); the edge computed on for all-edge until then (0.8 s
