@@ -28,10 +28,9 @@ from adaptsim.simulator.engine import RECORD_COLUMNS, run_policy
 from adaptsim.simulator.hedge import HEDGE_COLUMNS, Hedge
 from adaptsim.simulator.naive import run_policy_naive
 from adaptsim.simulator.scenario import PolicySpec, refuse_admission
-from simkit import toy_calibration, toy_scenario
+from simkit import toy_calibration, toy_doc, toy_scenario
 
 STATIC_2 = PolicySpec(policy="static", params={"point": 2})
-MB_S = 8.0  # Mbit/s: 1e6 bytes a second, so a transfer's seconds are its megabytes
 
 
 def _frames(sc, spec=STATIC_2, seed=0) -> pd.DataFrame:
@@ -192,18 +191,14 @@ def test_the_naive_engine_and_the_testbed_refuse_a_hedge_in_one_line(cal):
 
 
 def test_cli_run_and_validate_of_a_hedged_scenario(cal, tmp_path):
-    doc = {
-        "name": "toyhedge",
-        "model": "toy",
-        "calibration": str(cal),
-        "duration_s": 5.0,
-        "arrivals": {"kind": "periodic", "rate_hz": 1.0},
-        "deadline_s": 10.0,
-        "traces": {"bandwidth_mbps": {"constant": MB_S}},
-        "policies": ["static-best", "oracle", "oracle-free", "neurosurgeon"],
-        "seeds": [1, 2],
-        "hedge": {"path": "either"},
-    }
+    doc = toy_doc(
+        cal,
+        duration_s=5.0,
+        service={"noise": True},
+        policies=["static-best", "oracle", "oracle-free", "neurosurgeon"],
+        seeds=[1, 2],
+        hedge={"path": "either"},
+    )
     path = tmp_path / "h.yaml"
     path.write_text(yaml.safe_dump(doc))
     r = CliRunner().invoke(app, ["validate", str(path), "--out", str(tmp_path / "v")])
