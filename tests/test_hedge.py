@@ -28,7 +28,7 @@ from adaptsim.simulator.engine import RECORD_COLUMNS, run_policy
 from adaptsim.simulator.hedge import HEDGE_COLUMNS, Hedge
 from adaptsim.simulator.naive import run_policy_naive
 from adaptsim.simulator.scenario import PolicySpec, refuse_admission
-from simkit import toy_calibration, toy_doc, toy_scenario
+from simkit import exponential_spread, toy_calibration, toy_doc, toy_scenario
 
 STATIC_2 = PolicySpec(policy="static", params={"point": 2})
 
@@ -218,3 +218,43 @@ def test_cli_run_and_validate_of_a_hedged_scenario(cal, tmp_path):
     r = CliRunner().invoke(app, ["run", str(bad), "--out", str(tmp_path / "o2")])
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "field hedge.path" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_racing_oracle_races_and_foresees_its_own_race(tmp_path):
+    # Noisy service, Poisson frames, a bandwidth that moves the best point and a 0.5 s
+    # pause (so that staying put and racing the free second path often beats switching):
+    # per frame, what oracle-race's look-ahead says its chosen point's race returns is
+    # when the served race does return (the look-ahead is the race's own, pause
+    # included, not the one-path oracle's); it races; without a hedge it is the oracle.
+    from adaptsim.simulator import engine
+
+    noisy = toy_calibration(
+        tmp_path / "noisy.json",
+        edge_all_s=(1.5, 1.5),
+        spread={part: exponential_spread(200) for part in ("edge", "comm", "cloud")},
+    )
+    sc = toy_scenario(
+        noisy,
+        duration_s=60.0,
+        arrivals={"kind": "poisson", "rate_hz": 1.0},
+        service={"noise": True},
+        repartition={"pause_s": 0.5},
+        traces={"bandwidth_mbps": {"steps": [[0, 20.0], [7, 0.5], [15, 3.0]], "end": "loop"}},
+        hedge={"path": "cloud"},
+    )
+    run = engine._Run(sc, PolicySpec(policy="oracle-race"), 3, None)
+    decide, foreseen = run.policy.decide, []
+
+    def spy(view):
+        foreseen.append(float(view.lookahead().min()))
+        return decide(view)
+
+    run.policy.decide = spy
+    engine._drive(run)
+    done = [r.done_s for r in run.records]
+    assert len(done) > 30 and done == foreseen
+    assert any(row[0] for row in run.hedge_rows) and run.stats.repartitions > 0
+    plain = replace(sc, hedge=None)
+    a = _frames(plain, PolicySpec(policy="oracle-race"), seed=3)
+    b = _frames(plain, PolicySpec(policy="oracle"), seed=3)
+    pd.testing.assert_frame_equal(a, b)

@@ -24,6 +24,7 @@ __all__ = [
     "METRICS",
     "ORACLE",
     "ORACLE_FREE",
+    "ORACLE_RACE",
     "STATIC_BEST",
     "Interval",
     "gap_closed",
@@ -35,6 +36,7 @@ __all__ = [
 STATIC_BEST = "static-best"
 ORACLE = "oracle"  # pays the switch pause: the gap closed is against it
 ORACLE_FREE = "oracle-free"  # switches free: a looser bound, never a policy to pick
+ORACLE_RACE = "oracle-race"  # in a scenario that hedges, the oracle racing too
 METRICS = ("mean_s", "p95_s", "deadline_miss_rate")
 _BOOTSTRAP_DRAWS = 2000
 

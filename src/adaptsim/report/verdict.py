@@ -25,14 +25,21 @@ import numpy as np
 import pandas as pd
 
 from adaptsim.report.tables import Cell, Table, fmt_interval, fmt_number, fmt_pct
-from adaptsim.scoring import METRICS, ORACLE, ORACLE_FREE, STATIC_BEST, score_policies
+from adaptsim.scoring import (
+    METRICS,
+    ORACLE,
+    ORACLE_FREE,
+    ORACLE_RACE,
+    STATIC_BEST,
+    score_policies,
+)
 from adaptsim.simulator.results import run_saturation
 from adaptsim.simulator.saturation import Saturation
 
 __all__ = ["CLAIRVOYANT", "Verdict", "run_warnings", "verdict"]
 
 CLAIRVOYANT = (STATIC_BEST, ORACLE)
-_NOT_PRACTICAL = (*CLAIRVOYANT, ORACLE_FREE)  # never named the best practical policy
+_NOT_PRACTICAL = (*CLAIRVOYANT, ORACLE_FREE, ORACLE_RACE)  # never named the best practical
 _LABELS = {
     "mean_s": "mean latency (s)",
     "p95_s": "p95 latency (s)",

@@ -211,7 +211,11 @@ class _Run(HedgedServe):
         self.link_stress = _Stress(scenario, self.tables)
         m = scenario.model
         self.col = {int(o): i for i, o in enumerate(m.ordinals)}
-        self.view = policy_view(scenario, self.tables, self.policy, self.truth, self.lookahead)
+        # hedged: every practical policy, and a racing oracle (its look-ahead the race's)
+        pol = self.policy
+        hedged = scenario.hedge is not None and (not pol.clairvoyant or pol.races)
+        ahead = self.race_lookahead if hedged and pol.races else self.lookahead
+        self.view = policy_view(scenario, self.tables, pol, self.truth, ahead)
         self.free_switching = self.policy.free_switching
         self.wants_finished = self.policy.uses_finished
         self.stats = RunStats()
@@ -237,7 +241,7 @@ class _Run(HedgedServe):
             # Per bounded stage: the (would-be) start times of the frames admitted to it,
             # in order; those still ahead of a time are the frames waiting then.
             self._starts = {s: deque() for s in Stage if adm.limit(s) is not None}
-        if scenario.hedge is not None and not self.policy.clairvoyant:
+        if hedged:
             if scenario.admission.active or self.cloud_by_edge_cpu:
                 raise UserError(
                     f"{scenario.source}: field hedge: racing with admission control or a "

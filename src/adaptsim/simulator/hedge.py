@@ -41,6 +41,8 @@ import math
 from dataclasses import dataclass
 from heapq import heappush, heapreplace
 
+import numpy as np
+
 from adaptsim.simulator.record import Record
 
 __all__ = ["HEDGE_COLUMNS", "HEDGE_PATHS", "Hedge", "HedgedServe", "hedge_columns"]
@@ -111,32 +113,9 @@ class HedgedServe:
         if self.per_frame:
             self.decide(a)
         k = self.col[self.current]
-        h = self.hedge
-        edge = h.path == "edge" or (h.path == "either" and k != self._last)
-        j = self._last if edge else 0  # the second path: all-edge or all-cloud
         es = a if a > self.edge_free else self.edge_free
-        row = self.edge_stress.row(es)
-        if j != k and h.gate and not self._idle_for(a, es, row, k, j):
-            j = k  # the second path would not fit in the idle time before the next frame
-        lo, hi = (k, j) if k <= j else (j, k)
-        p_lo = _Path(lo, es, row[0][lo] * self._fe[lo][i])
-        p_hi = _Path(hi, es, max(p_lo.e, row[0][hi] * self._fe[hi][i]))
-        for p in (p_lo, p_hi):
-            p.c = self.cloud_s[p.k] * self._fc[p.k][i]
-        loser = h.loser
-        if lo == hi:
-            self._transfer(p_lo, i, max(p_lo.edge_end, self.link_free))
-            self._at_cloud([p_lo], self.cloud_free[:1])
-            win, lose = p_lo, None
-        elif loser == "ignore":
-            for p in (p_lo, p_hi):
-                self._transfer(p, i, max(p.edge_end, self.link_free))
-                self._at_cloud([p], self.cloud_free[:1])
-            win, lose = (p_lo, p_hi) if p_lo.done <= p_hi.done else (p_hi, p_lo)
-        else:
-            self._uplink_shared(p_lo, p_hi, i, preempt=loser == "charge")
-            self._cloud_shared(p_lo, p_hi, preempt=loser == "charge")
-            win, lose = (p_lo, p_hi) if p_lo.done <= p_hi.done else (p_hi, p_lo)
+        p_hi, win, lose, j = self._race(i, a, k, es)
+        loser = self.hedge.loser
         d = win.done
         # -- the resources after the frame ----------------------------------------
         if lose is None or loser == "ignore":
@@ -168,6 +147,49 @@ class HedgedServe:
         self._switched = False
         if self.wants_finished:
             heappush(self.pending, (d, i, record))
+
+    def _race(self, i: int, a: float, k: int, es: float):
+        """Frame i (arrived at ``a``) on point column ``k`` from ``es`` on the edge, and
+        on the second path if it races: (the deeper path, the winner, the loser or None,
+        the second path's column). Reads the run's state, changes none of it."""
+        h = self.hedge
+        edge = h.path == "edge" or (h.path == "either" and k != self._last)
+        j = self._last if edge else 0  # the second path: all-edge or all-cloud
+        row = self.edge_stress.row(es)
+        if j != k and h.gate and not self._idle_for(a, es, row, k, j):
+            j = k  # the second path would not fit in the idle time before the next frame
+        lo, hi = (k, j) if k <= j else (j, k)
+        p_lo = _Path(lo, es, row[0][lo] * self._fe[lo][i])
+        p_hi = _Path(hi, es, max(p_lo.e, row[0][hi] * self._fe[hi][i]))
+        for p in (p_lo, p_hi):
+            p.c = self.cloud_s[p.k] * self._fc[p.k][i]
+        loser = h.loser
+        if lo == hi:
+            self._transfer(p_lo, i, max(p_lo.edge_end, self.link_free))
+            self._at_cloud([p_lo], self.cloud_free[:1])
+            return p_lo, p_lo, None, j
+        if loser == "ignore":
+            for p in (p_lo, p_hi):
+                self._transfer(p, i, max(p.edge_end, self.link_free))
+                self._at_cloud([p], self.cloud_free[:1])
+        else:
+            self._uplink_shared(p_lo, p_hi, i, preempt=loser == "charge")
+            self._cloud_shared(p_lo, p_hi, preempt=loser == "charge")
+        win, lose = (p_lo, p_hi) if p_lo.done <= p_hi.done else (p_hi, p_lo)
+        return p_hi, win, lose, j
+
+    def race_lookahead(self) -> np.ndarray:
+        """When the current request's race is back at every primary point (the racing
+        oracle's look-ahead, as :meth:`lookahead` is the oracle's): a point other than the
+        current one starts on the edge after the switch pause."""
+        i, a = self._i, self.view.now_s
+        stay = max(a, self.edge_free)
+        pause = 0.0 if self.free_switching or self.current is None else self.sc.pause_s
+        current = self.col[self.current] if self.current is not None else -1
+        n = len(self.payload)
+        return np.array(
+            [self._race(i, a, k, stay if k == current else stay + pause)[1].done for k in range(n)]
+        )
 
     # -- the gate ---------------------------------------------------------------
     def _idle_for(self, a: float, es: float, row, k: int, j: int) -> bool:
