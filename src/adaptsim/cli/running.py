@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -117,13 +118,17 @@ def _hedge_notes(results) -> None:
         markup=False,
     )
     race = "gap_closed_vs_oracle_race_mean_s" in s
+
+    def gap(v: float) -> str:
+        return f"{v:.2f}" if math.isfinite(v) else "- (no gap)"
+
     for row in s[~s["hedge"].str.startswith("none")].itertuples(index=False):
         if row.policy == "oracle-race":
             continue
-        vs_race = f", {row.gap_closed_vs_oracle_race_mean_s:.2f} vs oracle-race" if race else ""
+        vs_race = f", {gap(row.gap_closed_vs_oracle_race_mean_s)} vs oracle-race" if race else ""
         err.print(
-            f"  {row.policy}: {row.gap_closed_vs_oracle_mean_s:.2f} vs oracle, "
-            f"{row.gap_closed_vs_oracle_free_mean_s:.2f} vs oracle-free{vs_race}; raced "
+            f"  {row.policy}: {gap(row.gap_closed_vs_oracle_mean_s)} vs oracle, "
+            f"{gap(row.gap_closed_vs_oracle_free_mean_s)} vs oracle-free{vs_race}; raced "
             f"{100 * row.raced_share:.0f} % of frames, +{1e3 * row.extra_edge_s_per_frame:.0f} "
             f"ms edge CPU and +{row.extra_uplink_bytes_per_frame / 1e3:.1f} kB uplink a frame",
             markup=False,
