@@ -177,6 +177,16 @@ def test_a_bad_hedge_is_one_line_naming_the_field(cal, hedge, says):
         toy_scenario(cal, hedge=hedge)
 
 
+def test_a_model_without_both_ends_cannot_hedge(cal, tmp_path):
+    doc = json.loads(cal.read_text())
+    doc["models"]["toy"]["points"][-1]["kind"] = "cut"  # no all-edge point to race to
+    cut = tmp_path / "cut.json"
+    cut.write_text(json.dumps(doc))
+    toy_scenario(cut)  # without a hedge it loads
+    with pytest.raises(UserError, match=r"field hedge: model toy .* no all-cloud and all-edge"):
+        toy_scenario(cut, hedge={"path": "cloud"})
+
+
 def test_hedge_with_admission_is_refused(cal):
     with pytest.raises(UserError, match="field hedge: racing with admission control"):
         toy_scenario(cal, hedge={"path": "edge"}, admission={"drop": "stale"})

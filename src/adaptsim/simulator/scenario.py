@@ -583,6 +583,14 @@ def scenario_from_dict(
         ),
         hedge=None if spec.hedge is None else Hedge(spec.hedge.path.value, spec.hedge.gate),
     )
+    ends = (m.kinds[0], m.kinds[-1]) if len(m.kinds) else ()
+    if sc.hedge is not None and ends != ("all_cloud", "all_edge"):
+        raise UserError(
+            f"{source}: field hedge: model {spec.model} in {spec.calibration} has no "
+            f"all-cloud and all-edge point at its ends (it has {', '.join(map(str, ends))}); "
+            "a second path runs the whole model on one host: calibrate both ends, or remove "
+            "the hedge"
+        )
     if sc.hedge is not None and sc.admission.active:
         raise UserError(
             f"{source}: field hedge: racing with admission control ({sc.admission.describe()}) "
