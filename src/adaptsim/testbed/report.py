@@ -378,6 +378,7 @@ def validation_page(folder: Path) -> Page:
                     if fb.host_relative
                     else ""
                 )
+                + _centre_line(fb)
             ),
             table(_fold_table(comp, after)),
             paragraph(
@@ -416,6 +417,26 @@ def validation_page(folder: Path) -> Page:
     ]
     page.section("How it was run", "how").add(*(paragraph(line) for line in how))
     return page
+
+
+def _centre_line(fb) -> str:
+    """How the fold-back made one fit of its policy runs' own, and the runs far from it."""
+    if not fb.run_scales:
+        return ""
+    how = {"median": "the median of", "trimmed": "the mean, without the lowest and highest, of",
+           "pooled": "pooled over every frame of"}.get(fb.centre, fb.centre)  # fmt: skip
+
+    def x(v) -> str:
+        return "-" if v is None else f"x{v:.3g}"
+
+    runs = ", ".join(f"{k} {x(e)} / {x(c)}" for k, e, c in fb.run_scales)
+    far = fb.outliers()
+    return (
+        f" The scales are {how} its {len(fb.run_scales)} policy runs' own (edge / cloud: "
+        f"{runs}); " + ("runs more than 10 % from them: "
+                        + ", ".join(f"{k} ({r})" for k, r, _, _ in far) + "." if far
+                        else "none more than 10 % from them.")
+    )  # fmt: skip
 
 
 def _discordant(rank: dict) -> str:
