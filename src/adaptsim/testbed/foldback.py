@@ -93,6 +93,8 @@ CENTRES = ("median", "trimmed", "pooled")
 FOLD_CENTRE = "median"
 # a run whose own edge or cloud scale is this far from the fitted one is named in the notes
 OUTLIER_PCT = 10.0
+CENTRE_WORDS = {"median": "the median of", "pooled": "pooled over every frame of",
+                "trimmed": "the mean, without the lowest and highest, of"}  # fmt: skip
 FOLD_NOTE = "fold-back fitted on"  # how its notes begin (a re-fold replaces them)
 
 
@@ -152,8 +154,7 @@ class FoldBack:
     def outlier_notes(self, source: str | Path) -> list[str]:
         """A line per run :meth:`outliers` names, for a validation's notes."""
         rel = " beyond its host speed" if self.host_relative else ""
-        how = {"median": "the median of the runs'", "trimmed": "the trimmed mean of the runs'",
-               "pooled": "pooled over every frame"}.get(self.centre, self.centre)  # fmt: skip
+        how = f"{CENTRE_WORDS.get(self.centre, self.centre)} the runs'"
         moved = "did not move it much" if self.centre != "pooled" else "is in it, pooled"
         return [
             f"{FOLD_NOTE} {source}: run {key}'s own {role} scale x{s:.3g}{rel} is "

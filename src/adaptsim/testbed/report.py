@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
 from adaptsim.report.figures import STAGES, figure_block, policy_colours
 from adaptsim.testbed.compare import ranking
-from adaptsim.testbed.foldback import fold_back_facts
+from adaptsim.testbed.foldback import CENTRE_WORDS, fold_back_facts
 from adaptsim.testbed.folder import (
     COMPARED,
     host_speed_facts,
@@ -423,8 +423,7 @@ def _centre_line(fb) -> str:
     """How the fold-back made one fit of its policy runs' own, and the runs far from it."""
     if not fb.run_scales:
         return ""
-    how = {"median": "the median of", "trimmed": "the mean, without the lowest and highest, of",
-           "pooled": "pooled over every frame of"}.get(fb.centre, fb.centre)  # fmt: skip
+    how = CENTRE_WORDS.get(fb.centre, fb.centre)
 
     def x(v) -> str:
         return "-" if v is None else f"x{v:.3g}"
