@@ -54,6 +54,17 @@ speed into the scored run's twin. Applied to a run without probes, they are
 multiplied by the fit run's own (median) host speed, which gives back about the
 fold-back fitted without them. A fit run without probes fits as before.
 
+One run does not make the fit (``centre``, ``validate --fold-centre``): the edge and
+cloud scales (and per level), the link's overhead, the way back and the switch cost
+are fitted on each policy run of the fit folder alone and their median across the
+runs is taken (``median``, the default; ``trimmed``: their mean without the lowest and
+highest; ``pooled``: every frame pooled, as before). Pooled, one disturbed run of five
+moved the whole fit: norway_train_1's seed 1, whose reactive and neurosurgeon runs
+something beyond the probes slowed, gave edge x1.22 and its folded seed 2 met 0 of 5
+targets (docs/validation.md). Each run's own scales stay in the fold-back
+(``run_scales``), relative to its host's speed where the fit is, and
+:meth:`FoldBack.outliers` names those more than :data:`OUTLIER_PCT` % from the fit.
+
 A fold-back written before a term existed (``fold_back`` in an older
 ``validation.json``) reads with that term's neutral default (:meth:`FoldBack.from_dict`).
 """
