@@ -143,8 +143,8 @@ def test_the_scored_run_meets_its_targets_after_the_median_fold_back_not_the_poo
     assert fb.centre == "median"
     assert after["mean_error_pct"].abs().max() < 0.5
     pooled, _ = rescore_folder(scored, fold_back_from=fit, draws=1, centre="pooled")
-    edge_policies = pooled["policy"] != "all-cloud"
-    assert (pooled.loc[edge_policies, "mean_error_pct"] > 2.0).all()
+    # all-edge's frames: the disturbed run's edge dragged into the pooled fit
+    assert pooled.set_index("policy").loc["all-edge", "mean_error_pct"] > 2.0
     with pytest.raises(UserError, match="another run"):
         rescore_folder(scored, fold_back_from=scored, draws=1)
 
