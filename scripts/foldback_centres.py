@@ -5,7 +5,7 @@ Usage: .venv/bin/python scripts/foldback_centres.py OUT [SCENARIO ...] [--centre
 OUT holds SCENARIO-seed1 and SCENARIO-seed2 (``scripts/validate_shipped.sh``). For
 each scenario and each direction (fit on seed 1, score seed 2; fit on seed 2, score
 seed 1: never on the run it scores), the fold-back is fitted with each centre
-(``pooled``: every frame pooled, as before; ``median``, ``trimmed``:
+(``pooled``: every frame pooled, as before; ``median``, ``steady``, ``trimmed``:
 adaptsim.testbed.foldback.fit_foldback) against the fit run's twin simulated now,
 and the scored run's twin re-simulated with it beside its saved real run
 (adaptsim.testbed.rescore.rescore_folder: relative to the host's speed where the
@@ -27,7 +27,7 @@ from adaptsim.testbed.rescore import rescore_folder
 from adaptsim.testbed.scorecard import MEAN_TARGET_PCT, P95_TARGET_PCT
 
 DEFAULT = ("vehicle_trace", "norway_train_1", "norway_metro_2")
-ORDER = ("pooled", "median", "trimmed")
+ORDER = ("pooled", "median", "steady", "trimmed")
 
 
 def met(t) -> int:

@@ -59,9 +59,21 @@ def _speeds(sc, slow: dict | None = None) -> dict[str, tuple[float, float]]:
     return {**base, **(slow or {})}
 
 
-def _folder(tmp_path: Path, name: str, sc, speeds: dict, disturbed: dict | None = None) -> Path:
+def _unsteady(probes: dict) -> dict:
+    """The same probes on a host whose speed wandered: spread around the same median."""
+    out = dict(probes)
+    for role in ("edge_s", "cloud_s"):
+        v = sorted(probes[role])
+        m = v[len(v) // 2]
+        out[role] = [m * f for f in (0.6, 0.7, 0.8, 0.9, 1.0, 1.0, 1.1, 1.2, 1.3, 1.4)]
+    return out
+
+
+def _folder(tmp_path: Path, name: str, sc, speeds: dict, disturbed: dict | None = None,
+            unsteady: tuple[str, ...] = ()) -> Path:  # fmt: skip
     """A validation folder whose policy runs ran at ``speeds[key]`` (probed) times the
-    pipeline's factor, and ``disturbed[key]`` more on that run's edge (not probed)."""
+    pipeline's factor, and ``disturbed[key]`` more on that run's edge (not probed);
+    the runs in ``unsteady`` probed a host whose speed wandered around the same median."""
     disturbed = disturbed or {}
     world = {k: HostSpeed(edge=e * PIPELINE[0] * disturbed.get(k, 1.0), cloud=c * PIPELINE[1])
              for k, (e, c) in speeds.items()}  # fmt: skip
@@ -80,6 +92,8 @@ def _folder(tmp_path: Path, name: str, sc, speeds: dict, disturbed: dict | None 
              "load_average": [1.0, 1.0, 1.0], "interrupted": False, "noise_draws": 1,
              "probe_frames": 5,
              "host_speed": {k: _probes(speeds[k], predicted) for k in keys}}  # fmt: skip
+    for k in unsteady:
+        facts["host_speed"][k] = _unsteady(facts["host_speed"][k])
     found = host_speeds(facts["host_speed"], sc.model)
     record_speeds(facts["host_speed"], found)  # as validate does
     probed = probed_twin(sc, found, 1)
@@ -103,8 +117,8 @@ def folders(tmp_path_factory):
 
 def test_one_disturbed_run_does_not_move_the_median_fit(folders):
     fit, _, sc1, _ = folders
-    fb = fit_foldback(fit, scenario=sc1)  # the median of the runs' own fits, by default
-    assert fb.centre == "median" and fb.host_relative
+    fb = fit_foldback(fit, scenario=sc1)  # the runs' own fits' steady median, by default
+    assert fb.centre == "steady" and fb.host_relative  # every host steady: the median
     # the pipeline's own factor, exactly: neither the disturbed run nor the slow host in it
     assert fb.edge_scale == pytest.approx(PIPELINE[0], rel=1e-6)
     assert fb.cloud_scale == pytest.approx(PIPELINE[1], rel=1e-6)
@@ -140,7 +154,7 @@ def test_the_per_run_fit_is_relative_to_each_runs_host_speed(folders):
 def test_the_scored_run_meets_its_targets_after_the_median_fold_back_not_the_pooled(folders):
     fit, scored, _, _ = folders
     after, fb = rescore_folder(scored, fold_back_from=fit, draws=1)
-    assert fb.centre == "median"
+    assert fb.centre == "steady"
     assert after["mean_error_pct"].abs().max() < 0.5
     pooled, _ = rescore_folder(scored, fold_back_from=fit, draws=1, centre="pooled")
     # all-edge's frames: the disturbed run's edge dragged into the pooled fit
@@ -165,6 +179,12 @@ def test_the_fold_back_round_trips_with_its_runs_and_centre(folders):
 
 def test_centre_of():
     assert centre_of([1.0, 1.0, 5.0], "median") == 1.0
+    # steady: weights 1 / spread**2 (floored at 0.05); equal weights: the median
+    assert centre_of([1.0, 2.0, 3.0], "steady", [0.4, 0.4, 0.01]) == 3.0
+    assert centre_of([1.0, 2.0, 3.0, 4.0], "steady", [0.1] * 4) == 2.5
+    assert centre_of([1.0, 2.0, 3.0], "steady", [0.4, None, 0.05]) == 3.0  # None: the median
+    assert centre_of([1.0, 2.0, 3.0], "steady", [0.01, 0.02, 0.3]) == 2.0  # floored: equal
+    assert centre_of([1.0, 2.0, 9.0], "steady", [None] * 3) == 2.0
     assert centre_of([1.0, 2.0, 3.0, 100.0], "trimmed") == 2.5
     assert centre_of([1.0, 100.0, 2.0], "trimmed") == 2.0  # below 4 runs: the median
 
@@ -184,7 +204,7 @@ def test_refold_a_saved_validation_without_its_real_runs(folders, tmp_path):
     assert r.exit_code == 0, (r.stderr, r.exception)
     assert DISTURBED in r.stderr  # said as it runs
     facts = json.loads((out / "validation.json").read_text())
-    assert facts["fold_back"]["from"] == str(fit) and facts["fold_back"]["centre"] == "median"
+    assert facts["fold_back"]["from"] == str(fit) and facts["fold_back"]["centre"] == "steady"
     assert facts["fold_back"]["edge_scale"] == pytest.approx(PIPELINE[0], rel=1e-6)
     notes = facts["notes"]
     assert notes[0] == "kept note" and sum(DISTURBED in n for n in notes) == 1
@@ -233,3 +253,19 @@ def test_the_folded_twin_applies_the_centre_at_each_scored_runs_speed(folders):
     real = pd.read_parquet(scored / "real" / "records.parquet")
     both = real.merge(twin, on=["policy", "seed", "request"], suffixes=("", "_twin"))
     np.testing.assert_allclose(both["edge_s_twin"], both["edge_s"], rtol=1e-6)
+
+
+def test_the_steady_centre_weighs_runs_by_how_steady_their_host_was(tmp_path):
+    """Two of three all-edge runs disturbed, both on a host whose probes wandered (the
+    norway_train_1 seed 1 case): the median takes a disturbed run's scale, the steady
+    centre the steady run's, the pipeline's own."""
+    sc = _scenario(FIT_SEEDS)
+    two = {"all-edge/12": DISTURBANCE, "all-edge/13": DISTURBANCE * 1.1}
+    fit = _folder(tmp_path, "fit", sc, _speeds(sc), two, unsteady=tuple(two))
+    median = fit_foldback(fit, scenario=sc, centre="median")
+    assert median.edge_scale == pytest.approx(PIPELINE[0] * DISTURBANCE, rel=1e-6)
+    steady = fit_foldback(fit, scenario=sc)
+    assert steady.centre == "steady"
+    assert steady.edge_scale == pytest.approx(PIPELINE[0], rel=1e-6)
+    assert [s for _, s in steady.edge_scale_by_cpu] == pytest.approx([PIPELINE[0]] * 2, rel=1e-6)
+    assert {k for k, *_ in steady.outliers()} == set(two)

@@ -57,8 +57,11 @@ fold-back fitted without them. A fit run without probes fits as before.
 One run does not make the fit (``centre``, ``validate --fold-centre``): the edge and
 cloud scales (and per level), the link's overhead, the way back and the switch cost
 are fitted on each policy run of the fit folder alone and their median across the
-runs is taken (``median``, the default; ``trimmed``: their mean without the lowest and
-highest; ``pooled``: every frame pooled, as before). Pooled, one disturbed run of five
+runs is taken (``median``; ``steady``, the default: the scales' median weighted by
+1 / spread² of each run's host-speed probes, so a run whose host wandered, and whose
+probes, taken only in idle gaps, missed its slowest moments, weighs little;
+``trimmed``: their mean without the lowest and highest; ``pooled``: every frame pooled,
+as before). Pooled, one disturbed run of five
 moved the whole fit: norway_train_1's seed 1, whose reactive and neurosurgeon runs
 something beyond the probes slowed, gave edge x1.22 and its folded seed 2 met 0 of 5
 targets (docs/validation.md). Each run's own scales stay in the fold-back
@@ -83,7 +86,7 @@ from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario
 from adaptsim.simulator.scenario import Belief
 from adaptsim.testbed.folder import HOW
-from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds
+from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds, probe_spread
 from adaptsim.testbed.scenario import twin_scenario
 
 __all__ = [
@@ -100,11 +103,12 @@ __all__ = [
 
 
 # how the policy runs' own fits make the fold-back (fit_foldback's ``centre``)
-CENTRES = ("median", "trimmed", "pooled")
-FOLD_CENTRE = "median"
+CENTRES = ("median", "steady", "trimmed", "pooled")
+FOLD_CENTRE = "steady"
 # a run whose own edge or cloud scale is this far from the fitted one is named in the notes
 OUTLIER_PCT = 10.0
 CENTRE_WORDS = {"median": "the median of", "pooled": "pooled over every frame of",
+                "steady": "the median, weighted by how steady each run's host was, of",
                 "trimmed": "the mean, without the lowest and highest, of"}  # fmt: skip
 FOLD_NOTE = "fold-back fitted on"  # how its notes begin (a re-fold replaces them)
 
@@ -432,11 +436,14 @@ def fit_foldback(
             :mod:`~adaptsim.testbed.speed_track`); default the folder's own
             ``probe_pool`` (``run`` for a folder written before it).
         centre: how the policy runs' fits make one (:data:`CENTRES`): ``median``
-            (default) fits the edge and cloud scales (and per level), the link
-            overhead, the way back and the switch cost on each policy run alone and
-            takes their median across the runs; ``trimmed`` their mean without the
-            lowest and highest; ``pooled`` fits them over every frame pooled (as
-            before: one disturbed run of five moved the whole fit, docs/validation.md).
+            fits the edge and cloud scales (and per level), the link overhead, the way
+            back and the switch cost on each policy run alone and takes their median
+            across the runs; ``steady`` (default) the same, the scales' median weighted
+            by how steady each run's host-speed probes were (:func:`centre_of`; without
+            probes: the median);
+            ``trimmed`` their mean without the lowest and highest; ``pooled`` fits them
+            over every frame pooled (as before: one disturbed run of five moved the
+            whole fit, docs/validation.md).
             Each run's own scales are kept (``run_scales``), and
             :meth:`FoldBack.outliers` names the runs far from the centre.
 
@@ -495,8 +502,11 @@ def fit_foldback(
         factors = {k: v.factors() for k, v in speeds.items()}
         runs_in = [factors[k] for k in keys.unique()]
         fit_speed = tuple(float(np.median([f[j] for f in runs_in])) for j in (0, 1))
+    spreads = {}
+    if relative:  # how steady each run's host was, from its probes
+        spreads = {k: probe_spread(probes[k], scenario.model) for k in keys.unique()}
     terms = (_pooled_terms(same, both, runs) if centre == "pooled"
-             else _centred_terms(same, both, runs, centre))  # fmt: skip
+             else _centred_terms(same, both, runs, centre, spreads))  # fmt: skip
     return FoldBack(
         **terms,
         frames=len(both),
@@ -545,31 +555,64 @@ def _run_scales(same: pd.DataFrame) -> tuple[tuple[str, float | None, float | No
     return tuple(out)
 
 
-def centre_of(values, centre: str) -> float:
-    """The centre of per-run values: ``median``, or ``trimmed`` (the mean once the lowest
-    and the highest are dropped, with 4 runs or more; the median below)."""
-    v = np.sort(np.asarray(values, dtype=float))
+# the spread of a run's probes (IQR / median) below which a run counts as steady as any
+SPREAD_FLOOR = 0.05
+
+
+def centre_of(values, centre: str, spreads=None) -> float:
+    """The centre of per-run values: ``median``; ``trimmed`` (the mean once the lowest
+    and the highest are dropped, with 4 runs or more; the median below); ``steady``
+    (the median weighted by 1 / spread² of each run's host-speed probes,
+    :func:`~adaptsim.testbed.host_speed.probe_spread`, floored at :data:`SPREAD_FLOOR`;
+    a run without a spread at the median spread; none known: the median)."""
+    v = np.asarray(values, dtype=float)
+    if centre == "steady" and spreads is not None:
+        known = [s for s in spreads if s is not None]
+        if known:
+            fill = float(np.median(known))
+            w = np.array([1.0 / max(fill if s is None else s, SPREAD_FLOOR) ** 2
+                          for s in spreads])  # fmt: skip
+            return _weighted_median(v, w)
+    v = np.sort(v)
     if centre == "trimmed" and len(v) >= 4:
         return float(v[1:-1].mean())
     return float(np.median(v))
 
 
+def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
+    """The value where half the weight lies on either side (equal weights: the median)."""
+    order = np.argsort(v)
+    v, w = v[order], w[order]
+    cum, half = np.cumsum(w), w.sum() / 2
+    i = int(np.searchsorted(cum, half - 1e-12 * w.sum()))
+    if abs(cum[i] - half) <= 1e-12 * w.sum() and i + 1 < len(v):
+        return float((v[i] + v[i + 1]) / 2)
+    return float(v[i])
+
+
 def _centred_terms(same: pd.DataFrame, both: pd.DataFrame, runs: pd.DataFrame,
-                   centre: str) -> dict:  # fmt: skip
+                   centre: str, spreads: dict) -> dict:  # fmt: skip
     """The terms fitted on each policy run alone, then their centre across the runs
-    (:func:`centre_of`): one disturbed run among several does not move them."""
+    (:func:`centre_of`; ``spreads``: per run its probes' (edge, cloud) spread, for
+    ``steady``): one disturbed run among several does not move them."""
     scales = _run_scales(same)
 
     def across(j: int) -> float:
-        got = [s[j] for s in scales if s[j] is not None]
-        return centre_of(got, centre) if got else 1.0
+        got = [(s[j], spreads.get(s[0], (None, None))[j - 1]) for s in scales
+               if s[j] is not None]  # fmt: skip
+        if not got:
+            return 1.0
+        values, spread = zip(*got, strict=True)
+        return centre_of(values, centre, spread)
 
     def per_level(level: str, part: str) -> tuple[tuple[float, float], ...]:
-        levels: dict[float, list[float]] = {}
-        for _, g in same.groupby(_run_key(same)):
+        j = 0 if part == "edge_s" else 1
+        levels: dict[float, list[tuple[float, float | None]]] = {}
+        for key, g in same.groupby(_run_key(same)):
             for cpu, s in _by_level(g, level, part):
-                levels.setdefault(cpu, []).append(s)
-        return tuple((cpu, centre_of(v, centre)) for cpu, v in sorted(levels.items()))
+                levels.setdefault(cpu, []).append((s, spreads.get(key, (None, None))[j]))
+        return tuple((cpu, centre_of([s for s, _ in v], centre, [w for _, w in v]))
+                     for cpu, v in sorted(levels.items()))  # fmt: skip
 
     def per_run_median(frame: pd.DataFrame, values: pd.Series) -> float:
         meds = values.groupby(_run_key(frame)).median().dropna()
