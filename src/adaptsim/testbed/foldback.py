@@ -168,14 +168,15 @@ class FoldBack:
 
     def outlier_notes(self, source: str | Path) -> list[str]:
         """A line per run :meth:`outliers` names, for a validation's notes."""
-        rel = " beyond its host speed" if self.host_relative else ""
-        how = f"{CENTRE_WORDS.get(self.centre, self.centre)} the runs'"
-        moved = "did not move it much" if self.centre != "pooled" else "is in it, pooled"
+        rel = " beyond its probed host speed" if self.host_relative else ""
+        how = CENTRE_WORDS.get(self.centre, self.centre)
+        held = ("pooled, it is in the fold-back" if self.centre == "pooled"
+                else "the fold-back's centre holds against it")  # fmt: skip
         return [
             f"{FOLD_NOTE} {source}: run {key}'s own {role} scale x{s:.3g}{rel} is "
-            f"{(s / c - 1) * 100:+.0f} % from the fitted x{c:.3g} ({how}; "
-            f"{len(self.run_scales)} runs): something other than the model slowed or sped "
-            f"that run (its host beyond the probes?); it {moved}"
+            f"{(s / c - 1) * 100:+.0f} % from the fold-back's x{c:.3g} ({self.centre}: {how} "
+            f"the {len(self.run_scales)} runs' own): something beyond the model and the "
+            f"probes slowed or sped that run; {held}"
             for key, role, s, c in self.outliers()
         ]
 
