@@ -25,20 +25,10 @@ from adaptsim.errors import UserError
 from adaptsim.simulator.scenario import PolicySpec
 from adaptsim.testbed import scenario_for_testbed
 from adaptsim.testbed.foldback import FoldBack, centre_of, fit_foldback, folded_twin
-from adaptsim.testbed.host_speed import (
-    HostSpeed,
-    at_host_speed,
-    host_speeds,
-    predicted_probe_s,
-    probed_twin,
-    record_speeds,
-    run_keys,
-    twin_per_run,
-)
+from adaptsim.testbed.host_speed import run_keys
 from adaptsim.testbed.rescore import folder_speeds, rescore_folder
-from adaptsim.testbed.twin import twin_draws
-from adaptsim.testbed.validate import write_validation
-from test_testbed_probe import CALIBRATION, SCENARIO, _applied_log, _probes
+from test_testbed_probe import CALIBRATION, SCENARIO
+from test_testbed_probe import _folder as probe_folder
 
 POLICIES = ("all-edge", "all-cloud", "static-best")
 PIPELINE = (1.08, 1.15)  # what the real pipeline adds beyond the host's speed (edge, cloud)
@@ -74,30 +64,14 @@ def _folder(tmp_path: Path, name: str, sc, speeds: dict, disturbed: dict | None 
     """A validation folder whose policy runs ran at ``speeds[key]`` (probed) times the
     pipeline's factor, and ``disturbed[key]`` more on that run's edge (not probed);
     the runs in ``unsteady`` probed a host whose speed wandered around the same median."""
-    disturbed = disturbed or {}
-    world = {k: HostSpeed(edge=e * PIPELINE[0] * disturbed.get(k, 1.0), cloud=c * PIPELINE[1])
-             for k, (e, c) in speeds.items()}  # fmt: skip
-    real = twin_per_run(sc, lambda key: at_host_speed(sc, world[key]), 1)[0]
-    real.records["return_s"] = 0.0
-    twin = twin_draws(sc, 1)
-    keys = [k for _, k in run_keys(sc)]
-    predicted = predicted_probe_s(sc.model)
-    facts = {"scenario": str(SCENARIO), "calibration": str(CALIBRATION), "time_scale": 1.0,
-             "duration_s": sc.duration_s, "seeds": list(sc.seeds), "notes": ["kept note"],
-             "applied": {k: _applied_log(sc) for k in keys},
-             "clock": {k: {"cloud_latency_s": sc.one_way_latency_s} for k in keys},
-             "placement": {"edge_cpus": [0], "cloud_cpus": [1], "cloud_workers": 1,
-                           "memory_stress_cpus": [1]},
-             "one_way_latency": "added in the application", "zero_rate": "tbf",
-             "load_average": [1.0, 1.0, 1.0], "interrupted": False, "noise_draws": 1,
-             "probe_frames": 5,
-             "host_speed": {k: _probes(speeds[k], predicted) for k in keys}}  # fmt: skip
+    pipeline = {k: (PIPELINE[0] * (disturbed or {}).get(k, 1.0), PIPELINE[1]) for k in speeds}
+    folder, _ = probe_folder(tmp_path, name, sc, speeds, pipeline)
+    path = folder / "validation.json"
+    facts = json.loads(path.read_text())
     for k in unsteady:
         facts["host_speed"][k] = _unsteady(facts["host_speed"][k])
-    found = host_speeds(facts["host_speed"], sc.model)
-    record_speeds(facts["host_speed"], found)  # as validate does
-    probed = probed_twin(sc, found, 1)
-    return write_validation(tmp_path / name, real, twin, facts, twin_probed=probed)
+    path.write_text(json.dumps({**facts, "notes": ["kept note"], "noise_draws": 1}))
+    return folder
 
 
 FIT_SEEDS, SCORED_SEEDS = (11, 12, 13), (21, 22, 23)
