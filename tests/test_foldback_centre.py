@@ -243,3 +243,13 @@ def test_the_steady_centre_weighs_runs_by_how_steady_their_host_was(tmp_path):
     assert steady.edge_scale == pytest.approx(PIPELINE[0], rel=1e-6)
     assert [s for _, s in steady.edge_scale_by_cpu] == pytest.approx([PIPELINE[0]] * 2, rel=1e-6)
     assert {k for k, *_ in steady.outliers()} == set(two)
+
+
+def test_a_bad_fold_centre_is_refused_before_any_real_run(tmp_path):
+    out = tmp_path / "v"
+    r = runner.invoke(app, ["validate", str(SCENARIO), "--calibration", str(CALIBRATION),
+                            "--fold-centre", "mean", "--out", str(out)])  # fmt: skip
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 2, (r.exit_code, r.stderr, r.exception)
+    assert len(lines) == 1 and "--fold-centre 'mean'" in lines[0] and "steady" in lines[0]
+    assert not out.exists()
