@@ -110,6 +110,12 @@ def toy_calibration(
 def toy_scenario(cal: Path, calibration_cache: dict | None = None, **overrides):
     """A scenario on the toy calibration: no noise anywhere unless the test asks
     (``calibration_cache``: as :func:`scenario_from_dict` takes it)."""
+    doc = toy_doc(cal, **overrides)
+    return scenario_from_dict(doc, "toy scenario", HERE / "data" / "sim", calibration_cache)
+
+
+def toy_doc(cal: Path, **overrides) -> dict:
+    """:func:`toy_scenario`'s document (to write as a YAML file for the CLI)."""
     doc = {
         "name": "toy",
         "model": "toy",
@@ -122,4 +128,4 @@ def toy_scenario(cal: Path, calibration_cache: dict | None = None, **overrides):
         "policies": [{"policy": "static", "params": {"point": 2}}],
     }
     doc.update(overrides)
-    return scenario_from_dict(doc, "toy scenario", HERE / "data" / "sim", calibration_cache)
+    return doc

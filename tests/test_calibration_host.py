@@ -82,6 +82,7 @@ def test_an_imported_calibration_says_nothing_and_the_quota_lookup_is_unchanged(
     [
         ("resnet50", XEON, "calibration_own_2core_xeon.json", True),
         ("mobilenet", XEON, "calibration_own_2core_xeon.json", True),
+        ("resnet50v2", XEON, "calibration_own_2core_xeon.json", True),
         ("resnet50", AMD, "calibration_own_2core.json", True),  # first by preference
         ("vgg19", XEON, "calibration_own_2core.json", False),  # not profiled on a Xeon
         ("alexnet", {"cpu": "Ampere Altra", "arch": "aarch64"}, "calibration_own_2core.json",

@@ -263,6 +263,7 @@ def test_a_user_policy_gets_the_declared_flags_and_a_wrong_one_is_one_line(tmp_p
         "clairvoyant": False,
         "free_switching": False,
         "uses_finished": True,
+        "races": False,
     }
     assert bare.name == "probe_policy.py:Bare"
     with pytest.raises(UserError, match="clairvoyant must be true or false, not 'yes'"):

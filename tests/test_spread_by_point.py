@@ -128,7 +128,10 @@ def test_profile_spread_keeps_each_points_own_quantiles(summary):
     assert edge["log_ratio"][p95] > 0.3  # pooled: two of three points are wide
     assert set(spread["cloud"]["by_point"]) == {"2"}
     assert abs(spread["cloud"]["by_point"]["2"][p95]) < np.log(1.12)
-    assert "by_point" not in spread["comm"]  # the link is profiled once for all models
+    # the link is profiled once for all models: one probe size here, every point takes it
+    assert set(spread["comm"]["by_point"]) == {"5", "2", "3"}
+    for lr in spread["comm"]["by_point"].values():
+        assert lr == spread["comm"]["log_ratio"]
 
 
 def test_policies_predict_with_each_points_own_mean_factor(tmp_path):

@@ -11,6 +11,7 @@ sync in ``test_testbed_twohost.py`` (root, slow). Loopback, no root, no TensorFl
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -38,12 +39,16 @@ class _Peer:
     answer then says a time that is ``delay`` older than its arrival: the midpoint of
     that round trip is off by about ``delay / 2``). ``hello``: extra hello fields;
     ``first``: a frame sent ahead of every clock answer (a late result of an earlier
-    run); ``clock``: False answers a clock frame with an error (an older server).
+    run); ``clock``: False answers a clock frame with an error (an older server);
+    ``binds``: False, an older server that does not bind its replies to the edge's nonce
+    (its hello does not offer it); else the edge's hello is answered with a second hello,
+    and every reply is bound to both nonces (the real server's :meth:`Session.bound`).
     """
 
     def __init__(self, delays_s=(), key=None, hello=None, first=None, clock=True, port=0,
-                 hello_key=None):  # fmt: skip
+                 hello_key=None, binds=True):  # fmt: skip
         self.delays_s, self.key, self.first, self.clock = list(delays_s), key, first, clock
+        self.binds = binds
         self.hello = {"kind": "hello", "version": VERSION, "nonce": "n", "models": ["lenet"],
                       **(hello or {})}  # fmt: skip
         self.hello_key = key if hello_key is None else hello_key
@@ -64,31 +69,43 @@ class _Peer:
                 return
             threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
 
+    def _hello(self) -> dict:
+        hello = dict(self.hello)
+        if "clock_s" not in hello and hello.get("stamp", True):
+            hello["clock_s"] = _now_peer()
+        hello.pop("stamp", None)
+        return hello
+
     def _talk(self, conn: socket.socket) -> None:
         session = Session(self.key, "n")  # the real server's check of each frame
+        replies = itertools.count()
+
+        def send(header: dict, key=self.key) -> None:
+            conn.sendall(encode(session.bound(header, next(replies)), b"", key))
+
         with conn:
-            hello = dict(self.hello)
-            if "clock_s" not in hello and hello.get("stamp", True):
-                hello["clock_s"] = _now_peer()
-            hello.pop("stamp", None)
-            conn.sendall(encode(hello, b"", self.hello_key))
+            send({**self._hello(), **({"bind_edge_nonce": True} if self.binds else {})},
+                 self.hello_key)  # fmt: skip
             try:
                 while True:
                     header, _ = read_frame(conn, 1 << 20, self.key)
                     session.check(header)
+                    if header.get("kind") == "hello" and self.binds:
+                        session.open(header)
+                        send(self._hello(), self.hello_key)
+                        continue
                     if header.get("kind") != "clock":
                         continue
                     if not self.clock:
-                        conn.sendall(encode({"kind": "error", "error": "unknown kind"}, b"",
-                                            self.key))  # fmt: skip
+                        send({"kind": "error", "error": "unknown kind"})
                         continue
                     stamp = _now_peer()
                     delay = self.delays_s[self.clock_frames % len(self.delays_s)]
                     self.clock_frames += 1
                     if self.first is not None:
-                        conn.sendall(encode(self.first, b"", self.key))
+                        send(self.first)
                     time.sleep(delay)
-                    conn.sendall(encode({"kind": "clock", "clock_s": stamp}, b"", self.key))
+                    send({"kind": "clock", "clock_s": stamp})
             except (EOFError, OSError, FrameError):
                 self.closed.set()
 
@@ -109,10 +126,13 @@ def peers():
         p.close()
 
 
-def test_the_hellos_offset_is_within_half_the_connects_round_trip(peers):
+@pytest.mark.parametrize("binds", [True, False])
+def test_the_hellos_offset_is_within_half_the_connects_round_trip(peers, binds):
     """The peer stamps its hello between our connect and our reading it, so the
-    midpoint's error is at most half that interval, which is the bound reported."""
-    peer = peers(hello={"one_way_latency_s": 0.003})
+    midpoint's error is at most half that interval, which is the bound reported.
+    ``binds``: the second hello, answering the edge's (a peer that binds its replies
+    to the edge's nonce), or an older server's only hello (served: no secret)."""
+    peer = peers(hello={"one_way_latency_s": 0.003}, binds=binds)
     t0 = time.monotonic()
     client = CloudClient("127.0.0.1", peer.port, None)
     t1 = time.monotonic()
@@ -153,7 +173,7 @@ def test_sync_keeps_the_shortest_of_eight_round_trips(peers, key):
 
 
 def test_an_older_server_without_clock_frames_keeps_the_hellos_estimate(peers):
-    peer = peers(clock=False)
+    peer = peers(clock=False, binds=False)
     client = CloudClient("127.0.0.1", peer.port, None)
     try:
         hello = (client.clock_offset_s, client.clock_uncertainty_s)
@@ -230,6 +250,21 @@ def test_check_cloud_names_a_wrong_secret_and_a_model_not_served(peers, secret):
         check_cloud(f"127.0.0.1:{peer.port}", "vgg16", secret, wait_s=5.0, progress=print)
     assert "serves alexnet, lenet, not vgg16; start it with --models vgg16" in str(err.value)
     assert check_cloud(f"127.0.0.1:{peer.port}", "lenet", secret, 5.0, print)[1] == peer.port
+
+
+def test_check_cloud_refuses_an_older_server_with_a_secret_in_one_line(peers, secret):
+    """A server whose hello does not offer to bind its replies to the edge's nonce: with
+    a secret, refused (a recording of such a session would pass for the server), one
+    line naming the address and what to do; the same server without a secret is served
+    (nothing is authenticated then; the test above)."""
+    old = peers(key=KEY, binds=False)
+    with pytest.raises(UserError) as err:
+        check_cloud(f"127.0.0.1:{old.port}", "lenet", secret, wait_s=5.0, progress=print)
+    line = str(err.value)
+    assert "\n" not in line and line.startswith(f"--cloud 127.0.0.1:{old.port}: ")
+    assert "does not bind its replies to this edge's nonce" in line
+    assert "run this adaptsim on both hosts" in line
+    assert old.closed.wait(5.0)  # the edge hung up at once
 
 
 def test_a_peer_that_accepts_but_never_greets_times_out_as_asked():

@@ -25,6 +25,8 @@ import pytest
 from typer.testing import CliRunner
 
 from adaptsim.cli import app
+from adaptsim.testbed.client import CloudClient
+from wire_relays import Relay, Replayer
 
 DATA = Path(__file__).parent / "data"
 SCENARIO = DATA / "testbed_lenet.yaml"
@@ -124,3 +126,34 @@ def test_validate_against_a_separate_cloud_process(cloud, tmp_path, monkeypatch)
     assert (out / "report.html").is_file() and "not emulated" in (out / "report.md").read_text()
     assert _children() <= before  # the edge process is gone
     print(f"remote validation took {took:.1f} s")
+
+
+def test_a_recorded_session_replayed_to_validate_is_refused_with_one_line(
+    cloud, tmp_path, monkeypatch
+):
+    """A man in the middle between an edge and the real ``adaptsim serve`` process
+    records a session (the hellos, the clock sync), then plays the server's part to a
+    later ``validate --cloud`` with the recording: the edge's own nonce is in none of
+    its frames, so ``validate`` refuses it in one line, exit 2, before compiling or
+    writing anything."""
+    monkeypatch.setenv("ADAPTSIM_SECRET", SECRET)
+    host, port = cloud.rsplit(":", 1)
+    tap = Relay((host, int(port)))
+    client = CloudClient(*tap.address, SECRET.encode())
+    client.sync_clock(probes=2)
+    assert client.models == ["lenet"]
+    client.close()
+    tap.close()
+    replayer = Replayer(tap.down[0])
+    out = tmp_path / "v"
+    r = CliRunner().invoke(app, ["validate", str(SCENARIO), "--calibration", str(CALIBRATION),
+                                 "--cloud", f"127.0.0.1:{replayer.address[1]}", "--out",
+                                 str(out), "--cloud-wait-s", "0"])  # fmt: skip
+    replayer.close()
+    lines = [line for line in r.output.splitlines() if line.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    said = (f"--cloud 127.0.0.1:{replayer.address[1]}: refused: a reply not bound to this "
+            "edge's nonce (a recorded session replayed?)")  # fmt: skip
+    assert lines[0].endswith(said), lines[0]
+    assert "Traceback" not in r.output and not out.exists()
+    assert len(replayer.heard) == 1  # the edge's hello, then it hung up

@@ -18,6 +18,7 @@ import json
 import re
 import socket
 import threading
+import types
 
 import numpy as np
 import pytest
@@ -38,6 +39,7 @@ from adaptsim.testbed.protocol import (
     read_frame,
 )
 from adaptsim.testbed.server import CloudServer, Tail
+from wire_relays import Relay, Replayer, raw_frame
 
 KEY = b"wire-secret-" + b"k" * 20
 _W = np.random.default_rng(3).standard_normal((8, 4)).astype(np.float32)
@@ -271,6 +273,7 @@ def test_results_carry_the_tails_output_and_the_servers_stamps_in_order(server):
 def test_the_hello_says_whether_frames_need_the_secret(server):
     _, hello = _raw(server)
     assert hello["auth"] is True and hello["version"] == VERSION
+    assert hello["bind_edge_nonce"] is True
     assert hello["models"] == ["dense"] and hello["one_way_latency_s"] == 0.02
 
 
@@ -488,11 +491,17 @@ def _relay(server, tamper) -> tuple[socket.socket, list]:
     return lsock, captured
 
 
-def test_a_reply_replayed_to_the_edge_is_refused(server):
+@pytest.mark.parametrize("edge_nonce_repeats", [False, True])
+def test_a_reply_replayed_to_the_edge_is_refused(server, monkeypatch, edge_nonce_repeats):
     """The server's replies are bound to the session too: a result sent twice, or one
     of another connection slipped in, is refused by the edge's client (it would
     otherwise be taken for a frame's result: a record written twice, or with another
-    run's stamps)."""
+    run's stamps). ``edge_nonce_repeats``: every edge says the same nonce (randomness
+    that repeats, as a cloned snapshot's might): the server's nonce still tells the
+    sessions apart."""
+    if edge_nonce_repeats:
+        same = types.SimpleNamespace(token_hex=lambda n: "c" * 2 * n)  # the edge's only
+        monkeypatch.setattr("adaptsim.testbed.client.secrets", same)
 
     def twice(n, frame, header, captured):
         return [frame, frame] if header.get("kind") == "result" else [frame]
@@ -516,7 +525,154 @@ def test_a_reply_replayed_to_the_edge_is_refused(server):
     first.send(1, "dense", 0, X)
     assert first.receive()[0]["kind"] == "result"
     second = CloudClient(*lsock.getsockname()[:2], KEY)
+    assert (first.edge_nonce == second.edge_nonce) is edge_nonce_repeats
     second.send(1, "dense", 0, 2 * X)
     with pytest.raises(FrameError, match=r"replayed\?"):
         second.receive()
     lsock.close()
+
+
+def _head(frame: bytes) -> dict:
+    """A recorded frame's header, read without its MAC (as a tap reads it)."""
+    _, head_n, _ = PREFIX.unpack(frame[: PREFIX.size])
+    return json.loads(frame[PREFIX.size : PREFIX.size + head_n])
+
+
+def _recorded_session(server) -> list[bytes]:
+    """What a tap between a real edge's client and the real server keeps of one
+    session: every frame the server sent (the hellos, a result, a clock answer, a
+    probe answer, an error frame), the bytes exactly."""
+    tap = Relay(server.address)
+    client = CloudClient(*tap.address, KEY)
+    client.send(1, "dense", 0, X)
+    assert client.receive()[0]["kind"] == "result"
+    client.sync_clock(probes=1)
+    assert client.probe("dense", 0, X, 1) is not None
+    client.send(2, "nosuch", 0, X)
+    assert client.receive()[0]["kind"] == "error"
+    client.close()
+    tap.close()
+    return tap.down[0]
+
+
+REPLAYED = r"refused: a reply not bound to this edge's nonce \(a recorded session replayed\?\)"
+
+
+def test_a_recorded_session_replayed_to_a_later_edge_is_refused(server):
+    """A man in the middle records a whole session, then plays the server's part to a
+    later edge: the recording's first hello, then the next recorded frame for each
+    frame the edge sends. The edge's own fresh nonce is in none of them: refused at the
+    handshake, one line, fatal; whichever recorded reply answers the edge's hello."""
+    session = _recorded_session(server)
+    replayer = Replayer(session)
+    with pytest.raises(FrameError, match=REPLAYED) as err:
+        client = CloudClient(*replayer.address, KEY)
+        client.send(1, "dense", 0, X)  # before the edge's nonce, the replay got this far
+        client.receive()  # and its recorded result was taken for this frame's
+    assert err.value.fatal
+    kinds = [_head(f)["kind"] for f in session]
+    assert kinds == ["hello", "hello", "result", "clock", "probe", "error"], kinds
+    # the later edge's hello carried a nonce of its own, not the recorded one
+    said, recorded = _head(replayer.heard[0]), _head(session[1])
+    assert said["kind"] == "hello" and said["edge_nonce"] != recorded["edge_nonce"]
+    replayer.close()
+    for k in range(1, len(session)):  # each recorded reply in the second hello's place
+        replayer = Replayer(session, answers=lambda i, k=k: k)
+        with pytest.raises(FrameError, match=REPLAYED):
+            CloudClient(*replayer.address, KEY)
+        replayer.close()
+    assert _served_fresh(server)  # the real server is none the worse
+
+
+def test_the_edges_own_frames_reflected_back_to_it_are_refused(server):
+    """A man in the middle sends the edge's own frames back to it, which carry its
+    nonce and the server's under the same secret: its hello in place of the server's
+    second hello, a request in place of its answer. Refused: the hello, which carries
+    both nonces, has a request's ``seq`` and never a reply's ``rseq``; a request carries
+    no edge nonce."""
+    seen = r"refused: a reply of another session or seen before \(replayed\?\)"
+    tap = Relay(server.address, reflect=lambda n, i, frame: i == 0)
+    with pytest.raises(FrameError, match=seen):
+        CloudClient(*tap.address, KEY)
+    tap.close()
+    for ask in ("infer", "clock", "probe"):
+        tap = Relay(server.address, reflect=lambda n, i, frame: i == 1)
+        client = CloudClient(*tap.address, KEY)  # the hellos passed on as they were
+        with pytest.raises(FrameError, match=REPLAYED):
+            if ask == "infer":
+                client.send(1, "dense", 0, X)
+                client.receive()
+            elif ask == "clock":
+                client.sync_clock(probes=1)
+            else:
+                client.probe("dense", 0, X, 1)
+        assert _head(tap.up[0][1])["kind"] == ask
+        client.close()
+        tap.close()
+
+
+def _edge_hello(nonce, seq=1, edge_nonce="e" * 32) -> dict:
+    return {"kind": "hello", "version": VERSION, "nonce": nonce, "seq": seq,
+            "edge_nonce": edge_nonce}  # fmt: skip
+
+
+def test_the_second_hello_and_every_reply_after_it_carry_the_edges_nonce(server):
+    sock, hello = _raw(server)
+    assert hello["bind_edge_nonce"] is True and "edge_nonce" not in hello
+    second = _ask(sock, _edge_hello(hello["nonce"]))
+    assert second["edge_nonce"] == "e" * 32 and second["nonce"] == hello["nonce"]
+    assert second["rseq"] > hello["rseq"] and second["models"] == ["dense"]
+    assert second["auth"] is True and second["one_way_latency_s"] == 0.02
+    assert isinstance(second["clock_s"], float)
+    replies = [_ask(sock, *_infer(hello["nonce"], 2)),
+               _ask(sock, {"kind": "clock", "nonce": hello["nonce"], "seq": 3}),
+               _ask(sock, *_infer(hello["nonce"], 4, kind="probe", frames=1)),
+               _ask(sock, *_infer(hello["nonce"], 5, model="nosuch"))]  # fmt: skip
+    assert [r["kind"] for r in replies] == ["result", "clock", "probe", "error"]
+    assert all(r["edge_nonce"] == "e" * 32 and r["nonce"] == hello["nonce"] for r in replies)
+    assert [r["rseq"] for r in replies] == list(range(second["rseq"] + 1, second["rseq"] + 5))
+    # an edge nonce at the other bound
+    sock, hello = _raw(server)
+    assert _ask(sock, _edge_hello(hello["nonce"], edge_nonce="f" * 128))["kind"] == "hello"
+    # two real edges say two different nonces of 16 random bytes each
+    a, b = CloudClient(*server.address, KEY), CloudClient(*server.address, KEY)
+    assert a.edge_nonce != b.edge_nonce and len(bytes.fromhex(a.edge_nonce)) == 16
+    a.close()
+    b.close()
+
+
+def test_a_hello_replayed_reflected_or_repeated_to_the_server_is_refused(server):
+    """The server's side of the handshake: an edge's recorded hello replayed on another
+    connection (another session's), the server's own hello reflected to it (a reply,
+    no seq), a second hello or one after a request (even with a fresh seq), and a hello
+    without a nonce of the edge's own: each refused with one error frame, fatal."""
+    tap = Relay(server.address)
+    CloudClient(*tap.address, KEY).close()
+    edge_hello = tap.up[0][0]
+    tap.close()
+    cases = []
+    sock, _ = _raw(server)
+    sock.sendall(edge_hello)  # a recorded edge's hello on a later connection
+    cases.append((sock, "refused: the frame belongs to another session (replayed?)"))
+    sock = socket.create_connection(server.address, timeout=10)
+    sock.sendall(raw_frame(sock))  # the server's hello of this very connection, sent back
+    cases.append((sock, "refused: seq None is not new on this connection (replayed?)"))
+    again = "refused: an edge's hello after the connection's first frame (replayed?)"
+    sock, hello = _raw(server)
+    assert _ask(sock, _edge_hello(hello["nonce"]))["kind"] == "hello"
+    sock.sendall(encode(_edge_hello(hello["nonce"], 2, "g" * 32), b"", KEY))
+    cases.append((sock, again))
+    sock, hello = _raw(server)  # an older edge's connection: a request first
+    assert _ask(sock, *_infer(hello["nonce"], 1))["kind"] == "result"
+    sock.sendall(encode(_edge_hello(hello["nonce"], 2), b"", KEY))
+    cases.append((sock, again))
+    for bad in (None, "e" * 31, "e" * 129, 32, ["e" * 32]):
+        sock, hello = _raw(server)
+        sock.sendall(encode(_edge_hello(hello["nonce"], edge_nonce=bad), b"", KEY))
+        cases.append((sock, "refused: the edge's hello carries no nonce of 32-128 characters"))
+    for sock, message in cases:
+        reply = read_frame(sock, 1 << 20, KEY)[0]
+        assert reply["kind"] == "error" and reply["error"] == message, (message, reply)
+        assert _closed(sock), message
+    assert server.rejected == len(cases)
+    assert _served_fresh(server)

@@ -24,6 +24,7 @@ __all__ = [
     "METRICS",
     "ORACLE",
     "ORACLE_FREE",
+    "ORACLE_RACE",
     "STATIC_BEST",
     "Interval",
     "gap_closed",
@@ -35,6 +36,7 @@ __all__ = [
 STATIC_BEST = "static-best"
 ORACLE = "oracle"  # pays the switch pause: the gap closed is against it
 ORACLE_FREE = "oracle-free"  # switches free: a looser bound, never a policy to pick
+ORACLE_RACE = "oracle-race"  # in a scenario that hedges, the oracle racing too
 METRICS = ("mean_s", "p95_s", "deadline_miss_rate")
 _BOOTSTRAP_DRAWS = 2000
 
@@ -101,18 +103,23 @@ def _gap(sb: np.ndarray, o: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 
 def gap_closed(
-    per_seed: pd.DataFrame, policy: str, metric: str, rng: np.random.Generator
+    per_seed: pd.DataFrame,
+    policy: str,
+    metric: str,
+    rng: np.random.Generator,
+    oracle: str = ORACLE,
 ) -> Interval:
     """(static-best - policy) / (static-best - oracle) of the seed means, bootstrap interval.
 
     1 means the policy did as well as the oracle, 0 as well as static-best, below 0
     worse than static-best. NaN where the oracle does not beat static-best at all
-    (there is no gap to close).
+    (there is no gap to close). ``oracle``: the paying oracle, or ``oracle-free`` (the
+    yardstick of a hedged policy, whose second path pays no switch pause either).
     """
     w = _wide(per_seed, metric)
-    if w.empty or not {policy, STATIC_BEST, ORACLE} <= set(w.columns):
+    if w.empty or not {policy, STATIC_BEST, oracle} <= set(w.columns):
         return Interval(np.nan, np.nan, np.nan)
-    sb, o, p = (w[c].to_numpy() for c in (STATIC_BEST, ORACLE, policy))
+    sb, o, p = (w[c].to_numpy() for c in (STATIC_BEST, oracle, policy))
     est = float(_gap(sb, o, p))
     if len(w) < 2 or not np.isfinite(est):
         return Interval(est, np.nan, np.nan)

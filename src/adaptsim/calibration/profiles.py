@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.optimize import nnls
 
 from adaptsim.calibration.scores import ape_columns, regret
-from adaptsim.calibration.spread import PARTS, by_point, quantiles
+from adaptsim.calibration.spread import PARTS, by_point, by_size, quantiles
 from adaptsim.errors import UserError
 from adaptsim.store import COLUMNS, FACTORS, ChoiceError, choose_models
 
@@ -245,8 +245,9 @@ def profile_spread(
     link repeats: each part pooled over the models' samples, and the edge and cloud
     also per point from that model's own samples, borrowing those of the points
     nearest in time where a point has too few (``by_point``; see
-    :mod:`adaptsim.calibration.spread`). The link is profiled once for every model,
-    so it has no per-point spread."""
+    :mod:`adaptsim.calibration.spread`). The link is profiled once for every model:
+    each point takes the probes nearest in size to its payload
+    (:func:`~adaptsim.calibration.spread.by_size`)."""
     summary = parse_summary(summary)
     pooled, ratios = {}, {}
     for part, role in zip(PARTS, ("edge", "cloud", "link"), strict=True):
@@ -262,6 +263,8 @@ def profile_spread(
         pooled[part] = quantiles(lr)
         if role != "link":
             ratios[part] = (lr, r["model"].to_numpy()[ok], r["point"].to_numpy()[ok], centre[ok])
+        else:
+            link = (lr, r["output_bytes"].to_numpy(dtype=float)[ok])
     out = {}
     for model in models:
         spread = {part: dict(q) for part, q in pooled.items()}
@@ -270,8 +273,18 @@ def profile_spread(
             own = by_point(lr[mine], point[mine], centre_s[mine])
             if own:
                 spread[part]["by_point"] = own
+        own = by_size(*link, _point_bytes(frame, model))
+        if own:
+            spread["comm"]["by_point"] = own
         out[model] = spread
     return out
+
+
+def _point_bytes(frame: pd.DataFrame, model: str) -> dict[int, float]:
+    """Each of the model's profiled points and the bytes it sends (its output tensor)."""
+    rows = frame[(frame["model"] == model) & frame["host_role"].isin(["edge", "cloud"])]
+    rows = rows.drop_duplicates("point")
+    return dict(zip(rows["point"].astype(int), rows["output_bytes"].astype(float), strict=True))
 
 
 def split_half_floor(

@@ -30,6 +30,12 @@ it was dropped at nor any later one (the stage's free time stays as it was), and
 is never reported to the policy. A stage that would start a frame only at t = inf
 (behind a transfer that never ends) never starts it: unfinished, not dropped.
 
+Hedged execution (``hedge`` in the scenario; :mod:`adaptsim.simulator.hedge`) keeps
+it too: a practical policy's frame runs on two paths at once, each stage's start
+still ``max(ready, free)``, with the uplink's priority and the cancellation worked
+out per frame (:meth:`HedgedServe.serve_hedged`). Without the key :meth:`_Run.serve`
+runs unchanged, and the records have no hedge columns.
+
 Service times come from the calibration at the stress in force when the stage
 starts (cumulative block sums precomputed per stress level), times a noise
 factor drawn from the calibration's spread (vectorised, up front). Where the
@@ -53,9 +59,11 @@ from pathlib import Path
 import numpy as np
 import simpy
 
+from adaptsim.errors import UserError
 from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.decision import checked_decision
 from adaptsim.simulator.draws import draw
+from adaptsim.simulator.hedge import HedgedServe, hedge_columns
 from adaptsim.simulator.link import Link
 from adaptsim.simulator.monitor import Monitor, seen_conditions, true_conditions
 from adaptsim.simulator.policies import Conditions, View, resolve_policy
@@ -177,9 +185,10 @@ class _Stress:
 class RunStats:
     repartitions: int = 0
     switching_s: float = 0.0
+    hedged: bool = False  # its frames raced a second path (the scenario's ``hedge``)
 
 
-class _Run:
+class _Run(HedgedServe):
     """State of one simulation run (one policy, one seed)."""
 
     def __init__(self, scenario: Scenario, policy_spec, seed: int, tables: Tables | None):
@@ -202,7 +211,11 @@ class _Run:
         self.link_stress = _Stress(scenario, self.tables)
         m = scenario.model
         self.col = {int(o): i for i, o in enumerate(m.ordinals)}
-        self.view = policy_view(scenario, self.tables, self.policy, self.truth, self.lookahead)
+        # hedged: every practical policy, and a racing oracle (its look-ahead the race's)
+        pol = self.policy
+        hedged = scenario.hedge is not None and (not pol.clairvoyant or pol.races)
+        ahead = self.race_lookahead if hedged and pol.races else self.lookahead
+        self.view = policy_view(scenario, self.tables, pol, self.truth, ahead)
         self.free_switching = self.policy.free_switching
         self.wants_finished = self.policy.uses_finished
         self.stats = RunStats()
@@ -228,6 +241,14 @@ class _Run:
             # Per bounded stage: the (would-be) start times of the frames admitted to it,
             # in order; those still ahead of a time are the frames waiting then.
             self._starts = {s: deque() for s in Stage if adm.limit(s) is not None}
+        if hedged:
+            if scenario.admission.active or self.cloud_by_edge_cpu:
+                raise UserError(
+                    f"{scenario.source}: field hedge: racing with admission control or a "
+                    "fold-back cloud is not built; remove one of them"
+                )
+            self._start_hedge(scenario.hedge)  # serve() stays as it was for the rest
+            self.stats.hedged = True
 
     # -- conditions -------------------------------------------------------------
     def truth(self, t: float) -> Conditions:
@@ -563,7 +584,10 @@ def run_policy(scenario: Scenario, policy_spec, seed: int, tables: Tables | None
     try:
         run = _Run(scenario, policy_spec, seed, tables)
         _drive(run)
-        return columns(run.records), run.stats, run.policy.name
+        cols = columns(run.records)
+        if scenario.hedge is not None or run.stats.hedged:  # else: the records as ever
+            cols.update(hedge_columns(run, len(run.records)))
+        return cols, run.stats, run.policy.name
     finally:
         if was_enabled:
             gc.enable()

@@ -18,6 +18,9 @@ read the ``simpy.Resource`` queues once the instant has settled (a priority-2
 event, after every release and grant at that time), and a stale frame is
 dropped when its request is granted, releasing the resource at once.
 
+Hedged execution (the scenario key ``hedge``) is not built here: a hedged scenario
+is refused in one line (:func:`run_policy_naive`).
+
 Look-ahead policies (the oracle) are not supported: their look-ahead is the
 fast engine's analytic queue state, which a process-per-request engine does not
 have.
@@ -35,7 +38,7 @@ from adaptsim.simulator.draws import draw
 from adaptsim.simulator.engine import RunStats, Tables, policy_view
 from adaptsim.simulator.policies import Conditions, resolve_policy
 from adaptsim.simulator.record import Record, columns, observation
-from adaptsim.simulator.scenario import Scenario
+from adaptsim.simulator.scenario import Scenario, refuse_hedge
 from adaptsim.simulator.traces import EPS_S
 from adaptsim.units import bytes_per_s
 
@@ -384,7 +387,8 @@ def _full(resource: simpy.Resource, limit: int) -> bool:
 
 
 def run_policy_naive(scenario: Scenario, policy_spec, seed: int):
-    """Like :func:`adaptsim.simulator.engine.run_policy`, the naive way."""
+    """Like :func:`adaptsim.simulator.engine.run_policy`, the naive way (no hedge yet)."""
+    refuse_hedge(scenario, "the naive SimPy engine")
     env = simpy.Environment()
     run = _Naive(scenario, policy_spec, seed, env)
     if run.policy.period_s is not None:

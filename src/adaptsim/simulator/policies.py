@@ -179,6 +179,7 @@ class Policy(Protocol):
     clairvoyant: bool  # may see the truth and look ahead (the oracle, static-best)
     free_switching: bool  # a re-partition costs it no pause (oracle-free only)
     uses_finished: bool  # wants View.finished (the engine may skip building it)
+    races: bool  # a clairvoyant policy hedged too, its look-ahead the race's (oracle-race)
 
     def decide(self, view: View) -> int: ...
 
@@ -196,6 +197,7 @@ class BasePolicy:
     clairvoyant: bool = False
     free_switching: bool = False
     uses_finished: bool = True
+    races: bool = False
 
     def decide(self, view: View) -> int:
         raise NotImplementedError
@@ -207,6 +209,7 @@ FLAGS: dict[str, object] = {
     "clairvoyant": BasePolicy.clairvoyant,
     "free_switching": BasePolicy.free_switching,
     "uses_finished": BasePolicy.uses_finished,
+    "races": BasePolicy.races,
 }
 
 
@@ -244,7 +247,10 @@ class Oracle(BasePolicy):
     It pays the switch pause like every other policy, and its look-ahead knows it:
     a point other than the current one starts on the edge after the pause. With
     ``free_switching`` (registry name ``oracle-free``) switching costs it nothing: a
-    looser bound, which shows how much of the gap is the pause's.
+    looser bound, which shows how much of the gap is the pause's. With ``races``
+    (registry name ``oracle-race``), in a scenario that hedges, it races like the
+    practical policies: its point per frame is the one whose race (with the same
+    second path and gate) is back first, pause paid; without a hedge it is the oracle.
     """
 
     name: str = "oracle"
@@ -252,6 +258,7 @@ class Oracle(BasePolicy):
     clairvoyant: bool = True
     uses_finished: bool = False
     free_switching: bool = False
+    races: bool = False
 
     def decide(self, view: View) -> int:
         return int(view.ordinals[int(np.argmin(view.lookahead()))])
@@ -299,6 +306,7 @@ REGISTRY: dict[str, Callable[..., object]] = {
     "static-best": lambda model: StaticBest(),
     "oracle": lambda model: Oracle(),
     "oracle-free": lambda model: Oracle(name="oracle-free", free_switching=True),
+    "oracle-race": lambda model: Oracle(name="oracle-race", races=True),
     "reactive": _builtin("reactive", "Reactive"),
     "neurosurgeon": _builtin("neurosurgeon", "Neurosurgeon"),
     "mpc": _builtin("mpc", "MPC"),

@@ -36,6 +36,7 @@ from adaptsim.calibration import DEFAULT_CALIBRATION, ModelCalibration, load_cal
 from adaptsim.errors import UserError
 from adaptsim.files import FileKind, input_file, kind_of, load_yaml, read_text
 from adaptsim.simulator.admission import UNBOUNDED, Admission, Drop
+from adaptsim.simulator.hedge import Hedge
 from adaptsim.simulator.traces import (
     MAX_TIME_S,
     MAX_TRACE_STEPS,
@@ -54,6 +55,7 @@ __all__ = [
     "load_scenario",
     "plain_folder_name",
     "refuse_admission",
+    "refuse_hedge",
     "scenario_from_dict",
 ]
 
@@ -210,6 +212,19 @@ class AdmissionSpec(_Strict):
     queue_limit: QueueLimitSpec = QueueLimitSpec()
 
 
+class HedgePath(StrEnum):
+    edge = "edge"
+    cloud = "cloud"
+    either = "either"
+
+
+class HedgeSpec(_Strict):
+    """Race each frame of a practical policy on a second path (simulator/hedge.py)."""
+
+    path: HedgePath
+    gate: bool = True
+
+
 class LimitsSpec(_Strict):
     """Bounds on what a run may cost, checked before it starts (raise them here)."""
 
@@ -238,6 +253,7 @@ class ScenarioSpec(_Strict):
     seeds: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(min_length=1)] = [0]
     limits: LimitsSpec = LimitsSpec()
     admission: AdmissionSpec = AdmissionSpec()
+    hedge: HedgeSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -330,6 +346,9 @@ class Scenario:
     # validation twin from the host-speed probes of a real run
     # (adaptsim.testbed.speed_track), not by YAML.
     host_speed: tuple[Trace, Trace] | None = None
+    # Race each frame of every non-clairvoyant policy on a second path (the ``hedge`` key,
+    # adaptsim.simulator.hedge); None: one path per frame, the records as they always were.
+    hedge: Hedge | None = None
 
     def seen_traces(self) -> tuple[Trace, Trace, Trace]:
         """(bandwidth, edge CPU, edge memory) as the policies' monitor reads them: the
@@ -385,16 +404,28 @@ class Scenario:
 
 
 def refuse_admission(sc: Scenario, what: str) -> None:
-    """Refuse, in one line, a scenario whose admission rules ``what`` cannot carry out.
+    """Refuse, in one line, a scenario whose admission rules or hedge ``what`` cannot
+    carry out.
 
     The testbed's real processes queue every frame (no admission control), so a
-    real run of a scenario that drops frames would not be the same experiment.
+    real run of a scenario that drops frames would not be the same experiment; nor
+    can they race a frame on two paths (no cancellation, one transfer at a time).
     """
+    refuse_hedge(sc, what)
     if sc.admission.active:
         raise UserError(
             f"{sc.source}: field admission ({sc.admission.describe()}): {what} keeps every "
             "frame; remove the admission block (or set drop: never and no queue_limit) "
             "to run it there"
+        )
+
+
+def refuse_hedge(sc: Scenario, what: str) -> None:
+    """Refuse, in one line, a scenario that hedges where ``what`` cannot race a frame."""
+    if sc.hedge is not None:
+        raise UserError(
+            f"{sc.source}: field hedge ({sc.hedge.describe()}): {what} cannot race a frame "
+            "on two paths yet; remove the hedge block to run it there"
         )
 
 
@@ -550,7 +581,22 @@ def scenario_from_dict(
             uplink_limit=spec.admission.queue_limit.uplink,
             cloud_limit=spec.admission.queue_limit.cloud,
         ),
+        hedge=None if spec.hedge is None else Hedge(spec.hedge.path.value, spec.hedge.gate),
     )
+    ends = (m.kinds[0], m.kinds[-1]) if len(m.kinds) else ()
+    if sc.hedge is not None and ends != ("all_cloud", "all_edge"):
+        raise UserError(
+            f"{source}: field hedge: model {spec.model} in {spec.calibration} has no "
+            f"all-cloud and all-edge point at its ends (it has {', '.join(map(str, ends))}); "
+            "a second path runs the whole model on one host: calibrate both ends, or remove "
+            "the hedge"
+        )
+    if sc.hedge is not None and sc.admission.active:
+        raise UserError(
+            f"{source}: field hedge: racing with admission control ({sc.admission.describe()}) "
+            "is not built (a drop would have to cancel one path, not the frame); remove the "
+            "hedge or the admission block"
+        )
     check_limits(sc, source, min((x for x in periods if x), default=None))
     return sc
 

@@ -53,7 +53,7 @@ BASELINES = ("static-best", "oracle")
 # in memory, so a typo (``seeds: 1000000000``) is refused before it is expanded.
 MAX_RUNS = 1_000_000
 NOT_ADAPTIVE = frozenset(
-    {"static", "all-edge", "all-cloud", "static-best", "oracle", "oracle-free"}
+    {"static", "all-edge", "all-cloud", "static-best", "oracle", "oracle-free", "oracle-race"}
 )
 _SKIP_NAMES = ("README",)
 

@@ -192,7 +192,7 @@ class EdgeRunner:
                 }
             offsets["clock_offset_s"] = client.clock_offset_s
             offsets["clock_uncertainty_s"] = client.clock_uncertainty_s
-            offsets["clock_offset_hello_s"] = client.hello_offset_s  # the biased first guess
+            offsets["clock_offset_hello_s"] = client.hello_offset_s  # the first guess
         # the latency the cloud held a frame before it queued: a remote server's own setting
         owl_out = client.server_latency_s if remote else owl
 

@@ -6,15 +6,30 @@ as the header's ``dtype`` and ``shape`` say) and, on an authenticated session, a
 32-byte HMAC-SHA256 of prefix + header + body under the shared secret. Nothing
 is ever unpickled: the only decoder is ``json.loads`` and ``numpy.frombuffer``.
 
-A session starts with the server's ``hello`` frame: protocol version and a fresh
-random ``nonce``. Every request then carries that nonce and a ``seq`` greater
-than the last one on the connection, both inside the MAC: a frame replayed from
-another connection has the wrong nonce, one replayed on the same connection an
-old seq, and either is refused.
+A session starts with the server's ``hello`` frame: protocol version, a fresh
+random ``nonce`` and ``bind_edge_nonce``. Every request then carries that nonce and
+a ``seq`` greater than the last one on the connection, both inside the MAC: a frame
+replayed from another connection has the wrong nonce, one replayed on the same
+connection an old seq, and either is refused.
 
-Frame kinds: ``hello`` (server), ``infer`` (edge -> cloud: ``id``, ``model``,
-``point``, ``dtype``, ``shape``), ``result`` (cloud -> edge: ``id`` and the cloud's
-``recv_s``/``start_s``/``end_s`` stamps on the host's monotonic clock, and
+The edge answers with its own ``hello`` (its first frame: the server's nonce, a
+seq, and ``edge_nonce``, fresh random bytes of its own); the server answers that
+with a second ``hello`` (models, clock, latency) and from then on every reply
+carries both nonces and a growing ``rseq``, inside the MAC. The server's first
+hello is the one frame that binds nothing of the edge's (a recording replays it),
+so the edge takes only the server's nonce from it. A recorded session replayed
+to a later edge fails that edge's check at the second hello: it was bound to
+another edge nonce. Reflection fails too: the edge's frames carry ``seq`` and no
+``rseq`` (and only its hello the edge nonce), the server's ``rseq`` and no ``seq``.
+A hello from the edge is taken only as a connection's first frame. With a secret,
+the edge refuses a server whose hello does not offer ``bind_edge_nonce`` (an older
+adaptsim, or a recording of one): that downgrade would remove the check. An older
+edge, which sends no hello, is still served (the server's own nonce protects the
+server).
+
+Frame kinds: ``hello`` (server, then edge, then server), ``infer`` (edge -> cloud:
+``id``, ``model``, ``point``, ``dtype``, ``shape``), ``result`` (cloud -> edge: ``id``
+and the cloud's ``recv_s``/``start_s``/``end_s`` stamps on the host's monotonic clock, and
 ``prev_recv_s``: when the frame before it on the connection was all in, which
 says when the uplink was free for this one),
 ``clock`` (edge -> cloud, empty; answered at once with the server's ``clock_s``:
@@ -49,6 +64,7 @@ __all__ = [
     "SECRET_ENV",
     "FrameError",
     "Session",
+    "Unauthenticated",
     "encode",
     "load_secret",
     "parse_address",
@@ -72,6 +88,11 @@ class FrameError(Exception):
         self.request_id = request_id
 
 
+class Unauthenticated(FrameError):
+    """A frame whose MAC is wrong or missing: another secret, or altered on the way."""
+
+
+EDGE_NONCE_CHARS = (32, 128)  # an edge nonce's length: 16 random bytes as hex, at least
 _MAX_SECRET_BYTES = 4096
 
 
@@ -152,14 +173,18 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 @dataclass
 class Session:
-    """One side's state of a connection: the key, the hello nonce, the last seq."""
+    """The server's state of a connection: the key, the hello nonce, the last seq, and
+    the edge's own nonce once its hello came (every reply is bound to it)."""
 
     key: bytes | None
     nonce: str = ""
     last_seq: int = -1
+    edge_nonce: str | None = None
+    frames: int = 0  # requests read on this connection
 
     def check(self, header: dict) -> None:
         """Refuse a request from another session or one seen before (replay)."""
+        self.frames += 1
         if self.key is None:
             return
         if header.get("nonce") != self.nonce:
@@ -171,6 +196,25 @@ class Session:
             raise FrameError(f"refused: seq {seq!r} is not new on this connection (replayed?)",
                              fatal=True)  # fmt: skip
         self.last_seq = seq
+
+    def open(self, header: dict) -> None:
+        """The edge's hello (checked as every request is): its nonce, taken once, only as
+        the connection's first frame (a hello later is a replay or a confused peer)."""
+        if self.frames != 1:
+            raise FrameError("refused: an edge's hello after the connection's first frame "
+                             "(replayed?)", fatal=True)  # fmt: skip
+        nonce = header.get("edge_nonce")
+        low, high = EDGE_NONCE_CHARS
+        if not isinstance(nonce, str) or not low <= len(nonce) <= high:
+            raise FrameError(f"refused: the edge's hello carries no nonce of {low}-{high} "
+                             "characters", fatal=True)  # fmt: skip
+        self.edge_nonce = nonce
+
+    def bound(self, header: dict, rseq: int) -> dict:
+        """A reply bound to this session: the server's nonce, the edge's (once it said
+        one) and the reply's ``rseq``, all inside the MAC."""
+        edge = {} if self.edge_nonce is None else {"edge_nonce": self.edge_nonce}
+        return {**header, "nonce": self.nonce, **edge, "rseq": rseq}
 
 
 def read_frame(
@@ -195,7 +239,8 @@ def read_frame(
         mac = _recv_exact(sock, MAC_BYTES)
         want = _mac(key, PREFIX.pack(magic, head_n, body_n), head, body)
         if not hmac.compare_digest(mac, want):
-            raise FrameError("refused: unauthenticated frame (bad or missing HMAC)", fatal=True)
+            raise Unauthenticated("refused: unauthenticated frame (bad or missing HMAC)",
+                                  fatal=True)  # fmt: skip
     try:  # not UTF-8 or JSON, an integer over Python's 4,300 digits, nested too deep
         header = json.loads(head.decode("utf-8"))
     except (ValueError, RecursionError) as exc:

@@ -131,14 +131,15 @@ def check_cloud(
 ) -> tuple[str, int]:
     """``HOST:PORT`` of a remote cloud, checked before anything is compiled here.
 
-    Connects once and reads the server's hello: a wrong secret, a server that
-    does not serve ``model``, or nobody listening is one line here, not a failed
+    Connects once and exchanges the hellos: a wrong secret, an older server or a
+    recorded session replayed (replies not bound to this edge's nonce), a server
+    that does not serve ``model``, or nobody listening is one line here, not a failed
     edge process minutes later. A server still compiling its tails refuses
     connections (it listens only once ready): connecting is retried, backing off
     from 0.5 to 5 s, for at most ``wait_s`` seconds, said once in ``progress``.
     """
     from adaptsim.testbed.client import CloudClient
-    from adaptsim.testbed.protocol import FrameError, load_secret, parse_address
+    from adaptsim.testbed.protocol import FrameError, Unauthenticated, load_secret, parse_address
 
     host, port = parse_address(address, "--cloud")
     key = load_secret(secret_file)
@@ -147,11 +148,13 @@ def check_cloud(
         try:
             client = CloudClient(host, port, key, timeout_s=10.0)
             break
-        except FrameError as exc:
+        except Unauthenticated as exc:
             raise UserError(
                 f"--cloud {address}: the server's hello did not authenticate ({exc}); "
                 f"give both sides the same ${SECRET_ENV} or --secret-file"
             ) from None
+        except FrameError as exc:  # an older server, a replayed session, not a cloud
+            raise UserError(f"--cloud {address}: {exc}") from None
         except _NOT_UP_YET as exc:
             why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             left = deadline - time.monotonic()

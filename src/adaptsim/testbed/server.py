@@ -10,6 +10,10 @@ answered when eligible. Every tail is built and compiled before the server says
 
 A bad frame gets an error frame and one log line; the server keeps serving the
 other connections (and this one too, where the stream can still be trusted).
+Each connection opens with the server's hello; an edge that answers with its own
+hello (its nonce) gets a second one, and every reply after it is bound to both
+nonces (:mod:`~adaptsim.testbed.protocol`); an older edge, without a hello, is
+served as before.
 """
 
 from __future__ import annotations
@@ -193,18 +197,24 @@ class CloudServer:
 
         def reply(header: dict, body: bytes = b"") -> None:
             with lock:
-                header = {**header, "nonce": session.nonce, "rseq": next(replies)}
-                conn.sendall(encode(header, body, self.key))
+                conn.sendall(encode(session.bound(header, next(replies)), body, self.key))
+
+        def hello() -> dict:  # what an edge learns of this server (both hellos say it)
+            return {"kind": "hello", "version": VERSION, "auth": self.key is not None,
+                    "models": sorted(self.tails), "clock_s": time.monotonic(),
+                    "one_way_latency_s": self.owl}  # fmt: skip
 
         try:
-            reply({"kind": "hello", "version": VERSION, "nonce": session.nonce,
-                   "auth": self.key is not None, "models": sorted(self.tails),
-                   "clock_s": time.monotonic(), "one_way_latency_s": self.owl})  # fmt: skip
+            reply({**hello(), "bind_edge_nonce": True})  # an older edge reads only this one
             while not self._stop.is_set():
                 try:
                     header, body = read_frame(conn, self.max_body_bytes, self.key)
                     recv_s = time.monotonic()
                     session.check(header)
+                    if header.get("kind") == "hello":  # the edge's nonce: replies bound to it
+                        session.open(header)
+                        reply(hello())
+                        continue
                     if header.get("kind") == "clock":  # the edge's clock sync: answered at once
                         reply({"kind": "clock", "clock_s": time.monotonic()})
                         continue
