@@ -117,8 +117,7 @@ def validate(
             help="How the fold-back makes one fit of its policy runs' own: median (of the "
             "runs: one disturbed run does not move it), steady (their median weighted by how "
             "steady each run's host-speed probes were), trimmed (their mean without the "
-            "lowest and highest), pooled (every frame pooled, as before). Default steady "
-            "(docs/validation.md: 21 of 34 targets met against pooled's 15)."
+            "lowest and highest), pooled (every frame pooled, as before; docs/validation.md)."
         ),
     ] = "steady",
     cloud: Annotated[
