@@ -80,8 +80,10 @@ def _probes(speed: tuple[float, float], predicted: tuple[float, float], n: int =
 
 def _folder(tmp_path: Path, name: str, sc, speeds: dict, pipeline=(1.0, 1.0), probes=True):
     """A validation folder whose policy runs ran at ``speeds[key]`` = (edge, cloud) host
-    speed times the pipeline's own factor ``pipeline`` (what the probes do not see)."""
-    world = {k: HostSpeed(edge=e * pipeline[0], cloud=c * pipeline[1])
+    speed times the pipeline's own factor ``pipeline`` (what the probes do not see; a
+    dict: per run)."""
+    per_run = pipeline if isinstance(pipeline, dict) else dict.fromkeys(speeds, pipeline)
+    world = {k: HostSpeed(edge=e * per_run[k][0], cloud=c * per_run[k][1])
              for k, (e, c) in speeds.items()}  # fmt: skip
     real = twin_per_run(sc, lambda key: at_host_speed(sc, world[key]), 1)[0]
     real.records["return_s"] = 0.0

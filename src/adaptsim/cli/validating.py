@@ -105,8 +105,21 @@ def validate(
     ] = None,
     fold_back: Annotated[
         Path | None,
-        typer.Option(help="Another validation folder: fold what it measured into a second twin."),
+        typer.Option(
+            help="Another validation folder: fold what it measured into a second twin. With "
+            "--resume and a complete --out: fold it into that saved validation again (its "
+            "real runs kept, its twins simulated now)."
+        ),
     ] = None,
+    fold_centre: Annotated[
+        str,
+        typer.Option(
+            help="How the fold-back makes one fit of its policy runs' own: median (of the "
+            "runs: one disturbed run does not move it), steady (their median weighted by how "
+            "steady each run's host-speed probes were), trimmed (their mean without the "
+            "lowest and highest), pooled (every frame pooled, as before; docs/validation.md)."
+        ),
+    ] = "steady",
     cloud: Annotated[
         str | None,
         typer.Option(
@@ -147,7 +160,7 @@ def validate(
         typer.Option(
             help="Finish the incomplete validation in --out (interrupted while its twin "
             "was simulated): its saved real runs compared, nothing run again; the other "
-            "options are the folder's own."
+            "options are the folder's own. With --fold-back: re-fold a complete --out."
         ),
     ] = False,
     probe_frames: Annotated[
@@ -181,10 +194,17 @@ def validate(
     """Run the scenario for real (root: namespaces, tc, stress-ng) and beside its simulated twin."""
     from adaptsim.testbed import scenario_for_testbed
     from adaptsim.testbed import validate as run_validation
+    from adaptsim.testbed.foldback import check_centre
 
+    check_centre(fold_centre)
     if resume:
         if out is None:
             raise UserError("--resume: give the incomplete folder as --out")
+        if fold_back is not None:  # re-fold a saved validation: no real run
+            from adaptsim.testbed.validate import refold
+
+            _report_validation(refold(out, fold_back, fold_centre, progress=_say))
+            return
         from adaptsim.testbed.validate import resume as finish
 
         _report_validation(finish(out, progress=_say))
@@ -217,7 +237,8 @@ def validate(
             fold_back=fold_back, cloud=cloud, secret_file=secret_file,
             cloud_wait_s=cloud_wait_s, noise_draws=noise_draws,
             edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames,
-            probe_every_s=probe_every, probe_pool=probe_pool, progress=_say,
+            probe_every_s=probe_every, probe_pool=probe_pool, fold_centre=fold_centre,
+            progress=_say,
         )  # fmt: skip
     except KeyboardInterrupt as exc:  # Ctrl-C or kill before a policy run finished
         by = signal.Signals(getattr(exc, "signum", signal.SIGINT)).name

@@ -54,6 +54,20 @@ speed into the scored run's twin. Applied to a run without probes, they are
 multiplied by the fit run's own (median) host speed, which gives back about the
 fold-back fitted without them. A fit run without probes fits as before.
 
+One run does not make the fit (``centre``, ``validate --fold-centre``): the edge and
+cloud scales (and per level), the link's overhead, the way back and the switch cost
+are fitted on each policy run of the fit folder alone and their median across the
+runs is taken (``median``; ``steady``, the default: the scales' median weighted by
+1 / spread² of each run's host-speed probes, so a run whose host wandered, and whose
+probes, taken only in idle gaps, missed its slowest moments, weighs little;
+``trimmed``: their mean without the lowest and highest; ``pooled``: every frame pooled,
+as before). Pooled, one disturbed run of five
+moved the whole fit: norway_train_1's seed 1, whose reactive and neurosurgeon runs
+something beyond the probes slowed, gave edge x1.22 and its folded seed 2 met 0 of 5
+targets (docs/validation.md). Each run's own scales stay in the fold-back
+(``run_scales``), relative to its host's speed where the fit is, and
+:meth:`FoldBack.outliers` names those more than :data:`OUTLIER_PCT` % from the fit.
+
 A fold-back written before a term existed (``fold_back`` in an older
 ``validation.json``) reads with that term's neutral default (:meth:`FoldBack.from_dict`).
 """
@@ -72,10 +86,39 @@ from adaptsim.errors import UserError
 from adaptsim.simulator import Scenario
 from adaptsim.simulator.scenario import Belief
 from adaptsim.testbed.folder import HOW
-from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds
+from adaptsim.testbed.host_speed import HostSpeed, check_host_probes, host_speeds, probe_spread
 from adaptsim.testbed.scenario import twin_scenario
 
-__all__ = ["FoldBack", "apply_foldback", "fit_foldback", "fold_back_facts", "folded_twin"]
+__all__ = [
+    "CENTRES",
+    "FOLD_CENTRE",
+    "FoldBack",
+    "apply_foldback",
+    "centre_of",
+    "check_centre",
+    "fit_foldback",
+    "fold_back_facts",
+    "folded_twin",
+]
+
+
+# how the policy runs' own fits make the fold-back (fit_foldback's ``centre``)
+CENTRES = ("median", "steady", "trimmed", "pooled")
+FOLD_CENTRE = "steady"
+# a run whose own edge or cloud scale is this far from the fitted one is named in the notes
+OUTLIER_PCT = 10.0
+CENTRE_WORDS = {"median": "the median of", "pooled": "pooled over every frame of",
+                "steady": "the median, weighted by how steady each run's host was, of",
+                "trimmed": "the mean, without the lowest and highest, of"}  # fmt: skip
+FOLD_NOTE = "fold-back fitted on"  # how its notes begin (a re-fold replaces them)
+
+
+def check_centre(centre) -> str:
+    """``--fold-centre``: one of :data:`CENTRES`."""
+    if centre not in CENTRES:
+        raise UserError(f"--fold-centre {centre!r}: give one of {', '.join(CENTRES)} "
+                        f"(default {FOLD_CENTRE})")  # fmt: skip
+    return centre
 
 
 @dataclass(frozen=True)
@@ -106,6 +149,36 @@ class FoldBack:
     host_relative: bool = False
     fit_edge_speed: float = 1.0
     fit_cloud_speed: float = 1.0
+    # how the runs' fits make one (CENTRES; an older file: pooled, as it was fitted), and
+    # each policy run's own (edge, cloud) scale: ("policy/seed", edge or None, cloud or None)
+    centre: str = "pooled"
+    run_scales: tuple[tuple[str, float | None, float | None], ...] = ()
+
+    def outliers(self, pct: float = OUTLIER_PCT) -> list[tuple[str, str, float, float]]:
+        """(run, role, its own scale, the fitted scale) for each policy run whose own edge
+        or cloud scale is more than ``pct`` % from the one fitted (the centre across the
+        runs, or the pooled scale)."""
+        out = []
+        for key, *own in self.run_scales:
+            for role, s, c in zip(("edge", "cloud"), own, (self.edge_scale, self.cloud_scale),
+                                  strict=True):  # fmt: skip
+                if s is not None and c > 0 and abs(s / c - 1) * 100 > pct:
+                    out.append((key, role, s, c))
+        return out
+
+    def outlier_notes(self, source: str | Path) -> list[str]:
+        """A line per run :meth:`outliers` names, for a validation's notes."""
+        rel = " beyond its probed host speed" if self.host_relative else ""
+        how = CENTRE_WORDS.get(self.centre, self.centre)
+        held = ("pooled, it is in the fold-back" if self.centre == "pooled"
+                else "the fold-back's centre holds against it")  # fmt: skip
+        return [
+            f"{FOLD_NOTE} {source}: run {key}'s own {role} scale x{s:.3g}{rel} is "
+            f"{(s / c - 1) * 100:+.0f} % from the fold-back's x{c:.3g} ({self.centre}: {how} "
+            f"the {len(self.run_scales)} runs' own): something beyond the model and the "
+            f"probes slowed or sped that run; {held}"
+            for key, role, s, c in self.outliers()
+        ]
 
     def at_host(self, speed: HostSpeed | None) -> FoldBack:
         """The fold-back for a run at ``speed`` (its probed host speed; None: not probed):
@@ -153,6 +226,12 @@ class FoldBack:
                     raise UserError(f"field fold_back.{k}: not a list of [level, scale] "
                                     f"pairs of numbers ({v!r})")  # fmt: skip
                 kw[k] = tuple((float(a), float(b)) for a, b in pairs)
+            elif k == "centre":
+                if v not in CENTRES:
+                    raise UserError(f"field fold_back.{k}: {v!r}: give one of "
+                                    f"{', '.join(CENTRES)}")  # fmt: skip
+            elif k == "run_scales":
+                kw[k] = _run_scales_of(v)
             elif k == "host_relative":  # JSON's true (a string "True" from a numpy bool once)
                 if v not in (True, False, "True", "False"):
                     raise UserError(f"field fold_back.{k}: not true or false ({v!r})")
@@ -160,6 +239,18 @@ class FoldBack:
             elif not _numeric(v):
                 raise UserError(f"field fold_back.{k}: not a number ({v!r})")
         return cls(**kw)
+
+
+def _run_scales_of(v) -> tuple:
+    """``run_scales`` from JSON: ``[["policy/seed", edge or null, cloud or null], ...]``."""
+    rows = v or ()
+    if not isinstance(rows, list | tuple) or not all(
+        isinstance(e, list | tuple) and len(e) == 3 and isinstance(e[0], str)
+        and all(x is None or _number(x) for x in e[1:]) for e in rows
+    ):  # fmt: skip
+        raise UserError(f"field fold_back.run_scales: not a list of [run, edge scale or null, "
+                        f"cloud scale or null] ({v!r})")  # fmt: skip
+    return tuple((e[0], *(None if x is None else float(x) for x in e[1:])) for e in rows)
 
 
 def _ratio(real: pd.Series, sim: pd.Series) -> float:
@@ -326,6 +417,7 @@ def fit_foldback(
     *,
     host_speed: bool = True,
     pool: str | None = None,
+    centre: str = FOLD_CENTRE,
 ) -> FoldBack:
     """Fit the fold-back on a validation folder (``adaptsim validate --out``).
 
@@ -344,6 +436,17 @@ def fit_foldback(
         pool: how the probes give a run's speed (``run`` or ``seed``,
             :mod:`~adaptsim.testbed.speed_track`); default the folder's own
             ``probe_pool`` (``run`` for a folder written before it).
+        centre: how the policy runs' fits make one (:data:`CENTRES`): ``median``
+            fits the edge and cloud scales (and per level), the link overhead, the way
+            back and the switch cost on each policy run alone and takes their median
+            across the runs; ``steady`` (default) the same, the scales' median weighted
+            by how steady each run's host-speed probes were (:func:`centre_of`; without
+            probes: the median);
+            ``trimmed`` their mean without the lowest and highest; ``pooled`` fits them
+            over every frame pooled (as before: one disturbed run of five moved the
+            whole fit, docs/validation.md).
+            Each run's own scales are kept (``run_scales``), and
+            :meth:`FoldBack.outliers` names the runs far from the centre.
 
     Where every policy run of the folder probed its host's speed, the scales are
     fitted on each frame's seconds divided by its run's host speed at the frame's
@@ -375,11 +478,11 @@ def fit_foldback(
         else pd.read_parquet(folder / "simulated" / "records.parquet")
     )
     runs = pd.read_csv(folder / "real" / "summary.csv")
+    check_centre(centre)
     key = ["policy", "seed", "request"]
     both = real.merge(sim, on=key, suffixes=("", "_sim"))
     both = both[np.isfinite(both["latency_s"])]
     same = both[both["point"] == both["point_sim"]]  # where both ran the same split
-    reparts = runs["repartitions"].sum()
     same = same.assign(edge_level=_applied_cpu_at(same, facts, _BEFORE_EDGE),
                        cloud_level=_applied_cpu_at(same, facts, _BEFORE_CLOUD))  # fmt: skip
     probes = facts.get("host_speed") or {}
@@ -388,7 +491,7 @@ def fit_foldback(
         if scenario is None:
             scenario = _scenario_of(folder, facts_path, "its calibration prices the probes")
         speeds = host_speeds(probes, scenario.model, pool or facts.get("probe_pool", "run"))
-    keys = same["policy"].astype(str) + "/" + same["seed"].astype(str)
+    keys = _run_key(same)
     relative = bool(speeds) and len(same) > 0 and bool(keys.isin(list(speeds)).all())
     fit_speed = (1.0, 1.0)
     if relative:  # each frame's seconds at its own run's host speed, at its arrival
@@ -400,7 +503,28 @@ def fit_foldback(
         factors = {k: v.factors() for k, v in speeds.items()}
         runs_in = [factors[k] for k in keys.unique()]
         fit_speed = tuple(float(np.median([f[j] for f in runs_in])) for j in (0, 1))
+    spreads = {}
+    if relative:  # how steady each run's host was, from its probes
+        spreads = {k: probe_spread(probes[k], scenario.model) for k in keys.unique()}
+    terms = (_pooled_terms(same, both, runs) if centre == "pooled"
+             else _centred_terms(same, both, runs, centre, spreads))  # fmt: skip
     return FoldBack(
+        **terms,
+        frames=len(both),
+        **lags,
+        host_relative=relative,
+        fit_edge_speed=fit_speed[0],
+        fit_cloud_speed=fit_speed[1],
+        centre=centre,
+        run_scales=_run_scales(same),
+    )
+
+
+def _pooled_terms(same: pd.DataFrame, both: pd.DataFrame, runs: pd.DataFrame) -> dict:
+    """The terms over every frame of the fit folder pooled (``centre`` ``pooled``: as
+    before the per-run fit; a run with more, or slower, frames weighs more)."""
+    reparts = runs["repartitions"].sum()
+    return dict(
         edge_scale=_ratio(same["edge_s"], same["edge_s_sim"]),
         cloud_scale=_ratio(same["cloud_s"], same["cloud_s_sim"]),
         uplink_extra_s=float(np.median(same["uplink_s"] - same["uplink_s_sim"]))
@@ -408,13 +532,103 @@ def fit_foldback(
         else 0.0,
         return_s=float(both["return_s"].median()) if len(both) else 0.0,
         pause_s=float(runs["switching_s"].sum() / reparts) if reparts else 0.0,
-        frames=len(both),
         edge_scale_by_cpu=_by_level(same, "edge_level", "edge_s"),
         cloud_scale_by_cpu=_by_level(same, "cloud_level", "cloud_s"),
-        **lags,
-        host_relative=relative,
-        fit_edge_speed=fit_speed[0],
-        fit_cloud_speed=fit_speed[1],
+    )
+
+
+def _run_key(frame: pd.DataFrame) -> pd.Series:
+    return frame["policy"].astype(str) + "/" + frame["seed"].astype(str)
+
+
+def _run_scales(same: pd.DataFrame) -> tuple[tuple[str, float | None, float | None], ...]:
+    """Per policy run (``"policy/seed"``): its own (edge, cloud) scale, real / simulated
+    seconds over its frames that compute there (relative to its host speed where the
+    fit is); None where it has fewer than :data:`MIN_FRAMES_PER_LEVEL` such frames."""
+    out = []
+    for key, g in same.groupby(_run_key(same), sort=True):
+        scales = []
+        for part in ("edge_s", "cloud_s"):
+            comp = g[(g[f"{part}_sim"] > 0) & np.isfinite(g[part])]
+            ok = len(comp) >= MIN_FRAMES_PER_LEVEL
+            scales.append(_ratio(comp[part], comp[f"{part}_sim"]) if ok else None)
+        out.append((str(key), *scales))
+    return tuple(out)
+
+
+# the spread of a run's probes (IQR / median) below which a run counts as steady as any
+SPREAD_FLOOR = 0.05
+
+
+def centre_of(values, centre: str, spreads=None) -> float:
+    """The centre of per-run values: ``median``; ``trimmed`` (the mean once the lowest
+    and the highest are dropped, with 4 runs or more; the median below); ``steady``
+    (the median weighted by 1 / spread² of each run's host-speed probes,
+    :func:`~adaptsim.testbed.host_speed.probe_spread`, floored at :data:`SPREAD_FLOOR`;
+    a run without a spread at the median spread; none known: the median)."""
+    v = np.asarray(values, dtype=float)
+    if centre == "steady" and spreads is not None:
+        known = [s for s in spreads if s is not None]
+        if known:
+            fill = float(np.median(known))
+            w = np.array([1.0 / max(fill if s is None else s, SPREAD_FLOOR) ** 2
+                          for s in spreads])  # fmt: skip
+            return _weighted_median(v, w)
+    v = np.sort(v)
+    if centre == "trimmed" and len(v) >= 4:
+        return float(v[1:-1].mean())
+    return float(np.median(v))
+
+
+def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
+    """The value where half the weight lies on either side (equal weights: the median)."""
+    order = np.argsort(v)
+    v, w = v[order], w[order]
+    cum, half = np.cumsum(w), w.sum() / 2
+    i = int(np.searchsorted(cum, half - 1e-12 * w.sum()))
+    if abs(cum[i] - half) <= 1e-12 * w.sum() and i + 1 < len(v):
+        return float((v[i] + v[i + 1]) / 2)
+    return float(v[i])
+
+
+def _centred_terms(same: pd.DataFrame, both: pd.DataFrame, runs: pd.DataFrame,
+                   centre: str, spreads: dict) -> dict:  # fmt: skip
+    """The terms fitted on each policy run alone, then their centre across the runs
+    (:func:`centre_of`; ``spreads``: per run its probes' (edge, cloud) spread, for
+    ``steady``): one disturbed run among several does not move them."""
+    scales = _run_scales(same)
+
+    def across(j: int) -> float:
+        got = [(s[j], spreads.get(s[0], (None, None))[j - 1]) for s in scales
+               if s[j] is not None]  # fmt: skip
+        if not got:
+            return 1.0
+        values, spread = zip(*got, strict=True)
+        return centre_of(values, centre, spread)
+
+    def per_level(level: str, part: str) -> tuple[tuple[float, float], ...]:
+        j = 0 if part == "edge_s" else 1
+        levels: dict[float, list[tuple[float, float | None]]] = {}
+        for key, g in same.groupby(_run_key(same)):
+            for cpu, s in _by_level(g, level, part):
+                levels.setdefault(cpu, []).append((s, spreads.get(key, (None, None))[j]))
+        return tuple((cpu, centre_of([s for s, _ in v], centre, [w for _, w in v]))
+                     for cpu, v in sorted(levels.items()))  # fmt: skip
+
+    def per_run_median(frame: pd.DataFrame, values: pd.Series) -> float:
+        meds = values.groupby(_run_key(frame)).median().dropna()
+        return centre_of(meds, centre) if len(meds) else 0.0
+
+    moved = runs[runs["repartitions"] > 0]
+    pauses = moved["switching_s"] / moved["repartitions"]
+    return dict(
+        edge_scale=across(1),
+        cloud_scale=across(2),
+        uplink_extra_s=per_run_median(same, same["uplink_s"] - same["uplink_s_sim"]),
+        return_s=per_run_median(both, both["return_s"]),
+        pause_s=centre_of(pauses, centre) if len(pauses) else 0.0,
+        edge_scale_by_cpu=per_level("edge_level", "edge_s"),
+        cloud_scale_by_cpu=per_level("cloud_level", "cloud_s"),
     )
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "check_probe_frames",
     "host_speeds",
     "predicted_probe_s",
+    "probe_spread",
     "probed_twin",
     "record_speeds",
     "run_keys",
@@ -193,6 +194,25 @@ def _samples(p: dict, model, role: str, ends: bool = False) -> list[tuple[float 
             cache[(c, m)] = edge_whole_s(model, c, m)
         out.append((t, s / cache[(c, m)]))
     return out
+
+
+def probe_spread(p: dict, model) -> tuple[float | None, float | None]:
+    """How unsteady a policy run's host was, per role (edge, cloud): the interquartile
+    range over the median of its probes' measured / predicted (each priced at the
+    conditions it ran under), those during the run where it has 3 or more, else all of
+    them; None for a role with fewer than 3 probes."""
+    out = []
+    for role in ("edge", "cloud"):
+        got = _samples(p, model, role)
+        at = (p.get("at") if role == "edge" else p.get("cloud_at")) or []
+        during = [r for (_, r), a in zip(got, at, strict=False) if a == "during"]
+        ratios = np.asarray(during if len(during) >= 3 else [r for _, r in got], dtype=float)
+        if len(ratios) < 3:
+            out.append(None)
+            continue
+        q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+        out.append(float((q3 - q1) / med) if med > 0 else None)
+    return out[0], out[1]
 
 
 def host_speeds(probes: dict, model, pool: str = "run") -> dict[str, HostSpeed]:

@@ -22,7 +22,7 @@ from plotly.subplots import make_subplots
 from adaptsim.report import Cell, Page, Table, fmt_number, fmt_pct, note, paragraph, table
 from adaptsim.report.figures import STAGES, figure_block, policy_colours
 from adaptsim.testbed.compare import ranking
-from adaptsim.testbed.foldback import fold_back_facts
+from adaptsim.testbed.foldback import CENTRE_WORDS, fold_back_facts
 from adaptsim.testbed.folder import (
     COMPARED,
     host_speed_facts,
@@ -378,6 +378,7 @@ def validation_page(folder: Path) -> Page:
                     if fb.host_relative
                     else ""
                 )
+                + _centre_line(fb)
             ),
             table(_fold_table(comp, after)),
             paragraph(
@@ -416,6 +417,25 @@ def validation_page(folder: Path) -> Page:
     ]
     page.section("How it was run", "how").add(*(paragraph(line) for line in how))
     return page
+
+
+def _centre_line(fb) -> str:
+    """How the fold-back made one fit of its policy runs' own, and the runs far from it."""
+    if not fb.run_scales:
+        return ""
+    how = CENTRE_WORDS.get(fb.centre, fb.centre)
+
+    def x(v) -> str:
+        return "-" if v is None else f"x{v:.3g}"
+
+    runs = ", ".join(f"{k} {x(e)} / {x(c)}" for k, e, c in fb.run_scales)
+    far = fb.outliers()
+    return (
+        f" The scales are {how} its {len(fb.run_scales)} policy runs' own (edge / cloud: "
+        f"{runs}); " + ("runs more than 10 % from them: "
+                        + ", ".join(f"{k} ({r})" for k, r, _, _ in far) + "." if far
+                        else "none more than 10 % from them.")
+    )  # fmt: skip
 
 
 def _discordant(rank: dict) -> str:

@@ -16,7 +16,13 @@ import pandas as pd
 
 from adaptsim.errors import UserError
 from adaptsim.simulator import run_scenario
-from adaptsim.testbed.foldback import FoldBack, fit_foldback, folded_twin
+from adaptsim.testbed.foldback import (
+    FOLD_CENTRE,
+    FoldBack,
+    check_centre,
+    fit_foldback,
+    folded_twin,
+)
 from adaptsim.testbed.folder import (
     REAL_SUMMARY,
     fold_back_source,
@@ -29,7 +35,14 @@ from adaptsim.testbed.host_speed import HostSpeed, host_speeds, probed_twin
 from adaptsim.testbed.scenario import twin_scenario
 from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 
-__all__ = ["folder_speeds", "real_summary", "rescore_folder", "rescore_probed", "twin_scenario"]
+__all__ = [
+    "fit_fresh",
+    "folder_speeds",
+    "real_summary",
+    "rescore_folder",
+    "rescore_probed",
+    "twin_scenario",
+]
 
 
 def folder_speeds(folder: Path, sc, pool: str | None = None) -> dict[str, HostSpeed]:
@@ -50,6 +63,7 @@ def rescore_folder(
     *,
     host_speed: bool = True,
     pool: str | None = None,
+    centre: str = FOLD_CENTRE,
 ) -> tuple[pd.DataFrame, FoldBack | None]:
     """The folder's saved real run against the twin simulated now (with ``draws`` noise draws).
 
@@ -58,7 +72,8 @@ def rescore_folder(
     simulated now (its saved twin may come from an older calibration): relative to
     the host's speed and applied at each policy run's own where both folders have
     probes (``host_speed`` False: as before the probes; ``pool``: see
-    :func:`folder_speeds`, for both folders). Returns the comparison of
+    :func:`folder_speeds`, for both folders; ``centre``: how its policy runs' fits
+    make one, :func:`~adaptsim.testbed.foldback.fit_foldback`). Returns the comparison of
     :func:`~adaptsim.testbed.twin.compare_draws` and the fold-back used.
     """
     folder = Path(folder)
@@ -70,13 +85,21 @@ def rescore_folder(
         return compare_draws(real, twin_draws(sc, draws)), None
     if Path(fold_back_from).resolve() == folder.resolve():
         raise UserError("fold-back: fit on another run than the one you score")
-    # fitted against the current twin of that run, not its saved (maybe stale) one
-    fit_sc = twin_scenario(Path(fold_back_from))
-    fresh = run_scenario(fit_sc).records
-    fb = fit_foldback(Path(fold_back_from), simulated=fresh, scenario=fit_sc,
-                      host_speed=host_speed, pool=pool)  # fmt: skip
+    fb = fit_fresh(Path(fold_back_from), host_speed=host_speed, pool=pool, centre=centre)
     speeds = folder_speeds(folder, sc, pool) if host_speed else {}
     return compare_draws(real, folded_twin(sc, fb, speeds, draws)), fb
+
+
+def fit_fresh(
+    folder: Path, *, host_speed: bool = True, pool: str | None = None, centre: str = FOLD_CENTRE
+) -> FoldBack:
+    """The fold-back of a saved validation folder, fitted against its twin simulated now
+    (its saved twin may come from an older calibration or model), not its saved one."""
+    check_centre(centre)  # before the minutes of simulation
+    fit_sc = twin_scenario(Path(folder))
+    fresh = run_scenario(fit_sc).records
+    return fit_foldback(Path(folder), simulated=fresh, scenario=fit_sc, host_speed=host_speed,
+                        pool=pool, centre=centre)  # fmt: skip
 
 
 def rescore_probed(

@@ -43,7 +43,15 @@ from adaptsim.testbed.edge_quota import (
     check_quota_matches,
     scenario_calibration_path,
 )
-from adaptsim.testbed.foldback import apply_foldback, fit_foldback, fold_back_facts, folded_twin
+from adaptsim.testbed.foldback import (
+    FOLD_CENTRE,
+    FOLD_NOTE,
+    apply_foldback,
+    check_centre,
+    fit_foldback,
+    fold_back_facts,
+    folded_twin,
+)
 from adaptsim.testbed.folder import (
     fold_back_source,
     scored_source,
@@ -76,6 +84,7 @@ from adaptsim.testbed.twin import NOISE_DRAWS, compare_draws, twin_draws
 __all__ = [
     "ALL_POLICIES",
     "incomplete_line",
+    "refold",
     "resume",
     "select_policies",
     "shared_core_note",
@@ -122,6 +131,7 @@ def validate(
     probe_frames: int = PROBE_FRAMES,
     probe_every_s: float = PROBE_EVERY_S,
     probe_pool: str = PROBE_POOL,
+    fold_centre: str = FOLD_CENTRE,
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Run the scenario for real and simulated; write the comparison into ``out``.
@@ -154,12 +164,16 @@ def validate(
     ``probe_every_s`` (0: none) adds a probe in the edge's idle gaps every that many
     seconds of the run, under the run's conditions, and the host speed then follows the
     run's time; ``probe_pool`` ``seed`` gives every run of a seed the speed of all the
-    seed's probes pooled (:mod:`~adaptsim.testbed.speed_track`).
+    seed's probes pooled (:mod:`~adaptsim.testbed.speed_track`). ``fold_centre``: how
+    the fold-back makes one fit of its policy runs' own (``median`` of the runs, by
+    default; :func:`~adaptsim.testbed.foldback.fit_foldback`); a run far from it is
+    named in the report's notes.
     """
     with terminating_as_interrupt() as signals:  # kill keeps what finished, as Ctrl-C
         check_probe_frames(probe_frames)
         check_probe_every(probe_every_s)
         check_probe_pool(probe_pool)
+        check_centre(fold_centre)
         if noise_draws < 1:
             raise UserError(f"--noise-draws {noise_draws}: give at least 1")
         if out.exists() and not out.is_dir():
@@ -170,9 +184,9 @@ def validate(
             if fold_back.resolve() == out.resolve():
                 raise UserError("--fold-back: fit on another run than the one you score (--out)")
             try:
-                fb = fit_foldback(fold_back, pool=probe_pool)
+                fb = fit_foldback(fold_back, pool=probe_pool, centre=fold_centre)
                 if fb.host_relative:  # as it was fitted before the probes, for comparison
-                    fb_plain = fit_foldback(fold_back, host_speed=False)
+                    fb_plain = fit_foldback(fold_back, host_speed=False, centre=fold_centre)
             except UserError as exc:
                 raise UserError(f"--fold-back {fold_back}: {exc}") from None
         sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds, rate_hz,
@@ -187,6 +201,8 @@ def validate(
             sc = scenario_for_testbed(scenario, calibration, duration_s, time_scale, seeds,
                                       rate_hz, policies)  # fmt: skip
         keep, notes = select_policies(sc, policies)
+        if fb is not None:  # the fit runs far from the fold-back's centre
+            notes += fb.outlier_notes(fold_back)
         plan = RealRunPlan(scenario, calibration, sc.duration_s, time_scale, keep,
                            rate_hz=rate_hz, added_policies=list(policies or []),
                            edge_cpu_quota=edge_cpu_quota, probe_frames=probe_frames,
@@ -297,23 +313,76 @@ def resume(out: Path, progress: Callable[[str], None] = print) -> Path:
     with terminating_as_interrupt():
         facts = validation_facts(out, incomplete_ok=True)
         if not facts.get("incomplete"):
-            raise UserError(f"--resume {out}: not an incomplete validation, nothing to finish")
+            raise UserError(
+                f"--resume {out}: not an incomplete validation, nothing to finish "
+                "(to fold another run into it again: --resume --fold-back FOLDER)"
+            )
         facts = {k: v for k, v in facts.items() if k not in ("incomplete", "incomplete_by")}
         scored_source(out, incomplete_ok=True)
         twin_sc = twin_scenario(out, incomplete_ok=True)
-        d = out / "real"
-        real = Results(twin_sc, pd.read_parquet(d / "records.parquet"),
-                       pd.read_csv(d / "summary.csv"), pd.DataFrame(),
-                       float(facts.get("real_wall_s") or 0.0),
-                       bool(facts.get("interrupted")))  # fmt: skip
+        real = _saved_real(out, twin_sc, facts)
         fb = fold_back_facts(out, facts["fold_back"]) if facts.get("fold_back") else None
         fb_plain = None
         if facts.get("fold_back_plain"):
             fb_plain = fold_back_facts(out, facts["fold_back_plain"])
-        draws = facts.get("noise_draws") or NOISE_DRAWS
-        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-            raise UserError(f"{out / 'validation.json'}: noise_draws {draws!r}: not a count")
+        return _twin_and_write(out, twin_sc, real, facts, fb, fb_plain, _draws(out, facts),
+                               progress)  # fmt: skip
+
+
+def refold(out: Path, fold_back: Path, centre: str = FOLD_CENTRE,
+           progress: Callable[[str], None] = print) -> Path:  # fmt: skip
+    """Fold ``fold_back`` (another validation folder) into the saved validation ``out``
+    again, without its real runs: the fold-back fitted on ``fold_back``'s real run
+    against its twin simulated now (``centre``:
+    :func:`~adaptsim.testbed.foldback.fit_foldback`), and ``out``'s twins (plain,
+    probed, folded) simulated now beside its saved real run and written into it whole
+    (its scenario, calibration, noise draws and probes from its facts). The fold-back's
+    notes of an earlier fold replaced. An incomplete ``out``: :func:`resume` first."""
+    from adaptsim.testbed.rescore import fit_fresh
+
+    with terminating_as_interrupt():
+        check_centre(centre)
+        facts = validation_facts(out)  # complete: an incomplete one is refused, naming resume
+        scored_source(out)
+        fold_back_source(fold_back, "--fold-back")
+        if fold_back.resolve() == out.resolve():
+            raise UserError("--fold-back: fit on another run than the one you score (--out)")
+        draws = _draws(out, facts)
+        twin_sc = twin_scenario(out)
+        real = _saved_real(out, twin_sc, facts)
+        progress(f"fitting the fold-back on {fold_back} ({centre} of its policy runs)")
+        try:
+            fb = fit_fresh(fold_back, pool=facts.get("probe_pool"), centre=centre)
+            fb_plain = None
+            if fb.host_relative:  # as it was fitted before the probes, for comparison
+                fb_plain = fit_fresh(fold_back, host_speed=False, centre=centre)
+        except UserError as exc:
+            raise UserError(f"--fold-back {fold_back}: {exc}") from None
+        notes = [n for n in facts.get("notes", []) if not str(n).startswith(FOLD_NOTE)]
+        facts = {**facts, "notes": notes + fb.outlier_notes(fold_back),
+                 "fold_back": {"from": str(fold_back), **asdict(fb)},
+                 "fold_back_plain": None if fb_plain is None else {"from": str(fold_back),
+                                                                   **asdict(fb_plain)}}  # fmt: skip
+        for line in fb.outlier_notes(fold_back):
+            progress(f"adaptsim: note: {line}")
         return _twin_and_write(out, twin_sc, real, facts, fb, fb_plain, draws, progress)
+
+
+def _saved_real(out: Path, twin_sc, facts: dict) -> Results:
+    """A saved validation's real runs (``real/``) as the twin's Results."""
+    d = out / "real"
+    return Results(twin_sc, pd.read_parquet(d / "records.parquet"),
+                   pd.read_csv(d / "summary.csv"), pd.DataFrame(),
+                   float(facts.get("real_wall_s") or 0.0),
+                   bool(facts.get("interrupted")))  # fmt: skip
+
+
+def _draws(out: Path, facts: dict) -> int:
+    """The noise draws a saved validation's twin was simulated with (its facts)."""
+    draws = facts.get("noise_draws") or NOISE_DRAWS
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise UserError(f"{out / 'validation.json'}: noise_draws {draws!r}: not a count")
+    return draws
 
 
 def _interrupted_by(interrupted: bool, facts: dict, signals: list[int]) -> str | None:
