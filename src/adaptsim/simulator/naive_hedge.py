@@ -270,7 +270,7 @@ class NaiveRace:
         """The leg's transfer: overhead, wire bytes through the trace, the hosts' bound;
         preempted by the deeper path it waits and goes on where it was."""
         env = self.env
-        over_left = host_end = 0.0
+        over_left = host_end = held_from = 0.0
         while True:
             req = self.uplink.request(priority=priority, preempt=True)
             try:
@@ -316,7 +316,7 @@ class NaiveRace:
             now = env.now
             step_end = trace.next_change(now)
             probe = now
-            if step_end <= now:  # a hair before a looped trace wraps
+            if step_end - now <= EPS_S:  # a hair before a step (or a looped trace's wrap)
                 probe = now + EPS_S
                 step_end = trace.next_change(probe)
             rate = bytes_per_s(trace.at(probe))
@@ -327,10 +327,12 @@ class NaiveRace:
                 wait = math.inf
             else:
                 wait = step_end - now
+            through = False
             try:
                 yield env.timeout(wait)
+                through = last
             finally:
-                if last and env.now - now >= wait:
+                if through:
                     leg.wire_left = 0.0
                 else:
                     leg.wire_left = max(leg.wire_left - rate * (env.now - now), 0.0)
