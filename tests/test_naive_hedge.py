@@ -83,15 +83,7 @@ def test_the_hand_worked_races_agree(cal, tmp_path):
     [
         (1, 1),
         (2, 2),
-        pytest.param(
-            3,
-            3,
-            marks=pytest.mark.xfail(
-                reason="open: 3 servers, path cloud, seed 3, static 2, frame 81: the fast engine "
-                "waits 0.0377 s at the cloud, the naive none (undiagnosed)",
-                strict=False,
-            ),
-        ),
+        (3, 3),
     ],
 )
 def test_noisy_queued_toy_races_agree(tmp_path, path, gate, servers, seed):

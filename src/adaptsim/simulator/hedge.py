@@ -274,9 +274,10 @@ class HedgedServe:
         be done before the deeper one starts (``preempt``)."""
         order = sorted((p_lo, p_hi), key=lambda p: p.fin)
         if preempt and p_lo.c > 0 and p_hi.c > 0:
-            lo_end = self._at_cloud([p_lo], list(self.cloud_free))
             self._at_cloud([p_hi], list(self.cloud_free))
-            if not (p_lo.fin <= p_hi.fin and lo_end <= p_hi.cs):
+            alone = p_hi.cs
+            self._at_cloud(order, list(self.cloud_free))
+            if p_hi.cs > alone:  # the shallower one holds the server the deeper one needs
                 order = [p_hi, p_lo]
         self._at_cloud(order, list(self.cloud_free))
 
