@@ -192,10 +192,9 @@ def test_hedge_with_admission_is_refused(cal):
         toy_scenario(cal, hedge={"path": "edge"}, admission={"drop": "stale"})
 
 
-def test_the_naive_engine_and_the_testbed_refuse_a_hedge_in_one_line(cal):
+def test_the_testbed_refuses_a_hedge_in_one_line_and_the_naive_engine_races(cal):
     sc = toy_scenario(cal, hedge={"path": "either"})
-    with pytest.raises(UserError, match="the naive SimPy engine cannot race"):
-        run_policy_naive(sc, STATIC_2, 0)
+    assert all(run_policy_naive(sc, STATIC_2, 0)[0]["hedge_raced"])  # tests/test_naive_hedge.py
     with pytest.raises(UserError, match="field hedge \\(either, gated\\): the testbed cannot"):
         refuse_admission(sc, "the testbed")
 
@@ -268,3 +267,21 @@ def test_the_racing_oracle_races_and_foresees_its_own_race(tmp_path):
     a = _frames(plain, PolicySpec(policy="oracle-race"), seed=3)
     b = _frames(plain, PolicySpec(policy="oracle"), seed=3)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_transfer_preempted_in_its_overhead_carries_no_bytes_until_it_resumes(tmp_path):
+    # 2 Mbit/s, 0.3 s of overhead per transfer, cloud race of point 2. The raw input starts
+    # at 0 (overhead until 0.3); point 2's tensor is ready at 0.2 and preempts it: 0.2..0.5
+    # overhead, 0.5..1.7 its 0.3 MB; the cloud 1.7..2.2, back at 2.2. The raw input resumes
+    # at 1.7 with 0.1 s of overhead left, sends from 1.8 and aborts at 2.2: 0.4 s x 0.25
+    # MB/s = 100 kB carried (not 125 kB: no bytes move in the resumed overhead).
+    cal = toy_calibration(tmp_path / "over.json", overhead_s=0.3)
+    sc = toy_scenario(
+        cal,
+        duration_s=1.0,
+        traces={"bandwidth_mbps": {"constant": 2.0}},
+        hedge={"path": "cloud", "gate": False},
+    )
+    f = _frames(sc).iloc[0]
+    assert f["latency_s"] == pytest.approx(2.2) and f["hedge_winner"] == "primary"
+    assert f["hedge_loser_uplink_bytes"] == pytest.approx(100_000.0)

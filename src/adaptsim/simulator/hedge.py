@@ -228,10 +228,14 @@ class HedgedServe:
         if total <= 0:
             return 1.0 if end >= p.fin else 0.0
         cap = self.link.capacity
-        start = max(start, p.ls + over[p.k] * fl)
+        over_end = p.ls + over[p.k] * fl
+        held = p.held
+        if held is not None and held[0] < over_end:  # preempted in its overhead: the rest
+            over_end, held = held[1] + (over_end - held[0]), None  # after, then the bytes
+        start = max(start, over_end)
         got = cap(end) - cap(start) if end > start else 0.0
-        if p.held is not None:  # the other path had the link then
-            h0, h1 = max(p.held[0], start), min(p.held[1], end)
+        if held is not None:  # the other path had the link then
+            h0, h1 = max(held[0], start), min(held[1], end)
             if h1 > h0:
                 got -= cap(h1) - cap(h0)
         return min(1.0, max(0.0, got / total))
@@ -270,9 +274,10 @@ class HedgedServe:
         be done before the deeper one starts (``preempt``)."""
         order = sorted((p_lo, p_hi), key=lambda p: p.fin)
         if preempt and p_lo.c > 0 and p_hi.c > 0:
-            lo_end = self._at_cloud([p_lo], list(self.cloud_free))
             self._at_cloud([p_hi], list(self.cloud_free))
-            if not (p_lo.fin <= p_hi.fin and lo_end <= p_hi.cs):
+            alone = p_hi.cs
+            self._at_cloud(order, list(self.cloud_free))
+            if p_hi.cs > alone:  # the shallower one holds the server the deeper one needs
                 order = [p_hi, p_lo]
         self._at_cloud(order, list(self.cloud_free))
 

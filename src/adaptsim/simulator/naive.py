@@ -18,8 +18,10 @@ read the ``simpy.Resource`` queues once the instant has settled (a priority-2
 event, after every release and grant at that time), and a stale frame is
 dropped when its request is granted, releasing the resource at once.
 
-Hedged execution (the scenario key ``hedge``) is not built here: a hedged scenario
-is refused in one line (:func:`run_policy_naive`).
+Hedged execution (the scenario key ``hedge``) is its own too, as processes and
+preemptive resources (:mod:`adaptsim.simulator.naive_hedge`); a hedged run refuses
+in one line a policy that reads the edge's or the uplink's backlog, the diagnostic
+loser loads (``fifo``, ``ignore``), admission control and a fold-back cloud.
 
 Look-ahead policies (the oracle) are not supported: their look-ahead is the
 fast engine's analytic queue state, which a process-per-request engine does not
@@ -33,19 +35,22 @@ from pathlib import Path
 
 import simpy
 
+from adaptsim.errors import UserError
 from adaptsim.simulator.admission import Stage
 from adaptsim.simulator.draws import draw
 from adaptsim.simulator.engine import RunStats, Tables, policy_view
+from adaptsim.simulator.hedge import hedge_columns
+from adaptsim.simulator.naive_hedge import NaiveRace
 from adaptsim.simulator.policies import Conditions, resolve_policy
 from adaptsim.simulator.record import Record, columns, observation
-from adaptsim.simulator.scenario import Scenario, refuse_hedge
+from adaptsim.simulator.scenario import Scenario
 from adaptsim.simulator.traces import EPS_S
 from adaptsim.units import bytes_per_s
 
 __all__ = ["run_policy_naive"]
 
 
-class _Naive:
+class _Naive(NaiveRace):
     """One run of the naive engine: resources, policy, monitor and records."""
 
     def __init__(self, scenario: Scenario, policy_spec, seed: int, env: simpy.Environment):
@@ -78,6 +83,10 @@ class _Naive:
         self.edge_busy_until = 0.0
         self.last_arrival = 0.0
         self.on_uplink: dict[int, float] = {}  # frames done on the edge, not yet delivered
+        # a hedged scenario races every practical policy's frames (the bounds: never)
+        self.racing = scenario.hedge is not None and not self.policy.clairvoyant
+        if self.racing:
+            self.start_race()
 
     def _no_lookahead(self):
         """Whatever the policy is called: a look-ahead here is refused in one line."""
@@ -357,7 +366,8 @@ class _Naive:
                     self.drop(i, arrival, self.point, self.switched, Stage.edge)
                     self.switched = False
                     continue
-            env.process(self.frame(i, arrival, self.point, self.switched))
+            frame = self.hedged_frame if self.racing else self.frame
+            env.process(frame(i, arrival, self.point, self.switched))
             self.switched = False
 
     def ticker(self):
@@ -387,8 +397,16 @@ def _full(resource: simpy.Resource, limit: int) -> bool:
 
 
 def run_policy_naive(scenario: Scenario, policy_spec, seed: int):
-    """Like :func:`adaptsim.simulator.engine.run_policy`, the naive way (no hedge yet)."""
-    refuse_hedge(scenario, "the naive SimPy engine")
+    """Like :func:`adaptsim.simulator.engine.run_policy`, the naive way."""
+    hedge = scenario.hedge
+    if hedge is not None and (
+        hedge.loser != "charge" or scenario.admission.active or scenario.cloud_scale_by_edge_cpu
+    ):
+        raise UserError(
+            f"{scenario.source}: field hedge ({hedge.describe()}): the naive SimPy engine races "
+            "only with the loser's load charged, no admission control and no fold-back cloud; "
+            "remove one of them"
+        )
     env = simpy.Environment()
     run = _Naive(scenario, policy_spec, seed, env)
     if run.policy.period_s is not None:
@@ -396,4 +414,10 @@ def run_policy_naive(scenario: Scenario, policy_spec, seed: int):
     env.process(run.source())
     env.run()
     records = sorted(run.records, key=lambda r: r.request)
-    return columns(records), run.stats, run.policy.name
+    cols = columns(records)
+    if hedge is not None:
+        run.records = records
+        if run.racing:
+            run.hedge_rows = [run.hedge_rows[r.request] for r in records]
+        cols.update(hedge_columns(run, len(records)))
+    return cols, run.stats, run.policy.name
