@@ -106,7 +106,7 @@ def gap_closed(
     per_seed: pd.DataFrame,
     policy: str,
     metric: str,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
     oracle: str = ORACLE,
 ) -> Interval:
     """(static-best - policy) / (static-best - oracle) of the seed means, bootstrap interval.
@@ -115,13 +115,14 @@ def gap_closed(
     worse than static-best. NaN where the oracle does not beat static-best at all
     (there is no gap to close). ``oracle``: the paying oracle, or ``oracle-free`` (the
     yardstick of a hedged policy, whose second path pays no switch pause either).
+    Without ``rng`` only the estimate (no bootstrap).
     """
     w = _wide(per_seed, metric)
     if w.empty or not {policy, STATIC_BEST, oracle} <= set(w.columns):
         return Interval(np.nan, np.nan, np.nan)
     sb, o, p = (w[c].to_numpy() for c in (STATIC_BEST, oracle, policy))
     est = float(_gap(sb, o, p))
-    if len(w) < 2 or not np.isfinite(est):
+    if rng is None or len(w) < 2 or not np.isfinite(est):
         return Interval(est, np.nan, np.nan)
     idx = rng.integers(0, len(w), size=(_BOOTSTRAP_DRAWS, len(w)))
     boot = _gap(sb[idx], o[idx], p[idx])

@@ -318,13 +318,12 @@ def _hedge_gaps(summary: pd.DataFrame, records: pd.DataFrame) -> None:
     from adaptsim.scoring import ORACLE, ORACLE_FREE, ORACLE_RACE, gap_closed, per_seed_metrics
 
     per_seed = per_seed_metrics(records)
-    rng = np.random.default_rng(0)
     oracles = [("vs_oracle", ORACLE), ("vs_oracle_free", ORACLE_FREE)]
     if ORACLE_RACE in set(summary["policy"]):  # the racing oracle, where the run has it
         oracles.append(("vs_oracle_race", ORACLE_RACE))
     for name, oracle in oracles:
         summary[f"gap_closed_{name}_mean_s"] = [
-            gap_closed(per_seed, p, "mean_s", rng, oracle).estimate for p in summary["policy"]
+            gap_closed(per_seed, p, "mean_s", oracle=oracle).estimate for p in summary["policy"]
         ]
 
 
