@@ -506,8 +506,9 @@ def fit_foldback(
     spreads = {}
     if relative:  # how steady each run's host was, from its probes
         spreads = {k: probe_spread(probes[k], scenario.model) for k in keys.unique()}
+    scales = _run_scales(same)
     terms = (_pooled_terms(same, both, runs) if centre == "pooled"
-             else _centred_terms(same, both, runs, centre, spreads))  # fmt: skip
+             else _centred_terms(same, both, runs, centre, spreads, scales))  # fmt: skip
     return FoldBack(
         **terms,
         frames=len(both),
@@ -516,7 +517,7 @@ def fit_foldback(
         fit_edge_speed=fit_speed[0],
         fit_cloud_speed=fit_speed[1],
         centre=centre,
-        run_scales=_run_scales(same),
+        run_scales=scales,
     )
 
 
@@ -592,11 +593,11 @@ def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
 
 
 def _centred_terms(same: pd.DataFrame, both: pd.DataFrame, runs: pd.DataFrame,
-                   centre: str, spreads: dict) -> dict:  # fmt: skip
+                   centre: str, spreads: dict, scales: tuple) -> dict:  # fmt: skip
     """The terms fitted on each policy run alone, then their centre across the runs
     (:func:`centre_of`; ``spreads``: per run its probes' (edge, cloud) spread, for
-    ``steady``): one disturbed run among several does not move them."""
-    scales = _run_scales(same)
+    ``steady``; ``scales``: each run's own, :func:`_run_scales`): one disturbed run
+    among several does not move them."""
 
     def across(j: int) -> float:
         got = [(s[j], spreads.get(s[0], (None, None))[j - 1]) for s in scales

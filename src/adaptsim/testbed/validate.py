@@ -165,8 +165,9 @@ def validate(
     seconds of the run, under the run's conditions, and the host speed then follows the
     run's time; ``probe_pool`` ``seed`` gives every run of a seed the speed of all the
     seed's probes pooled (:mod:`~adaptsim.testbed.speed_track`). ``fold_centre``: how
-    the fold-back makes one fit of its policy runs' own (``median`` of the runs, by
-    default; :func:`~adaptsim.testbed.foldback.fit_foldback`); a run far from it is
+    the fold-back makes one fit of its policy runs' own (``steady`` by default: their
+    median weighted by how steady each run's probes were;
+    :func:`~adaptsim.testbed.foldback.fit_foldback`); a run far from it is
     named in the report's notes.
     """
     with terminating_as_interrupt() as signals:  # kill keeps what finished, as Ctrl-C
